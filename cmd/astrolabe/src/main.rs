@@ -1,0 +1,2 @@
+//! astrolabe binary
+fn main() {}
