@@ -1,1 +1,63 @@
-//! placeholder
+//! Astrolabe's own resource model. No I/O and no Kubernetes types: the informers translate
+//! Kubernetes objects into these, the graph stores them, persistence encodes them.
+//!
+//! Layout:
+//! - [`kind`]: [`Kind`], the kinds Astrolabe watches.
+//! - [`edge`]: [`EdgeKind`], the relationships, with stable API names.
+//! - [`labels`]: [`Labels`], a compact sorted string map.
+//! - [`selector`]: [`LabelSelector`], Kubernetes selector syntax and matching.
+//! - [`resource`]: [`Resource`] and its identity types ([`Uid`], [`ObjectKey`]).
+//! - [`reference`]: [`Reference`], what an object points at (by UID, by key, by selector).
+//! - [`change`]: [`Change`], one applied mutation.
+//! - [`codec`]: the versioned binary encoding of changes and snapshots.
+//! - [`generator`]: a generator of realistic clusters, for tests, benchmarks and the demo.
+
+pub mod change;
+pub mod codec;
+pub mod edge;
+// `gen` is a reserved word in edition 2024; the file keeps its short name.
+#[path = "gen.rs"]
+pub mod generator;
+pub mod kind;
+pub mod labels;
+pub mod reference;
+pub mod resource;
+pub mod selector;
+
+pub use change::{Change, ChangeOp};
+pub use edge::{Dependency, EdgeKind, UnknownEdgeKind};
+pub use kind::Kind;
+pub use labels::Labels;
+pub use reference::{Reference, Target};
+pub use resource::{
+    ClaimRef, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling, Status, Uid,
+    keep_annotation,
+};
+pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
+
+/// The string type used throughout the model: stores up to 24 bytes inline, which covers most
+/// names, namespaces, label keys and values without a heap allocation.
+pub type Str = compact_str::CompactString;
+
+/// Heap bytes a [`Str`] owns (0 when stored inline).
+pub fn str_heap(s: &Str) -> usize {
+    if s.is_heap_allocated() {
+        s.capacity()
+    } else {
+        0
+    }
+}
+
+/// Well-known label and annotation keys.
+pub mod well_known {
+    /// Helm 3's release-name annotation.
+    pub const HELM_RELEASE: &str = "meta.helm.sh/release-name";
+    /// Helm 3's release-namespace annotation.
+    pub const HELM_RELEASE_NAMESPACE: &str = "meta.helm.sh/release-namespace";
+    /// The chart label (or annotation).
+    pub const HELM_CHART: &str = "helm.sh/chart";
+    /// The managed-by label.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// The EndpointSlice label naming its Service.
+    pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
+}

@@ -1,0 +1,155 @@
+//! `Labels`: a compact, sorted string map for labels and kept annotations.
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Str;
+
+/// A sorted map of label (or annotation) keys to values, stored as one vector. Smaller than a
+/// `BTreeMap` for the handful of entries objects carry, and iterates in key order, so every view
+/// built from it is deterministic.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Labels(Vec<(Str, Str)>);
+
+impl Labels {
+    /// An empty map.
+    pub fn new() -> Self {
+        Labels(Vec::new())
+    }
+
+    /// The value for `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`, replacing any previous value.
+    pub fn insert(&mut self, key: impl Into<Str>, value: impl Into<Str>) {
+        let key = key.into();
+        let value = value.into();
+        match self
+            .0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str()))
+        {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Str> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(i) => Some(self.0.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Heap bytes owned by this map (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(Str, Str)>()
+            + self
+                .0
+                .iter()
+                .map(|(k, v)| crate::str_heap(k) + crate::str_heap(v))
+                .sum::<usize>()
+    }
+}
+
+impl<K: Into<Str>, V: Into<Str>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut entries: Vec<(Str, Str)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // Last write wins, as with repeated inserts.
+        entries.reverse();
+        entries.dedup_by(|a, b| a.0 == b.0);
+        entries.reverse();
+        entries.shrink_to_fit();
+        Labels(entries)
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Labels, A::Error> {
+                let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(256));
+                while let Some((k, v)) = access.next_entry::<Str, Str>()? {
+                    entries.push((k, v));
+                }
+                Ok(entries.into_iter().collect())
+            }
+        }
+        deserializer.deserialize_map(LabelsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_insert_get_remove() {
+        let mut labels: Labels = [("b", "2"), ("a", "1"), ("b", "3")].into_iter().collect();
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            vec![("a", "1"), ("b", "3")]
+        );
+        labels.insert("c", "4");
+        labels.insert("a", "0");
+        assert_eq!(labels.get("a"), Some("0"));
+        assert_eq!(labels.remove("b").as_deref(), Some("3"));
+        assert_eq!(labels.len(), 2);
+        assert!(!labels.contains_key("b"));
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let labels: Labels = [("app", "web"), ("tier", "fe")].into_iter().collect();
+        let json = serde_json::to_string(&labels).unwrap();
+        assert_eq!(json, r#"{"app":"web","tier":"fe"}"#);
+        assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), labels);
+    }
+}
