@@ -1,1 +1,24 @@
-//! placeholder
+//! The in-memory relationship graph of Kubernetes resources. Pure data structures: no tokio,
+//! kube, redis or axum.
+//!
+//! Layout and data flow:
+//! - [`graph`]: [`Graph`], a petgraph `StableGraph` of `Arc<Resource>` nodes and typed edges,
+//!   indexed by UID, by key (kind, namespace, name — ordered, so listings are stable), by Helm
+//!   release and by namespace for selector references. Changes are applied one at a time by the
+//!   single writer (the apply loop), each stamped with a gapless sequence number and returned as
+//!   a [`astrolabe_model::Change`] for persistence; node and edge events go to an [`EventSink`].
+//! - [`shared`]: [`SharedGraph`], the graph behind one `RwLock`: one writer, many readers that
+//!   copy `Arc`s out under a short read lock.
+//! - [`query`]: read-only queries (resource, list, neighbours, path, impact, dangling).
+//! - [`compat`]: the views the Go Astrolabe server's endpoints return.
+//! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`].
+
+pub mod compat;
+pub mod event;
+pub mod graph;
+pub mod query;
+pub mod shared;
+
+pub use event::{EventSink, GraphChange, GraphEvent};
+pub use graph::{Graph, GraphStats, now_ms};
+pub use shared::SharedGraph;

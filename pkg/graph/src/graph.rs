@@ -1,0 +1,720 @@
+//! `Graph`: the petgraph store, its indexes, and incremental, order-independent edge derivation.
+//!
+//! Every edge comes from a [`Reference`] some node declares. The graph remembers which end
+//! declared each edge (`EdgeData::reverse`) and how the target was found (`Via`), so that:
+//! - an update removes exactly the edges the node declared and derives them again;
+//! - a reference to an object not yet seen waits in a *pending* map keyed by the missing UID or
+//!   key, and becomes an edge when that object appears;
+//! - deleting a node turns the by-UID and by-key edges others declared towards it back into
+//!   pending references; selector edges simply go, and come back when a match appears.
+//!
+//! The result depends only on the current set of resources, never on the order of changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use astrolabe_model::codec::Snapshot;
+use astrolabe_model::{Change, ChangeOp, EdgeKind, Kind, ObjectKey, Resource, Str, Target, Uid};
+use petgraph::Direction::{Incoming, Outgoing};
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::event::{EventSink, GraphChange, GraphEvent};
+use crate::query::EdgeView;
+
+/// How an edge's target was found.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Via {
+    Uid,
+    Key,
+    Selector,
+}
+
+/// An edge's weight: its kind, which end declared it, and how it was resolved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct EdgeData {
+    /// The relationship.
+    pub kind: EdgeKind,
+    /// `false`: the source declared the edge; `true`: the target did.
+    pub(crate) reverse: bool,
+    pub(crate) via: Via,
+}
+
+/// A reference waiting for its target to appear.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct PendingRef {
+    declarer: NodeIndex,
+    edge: EdgeKind,
+    reverse: bool,
+}
+
+/// Counts kept up to date on every change, for metrics and `/health`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GraphStats {
+    /// Nodes per kind, sorted by kind.
+    pub nodes_by_kind: Vec<(Kind, usize)>,
+    /// Edges per edge kind, sorted by edge kind.
+    pub edges_by_kind: Vec<(EdgeKind, usize)>,
+    /// Dangling references per edge kind (pending references, and Services selecting nothing).
+    pub dangling_by_edge: Vec<(EdgeKind, usize)>,
+}
+
+/// Outcome of applying one operation, before it is stamped with a sequence number.
+enum Applied {
+    Added,
+    Updated,
+    Removed(ObjectKey),
+}
+
+/// The relationship graph. Single-threaded; share it through [`crate::SharedGraph`].
+#[derive(Default)]
+pub struct Graph {
+    pub(crate) g: StableDiGraph<Arc<Resource>, EdgeData>,
+    pub(crate) by_uid: FxHashMap<Uid, NodeIndex>,
+    pub(crate) by_key: BTreeMap<ObjectKey, NodeIndex>,
+    pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
+    /// Nodes that declare selector references, per namespace.
+    selectors: FxHashMap<Str, FxHashSet<NodeIndex>>,
+    pending_key: FxHashMap<ObjectKey, Vec<PendingRef>>,
+    pending_uid: FxHashMap<Uid, Vec<PendingRef>>,
+    kind_counts: BTreeMap<Kind, usize>,
+    edge_counts: BTreeMap<EdgeKind, usize>,
+    pub(crate) ns_counts: BTreeMap<Str, usize>,
+    seq: u64,
+    /// Edge additions (true) and removals (false) of the change being applied, when recording.
+    edge_log: Option<Vec<(NodeIndex, NodeIndex, EdgeKind, bool)>>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The sequence number of the last applied change (0 for an empty history).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Number of resources.
+    pub fn node_count(&self) -> usize {
+        self.g.node_count()
+    }
+
+    /// Number of edges.
+    pub fn edge_count(&self) -> usize {
+        self.g.edge_count()
+    }
+
+    /// The resource with this UID.
+    pub fn get(&self, uid: &Uid) -> Option<&Arc<Resource>> {
+        self.by_uid.get(uid).map(|&i| &self.g[i])
+    }
+
+    /// The resource with this key.
+    pub fn get_by_key(&self, key: &ObjectKey) -> Option<&Arc<Resource>> {
+        self.by_key.get(key).map(|&i| &self.g[i])
+    }
+
+    /// Every resource, in no particular order.
+    pub fn resources(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.g.node_weights()
+    }
+
+    /// Upserts a resource now, without event recording. Returns the change, or `None` when the
+    /// resource is already present exactly as given.
+    pub fn upsert(&mut self, resource: impl Into<Arc<Resource>>) -> Option<Change> {
+        self.apply(ChangeOp::Upsert(resource.into()), now_ms(), &mut ())
+    }
+
+    /// Deletes a resource now, without event recording. `None` when it is not present.
+    pub fn delete(&mut self, uid: &Uid) -> Option<Change> {
+        let key = self.get(uid)?.key();
+        self.apply(
+            ChangeOp::Delete {
+                uid: uid.clone(),
+                key,
+            },
+            now_ms(),
+            &mut (),
+        )
+    }
+
+    /// Applies one operation, stamps it with the next sequence number and reports the node and
+    /// edge events to `sink`. Returns `None` for a no-op (an identical upsert, or a delete of an
+    /// absent UID), which consumes no sequence number.
+    pub fn apply(&mut self, op: ChangeOp, ts_ms: i64, sink: &mut impl EventSink) -> Option<Change> {
+        let recording = sink.enabled();
+        if recording {
+            self.edge_log = Some(Vec::new());
+        }
+        let applied = match &op {
+            ChangeOp::Upsert(r) => self.upsert_inner(r),
+            ChangeOp::Delete { uid, .. } => self.delete_inner(uid),
+        };
+        let edge_log = self.edge_log.take();
+        let applied = applied?;
+        self.seq += 1;
+        let seq = self.seq;
+        let op = match (op, &applied) {
+            (ChangeOp::Delete { uid, .. }, Applied::Removed(key)) => ChangeOp::Delete {
+                uid,
+                key: key.clone(),
+            },
+            (op, _) => op,
+        };
+        if recording {
+            let change = match (&op, applied) {
+                (ChangeOp::Upsert(r), Applied::Added) => GraphChange::NodeAdded(r.clone()),
+                (ChangeOp::Upsert(r), _) => GraphChange::NodeUpdated(r.clone()),
+                (ChangeOp::Delete { uid, key }, _) => GraphChange::NodeRemoved {
+                    uid: uid.clone(),
+                    key: key.clone(),
+                },
+            };
+            sink.record(GraphEvent { seq, ts_ms, change });
+            self.emit_edges(edge_log.unwrap_or_default(), &op, seq, ts_ms, sink);
+        }
+        Some(Change { seq, ts_ms, op })
+    }
+
+    /// Re-applies a persisted change during recovery: the graph takes the change's own sequence
+    /// number, whether or not the operation changes anything.
+    pub fn replay(&mut self, change: &Change) {
+        match &change.op {
+            ChangeOp::Upsert(r) => {
+                self.upsert_inner(r);
+            }
+            ChangeOp::Delete { uid, .. } => {
+                self.delete_inner(uid);
+            }
+        }
+        self.seq = self.seq.max(change.seq);
+    }
+
+    /// Builds a graph from a snapshot; its sequence number is the snapshot's.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Graph {
+        let mut graph = Graph::new();
+        for r in &snapshot.resources {
+            graph.upsert_inner(r);
+        }
+        graph.seq = snapshot.seq;
+        graph
+    }
+
+    /// The whole resource set at the current sequence number. Copies only `Arc`s, so it is cheap
+    /// enough to take under a read lock; encode it after releasing the lock.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            taken_at_ms: now_ms(),
+            resources: self.g.node_weights().cloned().collect(),
+        }
+    }
+
+    /// UIDs of `kind` (in `namespace`, or in every namespace) that are not in `seen`: what a
+    /// completed relist says was deleted while nobody watched.
+    pub fn stale(&self, kind: &Kind, namespace: Option<&str>, seen: &HashSet<Uid>) -> Vec<Uid> {
+        self.keys_of(kind, namespace)
+            .filter_map(|i| {
+                let r = &self.g[i];
+                (!seen.contains(&r.uid)).then(|| r.uid.clone())
+            })
+            .collect()
+    }
+
+    /// Node indexes of `kind`, in `namespace` when given, in key order.
+    pub(crate) fn keys_of<'a>(
+        &'a self,
+        kind: &'a Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = NodeIndex> + 'a {
+        let start = ObjectKey::new(kind.clone(), namespace.unwrap_or(""), "");
+        self.by_key
+            .range(start..)
+            .take_while(move |(k, _)| {
+                &k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+            .map(|(_, &i)| i)
+    }
+
+    /// Kinds present, in kind order.
+    pub(crate) fn kind_counts_keys(&self) -> Vec<Kind> {
+        self.kind_counts.keys().cloned().collect()
+    }
+
+    /// Counts per kind, per edge kind and of dangling references.
+    pub fn stats(&self) -> GraphStats {
+        let mut dangling: BTreeMap<EdgeKind, usize> = BTreeMap::new();
+        for waiting in self.pending_key.values().chain(self.pending_uid.values()) {
+            for p in waiting {
+                *dangling.entry(p.edge).or_default() += 1;
+            }
+        }
+        for (_, edge) in self.selectors_matching_nothing() {
+            *dangling.entry(edge).or_default() += 1;
+        }
+        GraphStats {
+            nodes_by_kind: self
+                .kind_counts
+                .iter()
+                .map(|(k, &n)| (k.clone(), n))
+                .collect(),
+            edges_by_kind: self
+                .edge_counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(&k, &n)| (k, n))
+                .collect(),
+            dangling_by_edge: dangling.into_iter().collect(),
+        }
+    }
+
+    /// Every edge as `(from, to, kind)`, for comparing graphs.
+    pub fn edge_set(&self) -> BTreeSet<(Uid, Uid, EdgeKind)> {
+        (&self.g)
+            .edge_references()
+            .map(|e| {
+                (
+                    self.g[e.source()].uid.clone(),
+                    self.g[e.target()].uid.clone(),
+                    e.weight().kind,
+                )
+            })
+            .collect()
+    }
+
+    /// Every node as its UID, for comparing graphs.
+    pub fn node_set(&self) -> BTreeSet<Uid> {
+        self.by_uid.keys().cloned().collect()
+    }
+
+    /// Number of pending references (waiting for a target), for leak checks.
+    pub fn pending_count(&self) -> usize {
+        self.pending_key
+            .values()
+            .chain(self.pending_uid.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Pending references as `(declarer, edge kind, target description, target kind)`.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (NodeIndex, EdgeKind, String, Kind)> + '_ {
+        let by_key = self.pending_key.iter().flat_map(|(key, waiting)| {
+            waiting
+                .iter()
+                .map(move |p| (p.declarer, p.edge, key.to_string(), key.kind.clone()))
+        });
+        let by_uid = self.pending_uid.iter().flat_map(move |(uid, waiting)| {
+            waiting.iter().map(move |p| {
+                let (kind, name) = self.g[p.declarer]
+                    .references
+                    .iter()
+                    .find_map(|r| match &r.target {
+                        Target::Uid { uid: u, kind, name } if u == uid => {
+                            Some((kind.clone(), name.clone()))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or((Kind::Other(Str::default()), Str::default()));
+                (
+                    p.declarer,
+                    p.edge,
+                    format!("uid:{uid} ({kind}/{name})"),
+                    kind,
+                )
+            })
+        });
+        by_key.chain(by_uid)
+    }
+
+    /// Selector references that match nothing and should (a Service with a selector and no Pods).
+    pub(crate) fn selectors_matching_nothing(
+        &self,
+    ) -> impl Iterator<Item = (NodeIndex, EdgeKind)> + '_ {
+        self.selectors.values().flatten().flat_map(move |&idx| {
+            self.g[idx]
+                .references
+                .iter()
+                .filter_map(move |r| match &r.target {
+                    Target::Selector {
+                        empty_selects_all: false,
+                        ..
+                    } => {
+                        let has_edge = self
+                            .g
+                            .edges_directed(idx, Outgoing)
+                            .any(|e| e.weight().kind == r.edge && e.weight().via == Via::Selector);
+                        (!has_edge).then_some((idx, r.edge))
+                    }
+                    _ => None,
+                })
+        })
+    }
+
+    // ---- applying -------------------------------------------------------------------------
+
+    fn upsert_inner(&mut self, r: &Arc<Resource>) -> Option<Applied> {
+        let Some(&idx) = self.by_uid.get(&r.uid) else {
+            self.insert_new(r);
+            return Some(Applied::Added);
+        };
+        let old = self.g[idx].clone();
+        if *old == **r {
+            return None;
+        }
+        if old.kind != r.kind || old.namespace != r.namespace || old.name != r.name {
+            // Identity changed under the same UID: treat as a removal and a fresh insertion.
+            self.remove_node(idx);
+            self.insert_new(r);
+            return Some(Applied::Updated);
+        }
+        self.undeclare(idx, &old);
+        let labels_changed = old.labels != r.labels;
+        if labels_changed {
+            let by_others: Vec<EdgeIndex> = self
+                .incident(idx)
+                .into_iter()
+                .filter(|&e| {
+                    let w = self.g[e];
+                    w.via == Via::Selector && self.declarer(e) != idx
+                })
+                .collect();
+            for e in by_others {
+                self.unlink(e);
+            }
+        }
+        if old.release() != r.release() {
+            self.unindex_release(idx, old.release());
+            self.index_release(idx, r.release());
+        }
+        self.g[idx] = r.clone();
+        self.declare(idx, r);
+        if labels_changed {
+            self.match_selectors_for(idx);
+        }
+        Some(Applied::Updated)
+    }
+
+    fn delete_inner(&mut self, uid: &Uid) -> Option<Applied> {
+        let idx = *self.by_uid.get(uid)?;
+        let key = self.g[idx].key();
+        self.remove_node(idx);
+        Some(Applied::Removed(key))
+    }
+
+    fn insert_new(&mut self, r: &Arc<Resource>) {
+        let idx = self.g.add_node(r.clone());
+        let key = r.key();
+        self.by_uid.insert(r.uid.clone(), idx);
+        self.index_release(idx, r.release());
+        *self.kind_counts.entry(r.kind.clone()).or_default() += 1;
+        *self.ns_counts.entry(r.namespace.clone()).or_default() += 1;
+        if let Some(waiting) = self.pending_uid.remove(&r.uid) {
+            for p in waiting {
+                self.link(p.declarer, idx, p.edge, p.reverse, Via::Uid);
+            }
+        }
+        if let Some(waiting) = self.pending_key.remove(&key) {
+            for p in waiting {
+                self.link(p.declarer, idx, p.edge, p.reverse, Via::Key);
+            }
+        }
+        self.by_key.insert(key, idx);
+        self.declare(idx, r);
+        self.match_selectors_for(idx);
+    }
+
+    fn remove_node(&mut self, idx: NodeIndex) {
+        let old = self.g[idx].clone();
+        let key = old.key();
+        self.undeclare(idx, &old);
+        for e in self.incident(idx) {
+            let w = self.g[e];
+            let pending = PendingRef {
+                declarer: self.declarer(e),
+                edge: w.kind,
+                reverse: w.reverse,
+            };
+            match w.via {
+                Via::Uid => self
+                    .pending_uid
+                    .entry(old.uid.clone())
+                    .or_default()
+                    .push(pending),
+                Via::Key => self
+                    .pending_key
+                    .entry(key.clone())
+                    .or_default()
+                    .push(pending),
+                Via::Selector => {}
+            }
+            self.unlink(e);
+        }
+        self.g.remove_node(idx);
+        self.by_uid.remove(&old.uid);
+        if self.by_key.get(&key) == Some(&idx) {
+            self.by_key.remove(&key);
+        } else if let Some(&other) = self.by_key.get(&key) {
+            // Another object holds the same key (recreated before the old one was deleted).
+            if let Some(waiting) = self.pending_key.remove(&key) {
+                for p in waiting {
+                    self.link(p.declarer, other, p.edge, p.reverse, Via::Key);
+                }
+            }
+        }
+        self.unindex_release(idx, old.release());
+        decrement(&mut self.kind_counts, &old.kind);
+        decrement(&mut self.ns_counts, &old.namespace);
+    }
+
+    /// Derives edges (or pending references) from every reference `r` declares.
+    fn declare(&mut self, idx: NodeIndex, r: &Resource) {
+        let mut has_selector = false;
+        for reference in &r.references {
+            let (edge, reverse) = (reference.edge, reference.reverse);
+            match &reference.target {
+                Target::Uid { uid, .. } => match self.by_uid.get(uid) {
+                    Some(&t) => self.link(idx, t, edge, reverse, Via::Uid),
+                    None => self
+                        .pending_uid
+                        .entry(uid.clone())
+                        .or_default()
+                        .push(PendingRef {
+                            declarer: idx,
+                            edge,
+                            reverse,
+                        }),
+                },
+                Target::Key(key) => match self.by_key.get(key) {
+                    Some(&t) => self.link(idx, t, edge, reverse, Via::Key),
+                    None => self
+                        .pending_key
+                        .entry(key.clone())
+                        .or_default()
+                        .push(PendingRef {
+                            declarer: idx,
+                            edge,
+                            reverse,
+                        }),
+                },
+                Target::Selector {
+                    kind,
+                    selector,
+                    empty_selects_all,
+                } => {
+                    has_selector = true;
+                    if selector.is_empty() && !empty_selects_all {
+                        continue;
+                    }
+                    let candidates: Vec<NodeIndex> =
+                        self.keys_of(kind, Some(&r.namespace)).collect();
+                    for t in candidates {
+                        if selector.matches_with_empty(&self.g[t].labels, *empty_selects_all) {
+                            self.link(idx, t, edge, reverse, Via::Selector);
+                        }
+                    }
+                }
+            }
+        }
+        if has_selector {
+            self.selectors
+                .entry(r.namespace.clone())
+                .or_default()
+                .insert(idx);
+        }
+    }
+
+    /// Removes every edge and pending reference `old` (the node's previous state) declared.
+    fn undeclare(&mut self, idx: NodeIndex, old: &Resource) {
+        let declared: Vec<EdgeIndex> = self
+            .incident(idx)
+            .into_iter()
+            .filter(|&e| self.declarer(e) == idx)
+            .collect();
+        for e in declared {
+            self.unlink(e);
+        }
+        let mut had_selector = false;
+        for reference in &old.references {
+            match &reference.target {
+                Target::Uid { uid, .. } => drop_pending(&mut self.pending_uid, uid, idx),
+                Target::Key(key) => drop_pending(&mut self.pending_key, key, idx),
+                Target::Selector { .. } => had_selector = true,
+            }
+        }
+        if had_selector && let Some(set) = self.selectors.get_mut(&old.namespace) {
+            set.remove(&idx);
+            if set.is_empty() {
+                self.selectors.remove(&old.namespace);
+            }
+        }
+    }
+
+    /// Links every selector in `idx`'s namespace that matches it.
+    fn match_selectors_for(&mut self, idx: NodeIndex) {
+        let r = self.g[idx].clone();
+        let Some(selecting) = self.selectors.get(&r.namespace) else {
+            return;
+        };
+        let selecting: Vec<NodeIndex> = selecting.iter().copied().collect();
+        for s in selecting {
+            let source = self.g[s].clone();
+            for reference in &source.references {
+                if let Target::Selector {
+                    kind,
+                    selector,
+                    empty_selects_all,
+                } = &reference.target
+                    && *kind == r.kind
+                    && selector.matches_with_empty(&r.labels, *empty_selects_all)
+                {
+                    self.link(s, idx, reference.edge, reference.reverse, Via::Selector);
+                }
+            }
+        }
+    }
+
+    /// Every edge touching `idx`, once (self-loops appear in both directions).
+    fn incident(&self, idx: NodeIndex) -> Vec<EdgeIndex> {
+        let mut edges: Vec<EdgeIndex> = self
+            .g
+            .edges_directed(idx, Outgoing)
+            .chain(self.g.edges_directed(idx, Incoming))
+            .map(|e| e.id())
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        edges
+    }
+
+    fn declarer(&self, e: EdgeIndex) -> NodeIndex {
+        let (a, b) = self
+            .g
+            .edge_endpoints(e)
+            .unwrap_or_else(|| unreachable!("edge index from this graph"));
+        if self.g[e].reverse { b } else { a }
+    }
+
+    fn link(
+        &mut self,
+        declarer: NodeIndex,
+        target: NodeIndex,
+        kind: EdgeKind,
+        reverse: bool,
+        via: Via,
+    ) {
+        let (a, b) = if reverse {
+            (target, declarer)
+        } else {
+            (declarer, target)
+        };
+        let data = EdgeData { kind, reverse, via };
+        if self.g.edges_connecting(a, b).any(|e| *e.weight() == data) {
+            return;
+        }
+        self.g.add_edge(a, b, data);
+        *self.edge_counts.entry(kind).or_default() += 1;
+        if let Some(log) = &mut self.edge_log {
+            log.push((a, b, kind, true));
+        }
+    }
+
+    fn unlink(&mut self, e: EdgeIndex) {
+        let Some((a, b)) = self.g.edge_endpoints(e) else {
+            return;
+        };
+        let Some(data) = self.g.remove_edge(e) else {
+            return;
+        };
+        decrement(&mut self.edge_counts, &data.kind);
+        if let Some(log) = &mut self.edge_log {
+            log.push((a, b, data.kind, false));
+        }
+    }
+
+    fn index_release(&mut self, idx: NodeIndex, release: &str) {
+        if !release.is_empty() {
+            self.by_release
+                .entry(release.into())
+                .or_default()
+                .insert(idx);
+        }
+    }
+
+    fn unindex_release(&mut self, idx: NodeIndex, release: &str) {
+        if let Some(set) = self.by_release.get_mut(release) {
+            set.remove(&idx);
+            if set.is_empty() {
+                self.by_release.remove(release);
+            }
+        }
+    }
+
+    /// Nets out the edge log of one change (an edge removed and derived again is no event) and
+    /// reports what is left.
+    fn emit_edges(
+        &self,
+        log: Vec<(NodeIndex, NodeIndex, EdgeKind, bool)>,
+        op: &ChangeOp,
+        seq: u64,
+        ts_ms: i64,
+        sink: &mut impl EventSink,
+    ) {
+        let removed_uid = match op {
+            ChangeOp::Delete { uid, .. } => Some(uid),
+            ChangeOp::Upsert(_) => None,
+        };
+        // Resolve node indexes to UIDs now; a removed node's index may be vacant already.
+        let uid_of = |i: NodeIndex| -> Option<Uid> { self.g.node_weight(i).map(|r| r.uid.clone()) };
+        let mut net: BTreeMap<(Uid, Uid, EdgeKind), i32> = BTreeMap::new();
+        for (a, b, kind, added) in log {
+            let (Some(from), Some(to)) = (
+                uid_of(a).or_else(|| removed_uid.cloned()),
+                uid_of(b).or_else(|| removed_uid.cloned()),
+            ) else {
+                continue;
+            };
+            *net.entry((from, to, kind)).or_default() += if added { 1 } else { -1 };
+        }
+        for ((from, to, kind), n) in net {
+            let view = EdgeView { kind, from, to };
+            let change = match n.cmp(&0) {
+                std::cmp::Ordering::Greater => GraphChange::EdgeAdded(view),
+                std::cmp::Ordering::Less => GraphChange::EdgeRemoved(view),
+                std::cmp::Ordering::Equal => continue,
+            };
+            sink.record(GraphEvent { seq, ts_ms, change });
+        }
+    }
+}
+
+fn drop_pending<K: std::hash::Hash + Eq>(
+    map: &mut FxHashMap<K, Vec<PendingRef>>,
+    key: &K,
+    idx: NodeIndex,
+) {
+    if let Some(waiting) = map.get_mut(key) {
+        waiting.retain(|p| p.declarer != idx);
+        if waiting.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,489 @@
+//! Read-only queries over a [`Graph`]: one resource with its edges, filtered listing with
+//! pagination, neighbours, shortest path, impact, dangling references, and (re-exported from
+//! [`crate::compat`]) the views the Go server's endpoints return.
+//!
+//! Every function copies out `Arc<Resource>`s and small edge views, so callers can hold the read
+//! lock only for the call and build their response after releasing it.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use astrolabe_model::{
+    Dependency, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid,
+};
+use petgraph::Direction::{Incoming, Outgoing};
+use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+
+use crate::Graph;
+pub use crate::compat::{charts, compat_graph, compat_resources, namespaces, releases};
+
+/// An edge as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct EdgeView {
+    /// The relationship.
+    pub kind: EdgeKind,
+    /// The source's UID.
+    pub from: Uid,
+    /// The target's UID.
+    pub to: Uid,
+}
+
+/// A resource with its incoming and outgoing edges.
+#[derive(Clone, Debug)]
+pub struct ResourceView {
+    /// The resource.
+    pub resource: Arc<Resource>,
+    /// Edges pointing at it, sorted.
+    pub incoming: Vec<EdgeView>,
+    /// Edges leaving it, sorted.
+    pub outgoing: Vec<EdgeView>,
+}
+
+/// A set of resources and the edges between them.
+#[derive(Clone, Debug, Default)]
+pub struct Subgraph {
+    /// The resources (in query-specific order: BFS order, path order, key order).
+    pub nodes: Vec<Arc<Resource>>,
+    /// The edges, sorted.
+    pub edges: Vec<EdgeView>,
+    /// Whether a size cap cut the result short.
+    pub truncated: bool,
+}
+
+/// Which edges a traversal follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Edges pointing at the node (towards its sources).
+    In,
+    /// Edges leaving the node (towards its targets).
+    Out,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// Parameters of [`neighbors`].
+#[derive(Clone, Debug)]
+pub struct NeighborQuery {
+    /// How many hops (0 returns the node alone).
+    pub depth: u32,
+    /// Which edges to follow.
+    pub direction: Direction,
+    /// Only these edge kinds (all when `None`).
+    pub edge_kinds: Option<Vec<EdgeKind>>,
+    /// At most this many nodes.
+    pub limit: usize,
+}
+
+impl Default for NeighborQuery {
+    fn default() -> Self {
+        NeighborQuery {
+            depth: 1,
+            direction: Direction::Both,
+            edge_kinds: None,
+            limit: 1000,
+        }
+    }
+}
+
+/// Parameters of [`list`].
+#[derive(Clone, Debug)]
+pub struct ListFilter {
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// Only this namespace ("" for cluster-scoped objects).
+    pub namespace: Option<Str>,
+    /// Only objects whose labels match.
+    pub selector: Option<LabelSelector>,
+    /// Only objects with this exact name.
+    pub name: Option<Str>,
+    /// Only objects of this Helm release.
+    pub release: Option<Str>,
+    /// Continue after this key (exclusive).
+    pub after: Option<ObjectKey>,
+    /// At most this many items.
+    pub limit: usize,
+}
+
+impl Default for ListFilter {
+    fn default() -> Self {
+        ListFilter {
+            kind: None,
+            namespace: None,
+            selector: None,
+            name: None,
+            release: None,
+            after: None,
+            limit: 500,
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// The items, in key order (kind, namespace, name).
+    pub items: Vec<Arc<Resource>>,
+    /// Where the next page starts (exclusive), when there is one.
+    pub next: Option<ObjectKey>,
+}
+
+/// A reference whose target does not exist.
+#[derive(Clone, Debug)]
+pub struct Dangling {
+    /// The object making the reference.
+    pub source: Arc<Resource>,
+    /// The edge it would make.
+    pub edge: EdgeKind,
+    /// The missing target, as text (`ConfigMap/ns/name`, `uid:<uid> (Kind/name)`, or a selector).
+    pub target: String,
+    /// The missing target's kind.
+    pub target_kind: Kind,
+    /// Whether the reference is optional (not an error when missing).
+    pub optional: bool,
+}
+
+fn view(
+    g: &Graph,
+    e: petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>,
+) -> EdgeView {
+    EdgeView {
+        kind: e.weight().kind,
+        from: g.g[e.source()].uid.clone(),
+        to: g.g[e.target()].uid.clone(),
+    }
+}
+
+/// Edges leaving the resource, sorted; empty when unknown.
+pub fn out_edges(g: &Graph, uid: &Uid) -> Vec<EdgeView> {
+    edges_of(g, uid, Outgoing)
+}
+
+/// Edges pointing at the resource, sorted; empty when unknown.
+pub fn in_edges(g: &Graph, uid: &Uid) -> Vec<EdgeView> {
+    edges_of(g, uid, Incoming)
+}
+
+fn edges_of(g: &Graph, uid: &Uid, dir: petgraph::Direction) -> Vec<EdgeView> {
+    let Some(&idx) = g.by_uid.get(uid) else {
+        return Vec::new();
+    };
+    let mut edges: Vec<EdgeView> = g.g.edges_directed(idx, dir).map(|e| view(g, e)).collect();
+    edges.sort();
+    edges.dedup();
+    edges
+}
+
+/// The resource with its edges; `None` when unknown.
+pub fn resource(g: &Graph, uid: &Uid) -> Option<ResourceView> {
+    let resource = g.get(uid)?.clone();
+    Some(ResourceView {
+        resource,
+        incoming: in_edges(g, uid),
+        outgoing: out_edges(g, uid),
+    })
+}
+
+/// A filtered, paginated listing in key order (kind, namespace, name).
+pub fn list(g: &Graph, f: &ListFilter) -> Page {
+    let keep = |i: NodeIndex| {
+        let r = &g.g[i];
+        f.namespace.as_ref().is_none_or(|ns| r.namespace == *ns)
+            && f.kind.as_ref().is_none_or(|k| r.kind == *k)
+            && f.name.as_ref().is_none_or(|n| r.name == *n)
+            && f.release
+                .as_ref()
+                .is_none_or(|rel| r.release() == rel.as_str())
+            && f.selector.as_ref().is_none_or(|s| s.matches(&r.labels))
+    };
+    let after = |i: &NodeIndex| f.after.as_ref().is_none_or(|a| g.g[*i].key() > *a);
+    let limit = f.limit.max(1);
+    let mut items: Vec<NodeIndex> = Vec::with_capacity(limit.min(1024) + 1);
+    let mut push = |i: NodeIndex| {
+        if keep(i) {
+            items.push(i);
+        }
+        items.len() > limit
+    };
+    if let Some(release) = &f.release {
+        let mut members: Vec<NodeIndex> = g
+            .by_release
+            .get(release)
+            .map(|s| s.iter().copied().filter(after).collect())
+            .unwrap_or_default();
+        members.sort_by_cached_key(|&i| g.g[i].key());
+        for i in members {
+            if push(i) {
+                break;
+            }
+        }
+    } else if let Some(kind) = &f.kind {
+        let start = match &f.after {
+            Some(a) if a.kind == *kind => Bound::Excluded(a.clone()),
+            _ => Bound::Included(ObjectKey::new(
+                kind.clone(),
+                f.namespace.clone().unwrap_or_default(),
+                "",
+            )),
+        };
+        for (k, &i) in g.by_key.range((start, Bound::Unbounded)) {
+            if k.kind != *kind
+                || f.namespace.as_ref().is_some_and(|ns| k.namespace != *ns)
+                || push(i)
+            {
+                break;
+            }
+        }
+    } else if let Some(ns) = &f.namespace {
+        'kinds: for kind in g.kind_counts_keys() {
+            let indexes: Vec<NodeIndex> = g.keys_of(&kind, Some(ns)).filter(after).collect();
+            for i in indexes {
+                if push(i) {
+                    break 'kinds;
+                }
+            }
+        }
+    } else {
+        let start = f.after.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        for (_, &i) in g.by_key.range((start, Bound::Unbounded)) {
+            if push(i) {
+                break;
+            }
+        }
+    }
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|&i| g.g[i].key())
+    } else {
+        None
+    };
+    Page {
+        items: items.into_iter().map(|i| g.g[i].clone()).collect(),
+        next,
+    }
+}
+
+/// Breadth-first neighbourhood of a resource; `None` when the UID is unknown.
+pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
+    let start = *g.by_uid.get(uid)?;
+    let follows = |k: EdgeKind| q.edge_kinds.as_ref().is_none_or(|ks| ks.contains(&k));
+    let limit = q.limit.max(1);
+    let mut seen: FxHashSet<NodeIndex> = FxHashSet::default();
+    seen.insert(start);
+    let mut order = vec![start];
+    let mut edges = Vec::new();
+    let mut queue = VecDeque::from([(start, 0u32)]);
+    let mut truncated = false;
+    'bfs: while let Some((n, d)) = queue.pop_front() {
+        if d >= q.depth {
+            continue;
+        }
+        let dirs: &[petgraph::Direction] = match q.direction {
+            Direction::In => &[Incoming],
+            Direction::Out => &[Outgoing],
+            Direction::Both => &[Outgoing, Incoming],
+        };
+        for &dir in dirs {
+            // Visit neighbours in key order so results are deterministic.
+            let mut step: Vec<_> =
+                g.g.edges_directed(n, dir)
+                    .filter(|e| follows(e.weight().kind))
+                    .collect();
+            step.sort_by_cached_key(|e| {
+                (
+                    g.g[if dir == Outgoing {
+                        e.target()
+                    } else {
+                        e.source()
+                    }]
+                    .key(),
+                    e.weight().kind,
+                )
+            });
+            for e in step {
+                let other = if dir == Outgoing {
+                    e.target()
+                } else {
+                    e.source()
+                };
+                if !seen.contains(&other) {
+                    if order.len() >= limit {
+                        truncated = true;
+                        break 'bfs;
+                    }
+                    seen.insert(other);
+                    order.push(other);
+                    queue.push_back((other, d + 1));
+                }
+                edges.push(view(g, e));
+            }
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    Some(Subgraph {
+        nodes: order.into_iter().map(|i| g.g[i].clone()).collect(),
+        edges,
+        truncated,
+    })
+}
+
+/// A shortest path between two resources, following edges in either direction, at most
+/// `max_depth` hops. `None` when either UID is unknown; empty nodes when there is no such path.
+pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph> {
+    let a = *g.by_uid.get(from)?;
+    let b = *g.by_uid.get(to)?;
+    let mut parent: HashMap<NodeIndex, (NodeIndex, EdgeView)> = HashMap::new();
+    let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([a]);
+    let mut queue = VecDeque::from([(a, 0u32)]);
+    while let Some((n, d)) = queue.pop_front() {
+        if n == b {
+            break;
+        }
+        if d >= max_depth {
+            continue;
+        }
+        let mut step: Vec<_> =
+            g.g.edges_directed(n, Outgoing)
+                .chain(g.g.edges_directed(n, Incoming))
+                .collect();
+        let far = |e: &petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>| {
+            if e.source() == n {
+                e.target()
+            } else {
+                e.source()
+            }
+        };
+        step.sort_by_cached_key(|e| (g.g[far(e)].key(), e.weight().kind));
+        for e in step {
+            let other = far(&e);
+            if seen.insert(other) {
+                parent.insert(other, (n, view(g, e)));
+                queue.push_back((other, d + 1));
+            }
+        }
+    }
+    if a != b && !parent.contains_key(&b) {
+        return Some(Subgraph::default());
+    }
+    let mut nodes = vec![b];
+    let mut edges = Vec::new();
+    let mut cur = b;
+    while let Some((p, e)) = parent.get(&cur) {
+        edges.push(e.clone());
+        nodes.push(*p);
+        cur = *p;
+    }
+    nodes.reverse();
+    edges.reverse();
+    Some(Subgraph {
+        nodes: nodes.into_iter().map(|i| g.g[i].clone()).collect(),
+        edges,
+        truncated: false,
+    })
+}
+
+/// Everything that depends on a resource, transitively: what breaks, or goes with it, if it is
+/// deleted. Follows each edge kind's [`Dependency`]. `None` when the UID is unknown. The first
+/// node is the resource itself.
+pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
+    let start = *g.by_uid.get(uid)?;
+    let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([start]);
+    let mut order = vec![start];
+    let mut edges = Vec::new();
+    let mut queue = VecDeque::from([start]);
+    let mut truncated = false;
+    'bfs: while let Some(n) = queue.pop_front() {
+        // Sources that need n, and targets that need n.
+        let needers =
+            g.g.edges_directed(n, Incoming)
+                .filter(|e| e.weight().kind.dependency() == Dependency::SourceNeedsTarget)
+                .map(|e| (e.source(), e))
+                .chain(
+                    g.g.edges_directed(n, Outgoing)
+                        .filter(|e| e.weight().kind.dependency() == Dependency::TargetNeedsSource)
+                        .map(|e| (e.target(), e)),
+                );
+        for (other, e) in needers {
+            edges.push(view(g, e));
+            if seen.insert(other) {
+                if order.len() >= limit.max(1) {
+                    truncated = true;
+                    break 'bfs;
+                }
+                order.push(other);
+                queue.push_back(other);
+            }
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    Some(Subgraph {
+        nodes: order.into_iter().map(|i| g.g[i].clone()).collect(),
+        edges,
+        truncated,
+    })
+}
+
+/// References whose target does not exist, and Services whose selector matches nothing,
+/// sorted by source key and edge kind.
+pub fn dangling(g: &Graph, namespace: Option<&str>, edge: Option<EdgeKind>) -> Vec<Dangling> {
+    let wanted = |src: &Resource, e: EdgeKind| {
+        namespace.is_none_or(|ns| src.namespace == ns) && edge.is_none_or(|k| k == e)
+    };
+    let mut out: Vec<Dangling> = Vec::new();
+    for (idx, e, target, target_kind) in g.pending() {
+        let source = &g.g[idx];
+        if !wanted(source, e) {
+            continue;
+        }
+        let optional = source.references.iter().any(|r| {
+            r.edge == e
+                && r.optional
+                && match &r.target {
+                    Target::Key(k) => k.to_string() == target,
+                    Target::Uid { uid, .. } => target.starts_with(&format!("uid:{uid}")),
+                    Target::Selector { .. } => false,
+                }
+        });
+        out.push(Dangling {
+            source: source.clone(),
+            edge: e,
+            target,
+            target_kind,
+            optional,
+        });
+    }
+    for (idx, e) in g.selectors_matching_nothing() {
+        let source = &g.g[idx];
+        if !wanted(source, e) {
+            continue;
+        }
+        for r in &source.references {
+            if let Target::Selector {
+                kind,
+                selector,
+                empty_selects_all: false,
+            } = &r.target
+                && r.edge == e
+            {
+                out.push(Dangling {
+                    source: source.clone(),
+                    edge: e,
+                    target: format!("{kind} matching {selector}"),
+                    target_kind: kind.clone(),
+                    optional: false,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.source.key(), a.edge, &a.target).cmp(&(b.source.key(), b.edge, &b.target))
+    });
+    out.dedup_by(|a, b| a.source.uid == b.source.uid && a.edge == b.edge && a.target == b.target);
+    out
+}

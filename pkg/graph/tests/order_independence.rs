@@ -1,0 +1,107 @@
+//! Invariant 1: the graph is a function of the current resource set, whatever the order of
+//! upserts and deletes that produced it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use astrolabe_graph::Graph;
+use astrolabe_model::{Resource, Uid};
+use proptest::prelude::*;
+
+/// A pool of resources with many cross-references (generated cluster), some of them mutated
+/// versions of others (same UID, different labels/references) to exercise updates.
+fn pool() -> Vec<Resource> {
+    astrolabe_model::generator::generate(11, 400)
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Upsert(usize, bool),
+    Delete(usize),
+}
+
+fn variant(r: &Resource) -> Resource {
+    // A different version of the same object: labels and references change.
+    let mut v = r.clone();
+    v.resource_version = "variant".into();
+    v.labels.insert("variant", "yes");
+    if let Some(first) = v.references.first().cloned() {
+        v.references.retain(|x| *x != first);
+    }
+    v
+}
+
+fn ops_strategy(n: usize) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => (0..n, any::<bool>()).prop_map(|(i, v)| Op::Upsert(i, v)),
+            1 => (0..n).prop_map(Op::Delete),
+        ],
+        0..600,
+    )
+}
+
+fn run(pool: &[Resource], ops: &[Op]) -> (Graph, BTreeMap<Uid, Resource>) {
+    let mut g = Graph::new();
+    let mut live: BTreeMap<Uid, Resource> = BTreeMap::new();
+    for op in ops {
+        match *op {
+            Op::Upsert(i, v) => {
+                let r = if v {
+                    variant(&pool[i])
+                } else {
+                    pool[i].clone()
+                };
+                live.insert(r.uid.clone(), r.clone());
+                g.upsert(r);
+            }
+            Op::Delete(i) => {
+                live.remove(&pool[i].uid);
+                g.delete(&pool[i].uid);
+            }
+        }
+    }
+    (g, live)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn any_order_reaching_the_same_set_gives_the_same_graph(ops in ops_strategy(pool().len()), seed in any::<u64>()) {
+        let pool = pool();
+        let (g, live) = run(&pool, &ops);
+        // The same final set, inserted fresh in a shuffled order.
+        let mut fresh: Vec<Resource> = live.values().cloned().collect();
+        let mut rng = seed;
+        for i in (1..fresh.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            fresh.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        let mut h = Graph::new();
+        for r in fresh {
+            h.upsert(r);
+        }
+        prop_assert_eq!(g.node_set(), h.node_set());
+        prop_assert_eq!(g.edge_set(), h.edge_set());
+        prop_assert_eq!(g.pending_count(), h.pending_count());
+        prop_assert_eq!(g.stats(), h.stats());
+    }
+
+    #[test]
+    fn deleting_everything_leaves_nothing_behind(ops in ops_strategy(pool().len())) {
+        let pool = pool();
+        let (mut g, live) = run(&pool, &ops);
+        for uid in live.keys() {
+            g.delete(uid);
+        }
+        prop_assert_eq!(g.node_count(), 0);
+        prop_assert_eq!(g.edge_count(), 0);
+        prop_assert_eq!(g.pending_count(), 0, "pending references leaked");
+        prop_assert!(g.stats().nodes_by_kind.is_empty() && g.stats().edges_by_kind.is_empty());
+    }
+}
