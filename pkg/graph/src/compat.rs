@@ -131,7 +131,7 @@ fn namespace_nodes(g: &Graph, namespace: &str) -> Vec<NodeIndex> {
             }
         }
     }
-    if let Some(&ns) = g.by_key.get(&astrolabe_model::ObjectKey::new(
+    if let Some(ns) = g.index_of_key(&astrolabe_model::ObjectKey::new(
         Kind::Namespace,
         "",
         namespace,
@@ -146,7 +146,10 @@ fn select(g: &Graph, release: Option<&str>, namespace: Option<&str>) -> Vec<Node
     match (release, namespace) {
         (Some(rel), ns) => release_nodes(g, rel, ns),
         (None, Some(ns)) => namespace_nodes(g, ns),
-        (None, None) => g.by_key.values().copied().collect(),
+        (None, None) => g
+            .key_range(std::ops::Bound::Unbounded)
+            .map(|(_, i)| i)
+            .collect(),
     }
 }
 

@@ -11,16 +11,22 @@
 //! The result depends only on the current set of resources, never on the order of changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::BuildHasher;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use astrolabe_model::codec::Snapshot;
-use astrolabe_model::{Change, ChangeOp, EdgeKind, Kind, ObjectKey, Resource, Str, Target, Uid};
+use astrolabe_model::{
+    Change, ChangeOp, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid,
+};
+use hashbrown::HashTable;
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::event::{EventSink, GraphChange, GraphEvent};
+use crate::keys::{KeyEntry, KeyView};
 use crate::query::EdgeView;
 
 /// How an edge's target was found.
@@ -71,8 +77,10 @@ enum Applied {
 #[derive(Default)]
 pub struct Graph {
     pub(crate) g: StableDiGraph<Arc<Resource>, EdgeData>,
-    pub(crate) by_uid: FxHashMap<Uid, NodeIndex>,
-    pub(crate) by_key: BTreeMap<ObjectKey, NodeIndex>,
+    /// Node indexes hashed by UID; the UID itself is read from the node, not copied.
+    by_uid: HashTable<NodeIndex>,
+    /// Node indexes in key order; entries share the node's `Arc`, not a copy of its key.
+    by_key: BTreeMap<KeyEntry, NodeIndex>,
     pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
     /// Nodes that declare selector references, per namespace.
     selectors: FxHashMap<Str, FxHashSet<NodeIndex>>,
@@ -109,12 +117,35 @@ impl Graph {
 
     /// The resource with this UID.
     pub fn get(&self, uid: &Uid) -> Option<&Arc<Resource>> {
-        self.by_uid.get(uid).map(|&i| &self.g[i])
+        self.index_of(uid).map(|i| &self.g[i])
     }
 
     /// The resource with this key.
     pub fn get_by_key(&self, key: &ObjectKey) -> Option<&Arc<Resource>> {
-        self.by_key.get(key).map(|&i| &self.g[i])
+        self.index_of_key(key).map(|i| &self.g[i])
+    }
+
+    /// The node index of a UID.
+    pub(crate) fn index_of(&self, uid: &Uid) -> Option<NodeIndex> {
+        let g = &self.g;
+        self.by_uid
+            .find(uid_hash(uid), |&i| g[i].uid == *uid)
+            .copied()
+    }
+
+    /// The node index of a key.
+    pub(crate) fn index_of_key(&self, key: &ObjectKey) -> Option<NodeIndex> {
+        self.by_key.get(key as &dyn KeyView).copied()
+    }
+
+    /// Node indexes in key order, from `start` on.
+    pub(crate) fn key_range<'a>(
+        &'a self,
+        start: Bound<&'a ObjectKey>,
+    ) -> impl Iterator<Item = (&'a Resource, NodeIndex)> + 'a {
+        self.by_key
+            .range::<dyn KeyView, _>((start.map(|k| k as &dyn KeyView), Bound::Unbounded))
+            .map(|(e, &i)| (&*e.0, i))
     }
 
     /// Every resource, in no particular order.
@@ -232,9 +263,9 @@ impl Graph {
     ) -> impl Iterator<Item = NodeIndex> + 'a {
         let start = ObjectKey::new(kind.clone(), namespace.unwrap_or(""), "");
         self.by_key
-            .range(start..)
-            .take_while(move |(k, _)| {
-                &k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)
+            .range::<dyn KeyView, _>((Bound::Included(&start as &dyn KeyView), Bound::Unbounded))
+            .take_while(move |(e, _)| {
+                e.0.kind == *kind && namespace.is_none_or(|ns| e.0.namespace == ns)
             })
             .map(|(_, &i)| i)
     }
@@ -287,7 +318,7 @@ impl Graph {
 
     /// Every node as its UID, for comparing graphs.
     pub fn node_set(&self) -> BTreeSet<Uid> {
-        self.by_uid.keys().cloned().collect()
+        self.g.node_weights().map(|r| r.uid.clone()).collect()
     }
 
     /// Number of pending references (waiting for a target), for leak checks.
@@ -356,7 +387,7 @@ impl Graph {
     // ---- applying -------------------------------------------------------------------------
 
     fn upsert_inner(&mut self, r: &Arc<Resource>) -> Option<Applied> {
-        let Some(&idx) = self.by_uid.get(&r.uid) else {
+        let Some(idx) = self.index_of(&r.uid) else {
             self.insert_new(r);
             return Some(Applied::Added);
         };
@@ -390,6 +421,12 @@ impl Graph {
             self.index_release(idx, r.release());
         }
         self.g[idx] = r.clone();
+        // The key index shares the node's Arc: point it at the new one so the old can be freed.
+        let key = old.key();
+        if self.index_of_key(&key) == Some(idx) {
+            self.by_key.remove(&key as &dyn KeyView);
+            self.by_key.insert(KeyEntry(r.clone()), idx);
+        }
         self.declare(idx, r);
         if labels_changed {
             self.match_selectors_for(idx);
@@ -398,7 +435,7 @@ impl Graph {
     }
 
     fn delete_inner(&mut self, uid: &Uid) -> Option<Applied> {
-        let idx = *self.by_uid.get(uid)?;
+        let idx = self.index_of(uid)?;
         let key = self.g[idx].key();
         self.remove_node(idx);
         Some(Applied::Removed(key))
@@ -407,7 +444,9 @@ impl Graph {
     fn insert_new(&mut self, r: &Arc<Resource>) {
         let idx = self.g.add_node(r.clone());
         let key = r.key();
-        self.by_uid.insert(r.uid.clone(), idx);
+        let g = &self.g;
+        self.by_uid
+            .insert_unique(uid_hash(&r.uid), idx, |&i| uid_hash(&g[i].uid));
         self.index_release(idx, r.release());
         *self.kind_counts.entry(r.kind.clone()).or_default() += 1;
         *self.ns_counts.entry(r.namespace.clone()).or_default() += 1;
@@ -421,7 +460,12 @@ impl Graph {
                 self.link(p.declarer, idx, p.edge, p.reverse, Via::Key);
             }
         }
-        self.by_key.insert(key, idx);
+        if self.by_key.insert(KeyEntry(r.clone()), idx).is_some() {
+            // Two UIDs with one key (recreated before the old one's deletion arrived): the newest
+            // holds the key. std's insert keeps the old key entry, so replace it explicitly.
+            self.by_key.remove(&key as &dyn KeyView);
+            self.by_key.insert(KeyEntry(r.clone()), idx);
+        }
         self.declare(idx, r);
         self.match_selectors_for(idx);
     }
@@ -452,11 +496,17 @@ impl Graph {
             }
             self.unlink(e);
         }
+        let g = &self.g;
+        if let Ok(entry) = self
+            .by_uid
+            .find_entry(uid_hash(&old.uid), |&i| g[i].uid == old.uid)
+        {
+            entry.remove();
+        }
         self.g.remove_node(idx);
-        self.by_uid.remove(&old.uid);
-        if self.by_key.get(&key) == Some(&idx) {
-            self.by_key.remove(&key);
-        } else if let Some(&other) = self.by_key.get(&key) {
+        if self.index_of_key(&key) == Some(idx) {
+            self.by_key.remove(&key as &dyn KeyView);
+        } else if let Some(other) = self.index_of_key(&key) {
             // Another object holds the same key (recreated before the old one was deleted).
             if let Some(waiting) = self.pending_key.remove(&key) {
                 for p in waiting {
@@ -472,11 +522,10 @@ impl Graph {
     /// Derives edges (or pending references) from every reference `r` declares.
     fn declare(&mut self, idx: NodeIndex, r: &Resource) {
         let mut has_selector = false;
-        for reference in &r.references {
-            let (edge, reverse) = (reference.edge, reference.reverse);
-            match &reference.target {
-                Target::Uid { uid, .. } => match self.by_uid.get(uid) {
-                    Some(&t) => self.link(idx, t, edge, reverse, Via::Uid),
+        for (edge, reverse, target) in declared(r) {
+            match target {
+                Declared::Uid(uid) => match self.index_of(uid) {
+                    Some(t) => self.link(idx, t, edge, reverse, Via::Uid),
                     None => self
                         .pending_uid
                         .entry(uid.clone())
@@ -487,8 +536,8 @@ impl Graph {
                             reverse,
                         }),
                 },
-                Target::Key(key) => match self.by_key.get(key) {
-                    Some(&t) => self.link(idx, t, edge, reverse, Via::Key),
+                Declared::Key(key) => match self.index_of_key(key) {
+                    Some(t) => self.link(idx, t, edge, reverse, Via::Key),
                     None => self
                         .pending_key
                         .entry(key.clone())
@@ -499,11 +548,7 @@ impl Graph {
                             reverse,
                         }),
                 },
-                Target::Selector {
-                    kind,
-                    selector,
-                    empty_selects_all,
-                } => {
+                Declared::Selector(kind, selector, empty_selects_all) => {
                     has_selector = true;
                     if selector.is_empty() && !empty_selects_all {
                         continue;
@@ -511,7 +556,7 @@ impl Graph {
                     let candidates: Vec<NodeIndex> =
                         self.keys_of(kind, Some(&r.namespace)).collect();
                     for t in candidates {
-                        if selector.matches_with_empty(&self.g[t].labels, *empty_selects_all) {
+                        if selector.matches_with_empty(&self.g[t].labels, empty_selects_all) {
                             self.link(idx, t, edge, reverse, Via::Selector);
                         }
                     }
@@ -528,20 +573,20 @@ impl Graph {
 
     /// Removes every edge and pending reference `old` (the node's previous state) declared.
     fn undeclare(&mut self, idx: NodeIndex, old: &Resource) {
-        let declared: Vec<EdgeIndex> = self
+        let own_edges: Vec<EdgeIndex> = self
             .incident(idx)
             .into_iter()
             .filter(|&e| self.declarer(e) == idx)
             .collect();
-        for e in declared {
+        for e in own_edges {
             self.unlink(e);
         }
         let mut had_selector = false;
-        for reference in &old.references {
-            match &reference.target {
-                Target::Uid { uid, .. } => drop_pending(&mut self.pending_uid, uid, idx),
-                Target::Key(key) => drop_pending(&mut self.pending_key, key, idx),
-                Target::Selector { .. } => had_selector = true,
+        for (_, _, target) in declared(old) {
+            match target {
+                Declared::Uid(uid) => drop_pending(&mut self.pending_uid, uid, idx),
+                Declared::Key(key) => drop_pending(&mut self.pending_key, key, idx),
+                Declared::Selector(..) => had_selector = true,
             }
         }
         if had_selector && let Some(set) = self.selectors.get_mut(&old.namespace) {
@@ -688,6 +733,39 @@ impl Graph {
             sink.record(GraphEvent { seq, ts_ms, change });
         }
     }
+}
+
+/// A target as declared: by UID, by key or by selector.
+enum Declared<'a> {
+    Uid(&'a Uid),
+    Key(&'a ObjectKey),
+    Selector(&'a Kind, &'a LabelSelector, bool),
+}
+
+/// Everything `r` declares, as (edge kind, reverse, target): its owner references (each an
+/// `owns` edge from the owner) and its references.
+fn declared(r: &Resource) -> impl Iterator<Item = (EdgeKind, bool, Declared<'_>)> {
+    let owners = r
+        .owners
+        .iter()
+        .map(|o| (EdgeKind::Owns, true, Declared::Uid(&o.uid)));
+    let references = r.references.iter().map(|x| {
+        let target = match &x.target {
+            Target::Uid { uid, .. } => Declared::Uid(uid),
+            Target::Key(key) => Declared::Key(key),
+            Target::Selector {
+                kind,
+                selector,
+                empty_selects_all,
+            } => Declared::Selector(kind, selector, *empty_selects_all),
+        };
+        (x.edge, x.reverse, target)
+    });
+    owners.chain(references)
+}
+
+fn uid_hash(uid: &Uid) -> u64 {
+    FxBuildHasher.hash_one(uid.as_str())
 }
 
 fn drop_pending<K: std::hash::Hash + Eq>(

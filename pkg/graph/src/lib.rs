@@ -16,6 +16,7 @@
 pub mod compat;
 pub mod event;
 pub mod graph;
+mod keys;
 pub mod query;
 pub mod shared;
 

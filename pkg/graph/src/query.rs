@@ -169,7 +169,7 @@ pub fn in_edges(g: &Graph, uid: &Uid) -> Vec<EdgeView> {
 }
 
 fn edges_of(g: &Graph, uid: &Uid, dir: petgraph::Direction) -> Vec<EdgeView> {
-    let Some(&idx) = g.by_uid.get(uid) else {
+    let Some(idx) = g.index_of(uid) else {
         return Vec::new();
     };
     let mut edges: Vec<EdgeView> = g.g.edges_directed(idx, dir).map(|e| view(g, e)).collect();
@@ -222,15 +222,12 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
             }
         }
     } else if let Some(kind) = &f.kind {
+        let first = ObjectKey::new(kind.clone(), f.namespace.clone().unwrap_or_default(), "");
         let start = match &f.after {
-            Some(a) if a.kind == *kind => Bound::Excluded(a.clone()),
-            _ => Bound::Included(ObjectKey::new(
-                kind.clone(),
-                f.namespace.clone().unwrap_or_default(),
-                "",
-            )),
+            Some(a) if a.kind == *kind && *a >= first => Bound::Excluded(a),
+            _ => Bound::Included(&first),
         };
-        for (k, &i) in g.by_key.range((start, Bound::Unbounded)) {
+        for (k, i) in g.key_range(start) {
             if k.kind != *kind
                 || f.namespace.as_ref().is_some_and(|ns| k.namespace != *ns)
                 || push(i)
@@ -248,8 +245,8 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
             }
         }
     } else {
-        let start = f.after.clone().map_or(Bound::Unbounded, Bound::Excluded);
-        for (_, &i) in g.by_key.range((start, Bound::Unbounded)) {
+        let start = f.after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+        for (_, i) in g.key_range(start) {
             if push(i) {
                 break;
             }
@@ -269,7 +266,7 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
 
 /// Breadth-first neighbourhood of a resource; `None` when the UID is unknown.
 pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
-    let start = *g.by_uid.get(uid)?;
+    let start = g.index_of(uid)?;
     let follows = |k: EdgeKind| q.edge_kinds.as_ref().is_none_or(|ks| ks.contains(&k));
     let limit = q.limit.max(1);
     let mut seen: FxHashSet<NodeIndex> = FxHashSet::default();
@@ -335,8 +332,8 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
 /// A shortest path between two resources, following edges in either direction, at most
 /// `max_depth` hops. `None` when either UID is unknown; empty nodes when there is no such path.
 pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph> {
-    let a = *g.by_uid.get(from)?;
-    let b = *g.by_uid.get(to)?;
+    let a = g.index_of(from)?;
+    let b = g.index_of(to)?;
     let mut parent: HashMap<NodeIndex, (NodeIndex, EdgeView)> = HashMap::new();
     let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([a]);
     let mut queue = VecDeque::from([(a, 0u32)]);
@@ -391,7 +388,7 @@ pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph>
 /// deleted. Follows each edge kind's [`Dependency`]. `None` when the UID is unknown. The first
 /// node is the resource itself.
 pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
-    let start = *g.by_uid.get(uid)?;
+    let start = g.index_of(uid)?;
     let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([start]);
     let mut order = vec![start];
     let mut edges = Vec::new();

@@ -13,11 +13,8 @@ use common::*;
 fn shop() -> Graph {
     let mut g = Graph::new();
     let helm = |mut r: astrolabe_model::Resource| {
-        r.helm = Some(Box::new(astrolabe_model::Helm {
-            release: "shop".into(),
-            release_namespace: "shop".into(),
-            chart: "web-1.0".into(),
-        }));
+        r.annotations.insert("meta.helm.sh/release-name", "shop");
+        r.labels.insert("helm.sh/chart", "web-1.0");
         r
     };
     g.upsert(res("ns", Kind::Namespace, "", "shop"));

@@ -15,14 +15,14 @@ use crate::well_known::{
     HELM_CHART, HELM_RELEASE, HELM_RELEASE_NAMESPACE, MANAGED_BY, SERVICE_NAME,
 };
 use crate::{
-    ClaimRef, EdgeKind, Health, Helm, Kind, LabelSelector, Labels, OwnerRef, Reference, Replicas,
+    ClaimRef, EdgeKind, Facts, Health, Kind, LabelSelector, Labels, OwnerRef, Reference, Replicas,
     Resource, Scaling, Status, Str, Uid,
 };
 
 /// About how many objects one application (a Helm release) contributes.
 pub const OBJECTS_PER_APP: usize = 15;
 /// Applications per namespace.
-pub const APPS_PER_NAMESPACE: usize = 8;
+pub const APPS_PER_NAMESPACE: usize = 64;
 /// Old ReplicaSets kept per Deployment (scaled to zero).
 pub const OLD_REPLICASETS: usize = 2;
 /// Objects per Node (one Node per this many objects, at least three).
@@ -98,12 +98,6 @@ impl Gen {
         r.labels.insert(HELM_CHART, chart);
         r.labels.insert(MANAGED_BY, "Helm");
         r.labels.insert("app.kubernetes.io/instance", release);
-        r.helm = Some(Box::new(Helm {
-            release: release.into(),
-            release_namespace: ns.into(),
-            chart: chart.into(),
-        }));
-        r.managed_by = Some("Helm".into());
     }
 
     fn owned(r: &mut Resource, owner: &(Uid, Str), kind: Kind) {
@@ -113,8 +107,6 @@ impl Gen {
             uid: owner.0.clone(),
             controller: true,
         });
-        r.references
-            .push(Reference::owned_by(owner.0.clone(), kind, owner.1.clone()));
     }
 
     fn cluster(&mut self, size: usize) {
@@ -177,7 +169,7 @@ impl Gen {
         let mut n = self.object(Kind::Namespace, "", ns);
         n.labels = labels(&[("kubernetes.io/metadata.name", ns)]);
         n.status = ready("Active");
-        n.facts_mut().phase = Some("Active".into());
+        n.update_facts(|f| f.phase = Some("Active".into()));
         self.push(n);
         let sa = self.object(Kind::ServiceAccount, ns, "default");
         self.push(sa);
@@ -194,11 +186,13 @@ impl Gen {
             let n = self.nodes.len() as i32;
             ds.labels = labels(&[("app", ds_name)]);
             ds.status = ready(&format!("All pods ready ({n}/{n})"));
-            ds.facts_mut().replicas = Some(Replicas {
-                desired: n,
-                current: n,
-                ready: n,
-                available: n,
+            ds.update_facts(|f| {
+                f.replicas = Some(Replicas {
+                    desired: n,
+                    current: n,
+                    ready: n,
+                    available: n,
+                })
             });
             ds.references.push(Reference::to_key(
                 EdgeKind::UsesSa,
@@ -210,7 +204,7 @@ impl Gen {
             for node in self.nodes.clone() {
                 let pod_name = format!("{ds_name}-{}", self.suffix(5));
                 let mut pod = self.pod(ns, &pod_name, &[("app", ds_name)], "default", &[]);
-                pod.facts_mut().node_name = Some(node.clone());
+                pod.update_facts(|f| f.node_name = Some(node.clone()));
                 pod.references.retain(|r| r.edge != EdgeKind::RunsOn);
                 pod.references
                     .push(Reference::to_key(EdgeKind::RunsOn, Kind::Node, "", node));
@@ -221,7 +215,7 @@ impl Gen {
         // A CronJob with one finished Job and its Pod.
         let mut cj = self.object(Kind::CronJob, ns, "cleanup");
         cj.status = ready("CronJob scheduled");
-        cj.facts_mut().suspended = Some(false);
+        cj.update_facts(|f| f.suspended = Some(false));
         let cj_id = self.push(cj);
         let mut job = self.object(Kind::Job, ns, "cleanup-28000000");
         job.status = ready("Job completed successfully");
@@ -236,7 +230,7 @@ impl Gen {
             &[],
         );
         pod.status = ready("Pod succeeded");
-        pod.facts_mut().phase = Some("Succeeded".into());
+        pod.update_facts(|f| f.phase = Some("Succeeded".into()));
         Self::owned(&mut pod, &job_id, Kind::Job);
         self.push(pod);
     }
@@ -270,15 +264,17 @@ impl Gen {
             health,
             message: message.into(),
         };
-        let facts = pod.facts_mut();
-        facts.phase = Some(phase.into());
-        facts.node_name = Some(node.clone());
-        facts.image = Some(compact_str::format_compact!(
-            "registry.example.com/{}:1.{}",
-            pod_labels.first().map_or("app", |l| l.1),
-            roll.to_bits() % 20
-        ));
-        facts.restart_count = Some(restarts);
+        pod.set_facts(&Facts {
+            phase: Some(phase.into()),
+            node_name: Some(node.clone()),
+            image: Some(compact_str::format_compact!(
+                "registry.example.com/{}:1.{}",
+                pod_labels.first().map_or("app", |l| l.1),
+                roll.to_bits() % 20
+            )),
+            restart_count: Some(restarts),
+            ..Facts::default()
+        });
         pod.references.push(Reference::to_key(
             EdgeKind::UsesSa,
             Kind::ServiceAccount,
@@ -365,15 +361,19 @@ impl Gen {
         };
         let mut workload = self.object(workload_kind.clone(), ns, &app);
         helm(&mut workload);
-        workload.facts_mut().replicas = Some(Replicas {
-            desired: replicas,
-            current: replicas,
-            ready: replicas,
-            available: replicas,
+        workload.update_facts(|f| {
+            f.replicas = Some(Replicas {
+                desired: replicas,
+                current: replicas,
+                ready: replicas,
+                available: replicas,
+            })
         });
-        workload.facts_mut().image = Some(compact_str::format_compact!(
-            "registry.example.com/{app}:1.0"
-        ));
+        workload.update_facts(|f| {
+            f.image = Some(compact_str::format_compact!(
+                "registry.example.com/{app}:1.0"
+            ))
+        });
         workload.status = ready(&format!("All replicas ready ({replicas}/{replicas})"));
         workload.references.extend(uses.iter().cloned());
         workload.references.push(Reference::to_key(
@@ -400,10 +400,12 @@ impl Gen {
                 let mut pvc = self.object(Kind::PersistentVolumeClaim, ns, &claim);
                 pvc.labels = labels(&app_labels);
                 pvc.status = ready("Bound");
-                let f = pvc.facts_mut();
-                f.phase = Some("Bound".into());
-                f.volume_name = Some(pv_name.as_str().into());
-                f.storage_class = Some("standard".into());
+                pvc.set_facts(&Facts {
+                    phase: Some("Bound".into()),
+                    volume_name: Some(pv_name.as_str().into()),
+                    storage_class: Some("standard".into()),
+                    ..Facts::default()
+                });
                 pvc.references.push(Reference::to_key(
                     EdgeKind::Binds,
                     Kind::PersistentVolume,
@@ -419,13 +421,15 @@ impl Gen {
                 let pvc_id = self.push(pvc);
                 let mut pv = self.object(Kind::PersistentVolume, "", &pv_name);
                 pv.status = ready("Bound");
-                let f = pv.facts_mut();
-                f.phase = Some("Bound".into());
-                f.storage_class = Some("standard".into());
-                f.claim_ref = Some(ClaimRef {
-                    namespace: ns.into(),
-                    name: claim.as_str().into(),
-                    uid: pvc_id.0.0.clone(),
+                pv.set_facts(&Facts {
+                    phase: Some("Bound".into()),
+                    storage_class: Some("standard".into()),
+                    claim_ref: Some(ClaimRef {
+                        namespace: ns.into(),
+                        name: claim.as_str().into(),
+                        uid: pvc_id.0.0.clone(),
+                    }),
+                    ..Facts::default()
                 });
                 pv.references.push(Reference::to_key(
                     EdgeKind::UsesStorageClass,
@@ -463,11 +467,13 @@ impl Gen {
                 let mut rs = self.object(Kind::ReplicaSet, ns, &format!("{app}-{hash}"));
                 rs.labels = labels(&[app_labels[0], ("pod-template-hash", &hash)]);
                 let n = if current { replicas } else { 0 };
-                rs.facts_mut().replicas = Some(Replicas {
-                    desired: n,
-                    current: n,
-                    ready: n,
-                    available: n,
+                rs.update_facts(|f| {
+                    f.replicas = Some(Replicas {
+                        desired: n,
+                        current: n,
+                        ready: n,
+                        available: n,
+                    })
                 });
                 rs.status = if current {
                     ready(&format!("All replicas ready ({n}/{n})"))
@@ -504,13 +510,15 @@ impl Gen {
         let mut svc = self.object(Kind::Service, ns, &app);
         helm(&mut svc);
         svc.status = ready("Service is active");
-        let f = svc.facts_mut();
-        f.cluster_ip = Some(compact_str::format_compact!(
-            "10.96.{}.{}",
-            self.out.len() / 250 % 250,
-            self.out.len() % 250
-        ));
-        f.service_type = Some("ClusterIP".into());
+        svc.set_facts(&Facts {
+            cluster_ip: Some(compact_str::format_compact!(
+                "10.96.{}.{}",
+                self.out.len() / 250 % 250,
+                self.out.len() % 250
+            )),
+            service_type: Some("ClusterIP".into()),
+            ..Facts::default()
+        });
         svc.references.push(Reference::to_selector(
             EdgeKind::Selects,
             Kind::Pod,
@@ -540,7 +548,7 @@ impl Gen {
             let mut ing = self.object(Kind::Ingress, ns, &app);
             helm(&mut ing);
             ing.status = ready("Ingress has load balancer");
-            ing.facts_mut().ingress_class = Some("nginx".into());
+            ing.update_facts(|f| f.ingress_class = Some("nginx".into()));
             ing.references.push(Reference::to_key(
                 EdgeKind::RoutesTo,
                 Kind::Service,
@@ -569,14 +577,16 @@ impl Gen {
             let mut hpa = self.object(Kind::HorizontalPodAutoscaler, ns, &app);
             helm(&mut hpa);
             hpa.status = ready(&format!("Scaling: {replicas}/{replicas} replicas"));
-            let f = hpa.facts_mut();
-            f.scaling = Some(Scaling {
-                min: Some(1),
-                max: 10,
-                current: replicas,
-                desired: replicas,
+            hpa.set_facts(&Facts {
+                scaling: Some(Scaling {
+                    min: Some(1),
+                    max: 10,
+                    current: replicas,
+                    desired: replicas,
+                }),
+                scale_target: Some((workload_kind.clone(), app.as_str().into())),
+                ..Facts::default()
             });
-            f.scale_target = Some((workload_kind.clone(), app.as_str().into()));
             hpa.references.push(Reference::to_key(
                 EdgeKind::Scales,
                 workload_kind.clone(),

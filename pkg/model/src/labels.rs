@@ -35,7 +35,7 @@ impl Labels {
 
     /// Sets `key` to `value`, replacing any previous value.
     pub fn insert(&mut self, key: impl Into<Str>, value: impl Into<Str>) {
-        let key = key.into();
+        let key = intern(key.into());
         let value = value.into();
         match self
             .0
@@ -69,6 +69,11 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// Releases spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     /// Heap bytes owned by this map (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<(Str, Str)>()
@@ -84,7 +89,7 @@ impl<K: Into<Str>, V: Into<Str>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut entries: Vec<(Str, Str)> = iter
             .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
+            .map(|(k, v)| (intern(k.into()), v.into()))
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         // Last write wins, as with repeated inserts.
@@ -126,6 +131,46 @@ impl<'de> Deserialize<'de> for Labels {
     }
 }
 
+/// Label and annotation keys seen on most objects. A key equal to one of these is stored as a
+/// reference to the static string instead of a heap copy (most of them are longer than the 24
+/// bytes a [`Str`] holds inline).
+const WELL_KNOWN_KEYS: &[&str] = &[
+    "app",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/version",
+    "controller-revision-hash",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deployment.kubernetes.io/revision",
+    "endpointslice.kubernetes.io/managed-by",
+    "helm.sh/chart",
+    "job-name",
+    "kubernetes.io/hostname",
+    "kubernetes.io/metadata.name",
+    "kubernetes.io/os",
+    "kubernetes.io/service-name",
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+    "pod-template-generation",
+    "pod-template-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "storageclass.kubernetes.io/is-default-class",
+];
+
+fn intern(key: Str) -> Str {
+    if !key.is_heap_allocated() {
+        return key;
+    }
+    match WELL_KNOWN_KEYS.binary_search(&key.as_str()) {
+        Ok(i) => Str::const_new(WELL_KNOWN_KEYS[i]),
+        Err(_) => key,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +188,21 @@ mod tests {
         assert_eq!(labels.remove("b").as_deref(), Some("3"));
         assert_eq!(labels.len(), 2);
         assert!(!labels.contains_key("b"));
+    }
+
+    #[test]
+    fn well_known_keys_are_sorted_and_interned() {
+        assert!(WELL_KNOWN_KEYS.windows(2).all(|w| w[0] < w[1]));
+        let labels: Labels = [("app.kubernetes.io/managed-by", "Helm")]
+            .into_iter()
+            .collect();
+        let (k, _) = labels.0.first().unwrap();
+        assert!(!k.is_heap_allocated(), "interned: {k:?}");
+        assert_eq!(
+            labels.heap_bytes(),
+            labels.0.capacity() * std::mem::size_of::<(Str, Str)>()
+        );
+        assert_eq!(labels.get("app.kubernetes.io/managed-by"), Some("Helm"));
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub use kind::Kind;
 pub use labels::Labels;
 pub use reference::{Reference, Target};
 pub use resource::{
-    ClaimRef, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling, Status, Uid,
-    keep_annotation,
+    ClaimRef, Fact, FactSet, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling,
+    Status, Uid, keep_annotation,
 };
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
 

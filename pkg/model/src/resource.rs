@@ -156,9 +156,10 @@ pub struct Scaling {
     pub desired: i32,
 }
 
-/// Kind-specific facts worth keeping. Every field is optional; most resources set two or three,
-/// so the whole record is boxed and absent when empty.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, Default)]
+/// Kind-specific facts worth keeping, as a plain struct: the view readers get from
+/// [`Resource::facts`] and writers give to [`Resource::set_facts`]. The resource itself stores
+/// only the facts that are set, in a compact list ([`FactSet`]).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub struct Facts {
     /// Workload replica counts.
     pub replicas: Option<Replicas>,
@@ -197,7 +198,126 @@ impl Facts {
     }
 }
 
-/// Helm identity of an object: the release that manages it and the chart it came from.
+/// One stored fact (see [`Facts`] for their meaning).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Fact {
+    Replicas(Replicas),
+    RestartCount(u32),
+    NodeName(Str),
+    Image(Str),
+    ClusterIp(Str),
+    ServiceType(Str),
+    VolumeName(Str),
+    ClaimRef(Box<ClaimRef>),
+    IngressClass(Str),
+    StorageClass(Str),
+    Scaling(Scaling),
+    ScaleTarget(Box<(Kind, Str)>),
+    Phase(Str),
+    Suspended(bool),
+}
+
+/// The facts a resource stores: only those that are set, in a fixed order, in one allocation
+/// (none when empty).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, Default)]
+pub struct FactSet(Box<[Fact]>);
+
+impl From<&Facts> for FactSet {
+    fn from(f: &Facts) -> Self {
+        let mut v = Vec::new();
+        let Facts {
+            replicas,
+            restart_count,
+            node_name,
+            image,
+            cluster_ip,
+            service_type,
+            volume_name,
+            claim_ref,
+            ingress_class,
+            storage_class,
+            scaling,
+            scale_target,
+            phase,
+            suspended,
+        } = f.clone();
+        v.extend(replicas.map(Fact::Replicas));
+        v.extend(restart_count.map(Fact::RestartCount));
+        v.extend(node_name.map(Fact::NodeName));
+        v.extend(image.map(Fact::Image));
+        v.extend(cluster_ip.map(Fact::ClusterIp));
+        v.extend(service_type.map(Fact::ServiceType));
+        v.extend(volume_name.map(Fact::VolumeName));
+        v.extend(claim_ref.map(|c| Fact::ClaimRef(Box::new(c))));
+        v.extend(ingress_class.map(Fact::IngressClass));
+        v.extend(storage_class.map(Fact::StorageClass));
+        v.extend(scaling.map(Fact::Scaling));
+        v.extend(scale_target.map(|t| Fact::ScaleTarget(Box::new(t))));
+        v.extend(phase.map(Fact::Phase));
+        v.extend(suspended.map(Fact::Suspended));
+        FactSet(v.into_boxed_slice())
+    }
+}
+
+impl FactSet {
+    /// The facts as a struct.
+    pub fn to_facts(&self) -> Facts {
+        let mut f = Facts::default();
+        for fact in self.0.iter().cloned() {
+            match fact {
+                Fact::Replicas(x) => f.replicas = Some(x),
+                Fact::RestartCount(x) => f.restart_count = Some(x),
+                Fact::NodeName(x) => f.node_name = Some(x),
+                Fact::Image(x) => f.image = Some(x),
+                Fact::ClusterIp(x) => f.cluster_ip = Some(x),
+                Fact::ServiceType(x) => f.service_type = Some(x),
+                Fact::VolumeName(x) => f.volume_name = Some(x),
+                Fact::ClaimRef(x) => f.claim_ref = Some(*x),
+                Fact::IngressClass(x) => f.ingress_class = Some(x),
+                Fact::StorageClass(x) => f.storage_class = Some(x),
+                Fact::Scaling(x) => f.scaling = Some(x),
+                Fact::ScaleTarget(x) => f.scale_target = Some(*x),
+                Fact::Phase(x) => f.phase = Some(x),
+                Fact::Suspended(x) => f.suspended = Some(x),
+            }
+        }
+        f
+    }
+
+    /// The stored facts.
+    pub fn iter(&self) -> impl Iterator<Item = &Fact> {
+        self.0.iter()
+    }
+
+    /// Whether no fact is stored.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.len() * std::mem::size_of::<Fact>()
+            + self
+                .0
+                .iter()
+                .map(|f| match f {
+                    Fact::NodeName(s)
+                    | Fact::Image(s)
+                    | Fact::ClusterIp(s)
+                    | Fact::ServiceType(s)
+                    | Fact::VolumeName(s)
+                    | Fact::IngressClass(s)
+                    | Fact::StorageClass(s)
+                    | Fact::Phase(s) => crate::str_heap(s),
+                    Fact::ClaimRef(_) => std::mem::size_of::<ClaimRef>(),
+                    Fact::ScaleTarget(_) => std::mem::size_of::<(Kind, Str)>(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+    }
+}
+
+/// Helm identity of an object, derived from its labels and annotations.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, Default)]
 pub struct Helm {
     /// `meta.helm.sh/release-name`.
@@ -209,16 +329,16 @@ pub struct Helm {
 }
 
 /// One Kubernetes object as Astrolabe keeps it: identity, labels, the annotations worth keeping,
-/// owners, a status summary, Helm identity and the references it makes to other objects.
-/// Never holds Secret or ConfigMap data, managedFields or the last-applied annotation.
+/// owners, a status summary and the references it makes to other objects. Helm identity and
+/// `managed-by` are read from the labels and annotations (see [`Resource::release`]), so they are
+/// stored once. Never holds Secret or ConfigMap data, managedFields or the last-applied
+/// annotation.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Resource {
     /// `metadata.uid`.
     pub uid: Uid,
-    /// The kind.
+    /// The kind (its apiVersion is [`Resource::api_version`]).
     pub kind: Kind,
-    /// The apiVersion it was read at.
-    pub api_version: Str,
     /// The namespace; empty for cluster-scoped kinds.
     pub namespace: Str,
     /// The name.
@@ -231,36 +351,16 @@ pub struct Resource {
     pub created_at: i64,
     /// `metadata.resourceVersion`.
     pub resource_version: Str,
-    /// `metadata.ownerReferences`.
+    /// `metadata.ownerReferences`. Each makes an `owns` edge from the owner (by UID), so they
+    /// are not repeated in `references`.
     pub owners: Vec<OwnerRef>,
     /// Status summary.
     pub status: Status,
-    /// Kind-specific facts, absent when there are none.
-    pub facts: Option<Box<Facts>>,
-    /// Helm identity, absent when the object is not from a Helm release.
-    pub helm: Option<Box<Helm>>,
-    /// `app.kubernetes.io/managed-by`, when set.
-    pub managed_by: Option<Str>,
+    /// Kind-specific facts (read with [`Resource::facts`], write with [`Resource::set_facts`]).
+    pub facts: FactSet,
     /// The references this object makes, from which the graph derives edges.
     pub references: Vec<Reference>,
 }
-
-static NO_FACTS: Facts = Facts {
-    replicas: None,
-    restart_count: None,
-    node_name: None,
-    image: None,
-    cluster_ip: None,
-    service_type: None,
-    volume_name: None,
-    claim_ref: None,
-    ingress_class: None,
-    storage_class: None,
-    scaling: None,
-    scale_target: None,
-    phase: None,
-    suspended: None,
-};
 
 impl Resource {
     /// A resource with identity only; everything else empty.
@@ -272,7 +372,6 @@ impl Resource {
     ) -> Self {
         Resource {
             uid: uid.into(),
-            api_version: Str::from(kind.api_version()),
             kind,
             namespace: namespace.into(),
             name: name.into(),
@@ -282,9 +381,7 @@ impl Resource {
             resource_version: Str::default(),
             owners: Vec::new(),
             status: Status::default(),
-            facts: None,
-            helm: None,
-            managed_by: None,
+            facts: FactSet::default(),
             references: Vec::new(),
         }
     }
@@ -294,42 +391,81 @@ impl Resource {
         ObjectKey::new(self.kind.clone(), self.namespace.clone(), self.name.clone())
     }
 
-    /// The facts, or an empty set.
-    pub fn facts(&self) -> &Facts {
-        self.facts.as_deref().unwrap_or(&NO_FACTS)
+    /// The apiVersion Astrolabe reads this kind at.
+    pub fn api_version(&self) -> &'static str {
+        self.kind.api_version()
     }
 
-    /// Mutable facts, created on first use.
-    pub fn facts_mut(&mut self) -> &mut Facts {
-        self.facts.get_or_insert_with(Box::default)
+    /// The facts, as a struct (built on each call; cheap).
+    pub fn facts(&self) -> Facts {
+        self.facts.to_facts()
     }
 
-    /// The Helm release name, or "".
+    /// Replaces the facts.
+    pub fn set_facts(&mut self, facts: &Facts) {
+        self.facts = FactSet::from(facts);
+    }
+
+    /// Changes some facts: `r.update_facts(|f| f.phase = Some("Bound".into()))`.
+    pub fn update_facts(&mut self, change: impl FnOnce(&mut Facts)) {
+        let mut facts = self.facts();
+        change(&mut facts);
+        self.set_facts(&facts);
+    }
+
+    /// The Helm release name (`meta.helm.sh/release-name` annotation), or "".
     pub fn release(&self) -> &str {
-        self.helm.as_deref().map_or("", |h| h.release.as_str())
+        self.annotations
+            .get(crate::well_known::HELM_RELEASE)
+            .unwrap_or("")
     }
 
-    /// The Helm chart, or "".
+    /// The Helm release namespace (`meta.helm.sh/release-namespace` annotation), or "".
+    pub fn release_namespace(&self) -> &str {
+        self.annotations
+            .get(crate::well_known::HELM_RELEASE_NAMESPACE)
+            .unwrap_or("")
+    }
+
+    /// The Helm chart (`helm.sh/chart` label, else annotation), or "".
     pub fn chart(&self) -> &str {
-        self.helm.as_deref().map_or("", |h| h.chart.as_str())
+        self.labels
+            .get(crate::well_known::HELM_CHART)
+            .or_else(|| self.annotations.get(crate::well_known::HELM_CHART))
+            .unwrap_or("")
     }
 
-    /// Drops empty optional parts so equal objects compare and encode equal.
+    /// `app.kubernetes.io/managed-by`, when set.
+    pub fn managed_by(&self) -> Option<&str> {
+        self.labels.get(crate::well_known::MANAGED_BY)
+    }
+
+    /// Helm identity, when the object belongs to a release or names a chart.
+    pub fn helm(&self) -> Option<Helm> {
+        (!self.release().is_empty() || !self.chart().is_empty()).then(|| Helm {
+            release: self.release().into(),
+            release_namespace: self.release_namespace().into(),
+            chart: self.chart().into(),
+        })
+    }
+
+    /// Puts stored parts in canonical form so equal objects compare and encode equal, and
+    /// releases spare capacity.
     pub fn normalize(&mut self) {
-        if self.facts.as_deref().is_some_and(Facts::is_empty) {
-            self.facts = None;
-        }
-        if self
-            .helm
-            .as_deref()
-            .is_some_and(|h| h.release.is_empty() && h.chart.is_empty())
-        {
-            self.helm = None;
-        }
+        // Owner references are edges already (see `owners`); a reference that repeats one
+        // would only be stored twice.
+        let owners = &self.owners;
+        self.references.retain(|r| {
+            !(r.edge == crate::EdgeKind::Owns
+                && r.reverse
+                && matches!(&r.target, crate::Target::Uid { uid, .. } if owners.iter().any(|o| o.uid == *uid)))
+        });
         self.references.sort();
         self.references.dedup();
         self.references.shrink_to_fit();
         self.owners.shrink_to_fit();
+        self.labels.shrink_to_fit();
+        self.annotations.shrink_to_fit();
     }
 
     /// Approximate bytes this resource owns on the heap and inline, for memory accounting.
@@ -337,7 +473,6 @@ impl Resource {
         use crate::str_heap;
         std::mem::size_of::<Resource>()
             + str_heap(&self.uid.0)
-            + str_heap(&self.api_version)
             + str_heap(&self.namespace)
             + str_heap(&self.name)
             + self.labels.heap_bytes()
@@ -345,14 +480,7 @@ impl Resource {
             + str_heap(&self.resource_version)
             + str_heap(&self.status.message)
             + self.owners.capacity() * std::mem::size_of::<OwnerRef>()
-            + self
-                .facts
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<Facts>())
-            + self
-                .helm
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<Helm>())
+            + self.facts.heap_bytes()
             + self.references.capacity() * std::mem::size_of::<Reference>()
     }
 }
