@@ -1,1 +1,46 @@
-//! placeholder
+//! A Kubernetes API emulator for the kinds Astrolabe watches, faithful enough for the unmodified
+//! kube-rs `watcher` (ListWatch and streaming lists) and the real `kubectl` over plain HTTP.
+//!
+//! Layout (one concept per module):
+//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names).
+//! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
+//! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
+//! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
+//! - [`selector`]: label and field selector parsing and matching.
+//! - [`patch`]: merge patches (PATCH from kubectl).
+//! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
+//! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
+//! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
+//! - [`faults`]: injected failures and delays (driven through [`Sim`]).
+//! - [`server`]: the axum router and [`serve`].
+//! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON; [`Sim::with_generated`].
+//! - [`churn`]: a seeded task making realistic changes (rolling updates, scaling, config edits).
+//! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
+//!
+//! Data flow: HTTP handlers and the library API both lock the one `State`, mutate it, append the
+//! event to the kind's history and broadcast it; each open watch is a task that filters the
+//! broadcast for its scope and writes newline-delimited JSON to a streaming response body.
+//! Objects are plain Kubernetes JSON (`serde_json::Value`); the crate does not use `k8s-openapi`.
+//! It depends on `astrolabe-model` only to render generated clusters ([`render`]).
+
+pub mod churn;
+pub mod discovery;
+pub mod error;
+mod faults;
+pub mod kinds;
+pub mod list;
+pub mod openapi;
+pub mod patch;
+pub mod render;
+pub mod selector;
+pub mod server;
+pub mod sim;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+pub use churn::{ChurnAction, ChurnConfig, Churner, run_churn};
+pub use error::{Result, SimError};
+pub use kinds::{KINDS, KindInfo};
+pub use server::{router, serve};
+pub use sim::{Sim, SimConfig};

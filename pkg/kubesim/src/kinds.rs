@@ -1,0 +1,351 @@
+//! The table of Kubernetes kinds the emulator serves (group, version, plural, scope, short names).
+
+/// Static description of one Kubernetes resource kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KindInfo {
+    /// The kind, e.g. `Deployment`.
+    pub kind: &'static str,
+    /// The API group, empty for the core group.
+    pub group: &'static str,
+    /// The API version within the group, e.g. `v1`.
+    pub version: &'static str,
+    /// The plural resource name used in URL paths, e.g. `deployments`.
+    pub plural: &'static str,
+    /// The singular resource name, e.g. `deployment`.
+    pub singular: &'static str,
+    /// Whether objects of this kind live in a namespace.
+    pub namespaced: bool,
+    /// kubectl short names, e.g. `deploy`.
+    pub short_names: &'static [&'static str],
+}
+
+impl KindInfo {
+    /// The `apiVersion` string: `v1` for the core group, `<group>/<version>` otherwise.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The list kind, e.g. `DeploymentList`.
+    #[must_use]
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// The URL prefix of this kind's group version: `/api/v1` or `/apis/<group>/<version>`.
+    #[must_use]
+    pub fn gv_prefix(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The collection path, across all namespaces (or the only path for a cluster-scoped kind).
+    #[must_use]
+    pub fn collection_path(&self) -> String {
+        format!("{}/{}", self.gv_prefix(), self.plural)
+    }
+
+    /// The collection path within one namespace (the cluster path for a cluster-scoped kind).
+    #[must_use]
+    pub fn namespaced_path(&self, namespace: &str) -> String {
+        if self.namespaced {
+            format!(
+                "{}/namespaces/{namespace}/{}",
+                self.gv_prefix(),
+                self.plural
+            )
+        } else {
+            self.collection_path()
+        }
+    }
+}
+
+macro_rules! kind {
+    ($kind:literal, $group:literal, $version:literal, $plural:literal, $singular:literal, $ns:literal, [$($short:literal),*]) => {
+        KindInfo {
+            kind: $kind,
+            group: $group,
+            version: $version,
+            plural: $plural,
+            singular: $singular,
+            namespaced: $ns,
+            short_names: &[$($short),*],
+        }
+    };
+}
+
+/// Every kind the emulator serves.
+pub static KINDS: &[KindInfo] = &[
+    kind!(
+        "Namespace",
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        false,
+        ["ns"]
+    ),
+    kind!("Node", "", "v1", "nodes", "node", false, ["no"]),
+    kind!("Pod", "", "v1", "pods", "pod", true, ["po"]),
+    kind!("Service", "", "v1", "services", "service", true, ["svc"]),
+    kind!(
+        "Endpoints",
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        true,
+        ["ep"]
+    ),
+    kind!(
+        "ConfigMap",
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        true,
+        ["cm"]
+    ),
+    kind!("Secret", "", "v1", "secrets", "secret", true, []),
+    kind!(
+        "ServiceAccount",
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        ["sa"]
+    ),
+    kind!(
+        "PersistentVolumeClaim",
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+        ["pvc"]
+    ),
+    kind!(
+        "PersistentVolume",
+        "",
+        "v1",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+        ["pv"]
+    ),
+    kind!(
+        "EndpointSlice",
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        true,
+        []
+    ),
+    kind!(
+        "Deployment",
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        true,
+        ["deploy"]
+    ),
+    kind!(
+        "ReplicaSet",
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        true,
+        ["rs"]
+    ),
+    kind!(
+        "StatefulSet",
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        true,
+        ["sts"]
+    ),
+    kind!(
+        "DaemonSet",
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        true,
+        ["ds"]
+    ),
+    kind!("Job", "batch", "v1", "jobs", "job", true, []),
+    kind!(
+        "CronJob",
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        true,
+        ["cj"]
+    ),
+    kind!(
+        "Ingress",
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        true,
+        ["ing"]
+    ),
+    kind!(
+        "IngressClass",
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "ingressclass",
+        false,
+        []
+    ),
+    kind!(
+        "NetworkPolicy",
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        true,
+        ["netpol"]
+    ),
+    kind!(
+        "StorageClass",
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        false,
+        ["sc"]
+    ),
+    kind!(
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        ["hpa"]
+    ),
+    kind!(
+        "PodDisruptionBudget",
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+        ["pdb"]
+    ),
+    kind!(
+        "Role",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        true,
+        []
+    ),
+    kind!(
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        true,
+        []
+    ),
+    kind!(
+        "ClusterRole",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        false,
+        []
+    ),
+    kind!(
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        []
+    ),
+];
+
+/// Finds a kind by its kind name, plural, singular or short name (case-insensitive).
+#[must_use]
+pub fn lookup(name: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| {
+        k.kind.eq_ignore_ascii_case(name)
+            || k.plural.eq_ignore_ascii_case(name)
+            || k.singular.eq_ignore_ascii_case(name)
+            || k.short_names.iter().any(|s| s.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Finds the kind served at `group`/`version`/`plural` (group empty for the core group).
+#[must_use]
+pub fn by_path(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+}
+
+/// The distinct group versions served, in table order, as `(group, version)`.
+#[must_use]
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for k in KINDS {
+        if !out.contains(&(k.group, k.version)) {
+            out.push((k.group, k.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_by_any_name() {
+        assert_eq!(lookup("deploy").map(|k| k.kind), Some("Deployment"));
+        assert_eq!(lookup("pods").map(|k| k.kind), Some("Pod"));
+        assert_eq!(lookup("configmap").map(|k| k.plural), Some("configmaps"));
+        assert_eq!(
+            lookup("HorizontalPodAutoscaler").map(|k| k.api_version()),
+            Some("autoscaling/v2".to_owned())
+        );
+        assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn paths() {
+        let pod = lookup("Pod").expect("pod");
+        assert_eq!(pod.collection_path(), "/api/v1/pods");
+        assert_eq!(pod.namespaced_path("a"), "/api/v1/namespaces/a/pods");
+        let cr = lookup("ClusterRole").expect("cr");
+        assert_eq!(
+            cr.namespaced_path("a"),
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+        );
+        assert_eq!(KINDS.len(), 27);
+        assert!(by_path("apps", "v1", "deployments").is_some());
+    }
+}

@@ -1,0 +1,458 @@
+//! The HTTP front: the axum router, path parsing, and handlers that only parse and shape.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery;
+use crate::error::SimError;
+use crate::kinds::{self, KindInfo};
+use crate::list::{ListBody, ListQuery, list_page};
+use crate::openapi;
+use crate::patch::merge_patch;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::sim::Sim;
+use crate::table;
+use crate::watch::{self, WatchQuery};
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(code, &self.to_status())
+    }
+}
+
+fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            code,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The router serving the Kubernetes API of `sim` (usable with `tower::ServiceExt::oneshot`).
+pub fn router(sim: Sim) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/api", get(api_versions))
+        .route("/apis", get(|| async { axum::Json(discovery::groups()) }))
+        .route(
+            "/openapi/v3",
+            get(|| async { axum::Json(openapi::index()) }),
+        )
+        .route("/openapi/v3/{*gv}", get(openapi_gv))
+        .fallback(resource)
+        .with_state(sim)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled; open watches are closed at shutdown.
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    sim: Sim,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let watches = sim.clone();
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            watches.drop_watches();
+        })
+        .await
+}
+
+async fn openapi_gv(axum::extract::Path(gv): axum::extract::Path<String>) -> Response {
+    match openapi::group_version(gv.trim_matches('/')) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => not_found().into_response(),
+    }
+}
+
+async fn api_versions(headers: HeaderMap) -> axum::Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    axum::Json(discovery::core_versions(host))
+}
+
+/// A parsed resource path.
+struct Target {
+    info: &'static KindInfo,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+enum Route {
+    Discovery(Value),
+    Resource(Target),
+}
+
+fn not_found() -> SimError {
+    SimError::UnknownKind(String::new())
+}
+
+fn parse_path(path: &str) -> Result<Route, SimError> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g] => {
+            return discovery::group(g)
+                .map(Route::Discovery)
+                .ok_or_else(not_found);
+        }
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found()),
+    };
+    let find = |plural: &str| kinds::by_path(group, version, plural).ok_or_else(not_found);
+    let (info, namespace, name, sub) = match rest {
+        [] => {
+            return discovery::resources(group, version)
+                .map(Route::Discovery)
+                .ok_or_else(not_found);
+        }
+        [plural] => (find(plural)?, None, None, None),
+        [plural, name] => (find(plural)?, None, Some(*name), None),
+        [plural, name, sub] if *plural != "namespaces" => {
+            (find(plural)?, None, Some(*name), Some(*sub))
+        }
+        ["namespaces", name, "status"] => (find("namespaces")?, None, Some(*name), Some("status")),
+        ["namespaces", ns, plural] => (find(plural)?, Some(*ns), None, None),
+        ["namespaces", ns, plural, name] => (find(plural)?, Some(*ns), Some(*name), None),
+        ["namespaces", ns, plural, name, sub] => {
+            (find(plural)?, Some(*ns), Some(*name), Some(*sub))
+        }
+        _ => return Err(not_found()),
+    };
+    let scalable = matches!(info.kind, "Deployment" | "ReplicaSet" | "StatefulSet");
+    match sub {
+        None | Some("status") => {}
+        Some("scale") if scalable => {}
+        Some(_) => return Err(not_found()),
+    }
+    // Namespaced kinds have no un-namespaced item path; cluster-scoped kinds have no namespaced path.
+    if (info.namespaced && namespace.is_none() && name.is_some())
+        || (!info.namespaced && namespace.is_some())
+    {
+        return Err(not_found());
+    }
+    Ok(Route::Resource(Target {
+        info,
+        namespace: namespace.map(str::to_owned),
+        name: name.map(str::to_owned),
+        subresource: sub.map(str::to_owned),
+    }))
+}
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+fn scope_query(q: &HashMap<String, String>, t: &Target) -> Result<ListQuery, SimError> {
+    let limit = match q.get("limit").filter(|s| !s.is_empty()) {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| SimError::BadRequest(format!("invalid limit: {l}")))?
+            .max(0),
+        None => 0,
+    };
+    Ok(ListQuery {
+        namespace: t.namespace.clone(),
+        labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector").map_or("", String::as_str),
+            t.info.kind,
+        )?,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        continue_token: q.get("continue").filter(|s| !s.is_empty()).cloned(),
+        resource_version: q.get("resourceVersion").filter(|s| !s.is_empty()).cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|s| !s.is_empty())
+            .cloned(),
+    })
+}
+
+/// The `autoscaling/v1` Scale of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let meta = obj
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let replicas = obj
+        .pointer("/spec/replicas")
+        .cloned()
+        .unwrap_or(serde_json::json!(1));
+    serde_json::json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": replicas},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(serde_json::json!(0))},
+    })
+}
+
+/// Reads, changes (PUT body or PATCH) and writes back the Scale subresource.
+fn handle_scale(
+    sim: &Sim,
+    t: &Target,
+    method: &Method,
+    body: &Bytes,
+) -> Result<Response, SimError> {
+    let (info, ns) = (t.info, t.namespace.as_deref().unwrap_or_default());
+    let name = t.name.as_deref().unwrap_or_default();
+    let mut state = sim.inner.state.lock();
+    let current = state.get(info, ns, name)?;
+    let mut scale = scale_of(&current);
+    match *method {
+        Method::GET => return Ok(json_response(StatusCode::OK, &scale)),
+        Method::PUT => scale = parse_body(body)?,
+        Method::PATCH => merge_patch(&mut scale, &parse_body(body)?),
+        _ => return Err(SimError::MethodNotAllowed),
+    }
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let obj = state.update_with(info, ns, name, |o| {
+        o["spec"]["replicas"] = serde_json::json!(replicas)
+    })?;
+    Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, SimError> {
+    serde_json::from_slice(body).map_err(|e| {
+        SimError::BadRequest(format!(
+            "the body of the request was in an unknown format: {e}"
+        ))
+    })
+}
+
+async fn resource(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match handle(&sim, &method, &uri, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(%method, %uri, error = %e, "kubesim request failed");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle(
+    sim: &Sim,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, SimError> {
+    let target = match parse_path(uri.path())? {
+        Route::Discovery(doc) => return Ok(json_response(StatusCode::OK, &doc)),
+        Route::Resource(t) => t,
+    };
+    let q: HashMap<String, String> = Query::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .unwrap_or_default();
+    let delay = sim.inner.faults.delay();
+    if delay > Duration::ZERO {
+        tokio::time::sleep(delay).await;
+    }
+    sim.inner.faults.check(target.info)?;
+    let info = target.info;
+    let ns = target.namespace.as_deref();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default();
+    if !body.is_empty() && ct.contains("protobuf") {
+        return Ok(json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &crate::error::status_object(
+                415,
+                "UnsupportedMediaType",
+                &format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json; got {ct}"
+                ),
+            ),
+        ));
+    }
+    if target.subresource.as_deref() == Some("scale") {
+        return handle_scale(sim, &target, method, body);
+    }
+    let state = &sim.inner.state;
+    match (method.clone(), target.name.as_deref()) {
+        (Method::GET, None) if flag(&q, "watch") => {
+            let wq = WatchQuery {
+                scope: scope_query(&q, &target)?,
+                resource_version: q.get("resourceVersion").cloned(),
+                resource_version_match: q
+                    .get("resourceVersionMatch")
+                    .filter(|s| !s.is_empty())
+                    .cloned(),
+                send_initial_events: flag(&q, "sendInitialEvents"),
+                bookmarks: flag(&q, "allowWatchBookmarks"),
+                timeout: q
+                    .get("timeoutSeconds")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            };
+            let rx = watch::start(&sim.inner, info, wq)?;
+            let stream = ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+            Ok((
+                StatusCode::OK,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-cache, private"),
+                    ),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        (Method::GET, None) => {
+            let lq = scope_query(&q, &target)?;
+            if q.contains_key("sendInitialEvents") {
+                return Err(SimError::Invalid(
+                    "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list".into(),
+                ));
+            }
+            let page = list_page(&mut state.lock(), info, &lq, sim.inner.config.continue_ttl)?;
+            if table::wants_table(headers) {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::list_table(info, &page),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &ListBody::new(info, &page)))
+        }
+        (Method::GET, Some(name)) => {
+            let obj = state.lock().get(info, ns.unwrap_or_default(), name)?;
+            if table::wants_table(headers) {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::object_table(info, &obj),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &*obj))
+        }
+        (Method::POST, None) => {
+            let obj = state.lock().create(info, parse_body(body)?, ns)?;
+            Ok(json_response(StatusCode::CREATED, &*obj))
+        }
+        (Method::PUT, Some(name)) => {
+            let obj = state
+                .lock()
+                .replace(info, parse_body(body)?, ns, Some(name))?;
+            Ok(json_response(StatusCode::OK, &*obj))
+        }
+        (Method::PATCH, Some(name)) => {
+            if ct.starts_with("application/json-patch+json")
+                || ct.starts_with("application/apply-patch")
+            {
+                return Ok(json_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &crate::error::status_object(
+                        415,
+                        "UnsupportedMediaType",
+                        &format!(
+                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json; got {ct}"
+                        ),
+                    ),
+                ));
+            }
+            let patch = parse_body(body)?;
+            let obj = state
+                .lock()
+                .update_with(info, ns.unwrap_or_default(), name, |o| {
+                    merge_patch(o, &patch)
+                })?;
+            Ok(json_response(StatusCode::OK, &*obj))
+        }
+        (Method::DELETE, Some(name)) => {
+            let obj = state.lock().delete(info, ns.unwrap_or_default(), name)?;
+            Ok(json_response(StatusCode::OK, &*obj))
+        }
+        _ => Err(SimError::MethodNotAllowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let r = |p: &str| match parse_path(p) {
+            Ok(Route::Resource(t)) => Some((t.info.kind, t.namespace, t.name)),
+            _ => None,
+        };
+        assert_eq!(r("/api/v1/pods"), Some(("Pod", None, None)));
+        assert_eq!(
+            r("/api/v1/namespaces/a/pods/x"),
+            Some(("Pod", Some("a".into()), Some("x".into())))
+        );
+        assert_eq!(
+            r("/api/v1/namespaces/a"),
+            Some(("Namespace", None, Some("a".into())))
+        );
+        assert_eq!(
+            r("/apis/apps/v1/namespaces/a/deployments"),
+            Some(("Deployment", Some("a".into()), None))
+        );
+        assert_eq!(r("/api/v1/pods/x"), None);
+        assert_eq!(r("/api/v1/namespaces/a/nodes"), None);
+        assert_eq!(r("/apis/apps/v1/foos"), None);
+        assert!(matches!(
+            parse_path("/apis/apps/v1"),
+            Ok(Route::Discovery(_))
+        ));
+        assert!(matches!(parse_path("/apis/apps"), Ok(Route::Discovery(_))));
+    }
+}

@@ -1,0 +1,306 @@
+//! The emulator handle: configuration, the library CRUD API and the fault-injection knobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::error::{Result, SimError};
+use crate::faults::Faults;
+use crate::kinds::{self, KindInfo};
+use crate::store::State;
+
+/// Tunables of the emulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Events retained per kind; a watch from an RV older than that gets ERROR 410.
+    pub history_size: usize,
+    /// Period of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// Lifetime of a continue token.
+    pub continue_ttl: Duration,
+    /// How many continue snapshots are kept at once (oldest evicted first).
+    pub continue_capacity: usize,
+    /// Watch duration when the client sends no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+    /// Live events buffered per kind; a watcher lagging further behind gets ERROR 410.
+    pub watch_buffer: usize,
+    /// Create `default`, `kube-system`, `kube-public` and `kube-node-lease` at start.
+    pub default_namespaces: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            history_size: 1000,
+            bookmark_interval: Duration::from_secs(5),
+            continue_ttl: Duration::from_secs(300),
+            continue_capacity: 256,
+            default_watch_timeout: Duration::from_secs(1800),
+            watch_buffer: 4096,
+            default_namespaces: false,
+        }
+    }
+}
+
+/// Shared state behind a [`Sim`] handle.
+pub(crate) struct Inner {
+    pub(crate) config: SimConfig,
+    pub(crate) state: Mutex<State>,
+    pub(crate) faults: Faults,
+}
+
+/// A cheap-to-clone handle on one emulated cluster.
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("rv", &self.current_rv())
+            .field("objects", &self.object_count())
+            .finish()
+    }
+}
+
+/// Resolves a kind name, plural, singular or short name.
+///
+/// # Errors
+/// [`SimError::UnknownKind`] when the name matches no served kind.
+pub fn resolve(kind: &str) -> Result<&'static KindInfo> {
+    kinds::lookup(kind).ok_or_else(|| SimError::UnknownKind(kind.to_owned()))
+}
+
+impl Sim {
+    /// Creates an empty emulated cluster.
+    #[must_use]
+    pub fn new(config: SimConfig) -> Self {
+        let state = State::new(
+            config.history_size,
+            config.watch_buffer,
+            config.continue_capacity,
+        );
+        let default_namespaces = config.default_namespaces;
+        let sim = Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(state),
+                faults: Faults::default(),
+            }),
+        };
+        if default_namespaces {
+            for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                // Cannot fail on an empty store.
+                let _ = sim.create(
+                    "Namespace",
+                    json!({"metadata": {"name": ns}, "status": {"phase": "Active"}}),
+                );
+            }
+        }
+        sim
+    }
+
+    /// The configuration this emulator runs with.
+    #[must_use]
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// Creates an object (namespace from `metadata.namespace`, `default` if absent); returns the stored object.
+    ///
+    /// # Errors
+    /// Unknown kind, already exists, missing name, or type fields that do not match the kind.
+    pub fn create(&self, kind: &str, object: Value) -> Result<Value> {
+        let info = resolve(kind)?;
+        Ok((*self.inner.state.lock().create(info, object, None)?).clone())
+    }
+
+    /// Replaces an object; a non-empty `metadata.resourceVersion` must be the current one.
+    ///
+    /// # Errors
+    /// Unknown kind, not found, or a conflict (stale resourceVersion).
+    pub fn replace(&self, kind: &str, object: Value) -> Result<Value> {
+        let info = resolve(kind)?;
+        Ok((*self.inner.state.lock().replace(info, object, None, None)?).clone())
+    }
+
+    /// Changes an object in place with `f` (read-modify-write under the lock, no conflict possible).
+    ///
+    /// # Errors
+    /// Unknown kind or not found.
+    pub fn update(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Value> {
+        let info = resolve(kind)?;
+        Ok((*self
+            .inner
+            .state
+            .lock()
+            .update_with(info, namespace, name, f)?)
+        .clone())
+    }
+
+    /// Creates the object, or replaces it unconditionally when it exists.
+    ///
+    /// # Errors
+    /// Unknown kind or an invalid object.
+    pub fn upsert(&self, kind: &str, mut object: Value) -> Result<Value> {
+        let info = resolve(kind)?;
+        let mut state = self.inner.state.lock();
+        match state.create(info, object.clone(), None) {
+            Err(SimError::AlreadyExists(..)) => {
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("resourceVersion");
+                }
+                Ok((*state.replace(info, object, None, None)?).clone())
+            }
+            other => Ok((*other?).clone()),
+        }
+    }
+
+    /// Deletes an object (`namespace` is ignored for cluster-scoped kinds); returns its last state.
+    ///
+    /// # Errors
+    /// Unknown kind or not found.
+    pub fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<Value> {
+        let info = resolve(kind)?;
+        Ok((*self.inner.state.lock().delete(info, namespace, name)?).clone())
+    }
+
+    /// Reads one object.
+    ///
+    /// # Errors
+    /// Unknown kind or not found.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Value> {
+        let info = resolve(kind)?;
+        Ok((*self.inner.state.lock().get(info, namespace, name)?).clone())
+    }
+
+    /// All objects of a kind, sorted by (namespace, name).
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn list(&self, kind: &str) -> Result<Vec<Value>> {
+        let info = resolve(kind)?;
+        let items: Vec<Arc<Value>> = self
+            .inner
+            .state
+            .lock()
+            .kind(info)
+            .objects
+            .values()
+            .cloned()
+            .collect();
+        Ok(items.iter().map(|o| (**o).clone()).collect())
+    }
+
+    /// The objects of a kind in one namespace, sorted by name.
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn list_in(&self, kind: &str, namespace: &str) -> Result<Vec<Value>> {
+        let info = resolve(kind)?;
+        let ns = namespace.to_owned();
+        let state = self.inner.state.lock();
+        let items: Vec<Arc<Value>> = state
+            .kind(info)
+            .objects
+            .range((ns.clone(), String::new())..)
+            .take_while(|((n, _), _)| *n == ns)
+            .map(|(_, v)| v.clone())
+            .collect();
+        drop(state);
+        Ok(items.iter().map(|o| (**o).clone()).collect())
+    }
+
+    /// The `(namespace, name)` keys of a kind's objects (namespace empty when cluster-scoped).
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn keys(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let info = resolve(kind)?;
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .kind(info)
+            .objects
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    /// The last resourceVersion issued.
+    #[must_use]
+    pub fn current_rv(&self) -> u64 {
+        self.inner.state.lock().rv
+    }
+
+    /// The number of stored objects over all kinds.
+    #[must_use]
+    pub fn object_count(&self) -> usize {
+        self.inner.state.lock().object_count()
+    }
+
+    /// Closes every open watch stream (clients re-watch from their last RV without an error).
+    pub fn drop_watches(&self) {
+        self.inner.state.lock().drop_watches();
+    }
+
+    /// Forgets all event history (and continue tokens) and advances the RV, so that any watch resuming
+    /// from an RV issued before this call gets ERROR 410 and relists. Open watches are not closed: call
+    /// [`Sim::drop_watches`] as well to force the reconnect.
+    pub fn expire_history(&self) {
+        self.inner.state.lock().expire_history();
+    }
+
+    /// [`Sim::expire_history`] and [`Sim::drop_watches`] atomically: every watcher reconnects with an RV
+    /// that is now too old, gets ERROR 410, and relists.
+    pub fn expire_and_drop_watches(&self) {
+        let mut state = self.inner.state.lock();
+        state.expire_history();
+        state.drop_watches();
+    }
+
+    /// Invalidates every outstanding continue token (their next page answers HTTP 410).
+    pub fn expire_continue_tokens(&self) {
+        self.inner.state.lock().continues.clear();
+    }
+
+    /// Makes every API request for `kind` fail with HTTP `code` (a Kubernetes Status body) until cleared.
+    /// Open watches are not affected; use [`Sim::drop_watches`] to make them reconnect.
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn fail_kind(&self, kind: &str, code: u16) -> Result<()> {
+        self.inner.faults.fail(resolve(kind)?, code);
+        Ok(())
+    }
+
+    /// Clears the injected failure of `kind`.
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn clear_failure(&self, kind: &str) -> Result<()> {
+        self.inner.faults.clear(Some(resolve(kind)?));
+        Ok(())
+    }
+
+    /// Clears every injected failure and the response delay.
+    pub fn clear_faults(&self) {
+        self.inner.faults.clear(None);
+        self.inner.faults.set_delay(Duration::ZERO);
+    }
+
+    /// Delays every API response by `delay` (zero to disable).
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.inner.faults.set_delay(delay);
+    }
+}

@@ -1,0 +1,518 @@
+//! The object store: objects per kind, the global resourceVersion, bounded per-kind event history.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rand::Rng;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Result, SimError};
+use crate::kinds::{KINDS, KindInfo};
+use crate::list::ContinueStore;
+
+/// The type of a change event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// The object was created.
+    Added,
+    /// The object was updated.
+    Modified,
+    /// The object was deleted.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name (`ADDED`, `MODIFIED`, `DELETED`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change of one object, as kept in the history and broadcast to watchers.
+#[derive(Debug)]
+pub struct Event {
+    /// The global resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// The new state (for DELETED: the last state carrying the deletion's RV).
+    pub object: Arc<Value>,
+    /// The previous state, for MODIFIED (used for selector transitions).
+    pub prev: Option<Arc<Value>>,
+}
+
+/// The state of one kind.
+pub(crate) struct KindState {
+    /// Objects by `(namespace, name)` (namespace empty when cluster-scoped), in etcd key order.
+    pub objects: BTreeMap<(String, String), Arc<Value>>,
+    /// Retained events, oldest first.
+    pub history: VecDeque<Arc<Event>>,
+    /// The RV of the newest event dropped from the history.
+    pub compacted_rv: u64,
+    /// Live events for open watches.
+    pub tx: broadcast::Sender<Arc<Event>>,
+}
+
+/// Everything behind the emulator's single lock.
+pub(crate) struct State {
+    /// The global resourceVersion (the last one issued).
+    pub rv: u64,
+    /// Per-kind state, indexed like [`KINDS`].
+    pub kinds: Vec<KindState>,
+    /// Snapshots behind continue tokens.
+    pub continues: ContinueStore,
+    /// Cancelled (and replaced) to close every open watch.
+    pub watch_cancel: CancellationToken,
+    history_size: usize,
+}
+
+/// Index of a kind in [`KINDS`].
+pub(crate) fn index_of(info: &KindInfo) -> usize {
+    KINDS
+        .iter()
+        .position(|k| k.plural == info.plural && k.group == info.group)
+        .unwrap_or(0)
+}
+
+/// A random UUID (version 4 layout).
+fn new_uid() -> String {
+    let mut rng = rand::rng();
+    let b: [u8; 16] = rng.random();
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        h(0..4),
+        h(4..6),
+        &h(6..8)[1..],
+        8 | (b[8] & 3),
+        &h(8..10)[1..],
+        h(10..16)
+    )
+}
+
+/// The current time, RFC 3339 with second precision.
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+}
+
+/// The object with `metadata` and `status` removed, to detect spec changes.
+fn spec_part(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
+impl State {
+    pub(crate) fn new(history_size: usize, watch_buffer: usize, continue_capacity: usize) -> Self {
+        let kinds = KINDS
+            .iter()
+            .map(|_| KindState {
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                compacted_rv: 0,
+                tx: broadcast::channel(watch_buffer.max(1)).0,
+            })
+            .collect();
+        Self {
+            rv: 0,
+            kinds,
+            continues: ContinueStore::new(continue_capacity),
+            watch_cancel: CancellationToken::new(),
+            history_size: history_size.max(1),
+        }
+    }
+
+    pub(crate) fn kind(&self, info: &KindInfo) -> &KindState {
+        &self.kinds[index_of(info)]
+    }
+
+    fn commit(&mut self, info: &KindInfo, event: Event) {
+        let limit = self.history_size;
+        let ks = &mut self.kinds[index_of(info)];
+        let event = Arc::new(event);
+        ks.history.push_back(event.clone());
+        while ks.history.len() > limit {
+            if let Some(old) = ks.history.pop_front() {
+                ks.compacted_rv = old.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching this kind.
+        let _ = ks.tx.send(event);
+    }
+
+    /// Normalises an incoming object for `info`: type fields, namespace, name.
+    fn normalise(
+        info: &KindInfo,
+        mut obj: Value,
+        path_ns: Option<&str>,
+    ) -> Result<(Value, String, String)> {
+        let map = obj
+            .as_object_mut()
+            .ok_or_else(|| SimError::BadRequest("the body must be a JSON object".into()))?;
+        if let Some(k) = map.get("kind").and_then(Value::as_str)
+            && k != info.kind
+        {
+            return Err(SimError::BadRequest(format!(
+                "the kind {k:?} does not match the path ({})",
+                info.kind
+            )));
+        }
+        if let Some(av) = map.get("apiVersion").and_then(Value::as_str)
+            && av != info.api_version()
+        {
+            return Err(SimError::BadRequest(format!(
+                "the apiVersion {av:?} does not match the path ({})",
+                info.api_version()
+            )));
+        }
+        map.insert("kind".into(), json!(info.kind));
+        map.insert("apiVersion".into(), json!(info.api_version()));
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let meta = meta
+            .as_object_mut()
+            .ok_or_else(|| SimError::BadRequest("metadata must be an object".into()))?;
+        let ns = if info.namespaced {
+            let body_ns = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            let ns = match (path_ns, body_ns) {
+                (Some(p), Some(b)) if p != b => {
+                    return Err(SimError::BadRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ));
+                }
+                (Some(p), _) => p.to_owned(),
+                (None, Some(b)) => b.to_owned(),
+                (None, None) => "default".to_owned(),
+            };
+            meta.insert("namespace".into(), json!(ns));
+            ns
+        } else {
+            meta.remove("namespace");
+            String::new()
+        };
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty()
+            && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+        {
+            let mut rng = rand::rng();
+            let suffix: String = (0..5)
+                .map(|_| {
+                    let c = rng.random_range(0..36u8);
+                    char::from(if c < 10 { b'0' + c } else { b'a' + c - 10 })
+                })
+                .collect();
+            name = format!("{prefix}{suffix}");
+            meta.insert("name".into(), json!(name));
+        }
+        if name.is_empty() {
+            return Err(SimError::Invalid(format!(
+                "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                info.kind
+            )));
+        }
+        Ok((obj, ns, name))
+    }
+
+    /// Creates an object; returns the stored state.
+    pub(crate) fn create(
+        &mut self,
+        info: &KindInfo,
+        obj: Value,
+        path_ns: Option<&str>,
+    ) -> Result<Arc<Value>> {
+        self.create_with(info, obj, path_ns, false)
+    }
+
+    /// Creates an object; with `keep_identity`, a given `uid` and `creationTimestamp` are kept
+    /// (used to load generated clusters whose references point at UIDs).
+    pub(crate) fn create_with(
+        &mut self,
+        info: &KindInfo,
+        obj: Value,
+        path_ns: Option<&str>,
+        keep_identity: bool,
+    ) -> Result<Arc<Value>> {
+        let (mut obj, ns, name) = Self::normalise(info, obj, path_ns)?;
+        let key = (ns, name);
+        if self.kind(info).objects.contains_key(&key) {
+            return Err(SimError::AlreadyExists(info.plural.into(), key.1));
+        }
+        self.rv += 1;
+        let rv = self.rv;
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            let has = |m: &Map<String, Value>, f: &str| {
+                m.get(f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
+            if !(keep_identity && has(meta, "uid")) {
+                meta.insert("uid".into(), json!(new_uid()));
+            }
+            if !(keep_identity && has(meta, "creationTimestamp")) {
+                meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            }
+            meta.insert("resourceVersion".into(), json!(rv.to_string()));
+            meta.insert("generation".into(), json!(1));
+            meta.remove("deletionTimestamp");
+        }
+        let obj = Arc::new(obj);
+        self.kinds[index_of(info)].objects.insert(key, obj.clone());
+        self.commit(
+            info,
+            Event {
+                rv,
+                kind: EventType::Added,
+                object: obj.clone(),
+                prev: None,
+            },
+        );
+        Ok(obj)
+    }
+
+    /// Replaces an object (PUT); a stale body resourceVersion is a conflict.
+    pub(crate) fn replace(
+        &mut self,
+        info: &KindInfo,
+        obj: Value,
+        path_ns: Option<&str>,
+        path_name: Option<&str>,
+    ) -> Result<Arc<Value>> {
+        let (obj, ns, name) = Self::normalise(info, obj, path_ns)?;
+        if let Some(p) = path_name
+            && p != name
+        {
+            return Err(SimError::BadRequest(format!(
+                "the name of the object ({name}) does not match the name on the URL ({p})"
+            )));
+        }
+        let key = (ns, name);
+        let old = self
+            .kind(info)
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| SimError::NotFound(info.plural.into(), key.1.clone()))?;
+        if let Some(body_rv) = meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty())
+            && Some(body_rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(SimError::Conflict(info.plural.into(), key.1));
+        }
+        Ok(self.store_update(info, key, &old, obj))
+    }
+
+    /// Applies `f` to the current state of an object and stores the result (no conflict check).
+    pub(crate) fn update_with(
+        &mut self,
+        info: &KindInfo,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Arc<Value>> {
+        let key = (
+            if info.namespaced {
+                ns.to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        );
+        let old = self
+            .kind(info)
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))?;
+        let mut new = (*old).clone();
+        f(&mut new);
+        Ok(self.store_update(info, key, &old, new))
+    }
+
+    fn store_update(
+        &mut self,
+        info: &KindInfo,
+        key: (String, String),
+        old: &Arc<Value>,
+        mut new: Value,
+    ) -> Arc<Value> {
+        self.rv += 1;
+        let rv = self.rv;
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let bump = spec_part(old) != spec_part(&new);
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in ["uid", "creationTimestamp"] {
+                if let Some(v) = old.pointer(&format!("/metadata/{field}")) {
+                    meta.insert(field.into(), v.clone());
+                }
+            }
+            meta.insert("name".into(), json!(key.1));
+            if info.namespaced {
+                meta.insert("namespace".into(), json!(key.0));
+            }
+            meta.insert("resourceVersion".into(), json!(rv.to_string()));
+            meta.insert(
+                "generation".into(),
+                json!(if bump { generation + 1 } else { generation }),
+            );
+        }
+        let new = Arc::new(new);
+        self.kinds[index_of(info)].objects.insert(key, new.clone());
+        self.commit(
+            info,
+            Event {
+                rv,
+                kind: EventType::Modified,
+                object: new.clone(),
+                prev: Some(old.clone()),
+            },
+        );
+        new
+    }
+
+    /// Deletes an object; returns its last state carrying the deletion's RV.
+    pub(crate) fn delete(&mut self, info: &KindInfo, ns: &str, name: &str) -> Result<Arc<Value>> {
+        let key = (
+            if info.namespaced {
+                ns.to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        );
+        let old = self.kinds[index_of(info)]
+            .objects
+            .remove(&key)
+            .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))?;
+        self.rv += 1;
+        let rv = self.rv;
+        let mut last = (*old).clone();
+        if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        let last = Arc::new(last);
+        self.commit(
+            info,
+            Event {
+                rv,
+                kind: EventType::Deleted,
+                object: last.clone(),
+                prev: Some(old),
+            },
+        );
+        Ok(last)
+    }
+
+    /// Reads one object.
+    pub(crate) fn get(&self, info: &KindInfo, ns: &str, name: &str) -> Result<Arc<Value>> {
+        let key = (
+            if info.namespaced {
+                ns.to_owned()
+            } else {
+                String::new()
+            },
+            name.to_owned(),
+        );
+        self.kind(info)
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))
+    }
+
+    /// Forgets all history and bumps the RV, so every watch from an earlier RV gets 410.
+    pub(crate) fn expire_history(&mut self) {
+        self.rv += 1;
+        let rv = self.rv;
+        for ks in &mut self.kinds {
+            ks.history.clear();
+            ks.compacted_rv = rv;
+        }
+        self.continues.clear();
+    }
+
+    /// Closes every open watch.
+    pub(crate) fn drop_watches(&mut self) {
+        self.watch_cancel.cancel();
+        self.watch_cancel = CancellationToken::new();
+    }
+
+    /// The number of stored objects over all kinds.
+    pub(crate) fn object_count(&self) -> usize {
+        self.kinds.iter().map(|k| k.objects.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::lookup;
+
+    fn cm(name: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns"}, "data": {"a": "1"}})
+    }
+
+    #[test]
+    fn uid_looks_like_uuid() {
+        let u = new_uid();
+        assert_eq!(u.len(), 36, "{u}");
+        assert_eq!(u.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn crud_and_history() {
+        let info = lookup("cm").expect("cm");
+        let mut s = State::new(2, 16, 8);
+        let a = s.create(info, cm("a"), None).expect("create");
+        assert_eq!(a["metadata"]["resourceVersion"], "1");
+        assert_eq!(a["kind"], "ConfigMap");
+        assert!(matches!(
+            s.create(info, cm("a"), None),
+            Err(SimError::AlreadyExists(..))
+        ));
+        let mut stale = cm("a");
+        stale["metadata"]["resourceVersion"] = json!("0");
+        assert!(matches!(
+            s.replace(info, stale, None, None),
+            Err(SimError::Conflict(..))
+        ));
+        let mut upd = (*a).clone();
+        upd["data"]["a"] = json!("2");
+        let b = s.replace(info, upd, None, Some("a")).expect("replace");
+        assert_eq!(b["metadata"]["generation"], 2);
+        assert_eq!(b["metadata"]["uid"], a["metadata"]["uid"]);
+        let d = s.delete(info, "ns", "a").expect("delete");
+        assert_eq!(d["metadata"]["resourceVersion"], "3");
+        assert_eq!(s.kind(info).history.len(), 2);
+        assert_eq!(s.kind(info).compacted_rv, 1);
+        assert!(s.get(info, "ns", "a").is_err());
+    }
+}
