@@ -1,1 +1,65 @@
-//! placeholder
+//! Event-sourced persistence of the Astrolabe graph on Redis Streams.
+//!
+//! # Data flow
+//!
+//! ```text
+//! graph apply loop ──ChangeSender::send (try_send, never blocks)──► Writer task
+//!     │                                                  batches (size + linger), one pipelined
+//!     │                                                  XADD round trip per batch, explicit IDs
+//!     │                                                  ──► astrolabe:{c}:events
+//!     │ SnapshotSource (encoded state + seq)   acked_seq (watch)
+//!     └────────────────────────────────► Snapshotter task ──► chunks + meta (MULTI/EXEC), trim
+//! start-up: recover() = sweep orphans, load snapshot, replay the stream after it in pages
+//! ```
+//!
+//! # Layout
+//!
+//! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
+//! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
+//! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
+//! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`].
+//! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
+//! - [`snapshotter`]: the periodic [`Snapshotter`] task.
+//! - [`recovery`]: [`recover`] at start-up.
+//! - [`model_codec`]: the typed layer over `astrolabe-model` ([`ModelDecoder`], `Record` for
+//!   `Change`).
+//! - [`metrics`]: [`PersistMetrics`] (`astrolabe_persist_*`).
+//! - [`error`]: the error type, [`PersistError`].
+//! - `testing` (feature `testing`): `RedisServer`, a real `redis-server` for tests.
+//!
+//! # Guarantees
+//!
+//! A change is durable once its batch's pipeline returned OK ([`WriterHandle::acked_seq`]).
+//! Appends are idempotent (stream ID `<seq>-1`; an ID not above the top is "already there").
+//! Snapshots are atomic (new generation uploaded, then one MULTI/EXEC switches the metadata).
+//! The stream is trimmed only behind the committed snapshot. If the producer's channel
+//! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
+//! answers.
+
+pub mod error;
+pub mod keys;
+pub mod log;
+pub mod metrics;
+pub mod model_codec;
+pub mod recovery;
+pub mod redis_log;
+mod redis_snapshot;
+pub mod snapshotter;
+pub mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod writer;
+
+pub use error::{PersistError, Result};
+pub use keys::Keys;
+pub use log::{
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
+    TrimOutcome,
+};
+pub use metrics::PersistMetrics;
+pub use model_codec::{ModelDecoder, snapshot_blob};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, recover};
+pub use redis_log::{RedisConfig, RedisLog};
+pub use snapshotter::{Snapshotter, SnapshotterConfig, SnapshotterHandle};
+pub use source::{Record, SnapshotSource};
+pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

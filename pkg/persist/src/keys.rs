@@ -1,0 +1,123 @@
+//! Redis key layout: every key of one cluster shares the hash tag `{<cluster>}` (one Cluster slot).
+
+use crate::error::{PersistError, Result};
+
+/// The keys of one logical Kubernetes cluster.
+///
+/// ```text
+/// astrolabe:{<cluster>}:events              stream, one entry per change, ID `<seq>-1`
+/// astrolabe:{<cluster>}:snapshot:meta       hash, the committed snapshot (see `SnapshotMeta`)
+/// astrolabe:{<cluster>}:snapshot:<gen>:<i>  string, chunk i of snapshot generation gen
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    events: String,
+    meta: String,
+    chunk_prefix: String,
+}
+
+impl Keys {
+    /// Keys for `cluster`.
+    ///
+    /// # Errors
+    /// [`PersistError::InvalidClusterName`] if the name is empty or contains `{` or `}` (it would
+    /// break the hash tag).
+    pub fn new(cluster: &str) -> Result<Self> {
+        if cluster.is_empty() || cluster.contains(['{', '}']) {
+            return Err(PersistError::InvalidClusterName(cluster.to_owned()));
+        }
+        let base = format!("astrolabe:{{{cluster}}}");
+        Ok(Self {
+            events: format!("{base}:events"),
+            meta: format!("{base}:snapshot:meta"),
+            chunk_prefix: format!("{base}:snapshot:"),
+        })
+    }
+
+    /// The event stream.
+    #[must_use]
+    pub fn events(&self) -> &str {
+        &self.events
+    }
+
+    /// The committed snapshot's metadata hash.
+    #[must_use]
+    pub fn snapshot_meta(&self) -> &str {
+        &self.meta
+    }
+
+    /// Chunk `index` of snapshot generation `generation`.
+    #[must_use]
+    pub fn chunk(&self, generation: u64, index: u64) -> String {
+        format!("{}{generation}:{index}", self.chunk_prefix)
+    }
+
+    /// A SCAN MATCH pattern for every chunk key (the metadata key matches too; filter with
+    /// [`Keys::parse_chunk`]). Glob characters in the cluster name are escaped.
+    #[must_use]
+    pub fn chunk_pattern(&self) -> String {
+        let mut out = String::with_capacity(self.chunk_prefix.len() + 4);
+        for c in self.chunk_prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push_str("*:*");
+        out
+    }
+
+    /// `(generation, index)` if `key` is a chunk key of this cluster.
+    #[must_use]
+    pub fn parse_chunk(&self, key: &str) -> Option<(u64, u64)> {
+        let rest = key.strip_prefix(&self.chunk_prefix)?;
+        let (generation, index) = rest.split_once(':')?;
+        Some((generation.parse().ok()?, index.parse().ok()?))
+    }
+}
+
+/// Stream entry ID for change `seq`: `<seq>-1`.
+///
+/// The millisecond part carries the sequence so `XRANGE (<id>`, `XTRIM MINID <seq>` and
+/// `XREVRANGE + - COUNT 1` all work directly on sequences; the `-1` keeps every ID distinct from
+/// the invalid `0-0` even for sequence 0 and marks entries written by this scheme.
+#[must_use]
+pub fn entry_id(seq: u64) -> String {
+    format!("{seq}-1")
+}
+
+/// The sequence of a stream entry ID (the part before `-`).
+#[must_use]
+pub fn seq_of_id(id: &str) -> Option<u64> {
+    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_shares_one_hash_tag() {
+        let k = Keys::new("prod-a").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.events(), "astrolabe:{prod-a}:events");
+        assert_eq!(k.snapshot_meta(), "astrolabe:{prod-a}:snapshot:meta");
+        assert_eq!(k.chunk(3, 7), "astrolabe:{prod-a}:snapshot:3:7");
+        assert_eq!(k.parse_chunk(&k.chunk(3, 7)), Some((3, 7)));
+        assert_eq!(k.parse_chunk(k.snapshot_meta()), None);
+        assert!(Keys::new("a{b").is_err());
+        assert!(Keys::new("").is_err());
+    }
+
+    #[test]
+    fn pattern_escapes_glob() {
+        let k = Keys::new("a*b").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.chunk_pattern(), r"astrolabe:{a\*b}:snapshot:*:*");
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        assert_eq!(entry_id(42), "42-1");
+        assert_eq!(seq_of_id("42-1"), Some(42));
+        assert_eq!(seq_of_id("x"), None);
+    }
+}

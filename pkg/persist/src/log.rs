@@ -1,0 +1,159 @@
+//! The [`EventLog`] trait: an append-only log of opaque change payloads keyed by sequence number,
+//! plus one committed snapshot. [`crate::RedisLog`] implements it on Redis Streams.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// Version of the snapshot container (metadata fields, zstd, chunking) written by this build.
+/// The payload inside carries its own version byte, checked by the model codec.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// One stream entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Sequence number (from the entry ID).
+    pub seq: u64,
+    /// The payload; empty if the entry has no payload field (a corrupt entry).
+    pub payload: Bytes,
+}
+
+/// Result of one [`EventLog::append`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Entries newly written.
+    pub appended: usize,
+    /// Entries whose ID was not above the stream's top: already written by an earlier attempt.
+    pub already_present: usize,
+}
+
+/// Result of one [`EventLog::trim_to`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrimOutcome {
+    /// Entries with a sequence `<= upto` were eligible for removal (after clamping to the
+    /// committed snapshot); `0` when nothing may be trimmed.
+    pub upto: u64,
+    /// Entries actually removed.
+    pub removed: u64,
+}
+
+/// An encoded full state at a known sequence, as produced by a [`crate::SnapshotSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotBlob {
+    /// The last change included in the state.
+    pub seq: u64,
+    /// Number of resources (informational, stored in the metadata).
+    pub resource_count: u64,
+    /// The encoded state (uncompressed).
+    pub bytes: Bytes,
+}
+
+/// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Container format version ([`SNAPSHOT_FORMAT`]).
+    pub format: u32,
+    /// Generation: chunk keys are `snapshot:<generation>:<i>`.
+    pub generation: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// The last change the snapshot includes.
+    pub covered_seq: u64,
+    /// Stream entry ID of `covered_seq`.
+    pub stream_id: String,
+    /// Commit time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Number of resources.
+    pub resource_count: u64,
+    /// Compressed size (sum of chunk sizes).
+    pub bytes: u64,
+    /// Uncompressed size.
+    pub raw_bytes: u64,
+    /// CRC-32 of the compressed bytes.
+    pub checksum: u32,
+}
+
+/// A snapshot read back and verified.
+#[derive(Debug, Clone)]
+pub struct LoadedSnapshot {
+    /// Its metadata.
+    pub meta: SnapshotMeta,
+    /// The decompressed payload.
+    pub bytes: Bytes,
+}
+
+/// A durable, append-only log of changes plus one committed snapshot.
+///
+/// Sequences start at 1 and strictly increase. Implementations must make [`EventLog::append`]
+/// idempotent: re-appending sequences already present is not an error and writes nothing.
+pub trait EventLog: Send + Sync + 'static {
+    /// Append a batch of `(seq, payload)` in one round trip.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::AppendFailed`] if the batch may be partially applied (retry it),
+    /// [`crate::PersistError::AppendRejected`] for a non-retryable refusal,
+    /// [`crate::PersistError::BatchOrder`] for a malformed batch.
+    fn append(&self, batch: &[(u64, Bytes)]) -> impl Future<Output = Result<AppendOutcome>> + Send;
+
+    /// Sequence of the newest entry, `None` for an empty or missing stream.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
+    fn last_seq(&self) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Sequence of the oldest entry, `None` for an empty or missing stream.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
+    fn first_seq(&self) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Up to `page_size` entries with a sequence strictly greater than `after`, oldest first.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
+    fn read_after(
+        &self,
+        after: u64,
+        page_size: usize,
+    ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
+
+    /// Remove entries with a sequence `<= upto`, clamped to the committed snapshot's covered
+    /// sequence (never trims what no snapshot covers).
+    ///
+    /// # Errors
+    /// [`crate::PersistError::TrimFailed`] or a snapshot metadata error.
+    fn trim_to(&self, upto: u64) -> impl Future<Output = Result<TrimOutcome>> + Send;
+
+    /// Compress, upload as a new generation and commit atomically; then delete the previous
+    /// generation.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::SnapshotWrite`] (the previous snapshot stays committed),
+    /// [`crate::PersistError::SnapshotSuperseded`] if a newer snapshot was committed meanwhile.
+    fn write_snapshot(
+        &self,
+        blob: &SnapshotBlob,
+    ) -> impl Future<Output = Result<SnapshotMeta>> + Send;
+
+    /// The committed snapshot's metadata, `None` if there is none.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::UnknownFormat`], [`crate::PersistError::SnapshotMeta`],
+    /// [`crate::PersistError::SnapshotRead`].
+    fn snapshot_meta(&self) -> impl Future<Output = Result<Option<SnapshotMeta>>> + Send;
+
+    /// Load, verify and decompress the committed snapshot, `None` if there is none.
+    ///
+    /// # Errors
+    /// Any snapshot error: unknown format, missing chunk, checksum mismatch, decompression.
+    fn load_snapshot(&self) -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
+
+    /// Delete chunks of every generation other than the committed one (left by a crash between
+    /// upload and commit). Returns the number of keys deleted.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::SweepFailed`], or a metadata error (then nothing is deleted).
+    fn sweep_orphans(&self) -> impl Future<Output = Result<u64>> + Send;
+}

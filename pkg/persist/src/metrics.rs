@@ -1,0 +1,179 @@
+//! Prometheus metrics of the persistence layer (`astrolabe_persist_*`), registered into a
+//! registry the caller owns.
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::error::{PersistError, Result};
+
+/// All persistence metrics. Cheap to clone (each metric is reference counted).
+#[derive(Clone, Debug)]
+pub struct PersistMetrics {
+    /// Changes appended (acknowledged by Redis), including ones found already present.
+    pub appended_changes: IntCounter,
+    /// Batches appended.
+    pub batches: IntCounter,
+    /// Changes per batch.
+    pub batch_size: Histogram,
+    /// Duration of one batch append round trip.
+    pub append_seconds: Histogram,
+    /// Changes waiting in the writer's channel and buffer.
+    pub queue_depth: IntGauge,
+    /// Redis errors by operation.
+    pub redis_errors: IntCounterVec,
+    /// 1 while the log is diverged (changes dropped, snapshot pending), else 0.
+    pub diverged: IntGauge,
+    /// Changes the producer could not queue (each one makes the log diverge).
+    pub dropped_changes: IntCounter,
+    /// Duration of a snapshot (take + compress + upload + commit).
+    pub snapshot_seconds: Histogram,
+    /// Compressed size of the last committed snapshot.
+    pub snapshot_bytes: IntGauge,
+    /// Unix time (seconds) of the last committed snapshot.
+    pub snapshot_last_success: Gauge,
+    /// Stream entries replayed during recovery.
+    pub replayed_entries: IntCounter,
+    /// Corrupt stream entries skipped during recovery.
+    pub corrupt_entries: IntCounter,
+    /// Duration of recovery.
+    pub recovery_seconds: Histogram,
+}
+
+fn counter(name: &str, help: &str) -> Result<IntCounter> {
+    IntCounter::new(name, help).map_err(PersistError::Metrics)
+}
+
+fn gauge(name: &str, help: &str) -> Result<IntGauge> {
+    IntGauge::new(name, help).map_err(PersistError::Metrics)
+}
+
+fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Result<Histogram> {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .map_err(PersistError::Metrics)
+}
+
+impl PersistMetrics {
+    /// Create the metrics without registering them (tests, or when metrics are off).
+    ///
+    /// # Errors
+    /// [`PersistError::Metrics`] only if a metric definition is invalid.
+    pub fn unregistered() -> Result<Self> {
+        let seconds =
+            prometheus::exponential_buckets(0.0005, 2.0, 16).map_err(PersistError::Metrics)?;
+        let slow = prometheus::exponential_buckets(0.01, 2.0, 14).map_err(PersistError::Metrics)?;
+        let sizes = prometheus::exponential_buckets(1.0, 2.0, 14).map_err(PersistError::Metrics)?;
+        Ok(Self {
+            appended_changes: counter(
+                "astrolabe_persist_appended_changes_total",
+                "Changes acknowledged by Redis.",
+            )?,
+            batches: counter(
+                "astrolabe_persist_batches_total",
+                "Batches appended to Redis.",
+            )?,
+            batch_size: histogram(
+                "astrolabe_persist_batch_size",
+                "Changes per appended batch.",
+                sizes,
+            )?,
+            append_seconds: histogram(
+                "astrolabe_persist_append_seconds",
+                "Duration of one pipelined batch append.",
+                seconds,
+            )?,
+            queue_depth: gauge(
+                "astrolabe_persist_queue_depth",
+                "Changes queued for the writer and not yet acknowledged.",
+            )?,
+            redis_errors: IntCounterVec::new(
+                Opts::new(
+                    "astrolabe_persist_redis_errors_total",
+                    "Redis errors by operation.",
+                ),
+                &["op"],
+            )
+            .map_err(PersistError::Metrics)?,
+            diverged: gauge(
+                "astrolabe_persist_diverged",
+                "1 while changes were dropped and no snapshot has superseded the log yet.",
+            )?,
+            dropped_changes: counter(
+                "astrolabe_persist_dropped_changes_total",
+                "Changes the writer's channel could not accept.",
+            )?,
+            snapshot_seconds: histogram(
+                "astrolabe_persist_snapshot_seconds",
+                "Duration of a snapshot (take, compress, upload, commit).",
+                slow.clone(),
+            )?,
+            snapshot_bytes: gauge(
+                "astrolabe_persist_snapshot_bytes",
+                "Compressed size of the last committed snapshot.",
+            )?,
+            snapshot_last_success: Gauge::new(
+                "astrolabe_persist_snapshot_last_success_timestamp_seconds",
+                "Unix time of the last committed snapshot.",
+            )
+            .map_err(PersistError::Metrics)?,
+            replayed_entries: counter(
+                "astrolabe_persist_replayed_entries_total",
+                "Stream entries replayed during recovery.",
+            )?,
+            corrupt_entries: counter(
+                "astrolabe_persist_corrupt_entries_total",
+                "Corrupt stream entries skipped during recovery.",
+            )?,
+            recovery_seconds: histogram(
+                "astrolabe_persist_recovery_seconds",
+                "Duration of recovery (snapshot load and replay).",
+                slow,
+            )?,
+        })
+    }
+
+    /// Create the metrics and register them into `registry`.
+    ///
+    /// # Errors
+    /// [`PersistError::Metrics`] if a metric with the same name is already registered.
+    pub fn register(registry: &Registry) -> Result<Self> {
+        let m = Self::unregistered()?;
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.appended_changes.clone()),
+            Box::new(m.batches.clone()),
+            Box::new(m.batch_size.clone()),
+            Box::new(m.append_seconds.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.redis_errors.clone()),
+            Box::new(m.diverged.clone()),
+            Box::new(m.dropped_changes.clone()),
+            Box::new(m.snapshot_seconds.clone()),
+            Box::new(m.snapshot_bytes.clone()),
+            Box::new(m.snapshot_last_success.clone()),
+            Box::new(m.replayed_entries.clone()),
+            Box::new(m.corrupt_entries.clone()),
+            Box::new(m.recovery_seconds.clone()),
+        ];
+        for c in collectors {
+            registry.register(c).map_err(PersistError::Metrics)?;
+        }
+        Ok(m)
+    }
+
+    /// Count a Redis error under its operation label.
+    pub fn redis_error(&self, err: &PersistError) {
+        self.redis_errors.with_label_values(&[err.op()]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_once() {
+        let registry = Registry::new();
+        assert!(PersistMetrics::register(&registry).is_ok());
+        assert!(PersistMetrics::register(&registry).is_err());
+    }
+}

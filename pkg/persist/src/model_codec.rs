@@ -1,0 +1,82 @@
+//! The typed layer: model [`Change`]s as writer [`Record`]s, model snapshots as
+//! [`SnapshotBlob`]s, and [`ModelDecoder`] for [`crate::recover`].
+
+use astrolabe_model::Change;
+use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, Snapshot};
+use bytes::Bytes;
+
+use crate::error::{PersistError, Result};
+use crate::log::SnapshotBlob;
+use crate::recovery::Decoder;
+use crate::source::Record;
+
+impl Record for Change {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn encode(&self) -> Result<Bytes> {
+        codec::encode_change(self)
+            .map(Bytes::from)
+            .map_err(|e| PersistError::Encode {
+                seq: self.seq,
+                detail: format!("{e}"),
+            })
+    }
+}
+
+/// Encode a model snapshot for [`crate::EventLog::write_snapshot`].
+///
+/// # Errors
+/// [`PersistError::SnapshotSource`] if encoding fails.
+pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
+    let bytes = codec::encode_snapshot(snapshot)
+        .map_err(|e| PersistError::SnapshotSource(format!("encoding the snapshot failed: {e}")))?;
+    Ok(SnapshotBlob {
+        seq: snapshot.seq,
+        resource_count: snapshot.resources.len() as u64,
+        bytes: Bytes::from(bytes),
+    })
+}
+
+/// Decodes model snapshots and changes; an unknown format version is reported as
+/// [`PersistError::UnknownFormat`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModelDecoder;
+
+fn unknown(what: &'static str, found: u8) -> PersistError {
+    PersistError::UnknownFormat {
+        what,
+        found: u32::from(found),
+        supported: u32::from(FORMAT_VERSION),
+    }
+}
+
+impl Decoder for ModelDecoder {
+    type Snapshot = Snapshot;
+    type Change = Change;
+
+    fn decode_snapshot(&self, bytes: &[u8]) -> Result<Snapshot> {
+        codec::decode_snapshot(bytes).map_err(|e| match e {
+            CodecError::UnknownVersion { found } => unknown("snapshot", found),
+            other => PersistError::SnapshotDecode(Box::new(other)),
+        })
+    }
+
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Change> {
+        let change = codec::decode_change(bytes).map_err(|e| match e {
+            CodecError::UnknownVersion { found } => unknown("entry", found),
+            other => PersistError::EntryDecode {
+                seq,
+                source: Box::new(other),
+            },
+        })?;
+        if change.seq != seq {
+            return Err(PersistError::EntryDecode {
+                seq,
+                source: format!("entry carries sequence {}", change.seq).into(),
+            });
+        }
+        Ok(change)
+    }
+}

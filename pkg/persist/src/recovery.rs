@@ -1,0 +1,178 @@
+//! Start-up recovery: sweep orphan chunks, load the committed snapshot, replay the stream after
+//! it in pages. Corrupt entries are skipped and counted; a corrupt or unknown-format snapshot
+//! is refused, and the state is rebuilt from the whole stream if it still starts at sequence 1,
+//! else recovery starts empty. Never a panic, never half-applied: the caller gets everything or
+//! an error.
+
+use std::time::Instant;
+
+use crate::error::{PersistError, Result};
+use crate::log::EventLog;
+use crate::metrics::PersistMetrics;
+
+/// Default replay page size.
+pub const DEFAULT_REPLAY_PAGE: usize = 1000;
+
+/// Decodes what recovery reads: the snapshot payload and stream entries.
+pub trait Decoder: Send + Sync {
+    /// The decoded snapshot.
+    type Snapshot: Send;
+    /// One decoded change.
+    type Change: Send;
+
+    /// Decode a snapshot payload (after decompression).
+    ///
+    /// # Errors
+    /// [`PersistError::UnknownFormat`] or [`PersistError::SnapshotDecode`].
+    fn decode_snapshot(&self, bytes: &[u8]) -> Result<Self::Snapshot>;
+
+    /// Decode the payload of stream entry `seq`.
+    ///
+    /// # Errors
+    /// Any error marks the entry corrupt (it is skipped and counted).
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Self::Change>;
+}
+
+/// What recovery found.
+#[derive(Debug)]
+pub struct Recovered<S, C> {
+    /// The snapshot, if one was committed and could be loaded.
+    pub snapshot: Option<S>,
+    /// Sequence the snapshot covers (0 without snapshot).
+    pub snapshot_seq: u64,
+    /// Changes after the snapshot, in order; apply them after the snapshot.
+    pub tail: Vec<C>,
+    /// The highest sequence known to Redis (snapshot, replayed entries, stream top): the next
+    /// change must use a larger one.
+    pub last_seq: u64,
+    /// Corrupt stream entries skipped.
+    pub skipped_corrupt: u64,
+    /// Places where the replayed sequence jumped (a hole in the log).
+    pub gaps: u64,
+    /// Why a committed snapshot was refused, if it was.
+    pub snapshot_refused: Option<String>,
+}
+
+/// Recover the state from `log`.
+///
+/// # Errors
+/// Only Redis-level failures (unreachable, unexpected replies); the caller retries or exits.
+pub async fn recover<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    metrics: &PersistMetrics,
+) -> Result<Recovered<D::Snapshot, D::Change>> {
+    let started = Instant::now();
+    match log.sweep_orphans().await {
+        Ok(_) => {}
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan sweep skipped"),
+    }
+    let mut out = Recovered {
+        snapshot: None,
+        snapshot_seq: 0,
+        tail: Vec::new(),
+        last_seq: 0,
+        skipped_corrupt: 0,
+        gaps: 0,
+        snapshot_refused: None,
+    };
+    let mut replay = true;
+    match load(log, decoder).await {
+        Ok(Some((seq, snapshot))) => {
+            out.snapshot = Some(snapshot);
+            out.snapshot_seq = seq;
+        }
+        Ok(None) => {}
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => {
+            let first = log.first_seq().await?;
+            replay = first.is_none_or(|f| f <= 1);
+            if replay {
+                tracing::error!(error = %format!("{e:#}"), "snapshot refused; rebuilding from the whole stream");
+            } else {
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    first_seq = first,
+                    "snapshot refused and the stream is trimmed; starting empty (old keys left untouched)"
+                );
+            }
+            out.snapshot_refused = Some(format!("{e:#}"));
+        }
+    }
+    if replay {
+        replay_tail(log, decoder, page_size, &mut out, metrics).await?;
+    }
+    out.last_seq = out
+        .last_seq
+        .max(out.snapshot_seq)
+        .max(log.last_seq().await?.unwrap_or(0));
+    metrics
+        .recovery_seconds
+        .observe(started.elapsed().as_secs_f64());
+    tracing::info!(
+        snapshot_seq = out.snapshot_seq,
+        replayed = out.tail.len(),
+        corrupt = out.skipped_corrupt,
+        gaps = out.gaps,
+        last_seq = out.last_seq,
+        seconds = started.elapsed().as_secs_f64(),
+        "recovery finished"
+    );
+    Ok(out)
+}
+
+async fn load<L: EventLog, D: Decoder>(log: &L, decoder: &D) -> Result<Option<(u64, D::Snapshot)>> {
+    let Some(loaded) = log.load_snapshot().await? else {
+        return Ok(None);
+    };
+    let bytes = loaded.bytes;
+    let snapshot = decoder.decode_snapshot(&bytes)?;
+    Ok(Some((loaded.meta.covered_seq, snapshot)))
+}
+
+async fn replay_tail<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    out: &mut Recovered<D::Snapshot, D::Change>,
+    metrics: &PersistMetrics,
+) -> Result<()> {
+    let page_size = page_size.max(1);
+    let mut after = out.snapshot_seq;
+    loop {
+        let page = log.read_after(after, page_size).await?;
+        let full = page.len() >= page_size;
+        for entry in page {
+            if entry.seq <= after {
+                return Err(PersistError::UnexpectedReply {
+                    op: "XRANGE",
+                    detail: format!("entry {} not after {after}", entry.seq),
+                });
+            }
+            if entry.seq != after + 1 {
+                out.gaps += 1;
+                tracing::warn!(
+                    expected = after + 1,
+                    found = entry.seq,
+                    "hole in the event log"
+                );
+            }
+            after = entry.seq;
+            metrics.replayed_entries.inc();
+            match decoder.decode_change(entry.seq, &entry.payload) {
+                Ok(change) => out.tail.push(change),
+                Err(e) => {
+                    out.skipped_corrupt += 1;
+                    metrics.corrupt_entries.inc();
+                    tracing::error!(seq = entry.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
+                }
+            }
+        }
+        out.last_seq = after;
+        if !full {
+            return Ok(());
+        }
+    }
+}

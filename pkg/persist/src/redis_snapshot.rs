@@ -1,0 +1,405 @@
+//! Snapshots on Redis: zstd-compressed, uploaded in chunks as a new generation outside any
+//! transaction, committed by rewriting the metadata hash in one MULTI/EXEC, previous generation
+//! unlinked afterwards. A crash at any point leaves the old or the new snapshot committed.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use redis::Value;
+
+use crate::error::{PersistError, Result};
+use crate::keys::entry_id;
+use crate::log::{LoadedSnapshot, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta};
+use crate::redis_log::RedisLog;
+
+/// Chunks transferred per pipelined round trip.
+const CHUNKS_PER_ROUND_TRIP: usize = 2;
+/// Keys per UNLINK command.
+const UNLINK_BATCH: usize = 500;
+/// SCAN COUNT hint.
+const SCAN_COUNT: u64 = 1000;
+/// Field of the metadata hash holding the generation counter (survives commits).
+const NEXT_GEN: &str = "next_gen";
+/// Attempts to load when the committed generation changes under the reader.
+const LOAD_ATTEMPTS: usize = 3;
+
+impl RedisLog {
+    pub(crate) async fn write_snapshot_impl(&self, blob: &SnapshotBlob) -> Result<SnapshotMeta> {
+        let _guard = self.inner.snapshot_lock.lock().await;
+        let keys = &self.inner.keys;
+        let level = self.inner.zstd_level;
+        let raw = blob.bytes.clone();
+        let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
+            .await
+            .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
+            .map_err(PersistError::SnapshotCompress)?;
+        let compressed = Bytes::from(compressed);
+        let checksum = crc32fast::hash(&compressed);
+
+        let mut conn = self.inner.snap_conn.clone();
+        let generation: u64 = redis::cmd("HINCRBY")
+            .arg(keys.snapshot_meta())
+            .arg(NEXT_GEN)
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|source| PersistError::SnapshotWrite {
+                generation: 0,
+                source,
+            })?;
+        let write_err = |source| PersistError::SnapshotWrite { generation, source };
+
+        let chunks: Vec<Bytes> = chunk_bytes(&compressed, self.inner.chunk_size);
+        let count = chunks.len() as u64;
+        let uploaded = async {
+            for (group_no, group) in chunks.chunks(CHUNKS_PER_ROUND_TRIP).enumerate() {
+                let mut pipe = redis::pipe();
+                for (i, chunk) in group.iter().enumerate() {
+                    let index = (group_no * CHUNKS_PER_ROUND_TRIP + i) as u64;
+                    pipe.cmd("SET")
+                        .arg(keys.chunk(generation, index))
+                        .arg(chunk.as_ref())
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn.clone()).await?;
+            }
+            Ok::<(), redis::RedisError>(())
+        }
+        .await;
+        if let Err(source) = uploaded {
+            self.unlink_generation(generation, count).await;
+            return Err(write_err(source));
+        }
+
+        let previous = match self.snapshot_meta_impl().await {
+            Ok(p) => p,
+            Err(PersistError::UnknownFormat { found, .. }) => {
+                tracing::warn!(found, "replacing a snapshot of unknown format");
+                None
+            }
+            Err(e) => {
+                self.unlink_generation(generation, count).await;
+                return Err(e);
+            }
+        };
+        if let Some(prev) = &previous
+            && prev.covered_seq > blob.seq
+        {
+            self.unlink_generation(generation, count).await;
+            return Err(PersistError::SnapshotSuperseded {
+                covered_seq: blob.seq,
+                committed_seq: prev.covered_seq,
+            });
+        }
+
+        let meta = SnapshotMeta {
+            format: SNAPSHOT_FORMAT,
+            generation,
+            chunks: count,
+            covered_seq: blob.seq,
+            stream_id: entry_id(blob.seq),
+            created_at_ms: now_ms(),
+            resource_count: blob.resource_count,
+            bytes: compressed.len() as u64,
+            raw_bytes: blob.bytes.len() as u64,
+            checksum,
+        };
+        let mut fields = meta_fields(&meta);
+        fields.push((NEXT_GEN, generation.to_string()));
+        let committed = redis::pipe()
+            .atomic()
+            .del(keys.snapshot_meta())
+            .ignore()
+            .hset_multiple(keys.snapshot_meta(), &fields)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await;
+        if let Err(source) = committed {
+            // The outcome of EXEC is unknown: leave the chunks (sweep_orphans removes them if
+            // the commit did not happen).
+            return Err(write_err(source));
+        }
+        if let Some(prev) = previous
+            && prev.generation != generation
+        {
+            self.unlink_generation(prev.generation, prev.chunks).await;
+        }
+        Ok(meta)
+    }
+
+    pub(crate) async fn snapshot_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
+        let map: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.inner.keys.snapshot_meta())
+            .query_async(&mut self.inner.snap_conn.clone())
+            .await
+            .map_err(PersistError::SnapshotRead)?;
+        parse_meta(&map)
+    }
+
+    pub(crate) async fn load_snapshot_impl(&self) -> Result<Option<LoadedSnapshot>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(meta) = self.snapshot_meta_impl().await? else {
+                return Ok(None);
+            };
+            match self.load_generation(meta.clone()).await {
+                Err(PersistError::SnapshotMissingChunk { .. }) if attempt < LOAD_ATTEMPTS => {
+                    // A concurrent commit may have replaced the generation: retry if it moved.
+                    let now = self.snapshot_meta_impl().await?;
+                    if now.as_ref().map(|m| m.generation) != Some(meta.generation) {
+                        continue;
+                    }
+                    return self.load_generation(meta).await.map(Some);
+                }
+                other => return other.map(Some),
+            }
+        }
+    }
+
+    async fn load_generation(&self, meta: SnapshotMeta) -> Result<LoadedSnapshot> {
+        let keys = &self.inner.keys;
+        let mut conn = self.inner.snap_conn.clone();
+        let capacity = usize::try_from(meta.bytes).unwrap_or(0);
+        let mut data = BytesMut::with_capacity(capacity);
+        let indexes: Vec<u64> = (0..meta.chunks).collect();
+        for group in indexes.chunks(CHUNKS_PER_ROUND_TRIP) {
+            let mut pipe = redis::pipe();
+            for i in group {
+                pipe.cmd("GET").arg(keys.chunk(meta.generation, *i));
+            }
+            let replies: Vec<Value> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(PersistError::SnapshotRead)?;
+            for (i, reply) in group.iter().zip(replies) {
+                match reply {
+                    Value::BulkString(b) => data.extend_from_slice(&b),
+                    Value::Nil => {
+                        return Err(PersistError::SnapshotMissingChunk {
+                            generation: meta.generation,
+                            index: *i,
+                            count: meta.chunks,
+                        });
+                    }
+                    other => {
+                        return Err(PersistError::SnapshotCorrupt {
+                            generation: meta.generation,
+                            detail: format!("chunk {i} is {other:?}"),
+                        });
+                    }
+                }
+            }
+        }
+        let corrupt = |detail: String| PersistError::SnapshotCorrupt {
+            generation: meta.generation,
+            detail,
+        };
+        if data.len() as u64 != meta.bytes {
+            return Err(corrupt(format!(
+                "{} bytes, metadata says {}",
+                data.len(),
+                meta.bytes
+            )));
+        }
+        let checksum = crc32fast::hash(&data);
+        if checksum != meta.checksum {
+            return Err(corrupt(format!(
+                "crc32 {checksum:08x}, metadata says {:08x}",
+                meta.checksum
+            )));
+        }
+        let raw_len = usize::try_from(meta.raw_bytes)
+            .map_err(|_| corrupt(format!("raw size {} too large", meta.raw_bytes)))?;
+        let compressed = data.freeze();
+        let raw = tokio::task::spawn_blocking(move || zstd::bulk::decompress(&compressed, raw_len))
+            .await
+            .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
+            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+        if raw.len() != raw_len {
+            return Err(corrupt(format!(
+                "{} bytes decompressed, expected {raw_len}",
+                raw.len()
+            )));
+        }
+        Ok(LoadedSnapshot {
+            meta,
+            bytes: Bytes::from(raw),
+        })
+    }
+
+    pub(crate) async fn sweep_orphans_impl(&self) -> Result<u64> {
+        let _guard = self.inner.snapshot_lock.lock().await;
+        let committed = self.snapshot_meta_impl().await?.map(|m| m.generation);
+        let keys = &self.inner.keys;
+        let pattern = keys.chunk_pattern();
+        let mut conn = self.inner.snap_conn.clone();
+        let mut orphans = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut conn)
+                .await
+                .map_err(PersistError::SweepFailed)?;
+            orphans.extend(found.into_iter().filter(|k| {
+                keys.parse_chunk(k)
+                    .is_some_and(|(generation, _)| Some(generation) != committed)
+            }));
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut deleted = 0;
+        for batch in orphans.chunks(UNLINK_BATCH) {
+            let n: u64 = redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async(&mut conn)
+                .await
+                .map_err(PersistError::SweepFailed)?;
+            deleted += n;
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "swept orphan snapshot chunks");
+        }
+        Ok(deleted)
+    }
+
+    /// Best effort: a failure leaves orphans for `sweep_orphans`.
+    async fn unlink_generation(&self, generation: u64, chunks: u64) {
+        let keys: Vec<String> = (0..chunks)
+            .map(|i| self.inner.keys.chunk(generation, i))
+            .collect();
+        for batch in keys.chunks(UNLINK_BATCH) {
+            let res = redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async::<u64>(&mut self.inner.snap_conn.clone())
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(generation, error = %e, "unlinking snapshot chunks failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Split into chunks of at most `size` bytes (always at least one chunk).
+fn chunk_bytes(data: &Bytes, size: usize) -> Vec<Bytes> {
+    if data.is_empty() {
+        return vec![Bytes::new()];
+    }
+    (0..data.len())
+        .step_by(size)
+        .map(|s| data.slice(s..(s + size).min(data.len())))
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn meta_fields(m: &SnapshotMeta) -> Vec<(&'static str, String)> {
+    vec![
+        ("format", m.format.to_string()),
+        ("generation", m.generation.to_string()),
+        ("chunks", m.chunks.to_string()),
+        ("covered_seq", m.covered_seq.to_string()),
+        ("stream_id", m.stream_id.clone()),
+        ("created_at_ms", m.created_at_ms.to_string()),
+        ("resource_count", m.resource_count.to_string()),
+        ("bytes", m.bytes.to_string()),
+        ("raw_bytes", m.raw_bytes.to_string()),
+        ("checksum", format!("{:08x}", m.checksum)),
+        ("compression", "zstd".to_owned()),
+    ]
+}
+
+/// `None` when no snapshot was ever committed (the hash is absent or holds only the counter).
+/// The format is checked first so a future layout is reported as unknown, not as malformed.
+pub(crate) fn parse_meta(map: &HashMap<String, String>) -> Result<Option<SnapshotMeta>> {
+    if !map.contains_key("format") && !map.contains_key("generation") {
+        return Ok(None);
+    }
+    let get = |k: &str| {
+        map.get(k)
+            .ok_or_else(|| PersistError::SnapshotMeta(format!("field {k} is missing")))
+    };
+    let num = |k: &str| {
+        get(k)?
+            .parse::<u64>()
+            .map_err(|e| PersistError::SnapshotMeta(format!("field {k}: {e}")))
+    };
+    let format = get("format")?
+        .parse::<u32>()
+        .map_err(|e| PersistError::SnapshotMeta(format!("field format: {e}")))?;
+    if format != SNAPSHOT_FORMAT {
+        return Err(PersistError::UnknownFormat {
+            what: "snapshot",
+            found: format,
+            supported: SNAPSHOT_FORMAT,
+        });
+    }
+    Ok(Some(SnapshotMeta {
+        format,
+        generation: num("generation")?,
+        chunks: num("chunks")?,
+        covered_seq: num("covered_seq")?,
+        stream_id: get("stream_id")?.clone(),
+        created_at_ms: get("created_at_ms")?
+            .parse()
+            .map_err(|e| PersistError::SnapshotMeta(format!("field created_at_ms: {e}")))?,
+        resource_count: num("resource_count")?,
+        bytes: num("bytes")?,
+        raw_bytes: num("raw_bytes")?,
+        checksum: u32::from_str_radix(get("checksum")?, 16)
+            .map_err(|e| PersistError::SnapshotMeta(format!("field checksum: {e}")))?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_everything() {
+        let data = Bytes::from(vec![7u8; 10]);
+        let c = chunk_bytes(&data, 4);
+        assert_eq!(c.iter().map(Bytes::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert_eq!(chunk_bytes(&Bytes::new(), 4).len(), 1);
+    }
+
+    #[test]
+    fn meta_round_trips_and_refuses_unknown_format() {
+        let meta = SnapshotMeta {
+            format: SNAPSHOT_FORMAT,
+            generation: 3,
+            chunks: 2,
+            covered_seq: 99,
+            stream_id: entry_id(99),
+            created_at_ms: 1,
+            resource_count: 5,
+            bytes: 10,
+            raw_bytes: 20,
+            checksum: 0xdead_beef,
+        };
+        let mut map: HashMap<String, String> = meta_fields(&meta)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(parse_meta(&map).ok().flatten(), Some(meta));
+        map.insert("format".into(), "9".into());
+        assert!(matches!(
+            parse_meta(&map),
+            Err(PersistError::UnknownFormat { found: 9, .. })
+        ));
+        let only_counter = HashMap::from([(NEXT_GEN.to_owned(), "4".to_owned())]);
+        assert!(matches!(parse_meta(&only_counter), Ok(None)));
+    }
+}

@@ -1,0 +1,214 @@
+//! The [`Snapshotter`] task: periodically, after enough changes, on demand and at shutdown it
+//! takes the encoded state from the [`SnapshotSource`], waits until the writer has acknowledged
+//! every change the snapshot covers, commits it, then trims the stream behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{PersistError, Result};
+use crate::log::{EventLog, SnapshotMeta};
+use crate::metrics::PersistMetrics;
+use crate::source::{SnapshotSource, take_snapshot};
+use crate::writer::wait_acked;
+
+/// Default time between periodic snapshots.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(300);
+/// Default number of acknowledged changes that triggers a snapshot.
+pub const DEFAULT_SNAPSHOT_EVERY_CHANGES: u64 = 500_000;
+/// Default number of covered changes kept in the stream after trimming (history, followers).
+pub const DEFAULT_RETAIN_CHANGES: u64 = 100_000;
+/// Default bound on the final snapshot at shutdown.
+pub const DEFAULT_FINAL_SNAPSHOT_GRACE: Duration = Duration::from_secs(30);
+
+/// Snapshotter tuning.
+#[derive(Debug, Clone)]
+pub struct SnapshotterConfig {
+    /// Time between periodic snapshots.
+    pub interval: Duration,
+    /// Acknowledged changes since the last snapshot that trigger one.
+    pub every_changes: u64,
+    /// Covered changes kept in the stream when trimming.
+    pub retain_changes: u64,
+    /// Take a final snapshot when cancelled.
+    pub snapshot_on_shutdown: bool,
+    /// Bound on the final snapshot.
+    pub shutdown_grace: Duration,
+    /// Sequence covered by the committed snapshot at start (from recovery).
+    pub start_seq: u64,
+}
+
+impl Default for SnapshotterConfig {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_SNAPSHOT_INTERVAL,
+            every_changes: DEFAULT_SNAPSHOT_EVERY_CHANGES,
+            retain_changes: DEFAULT_RETAIN_CHANGES,
+            snapshot_on_shutdown: true,
+            shutdown_grace: DEFAULT_FINAL_SNAPSHOT_GRACE,
+            start_seq: 0,
+        }
+    }
+}
+
+/// Handle of a running snapshotter.
+#[derive(Debug)]
+pub struct SnapshotterHandle {
+    request: Arc<Notify>,
+    committed: watch::Receiver<u64>,
+    join: JoinHandle<Result<()>>,
+}
+
+impl SnapshotterHandle {
+    /// Ask for a snapshot now (coalesced with one already requested).
+    pub fn request_snapshot(&self) {
+        self.request.notify_one();
+    }
+
+    /// The sequence covered by the last snapshot this task committed.
+    #[must_use]
+    pub fn committed_seq(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// Wait for the task to end (after cancellation and the final snapshot).
+    ///
+    /// # Errors
+    /// The final snapshot's error, or [`PersistError::WriterStopped`] if the task panicked.
+    pub async fn join(self) -> Result<()> {
+        self.join.await.map_err(|_| PersistError::WriterStopped)?
+    }
+}
+
+/// The snapshot task.
+pub struct Snapshotter<L, S> {
+    log: L,
+    source: Arc<S>,
+    config: SnapshotterConfig,
+    acked: watch::Receiver<u64>,
+    metrics: PersistMetrics,
+    committed_tx: watch::Sender<u64>,
+    last: u64,
+}
+
+impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
+    /// Start the task; `acked` is the writer's [`crate::WriterHandle::acked_seq`].
+    pub fn spawn(
+        log: L,
+        source: Arc<S>,
+        config: SnapshotterConfig,
+        acked: watch::Receiver<u64>,
+        metrics: PersistMetrics,
+        cancel: CancellationToken,
+    ) -> SnapshotterHandle {
+        let request = Arc::new(Notify::new());
+        let (committed_tx, committed) = watch::channel(config.start_seq);
+        let task = Self {
+            log,
+            source,
+            last: config.start_seq,
+            config,
+            acked,
+            metrics,
+            committed_tx,
+        };
+        let join = tokio::spawn(task.run(request.clone(), cancel));
+        SnapshotterHandle {
+            request,
+            committed,
+            join,
+        }
+    }
+
+    async fn run(mut self, request: Arc<Notify>, cancel: CancellationToken) -> Result<()> {
+        let mut ticker = tokio::time::interval_at(
+            Instant::now() + self.config.interval,
+            self.config.interval.max(Duration::from_millis(1)),
+        );
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let threshold = self.last.saturating_add(self.config.every_changes.max(1));
+            let mut acked = self.acked.clone();
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                () = request.notified() => {}
+                _ = ticker.tick() => {}
+                r = wait_acked(&mut acked, threshold) => if r.is_err() {
+                    // Writer gone: nothing new will be acknowledged; wait for cancellation.
+                    cancel.cancelled().await;
+                    break;
+                },
+            }
+            if let Err(e) = self.snapshot(&cancel).await {
+                self.metrics.redis_error(&e);
+                tracing::warn!(error = %format!("{e:#}"), "snapshot failed; next attempt at the next trigger");
+            }
+        }
+        if !self.config.snapshot_on_shutdown {
+            return Ok(());
+        }
+        let never = CancellationToken::new();
+        match tokio::time::timeout(self.config.shutdown_grace, self.snapshot(&never)).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(PersistError::SnapshotSource(
+                "final snapshot did not finish within the grace period".into(),
+            )),
+        }
+    }
+
+    /// Take, wait for the writer, commit, trim. `Ok(None)` when nothing changed or cancelled
+    /// while waiting for the writer.
+    async fn snapshot(&mut self, cancel: &CancellationToken) -> Result<Option<SnapshotMeta>> {
+        let started = Instant::now();
+        let blob = take_snapshot(&self.source).await?;
+        if blob.seq <= self.last && self.last > 0 {
+            return Ok(None);
+        }
+        let mut acked = self.acked.clone();
+        tokio::select! {
+            r = wait_acked(&mut acked, blob.seq) => r?,
+            () = cancel.cancelled() => return Ok(None),
+        }
+        let meta = match self.log.write_snapshot(&blob).await {
+            Ok(meta) => meta,
+            Err(PersistError::SnapshotSuperseded { committed_seq, .. }) => {
+                self.last = self.last.max(committed_seq);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.metrics
+            .snapshot_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .snapshot_bytes
+            .set(i64::try_from(meta.bytes).unwrap_or(i64::MAX));
+        self.metrics
+            .snapshot_last_success
+            .set(meta.created_at_ms as f64 / 1000.0);
+        self.last = meta.covered_seq;
+        self.committed_tx.send_replace(meta.covered_seq);
+        tracing::info!(
+            covered = meta.covered_seq,
+            bytes = meta.bytes,
+            resources = meta.resource_count,
+            "snapshot committed"
+        );
+        let upto = meta.covered_seq.saturating_sub(self.config.retain_changes);
+        if upto > 0 {
+            match self.log.trim_to(upto).await {
+                Ok(t) => tracing::debug!(upto = t.upto, removed = t.removed, "stream trimmed"),
+                Err(e) => {
+                    self.metrics.redis_error(&e);
+                    tracing::warn!(error = %format!("{e:#}"), "trimming the stream failed");
+                }
+            }
+        }
+        Ok(Some(meta))
+    }
+}

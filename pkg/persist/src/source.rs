@@ -1,0 +1,61 @@
+//! What persistence needs from its caller: records to append ([`Record`]) and, when asked, the
+//! whole state encoded at a known sequence ([`SnapshotSource`]).
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::log::SnapshotBlob;
+
+/// A change as the writer sees it: a sequence number and a way to encode it. Encoding runs on
+/// the writer task, not on the producer.
+pub trait Record: Send + 'static {
+    /// The change's sequence number (> 0, strictly increasing in send order).
+    fn seq(&self) -> u64;
+
+    /// The stream payload.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::Encode`] if the change cannot be encoded (the writer then treats
+    /// the change as dropped and the log as diverged).
+    fn encode(&self) -> Result<Bytes>;
+}
+
+/// Pre-encoded records, for tests and for callers that encode themselves.
+impl Record for (u64, Bytes) {
+    fn seq(&self) -> u64 {
+        self.0
+    }
+
+    fn encode(&self) -> Result<Bytes> {
+        Ok(self.1.clone())
+    }
+}
+
+/// The live state (the graph), able to hand out its encoded contents and the sequence of the
+/// last change they include, without blocking its readers. Called on a blocking thread.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// Encode the whole current state.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::SnapshotSource`] when the state cannot be encoded.
+    fn snapshot(&self) -> Result<SnapshotBlob>;
+}
+
+impl<F> SnapshotSource for F
+where
+    F: Fn() -> Result<SnapshotBlob> + Send + Sync + 'static,
+{
+    fn snapshot(&self) -> Result<SnapshotBlob> {
+        self()
+    }
+}
+
+/// Run `source.snapshot()` on a blocking thread.
+pub(crate) async fn take_snapshot<S: SnapshotSource>(
+    source: &std::sync::Arc<S>,
+) -> Result<SnapshotBlob> {
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || source.snapshot())
+        .await
+        .map_err(|e| crate::PersistError::SnapshotSource(format!("snapshot task failed: {e}")))?
+}

@@ -1,0 +1,510 @@
+//! The [`Writer`] task: drains a bounded channel of changes, appends them in batches (one
+//! pipelined round trip each), retries while Redis is unreachable, and resolves divergence
+//! (dropped changes) by writing a full snapshot that supersedes the log.
+//!
+//! Producers use [`ChangeSender::send`], which never blocks and never drops silently: when the
+//! channel is full the change is dropped, the drop is counted, and the log is marked diverged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{PersistError, Result};
+use crate::log::EventLog;
+use crate::metrics::PersistMetrics;
+use crate::source::{Record, SnapshotSource, take_snapshot};
+
+/// Default channel capacity (changes). At ~200 B each this is ~13 MiB of backlog.
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 65_536;
+/// Default maximum changes per batch (the measured sweet spot is 256-1024).
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+/// Default time the writer waits for a batch to fill once it holds one change.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+/// Default first retry delay.
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(50);
+/// Default maximum retry delay.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Default bound on the final flush after cancellation.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Writer tuning.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Capacity of the producer channel.
+    pub channel_capacity: usize,
+    /// Maximum changes per append.
+    pub max_batch: usize,
+    /// How long to wait for more changes before appending a partial batch.
+    pub linger: Duration,
+    /// First retry delay (doubles per failure).
+    pub retry_min: Duration,
+    /// Maximum retry delay.
+    pub retry_max: Duration,
+    /// Bound on draining and flushing after cancellation.
+    pub shutdown_grace: Duration,
+    /// Last change already durable (from recovery); the writer skips changes at or below it.
+    pub start_seq: u64,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: DEFAULT_CHANNEL_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            linger: DEFAULT_LINGER,
+            retry_min: DEFAULT_RETRY_MIN,
+            retry_max: DEFAULT_RETRY_MAX,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            start_seq: 0,
+        }
+    }
+}
+
+/// State shared between producers, the writer and observers.
+#[derive(Debug)]
+struct Shared {
+    /// Changes dropped (channel full or writer gone) or lost, ever.
+    dropped: AtomicU64,
+    /// Value of `dropped` covered by the last divergence snapshot.
+    resolved: AtomicU64,
+    /// Wakes the writer when the log diverges.
+    wake: Notify,
+    metrics: PersistMetrics,
+}
+
+impl Shared {
+    fn diverge(&self, n: u64) {
+        if self.dropped.fetch_add(n, Ordering::AcqRel) == self.resolved.load(Ordering::Acquire) {
+            tracing::warn!("persistence diverged: changes dropped, a full snapshot will follow");
+        }
+        self.metrics.diverged.set(1);
+        self.wake.notify_one();
+    }
+
+    fn is_diverged(&self) -> bool {
+        self.dropped.load(Ordering::Acquire) > self.resolved.load(Ordering::Acquire)
+    }
+}
+
+/// Outcome of [`ChangeSender::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Queued for the writer.
+    Queued,
+    /// Not queued (channel full or writer stopped): the log is marked diverged and a full
+    /// snapshot will supersede it.
+    Diverged,
+}
+
+/// Producer side of the writer's channel. Cheap to clone; never blocks.
+#[derive(Debug)]
+pub struct ChangeSender<R> {
+    tx: mpsc::Sender<R>,
+    shared: Arc<Shared>,
+}
+
+impl<R> Clone for ChangeSender<R> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R: Record> ChangeSender<R> {
+    /// Queue a change for persistence without waiting.
+    pub fn send(&self, change: R) -> SendOutcome {
+        match self.tx.try_send(change) {
+            Ok(()) => {
+                self.shared.metrics.queue_depth.inc();
+                SendOutcome::Queued
+            }
+            Err(_) => {
+                self.shared.metrics.dropped_changes.inc();
+                self.shared.diverge(1);
+                SendOutcome::Diverged
+            }
+        }
+    }
+
+    /// True while dropped changes are not yet superseded by a snapshot.
+    #[must_use]
+    pub fn is_diverged(&self) -> bool {
+        self.shared.is_diverged()
+    }
+}
+
+/// Observer and join handle of a running writer.
+#[derive(Debug)]
+pub struct WriterHandle {
+    acked: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    join: JoinHandle<Result<()>>,
+}
+
+impl WriterHandle {
+    /// The highest sequence `S` such that every change `<= S` is durable (in the stream or in a
+    /// committed snapshot).
+    #[must_use]
+    pub fn acked_seq(&self) -> watch::Receiver<u64> {
+        self.acked.clone()
+    }
+
+    /// True while dropped changes are not yet superseded by a snapshot.
+    #[must_use]
+    pub fn is_diverged(&self) -> bool {
+        self.shared.is_diverged()
+    }
+
+    /// Wait for the writer to finish (after cancellation or when every sender is dropped).
+    ///
+    /// # Errors
+    /// [`PersistError::WriterStopped`] if the task panicked; otherwise the task's error (the
+    /// final flush did not complete within the grace period).
+    pub async fn join(self) -> Result<()> {
+        self.join.await.map_err(|_| PersistError::WriterStopped)?
+    }
+}
+
+/// Wait until `acked` reaches `seq`.
+///
+/// # Errors
+/// [`PersistError::WriterStopped`] if the writer ended before.
+pub async fn wait_acked(acked: &mut watch::Receiver<u64>, seq: u64) -> Result<()> {
+    acked
+        .wait_for(|a| *a >= seq)
+        .await
+        .map(|_| ())
+        .map_err(|_| PersistError::WriterStopped)
+}
+
+/// The writer task.
+pub struct Writer<L, S, R> {
+    log: L,
+    source: Arc<S>,
+    config: WriterConfig,
+    rx: mpsc::Receiver<R>,
+    shared: Arc<Shared>,
+    acked_tx: watch::Sender<u64>,
+    acked: u64,
+    /// Check the stream's top against `stream_top` before the next append (after an error).
+    check_top: bool,
+    /// Highest sequence this writer saw confirmed in the stream (`None`: adopt the next read).
+    /// Lower than `acked` after a divergence snapshot; a stream top below it means Redis lost
+    /// acknowledged entries.
+    stream_top: Option<u64>,
+}
+
+impl<L, S, R> Writer<L, S, R>
+where
+    L: EventLog,
+    S: SnapshotSource,
+    R: Record,
+{
+    /// Start the writer task. It runs until `cancel` fires (then drains and flushes within the
+    /// grace period) or every [`ChangeSender`] is dropped.
+    pub fn spawn(
+        log: L,
+        source: Arc<S>,
+        config: WriterConfig,
+        metrics: PersistMetrics,
+        cancel: CancellationToken,
+    ) -> (ChangeSender<R>, WriterHandle) {
+        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let shared = Arc::new(Shared {
+            dropped: AtomicU64::new(0),
+            resolved: AtomicU64::new(0),
+            wake: Notify::new(),
+            metrics,
+        });
+        shared.metrics.diverged.set(0);
+        let (acked_tx, acked_rx) = watch::channel(config.start_seq);
+        let writer = Self {
+            log,
+            source,
+            acked: config.start_seq,
+            config,
+            rx,
+            shared: shared.clone(),
+            acked_tx,
+            check_top: true,
+            stream_top: None,
+        };
+        let join = tokio::spawn(writer.run(cancel));
+        (
+            ChangeSender {
+                tx,
+                shared: shared.clone(),
+            },
+            WriterHandle {
+                acked: acked_rx,
+                shared,
+                join,
+            },
+        )
+    }
+
+    async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let mut batch: Vec<R> = Vec::with_capacity(self.config.max_batch);
+        loop {
+            if self.shared.is_diverged() {
+                if !self.resolve_divergence(&cancel).await {
+                    break;
+                }
+                self.drop_covered(&mut batch);
+            }
+            if batch.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    () = self.shared.wake.notified() => continue,
+                    item = self.rx.recv() => match item {
+                        Some(r) => batch.push(r),
+                        None => break,
+                    },
+                }
+            }
+            self.fill(&mut batch, &cancel).await;
+            if !self.flush(&mut batch, &cancel).await {
+                break;
+            }
+        }
+        self.shutdown(batch).await
+    }
+
+    /// After a divergence snapshot: discard queued changes it covers (freeing the channel at
+    /// once), keep the first newer one in `batch`, then publish the new acknowledgement.
+    fn drop_covered(&mut self, batch: &mut Vec<R>) {
+        let before = batch.len();
+        batch.retain(|r| r.seq() > self.acked);
+        let mut discarded = before - batch.len();
+        if batch.is_empty() {
+            while let Ok(r) = self.rx.try_recv() {
+                if r.seq() > self.acked {
+                    batch.push(r);
+                    break;
+                }
+                discarded += 1;
+            }
+        }
+        self.shared.metrics.queue_depth.sub(discarded as i64);
+        self.acked_tx.send_replace(self.acked);
+    }
+
+    /// Add changes until the batch is full or the linger time has passed.
+    async fn fill(&mut self, batch: &mut Vec<R>, cancel: &CancellationToken) {
+        let deadline = Instant::now() + self.config.linger;
+        while batch.len() < self.config.max_batch {
+            match self.rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                    item = self.rx.recv() => match item {
+                        Some(r) => batch.push(r),
+                        None => return,
+                    },
+                    () = tokio::time::sleep_until(deadline) => return,
+                    () = cancel.cancelled() => return,
+                },
+            }
+        }
+    }
+
+    /// Append `batch` (retrying with backoff) and clear it. Returns false if cancelled while
+    /// Redis was unreachable (the batch is kept for the shutdown flush).
+    async fn flush(&mut self, batch: &mut Vec<R>, cancel: &CancellationToken) -> bool {
+        let encoded = self.encode(batch);
+        let taken = batch.len();
+        if encoded.is_empty() {
+            batch.clear();
+            self.shared.metrics.queue_depth.sub(taken as i64);
+            return true;
+        }
+        let mut delay = self.config.retry_min;
+        let mut failures = 0u32;
+        loop {
+            match self.try_append(&encoded).await {
+                Ok(()) => {
+                    batch.clear();
+                    self.shared.metrics.queue_depth.sub(taken as i64);
+                    if failures > 0 {
+                        tracing::info!(failures, "redis append recovered");
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.shared.metrics.redis_error(&e);
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(error = %format!("{e:#}"), failures, "redis append failed, retrying");
+                    }
+                    self.check_top = true;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return false,
+            }
+            delay = (delay * 2).min(self.config.retry_max);
+        }
+    }
+
+    /// Encode the changes not yet durable; an encoding failure counts as a drop.
+    fn encode(&self, batch: &[R]) -> Vec<(u64, Bytes)> {
+        let mut out = Vec::with_capacity(batch.len());
+        for r in batch {
+            let seq = r.seq();
+            if seq <= self.acked || out.last().is_some_and(|(last, _)| seq <= *last) {
+                continue;
+            }
+            match r.encode() {
+                Ok(b) => out.push((seq, b)),
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "cannot encode change; log diverged");
+                    self.shared.diverge(1);
+                }
+            }
+        }
+        out
+    }
+
+    async fn try_append(&mut self, encoded: &[(u64, Bytes)]) -> Result<()> {
+        if self.check_top {
+            let top = self.log.last_seq().await?.unwrap_or(0);
+            match self.stream_top {
+                Some(known) if top < known => {
+                    tracing::error!(top, known, "redis lost acknowledged changes; log diverged");
+                    self.shared.diverge(known - top);
+                    self.stream_top = Some(top);
+                }
+                Some(_) => {}
+                None => self.stream_top = Some(top),
+            }
+            self.check_top = false;
+        }
+        let last = encoded.last().map_or(self.acked, |(s, _)| *s);
+        let started = Instant::now();
+        let result = self.log.append(encoded).await;
+        let m = &self.shared.metrics;
+        match result {
+            Ok(outcome) => {
+                m.append_seconds.observe(started.elapsed().as_secs_f64());
+                m.batches.inc();
+                m.batch_size.observe(encoded.len() as f64);
+                m.appended_changes
+                    .inc_by((outcome.appended + outcome.already_present) as u64);
+                self.stream_top = Some(last);
+                self.set_acked(last);
+                Ok(())
+            }
+            Err(PersistError::AppendGap { seq, message }) => {
+                tracing::error!(seq, message, "append left a hole; log diverged");
+                m.redis_errors.with_label_values(&["append"]).inc();
+                self.shared.diverge(1);
+                self.stream_top = Some(last);
+                self.set_acked(last);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_acked(&mut self, seq: u64) {
+        if seq > self.acked {
+            self.acked = seq;
+            self.acked_tx.send_replace(seq);
+        }
+    }
+
+    /// Write a full snapshot that supersedes the log. Returns false if cancelled first.
+    async fn resolve_divergence(&mut self, cancel: &CancellationToken) -> bool {
+        let mut delay = self.config.retry_min;
+        loop {
+            let target = self.shared.dropped.load(Ordering::Acquire);
+            let started = Instant::now();
+            match self.snapshot_once().await {
+                Ok(covered) => {
+                    self.shared.resolved.store(target, Ordering::Release);
+                    if !self.shared.is_diverged() {
+                        self.shared.metrics.diverged.set(0);
+                    }
+                    self.shared
+                        .metrics
+                        .snapshot_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    tracing::info!(covered, "divergence resolved by a full snapshot");
+                    // Published by `drop_covered` once the covered changes left the channel.
+                    self.acked = self.acked.max(covered);
+                    self.check_top = true;
+                    return true;
+                }
+                Err(e) => {
+                    self.shared.metrics.redis_error(&e);
+                    tracing::warn!(error = %format!("{e:#}"), "divergence snapshot failed, retrying");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return false,
+            }
+            delay = (delay * 2).min(self.config.retry_max);
+        }
+    }
+
+    /// Take and commit a snapshot; returns the sequence now covered.
+    async fn snapshot_once(&self) -> Result<u64> {
+        let blob = take_snapshot(&self.source).await?;
+        match self.log.write_snapshot(&blob).await {
+            Ok(meta) => {
+                let m = &self.shared.metrics;
+                m.snapshot_bytes
+                    .set(i64::try_from(meta.bytes).unwrap_or(i64::MAX));
+                m.snapshot_last_success
+                    .set(meta.created_at_ms as f64 / 1000.0);
+                Ok(meta.covered_seq)
+            }
+            // A newer snapshot (taken after the drop) already covers everything dropped.
+            Err(PersistError::SnapshotSuperseded { committed_seq, .. }) => Ok(committed_seq),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drain the channel and flush everything, bounded by the grace period.
+    async fn shutdown(mut self, mut batch: Vec<R>) -> Result<()> {
+        self.rx.close();
+        while let Ok(r) = self.rx.try_recv() {
+            batch.push(r);
+        }
+        let grace = self.config.shutdown_grace;
+        let pending = batch.len();
+        let work = async {
+            let never = CancellationToken::new();
+            let mut rest = batch;
+            if self.shared.is_diverged() && self.resolve_divergence(&never).await {
+                self.drop_covered(&mut rest);
+            }
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(self.config.max_batch));
+                let mut head = rest;
+                self.flush(&mut head, &never).await;
+                rest = tail;
+            }
+        };
+        if tokio::time::timeout(grace, work).await.is_err() {
+            tracing::error!(
+                pending,
+                "final flush did not complete within the grace period"
+            );
+            return Err(PersistError::FlushTimeout { pending });
+        }
+        tracing::debug!(acked = self.acked, "writer flushed and stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{Decoder, PersistError, RedisConfig, RedisLog, Result};
+use bytes::Bytes;
+
+/// A log on `server` for cluster `test`.
+pub fn log(server: &RedisServer) -> RedisLog {
+    log_with(server, |_| {})
+}
+
+/// A log with a tweaked config.
+pub fn log_with(server: &RedisServer, tweak: impl FnOnce(&mut RedisConfig)) -> RedisLog {
+    let mut cfg = RedisConfig::new(server.url(), "test");
+    cfg.connect_timeout = Duration::from_millis(500);
+    tweak(&mut cfg);
+    RedisLog::new(&cfg).expect("log")
+}
+
+/// A raw redis connection for poking at keys directly.
+pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Payload in the toy format used by the byte-level tests: version byte 1, then the seq.
+pub fn payload(seq: u64) -> Bytes {
+    let mut v = vec![1u8];
+    v.extend_from_slice(&seq.to_le_bytes());
+    Bytes::from(v)
+}
+
+/// `(seq, payload(seq))` for every seq in the range.
+pub fn batch(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Bytes)> {
+    range.map(|s| (s, payload(s))).collect()
+}
+
+/// Decoder of the toy format: changes decode to their seq, snapshots to their bytes.
+pub struct ToyDecoder;
+
+impl Decoder for ToyDecoder {
+    type Snapshot = Vec<u8>;
+    type Change = u64;
+
+    fn decode_snapshot(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        match bytes.first() {
+            Some(1) => Ok(bytes[1..].to_vec()),
+            Some(v) => Err(PersistError::UnknownFormat {
+                what: "snapshot",
+                found: u32::from(*v),
+                supported: 1,
+            }),
+            None => Err(PersistError::SnapshotDecode("empty".into())),
+        }
+    }
+
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<u64> {
+        match bytes {
+            [1, rest @ ..] if rest.len() == 8 => {
+                let v = u64::from_le_bytes(rest.try_into().unwrap());
+                if v == seq {
+                    Ok(v)
+                } else {
+                    Err(PersistError::EntryDecode {
+                        seq,
+                        source: "seq mismatch".into(),
+                    })
+                }
+            }
+            _ => Err(PersistError::EntryDecode {
+                seq,
+                source: "bad payload".into(),
+            }),
+        }
+    }
+}
+
+/// Every sequence in the stream, oldest first.
+pub async fn all_seqs(log: &RedisLog) -> Vec<u64> {
+    use astrolabe_persist::EventLog;
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = log.read_after(after, 1000).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        after = page.last().unwrap().seq;
+        out.extend(page.iter().map(|e| e.seq));
+    }
+}

@@ -1,0 +1,107 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Recovery against a real redis-server: snapshot + replay, corrupt entries, refused snapshots.
+
+mod common;
+
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, SnapshotBlob, recover};
+use bytes::Bytes;
+use common::{ToyDecoder, batch, log, raw};
+use redis::AsyncCommands;
+
+fn toy_snapshot(seq: u64, version: u8) -> SnapshotBlob {
+    SnapshotBlob {
+        seq,
+        resource_count: 0,
+        bytes: Bytes::from(vec![version, 0xaa, 0xbb]),
+    }
+}
+
+#[tokio::test]
+async fn snapshot_plus_tail() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=2500)).await.unwrap();
+    log.write_snapshot(&toy_snapshot(1200, 1)).await.unwrap();
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ToyDecoder, 1000, &m).await.unwrap();
+    assert_eq!(r.snapshot.as_deref(), Some(&[0xaa, 0xbb][..]));
+    assert_eq!(r.snapshot_seq, 1200);
+    assert_eq!(r.tail, (1201..=2500).collect::<Vec<_>>());
+    assert_eq!((r.last_seq, r.skipped_corrupt, r.gaps), (2500, 0, 0));
+    assert_eq!(m.replayed_entries.get(), 1300);
+}
+
+#[tokio::test]
+async fn corrupt_entries_are_skipped_and_counted() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=4)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let events = log.keys().events().to_owned();
+    let _: String = conn
+        .xadd(&events, "5-1", &[("c", &b"\x01garbage"[..])])
+        .await
+        .unwrap();
+    let _: String = conn.xadd(&events, "6-1", &[("other", "x")]).await.unwrap();
+    log.append(&batch(7..=9)).await.unwrap();
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ToyDecoder, DEFAULT_REPLAY_PAGE, &m)
+        .await
+        .unwrap();
+    assert!(r.snapshot.is_none());
+    assert_eq!(r.tail, vec![1, 2, 3, 4, 7, 8, 9]);
+    assert_eq!(r.skipped_corrupt, 2);
+    assert_eq!(m.corrupt_entries.get(), 2);
+    assert_eq!(r.last_seq, 9);
+}
+
+#[tokio::test]
+async fn corrupt_snapshot_falls_back_to_full_stream() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=10)).await.unwrap();
+    let meta = log.write_snapshot(&toy_snapshot(5, 1)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .set(log.keys().chunk(meta.generation, 0), "junk")
+        .await
+        .unwrap();
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ToyDecoder, 3, &m).await.unwrap();
+    assert!(r.snapshot.is_none());
+    assert!(r.snapshot_refused.is_some());
+    assert_eq!(
+        r.tail,
+        (1..=10).collect::<Vec<_>>(),
+        "stream still starts at 1"
+    );
+    assert_eq!(r.last_seq, 10);
+}
+
+#[tokio::test]
+async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=1000)).await.unwrap();
+    // Unknown payload version inside a valid container.
+    let meta = log.write_snapshot(&toy_snapshot(800, 7)).await.unwrap();
+    log.trim_to(800).await.unwrap();
+    assert!(log.first_seq().await.unwrap().unwrap() > 1);
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ToyDecoder, 100, &m).await.unwrap();
+    assert!(r.snapshot.is_none());
+    assert!(r.tail.is_empty(), "never half-applied");
+    assert!(
+        r.snapshot_refused
+            .unwrap()
+            .contains("unknown snapshot format version 7")
+    );
+    assert_eq!(
+        r.last_seq, 1000,
+        "new changes continue after the stream's top"
+    );
+    // Old keys untouched.
+    assert_eq!(log.snapshot_meta().await.unwrap().unwrap(), meta);
+    assert_eq!(log.last_seq().await.unwrap(), Some(1000));
+}

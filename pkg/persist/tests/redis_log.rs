@@ -1,0 +1,222 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The Redis event log against a real redis-server.
+
+mod common;
+
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
+use bytes::Bytes;
+use common::{all_seqs, batch, log, log_with, raw};
+use rand::RngCore;
+use redis::AsyncCommands;
+
+fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
+    SnapshotBlob {
+        seq,
+        resource_count: 1,
+        bytes: Bytes::from(bytes),
+    }
+}
+
+#[tokio::test]
+async fn append_is_idempotent() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let first = log.append(&batch(1..=10)).await.unwrap();
+    assert_eq!((first.appended, first.already_present), (10, 0));
+    let retry = log.append(&batch(1..=10)).await.unwrap();
+    assert_eq!((retry.appended, retry.already_present), (0, 10));
+    let overlap = log.append(&batch(8..=15)).await.unwrap();
+    assert_eq!((overlap.appended, overlap.already_present), (5, 3));
+    assert_eq!(all_seqs(&log).await, (1..=15).collect::<Vec<_>>());
+    assert_eq!(log.last_seq().await.unwrap(), Some(15));
+    assert_eq!(log.first_seq().await.unwrap(), Some(1));
+    assert!(matches!(
+        log.append(&[(3, Bytes::new()), (2, Bytes::new())]).await,
+        Err(PersistError::BatchOrder { .. })
+    ));
+}
+
+#[tokio::test]
+async fn empty_stream_reads() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    assert_eq!(log.last_seq().await.unwrap(), None);
+    assert!(log.read_after(0, 10).await.unwrap().is_empty());
+    assert!(log.load_snapshot().await.unwrap().is_none());
+    assert_eq!(log.trim_to(100).await.unwrap().removed, 0);
+}
+
+#[tokio::test]
+async fn read_after_pages() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=1000)).await.unwrap();
+    log.append(&batch(1001..=2500)).await.unwrap();
+    let mut after = 0;
+    let mut sizes = Vec::new();
+    loop {
+        let page = log.read_after(after, 1000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert_eq!(page[0].seq, after + 1, "exclusive start");
+        assert_eq!(page[0].payload, common::payload(after + 1));
+        sizes.push(page.len());
+        after = page.last().unwrap().seq;
+    }
+    assert_eq!(sizes, vec![1000, 1000, 500]);
+    let page = log.read_after(1234, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1235..=1244).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn trim_never_passes_the_committed_snapshot() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=1000)).await.unwrap();
+    // No snapshot: nothing may be trimmed.
+    let t = log.trim_to(900).await.unwrap();
+    assert_eq!((t.upto, t.removed), (0, 0));
+    assert_eq!(log.first_seq().await.unwrap(), Some(1));
+
+    log.write_snapshot(&blob(500, vec![1, 2, 3])).await.unwrap();
+    let t = log.trim_to(900).await.unwrap();
+    assert_eq!(t.upto, 500, "clamped to the snapshot");
+    assert!(t.removed > 0);
+    let seqs = all_seqs(&log).await;
+    let first = seqs[0];
+    assert!(first > 1 && first <= 501, "first entry {first}");
+    assert_eq!(
+        seqs,
+        (first..=1000).collect::<Vec<_>>(),
+        "nothing after the snapshot removed"
+    );
+}
+
+#[tokio::test]
+async fn snapshot_round_trip_across_chunks() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.chunk_size = 4 << 20);
+    let mut data = vec![0u8; 10 << 20];
+    rand::rng().fill_bytes(&mut data);
+    let meta = log.write_snapshot(&blob(42, data.clone())).await.unwrap();
+    assert_eq!(
+        meta.chunks, 3,
+        "10 MiB of incompressible bytes in 4 MiB chunks"
+    );
+    assert_eq!(meta.covered_seq, 42);
+    let loaded = log.load_snapshot().await.unwrap().unwrap();
+    assert_eq!(loaded.meta, meta);
+    assert!(loaded.bytes == data);
+
+    // A new generation replaces the old one and the old chunks are removed.
+    let meta2 = log.write_snapshot(&blob(43, vec![7u8; 100])).await.unwrap();
+    assert!(meta2.generation > meta.generation);
+    let mut conn = raw(&server).await;
+    let keys: Vec<String> = conn.keys("astrolabe:{test}:snapshot:*").await.unwrap();
+    assert_eq!(keys.len(), 2, "meta + one chunk: {keys:?}");
+    assert_eq!(
+        &log.load_snapshot().await.unwrap().unwrap().bytes[..],
+        &[7u8; 100][..]
+    );
+
+    // An older snapshot never replaces a newer one.
+    let stale = log.write_snapshot(&blob(10, vec![1])).await;
+    assert!(matches!(
+        stale,
+        Err(PersistError::SnapshotSuperseded {
+            committed_seq: 43,
+            ..
+        })
+    ));
+    assert_eq!(log.snapshot_meta().await.unwrap().unwrap().covered_seq, 43);
+}
+
+#[tokio::test]
+async fn crash_between_upload_and_commit_leaves_previous_snapshot() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.chunk_size = 1024);
+    let committed = log.write_snapshot(&blob(5, vec![5u8; 3000])).await.unwrap();
+    // What an interrupted upload leaves: chunks of a newer generation, no commit.
+    let mut conn = raw(&server).await;
+    let keys = log.keys().clone();
+    let orphan_gen = committed.generation + 1;
+    let _: u64 = conn
+        .hincr(keys.snapshot_meta(), "next_gen", 1)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let _: () = conn
+            .set(keys.chunk(orphan_gen, i), vec![9u8; 1024])
+            .await
+            .unwrap();
+    }
+    let loaded = log.load_snapshot().await.unwrap().unwrap();
+    assert_eq!(loaded.meta.generation, committed.generation);
+    assert_eq!(&loaded.bytes[..], &[5u8; 3000][..]);
+
+    assert_eq!(log.sweep_orphans().await.unwrap(), 3);
+    assert_eq!(log.sweep_orphans().await.unwrap(), 0);
+    let loaded = log.load_snapshot().await.unwrap().unwrap();
+    assert_eq!(&loaded.bytes[..], &[5u8; 3000][..]);
+    // The next snapshot gets a fresh generation, not the orphan's.
+    let next = log.write_snapshot(&blob(6, vec![6u8; 10])).await.unwrap();
+    assert!(next.generation > orphan_gen);
+}
+
+#[tokio::test]
+async fn unknown_snapshot_format_is_refused() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let meta = log.write_snapshot(&blob(5, vec![1u8; 10])).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .hset(log.keys().snapshot_meta(), "format", 99)
+        .await
+        .unwrap();
+    let err = log.load_snapshot().await.unwrap_err();
+    assert!(
+        matches!(err, PersistError::UnknownFormat { found: 99, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("unknown snapshot format version 99"),
+        "{err}"
+    );
+    // Sweeping refuses too: the chunks of the unknown snapshot stay untouched.
+    assert!(log.sweep_orphans().await.is_err());
+    let chunk: Option<Vec<u8>> = conn
+        .get(log.keys().chunk(meta.generation, 0))
+        .await
+        .unwrap();
+    assert!(chunk.is_some());
+}
+
+#[tokio::test]
+async fn corrupt_or_missing_chunks_are_refused() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.chunk_size = 16);
+    let mut data = vec![0u8; 200];
+    rand::rng().fill_bytes(&mut data);
+    let meta = log.write_snapshot(&blob(5, data)).await.unwrap();
+    assert!(meta.chunks > 2);
+    let mut conn = raw(&server).await;
+    let key = log.keys().chunk(meta.generation, 1);
+    let original: Vec<u8> = conn.get(&key).await.unwrap();
+    let mut flipped = original.clone();
+    flipped[0] ^= 0xff;
+    let _: () = conn.set(&key, flipped).await.unwrap();
+    let err = log.load_snapshot().await.unwrap_err();
+    assert!(matches!(err, PersistError::SnapshotCorrupt { .. }), "{err}");
+    let _: () = conn.del(&key).await.unwrap();
+    let err = log.load_snapshot().await.unwrap_err();
+    assert!(
+        matches!(err, PersistError::SnapshotMissingChunk { index: 1, .. }),
+        "{err}"
+    );
+}

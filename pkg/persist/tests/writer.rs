@@ -1,0 +1,254 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The writer and snapshotter against a real redis-server: crash and restart, overflow and
+//! divergence, graceful flush.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{
+    EventLog, PersistMetrics, Result, SendOutcome, SnapshotBlob, Snapshotter, SnapshotterConfig,
+    Writer, WriterConfig, wait_acked,
+};
+use bytes::Bytes;
+use common::{all_seqs, log, payload};
+use tokio_util::sync::CancellationToken;
+
+type Rec = (u64, Bytes);
+
+/// A stand-in for the graph: the last applied sequence, encoded as the snapshot.
+#[derive(Default)]
+struct Applied(AtomicU64);
+
+impl Applied {
+    fn apply(&self, seq: u64) -> Rec {
+        self.0.store(seq, Ordering::SeqCst);
+        (seq, payload(seq))
+    }
+}
+
+fn source(
+    applied: &Arc<Applied>,
+) -> Arc<impl Fn() -> Result<SnapshotBlob> + Send + Sync + 'static> {
+    let applied = applied.clone();
+    Arc::new(move || {
+        let seq = applied.0.load(Ordering::SeqCst);
+        Ok(SnapshotBlob {
+            seq,
+            resource_count: seq,
+            bytes: Bytes::from(seq.to_le_bytes().to_vec()),
+        })
+    })
+}
+
+fn fast_retry() -> WriterConfig {
+    WriterConfig {
+        retry_min: Duration::from_millis(10),
+        retry_max: Duration::from_millis(100),
+        ..WriterConfig::default()
+    }
+}
+
+async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_kill9_and_restart_without_loss_or_duplicates() {
+    let mut server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(Applied::default());
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let cancel = CancellationToken::new();
+    let (tx, handle) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        source(&applied),
+        fast_retry(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    let mut acked = handle.acked_seq();
+    for seq in 1..=20_000 {
+        assert_eq!(tx.send(applied.apply(seq)), SendOutcome::Queued);
+        if seq == 10_000 {
+            // Kill while appends are in flight.
+            within("first acks", wait_acked(&mut acked, 1))
+                .await
+                .unwrap();
+            tokio::task::block_in_place(|| server.kill9());
+            let acked_at_kill = *acked.borrow();
+            tokio::task::block_in_place(|| server.restart()).unwrap();
+            // Everything acknowledged before the crash survived it (AOF).
+            let top = log.last_seq().await.unwrap().unwrap_or(0);
+            assert!(top >= acked_at_kill, "top {top} < acked {acked_at_kill}");
+        }
+    }
+    within("all acked", wait_acked(&mut acked, 20_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        all_seqs(&log).await,
+        (1..=20_000).collect::<Vec<_>>(),
+        "no loss, no duplicates"
+    );
+    assert!(!handle.is_diverged());
+    assert!(
+        metrics.redis_errors.with_label_values(&["append"]).get() > 0 || metrics.batches.get() > 0
+    );
+    cancel.cancel();
+    handle.join().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_diverges_then_a_snapshot_supersedes_the_log() {
+    let mut server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(Applied::default());
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let cancel = CancellationToken::new();
+    let config = WriterConfig {
+        channel_capacity: 8,
+        max_batch: 4,
+        ..fast_retry()
+    };
+    let (tx, handle) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        source(&applied),
+        config,
+        metrics.clone(),
+        cancel.clone(),
+    );
+    let mut acked = handle.acked_seq();
+    for seq in 1..=4 {
+        tx.send(applied.apply(seq));
+    }
+    within("first batch", wait_acked(&mut acked, 4))
+        .await
+        .unwrap();
+
+    tokio::task::block_in_place(|| server.kill9());
+    let mut dropped = 0;
+    for seq in 5..=200 {
+        if tx.send(applied.apply(seq)) == SendOutcome::Diverged {
+            dropped += 1;
+        }
+    }
+    assert!(dropped > 0, "the channel overflowed");
+    assert!(tx.is_diverged() && handle.is_diverged());
+    assert_eq!(metrics.diverged.get(), 1);
+    assert_eq!(metrics.dropped_changes.get(), dropped);
+
+    tokio::task::block_in_place(|| server.restart()).unwrap();
+    // The snapshot covers everything applied (200), so the writer acknowledges up to it.
+    within("snapshot after restart", wait_acked(&mut acked, 200))
+        .await
+        .unwrap();
+    let meta = log
+        .snapshot_meta()
+        .await
+        .unwrap()
+        .expect("snapshot written");
+    assert_eq!(meta.covered_seq, 200);
+    assert!(!handle.is_diverged());
+    assert_eq!(metrics.diverged.get(), 0);
+    // New changes continue after the snapshot (the covered ones left the channel: it has room
+    // for a full capacity again).
+    for seq in 201..=208 {
+        assert_eq!(tx.send(applied.apply(seq)), SendOutcome::Queued);
+    }
+    within("tail", wait_acked(&mut acked, 208)).await.unwrap();
+    let seqs = all_seqs(&log).await;
+    assert_eq!(
+        &seqs[seqs.len() - 8..],
+        &(201..=208).collect::<Vec<_>>()[..]
+    );
+    cancel.cancel();
+    handle.join().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_flushes_everything_queued() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(Applied::default());
+    let cancel = CancellationToken::new();
+    // A long linger: only the shutdown flush can write the tail in time.
+    let config = WriterConfig {
+        linger: Duration::from_secs(3600),
+        max_batch: 100_000,
+        ..fast_retry()
+    };
+    let (tx, handle) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        source(&applied),
+        config,
+        PersistMetrics::unregistered().unwrap(),
+        cancel.clone(),
+    );
+    for seq in 1..=5000 {
+        assert_eq!(tx.send(applied.apply(seq)), SendOutcome::Queued);
+    }
+    cancel.cancel();
+    within("join", handle.join()).await.unwrap();
+    assert_eq!(all_seqs(&log).await, (1..=5000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn snapshotter_commits_after_writer_ack_and_trims() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(Applied::default());
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let cancel = CancellationToken::new();
+    let (tx, writer) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        source(&applied),
+        fast_retry(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    let config = SnapshotterConfig {
+        every_changes: 1000,
+        retain_changes: 100,
+        interval: Duration::from_secs(3600),
+        ..SnapshotterConfig::default()
+    };
+    let snap = Snapshotter::spawn(
+        log.clone(),
+        source(&applied),
+        config,
+        writer.acked_seq(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    for seq in 1..=2500 {
+        tx.send(applied.apply(seq));
+    }
+    let mut committed = snap.committed_seq();
+    within("snapshot", committed.wait_for(|c| *c >= 1000))
+        .await
+        .unwrap();
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert!(meta.covered_seq >= 1000);
+    assert!(
+        *writer.acked_seq().borrow() >= meta.covered_seq,
+        "committed only after the ack"
+    );
+    cancel.cancel();
+    writer.join().await.unwrap();
+    snap.join().await.unwrap();
+    // The final snapshot at shutdown covers everything.
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert_eq!(meta.covered_seq, 2500);
+    let first = log.first_seq().await.unwrap().unwrap();
+    assert!(
+        first > 1 && first <= 2401,
+        "trimmed behind the snapshot minus retention: {first}"
+    );
+    assert!(metrics.snapshot_seconds.get_sample_count() >= 1);
+}
