@@ -1,1 +1,49 @@
-//! placeholder
+//! Astrolabe's ingestion: kube-rs watchers per kind and processors that turn Kubernetes objects
+//! into the model's [`Resource`](astrolabe_model::Resource)s. Nothing downstream of this crate
+//! sees a Kubernetes type.
+//!
+//! # Data flow
+//!
+//! ```text
+//! API server ──list/watch──► kube::runtime::watcher (one per kind × namespace, default backoff)
+//!     │ Event::Init / InitApply / InitDone / Apply / Delete
+//!     ▼
+//! watch::Translator ──► processors::<kind>(&obj) -> Resource
+//!     │ IngestEvent::ListStarted / Upsert / ListCompleted{seen} / Delete
+//!     ▼
+//! tokio mpsc channel ──► the graph (which applies them; objects of a kind not in `seen`
+//!                        when a list completes were deleted while nobody watched)
+//! ```
+//!
+//! No reflector store is kept: the graph is the cache. A kind the API server refuses (403) is
+//! marked forbidden in [`SyncStatus`] and retried with backoff; since its list never completes,
+//! no `ListCompleted` can empty it.
+//!
+//! # Layout
+//!
+//! - [`processors`]: `fn(&K) -> Resource` for the 26 kinds, one file per family, with the
+//!   status rules; [`processors::Processor`] ties each type to its kind.
+//! - [`watch`]: [`spawn`], the watcher tasks and the event translation.
+//! - [`event`]: [`IngestEvent`], the output.
+//! - [`config`]: [`InformerConfig`], which kinds, namespaces and selector.
+//! - [`status`]: [`SyncStatus`], per-kind sync state for readiness.
+//! - [`metrics`]: [`InformerMetrics`], the Prometheus series.
+//! - [`mod@client`]: building a `kube::Client` (kubeconfig, in-cluster, emulator URL).
+//! - [`error`]: the [`Error`] enum and [`Result`] alias.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod processors;
+pub mod status;
+pub mod watch;
+
+pub use client::{client, client_for_url};
+pub use config::InformerConfig;
+pub use error::{Error, Result};
+pub use event::IngestEvent;
+pub use metrics::InformerMetrics;
+pub use status::{KindReport, SyncStatus};
+pub use watch::spawn;

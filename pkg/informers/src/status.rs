@@ -1,0 +1,211 @@
+//! `SyncStatus`: per-kind sync state the watchers write and readiness reads.
+
+use std::sync::Arc;
+
+use astrolabe_model::Kind;
+use dashmap::DashMap;
+use serde::Serialize;
+
+/// Per-kind state. Several watcher tasks (one per namespace scope) write it.
+#[derive(Clone, Debug, Default)]
+struct KindState {
+    /// Scopes (namespaces, or one cluster-wide) this kind is watched in.
+    scopes: usize,
+    /// Scopes that completed a list at least once.
+    listed_scopes: usize,
+    /// Scopes between a list start and its completion.
+    relisting_scopes: usize,
+    /// Scopes whose last request was refused with 403.
+    forbidden_scopes: usize,
+    last_error: Option<String>,
+    /// Seconds since the epoch of the last completed list.
+    last_sync: Option<i64>,
+    upserts: u64,
+    deletes: u64,
+    relists: u64,
+    errors: u64,
+}
+
+/// One kind's sync state, for readiness detail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KindReport {
+    /// The kind.
+    pub kind: String,
+    /// Whether every scope of the kind has been listed at least once.
+    pub listed: bool,
+    /// Whether a (re)list is in progress.
+    pub relisting: bool,
+    /// Whether the API server refuses access (403); retried with backoff.
+    pub forbidden: bool,
+    /// The last error seen, if any since the last success.
+    pub last_error: Option<String>,
+    /// When the last list completed, in seconds since the epoch.
+    pub last_sync: Option<i64>,
+    /// Upserts sent (listed, added or modified objects).
+    pub upserts: u64,
+    /// Deletes sent.
+    pub deletes: u64,
+    /// Lists started.
+    pub relists: u64,
+    /// Errors seen.
+    pub errors: u64,
+}
+
+/// Sync state of every watched kind. Cheap to clone; clones share the state.
+#[derive(Clone, Debug, Default)]
+pub struct SyncStatus {
+    kinds: Arc<DashMap<Kind, KindState>>,
+}
+
+impl SyncStatus {
+    /// An empty status; [`crate::spawn`] registers the configured kinds.
+    pub fn new() -> Self {
+        SyncStatus::default()
+    }
+
+    /// Registers `kind`, watched in `scopes` scopes (adds to any already registered).
+    pub fn register(&self, kind: &Kind, scopes: usize) {
+        self.kinds.entry(kind.clone()).or_default().scopes += scopes;
+    }
+
+    /// Whether kinds are registered and every one of them has been listed at least once in
+    /// every scope. A forbidden kind never lists, so it keeps this false: the graph is not
+    /// complete without it. [`SyncStatus::report`] says which kinds are missing and why.
+    pub fn all_listed(&self) -> bool {
+        !self.kinds.is_empty()
+            && self
+                .kinds
+                .iter()
+                .all(|e| e.scopes > 0 && e.listed_scopes >= e.scopes)
+    }
+
+    /// Whether `kind` has been listed in every scope.
+    pub fn is_listed(&self, kind: &Kind) -> bool {
+        self.kinds
+            .get(kind)
+            .is_some_and(|e| e.scopes > 0 && e.listed_scopes >= e.scopes)
+    }
+
+    /// Whether `kind` is currently refused with 403 in any scope.
+    pub fn is_forbidden(&self, kind: &Kind) -> bool {
+        self.kinds.get(kind).is_some_and(|e| e.forbidden_scopes > 0)
+    }
+
+    /// Every registered kind's state, in [`Kind`] order.
+    pub fn report(&self) -> Vec<KindReport> {
+        let mut out: Vec<KindReport> = self
+            .kinds
+            .iter()
+            .map(|e| {
+                let s = e.value();
+                KindReport {
+                    kind: e.key().to_string(),
+                    listed: s.scopes > 0 && s.listed_scopes >= s.scopes,
+                    relisting: s.relisting_scopes > 0,
+                    forbidden: s.forbidden_scopes > 0,
+                    last_error: s.last_error.clone(),
+                    last_sync: s.last_sync,
+                    upserts: s.upserts,
+                    deletes: s.deletes,
+                    relists: s.relists,
+                    errors: s.errors,
+                }
+            })
+            .collect();
+        out.sort_by_key(|r| Kind::parse(&r.kind));
+        out
+    }
+
+    fn update(&self, kind: &Kind, f: impl FnOnce(&mut KindState)) {
+        f(&mut self.kinds.entry(kind.clone()).or_default());
+    }
+
+    pub(crate) fn list_started(&self, kind: &Kind) {
+        self.update(kind, |s| {
+            s.relisting_scopes += 1;
+            s.relists += 1;
+        });
+    }
+
+    pub(crate) fn list_completed(&self, kind: &Kind, first: bool, now: i64) {
+        self.update(kind, |s| {
+            s.relisting_scopes = s.relisting_scopes.saturating_sub(1);
+            if first {
+                s.listed_scopes += 1;
+            }
+            s.last_sync = Some(now);
+            s.last_error = None;
+        });
+    }
+
+    pub(crate) fn event(&self, kind: &Kind, delete: bool) {
+        self.update(kind, |s| {
+            if delete {
+                s.deletes += 1;
+            } else {
+                s.upserts += 1;
+            }
+        });
+    }
+
+    pub(crate) fn error(&self, kind: &Kind, text: String) {
+        self.update(kind, |s| {
+            s.errors += 1;
+            s.last_error = Some(text);
+        });
+    }
+
+    /// Moves one scope in or out of the forbidden state.
+    pub(crate) fn set_forbidden(&self, kind: &Kind, forbidden: bool) {
+        self.update(kind, |s| {
+            if forbidden {
+                s.forbidden_scopes += 1;
+            } else {
+                s.forbidden_scopes = s.forbidden_scopes.saturating_sub(1);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_after_every_scope_lists() {
+        let s = SyncStatus::new();
+        assert!(!s.all_listed());
+        s.register(&Kind::Pod, 2);
+        s.register(&Kind::Node, 1);
+        s.list_started(&Kind::Pod);
+        s.list_completed(&Kind::Pod, true, 10);
+        assert!(!s.is_listed(&Kind::Pod));
+        s.list_completed(&Kind::Pod, true, 11);
+        assert!(s.is_listed(&Kind::Pod));
+        assert!(!s.all_listed());
+        s.list_completed(&Kind::Node, true, 12);
+        assert!(s.all_listed());
+        let report = s.report();
+        assert_eq!(report[0].kind, "Pod");
+        assert_eq!(report[0].last_sync, Some(11));
+        assert_eq!(report[0].relists, 1);
+        assert!(!report[0].relisting);
+    }
+
+    #[test]
+    fn forbidden_and_errors_show_in_report() {
+        let s = SyncStatus::new();
+        s.register(&Kind::Secret, 1);
+        s.error(&Kind::Secret, "forbidden".into());
+        s.set_forbidden(&Kind::Secret, true);
+        assert!(s.is_forbidden(&Kind::Secret));
+        assert!(!s.all_listed());
+        let r = &s.report()[0];
+        assert!(r.forbidden);
+        assert_eq!(r.last_error.as_deref(), Some("forbidden"));
+        s.set_forbidden(&Kind::Secret, false);
+        assert!(!s.is_forbidden(&Kind::Secret));
+        let json = serde_json::to_string(&s.report()).expect("serializes");
+        assert!(json.contains("\"kind\":\"Secret\""));
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared fixtures: an emulator served on an ephemeral port, informers against it, and waits on
+//! the event channel.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
+use astrolabe_kubesim::{Sim, serve};
+use astrolabe_model::Kind;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// An emulator and informers watching it; both stop when dropped.
+pub struct Harness {
+    pub sim: Sim,
+    pub rx: Receiver<IngestEvent>,
+    pub status: SyncStatus,
+    pub registry: prometheus::Registry,
+    pub task: JoinHandle<()>,
+    pub shutdown: CancellationToken,
+}
+
+impl Harness {
+    /// Serves `sim` and starts informers for `kinds` (all kinds when empty).
+    pub async fn start(sim: Sim, kinds: &[Kind]) -> Self {
+        Self::start_with(sim, kinds, &[]).await
+    }
+
+    /// Like [`Harness::start`], watching namespaced kinds only in `namespaces` (all when empty).
+    pub async fn start_with(sim: Sim, kinds: &[Kind], namespaces: &[&str]) -> Self {
+        let mut config = InformerConfig::default();
+        if !kinds.is_empty() {
+            config.kinds = kinds.to_vec();
+        }
+        config.namespaces = namespaces.iter().map(|n| (*n).to_owned()).collect();
+        Self::start_config(sim, config).await
+    }
+
+    /// Serves `sim` and starts informers with `config`.
+    pub async fn start_config(sim: Sim, config: InformerConfig) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
+        let client = astrolabe_informers::client_for_url(&format!("http://{addr}")).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let status = SyncStatus::new();
+        let registry = prometheus::Registry::new();
+        let metrics = InformerMetrics::new(&registry).unwrap();
+        let task = astrolabe_informers::spawn(
+            client,
+            config,
+            tx,
+            status.clone(),
+            metrics,
+            shutdown.clone(),
+        );
+        Harness {
+            sim,
+            rx,
+            status,
+            registry,
+            task,
+            shutdown,
+        }
+    }
+
+    /// Receives events until `stop` returns true for one (inclusive); all of them in order.
+    pub async fn until(
+        &mut self,
+        what: &str,
+        mut stop: impl FnMut(&IngestEvent) -> bool,
+    ) -> Vec<IngestEvent> {
+        let rx = &mut self.rx;
+        within(20, what, async move {
+            let mut out = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                let done = stop(&ev);
+                out.push(ev);
+                if done {
+                    return out;
+                }
+            }
+            panic!("channel closed while waiting; got {out:?}");
+        })
+        .await
+    }
+
+    /// Receives events until a list of each of `kinds` completed.
+    pub async fn until_listed(&mut self, kinds: &[Kind]) -> Vec<IngestEvent> {
+        let mut left: Vec<Kind> = kinds.to_vec();
+        self.until("lists completed", move |ev| {
+            if let IngestEvent::ListCompleted { kind, .. } = ev {
+                left.retain(|k| k != kind);
+            }
+            left.is_empty()
+        })
+        .await
+    }
+
+    /// Text exposition of the informer metrics.
+    pub fn metrics_text(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Runs `fut` with a timeout of `secs` seconds, panicking with `what` on expiry.
+pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
+    }
+}
+
+/// Polls `cond` (cheap, in-memory) until it holds, panicking with `what` after `secs` seconds.
+pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    within(secs, what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
