@@ -1,1 +1,44 @@
-//! placeholder
+//! Astrolabe's HTTP API: the Go-compatible endpoints, native graph queries, a live change stream
+//! (Server-Sent Events), health, readiness, metrics and an OpenAPI document.
+//!
+//! Data flow: handlers parse the request ([`params`]), take the graph's read lock briefly to run
+//! a query from `astrolabe_graph::query` and clone the `Arc<Resource>`s it returns, release the
+//! lock, then shape JSON ([`compat`], [`view`], [`json`]). Every graph answer carries the graph
+//! sequence it reflects (header `X-Astrolabe-Seq`, and `seq` in object bodies). The apply loop
+//! publishes applied changes to a [`ChangeFeed`], which `/api/v1/watch` streams.
+//!
+//! Layout:
+//! - [`mod@router`]: the route table, layers (metrics, tracing, timeout, gzip, panics), [`serve`].
+//! - [`state`]: [`AppState`], [`Limits`], [`Heartbeat`].
+//! - [`error`]: [`ApiError`], the JSON error body, the 404/405 fallbacks.
+//! - [`params`]: the query-string extractor and validated accessors, continue tokens.
+//! - [`json`]: shared JSON pieces (timestamps, ages, metadata, edges, the seq header).
+//! - [`compat`]: the Go server's endpoints and shapes.
+//! - [`view`]: native JSON shapes; [`native`]: native endpoints.
+//! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
+//! - [`health`]: `/healthz`, `/readyz`, [`ReadinessSource`].
+//! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
+//! - [`openapi`]: serves `/openapi.json`.
+
+pub mod compat;
+pub mod error;
+pub mod feed;
+pub mod health;
+pub mod json;
+pub mod metrics;
+pub mod native;
+pub mod openapi;
+pub mod params;
+pub mod router;
+pub mod state;
+pub mod view;
+pub mod watch;
+
+pub use error::{ApiError, ApiResult};
+pub use feed::{ChangeFeed, FeedEvent};
+pub use health::{
+    GraphReadiness, KindReadiness, PersistenceReadiness, ReadinessReport, ReadinessSource,
+    StaticReadiness,
+};
+pub use router::{router, serve};
+pub use state::{AppState, Heartbeat, Limits};

@@ -1,0 +1,292 @@
+//! The Go-compatible endpoints (`/health`, `/api/v1/{resources,releases,charts,namespaces,graph}`)
+//! with the Go server's field names, types and omitempty rules. Selection is the graph crate's
+//! (`compat_resources`, `compat_graph`); this module only shapes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Serialize;
+
+use astrolabe_model::{EdgeKind, Kind, Replicas, Resource, Str};
+
+use crate::error::ApiResult;
+use crate::json::{
+    ClaimRefJson, EdgeJson, KindName, Metadata, age, now_seconds, timestamp, with_seq,
+};
+use crate::params::Params;
+use crate::state::AppState;
+use astrolabe_graph::Graph;
+use astrolabe_graph::query;
+
+/// The far ends of the edges a Go Resource object reports, resolved under the read lock.
+#[derive(Debug, Default)]
+pub struct Related {
+    /// Sources of incoming `owns` edges.
+    pub owners: Vec<Arc<Resource>>,
+    /// Targets of outgoing edges, with the edge kind.
+    pub targets: Vec<(EdgeKind, Arc<Resource>)>,
+}
+
+/// Edge kinds whose targets appear in a Go Resource object.
+const TARGET_EDGES: &[EdgeKind] = &[
+    EdgeKind::Selects,
+    EdgeKind::Targets,
+    EdgeKind::Protects,
+    EdgeKind::Mounts,
+    EdgeKind::UsesConfigmap,
+    EdgeKind::UsesSecret,
+    EdgeKind::UsesSa,
+];
+
+impl Related {
+    /// Resolves `r`'s owners and relevant targets in `g` (far ends that do not exist are skipped).
+    pub fn of(g: &Graph, r: &Resource) -> Self {
+        let owners = query::in_edges(g, &r.uid)
+            .into_iter()
+            .filter(|e| e.kind == EdgeKind::Owns)
+            .filter_map(|e| g.get(&e.from).cloned())
+            .collect();
+        let targets = query::out_edges(g, &r.uid)
+            .into_iter()
+            .filter(|e| TARGET_EDGES.contains(&e.kind))
+            .filter_map(|e| g.get(&e.to).map(|t| (e.kind, Arc::clone(t))))
+            .collect();
+        Related { owners, targets }
+    }
+
+    fn names(&self, kinds: &[EdgeKind]) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|(k, _)| kinds.contains(k))
+            .map(|(_, t)| t.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// Go's Resource object (`/api/v1/resources`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatResource<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    kind: &'a str,
+    api_version: &'a str,
+    status: &'static str,
+    message: &'a str,
+    chart: &'a str,
+    release: &'a str,
+    age: String,
+    creation_timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    restart_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<Replicas>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    owner_references: Vec<KindName<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim_ref: Option<ClaimRefJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    target_pods: Vec<&'a str>,
+    #[serde(rename = "mountedPVCs", skip_serializing_if = "Vec::is_empty")]
+    mounted_pvcs: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    used_config_maps: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    used_secrets: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_account_name: Option<&'a str>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl<'a> CompatResource<'a> {
+    /// Shapes `r`; `release` (the requested release) fills in an empty release, as Go does.
+    pub fn new(r: &'a Resource, rel: &'a Related, release: Option<&'a str>, now: i64) -> Self {
+        let meta = Metadata::compat(&r.facts);
+        let mut owners: Vec<KindName<'a>> = rel
+            .owners
+            .iter()
+            .map(|o| KindName {
+                kind: o.kind.as_str(),
+                name: &o.name,
+            })
+            .collect();
+        owners.sort();
+        owners.dedup();
+        let release = match (r.release(), release) {
+            ("", Some(requested)) => requested,
+            (own, _) => own,
+        };
+        CompatResource {
+            name: &r.name,
+            namespace: &r.namespace,
+            kind: r.kind.as_str(),
+            api_version: r.api_version(),
+            status: r.status.health.as_str(),
+            message: &r.status.message,
+            chart: r.chart(),
+            release,
+            age: age(r.created_at, now),
+            creation_timestamp: timestamp(r.created_at),
+            image: meta.image,
+            node_name: meta.node_name,
+            restart_count: meta.restart_count,
+            replicas: meta.replicas,
+            owner_references: owners,
+            volume_name: meta.volume_name,
+            claim_ref: meta.claim_ref,
+            target_pods: rel.names(&[EdgeKind::Selects, EdgeKind::Targets, EdgeKind::Protects]),
+            mounted_pvcs: rel.names(&[EdgeKind::Mounts]),
+            used_config_maps: rel.names(&[EdgeKind::UsesConfigmap]),
+            used_secrets: rel.names(&[EdgeKind::UsesSecret]),
+            service_account_name: rel.names(&[EdgeKind::UsesSa]).first().copied(),
+        }
+    }
+}
+
+/// Go's graph node object (`/api/v1/graph`).
+#[derive(Debug, Serialize)]
+pub struct CompatNode<'a> {
+    uid: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+    kind: &'a str,
+    status: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    chart: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    release: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+}
+
+impl<'a> CompatNode<'a> {
+    /// Shapes `r`. Metadata is omitted when empty, except for Pods and PVCs, which Go always
+    /// gives a metadata object.
+    pub fn new(r: &'a Resource) -> Self {
+        let meta = Metadata::compat(&r.facts);
+        let always = matches!(r.kind, Kind::Pod | Kind::PersistentVolumeClaim);
+        CompatNode {
+            uid: r.uid.as_str(),
+            name: &r.name,
+            namespace: &r.namespace,
+            kind: r.kind.as_str(),
+            status: r.status.health.as_str(),
+            message: &r.status.message,
+            chart: r.chart(),
+            release: r.release(),
+            metadata: (always || !meta.is_empty()).then_some(meta),
+        }
+    }
+}
+
+/// The `/api/v1/graph` body.
+#[derive(Debug, Serialize)]
+struct CompatGraph<'a> {
+    nodes: Vec<CompatNode<'a>>,
+    edges: Vec<EdgeJson<'a>>,
+    seq: u64,
+}
+
+/// The `/health` body.
+#[derive(Debug, Serialize)]
+struct Health {
+    nodes: usize,
+    status: &'static str,
+    edges: usize,
+    seq: u64,
+}
+
+/// `GET /health`: `{"nodes":N,"status":"healthy"}` plus `edges` and `seq`.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let (nodes, edges, seq) = {
+        let g = state.graph.read();
+        (g.node_count(), g.edge_count(), g.seq())
+    };
+    let body = Health {
+        nodes,
+        status: "healthy",
+        edges,
+        seq,
+    };
+    with_seq(seq, Json(body))
+}
+
+/// `GET /api/v1/resources?release=&namespace=`: Go Resource objects.
+pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    let release = p.get("release");
+    let namespace = p.get("namespace");
+    let (seq, rows) = {
+        let g = state.graph.read();
+        let rows: Vec<(Arc<Resource>, Related)> = query::compat_resources(&g, release, namespace)
+            .into_iter()
+            .map(|r| {
+                let rel = Related::of(&g, &r);
+                (r, rel)
+            })
+            .collect();
+        (g.seq(), rows)
+    };
+    let now = now_seconds();
+    let body: Vec<CompatResource<'_>> = rows
+        .iter()
+        .map(|(r, rel)| CompatResource::new(r, rel, release, now))
+        .collect();
+    Ok(with_seq(seq, Json(body)))
+}
+
+/// `GET /api/v1/releases?namespace=`: sorted release names.
+pub async fn releases(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    let namespace = p.get("namespace");
+    names(&state, |g| query::releases(g, namespace))
+}
+
+/// `GET /api/v1/charts?namespace=`: sorted chart names.
+pub async fn charts(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    let namespace = p.get("namespace");
+    names(&state, |g| query::charts(g, namespace))
+}
+
+/// `GET /api/v1/namespaces`: sorted namespace names.
+pub async fn namespaces(State(state): State<AppState>) -> ApiResult<Response> {
+    names(&state, query::namespaces)
+}
+
+fn names(state: &AppState, f: impl FnOnce(&Graph) -> Vec<Str>) -> ApiResult<Response> {
+    let (seq, names) = {
+        let g = state.graph.read();
+        (g.seq(), f(&g))
+    };
+    Ok(with_seq(seq, Json(names)))
+}
+
+/// `GET /api/v1/graph?release=&namespace=`: `{nodes, edges}` of Go graph nodes and edges.
+pub async fn graph(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    let release = p.get("release");
+    let namespace = p.get("namespace");
+    let (seq, sub) = {
+        let g = state.graph.read();
+        (g.seq(), query::compat_graph(&g, release, namespace))
+    };
+    let body = CompatGraph {
+        nodes: sub.nodes.iter().map(|r| CompatNode::new(r)).collect(),
+        edges: sub.edges.iter().map(EdgeJson::from).collect::<Vec<_>>(),
+        seq,
+    };
+    Ok(with_seq(seq, Json(body)))
+}

@@ -1,0 +1,131 @@
+//! `ApiError`: every error the API returns, rendered as `{"error": "...", "detail": "..."}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An API error. Client errors carry a message for the client; internal errors are logged once
+/// and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A malformed or out-of-range request value (400).
+    #[error("{error}: {detail}")]
+    BadRequest {
+        /// A short description (`invalid query parameter`).
+        error: String,
+        /// What exactly was wrong.
+        detail: String,
+    },
+    /// An unknown resource or route (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A known route with a method it does not serve (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The server cannot answer right now (503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Something went wrong inside the server (500); the detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// A short description.
+    pub error: String,
+    /// Details for the client.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// A 400 for query parameter `name` with an explanation.
+    pub fn param(name: &str, detail: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest {
+            error: "invalid query parameter".to_owned(),
+            detail: format!("{name}: {detail}"),
+        }
+    }
+
+    /// A 400 with an explicit short description and detail.
+    pub fn bad_request(error: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            error: error.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(self) -> ErrorBody {
+        let (error, detail) = match self {
+            ApiError::BadRequest { error, detail } => (error, detail),
+            ApiError::NotFound(detail) => ("not found".to_owned(), detail),
+            ApiError::MethodNotAllowed => (
+                "method not allowed".to_owned(),
+                "this endpoint only serves GET".to_owned(),
+            ),
+            ApiError::Unavailable(detail) => ("service unavailable".to_owned(), detail),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answering a request");
+                (
+                    "internal error".to_owned(),
+                    "the server failed to answer; see its logs".to_owned(),
+                )
+            }
+        };
+        ErrorBody { error, detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// The fallback for unknown routes: a JSON 404.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// The fallback for known routes called with the wrong method: a JSON 405.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A `Result` whose error is an [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            ApiError::param("depth", "x").status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::NotFound("x".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::Internal("boom".into()).body().detail,
+            "the server failed to answer; see its logs"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! `ChangeFeed`: recent graph changes for `/api/v1/watch`. A ring of the last N events (for
+//! clients resuming with `Last-Event-ID`) plus a broadcast channel for live delivery. Every event
+//! gets a feed id, unique and increasing by one, so a client can resume exactly after the last
+//! event it saw.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use astrolabe_graph::GraphEvent;
+
+/// Events kept for resuming clients, by default.
+pub const DEFAULT_RING_CAPACITY: usize = 10_000;
+/// Events buffered per live subscriber before it counts as lagging, by default.
+pub const DEFAULT_LIVE_BUFFER: usize = 1_024;
+
+/// A graph event with its feed id.
+pub struct FeedEvent {
+    /// The feed id: 1 for the first event published, then +1 per event.
+    pub id: u64,
+    /// The event.
+    pub event: GraphEvent,
+}
+
+impl std::fmt::Debug for FeedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedEvent")
+            .field("id", &self.id)
+            .field("seq", &self.event.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Events after a given id, or the news that they are gone.
+#[derive(Debug)]
+pub enum Since {
+    /// Every retained event after the id, oldest first (possibly none).
+    Events(Vec<Arc<FeedEvent>>),
+    /// Some events after the id were already evicted (or the id is from another feed): the
+    /// client must re-read the state and continue from [`ChangeFeed::last_id`].
+    TooFarBehind,
+}
+
+/// A live subscription: the backlog after the requested id and a receiver for what follows.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Events after the requested id, retained in the ring.
+    pub backlog: Since,
+    /// The id of the last event published when subscribing.
+    pub last_id: u64,
+    /// Events published after subscribing.
+    pub live: broadcast::Receiver<Arc<FeedEvent>>,
+}
+
+struct Ring {
+    last_id: u64,
+    events: VecDeque<Arc<FeedEvent>>,
+}
+
+struct Inner {
+    ring: Mutex<Ring>,
+    capacity: usize,
+    tx: broadcast::Sender<Arc<FeedEvent>>,
+    closed: CancellationToken,
+}
+
+/// The change feed. Cheap to clone; clones share it. The apply loop calls
+/// [`ChangeFeed::publish`]; watchers [`ChangeFeed::subscribe`].
+#[derive(Clone)]
+pub struct ChangeFeed {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed")
+            .field("last_id", &self.last_id())
+            .field("capacity", &self.inner.capacity)
+            .finish()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed::new(DEFAULT_RING_CAPACITY, DEFAULT_LIVE_BUFFER)
+    }
+}
+
+impl ChangeFeed {
+    /// A feed retaining the last `capacity` events, with `live_buffer` events of slack per live
+    /// subscriber (both at least 1).
+    pub fn new(capacity: usize, live_buffer: usize) -> Self {
+        let (tx, _) = broadcast::channel(live_buffer.max(1));
+        ChangeFeed {
+            inner: Arc::new(Inner {
+                ring: Mutex::new(Ring {
+                    last_id: 0,
+                    events: VecDeque::with_capacity(capacity.clamp(1, 65_536)),
+                }),
+                capacity: capacity.max(1),
+                tx,
+                closed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Appends events (in the order applied), assigns their ids and wakes live subscribers.
+    pub fn publish(&self, events: Vec<GraphEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut ring = self.inner.ring.lock();
+        for event in events {
+            ring.last_id += 1;
+            let event = Arc::new(FeedEvent {
+                id: ring.last_id,
+                event,
+            });
+            if ring.events.len() == self.inner.capacity {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(Arc::clone(&event));
+            // No receiver is not an error: nobody is watching.
+            let _ = self.inner.tx.send(event);
+        }
+    }
+
+    /// The id of the last event published (0 before the first).
+    pub fn last_id(&self) -> u64 {
+        self.inner.ring.lock().last_id
+    }
+
+    /// Retained events after `after`.
+    pub fn since(&self, after: u64) -> Since {
+        since(&self.inner.ring.lock(), after)
+    }
+
+    /// Subscribes to live events, with the backlog after `after` (none when `after` is `None`).
+    /// Taken under one lock: the backlog and the live events neither overlap nor leave a gap.
+    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+        let ring = self.inner.ring.lock();
+        let live = self.inner.tx.subscribe();
+        let backlog = match after {
+            Some(after) => since(&ring, after),
+            None => Since::Events(Vec::new()),
+        };
+        Subscription {
+            backlog,
+            last_id: ring.last_id,
+            live,
+        }
+    }
+
+    /// Ends every watch stream (on shutdown).
+    pub fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    /// A token cancelled when the feed is closed.
+    pub fn closed(&self) -> CancellationToken {
+        self.inner.closed.clone()
+    }
+}
+
+fn since(ring: &Ring, after: u64) -> Since {
+    let first = ring.events.front().map_or(ring.last_id + 1, |e| e.id);
+    if after > ring.last_id || after + 1 < first {
+        return Since::TooFarBehind;
+    }
+    let skip = usize::try_from(after + 1 - first).unwrap_or(usize::MAX);
+    Since::Events(ring.events.iter().skip(skip).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use astrolabe_graph::{GraphChange, GraphEvent};
+    use astrolabe_model::{Kind, ObjectKey, Uid};
+
+    fn removed(seq: u64) -> GraphEvent {
+        GraphEvent {
+            seq,
+            ts_ms: 0,
+            change: GraphChange::NodeRemoved {
+                uid: Uid::from(format!("u{seq}")),
+                key: ObjectKey::new(Kind::Pod, "ns", format!("p{seq}")),
+            },
+        }
+    }
+
+    fn ids(s: Since) -> Option<Vec<u64>> {
+        match s {
+            Since::Events(evs) => Some(evs.iter().map(|e| e.id).collect()),
+            Since::TooFarBehind => None,
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_last_events_and_reports_gaps() {
+        let feed = ChangeFeed::new(3, 8);
+        assert_eq!(ids(feed.since(0)), Some(vec![]));
+        feed.publish((1..=5).map(removed).collect());
+        assert_eq!(feed.last_id(), 5);
+        assert_eq!(ids(feed.since(2)), Some(vec![3, 4, 5]));
+        assert_eq!(ids(feed.since(4)), Some(vec![5]));
+        assert_eq!(ids(feed.since(5)), Some(vec![]));
+        assert_eq!(ids(feed.since(1)), None);
+        assert_eq!(ids(feed.since(6)), None);
+    }
+
+    #[tokio::test]
+    async fn subscription_continues_the_backlog_without_overlap() {
+        let feed = ChangeFeed::new(10, 8);
+        feed.publish((1..=3).map(removed).collect());
+        let mut sub = feed.subscribe(Some(1));
+        assert_eq!(ids(sub.backlog), Some(vec![2, 3]));
+        assert_eq!(sub.last_id, 3);
+        feed.publish(vec![removed(4)]);
+        assert_eq!(sub.live.recv().await.map(|e| e.id).ok(), Some(4));
+    }
+}

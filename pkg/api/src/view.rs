@@ -1,0 +1,257 @@
+//! Native JSON shapes: a resource in full, a resource with its edges, subgraphs, pages and
+//! dangling references. Every object body carries `seq`, the graph sequence it reflects.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use astrolabe_model::{Labels, Resource};
+
+use crate::json::{EdgeJson, Metadata, timestamp};
+use astrolabe_graph::Graph;
+use astrolabe_graph::query::{Dangling, EdgeView, ResourceView, Subgraph};
+
+/// An owner reference.
+#[derive(Debug, Serialize)]
+pub struct OwnerJson<'a> {
+    /// Owner kind.
+    pub kind: &'a str,
+    /// Owner name.
+    pub name: &'a str,
+    /// Owner UID.
+    pub uid: &'a str,
+    /// Whether it is the managing controller.
+    pub controller: bool,
+}
+
+/// A resource in full (native views).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceJson<'a> {
+    uid: &'a str,
+    kind: &'a str,
+    api_version: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    labels: &'a Labels,
+    annotations: &'a Labels,
+    creation_timestamp: String,
+    resource_version: &'a str,
+    status: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    release: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    release_namespace: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    chart: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed_by: Option<&'a str>,
+    owner_references: Vec<OwnerJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+}
+
+impl<'a> From<&'a Resource> for ResourceJson<'a> {
+    fn from(r: &'a Resource) -> Self {
+        let meta = Metadata::native(&r.facts);
+        ResourceJson {
+            uid: r.uid.as_str(),
+            kind: r.kind.as_str(),
+            api_version: r.api_version(),
+            namespace: &r.namespace,
+            name: &r.name,
+            labels: &r.labels,
+            annotations: &r.annotations,
+            creation_timestamp: timestamp(r.created_at),
+            resource_version: &r.resource_version,
+            status: r.status.health.as_str(),
+            message: &r.status.message,
+            release: r.release(),
+            release_namespace: r.release_namespace(),
+            chart: r.chart(),
+            managed_by: r.managed_by(),
+            owner_references: r
+                .owners
+                .iter()
+                .map(|o| OwnerJson {
+                    kind: o.kind.as_str(),
+                    name: &o.name,
+                    uid: o.uid.as_str(),
+                    controller: o.controller,
+                })
+                .collect(),
+            metadata: (!meta.is_empty()).then_some(meta),
+        }
+    }
+}
+
+/// A resource's identity only.
+#[derive(Debug, Serialize)]
+pub struct RefJson<'a> {
+    /// UID.
+    pub uid: &'a str,
+    /// Kind.
+    pub kind: &'a str,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+}
+
+impl<'a> From<&'a Resource> for RefJson<'a> {
+    fn from(r: &'a Resource) -> Self {
+        RefJson {
+            uid: r.uid.as_str(),
+            kind: r.kind.as_str(),
+            namespace: &r.namespace,
+            name: &r.name,
+        }
+    }
+}
+
+/// An edge of a resource with the resource at its other end (when it exists).
+#[derive(Debug, Serialize)]
+pub struct PeerEdgeJson<'a> {
+    #[serde(flatten)]
+    edge: EdgeJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<RefJson<'a>>,
+}
+
+/// A resource and its edges, with the far ends resolved under the read lock.
+#[derive(Debug)]
+pub struct Detail {
+    /// The resource.
+    pub resource: Arc<Resource>,
+    /// Incoming edges and their sources.
+    pub incoming: Vec<(EdgeView, Option<Arc<Resource>>)>,
+    /// Outgoing edges and their targets.
+    pub outgoing: Vec<(EdgeView, Option<Arc<Resource>>)>,
+}
+
+impl Detail {
+    /// Resolves the far ends of `view`'s edges in `g`.
+    pub fn resolve(g: &Graph, view: ResourceView) -> Self {
+        let incoming = view
+            .incoming
+            .into_iter()
+            .map(|e| {
+                let peer = g.get(&e.from).cloned();
+                (e, peer)
+            })
+            .collect();
+        let outgoing = view
+            .outgoing
+            .into_iter()
+            .map(|e| {
+                let peer = g.get(&e.to).cloned();
+                (e, peer)
+            })
+            .collect();
+        Detail {
+            resource: view.resource,
+            incoming,
+            outgoing,
+        }
+    }
+}
+
+/// The body of the single-resource endpoints.
+#[derive(Debug, Serialize)]
+pub struct DetailJson<'a> {
+    seq: u64,
+    resource: ResourceJson<'a>,
+    incoming: Vec<PeerEdgeJson<'a>>,
+    outgoing: Vec<PeerEdgeJson<'a>>,
+}
+
+fn peer_edges(edges: &[(EdgeView, Option<Arc<Resource>>)]) -> Vec<PeerEdgeJson<'_>> {
+    edges
+        .iter()
+        .map(|(e, peer)| PeerEdgeJson {
+            edge: EdgeJson::from(e),
+            peer: peer.as_deref().map(RefJson::from),
+        })
+        .collect()
+}
+
+impl<'a> DetailJson<'a> {
+    /// Shapes `d` at `seq`.
+    pub fn new(seq: u64, d: &'a Detail) -> Self {
+        DetailJson {
+            seq,
+            resource: ResourceJson::from(&*d.resource),
+            incoming: peer_edges(&d.incoming),
+            outgoing: peer_edges(&d.outgoing),
+        }
+    }
+}
+
+/// The body of traversal endpoints (neighbours, path, impact).
+#[derive(Debug, Serialize)]
+pub struct SubgraphJson<'a> {
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    found: Option<bool>,
+    nodes: Vec<ResourceJson<'a>>,
+    edges: Vec<EdgeJson<'a>>,
+    truncated: bool,
+}
+
+impl<'a> SubgraphJson<'a> {
+    /// Shapes `s` at `seq`; `found` is set for path answers.
+    pub fn new(seq: u64, s: &'a Subgraph, found: Option<bool>) -> Self {
+        SubgraphJson {
+            seq,
+            found,
+            nodes: s.nodes.iter().map(|r| ResourceJson::from(&**r)).collect(),
+            edges: s.edges.iter().map(EdgeJson::from).collect(),
+            truncated: s.truncated,
+        }
+    }
+}
+
+/// The body of `/api/v1/objects`.
+#[derive(Debug, Serialize)]
+pub struct PageJson<'a> {
+    /// Graph sequence.
+    pub seq: u64,
+    /// The page.
+    pub items: Vec<ResourceJson<'a>>,
+    /// The token for the next page; null on the last page.
+    #[serde(rename = "continue")]
+    pub next: Option<String>,
+}
+
+/// One dangling reference.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DanglingJson<'a> {
+    source: RefJson<'a>,
+    edge_kind: &'static str,
+    target: &'a str,
+    target_kind: &'a str,
+    optional: bool,
+}
+
+impl<'a> From<&'a Dangling> for DanglingJson<'a> {
+    fn from(d: &'a Dangling) -> Self {
+        DanglingJson {
+            source: RefJson::from(&*d.source),
+            edge_kind: d.edge.as_str(),
+            target: &d.target,
+            target_kind: d.target_kind.as_str(),
+            optional: d.optional,
+        }
+    }
+}
+
+/// The body of `/api/v1/dangling`.
+#[derive(Debug, Serialize)]
+pub struct DanglingListJson<'a> {
+    /// Graph sequence.
+    pub seq: u64,
+    /// The dangling references.
+    pub items: Vec<DanglingJson<'a>>,
+}

@@ -1,0 +1,251 @@
+//! `GET /api/v1/watch`: graph changes as Server-Sent Events, resumable with `Last-Event-ID`.
+//!
+//! Each event's `id` is its feed id. A client resuming after id N gets exactly the events after
+//! N that match its filter, from the feed's ring, then live ones. When those events are gone
+//! (too far behind, or a live subscriber lagged past the ring), it gets `event: resync`: re-read
+//! the state, then keep applying the events that follow.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use astrolabe_model::{Kind, Str};
+
+use crate::error::{ApiError, ApiResult};
+use crate::feed::{FeedEvent, Since, Subscription};
+use crate::json::{EdgeJson, with_seq};
+use crate::params::Params;
+use crate::state::AppState;
+use crate::view::ResourceJson;
+use astrolabe_graph::{GraphChange, SharedGraph};
+
+/// How often an idle stream sends a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Which changes a watcher wants.
+#[derive(Clone, Debug, Default)]
+struct Filter {
+    namespace: Option<Str>,
+    kind: Option<Kind>,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.namespace.is_none() && self.kind.is_none()
+    }
+
+    fn matches_object(&self, kind: &Kind, namespace: &str) -> bool {
+        self.kind.as_ref().is_none_or(|k| k == kind)
+            && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+
+    /// Node events match on the resource; edge events when either end (looked up in the graph
+    /// now) matches.
+    fn matches(&self, change: &GraphChange, graph: &SharedGraph) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        match change {
+            GraphChange::NodeAdded(r) | GraphChange::NodeUpdated(r) => {
+                self.matches_object(&r.kind, &r.namespace)
+            }
+            GraphChange::NodeRemoved { key, .. } => self.matches_object(&key.kind, &key.namespace),
+            GraphChange::EdgeAdded(e) | GraphChange::EdgeRemoved(e) => {
+                let g = graph.read();
+                [&e.from, &e.to]
+                    .into_iter()
+                    .filter_map(|uid| g.get(uid))
+                    .any(|r| self.matches_object(&r.kind, &r.namespace))
+            }
+        }
+    }
+}
+
+/// A removed resource's identity.
+#[derive(Serialize)]
+struct RemovedJson<'a> {
+    uid: &'a str,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// The `data` of a change event.
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    seq: u64,
+    ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<ResourceJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<RemovedJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edge: Option<EdgeJson<'a>>,
+}
+
+/// The `data` of a resync event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResyncJson {
+    reason: &'static str,
+    last_event_id: u64,
+}
+
+fn change_event(ev: &FeedEvent) -> Event {
+    let e = &ev.event;
+    let mut data = ChangeJson {
+        seq: e.seq,
+        ts: e.ts_ms,
+        resource: None,
+        removed: None,
+        edge: None,
+    };
+    let name = match &e.change {
+        GraphChange::NodeAdded(r) => {
+            data.resource = Some(ResourceJson::from(&**r));
+            "node-added"
+        }
+        GraphChange::NodeUpdated(r) => {
+            data.resource = Some(ResourceJson::from(&**r));
+            "node-updated"
+        }
+        GraphChange::NodeRemoved { uid, key } => {
+            data.removed = Some(RemovedJson {
+                uid: uid.as_str(),
+                kind: key.kind.as_str(),
+                namespace: &key.namespace,
+                name: &key.name,
+            });
+            "node-removed"
+        }
+        GraphChange::EdgeAdded(edge) => {
+            data.edge = Some(EdgeJson::from(edge));
+            "edge-added"
+        }
+        GraphChange::EdgeRemoved(edge) => {
+            data.edge = Some(EdgeJson::from(edge));
+            "edge-removed"
+        }
+    };
+    sse_event(ev.id, name, &data)
+}
+
+fn resync_event(last_event_id: u64, reason: &'static str) -> Event {
+    sse_event(
+        last_event_id,
+        "resync",
+        &ResyncJson {
+            reason,
+            last_event_id,
+        },
+    )
+}
+
+fn sse_event(id: u64, name: &str, data: &impl Serialize) -> Event {
+    let data = serde_json::to_string(data).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "encoding a watch event");
+        "{}".to_owned()
+    });
+    Event::default().id(id.to_string()).event(name).data(data)
+}
+
+/// The id to resume after: the `Last-Event-ID` header, else the `lastEventId` parameter.
+fn resume_after(headers: &HeaderMap, p: &Params) -> ApiResult<Option<u64>> {
+    match headers.get("last-event-id") {
+        Some(v) => {
+            let text = v.to_str().unwrap_or("").trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid header",
+                    format!("Last-Event-ID: expected a non-negative integer, got {text:?}"),
+                )
+            })
+        }
+        None => p.u64("lastEventId"),
+    }
+}
+
+/// `GET /api/v1/watch?namespace=&kind=`.
+pub async fn watch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    p: Params,
+) -> ApiResult<Response> {
+    let after = resume_after(&headers, &p)?;
+    let filter = Filter {
+        namespace: p.get("namespace").map(Str::from),
+        kind: p.kind("kind"),
+    };
+    let seq = state.graph.read().seq();
+    let sub = state.feed.subscribe(after);
+    let stream = events(state, filter, sub);
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Ok(with_seq(seq, sse.into_response()))
+}
+
+fn events(
+    state: AppState,
+    filter: Filter,
+    sub: Subscription,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let Subscription {
+        backlog,
+        last_id,
+        mut live,
+    } = sub;
+    let feed = state.feed.clone();
+    let closed = feed.closed();
+    async_stream::stream! {
+        // The id of the last event delivered (or skipped by the filter): never go back.
+        let mut last = last_id;
+        match backlog {
+            Since::Events(evs) => {
+                for ev in evs {
+                    last = ev.id;
+                    if filter.matches(&ev.event.change, &state.graph) {
+                        yield Ok(change_event(&ev));
+                    }
+                }
+            }
+            Since::TooFarBehind => yield Ok(resync_event(last, "too far behind")),
+        }
+        loop {
+            let received = tokio::select! {
+                () = closed.cancelled() => break,
+                r = live.recv() => r,
+            };
+            let batch: Vec<Arc<FeedEvent>> = match received {
+                Ok(ev) => vec![ev],
+                Err(RecvError::Closed) => break,
+                Err(RecvError::Lagged(_)) => match feed.since(last) {
+                    Since::Events(evs) => evs,
+                    Since::TooFarBehind => {
+                        last = feed.last_id();
+                        yield Ok(resync_event(last, "lagged behind the live stream"));
+                        Vec::new()
+                    }
+                },
+            };
+            for ev in batch {
+                if ev.id <= last {
+                    continue;
+                }
+                last = ev.id;
+                if filter.matches(&ev.event.change, &state.graph) {
+                    yield Ok(change_event(&ev));
+                }
+            }
+        }
+    }
+}
