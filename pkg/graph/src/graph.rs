@@ -105,6 +105,13 @@ impl Graph {
         self.seq
     }
 
+    /// Continues the sequence after `seq`: the next change gets at least `seq + 1`. Never moves
+    /// backwards. Used after recovery (Redis knows of changes up to `seq`) and to start a fresh
+    /// history above any sequence an older log may hold.
+    pub fn advance_seq(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
     /// Number of resources.
     pub fn node_count(&self) -> usize {
         self.g.node_count()

@@ -60,6 +60,6 @@ pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, snapshot_blob};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, recover};
 pub use redis_log::{RedisConfig, RedisLog};
-pub use snapshotter::{Snapshotter, SnapshotterConfig, SnapshotterHandle};
+pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
 pub use source::{Record, SnapshotSource};
 pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

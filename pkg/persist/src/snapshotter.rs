@@ -63,10 +63,27 @@ pub struct SnapshotterHandle {
     join: JoinHandle<Result<()>>,
 }
 
+/// A cloneable way to ask a running snapshotter for a snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotRequester(Arc<Notify>);
+
+impl SnapshotRequester {
+    /// Ask for a snapshot now (coalesced with one already requested).
+    pub fn request(&self) {
+        self.0.notify_one();
+    }
+}
+
 impl SnapshotterHandle {
     /// Ask for a snapshot now (coalesced with one already requested).
     pub fn request_snapshot(&self) {
         self.request.notify_one();
+    }
+
+    /// A handle that can ask for snapshots from another task.
+    #[must_use]
+    pub fn requester(&self) -> SnapshotRequester {
+        SnapshotRequester(self.request.clone())
     }
 
     /// The sequence covered by the last snapshot this task committed.

@@ -1,0 +1,314 @@
+//! Command-line flags and environment variables (clap derive; every flag has an `env`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Astrolabe: a Kubernetes state server. Watches a cluster, keeps every resource and the
+/// relationships between them in an in-memory graph, serves graph queries over HTTP, and
+/// (optionally) persists the graph as an event log in Redis Streams.
+#[derive(Parser, Debug)]
+#[command(name = "astrolabe", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run (default: `serve`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Watch a real cluster (in-cluster config or a kubeconfig) and serve the API.
+    Serve(ServeArgs),
+    /// Run the built-in Kubernetes API emulator with a generated cluster and churn, and the
+    /// server against it, in one process. No cluster needed.
+    Demo(DemoArgs),
+    /// Run the Kubernetes API emulator alone (for kubectl, or `serve --kubeconfig`).
+    Sim(SimArgs),
+    /// Back up or restore a cluster's persisted state (Redis) without Redis tooling.
+    Snapshot(SnapshotArgs),
+}
+
+/// Where and how to reach the cluster, what to watch.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Path to a kubeconfig (default: in-cluster config inside a pod, else ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, env = "KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// Namespaces to watch (repeat or comma-separate; default: all). Cluster-scoped kinds are
+    /// always watched cluster-wide.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Server-side label selector applied to every watched kind.
+    #[arg(long, env = "LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// Kinds to watch (comma-separated; default: all 26).
+    #[arg(long, env = "KINDS", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Kinds not to watch (comma-separated).
+    #[arg(long, env = "EXCLUDE_KINDS", value_delimiter = ',')]
+    pub exclude_kinds: Vec<String>,
+    /// List page size.
+    #[arg(long, env = "LIST_PAGE_SIZE", default_value_t = 500)]
+    pub page_size: u32,
+    /// Use streaming lists (WatchList, `sendInitialEvents`) instead of paginated lists.
+    #[arg(long, env = "STREAMING_LISTS")]
+    pub streaming_lists: bool,
+}
+
+/// Persistence flags (names compatible with the Go server's environment).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PersistArgs {
+    /// Persist the graph to Redis (event log + snapshots) and recover it at start.
+    #[arg(long, env = "ENABLE_PERSISTENCE")]
+    pub enable_persistence: bool,
+    /// Redis URL (`redis://` or `rediss://`, optional `:password@` and `/db`). Takes precedence
+    /// over --redis-addr.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis host:port, used when --redis-url is not given.
+    #[arg(long, env = "REDIS_ADDR", default_value = "127.0.0.1:6379")]
+    pub redis_addr: String,
+    /// Redis password (AUTH), when not in the URL.
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    /// Redis database number, when not in the URL.
+    #[arg(long, env = "REDIS_DB")]
+    pub redis_db: Option<u32>,
+    /// Name of this cluster: the Redis key prefix (several clusters can share one Redis).
+    #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+    /// Seconds between periodic snapshots.
+    #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = 300)]
+    pub snapshot_interval: u64,
+    /// Take a snapshot after this many changes since the last one.
+    #[arg(long, env = "SNAPSHOT_EVERY_CHANGES", default_value_t = 100_000)]
+    pub snapshot_every_changes: u64,
+    /// Changes kept in the stream behind the snapshot when trimming (history window).
+    #[arg(long, env = "STREAM_RETENTION", default_value_t = 10_000)]
+    pub stream_retention: u64,
+    /// Largest number of changes appended in one Redis round trip.
+    #[arg(long, env = "WRITER_BATCH_SIZE", default_value_t = 1024)]
+    pub batch_size: usize,
+    /// Milliseconds the writer waits for more changes before appending a partial batch.
+    #[arg(long, env = "WRITER_BATCH_LINGER_MS", default_value_t = 5)]
+    pub batch_linger_ms: u64,
+    /// Changes buffered while Redis is slow or down; past this the log is marked diverged and a
+    /// full snapshot is written when Redis answers.
+    #[arg(long, env = "WRITER_BUFFER", default_value_t = 100_000)]
+    pub writer_buffer: usize,
+}
+
+impl PersistArgs {
+    /// The Redis URL to connect to: --redis-url, else one built from --redis-addr, with
+    /// --redis-password and --redis-db filled in where the URL has none.
+    pub fn url(&self) -> String {
+        let base = self
+            .redis_url
+            .clone()
+            .unwrap_or_else(|| format!("redis://{}", self.redis_addr));
+        let Some((scheme, rest)) = base.split_once("://") else {
+            return base;
+        };
+        let (authority, path) = match rest.split_once('/') {
+            Some((a, p)) => (a.to_owned(), p.to_owned()),
+            None => (rest.to_owned(), String::new()),
+        };
+        let authority = match (&self.redis_password, authority.contains('@')) {
+            (Some(pw), false) if !pw.is_empty() => format!(":{}@{authority}", percent_encode(pw)),
+            _ => authority,
+        };
+        let path = match (self.redis_db, path.is_empty()) {
+            (Some(db), true) => db.to_string(),
+            _ => path,
+        };
+        if path.is_empty() {
+            format!("{scheme}://{authority}")
+        } else {
+            format!("{scheme}://{authority}/{path}")
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// HTTP and process flags.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Seconds allowed for a graceful shutdown (drain, flush, final snapshot).
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace: u64,
+    /// Largest traversal depth a request may ask for.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = 10)]
+    pub max_depth: u32,
+    /// Largest number of nodes a traversal returns.
+    #[arg(long, env = "MAX_RESULTS", default_value_t = 10_000)]
+    pub max_results: usize,
+    /// Graph change events kept for SSE clients that reconnect with Last-Event-ID.
+    #[arg(long, env = "WATCH_HISTORY", default_value_t = 10_000)]
+    pub watch_history: usize,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        ServerArgs {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shutdown_grace: 20,
+            max_depth: 10,
+            max_results: 10_000,
+            watch_history: 10_000,
+        }
+    }
+}
+
+/// `astrolabe serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Cluster access and scope.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Persistence.
+    #[command(flatten)]
+    pub persist: PersistArgs,
+    /// HTTP and process.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `astrolabe demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Approximate number of objects in the generated cluster.
+    #[arg(long, env = "DEMO_SIZE", default_value_t = 5_000)]
+    pub size: usize,
+    /// Seed of the generated cluster and its churn.
+    #[arg(long, env = "DEMO_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Churn changes per second (rolling updates, scaling, config changes); 0 for none.
+    #[arg(long, env = "DEMO_CHURN_RATE", default_value_t = 5.0)]
+    pub churn_rate: f64,
+    /// Address the emulator listens on (kubectl can use it too).
+    #[arg(long, env = "DEMO_SIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub sim_listen: SocketAddr,
+    /// Server flags (persistence, HTTP); cluster flags other than scope are ignored.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `astrolabe sim`.
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Generate a cluster of about this many objects (0: start empty).
+    #[arg(long, env = "SIM_GENERATE", default_value_t = 0)]
+    pub generate: usize,
+    /// Seed of the generated cluster and its churn.
+    #[arg(long, env = "SIM_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Churn changes per second; 0 for none.
+    #[arg(long, env = "SIM_CHURN_RATE", default_value_t = 0.0)]
+    pub churn_rate: f64,
+}
+
+/// `astrolabe snapshot`.
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotArgs {
+    /// Export or import.
+    #[command(subcommand)]
+    pub action: SnapshotAction,
+    /// Redis connection and cluster name.
+    #[command(flatten)]
+    pub persist: PersistArgs,
+}
+
+/// Snapshot actions.
+#[derive(Subcommand, Debug, Clone)]
+pub enum SnapshotAction {
+    /// Write the persisted state (last snapshot + the stream after it) to FILE.
+    Export {
+        /// Output file.
+        file: PathBuf,
+    },
+    /// Replace the persisted state with the contents of FILE (stop the server first).
+    Import {
+        /// Input file, written by `snapshot export`.
+        file: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn persist(url: Option<&str>, addr: &str, pw: Option<&str>, db: Option<u32>) -> PersistArgs {
+        PersistArgs {
+            redis_url: url.map(str::to_owned),
+            redis_addr: addr.to_owned(),
+            redis_password: pw.map(str::to_owned),
+            redis_db: db,
+            ..PersistArgs::default()
+        }
+    }
+
+    #[test]
+    fn redis_url_is_built_from_parts() {
+        assert_eq!(persist(None, "r:6379", None, None).url(), "redis://r:6379");
+        assert_eq!(
+            persist(None, "r:6379", Some("p@ss"), Some(2)).url(),
+            "redis://:p%40ss@r:6379/2"
+        );
+        assert_eq!(
+            persist(Some("rediss://h:1/3"), "x", Some("pw"), Some(5)).url(),
+            "rediss://:pw@h:1/3"
+        );
+        assert_eq!(
+            persist(Some("redis://:a@h:1"), "x", Some("pw"), None).url(),
+            "redis://:a@h:1"
+        );
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cli =
+            Cli::try_parse_from(["astrolabe", "serve", "--namespace", "a,b", "--kinds", "Pod"])
+                .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.cluster.namespaces, vec!["a", "b"]);
+        assert_eq!(args.persist.snapshot_interval, 300);
+        assert_eq!(args.server.listen.port(), 8080);
+        assert!(Cli::try_parse_from(["astrolabe", "serve", "--listen", "nope"]).is_err());
+    }
+}

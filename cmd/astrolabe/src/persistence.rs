@@ -1,0 +1,310 @@
+//! Wiring of persistence: recovery at start, the writer and the snapshotter, and a health task
+//! that watches Redis (for readiness detail, and to write the superseding snapshot when Redis
+//! was down at start).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use astrolabe_api::PersistenceReadiness;
+use astrolabe_graph::{Graph, SharedGraph, now_ms};
+use astrolabe_model::Change;
+use astrolabe_persist::{
+    ChangeSender, DEFAULT_REPLAY_PAGE, ModelDecoder, PersistMetrics, Recovered, RedisConfig,
+    RedisLog, SnapshotBlob, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,
+    Writer, WriterConfig, WriterHandle, recover, snapshot_blob,
+};
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::PersistArgs;
+
+/// How long start-up waits for Redis before starting with an empty graph.
+pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the health task pings Redis.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What recovery gave the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Loaded from Redis (snapshot and/or stream).
+    Recovered,
+    /// Nothing persisted yet (empty Redis), or persistence off.
+    Fresh,
+    /// Redis did not answer: started empty; a full snapshot supersedes the old log once it does.
+    Unreachable,
+}
+
+/// Persistence state shared with readiness.
+#[derive(Clone)]
+pub struct PersistStatus {
+    connected: Arc<AtomicBool>,
+    sender: ChangeSender<Change>,
+    metrics: PersistMetrics,
+    origin: Origin,
+}
+
+impl PersistStatus {
+    /// Readiness detail.
+    pub fn report(&self) -> PersistenceReadiness {
+        let last = self.metrics.snapshot_last_success.get();
+        let connected = self.connected.load(Ordering::Acquire);
+        let diverged = self.sender.is_diverged();
+        let detail = match (connected, diverged, self.origin) {
+            (false, _, _) => {
+                Some("redis unreachable: serving from memory, buffering changes".to_owned())
+            }
+            (true, true, _) => Some("log diverged: a full snapshot is pending".to_owned()),
+            (true, false, Origin::Unreachable) if last <= 0.0 => Some(
+                "redis was down at start: a full snapshot will supersede the old log".to_owned(),
+            ),
+            _ => None,
+        };
+        PersistenceReadiness {
+            enabled: true,
+            connected,
+            diverged,
+            last_snapshot_age_seconds: (last > 0.0)
+                .then(|| (now_ms() as f64 / 1000.0 - last).max(0.0)),
+            detail,
+        }
+    }
+}
+
+/// Running persistence tasks.
+pub struct Persistence {
+    /// Where the apply loop sends changes.
+    pub sender: ChangeSender<Change>,
+    /// Readiness detail.
+    pub status: PersistStatus,
+    writer: WriterHandle,
+    snapshotter: SnapshotterHandle,
+    health: JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl Persistence {
+    /// Flushes the writer, takes the final snapshot and stops. Call after the apply loop has
+    /// stopped, so every change has been sent.
+    ///
+    /// # Errors
+    /// When the final flush or snapshot failed (the error says which).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        drop(self.sender);
+        self.cancel.cancel();
+        self.health.abort();
+        let writer = self.writer.join().await;
+        let snapshot = self.snapshotter.join().await;
+        writer.context("flushing the event log")?;
+        snapshot.context("writing the final snapshot")?;
+        Ok(())
+    }
+}
+
+/// Recovers the graph from Redis into `graph` and starts the writer and snapshotter.
+///
+/// # Errors
+/// Only for invalid configuration (a malformed Redis URL) or metrics registration; Redis being
+/// down is not an error (see [`Origin::Unreachable`]).
+pub async fn start(
+    args: &PersistArgs,
+    registry: &Registry,
+    graph: &SharedGraph,
+    shutdown_grace: Duration,
+) -> anyhow::Result<(Persistence, Origin)> {
+    let metrics = PersistMetrics::register(registry).context("registering persistence metrics")?;
+    let config = RedisConfig::new(args.url(), args.cluster_name.clone());
+    let log = RedisLog::new(&config).context("configuring the Redis connection")?;
+
+    let (origin, snapshot_seq, problems) = match recover_with_deadline(&log, &metrics).await {
+        Some(recovered) => {
+            let problems = recovered.skipped_corrupt > 0
+                || recovered.gaps > 0
+                || recovered.snapshot_refused.is_some();
+            let snapshot_seq = recovered.snapshot_seq;
+            let origin = if recovered.last_seq == 0 {
+                Origin::Fresh
+            } else {
+                Origin::Recovered
+            };
+            graph.replace(build(recovered));
+            (origin, snapshot_seq, problems)
+        }
+        None => {
+            // Start a new history above anything the old log may hold: sequence numbers are
+            // derived from the clock (see docs/adr/0003-sequence-epochs.md).
+            let mut g = Graph::new();
+            g.advance_seq(epoch_seq());
+            graph.replace(g);
+            (Origin::Unreachable, 0, false)
+        }
+    };
+    let start_seq = if origin == Origin::Unreachable {
+        0
+    } else {
+        graph.read().seq()
+    };
+
+    let source_graph = graph.clone();
+    let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
+        // Copy the Arcs under the read lock; encode after releasing it.
+        let snapshot = source_graph.read().snapshot();
+        snapshot_blob(&snapshot)
+    });
+    let cancel = CancellationToken::new();
+    let (sender, writer) = Writer::spawn(
+        log.clone(),
+        source.clone(),
+        WriterConfig {
+            channel_capacity: args.writer_buffer.max(1),
+            max_batch: args.batch_size.max(1),
+            linger: Duration::from_millis(args.batch_linger_ms),
+            shutdown_grace,
+            start_seq,
+            ..WriterConfig::default()
+        },
+        metrics.clone(),
+        cancel.clone(),
+    );
+    let snapshotter = Snapshotter::spawn(
+        log.clone(),
+        source,
+        SnapshotterConfig {
+            interval: Duration::from_secs(args.snapshot_interval.max(1)),
+            every_changes: args.snapshot_every_changes.max(1),
+            retain_changes: args.stream_retention,
+            snapshot_on_shutdown: true,
+            shutdown_grace,
+            start_seq: snapshot_seq,
+        },
+        writer.acked_seq(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    if problems {
+        // The log had holes or corrupt parts: write down a clean state at once.
+        snapshotter.request_snapshot();
+    }
+    let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
+    let health = tokio::spawn(health_loop(
+        log,
+        connected.clone(),
+        origin == Origin::Unreachable,
+        snapshotter.requester(),
+    ));
+    let status = PersistStatus {
+        connected,
+        sender: sender.clone(),
+        metrics,
+        origin,
+    };
+    Ok((
+        Persistence {
+            sender,
+            status,
+            writer,
+            snapshotter,
+            health,
+            cancel,
+        },
+        origin,
+    ))
+}
+
+async fn recover_with_deadline(
+    log: &RedisLog,
+    metrics: &PersistMetrics,
+) -> Option<Recovered<astrolabe_model::codec::Snapshot, Change>> {
+    let deadline = Instant::now() + RECOVERY_DEADLINE;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = tokio::time::timeout(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+            recover(log, &ModelDecoder, DEFAULT_REPLAY_PAGE, metrics),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(recovered)) => return Some(recovered),
+            Ok(Err(e)) if Instant::now() + delay < deadline => {
+                tracing::warn!(error = %format!("{e:#}"), "recovery failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "redis unavailable at start: starting with an empty graph; a full snapshot will supersede the old log when redis answers");
+                return None;
+            }
+            Err(_) => {
+                tracing::error!(
+                    "redis did not answer within {RECOVERY_DEADLINE:?}: starting with an empty graph; a full snapshot will supersede the old log when redis answers"
+                );
+                return None;
+            }
+        }
+    }
+}
+
+/// Builds the graph from what recovery found.
+fn build(recovered: Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
+    let started = Instant::now();
+    let mut graph = recovered
+        .snapshot
+        .as_ref()
+        .map(Graph::from_snapshot)
+        .unwrap_or_default();
+    for change in &recovered.tail {
+        graph.replay(change);
+    }
+    graph.advance_seq(recovered.last_seq);
+    tracing::info!(
+        resources = graph.node_count(),
+        edges = graph.edge_count(),
+        snapshot_seq = recovered.snapshot_seq,
+        replayed = recovered.tail.len(),
+        skipped_corrupt = recovered.skipped_corrupt,
+        gaps = recovered.gaps,
+        seq = graph.seq(),
+        build_ms = started.elapsed().as_millis() as u64,
+        "graph recovered from redis"
+    );
+    graph
+}
+
+async fn health_loop(
+    log: RedisLog,
+    connected: Arc<AtomicBool>,
+    mut supersede: bool,
+    snapshots: SnapshotRequester,
+) {
+    let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        tick.tick().await;
+        let up = tokio::time::timeout(HEALTH_INTERVAL, log.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let was = connected.swap(up, Ordering::AcqRel);
+        if up != was {
+            if up {
+                tracing::info!("redis answers again");
+            } else {
+                tracing::warn!("redis unreachable: serving from memory, buffering changes");
+            }
+        }
+        if up && supersede {
+            tracing::info!("redis answers: writing a full snapshot to supersede the old log");
+            snapshots.request();
+            supersede = false;
+        }
+    }
+}
+
+/// A sequence base derived from the clock: milliseconds since the epoch × 1000. Any log written
+/// by an earlier run (which either started at 0 or at its own, earlier epoch base and made fewer
+/// than a million changes per second) holds only smaller sequence numbers.
+pub fn epoch_seq() -> u64 {
+    u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000)
+}

@@ -1,0 +1,67 @@
+//! Readiness: the graph is hydrated (recovered, or nothing to recover) and every watched kind
+//! has completed its first list. A kind the API server forbids (403) is reported but does not
+//! hold readiness back: the graph is as complete as RBAC allows, and waiting would never end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use astrolabe_api::{GraphReadiness, KindReadiness, ReadinessReport, ReadinessSource};
+use astrolabe_informers::SyncStatus;
+
+use crate::persistence::{Origin, PersistStatus};
+
+/// The process's readiness, assembled from the informers' sync state and persistence.
+pub struct AppReadiness {
+    hydrated: AtomicBool,
+    origin: Origin,
+    sync: SyncStatus,
+    persistence: Option<PersistStatus>,
+}
+
+impl AppReadiness {
+    /// Readiness for a graph that came from `origin`; not hydrated until [`Self::set_hydrated`].
+    pub fn new(origin: Origin, sync: SyncStatus, persistence: Option<PersistStatus>) -> Self {
+        AppReadiness {
+            hydrated: AtomicBool::new(false),
+            origin,
+            sync,
+            persistence,
+        }
+    }
+
+    /// Marks the graph as loaded (recovery finished).
+    pub fn set_hydrated(&self) {
+        self.hydrated.store(true, Ordering::Release);
+    }
+}
+
+impl ReadinessSource for AppReadiness {
+    fn report(&self) -> ReadinessReport {
+        let kinds: Vec<KindReadiness> = self
+            .sync
+            .report()
+            .into_iter()
+            .map(|k| KindReadiness {
+                kind: k.kind,
+                listed: k.listed,
+                forbidden: k.forbidden,
+                error: k.last_error,
+            })
+            .collect();
+        let hydrated = self.hydrated.load(Ordering::Acquire);
+        let synced = kinds.iter().all(|k| k.listed || k.forbidden);
+        let source = match (synced, self.origin) {
+            (true, _) => "synced",
+            (false, Origin::Recovered) => "recovered, not yet synced",
+            (false, _) => "empty, syncing",
+        };
+        ReadinessReport {
+            ready: hydrated && synced,
+            graph: GraphReadiness {
+                hydrated,
+                source: source.to_owned(),
+            },
+            kinds,
+            persistence: self.persistence.as_ref().map(PersistStatus::report),
+        }
+    }
+}
