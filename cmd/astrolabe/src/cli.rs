@@ -247,24 +247,25 @@ pub struct SnapshotArgs {
     /// Export or import.
     #[command(subcommand)]
     pub action: SnapshotAction,
-    /// Redis connection and cluster name.
-    #[command(flatten)]
-    pub persist: PersistArgs,
 }
 
 /// Snapshot actions.
 #[derive(Subcommand, Debug, Clone)]
 pub enum SnapshotAction {
     /// Write the persisted state (last snapshot + the stream after it) to FILE.
-    Export {
-        /// Output file.
-        file: PathBuf,
-    },
+    Export(SnapshotFile),
     /// Replace the persisted state with the contents of FILE (stop the server first).
-    Import {
-        /// Input file, written by `snapshot export`.
-        file: PathBuf,
-    },
+    Import(SnapshotFile),
+}
+
+/// A snapshot file and the Redis it goes to or comes from.
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotFile {
+    /// The file (`export` writes it, `import` reads it).
+    pub file: PathBuf,
+    /// Redis connection and cluster name.
+    #[command(flatten)]
+    pub persist: PersistArgs,
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo(args) => astrolabe::emulator::demo(args, shutdown).await,
         Command::Sim(args) => astrolabe::emulator::sim(args, shutdown).await,
-        Command::Snapshot(args) => astrolabe::snapshot::run(args.action, &args.persist).await,
+        Command::Snapshot(args) => astrolabe::snapshot::run(args.action).await,
     }
 }
 

@@ -26,13 +26,16 @@ const LEVEL: i32 = 3;
 ///
 /// # Errors
 /// Redis unreachable, unreadable or invalid files.
-pub async fn run(action: SnapshotAction, args: &PersistArgs) -> anyhow::Result<()> {
-    let log = RedisLog::new(&RedisConfig::new(args.url(), args.cluster_name.clone()))
-        .context("configuring redis")?;
+pub async fn run(action: SnapshotAction) -> anyhow::Result<()> {
     match action {
-        SnapshotAction::Export { file } => export(&log, &file).await,
-        SnapshotAction::Import { file } => import(&log, &file).await,
+        SnapshotAction::Export(args) => export(&connect(&args.persist)?, &args.file).await,
+        SnapshotAction::Import(args) => import(&connect(&args.persist)?, &args.file).await,
     }
+}
+
+fn connect(args: &PersistArgs) -> anyhow::Result<RedisLog> {
+    RedisLog::new(&RedisConfig::new(args.url(), args.cluster_name.clone()))
+        .context("configuring redis")
 }
 
 async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {

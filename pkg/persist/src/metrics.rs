@@ -36,6 +36,8 @@ pub struct PersistMetrics {
     pub replayed_entries: IntCounter,
     /// Corrupt stream entries skipped during recovery.
     pub corrupt_entries: IntCounter,
+    /// Committed snapshots refused during recovery (corrupt or of an unknown format).
+    pub refused_snapshots: IntCounter,
     /// Duration of recovery.
     pub recovery_seconds: Histogram,
 }
@@ -124,6 +126,10 @@ impl PersistMetrics {
                 "astrolabe_persist_corrupt_entries_total",
                 "Corrupt stream entries skipped during recovery.",
             )?,
+            refused_snapshots: counter(
+                "astrolabe_persist_refused_snapshots_total",
+                "Committed snapshots refused during recovery (corrupt or of an unknown format).",
+            )?,
             recovery_seconds: histogram(
                 "astrolabe_persist_recovery_seconds",
                 "Duration of recovery (snapshot load and replay).",
@@ -152,6 +158,7 @@ impl PersistMetrics {
             Box::new(m.snapshot_last_success.clone()),
             Box::new(m.replayed_entries.clone()),
             Box::new(m.corrupt_entries.clone()),
+            Box::new(m.refused_snapshots.clone()),
             Box::new(m.recovery_seconds.clone()),
         ];
         for c in collectors {

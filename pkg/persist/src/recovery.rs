@@ -98,6 +98,7 @@ pub async fn recover<L: EventLog, D: Decoder>(
                     "snapshot refused and the stream is trimmed; starting empty (old keys left untouched)"
                 );
             }
+            metrics.refused_snapshots.inc();
             out.snapshot_refused = Some(format!("{e:#}"));
         }
     }

@@ -1,0 +1,370 @@
+//! Harness for end-to-end tests: the real `astrolabe` binary as a child process, the project's
+//! Kubernetes API emulator over HTTP, and (in the persistence tests) a real redis-server.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use astrolabe_graph::Graph;
+use astrolabe_kubesim::{ChurnConfig, Sim};
+use astrolabe_model::Kind;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long any awaited condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Polls `check` until it returns `Some`, failing with `what` (and `context()`) after the
+/// deadline. Used to await conditions, never as a fixed delay.
+pub async fn eventually<T, F, Fut>(what: &str, context: impl Fn() -> String, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The emulator, serving a generated cluster on a fixed port that survives stop/start.
+pub struct Emulator {
+    pub sim: Sim,
+    pub port: u16,
+    server: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
+    churn: Option<(CancellationToken, JoinHandle<u64>)>,
+    dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub async fn start(seed: u64, size: usize) -> Emulator {
+        let sim = Sim::with_generated(seed, size).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut e = Emulator {
+            sim,
+            port,
+            server: None,
+            churn: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        e.serve(listener);
+        std::fs::write(e.kubeconfig(), format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: u\ncurrent-context: sim\n"
+        )).unwrap();
+        e
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(astrolabe_kubesim::serve(
+            self.sim.clone(),
+            listener,
+            stop.clone(),
+        ));
+        self.server = Some((stop, task));
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Stops answering (the API server is down).
+    pub async fn stop_server(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Answers again, on the same port.
+    pub async fn start_server(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+
+    pub fn start_churn(&mut self, rate: f64, seed: u64) {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(astrolabe_kubesim::run_churn(
+            self.sim.clone(),
+            ChurnConfig { rate, seed },
+            stop.clone(),
+        ));
+        self.churn = Some((stop, task));
+    }
+
+    /// Stops churn; returns the number of steps it made.
+    pub async fn stop_churn(&mut self) -> u64 {
+        match self.churn.take() {
+            Some((stop, task)) => {
+                stop.cancel();
+                task.await.unwrap()
+            }
+            None => 0,
+        }
+    }
+
+    /// The graph the emulator's current objects should produce: every object through the
+    /// processors, into a fresh graph.
+    pub fn truth(&self) -> Graph {
+        let mut g = Graph::new();
+        for kind in Kind::WATCHED {
+            for obj in self.sim.list(kind.as_str()).unwrap() {
+                g.upsert(astrolabe_informers::processors::process_json(kind, obj).unwrap());
+            }
+        }
+        g
+    }
+}
+
+/// Node and edge sets, comparable between the server's API and a [`Graph`].
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct Sets {
+    pub nodes: BTreeSet<String>,
+    pub edges: BTreeSet<(String, String, String)>,
+}
+
+impl Sets {
+    pub fn of(g: &Graph) -> Sets {
+        Sets {
+            nodes: g.node_set().into_iter().map(|u| u.to_string()).collect(),
+            edges: g
+                .edge_set()
+                .into_iter()
+                .map(|(a, b, k)| (a.to_string(), b.to_string(), k.as_str().to_owned()))
+                .collect(),
+        }
+    }
+
+    pub fn diff(&self, other: &Sets) -> String {
+        format!(
+            "nodes only here {}, only there {}; edges only here {:?}, only there {:?}",
+            self.nodes.difference(&other.nodes).count(),
+            other.nodes.difference(&self.nodes).count(),
+            self.edges
+                .difference(&other.edges)
+                .take(5)
+                .collect::<Vec<_>>(),
+            other
+                .edges
+                .difference(&self.edges)
+                .take(5)
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// The `astrolabe` binary running as a child process.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// `astrolabe serve --kubeconfig <kubeconfig> --listen 127.0.0.1:<free port> <extra...>`.
+    pub fn start(kubeconfig: &Path, log_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let log = log_dir.join(format!("astrolabe-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
+            .arg("serve")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "info,kube_runtime=warn,kube_client=warn")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Server {
+            child,
+            port,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path; `None` while the server does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let resp = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `/readyz` answers with a body for which `accept` holds.
+    pub async fn wait_readyz(&self, what: &str, accept: impl Fn(u16, &Value) -> bool) -> Value {
+        eventually(
+            what,
+            || self.log_tail(),
+            || async {
+                let (status, body) = self.get("/readyz").await?;
+                accept(status, &body).then_some(body)
+            },
+        )
+        .await
+    }
+
+    pub async fn wait_ready(&self) -> Value {
+        self.wait_readyz("ready", |s, _| s == 200).await
+    }
+
+    /// The whole graph as the API serves it.
+    pub async fn sets(&self) -> Sets {
+        let (status, body) = self.get("/api/v1/graph").await.expect("graph");
+        assert_eq!(status, 200);
+        let nodes = body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["uid"].as_str().unwrap().to_owned())
+            .collect();
+        let edges = body["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["from"].as_str().unwrap().to_owned(),
+                    e["to"].as_str().unwrap().to_owned(),
+                    e["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        Sets { nodes, edges }
+    }
+
+    pub async fn seq(&self) -> u64 {
+        self.get("/health")
+            .await
+            .and_then(|(_, b)| b["seq"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the served graph equals `expected()` (re-evaluated on every poll).
+    pub async fn wait_graph(&self, what: &str, expected: impl Fn() -> Sets) {
+        let last = std::cell::RefCell::new(String::new());
+        eventually(
+            what,
+            || format!("{}\n{}", last.borrow(), self.log_tail()),
+            || {
+                let want = expected();
+                let last = &last;
+                async move {
+                    let got = self.sets().await;
+                    if got == want {
+                        Some(())
+                    } else {
+                        *last.borrow_mut() = format!("served vs expected: {}", got.diff(&want));
+                        None
+                    }
+                }
+            },
+        )
+        .await;
+    }
+
+    /// A metric's value (sum over label sets) from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.get_text("/metrics")
+            .await
+            .lines()
+            .filter(|l| {
+                l.starts_with(name)
+                    && (l.as_bytes().get(name.len()) == Some(&b' ')
+                        || l.as_bytes().get(name.len()) == Some(&b'{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exit_status(&mut self) -> ExitStatus {
+        let log = self.log.clone();
+        let child = &mut self.child;
+        eventually(
+            "process exit",
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+            || {
+                let r = child.try_wait().unwrap();
+                async move { r }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

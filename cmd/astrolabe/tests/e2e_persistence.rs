@@ -1,0 +1,342 @@
+//! Persistence end to end: the real binary, the emulator and a real redis-server (AOF
+//! everysec, the root redis.conf). Restarts after SIGTERM and kill -9 serve the persisted graph
+//! before any relist; changes made while the server was down converge; Redis killed during churn
+//! converges; corrupt entries and snapshots are counted and survived; export/import round-trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use astrolabe_graph::Graph;
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, recover,
+};
+use common::{Emulator, Server, Sets, eventually};
+use serde_json::json;
+
+const CLUSTER: &str = "e2e";
+
+fn persist_flags(redis: &RedisServer) -> Vec<String> {
+    vec![
+        "--enable-persistence".into(),
+        "--redis-url".into(),
+        redis.url(),
+        "--cluster-name".into(),
+        CLUSTER.into(),
+        "--snapshot-interval".into(),
+        "2".into(),
+        "--shutdown-grace".into(),
+        "15".into(),
+    ]
+}
+
+fn start(emu: &Emulator, logs: &std::path::Path, redis: &RedisServer) -> Server {
+    let flags = persist_flags(redis);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(&emu.kubeconfig(), logs, &args)
+}
+
+fn log(redis: &RedisServer) -> RedisLog {
+    RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER)).unwrap()
+}
+
+/// What a restarting server would load: snapshot + replayed stream, as a graph.
+async fn persisted(redis: &RedisServer) -> Option<Sets> {
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log(redis), &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
+        .await
+        .ok()?;
+    let mut g = r
+        .snapshot
+        .as_ref()
+        .map(Graph::from_snapshot)
+        .unwrap_or_default();
+    for c in &r.tail {
+        g.replay(c);
+    }
+    Some(Sets::of(&g))
+}
+
+/// Waits until Redis holds exactly what the server serves (the writer caught up).
+async fn wait_durable(server: &Server, redis: &RedisServer) -> Sets {
+    eventually(
+        "persisted state equals the served graph",
+        || server.log_tail(),
+        || async {
+            let served = server.sets().await;
+            (persisted(redis).await? == served).then_some(served)
+        },
+    )
+    .await
+}
+
+async fn wait_hydrated(server: &Server) -> serde_json::Value {
+    server
+        .wait_readyz("recovered graph hydrated", |_, b| {
+            b["graph"]["hydrated"] == true
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_serve_the_persisted_graph_and_converge() {
+    let redis = RedisServer::start().unwrap();
+    let mut emu = Emulator::start(21, 700).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    emu.start_churn(50.0, 3);
+    let seq0 = server.seq().await;
+    eventually(
+        "churn reaches the graph",
+        || server.log_tail(),
+        || async { (server.seq().await > seq0 + 100).then_some(()) },
+    )
+    .await;
+    assert!(emu.stop_churn().await > 0);
+    server
+        .wait_graph("graph equals the emulator after churn", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    let before = wait_durable(&server, &redis).await;
+
+    // SIGTERM: drain, flush, final snapshot, exit 0.
+    server.sigterm();
+    assert!(
+        server.exit_status().await.success(),
+        "{}",
+        server.log_tail()
+    );
+    let meta = log(&redis)
+        .snapshot_meta()
+        .await
+        .unwrap()
+        .expect("final snapshot");
+    assert_eq!(
+        Some(meta.covered_seq),
+        log(&redis).last_seq().await.unwrap(),
+        "final snapshot covers the whole log"
+    );
+
+    // Restart with the API server down: the persisted graph is served at once.
+    emu.stop_server().await;
+    let mut server = start(&emu, logs.path(), &redis);
+    let body = wait_hydrated(&server).await;
+    assert_eq!(body["graph"]["source"], "recovered, not yet synced");
+    let (status, _) = server.get("/readyz").await.unwrap();
+    assert_eq!(status, 503, "not ready before the relist");
+    let after_sigterm = server.sets().await;
+    assert_eq!(after_sigterm, before, "{}", after_sigterm.diff(&before));
+
+    // kill -9, restart: the same graph again.
+    server.kill9();
+    let mut server = start(&emu, logs.path(), &redis);
+    wait_hydrated(&server).await;
+    let after_kill = server.sets().await;
+    assert_eq!(after_kill, before, "{}", after_kill.diff(&before));
+    server.kill9();
+
+    // Changes while the server is down, then the API server comes back: deletions included.
+    let victim = emu
+        .sim
+        .list_in("deployments", "team-000")
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let name = victim["metadata"]["name"].as_str().unwrap().to_owned();
+    let victim_uid = victim["metadata"]["uid"].as_str().unwrap().to_owned();
+    emu.sim.delete("deployments", "team-000", &name).unwrap();
+    emu.sim
+        .create("configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "while-down", "namespace": "team-000"}}))
+        .unwrap();
+    emu.start_server().await;
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    server
+        .wait_graph("converges after changes made while down", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    assert!(!server.sets().await.nodes.contains(&victim_uid));
+    assert!(
+        server.log_text().contains("deleted while unwatched"),
+        "the deletion is logged"
+    );
+    wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(server.exit_status().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_during_churn_converges() {
+    let mut redis = RedisServer::start().unwrap();
+    let mut emu = Emulator::start(22, 600).await;
+    let logs = tempfile::tempdir().unwrap();
+    let server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    emu.start_churn(50.0, 4);
+    redis.kill9();
+    server
+        .wait_readyz("readiness says redis is unreachable", |_, b| {
+            b["persistence"]["connected"] == false
+        })
+        .await;
+    // Still serving and still applying changes while Redis is down.
+    let seq = server.seq().await;
+    eventually(
+        "changes keep flowing without redis",
+        || server.log_tail(),
+        || async { (server.seq().await > seq + 20).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        server.get("/healthz").await.unwrap().0,
+        200,
+        "liveness never depends on redis"
+    );
+    assert!(server.metric("astrolabe_persist_redis_errors_total").await >= 1.0);
+    redis.restart().unwrap();
+    server
+        .wait_readyz("redis answers again", |_, b| {
+            b["persistence"]["connected"] == true
+        })
+        .await;
+    emu.stop_churn().await;
+    server
+        .wait_graph("graph equals the emulator", || Sets::of(&emu.truth()))
+        .await;
+    let served = wait_durable(&server, &redis).await;
+    assert_eq!(served, Sets::of(&emu.truth()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_then_a_snapshot_supersedes_the_old_log() {
+    let mut redis = RedisServer::start().unwrap();
+    let mut emu = Emulator::start(23, 400).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(server.exit_status().await.success());
+    let old_seq = log(&redis).last_seq().await.unwrap().unwrap();
+
+    redis.kill9();
+    emu.sim
+        .create("configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after", "namespace": "team-000"}}))
+        .unwrap();
+    let server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    server
+        .wait_graph("serves without redis", || Sets::of(&emu.truth()))
+        .await;
+    redis.restart().unwrap();
+    let served = wait_durable(&server, &redis).await;
+    assert_eq!(served, Sets::of(&emu.truth()));
+    let meta = log(&redis).snapshot_meta().await.unwrap().unwrap();
+    assert!(
+        meta.covered_seq > old_seq,
+        "the new history starts above the old log"
+    );
+    emu.stop_churn().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_entries_and_snapshots_are_counted_and_survived() {
+    let redis = RedisServer::start().unwrap();
+    let emu = Emulator::start(24, 400).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(server.exit_status().await.success());
+
+    // A garbage entry after the last one.
+    let last = log(&redis).last_seq().await.unwrap().unwrap();
+    let reply = redis
+        .command_line(&format!(
+            "XADD astrolabe:{{{CLUSTER}}}:events {}-1 d garbage",
+            last + 1
+        ))
+        .unwrap();
+    assert!(reply.contains('-'), "{reply}");
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    assert!(
+        server
+            .metric("astrolabe_persist_corrupt_entries_total")
+            .await
+            >= 1.0
+    );
+    server
+        .wait_graph("graph intact after a corrupt entry", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(server.exit_status().await.success());
+
+    // Corrupt the committed snapshot's first chunk.
+    let meta = log(&redis).snapshot_meta().await.unwrap().unwrap();
+    let chunk = format!("astrolabe:{{{CLUSTER}}}:snapshot:{}:0", meta.generation);
+    redis
+        .command_line(&format!("SETRANGE {chunk} 16 XXXXXXXXXXXXXXXX"))
+        .unwrap();
+    let server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    assert!(
+        server
+            .metric("astrolabe_persist_refused_snapshots_total")
+            .await
+            >= 1.0
+    );
+    server
+        .wait_graph("graph rebuilt after a corrupt snapshot", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    wait_durable(&server, &redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_export_and_import_round_trip() {
+    let redis = RedisServer::start().unwrap();
+    let mut emu = Emulator::start(25, 400).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    let before = wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(server.exit_status().await.success());
+
+    let file = logs.path().join("backup.snap");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_astrolabe"))
+            .args(args)
+            .args(["--redis-url", &redis.url(), "--cluster-name", CLUSTER])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = run(&["snapshot", "export", file.to_str().unwrap()]);
+    assert!(said.contains("exported"), "{said}");
+    redis.command_line("FLUSHALL").unwrap();
+    assert!(persisted(&redis).await.unwrap().nodes.is_empty());
+    let said = run(&["snapshot", "import", file.to_str().unwrap()]);
+    assert!(said.contains("imported"), "{said}");
+    assert_eq!(persisted(&redis).await.unwrap(), before);
+
+    emu.stop_server().await;
+    let server = start(&emu, logs.path(), &redis);
+    wait_hydrated(&server).await;
+    assert_eq!(server.sets().await, before);
+}
