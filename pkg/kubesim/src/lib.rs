@@ -6,14 +6,15 @@
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
-//! - [`selector`]: label and field selector parsing and matching.
+//! - [`selector`]: label selectors (the model's) matched against JSON labels; field selectors.
 //! - [`patch`]: merge patches (PATCH from kubectl).
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
 //! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
 //! - [`faults`]: injected failures and delays (driven through [`Sim`]).
 //! - [`server`]: the axum router and [`serve`].
-//! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON; [`Sim::with_generated`].
+//! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
+//!   the controllers report it); [`Sim::with_generated`].
 //! - [`churn`]: a seeded task making realistic changes (rolling updates, scaling, config edits).
 //! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
 //!
@@ -21,7 +22,8 @@
 //! event to the kind's history and broadcast it; each open watch is a task that filters the
 //! broadcast for its scope and writes newline-delimited JSON to a streaming response body.
 //! Objects are plain Kubernetes JSON (`serde_json::Value`); the crate does not use `k8s-openapi`.
-//! It depends on `astrolabe-model` only to render generated clusters ([`render`]).
+//! It depends on `astrolabe-model` (ADR 0002) for label selectors ([`selector`]) and to render
+//! generated clusters ([`render`]).
 
 pub mod churn;
 pub mod discovery;

@@ -4,13 +4,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use astrolabe_model::LabelSelector;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
 use crate::error::{Result, SimError};
 use crate::kinds::KindInfo;
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{FieldSelector, labels_match};
 use crate::store::State;
 
 /// The message of an expired continue token, as etcd3 storage words it.
@@ -44,7 +45,7 @@ impl ListQuery {
         {
             return false;
         }
-        self.labels.matches(obj) && self.fields.matches(obj)
+        labels_match(&self.labels, obj) && self.fields.matches(obj)
     }
 
     fn validate(&self) -> Result<()> {

@@ -21,7 +21,7 @@ use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::patch::merge_patch;
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
 use crate::table;
 use crate::watch::{self, WatchQuery};
@@ -189,7 +189,7 @@ fn scope_query(q: &HashMap<String, String>, t: &Target) -> Result<ListQuery, Sim
     };
     Ok(ListQuery {
         namespace: t.namespace.clone(),
-        labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        labels: parse_labels(q.get("labelSelector").map_or("", String::as_str))?,
         fields: FieldSelector::parse(
             q.get("fieldSelector").map_or("", String::as_str),
             t.info.kind,

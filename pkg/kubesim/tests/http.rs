@@ -314,6 +314,19 @@ async fn crud_status_codes() {
         .await
         .unwrap();
     assert_eq!(bad_sel.status(), 400);
+    let bad_labels = http
+        .get(format!(
+            "{}/api/v1/pods?labelSelector=a%20in%20x",
+            served.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_labels.status(), 400);
+    assert_eq!(
+        bad_labels.json::<Value>().await.unwrap()["reason"],
+        "BadRequest"
+    );
     served.sim.fail_kind("pods", 403).unwrap();
     let forbidden = http
         .get(format!("{}/api/v1/pods", served.url()))

@@ -81,7 +81,7 @@ impl Gen {
         let mut r = Resource::new(self.uid(), kind, ns, name);
         r.created_at = 1_700_000_000 + self.rng.random_range(0..30_000_000);
         r.resource_version = compact_str::format_compact!("{}", self.out.len() + 1);
-        r.status = ready("exists");
+        r.status = ready(&format!("{} exists", r.kind));
         r
     }
 
@@ -192,7 +192,10 @@ impl Gen {
                     current: n,
                     ready: n,
                     available: n,
-                })
+                });
+                f.image = Some(compact_str::format_compact!(
+                    "registry.example.com/{ds_name}:1.0"
+                ));
             });
             ds.references.push(Reference::to_key(
                 EdgeKind::UsesSa,
@@ -215,10 +218,14 @@ impl Gen {
         // A CronJob with one finished Job and its Pod.
         let mut cj = self.object(Kind::CronJob, ns, "cleanup");
         cj.status = ready("CronJob scheduled");
-        cj.update_facts(|f| f.suspended = Some(false));
+        cj.update_facts(|f| {
+            f.suspended = Some(false);
+            f.image = Some("registry.example.com/cleanup:1.0".into());
+        });
         let cj_id = self.push(cj);
         let mut job = self.object(Kind::Job, ns, "cleanup-28000000");
         job.status = ready("Job completed successfully");
+        job.update_facts(|f| f.image = Some("registry.example.com/cleanup:1.0".into()));
         Self::owned(&mut job, &cj_id, Kind::CronJob);
         let job_id = self.push(job);
         let pod_name = format!("cleanup-28000000-{}", self.suffix(5));
@@ -473,7 +480,10 @@ impl Gen {
                         current: n,
                         ready: n,
                         available: n,
-                    })
+                    });
+                    f.image = Some(compact_str::format_compact!(
+                        "registry.example.com/{app}:1.0"
+                    ));
                 });
                 rs.status = if current {
                     ready(&format!("All replicas ready ({n}/{n})"))
@@ -598,7 +608,7 @@ impl Gen {
         if self.rng.random_bool(0.3) {
             let mut pdb = self.object(Kind::PodDisruptionBudget, ns, &app);
             helm(&mut pdb);
-            pdb.status = ready(&format!("Healthy: {replicas}/{replicas}"));
+            pdb.status = ready(&format!("Healthy: {replicas}/1"));
             pdb.references.push(Reference::to_selector(
                 EdgeKind::Protects,
                 Kind::Pod,

@@ -1,11 +1,16 @@
 //! Rendering the model's generated [`Resource`]s as realistic Kubernetes JSON, so that a processor
 //! reading the JSON recovers the same references (owner UIDs, configMapRef, claimName, selectors, ...).
 
-use astrolabe_model::{EdgeKind, Health, LabelSelector, Operator, Reference, Resource, Target};
+use astrolabe_model::{EdgeKind, Kind, LabelSelector, Operator, Reference, Resource, Target};
 use serde_json::{Value, json};
+
+mod status;
 
 use crate::error::Result;
 use crate::sim::{Sim, resolve};
+
+/// The image of containers whose resource carries no image fact.
+const DEFAULT_IMAGE: &str = "registry.example.com/app:1.0";
 
 fn str_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     Value::Object(pairs.map(|(k, v)| (k.to_owned(), json!(v))).collect())
@@ -60,6 +65,15 @@ fn names(res: &Resource, edge: EdgeKind) -> Vec<&str> {
         .collect()
 }
 
+/// The first name `res` references with `edge`, or else `fallback` (a fact).
+fn first_named<'a>(
+    res: &'a Resource,
+    edge: EdgeKind,
+    fallback: Option<&'a str>,
+) -> Option<&'a str> {
+    names(res, edge).first().copied().or(fallback)
+}
+
 fn selector_of(res: &Resource, edge: EdgeKind) -> Option<&LabelSelector> {
     refs(res, edge).find_map(|r| match &r.target {
         Target::Selector { selector, .. } => Some(selector),
@@ -67,7 +81,8 @@ fn selector_of(res: &Resource, edge: EdgeKind) -> Option<&LabelSelector> {
     })
 }
 
-fn timestamp(secs: i64) -> String {
+/// An RFC 3339 timestamp for Unix seconds.
+pub(crate) fn timestamp(secs: i64) -> String {
     jiff::Timestamp::from_second(secs)
         .map(|t| t.to_string())
         .unwrap_or_default()
@@ -139,10 +154,7 @@ fn pod_spec(res: &Resource) -> Value {
         }
     }
     let facts = res.facts();
-    let image = facts
-        .image
-        .as_deref()
-        .unwrap_or("registry.example.com/app:1.0");
+    let image = facts.image.as_deref().unwrap_or(DEFAULT_IMAGE);
     let mut container = json!({
         "name": "main",
         "image": image,
@@ -170,11 +182,7 @@ fn pod_spec(res: &Resource) -> Value {
         spec["imagePullSecrets"] =
             json!(pulls.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
     }
-    if let Some(node) = names(res, EdgeKind::RunsOn)
-        .first()
-        .copied()
-        .or(facts.node_name.as_deref())
-    {
+    if let Some(node) = first_named(res, EdgeKind::RunsOn, facts.node_name.as_deref()) {
         spec["nodeName"] = json!(node);
     }
     spec
@@ -204,56 +212,6 @@ fn template(res: &Resource, selector: &Value) -> Value {
     json!({"metadata": {"labels": selector}, "spec": pod_spec(res)})
 }
 
-fn replicas_status(res: &Resource) -> (i64, Value) {
-    let r = res.facts().replicas.unwrap_or_default();
-    let status = json!({
-        "replicas": r.current,
-        "readyReplicas": r.ready,
-        "availableReplicas": r.available,
-        "observedGeneration": 1,
-    });
-    (i64::from(r.desired), status)
-}
-
-fn pod_ip(res: &Resource) -> String {
-    let h = res
-        .uid
-        .as_str()
-        .bytes()
-        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!(
-        "10.{}.{}.{}",
-        244 + (h % 8),
-        (h >> 8) % 256,
-        1 + (h >> 16) % 254
-    )
-}
-
-fn pod(res: &Resource) -> (Value, Value) {
-    let facts = res.facts();
-    let ready = res.status.health == Health::Ready;
-    let mut cs = json!({
-        "name": "main",
-        "image": facts.image.as_deref().unwrap_or("registry.example.com/app:1.0"),
-        "ready": ready,
-        "started": ready,
-        "restartCount": facts.restart_count.unwrap_or(0),
-    });
-    cs["state"] = if ready {
-        json!({"running": {"startedAt": timestamp(res.created_at)}})
-    } else {
-        json!({"waiting": {"reason": res.status.message.as_str()}})
-    };
-    let status = json!({
-        "phase": facts.phase.as_deref().unwrap_or(if ready { "Running" } else { "Pending" }),
-        "podIP": pod_ip(res),
-        "hostIP": "192.168.0.10",
-        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
-        "containerStatuses": [cs],
-    });
-    (pod_spec(res), status)
-}
-
 /// Renders one generated resource as the Kubernetes JSON object of its kind.
 #[must_use]
 pub fn render(res: &Resource) -> Value {
@@ -265,13 +223,10 @@ pub fn render(res: &Resource) -> Value {
     let facts = res.facts();
     let ns = res.namespace.as_str();
     let (spec, status): (Option<Value>, Option<Value>) = match res.kind.as_str() {
-        "Pod" => {
-            let (spec, status) = pod(res);
-            (Some(spec), Some(status))
-        }
+        "Pod" => (Some(pod_spec(res)), Some(status::pod(res))),
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
             let sel = workload_selector(res);
-            let (replicas, status) = replicas_status(res);
+            let (replicas, status) = status::replicas(res);
             let mut spec =
                 json!({"selector": {"matchLabels": sel}, "template": template(res, &sel)});
             if res.kind.as_str() != "DaemonSet" {
@@ -329,7 +284,7 @@ pub fn render(res: &Resource) -> Value {
                 .filter_map(key_of)
                 .map(|(_, tns, name)| {
                     json!({
-                        "addresses": [pod_ip_for(name)],
+                        "addresses": [status::ip(name, 10, 244)],
                         "conditions": {"ready": true, "serving": true, "terminating": false},
                         "targetRef": {"kind": "Pod", "namespace": if tns.is_empty() { ns } else { tns }, "name": name},
                     })
@@ -340,42 +295,25 @@ pub fn render(res: &Resource) -> Value {
             obj["ports"] = json!([{"name": "http", "port": 8080, "protocol": "TCP"}]);
             (None, None)
         }
-        "PersistentVolumeClaim" => {
-            let mut spec = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
-            if let Some(v) = names(res, EdgeKind::Binds)
-                .first()
-                .copied()
-                .or(facts.volume_name.as_deref())
-            {
+        "PersistentVolumeClaim" | "PersistentVolume" => {
+            let mut spec = if res.kind == Kind::PersistentVolumeClaim {
+                json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
+            } else {
+                json!({
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "csi": {"driver": "pd.csi.storage.gke.io", "volumeHandle": res.name.as_str()},
+                })
+            };
+            if let Some(v) = first_named(res, EdgeKind::Binds, facts.volume_name.as_deref()) {
                 spec["volumeName"] = json!(v);
             }
-            if let Some(sc) = names(res, EdgeKind::UsesStorageClass)
-                .first()
-                .copied()
-                .or(facts.storage_class.as_deref())
-            {
-                spec["storageClassName"] = json!(sc);
-            }
-            (
-                Some(spec),
-                Some(json!({"phase": facts.phase.as_deref().unwrap_or("Bound")})),
-            )
-        }
-        "PersistentVolume" => {
-            let mut spec = json!({
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "csi": {"driver": "pd.csi.storage.gke.io", "volumeHandle": res.name.as_str()},
-            });
             if let Some(c) = &facts.claim_ref {
                 spec["claimRef"] = json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": c.namespace.as_str(), "name": c.name.as_str(), "uid": c.uid.as_str()});
             }
-            if let Some(sc) = names(res, EdgeKind::UsesStorageClass)
-                .first()
-                .copied()
-                .or(facts.storage_class.as_deref())
-            {
+            let class = facts.storage_class.as_deref();
+            if let Some(sc) = first_named(res, EdgeKind::UsesStorageClass, class) {
                 spec["storageClassName"] = json!(sc);
             }
             (
@@ -392,11 +330,8 @@ pub fn render(res: &Resource) -> Value {
         "IngressClass" => (Some(json!({"controller": "k8s.io/ingress-nginx"})), None),
         "Ingress" => {
             let mut spec = json!({});
-            if let Some(c) = names(res, EdgeKind::UsesIngressClass)
-                .first()
-                .copied()
-                .or(facts.ingress_class.as_deref())
-            {
+            let class = facts.ingress_class.as_deref();
+            if let Some(c) = first_named(res, EdgeKind::UsesIngressClass, class) {
                 spec["ingressClassName"] = json!(c);
             }
             let host = format!("{}.{}.example.com", res.name, ns);
@@ -413,7 +348,7 @@ pub fn render(res: &Resource) -> Value {
                         .collect::<Vec<_>>()
                 );
             }
-            (Some(spec), Some(json!({"loadBalancer": {}})))
+            (Some(spec), Some(status::ingress(res)))
         }
         "HorizontalPodAutoscaler" => {
             let target = refs(res, EdgeKind::Scales).find_map(key_of);
@@ -426,21 +361,27 @@ pub fn render(res: &Resource) -> Value {
                 spec["minReplicas"] = json!(min);
             }
             if let Some((kind, _, name)) = target {
-                let api = astrolabe_model::Kind::parse(kind).api_version();
+                let api = Kind::parse(kind).api_version();
                 spec["scaleTargetRef"] = json!({"apiVersion": api, "kind": kind, "name": name});
             }
-            (
-                Some(spec),
-                Some(
-                    json!({"currentReplicas": scaling.current, "desiredReplicas": scaling.desired}),
-                ),
-            )
+            (Some(spec), Some(status::hpa(res)))
         }
         "PodDisruptionBudget" => {
             let sel = selector_of(res, EdgeKind::Protects).map_or_else(|| json!({}), selector_json);
+            // The status message ("Healthy: 3/1") carries the counts.
+            let (current, desired) = res
+                .status
+                .message
+                .rsplit(' ')
+                .next()
+                .and_then(|c| c.split_once('/'))
+                .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+                .unwrap_or((1, 1));
             (
-                Some(json!({"minAvailable": 1, "selector": sel})),
-                Some(json!({"currentHealthy": 1, "desiredHealthy": 1})),
+                Some(json!({"minAvailable": desired, "selector": sel})),
+                Some(
+                    json!({"currentHealthy": current, "desiredHealthy": desired, "expectedPods": current}),
+                ),
             )
         }
         "NetworkPolicy" => {
@@ -491,22 +432,10 @@ pub fn render(res: &Resource) -> Value {
             Some(json!({"finalizers": ["kubernetes"]})),
             Some(json!({"phase": "Active"})),
         ),
-        "Node" => {
-            let ready = if res.status.health == Health::Ready {
-                "True"
-            } else {
-                "False"
-            };
-            let status = json!({
-                "conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady", "message": res.status.message.as_str()}],
-                "addresses": [{"type": "Hostname", "address": res.name.as_str()}],
-                "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                "nodeInfo": {"kubeletVersion": "v1.33.0", "osImage": "Ubuntu 24.04", "architecture": "amd64", "operatingSystem": "linux",
-                             "bootID": "", "containerRuntimeVersion": "containerd://2.0.0", "kernelVersion": "6.8.0", "kubeProxyVersion": "",
-                             "machineID": "", "systemUUID": ""},
-            });
-            (Some(json!({"podCIDR": "10.244.0.0/24"})), Some(status))
-        }
+        "Node" => (
+            Some(json!({"podCIDR": "10.244.0.0/24"})),
+            Some(status::node(res)),
+        ),
         _ => (None, None),
     };
     if let Some(spec) = spec {
@@ -516,19 +445,6 @@ pub fn render(res: &Resource) -> Value {
         obj["status"] = status;
     }
     obj
-}
-
-/// An IP for an endpoint that names a Pod (stable per name).
-fn pod_ip_for(name: &str) -> String {
-    let h = name
-        .bytes()
-        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!(
-        "10.{}.{}.{}",
-        244 + (h % 8),
-        (h >> 8) % 256,
-        1 + (h >> 16) % 254
-    )
 }
 
 impl Sim {
