@@ -21,6 +21,7 @@ use petgraph::visit::EdgeRef;
 use rustc_hash::FxHashSet;
 
 use crate::Graph;
+use crate::keys::KeyView as _;
 use crate::query::{EdgeView, Subgraph};
 
 /// Kinds a release view may pull in although they carry no release annotation.
@@ -54,7 +55,7 @@ const FORWARD: &[EdgeKind] = &[
 
 fn sorted(g: &Graph, set: impl IntoIterator<Item = NodeIndex>) -> Vec<NodeIndex> {
     let mut v: Vec<NodeIndex> = set.into_iter().collect();
-    v.sort_by_cached_key(|&i| g.g[i].key());
+    v.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
     v.dedup();
     v
 }

@@ -408,7 +408,12 @@ impl Graph {
             self.insert_new(r);
             return Some(Applied::Updated);
         }
-        self.undeclare(idx, &old);
+        // Most updates (status, resourceVersion) change no reference: then the node's own edges
+        // and pending references stay as they are, and only the weight is swapped.
+        let references_changed = old.references != r.references || old.owners != r.owners;
+        if references_changed {
+            self.undeclare(idx, &old);
+        }
         let labels_changed = old.labels != r.labels;
         if labels_changed {
             let by_others: Vec<EdgeIndex> = self
@@ -429,12 +434,17 @@ impl Graph {
         }
         self.g[idx] = r.clone();
         // The key index shares the node's Arc: point it at the new one so the old can be freed.
-        let key = old.key();
-        if self.index_of_key(&key) == Some(idx) {
-            self.by_key.remove(&key as &dyn KeyView);
-            self.by_key.insert(KeyEntry(r.clone()), idx);
+        if let Some((entry, holder)) = self.by_key.remove_entry(&*old as &dyn KeyView) {
+            let entry = if holder == idx {
+                KeyEntry(r.clone())
+            } else {
+                entry
+            };
+            self.by_key.insert(entry, holder);
         }
-        self.declare(idx, r);
+        if references_changed {
+            self.declare(idx, r);
+        }
         if labels_changed {
             self.match_selectors_for(idx);
         }

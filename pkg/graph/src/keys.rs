@@ -19,6 +19,12 @@ impl KeyView for ObjectKey {
     }
 }
 
+impl KeyView for Resource {
+    fn parts(&self) -> (&Kind, &str, &str) {
+        (&self.kind, &self.namespace, &self.name)
+    }
+}
+
 /// An index entry: a resource, ordered by its key.
 #[derive(Clone)]
 pub(crate) struct KeyEntry(pub(crate) Arc<Resource>);

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::Graph;
 pub use crate::compat::{charts, compat_graph, compat_resources, namespaces, releases};
+use crate::keys::KeyView as _;
 
 /// An edge as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -215,7 +216,7 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
             .get(release)
             .map(|s| s.iter().copied().filter(after).collect())
             .unwrap_or_default();
-        members.sort_by_cached_key(|&i| g.g[i].key());
+        members.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
         for i in members {
             if push(i) {
                 break;
@@ -290,16 +291,17 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
                 g.g.edges_directed(n, dir)
                     .filter(|e| follows(e.weight().kind))
                     .collect();
-            step.sort_by_cached_key(|e| {
-                (
-                    g.g[if dir == Outgoing {
-                        e.target()
-                    } else {
-                        e.source()
-                    }]
-                    .key(),
-                    e.weight().kind,
-                )
+            step.sort_by(|a, b| {
+                let far =
+                    |e: &petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>| {
+                        g.g[if dir == Outgoing {
+                            e.target()
+                        } else {
+                            e.source()
+                        }]
+                        .parts()
+                    };
+                (far(a), a.weight().kind).cmp(&(far(b), b.weight().kind))
             });
             for e in step {
                 let other = if dir == Outgoing {
@@ -355,7 +357,9 @@ pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph>
                 e.source()
             }
         };
-        step.sort_by_cached_key(|e| (g.g[far(e)].key(), e.weight().kind));
+        step.sort_by(|a, b| {
+            (g.g[far(a)].parts(), a.weight().kind).cmp(&(g.g[far(b)].parts(), b.weight().kind))
+        });
         for e in step {
             let other = far(&e);
             if seen.insert(other) {
