@@ -248,9 +248,9 @@ async fn recover_with_deadline(
     }
 }
 
-/// Builds the graph from what recovery found.
-fn build(recovered: Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
-    let started = Instant::now();
+/// The graph recovery describes: the snapshot, then the stream after it replayed; its sequence
+/// continues after everything Redis knows of.
+pub fn rebuild(recovered: &Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
     let mut graph = recovered
         .snapshot
         .as_ref()
@@ -260,6 +260,13 @@ fn build(recovered: Recovered<astrolabe_model::codec::Snapshot, Change>) -> Grap
         graph.replay(change);
     }
     graph.advance_seq(recovered.last_seq);
+    graph
+}
+
+/// [`rebuild`], logged.
+fn build(recovered: Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
+    let started = Instant::now();
+    let graph = rebuild(&recovered);
     tracing::info!(
         resources = graph.node_count(),
         edges = graph.edge_count(),

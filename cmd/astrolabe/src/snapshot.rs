@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use astrolabe_graph::{Graph, now_ms};
+use astrolabe_graph::now_ms;
 use astrolabe_model::codec::{self, Snapshot};
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, recover,
@@ -46,15 +46,7 @@ async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {
     if let Some(why) = &recovered.snapshot_refused {
         bail!("the persisted snapshot cannot be read: {why}");
     }
-    let mut graph = recovered
-        .snapshot
-        .as_ref()
-        .map(Graph::from_snapshot)
-        .unwrap_or_default();
-    for change in &recovered.tail {
-        graph.replay(change);
-    }
-    let snapshot = graph.snapshot();
+    let snapshot = crate::persistence::rebuild(&recovered).snapshot();
     let encoded = codec::encode_snapshot(&snapshot).context("encoding")?;
     let compressed = zstd::encode_all(encoded.as_slice(), LEVEL).context("compressing")?;
     let tmp = file.with_extension("partial");

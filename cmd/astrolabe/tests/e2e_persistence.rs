@@ -6,7 +6,6 @@
 
 mod common;
 
-use astrolabe_graph::Graph;
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, recover,
@@ -46,15 +45,7 @@ async fn persisted(redis: &RedisServer) -> Option<Sets> {
     let r = recover(&log(redis), &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
         .await
         .ok()?;
-    let mut g = r
-        .snapshot
-        .as_ref()
-        .map(Graph::from_snapshot)
-        .unwrap_or_default();
-    for c in &r.tail {
-        g.replay(c);
-    }
-    Some(Sets::of(&g))
+    Some(Sets::of(&astrolabe::persistence::rebuild(&r)))
 }
 
 /// Waits until Redis holds exactly what the server serves (the writer caught up).
