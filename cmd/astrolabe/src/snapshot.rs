@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use astrolabe_graph::now_ms;
 use astrolabe_model::codec::{self, Snapshot};
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, recover,
+    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, read_state,
     snapshot_blob,
 };
 
@@ -40,11 +40,18 @@ fn connect(args: &PersistArgs) -> anyhow::Result<RedisLog> {
 
 async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {
     let metrics = PersistMetrics::unregistered().context("metrics")?;
-    let recovered = recover(log, &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
+    // Read-only: a running server may be uploading a snapshot right now.
+    let recovered = read_state(log, &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
         .await
         .context("reading the persisted state from redis")?;
     if let Some(why) = &recovered.snapshot_refused {
         bail!("the persisted snapshot cannot be read: {why}");
+    }
+    if recovered.snapshot.is_none() && recovered.last_seq == 0 {
+        bail!(
+            "nothing is persisted under {} in this redis (check --cluster-name and the database)",
+            log.keys().events()
+        );
     }
     let snapshot = crate::persistence::rebuild(&recovered).snapshot();
     let encoded = codec::encode_snapshot(&snapshot).context("encoding")?;

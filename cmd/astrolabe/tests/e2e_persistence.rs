@@ -305,12 +305,15 @@ async fn snapshot_export_and_import_round_trip() {
     assert!(server.exit_status().await.success());
 
     let file = logs.path().join("backup.snap");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_astrolabe"))
+    let astrolabe = |args: &[&str], cluster: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_astrolabe"))
             .args(args)
-            .args(["--redis-url", &redis.url(), "--cluster-name", CLUSTER])
+            .args(["--redis-url", &redis.url(), "--cluster-name", cluster])
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let run = |args: &[&str]| {
+        let out = astrolabe(args, CLUSTER);
         assert!(
             out.status.success(),
             "{}",
@@ -318,6 +321,17 @@ async fn snapshot_export_and_import_round_trip() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // A mistyped cluster name is an error, not an empty backup.
+    let wrong = astrolabe(
+        &[
+            "snapshot",
+            "export",
+            logs.path().join("x").to_str().unwrap(),
+        ],
+        "typo",
+    );
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("nothing is persisted"));
     let said = run(&["snapshot", "export", file.to_str().unwrap()]);
     assert!(said.contains("exported"), "{said}");
     redis.command_line("FLUSHALL").unwrap();

@@ -53,7 +53,8 @@ pub struct Recovered<S, C> {
     pub snapshot_refused: Option<String>,
 }
 
-/// Recover the state from `log`.
+/// Recover the state from `log` at start-up: sweep orphan chunks of uncommitted snapshot
+/// generations (only the process that owns the log may do this), then [`read_state`].
 ///
 /// # Errors
 /// Only Redis-level failures (unreachable, unexpected replies); the caller retries or exits.
@@ -63,12 +64,26 @@ pub async fn recover<L: EventLog, D: Decoder>(
     page_size: usize,
     metrics: &PersistMetrics,
 ) -> Result<Recovered<D::Snapshot, D::Change>> {
-    let started = Instant::now();
     match log.sweep_orphans().await {
         Ok(_) => {}
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan sweep skipped"),
     }
+    read_state(log, decoder, page_size, metrics).await
+}
+
+/// Read the persisted state without changing anything in Redis: load the committed snapshot and
+/// replay the stream after it. Safe while a server is writing (a backup, say).
+///
+/// # Errors
+/// Only Redis-level failures (unreachable, unexpected replies).
+pub async fn read_state<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    metrics: &PersistMetrics,
+) -> Result<Recovered<D::Snapshot, D::Change>> {
+    let started = Instant::now();
     let mut out = Recovered {
         snapshot: None,
         snapshot_seq: 0,

@@ -1,22 +1,29 @@
 //! The [`Writer`] task: drains a bounded channel of changes, appends them in batches (one
-//! pipelined round trip each), retries while Redis is unreachable, and resolves divergence
-//! (dropped changes) by writing a full snapshot that supersedes the log.
+//! pipelined round trip each, up to [`WriterConfig::pipelines`] batches in flight, acknowledged
+//! in order), retries while Redis is unreachable, and resolves divergence (dropped changes) by
+//! writing a full snapshot that supersedes the log.
 //!
 //! Producers use [`ChangeSender::send`], which never blocks and never drops silently: when the
 //! channel is full the change is dropped, the drop is counted, and the log is marked diverged.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod append;
+
+use append::{InFlight, Launched};
+
 use crate::error::{PersistError, Result};
-use crate::log::EventLog;
+use crate::log::{AppendOutcome, EventLog};
 use crate::metrics::PersistMetrics;
 use crate::source::{Record, SnapshotSource, take_snapshot};
 
@@ -24,6 +31,9 @@ use crate::source::{Record, SnapshotSource, take_snapshot};
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 65_536;
 /// Default maximum changes per batch (the measured sweet spot is 256-1024).
 pub const DEFAULT_MAX_BATCH: usize = 1024;
+/// Default number of batches in flight at once: one, until measured on a quiet machine
+/// (`benches/persist.rs` prints 1, 2 and 4; on a loaded 2-core box 2-4 gained nothing).
+pub const DEFAULT_PIPELINES: usize = 1;
 /// Default time the writer waits for a batch to fill once it holds one change.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
 /// Default first retry delay.
@@ -40,6 +50,9 @@ pub struct WriterConfig {
     pub channel_capacity: usize,
     /// Maximum changes per append.
     pub max_batch: usize,
+    /// Batches in flight at once (one round trip each, acknowledged in order); 1 appends one
+    /// batch at a time.
+    pub pipelines: usize,
     /// How long to wait for more changes before appending a partial batch.
     pub linger: Duration,
     /// First retry delay (doubles per failure).
@@ -57,6 +70,7 @@ impl Default for WriterConfig {
         Self {
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
+            pipelines: DEFAULT_PIPELINES,
             linger: DEFAULT_LINGER,
             retry_min: DEFAULT_RETRY_MIN,
             retry_max: DEFAULT_RETRY_MAX,
@@ -187,7 +201,7 @@ pub async fn wait_acked(acked: &mut watch::Receiver<u64>, seq: u64) -> Result<()
 
 /// The writer task.
 pub struct Writer<L, S, R> {
-    log: L,
+    log: Arc<L>,
     source: Arc<S>,
     config: WriterConfig,
     rx: mpsc::Receiver<R>,
@@ -200,6 +214,18 @@ pub struct Writer<L, S, R> {
     /// Lower than `acked` after a divergence snapshot; a stream top below it means Redis lost
     /// acknowledged entries.
     stream_top: Option<u64>,
+    /// Appends in flight, oldest first.
+    in_flight: InFlight,
+    /// Batches taken from the channel but not durable (after a failure or a cancellation).
+    unsent: VecDeque<Launched>,
+}
+
+/// What woke the writer while it held no batch.
+enum Next<R> {
+    Stop,
+    Woken,
+    Record(R),
+    Settle((Launched, Result<AppendOutcome>)),
 }
 
 impl<L, S, R> Writer<L, S, R>
@@ -227,7 +253,7 @@ where
         shared.metrics.diverged.set(0);
         let (acked_tx, acked_rx) = watch::channel(config.start_seq);
         let writer = Self {
-            log,
+            log: Arc::new(log),
             source,
             acked: config.start_seq,
             config,
@@ -236,6 +262,8 @@ where
             acked_tx,
             check_top: true,
             stream_top: None,
+            in_flight: FuturesOrdered::new(),
+            unsent: VecDeque::new(),
         };
         let join = tokio::spawn(writer.run(cancel));
         (
@@ -255,24 +283,36 @@ where
         let mut batch: Vec<R> = Vec::with_capacity(self.config.max_batch);
         loop {
             if self.shared.is_diverged() {
-                if !self.resolve_divergence(&cancel).await {
+                // Appends in flight settle first; the snapshot then covers everything acked.
+                if !self.settle_all(&cancel).await || !self.resolve_divergence(&cancel).await {
                     break;
                 }
                 self.drop_covered(&mut batch);
             }
             if batch.is_empty() {
-                tokio::select! {
+                let next = tokio::select! {
                     biased;
-                    () = cancel.cancelled() => break,
-                    () = self.shared.wake.notified() => continue,
-                    item = self.rx.recv() => match item {
-                        Some(r) => batch.push(r),
-                        None => break,
-                    },
+                    () = cancel.cancelled() => Next::Stop,
+                    () = self.shared.wake.notified() => Next::Woken,
+                    Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                        Next::Settle(done)
+                    }
+                    item = self.rx.recv() => item.map_or(Next::Stop, Next::Record),
+                };
+                match next {
+                    Next::Stop => break,
+                    Next::Woken => continue,
+                    Next::Settle(done) => {
+                        if !self.settle(done, &cancel).await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Next::Record(r) => batch.push(r),
                 }
             }
             self.fill(&mut batch, &cancel).await;
-            if !self.flush(&mut batch, &cancel).await {
+            if !self.launch(&mut batch, &cancel).await {
                 break;
             }
         }
@@ -317,112 +357,6 @@ where
         }
     }
 
-    /// Append `batch` (retrying with backoff) and clear it. Returns false if cancelled while
-    /// Redis was unreachable (the batch is kept for the shutdown flush).
-    async fn flush(&mut self, batch: &mut Vec<R>, cancel: &CancellationToken) -> bool {
-        let encoded = self.encode(batch);
-        let taken = batch.len();
-        if encoded.is_empty() {
-            batch.clear();
-            self.shared.metrics.queue_depth.sub(taken as i64);
-            return true;
-        }
-        let mut delay = self.config.retry_min;
-        let mut failures = 0u32;
-        loop {
-            match self.try_append(&encoded).await {
-                Ok(()) => {
-                    batch.clear();
-                    self.shared.metrics.queue_depth.sub(taken as i64);
-                    if failures > 0 {
-                        tracing::info!(failures, "redis append recovered");
-                    }
-                    return true;
-                }
-                Err(e) => {
-                    failures += 1;
-                    self.shared.metrics.redis_error(&e);
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(error = %format!("{e:#}"), failures, "redis append failed, retrying");
-                    }
-                    self.check_top = true;
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = cancel.cancelled() => return false,
-            }
-            delay = (delay * 2).min(self.config.retry_max);
-        }
-    }
-
-    /// Encode the changes not yet durable; an encoding failure counts as a drop.
-    fn encode(&self, batch: &[R]) -> Vec<(u64, Bytes)> {
-        let mut out = Vec::with_capacity(batch.len());
-        for r in batch {
-            let seq = r.seq();
-            if seq <= self.acked || out.last().is_some_and(|(last, _)| seq <= *last) {
-                continue;
-            }
-            match r.encode() {
-                Ok(b) => out.push((seq, b)),
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "cannot encode change; log diverged");
-                    self.shared.diverge(1);
-                }
-            }
-        }
-        out
-    }
-
-    async fn try_append(&mut self, encoded: &[(u64, Bytes)]) -> Result<()> {
-        if self.check_top {
-            let top = self.log.last_seq().await?.unwrap_or(0);
-            match self.stream_top {
-                Some(known) if top < known => {
-                    tracing::error!(top, known, "redis lost acknowledged changes; log diverged");
-                    self.shared.diverge(known - top);
-                    self.stream_top = Some(top);
-                }
-                Some(_) => {}
-                None => self.stream_top = Some(top),
-            }
-            self.check_top = false;
-        }
-        let last = encoded.last().map_or(self.acked, |(s, _)| *s);
-        let started = Instant::now();
-        let result = self.log.append(encoded).await;
-        let m = &self.shared.metrics;
-        match result {
-            Ok(outcome) => {
-                m.append_seconds.observe(started.elapsed().as_secs_f64());
-                m.batches.inc();
-                m.batch_size.observe(encoded.len() as f64);
-                m.appended_changes
-                    .inc_by((outcome.appended + outcome.already_present) as u64);
-                self.stream_top = Some(last);
-                self.set_acked(last);
-                Ok(())
-            }
-            Err(PersistError::AppendGap { seq, message }) => {
-                tracing::error!(seq, message, "append left a hole; log diverged");
-                m.redis_errors.with_label_values(&["append"]).inc();
-                self.shared.diverge(1);
-                self.stream_top = Some(last);
-                self.set_acked(last);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn set_acked(&mut self, seq: u64) {
-        if seq > self.acked {
-            self.acked = seq;
-            self.acked_tx.send_replace(seq);
-        }
-    }
-
     /// Write a full snapshot that supersedes the log. Returns false if cancelled first.
     async fn resolve_divergence(&mut self, cancel: &CancellationToken) -> bool {
         let mut delay = self.config.retry_min;
@@ -459,7 +393,7 @@ where
     }
 
     /// Take and commit a snapshot; returns the sequence now covered.
-    async fn snapshot_once(&self) -> Result<u64> {
+    async fn snapshot_once(&mut self) -> Result<u64> {
         let blob = take_snapshot(&self.source).await?;
         match self.log.write_snapshot(&blob).await {
             Ok(meta) => {
@@ -483,9 +417,14 @@ where
             batch.push(r);
         }
         let grace = self.config.shutdown_grace;
-        let pending = batch.len();
+        let pending = batch.len() + self.unsent.iter().map(|l| l.encoded.len()).sum::<usize>();
         let work = async {
             let never = CancellationToken::new();
+            // Appends in flight, then batches taken but not durable, then the queue.
+            self.settle_all(&never).await;
+            while let Some(launched) = self.unsent.pop_front() {
+                self.append_retrying(launched, &never, true).await;
+            }
             let mut rest = batch;
             if self.shared.is_diverged() && self.resolve_divergence(&never).await {
                 self.drop_covered(&mut rest);

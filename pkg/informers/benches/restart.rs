@@ -1,0 +1,209 @@
+//! Restart-to-ready for a 100k-resource cluster with 100k tail changes: `recover` from Redis
+//! (snapshot + stream after it) + `Graph::from_snapshot` + `replay` of the tail, against a full
+//! relist of the same final state from the emulator through the informers into a graph.
+//!
+//! Lives in the informers crate because the baseline needs the informers and the emulator, and
+//! persistence must not depend on either.
+//!
+//! `cargo bench -p astrolabe-informers --bench restart`. Figures go to docs/benchmarks.md.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use astrolabe_graph::Graph;
+use astrolabe_kubesim::{Sim, SimConfig};
+use astrolabe_model::{Change, ChangeOp, Kind, Resource, generator};
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
+    recover, snapshot_blob,
+};
+use bytes::Bytes;
+use common::{Emulator, Versus, figure, within};
+
+const SEED: u64 = 42;
+const SIZE: usize = 100_000;
+const TAIL: usize = 100_000;
+/// Changes per append while writing the tail (the writer's default batch).
+const APPEND_BATCH: usize = 1024;
+const RESTART_ROUNDS: usize = 3;
+const RELIST_ROUNDS: usize = 2;
+const TARGET_SECONDS: f64 = 1.0;
+const TARGET_RATIO: f64 = 0.2;
+const CLUSTER: &str = "bench";
+
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let config = RedisConfig::new(redis.url(), CLUSTER);
+    let generated = generator::generate(SEED, SIZE);
+    let final_graph = within(
+        Duration::from_secs(300),
+        "writing the snapshot and the tail",
+        prepare(&config, &generated),
+    )
+    .await??;
+    let expected_nodes = final_graph.node_count();
+
+    // The final state, in generation order, served by the emulator for the relist baseline.
+    let final_resources: Vec<Resource> = generated
+        .iter()
+        .map(|r| final_graph.get(&r.uid).map(|f| (**f).clone()))
+        .collect::<Option<_>>()
+        .context("a generated resource is missing from the final graph")?;
+    let sim = Sim::new(SimConfig::default());
+    sim.load_resources(&final_resources)?;
+    if sim.object_count() != expected_nodes {
+        bail!(
+            "the emulator holds {} objects, the graph {expected_nodes}",
+            sim.object_count()
+        );
+    }
+
+    let mut restart_best = f64::INFINITY;
+    for _ in 0..RESTART_ROUNDS {
+        let seconds = within(
+            Duration::from_secs(120),
+            "a restart",
+            restart(&config, &final_graph),
+        )
+        .await??;
+        restart_best = restart_best.min(seconds);
+    }
+
+    let emulator = Emulator::start(sim).await?;
+    let mut relist_best = f64::INFINITY;
+    for _ in 0..RELIST_ROUNDS {
+        let (seconds, graph) = common::relist_into_graph(&emulator.url).await?;
+        common::expect_nodes("relist", &graph, expected_nodes)?;
+        relist_best = relist_best.min(seconds);
+    }
+
+    figure("restart/relist_seconds", relist_best, "s", None);
+    figure(
+        "restart/restart_seconds",
+        restart_best,
+        "s",
+        Some(Versus {
+            ratio: restart_best / TARGET_SECONDS,
+            baseline: "1 s budget",
+            target: "<= 1.00x",
+            met: restart_best <= TARGET_SECONDS,
+        }),
+    );
+    let ratio = restart_best / relist_best;
+    figure(
+        "restart/restart_vs_relist",
+        restart_best,
+        "s",
+        Some(Versus {
+            ratio,
+            baseline: "full relist",
+            target: "<= 0.20x",
+            met: ratio <= TARGET_RATIO,
+        }),
+    );
+    Ok(())
+}
+
+/// Build the 100k graph, commit its snapshot, then append [`TAIL`] Pod updates. Returns the final
+/// graph.
+async fn prepare(config: &RedisConfig, generated: &[Resource]) -> Result<Graph> {
+    let log = RedisLog::new(config)?;
+    let mut graph = Graph::new();
+    for r in generated {
+        graph.apply(ChangeOp::Upsert(Arc::new(r.clone())), 0, &mut ());
+    }
+    let meta = log
+        .write_snapshot(&snapshot_blob(&graph.snapshot())?)
+        .await?;
+    let pods: Vec<Arc<Resource>> = graph
+        .resources()
+        .filter(|r| r.kind == Kind::Pod)
+        .cloned()
+        .collect();
+    if pods.is_empty() {
+        bail!("the generated cluster has no Pods");
+    }
+    let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(APPEND_BATCH);
+    for i in 0..TAIL {
+        let mut pod = (*pods[i % pods.len()]).clone();
+        pod.resource_version = format!("tail-{i}").into();
+        pod.status.message = format!("restarted {i} times").into();
+        let change: Change = graph
+            .apply(ChangeOp::Upsert(Arc::new(pod)), graph_ts(i), &mut ())
+            .context("a Pod update changed nothing")?;
+        batch.push((change.seq, change.encode()?));
+        if batch.len() == APPEND_BATCH || i + 1 == TAIL {
+            log.append(&batch).await?;
+            batch.clear();
+        }
+    }
+    println!(
+        "restart: snapshot of {} resources ({} KiB compressed) at seq {}, then {TAIL} Pod updates \
+         up to seq {}",
+        meta.resource_count,
+        meta.bytes / 1024,
+        meta.covered_seq,
+        graph.seq()
+    );
+    Ok(graph)
+}
+
+fn graph_ts(i: usize) -> i64 {
+    1_700_000_000_000 + i as i64
+}
+
+/// One restart: a fresh connection, `recover`, `from_snapshot`, `replay`; checked against the
+/// final graph. Returns the seconds until the graph is complete.
+async fn restart(config: &RedisConfig, want: &Graph) -> Result<f64> {
+    let metrics = PersistMetrics::unregistered()?;
+    let started = Instant::now();
+    let log = RedisLog::new(config)?;
+    let recovered = recover(&log, &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics).await?;
+    let recovered_at = started.elapsed();
+    let snapshot = recovered.snapshot.context("recovery found no snapshot")?;
+    let mut graph = Graph::from_snapshot(&snapshot);
+    let loaded_at = started.elapsed();
+    for change in &recovered.tail {
+        graph.replay(change);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    if recovered.tail.len() != TAIL || graph.seq() != want.seq() {
+        bail!(
+            "recovered {} tail changes up to seq {}, expected {TAIL} up to {}",
+            recovered.tail.len(),
+            graph.seq(),
+            want.seq()
+        );
+    }
+    common::expect_nodes("restart", &graph, want.node_count())?;
+    if graph.edge_count() != want.edge_count() {
+        bail!(
+            "restart: {} edges, expected {}",
+            graph.edge_count(),
+            want.edge_count()
+        );
+    }
+    println!(
+        "  restart: recover {:.3} s (snapshot load + decode, {TAIL} entries read + decoded), \
+         from_snapshot {:.3} s, replay {:.3} s, total {seconds:.3} s",
+        recovered_at.as_secs_f64(),
+        (loaded_at - recovered_at).as_secs_f64(),
+        seconds - loaded_at.as_secs_f64(),
+    );
+    drop(snapshot);
+    Ok(seconds)
+}

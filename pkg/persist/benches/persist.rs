@@ -1,0 +1,614 @@
+//! End-to-end persistence figures against a real `redis-server` (the repository's redis.conf:
+//! AOF, fsync every second), each next to a baseline measured in the same run:
+//!
+//! (a) durable appends/s of the real `Writer` (200k model `Change`s, Pods from the generator)
+//!     against `redis-benchmark -c 1 -P 64 XADD` of a payload of the same size;
+//! (b) snapshot time for 100k resources (take, encode, compress, upload + commit) against one raw
+//!     `SET` of the same compressed byte count;
+//! (c) the longest read stall while snapshots are taken and uploaded repeatedly, with a reader
+//!     running 2-hop neighbour queries and a writer applying changes on the same `SharedGraph`,
+//!     and the longest Redis PING during the uploads.
+//!
+//! `cargo bench -p astrolabe-persist --bench persist [-- appends|snapshot|stalls ...]` (all
+//! three without names). Figures go to docs/benchmarks.md.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use astrolabe_graph::query::{self, NeighborQuery};
+use astrolabe_graph::{Graph, SharedGraph};
+use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
+use astrolabe_persist::redis_log::DEFAULT_ZSTD_LEVEL;
+use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::{
+    EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
+    SnapshotBlob, Writer, WriterConfig, snapshot_blob, wait_acked,
+};
+use tokio_util::sync::CancellationToken;
+
+const SEED: u64 = 42;
+const SIZE: usize = 100_000;
+/// Changes appended in (a).
+const APPENDS: usize = 200_000;
+/// Pipeline depth of the `redis-benchmark` baseline.
+const BASELINE_PIPELINE: usize = 64;
+/// Snapshots timed in (b); the median is reported.
+const SNAPSHOT_ROUNDS: usize = 3;
+/// Minimum number of snapshots and duration of (c).
+const STALL_SNAPSHOTS: usize = 5;
+const STALL_MIN: Duration = Duration::from_secs(5);
+/// Pause of the graph writer between two applies in (c) (a busy but realistic change rate).
+const WRITER_PAUSE: Duration = Duration::from_micros(200);
+/// Bound on any single phase.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(300);
+const CLUSTER: &str = "bench";
+
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    // `cargo bench` passes `--bench`; other arguments name the phases to run.
+    let phases: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for p in &phases {
+        if !["appends", "snapshot", "stalls"].contains(&p.as_str()) {
+            bail!("unknown phase {p:?} (appends, snapshot, stalls)");
+        }
+    }
+    let wanted = |name: &str| phases.is_empty() || phases.iter().any(|p| p == name);
+    let resources: Vec<Arc<Resource>> = generator::generate(SEED, SIZE)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let mut graph = Graph::new();
+    for r in &resources {
+        graph.apply(ChangeOp::Upsert(r.clone()), 0, &mut ());
+    }
+    println!(
+        "persist: generate({SEED}, {SIZE}) = {} resources, {} edges",
+        graph.node_count(),
+        graph.edge_count()
+    );
+    if wanted("appends") {
+        within("(a) appends", appends(&resources)).await??;
+    }
+    let shared = SharedGraph::from_graph(graph);
+    if wanted("snapshot") {
+        within("(b) snapshots", snapshots(&shared)).await??;
+    }
+    if wanted("stalls") {
+        within("(c) stalls", stalls(&shared, &resources)).await??;
+    }
+    Ok(())
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(PHASE_TIMEOUT, fut)
+        .await
+        .with_context(|| format!("{what} did not finish within {PHASE_TIMEOUT:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) durable appends
+
+async fn appends(resources: &[Arc<Resource>]) -> Result<()> {
+    let pods: Vec<&Arc<Resource>> = resources.iter().filter(|r| r.kind == Kind::Pod).collect();
+    if pods.is_empty() {
+        bail!("the generated cluster has no Pods");
+    }
+    let changes: Vec<Change> = (0..APPENDS)
+        .map(|i| Change {
+            seq: i as u64 + 1,
+            ts_ms: 1_700_000_000_000 + i as i64,
+            op: ChangeOp::Upsert(pods[i % pods.len()].clone()),
+        })
+        .collect();
+    let mut total_bytes = 0usize;
+    let started = Instant::now();
+    for c in &changes {
+        total_bytes += c.encode()?.len();
+    }
+    let encode_rate = changes.len() as f64 / started.elapsed().as_secs_f64();
+    let payload = total_bytes / changes.len();
+
+    let config = WriterConfig::default();
+    let astrolabe = writer_rate(changes.clone(), config.clone()).await?;
+    let mut other = Vec::new();
+    for pipelines in [1, 2, 4] {
+        if pipelines != config.pipelines {
+            let c = WriterConfig {
+                pipelines,
+                ..WriterConfig::default()
+            };
+            other.push((pipelines, writer_rate(changes.clone(), c).await?));
+        }
+    }
+    println!(
+        "  writer: {APPENDS} changes of {payload} B mean payload (max_batch {}, linger {:?}, \
+         {} pipeline(s) by default)",
+        config.max_batch, config.linger, config.pipelines
+    );
+
+    let raw = redis_benchmark_xadd(payload)?;
+    figure("appends/payload_mean_bytes", payload as f64, "B", None);
+    figure("appends/encode_only_per_s", encode_rate, "changes/s", None);
+    for (pipelines, rate) in other {
+        figure(
+            &format!("appends/writer_{pipelines}_pipelines_per_s"),
+            rate,
+            "changes/s",
+            None,
+        );
+    }
+    figure("appends/redis_benchmark_xadd_per_s", raw, "XADD/s", None);
+    let ratio = astrolabe / raw;
+    figure(
+        "appends/writer_durable_per_s",
+        astrolabe,
+        "changes/s",
+        Some(Versus {
+            ratio,
+            baseline: "redis-benchmark -c 1 -P 64",
+            target: ">= 1.00x",
+            met: ratio >= 1.0,
+        }),
+    );
+    Ok(())
+}
+
+/// Durable changes per second of the real writer with `config`, on a fresh server.
+async fn writer_rate(changes: Vec<Change>, config: WriterConfig) -> Result<f64> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    log.ping().await?;
+    let in_flight_cap = (config.channel_capacity / 2) as u64;
+    let cancel = CancellationToken::new();
+    let unused = Arc::new(|| -> astrolabe_persist::Result<SnapshotBlob> {
+        Err(PersistError::SnapshotSource(
+            "no snapshots in this bench".into(),
+        ))
+    });
+    let metrics = PersistMetrics::unregistered()?;
+    let pipelines = config.pipelines;
+    let (sender, handle) =
+        Writer::<_, _, Change>::spawn(log.clone(), unused, config, metrics.clone(), cancel.clone());
+    let mut acked = handle.acked_seq();
+    let count = changes.len() as u64;
+    let started = Instant::now();
+    for change in changes {
+        // Keep the channel from overflowing (an overflow would diverge the log).
+        while change.seq - *acked.borrow() > in_flight_cap {
+            acked
+                .changed()
+                .await
+                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+        }
+        if sender.send(change) == SendOutcome::Diverged {
+            bail!("the writer's channel overflowed");
+        }
+    }
+    wait_acked(&mut acked, count).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let handle_diverged = handle.is_diverged();
+    cancel.cancel();
+    drop(sender);
+    handle.join().await?;
+    let stored = log.last_seq().await?;
+    let mut conn = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let len: u64 = redis::cmd("XLEN")
+        .arg(log.keys().events())
+        .query_async(&mut conn)
+        .await?;
+    if stored != Some(count) || len != count || handle_diverged {
+        bail!(
+            "the stream holds {len} entries up to {stored:?} (diverged: {handle_diverged}), \
+             expected {count}"
+        );
+    }
+    let batches = metrics.batches.get();
+    println!(
+        "  writer with {pipelines} pipeline(s): {batches} batches of {:.0} changes, {:.2} ms per \
+         append round trip on average, {seconds:.3} s in all",
+        metrics.batch_size.get_sample_sum() / batches as f64,
+        metrics.append_seconds.get_sample_sum() * 1e3 / batches as f64,
+    );
+    Ok(count as f64 / seconds)
+}
+
+/// `redis-benchmark -c 1 -P 64 -n 200000 -q XADD <key> * f <payload>` against a fresh server with
+/// the same configuration; its requests per second.
+fn redis_benchmark_xadd(payload: usize) -> Result<f64> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let value = "x".repeat(payload);
+    let mut child = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
+        .args(["-c", "1", "-P", &BASELINE_PIPELINE.to_string()])
+        .args(["-n", &APPENDS.to_string(), "-q"])
+        .args(["XADD", "bench:raw", "*", "f", &value])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running redis-benchmark (Debian package redis-tools)")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("redis-benchmark did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out)?;
+    }
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            stderr.read_to_string(&mut err)?;
+        }
+        bail!("redis-benchmark failed ({status}): {err}");
+    }
+    out.split(['\r', '\n'])
+        .filter_map(|line| line.rsplit_once(" requests per second"))
+        .filter_map(|(head, _)| head.rsplit(' ').next()?.parse::<f64>().ok())
+        .next_back()
+        .with_context(|| format!("no requests per second in redis-benchmark's output: {out:.200}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) snapshot time
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SnapshotTiming {
+    take: f64,
+    encode: f64,
+    compress: f64,
+    write: f64,
+    raw_set: f64,
+    raw_bytes: usize,
+    compressed_bytes: usize,
+}
+
+impl SnapshotTiming {
+    fn total(&self) -> f64 {
+        self.take + self.encode + self.write
+    }
+}
+
+async fn snapshots(shared: &SharedGraph) -> Result<()> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    log.ping().await?;
+    let client = redis::Client::open(redis.url())?;
+    let mut rounds = Vec::with_capacity(SNAPSHOT_ROUNDS);
+    for _ in 0..SNAPSHOT_ROUNDS {
+        rounds.push(snapshot_once(shared, &log, &client).await?);
+    }
+    drop(redis);
+    let median = |f: fn(&SnapshotTiming) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let last = rounds.last().copied().unwrap_or_default();
+    figure("snapshot/raw_bytes", last.raw_bytes as f64, "B", None);
+    figure(
+        "snapshot/compressed_bytes",
+        last.compressed_bytes as f64,
+        "B",
+        None,
+    );
+    figure("snapshot/take_ms", median(|t| t.take) * 1e3, "ms", None);
+    figure("snapshot/encode_ms", median(|t| t.encode) * 1e3, "ms", None);
+    figure(
+        "snapshot/compress_ms",
+        median(|t| t.compress) * 1e3,
+        "ms",
+        None,
+    );
+    let upload = median(|t| t.write - t.compress);
+    let raw_set = median(|t| t.raw_set);
+    figure("snapshot/upload_commit_ms", upload * 1e3, "ms", None);
+    figure("snapshot/raw_set_ms", raw_set * 1e3, "ms", None);
+    figure("snapshot/upload_vs_raw_set", upload / raw_set, "x", None);
+    let total = median(SnapshotTiming::total);
+    let ratio = total / raw_set;
+    figure(
+        "snapshot/total_ms",
+        total * 1e3,
+        "ms",
+        Some(Versus {
+            ratio,
+            baseline: "raw SET",
+            target: "<= 2.00x",
+            met: ratio <= 2.0,
+        }),
+    );
+    Ok(())
+}
+
+/// One timed snapshot (take under the read lock, encode, compress, `write_snapshot`) and the raw
+/// `SET` baseline of the same compressed byte count.
+async fn snapshot_once(
+    shared: &SharedGraph,
+    log: &RedisLog,
+    client: &redis::Client,
+) -> Result<SnapshotTiming> {
+    let mut t = SnapshotTiming::default();
+    let started = Instant::now();
+    let snapshot = shared.read().snapshot();
+    t.take = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let blob = snapshot_blob(&snapshot)?;
+    t.encode = started.elapsed().as_secs_f64();
+    drop(snapshot);
+    t.raw_bytes = blob.bytes.len();
+
+    // The same compression `write_snapshot` does, timed alone to split its time.
+    let started = Instant::now();
+    let compressed = zstd::bulk::compress(&blob.bytes, DEFAULT_ZSTD_LEVEL)?;
+    t.compress = started.elapsed().as_secs_f64();
+    t.compressed_bytes = compressed.len();
+
+    let started = Instant::now();
+    let meta = log.write_snapshot(&blob).await?;
+    t.write = started.elapsed().as_secs_f64();
+    if meta.bytes as usize != compressed.len() {
+        bail!(
+            "write_snapshot stored {} B, expected {}",
+            meta.bytes,
+            compressed.len()
+        );
+    }
+
+    let client = client.clone();
+    t.raw_set = tokio::task::spawn_blocking(move || -> Result<f64> {
+        let mut conn = client.get_connection()?;
+        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let started = Instant::now();
+        redis::cmd("SET")
+            .arg("bench:raw-snapshot")
+            .arg(&compressed)
+            .query::<()>(&mut conn)?;
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await??;
+    println!(
+        "  snapshot: take {:.1} ms, encode {:.1} ms, compress {:.1} ms, write_snapshot {:.1} ms \
+         ({} chunks), raw SET {:.1} ms",
+        t.take * 1e3,
+        t.encode * 1e3,
+        t.compress * 1e3,
+        t.write * 1e3,
+        meta.chunks,
+        t.raw_set * 1e3
+    );
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) read stalls during snapshots
+
+/// Latency samples in nanoseconds.
+#[derive(Default)]
+struct Samples(Vec<u64>);
+
+impl Samples {
+    fn push(&mut self, d: Duration) {
+        self.0.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// (max, p99) in milliseconds.
+    fn max_p99(mut self) -> (f64, f64, usize) {
+        if self.0.is_empty() {
+            return (0.0, 0.0, 0);
+        }
+        self.0.sort_unstable();
+        let n = self.0.len();
+        let max = self.0[n - 1] as f64 / 1e6;
+        let p99 = self.0[(n * 99 / 100).min(n - 1)] as f64 / 1e6;
+        (max, p99, n)
+    }
+}
+
+fn spawn_sampler(
+    name: &str,
+    stop: &Arc<AtomicBool>,
+    mut body: impl FnMut(&mut Samples) -> Result<()> + Send + 'static,
+) -> Result<JoinHandle<Result<Samples>>> {
+    let stop = stop.clone();
+    Ok(std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let mut samples = Samples::default();
+            while !stop.load(Ordering::Relaxed) {
+                body(&mut samples)?;
+            }
+            Ok(samples)
+        })?)
+}
+
+async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    log.ping().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let uploading = Arc::new(AtomicBool::new(false));
+
+    // Reader: 2-hop neighbourhoods of resources spread over the whole cluster.
+    let uids: Vec<Uid> = resources.iter().step_by(7).map(|r| r.uid.clone()).collect();
+    let reader = {
+        let shared = shared.clone();
+        let query = NeighborQuery {
+            depth: 2,
+            ..NeighborQuery::default()
+        };
+        let mut i = 0usize;
+        spawn_sampler("reader", &stop, move |samples| {
+            let uid = &uids[i % uids.len()];
+            i += 1;
+            let started = Instant::now();
+            let g = shared.read();
+            black_box(query::neighbors(&g, uid, &query));
+            drop(g);
+            samples.push(started.elapsed());
+            Ok(())
+        })?
+    };
+
+    // Writer: Pod status updates, alternating between two versions so each is a real change.
+    let pods: Vec<Arc<Resource>> = resources
+        .iter()
+        .filter(|r| r.kind == Kind::Pod)
+        .take(10_000)
+        .cloned()
+        .collect();
+    let updated: Vec<Arc<Resource>> = pods
+        .iter()
+        .map(|p| {
+            let mut u = (**p).clone();
+            u.resource_version = "bench-updated".into();
+            u.status.message = "Container not ready: app".into();
+            Arc::new(u)
+        })
+        .collect();
+    let writer = {
+        let shared = shared.clone();
+        let mut i = 0usize;
+        spawn_sampler("writer", &stop, move |samples| {
+            let (set, j) = (i / pods.len(), i % pods.len());
+            let r = if set % 2 == 0 { &updated[j] } else { &pods[j] };
+            i += 1;
+            let started = Instant::now();
+            let mut g = shared.write();
+            samples.push(started.elapsed());
+            g.apply(ChangeOp::Upsert(r.clone()), 0, &mut ());
+            drop(g);
+            std::thread::sleep(WRITER_PAUSE);
+            Ok(())
+        })?
+    };
+
+    // PING on a connection of its own, recorded while a snapshot is being written.
+    let pinger = {
+        let mut conn = redis::Client::open(redis.url())?.get_connection()?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let uploading = uploading.clone();
+        spawn_sampler("pinger", &stop, move |samples| {
+            let during = uploading.load(Ordering::Acquire);
+            let started = Instant::now();
+            redis::cmd("PING").query::<()>(&mut conn)?;
+            if during {
+                samples.push(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+            Ok(())
+        })?
+    };
+
+    // Snapshots, back to back: the source takes `read().snapshot()` on a blocking thread.
+    let started = Instant::now();
+    let mut count = 0usize;
+    let mut holds = Samples::default();
+    while count < STALL_SNAPSHOTS || started.elapsed() < STALL_MIN {
+        let source = shared.clone();
+        let (hold, blob) = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let snapshot = source.read().snapshot();
+            let hold = t.elapsed();
+            (hold, snapshot_blob(&snapshot))
+        })
+        .await?;
+        holds.push(hold);
+        uploading.store(true, Ordering::Release);
+        let written = log.write_snapshot(&blob?).await;
+        uploading.store(false, Ordering::Release);
+        written?;
+        count += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let join = |h: JoinHandle<Result<Samples>>| {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a sampler thread panicked"))?
+    };
+    let (read_max, read_p99, reads) = join(reader)?.max_p99();
+    let (write_max, write_p99, writes) = join(writer)?.max_p99();
+    let (ping_max, ping_p99, pings) = join(pinger)?.max_p99();
+    let (hold_max, _, _) = holds.max_p99();
+    drop(redis);
+
+    println!(
+        "  stalls: {count} snapshots in {seconds:.1} s; {reads} queries, {writes} applies, \
+         {pings} pings during uploads; longest snapshot() under the read lock {hold_max:.2} ms"
+    );
+    figure(
+        "stall/read_query_max_ms",
+        read_max,
+        "ms",
+        Some(Versus {
+            ratio: read_max / 1.0,
+            baseline: "1 ms budget",
+            target: "<= 1.00x",
+            met: read_max <= 1.0,
+        }),
+    );
+    figure("stall/read_query_p99_ms", read_p99, "ms", None);
+    figure("stall/write_lock_wait_max_ms", write_max, "ms", None);
+    figure("stall/write_lock_wait_p99_ms", write_p99, "ms", None);
+    figure("stall/redis_ping_max_ms", ping_max, "ms", None);
+    figure("stall/redis_ping_p99_ms", ping_p99, "ms", None);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// figure lines
+
+/// How a figure compares with its baseline.
+struct Versus<'a> {
+    ratio: f64,
+    baseline: &'a str,
+    target: &'a str,
+    met: bool,
+}
+
+/// Print one figure line: name, value, unit and, when given, the comparison.
+fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
+    let value = if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    };
+    match versus {
+        Some(v) => println!(
+            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
+            v.ratio,
+            v.baseline,
+            v.target,
+            if v.met { "MET" } else { "MISSED" }
+        ),
+        None => println!("{name:<36} {value:>12} {unit}"),
+    }
+}
