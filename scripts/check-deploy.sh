@@ -2,7 +2,8 @@
 # Checks the deployment artefacts offline: renders every kustomization, validates each rendered object
 # against the Kubernetes OpenAPI schemas (kubernetes-validate, strict), checks the RBAC and hardening
 # policy of the manifests, checks that the Redis overlay's redis.conf copy matches the root redis.conf,
-# and parses docker-compose.yaml. Installs what it needs when missing; safe to run repeatedly.
+# checks deploy/prometheus/alerts.yaml (promtool when installed) and parses docker-compose.yaml.
+# Installs what it needs when missing; safe to run repeatedly.
 #
 #   scripts/check-deploy.sh                    run the checks
 #   scripts/check-deploy.sh --sync-redis-conf  copy ./redis.conf to deploy/overlays/redis/ and exit
@@ -248,8 +249,31 @@ else
     conf_status="redis.conf copy check SKIPPED (no root redis.conf)"
 fi
 
+# ---- prometheus alert rules -----------------------------------------------------------------------
+# `promtool check rules` when promtool is installed (Debian: the `prometheus` package); otherwise a
+# YAML parse plus a structural check (groups -> rules with alert, expr, for, labels.severity).
+ALERTS=deploy/prometheus/alerts.yaml
+[[ -f $ALERTS ]] || die "$ALERTS is missing"
+if command -v promtool >/dev/null; then
+    promtool check rules "$ALERTS" >"$OUT/promtool.log" 2>&1 ||
+        { cat "$OUT/promtool.log" >&2; die "promtool check rules $ALERTS failed"; }
+    alerts_status="alert rules OK (promtool check rules)"
+else
+    "$PY" - "$ALERTS" <<'EOF' || die "$ALERTS is not a valid rule file"
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+rules = [r for g in doc["groups"] for r in g["rules"]]
+assert rules, "no rules"
+for r in rules:
+    missing = {"alert", "expr", "for", "labels"} - set(r)
+    assert not missing, f"{r.get('alert')}: missing {missing}"
+    assert "severity" in r["labels"], f"{r['alert']}: no severity label"
+EOF
+    alerts_status="alert rules YAML-checked only (no promtool; apt-get install prometheus for the full check)"
+fi
+
 # ---- docker-compose -------------------------------------------------------------------------------
 # `config` only parses and validates the file; it does not contact a Docker engine.
 docker-compose -f docker-compose.yaml config -q || die "docker-compose config failed"
 
-printf '%s\n' "check-deploy: OK: kustomize rendered ${#rendered[@]} targets (objects: $policy); kubernetes-validate $KV_VERSION --strict passed for k8s ${K8S_VERSIONS// /,}; RBAC/security policy checks passed; $conf_status; docker-compose config OK"
+printf '%s\n' "check-deploy: OK: kustomize rendered ${#rendered[@]} targets (objects: $policy); kubernetes-validate $KV_VERSION --strict passed for k8s ${K8S_VERSIONS// /,}; RBAC/security policy checks passed; $conf_status; $alerts_status; docker-compose config OK"
