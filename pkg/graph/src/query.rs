@@ -269,66 +269,77 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
 pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
     let start = g.index_of(uid)?;
     let follows = |k: EdgeKind| q.edge_kinds.as_ref().is_none_or(|ks| ks.contains(&k));
+    let dirs: &[petgraph::Direction] = match q.direction {
+        Direction::In => &[Incoming],
+        Direction::Out => &[Outgoing],
+        Direction::Both => &[Outgoing, Incoming],
+    };
     let limit = q.limit.max(1);
-    let mut seen: FxHashSet<NodeIndex> = FxHashSet::default();
-    seen.insert(start);
+    let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([start]);
     let mut order = vec![start];
-    let mut edges = Vec::new();
-    let mut queue = VecDeque::from([(start, 0u32)]);
+    let mut edges: Vec<(EdgeKind, NodeIndex, NodeIndex)> = Vec::new();
+    let mut frontier = vec![start];
     let mut truncated = false;
-    'bfs: while let Some((n, d)) = queue.pop_front() {
-        if d >= q.depth {
-            continue;
-        }
-        let dirs: &[petgraph::Direction] = match q.direction {
-            Direction::In => &[Incoming],
-            Direction::Out => &[Outgoing],
-            Direction::Both => &[Outgoing, Incoming],
-        };
-        for &dir in dirs {
-            // Visit neighbours in key order so results are deterministic.
-            let mut step: Vec<_> =
-                g.g.edges_directed(n, dir)
-                    .filter(|e| follows(e.weight().kind))
-                    .collect();
-            step.sort_by(|a, b| {
-                let far =
-                    |e: &petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>| {
-                        g.g[if dir == Outgoing {
-                            e.target()
-                        } else {
-                            e.source()
-                        }]
-                        .parts()
-                    };
-                (far(a), a.weight().kind).cmp(&(far(b), b.weight().kind))
-            });
-            for e in step {
-                let other = if dir == Outgoing {
-                    e.target()
-                } else {
-                    e.source()
-                };
-                if !seen.contains(&other) {
-                    if order.len() >= limit {
-                        truncated = true;
-                        break 'bfs;
+    // Level by level; each level in key order, so the result (and what a cap cuts) does not
+    // depend on the order edges were inserted in.
+    for _ in 0..q.depth {
+        let mut next: Vec<NodeIndex> = Vec::new();
+        for &n in &frontier {
+            for &dir in dirs {
+                for e in g.g.edges_directed(n, dir) {
+                    if !follows(e.weight().kind) {
+                        continue;
                     }
-                    seen.insert(other);
-                    order.push(other);
-                    queue.push_back((other, d + 1));
+                    let other = if dir == Outgoing {
+                        e.target()
+                    } else {
+                        e.source()
+                    };
+                    edges.push((e.weight().kind, e.source(), e.target()));
+                    if seen.insert(other) {
+                        next.push(other);
+                    }
                 }
-                edges.push(view(g, e));
             }
         }
+        if next.is_empty() {
+            break;
+        }
+        next.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
+        let room = limit.saturating_sub(order.len());
+        if next.len() > room {
+            next.truncate(room);
+            truncated = true;
+        }
+        order.extend_from_slice(&next);
+        if truncated {
+            break;
+        }
+        frontier = next;
     }
-    edges.sort();
-    edges.dedup();
+    if truncated {
+        let kept: FxHashSet<NodeIndex> = order.iter().copied().collect();
+        edges.retain(|(_, a, b)| kept.contains(a) && kept.contains(b));
+    }
     Some(Subgraph {
         nodes: order.into_iter().map(|i| g.g[i].clone()).collect(),
-        edges,
+        edges: edge_views(g, edges),
         truncated,
     })
+}
+
+/// Sorts and de-duplicates edges by index (cheap), then resolves their UIDs.
+fn edge_views(g: &Graph, mut edges: Vec<(EdgeKind, NodeIndex, NodeIndex)>) -> Vec<EdgeView> {
+    edges.sort_unstable();
+    edges.dedup();
+    edges
+        .into_iter()
+        .map(|(kind, a, b)| EdgeView {
+            kind,
+            from: g.g[a].uid.clone(),
+            to: g.g[b].uid.clone(),
+        })
+        .collect()
 }
 
 /// A shortest path between two resources, following edges in either direction, at most
@@ -410,7 +421,7 @@ pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
                         .map(|e| (e.target(), e)),
                 );
         for (other, e) in needers {
-            edges.push(view(g, e));
+            edges.push((e.weight().kind, e.source(), e.target()));
             if seen.insert(other) {
                 if order.len() >= limit.max(1) {
                     truncated = true;
@@ -421,11 +432,9 @@ pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
             }
         }
     }
-    edges.sort();
-    edges.dedup();
     Some(Subgraph {
         nodes: order.into_iter().map(|i| g.g[i].clone()).collect(),
-        edges,
+        edges: edge_views(g, edges),
         truncated,
     })
 }

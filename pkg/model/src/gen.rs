@@ -65,7 +65,7 @@ impl Gen {
         let c: u16 = self.rng.random::<u16>() & 0x0fff;
         let d: u16 = (self.rng.random::<u16>() & 0x3fff) | 0x8000;
         let e: u64 = self.rng.random::<u64>() & 0xffff_ffff_ffff;
-        Uid(compact_str::format_compact!(
+        Uid::from(compact_str::format_compact!(
             "{a:08x}-{b:04x}-4{c:03x}-{d:04x}-{e:012x}"
         ))
     }
@@ -434,7 +434,7 @@ impl Gen {
                     claim_ref: Some(ClaimRef {
                         namespace: ns.into(),
                         name: claim.as_str().into(),
-                        uid: pvc_id.0.0.clone(),
+                        uid: pvc_id.0.as_str().into(),
                     }),
                     ..Facts::default()
                 });

@@ -1,20 +1,33 @@
 //! `Resource`: the compact record Astrolabe keeps per Kubernetes object, and its identity types.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Kind, Labels, Reference, Str};
 
-/// A Kubernetes object UID.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, Default)]
+/// A Kubernetes object UID. Shared, immutable text: cloning it (for edges, events, indexes)
+/// is a reference-count increment, not a copy.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Uid(pub Str);
+pub struct Uid(Arc<str>);
 
 impl Uid {
     /// The UID as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Heap bytes this UID owns (its shared allocation).
+    pub fn heap_bytes(&self) -> usize {
+        2 * std::mem::size_of::<usize>() + self.0.len()
+    }
+}
+
+impl Default for Uid {
+    fn default() -> Self {
+        Uid(Arc::from(""))
     }
 }
 
@@ -26,13 +39,19 @@ impl fmt::Display for Uid {
 
 impl From<&str> for Uid {
     fn from(s: &str) -> Self {
-        Uid(Str::from(s))
+        Uid(Arc::from(s))
     }
 }
 
 impl From<String> for Uid {
     fn from(s: String) -> Self {
-        Uid(Str::from(s))
+        Uid(Arc::from(s))
+    }
+}
+
+impl From<Str> for Uid {
+    fn from(s: Str) -> Self {
+        Uid(Arc::from(s.as_str()))
     }
 }
 
@@ -472,7 +491,7 @@ impl Resource {
     pub fn approx_bytes(&self) -> usize {
         use crate::str_heap;
         std::mem::size_of::<Resource>()
-            + str_heap(&self.uid.0)
+            + self.uid.heap_bytes()
             + str_heap(&self.namespace)
             + str_heap(&self.name)
             + self.labels.heap_bytes()
