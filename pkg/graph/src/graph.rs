@@ -83,7 +83,9 @@ pub struct Graph {
     by_key: BTreeMap<KeyEntry, NodeIndex>,
     pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
     /// Nodes that declare selector references, per namespace.
-    selectors: FxHashMap<Str, FxHashSet<NodeIndex>>,
+    selectors: FxHashMap<Str, FxHashMap<Kind, FxHashSet<NodeIndex>>>,
+    /// Node indexes hashed by key, for exact lookups (the ordered index serves ranges).
+    by_key_hash: HashTable<NodeIndex>,
     pending_key: FxHashMap<ObjectKey, Vec<PendingRef>>,
     pending_uid: FxHashMap<Uid, Vec<PendingRef>>,
     kind_counts: BTreeMap<Kind, usize>,
@@ -142,7 +144,10 @@ impl Graph {
 
     /// The node index of a key.
     pub(crate) fn index_of_key(&self, key: &ObjectKey) -> Option<NodeIndex> {
-        self.by_key.get(key as &dyn KeyView).copied()
+        let g = &self.g;
+        self.by_key_hash
+            .find(key_hash(key), |&i| g[i].parts() == key.parts())
+            .copied()
     }
 
     /// Node indexes in key order, from `start` on.
@@ -371,24 +376,26 @@ impl Graph {
     pub(crate) fn selectors_matching_nothing(
         &self,
     ) -> impl Iterator<Item = (NodeIndex, EdgeKind)> + '_ {
-        self.selectors.values().flatten().flat_map(move |&idx| {
-            self.g[idx]
-                .references
-                .iter()
-                .filter_map(move |r| match &r.target {
-                    Target::Selector {
-                        empty_selects_all: false,
-                        ..
-                    } => {
-                        let has_edge = self
-                            .g
-                            .edges_directed(idx, Outgoing)
-                            .any(|e| e.weight().kind == r.edge && e.weight().via == Via::Selector);
-                        (!has_edge).then_some((idx, r.edge))
-                    }
-                    _ => None,
-                })
-        })
+        let sets = self.selectors.values().flat_map(|kinds| kinds.iter());
+        sets.flat_map(move |(kind, set)| set.iter().map(move |&idx| (kind, idx)))
+            .flat_map(move |(target_kind, idx)| {
+                self.g[idx]
+                    .references
+                    .iter()
+                    .filter_map(move |r| match &r.target {
+                        Target::Selector {
+                            empty_selects_all: false,
+                            kind,
+                            ..
+                        } if kind == target_kind => {
+                            let has_edge = self.g.edges_directed(idx, Outgoing).any(|e| {
+                                e.weight().kind == r.edge && e.weight().via == Via::Selector
+                            });
+                            (!has_edge).then_some((idx, r.edge))
+                        }
+                        _ => None,
+                    })
+            })
     }
 
     // ---- applying -------------------------------------------------------------------------
@@ -477,6 +484,17 @@ impl Graph {
                 self.link(p.declarer, idx, p.edge, p.reverse, Via::Key);
             }
         }
+        let g = &self.g;
+        match self.by_key_hash.entry(
+            key_hash(&key),
+            |&i| g[i].parts() == key.parts(),
+            |&i| key_hash_parts(g[i].parts()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = idx,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(idx);
+            }
+        }
         if self.by_key.insert(KeyEntry(r.clone()), idx).is_some() {
             // Two UIDs with one key (recreated before the old one's deletion arrived): the newest
             // holds the key. std's insert keeps the old key entry, so replace it explicitly.
@@ -520,11 +538,18 @@ impl Graph {
         {
             entry.remove();
         }
-        self.g.remove_node(idx);
-        if self.index_of_key(&key) == Some(idx) {
+        // Does this node hold its key? (Another node may have taken it: recreated under a new
+        // UID before this one's deletion arrived.) Both key indexes are cleared before the node
+        // goes, while its weight can still be compared.
+        let holds_key = self.index_of_key(&key) == Some(idx);
+        if holds_key {
+            if let Ok(entry) = self.by_key_hash.find_entry(key_hash(&key), |&i| i == idx) {
+                entry.remove();
+            }
             self.by_key.remove(&key as &dyn KeyView);
-        } else if let Some(other) = self.index_of_key(&key) {
-            // Another object holds the same key (recreated before the old one was deleted).
+        }
+        self.g.remove_node(idx);
+        if !holds_key && let Some(other) = self.index_of_key(&key) {
             if let Some(waiting) = self.pending_key.remove(&key) {
                 for p in waiting {
                     self.link(p.declarer, other, p.edge, p.reverse, Via::Key);
@@ -538,7 +563,6 @@ impl Graph {
 
     /// Derives edges (or pending references) from every reference `r` declares.
     fn declare(&mut self, idx: NodeIndex, r: &Resource) {
-        let mut has_selector = false;
         for (edge, reverse, target) in declared(r) {
             match target {
                 Declared::Uid(uid) => match self.index_of(uid) {
@@ -566,7 +590,12 @@ impl Graph {
                         }),
                 },
                 Declared::Selector(kind, selector, empty_selects_all) => {
-                    has_selector = true;
+                    self.selectors
+                        .entry(r.namespace.clone())
+                        .or_default()
+                        .entry(kind.clone())
+                        .or_default()
+                        .insert(idx);
                     if selector.is_empty() && !empty_selects_all {
                         continue;
                     }
@@ -580,12 +609,6 @@ impl Graph {
                 }
             }
         }
-        if has_selector {
-            self.selectors
-                .entry(r.namespace.clone())
-                .or_default()
-                .insert(idx);
-        }
     }
 
     /// Removes every edge and pending reference `old` (the node's previous state) declared.
@@ -598,32 +621,40 @@ impl Graph {
         for e in own_edges {
             self.unlink(e);
         }
-        let mut had_selector = false;
         for (_, _, target) in declared(old) {
             match target {
                 Declared::Uid(uid) => drop_pending(&mut self.pending_uid, uid, idx),
                 Declared::Key(key) => drop_pending(&mut self.pending_key, key, idx),
-                Declared::Selector(..) => had_selector = true,
-            }
-        }
-        if had_selector && let Some(set) = self.selectors.get_mut(&old.namespace) {
-            set.remove(&idx);
-            if set.is_empty() {
-                self.selectors.remove(&old.namespace);
+                Declared::Selector(kind, ..) => {
+                    if let Some(kinds) = self.selectors.get_mut(&old.namespace) {
+                        if let Some(set) = kinds.get_mut(kind) {
+                            set.remove(&idx);
+                            if set.is_empty() {
+                                kinds.remove(kind);
+                            }
+                        }
+                        if kinds.is_empty() {
+                            self.selectors.remove(&old.namespace);
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Links every selector in `idx`'s namespace that matches it.
+    /// Links every selector in `idx`'s namespace that targets its kind and matches it.
     fn match_selectors_for(&mut self, idx: NodeIndex) {
-        let r = self.g[idx].clone();
-        let Some(selecting) = self.selectors.get(&r.namespace) else {
+        let r = &self.g[idx];
+        let Some(selecting) = self
+            .selectors
+            .get(&r.namespace)
+            .and_then(|kinds| kinds.get(&r.kind))
+        else {
             return;
         };
-        let selecting: Vec<NodeIndex> = selecting.iter().copied().collect();
-        for s in selecting {
-            let source = self.g[s].clone();
-            for reference in &source.references {
+        let mut links = Vec::new();
+        for &s in selecting {
+            for reference in &self.g[s].references {
                 if let Target::Selector {
                     kind,
                     selector,
@@ -632,9 +663,12 @@ impl Graph {
                     && *kind == r.kind
                     && selector.matches_with_empty(&r.labels, *empty_selects_all)
                 {
-                    self.link(s, idx, reference.edge, reference.reverse, Via::Selector);
+                    links.push((s, reference.edge, reference.reverse));
                 }
             }
+        }
+        for (s, edge, reverse) in links {
+            self.link(s, idx, edge, reverse, Via::Selector);
         }
     }
 
@@ -779,6 +813,14 @@ fn declared(r: &Resource) -> impl Iterator<Item = (EdgeKind, bool, Declared<'_>)
         (x.edge, x.reverse, target)
     });
     owners.chain(references)
+}
+
+fn key_hash(key: &ObjectKey) -> u64 {
+    key_hash_parts(key.parts())
+}
+
+fn key_hash_parts(parts: (&Kind, &str, &str)) -> u64 {
+    FxBuildHasher.hash_one((parts.0.as_str(), parts.1, parts.2))
 }
 
 fn uid_hash(uid: &Uid) -> u64 {
