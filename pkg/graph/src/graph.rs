@@ -549,11 +549,12 @@ impl Graph {
             self.by_key.remove(&key as &dyn KeyView);
         }
         self.g.remove_node(idx);
-        if !holds_key && let Some(other) = self.index_of_key(&key) {
-            if let Some(waiting) = self.pending_key.remove(&key) {
-                for p in waiting {
-                    self.link(p.declarer, other, p.edge, p.reverse, Via::Key);
-                }
+        if !holds_key
+            && let Some(other) = self.index_of_key(&key)
+            && let Some(waiting) = self.pending_key.remove(&key)
+        {
+            for p in waiting {
+                self.link(p.declarer, other, p.edge, p.reverse, Via::Key);
             }
         }
         self.unindex_release(idx, old.release());
