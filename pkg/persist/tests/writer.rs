@@ -252,3 +252,37 @@ async fn snapshotter_commits_after_writer_ack_and_trims() {
     );
     assert!(metrics.snapshot_seconds.get_sample_count() >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_in_flight_append_everything_once_in_order() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(Applied::default());
+    let cancel = CancellationToken::new();
+    let (tx, handle) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        source(&applied),
+        WriterConfig {
+            pipelines: 2,
+            max_batch: 256,
+            ..fast_retry()
+        },
+        PersistMetrics::unregistered().unwrap(),
+        cancel.clone(),
+    );
+    let mut acked = handle.acked_seq();
+    for seq in 1..=20_000 {
+        assert_eq!(tx.send(applied.apply(seq)), SendOutcome::Queued);
+    }
+    within("all acked", wait_acked(&mut acked, 20_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        all_seqs(&log).await,
+        (1..=20_000).collect::<Vec<_>>(),
+        "every change once, in order"
+    );
+    assert!(!handle.is_diverged());
+    cancel.cancel();
+    handle.join().await.unwrap();
+}
