@@ -8,7 +8,7 @@ mod common;
 
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, recover,
+    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, read_state,
 };
 use common::{Emulator, Server, Sets, eventually};
 use serde_json::json;
@@ -39,10 +39,12 @@ fn log(redis: &RedisServer) -> RedisLog {
     RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER)).unwrap()
 }
 
-/// What a restarting server would load: snapshot + replayed stream, as a graph.
+/// What a restarting server would load: snapshot + replayed stream, as a graph. Read-only
+/// (`read_state`, not `recover`): the server may be uploading a snapshot generation right now,
+/// and sweeping its chunks as orphans would corrupt it.
 async fn persisted(redis: &RedisServer) -> Option<Sets> {
     let metrics = PersistMetrics::unregistered().unwrap();
-    let r = recover(&log(redis), &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
+    let r = read_state(&log(redis), &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
         .await
         .ok()?;
     Some(Sets::of(&astrolabe::persistence::rebuild(&r)))
