@@ -26,7 +26,7 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::event::{EventSink, GraphChange, GraphEvent};
-use crate::keys::{KeyEntry, KeyView};
+use crate::keys::KeyView;
 use crate::query::EdgeView;
 
 /// How an edge's target was found.
@@ -80,7 +80,7 @@ pub struct Graph {
     /// Node indexes hashed by UID; the UID itself is read from the node, not copied.
     by_uid: HashTable<NodeIndex>,
     /// Node indexes in key order; entries share the node's `Arc`, not a copy of its key.
-    by_key: BTreeMap<KeyEntry, NodeIndex>,
+    by_key: BTreeMap<Kind, BTreeMap<Str, FxHashSet<NodeIndex>>>,
     pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
     /// Nodes that declare selector references, per namespace.
     selectors: FxHashMap<Str, FxHashMap<Kind, FxHashSet<NodeIndex>>>,
@@ -150,14 +150,60 @@ impl Graph {
             .copied()
     }
 
-    /// Node indexes in key order, from `start` on.
+    /// Node indexes in key order, from `start` on. The index keeps each (kind, namespace)
+    /// bucket unordered; a bucket is sorted by name when the iteration reaches it, so inserts and
+    /// updates pay nothing for the order only listings need.
     pub(crate) fn key_range<'a>(
         &'a self,
         start: Bound<&'a ObjectKey>,
     ) -> impl Iterator<Item = (&'a Resource, NodeIndex)> + 'a {
+        let first = match start {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k),
+            Bound::Unbounded => None,
+        };
+        let kinds = first.map_or(Bound::Unbounded, |k| Bound::Included(&k.kind));
         self.by_key
-            .range::<dyn KeyView, _>((start.map(|k| k as &dyn KeyView), Bound::Unbounded))
-            .map(|(e, &i)| (&*e.0, i))
+            .range::<Kind, _>((kinds, Bound::Unbounded))
+            .flat_map(move |(kind, by_ns)| {
+                let from = first
+                    .filter(|k| k.kind == *kind)
+                    .map_or(Bound::Unbounded, |k| Bound::Included(k.namespace.as_str()));
+                by_ns
+                    .range::<str, _>((from, Bound::Unbounded))
+                    .map(|(_, set)| set)
+            })
+            .flat_map(move |set| self.sorted_by_name(set))
+            .filter(move |(r, _)| match start {
+                Bound::Included(k) => r.parts() >= k.parts(),
+                Bound::Excluded(k) => r.parts() > k.parts(),
+                Bound::Unbounded => true,
+            })
+    }
+
+    fn sorted_by_name<'a>(
+        &'a self,
+        set: &FxHashSet<NodeIndex>,
+    ) -> impl Iterator<Item = (&'a Resource, NodeIndex)> + 'a {
+        let mut v: Vec<NodeIndex> = set.iter().copied().collect();
+        v.sort_by(|&a, &b| self.g[a].name.cmp(&self.g[b].name));
+        v.into_iter().map(move |i| (&*self.g[i], i))
+    }
+
+    /// Node indexes of `kind` (in `namespace` when given), in no particular order.
+    pub(crate) fn members<'a>(
+        &'a self,
+        kind: &Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = NodeIndex> + 'a {
+        self.by_key
+            .get(kind)
+            .into_iter()
+            .flat_map(move |by_ns| {
+                by_ns
+                    .iter()
+                    .filter(move |(ns, _)| namespace.is_none_or(|n| ns.as_str() == n))
+            })
+            .flat_map(|(_, set)| set.iter().copied())
     }
 
     /// Every resource, in no particular order.
@@ -259,7 +305,7 @@ impl Graph {
     /// UIDs of `kind` (in `namespace`, or in every namespace) that are not in `seen`: what a
     /// completed relist says was deleted while nobody watched.
     pub fn stale(&self, kind: &Kind, namespace: Option<&str>, seen: &HashSet<Uid>) -> Vec<Uid> {
-        self.keys_of(kind, namespace)
+        self.members(kind, namespace)
             .filter_map(|i| {
                 let r = &self.g[i];
                 (!seen.contains(&r.uid)).then(|| r.uid.clone())
@@ -273,13 +319,15 @@ impl Graph {
         kind: &'a Kind,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = NodeIndex> + 'a {
-        let start = ObjectKey::new(kind.clone(), namespace.unwrap_or(""), "");
         self.by_key
-            .range::<dyn KeyView, _>((Bound::Included(&start as &dyn KeyView), Bound::Unbounded))
-            .take_while(move |(e, _)| {
-                e.0.kind == *kind && namespace.is_none_or(|ns| e.0.namespace == ns)
+            .get(kind)
+            .into_iter()
+            .flat_map(move |by_ns| {
+                by_ns
+                    .iter()
+                    .filter(move |(ns, _)| namespace.is_none_or(|n| ns.as_str() == n))
             })
-            .map(|(_, &i)| i)
+            .flat_map(move |(_, set)| self.sorted_by_name(set).map(|(_, i)| i))
     }
 
     /// Kinds present, in kind order.
@@ -440,15 +488,6 @@ impl Graph {
             self.index_release(idx, r.release());
         }
         self.g[idx] = r.clone();
-        // The key index shares the node's Arc: point it at the new one so the old can be freed.
-        if let Some((entry, holder)) = self.by_key.remove_entry(&*old as &dyn KeyView) {
-            let entry = if holder == idx {
-                KeyEntry(r.clone())
-            } else {
-                entry
-            };
-            self.by_key.insert(entry, holder);
-        }
         if references_changed {
             self.declare(idx, r);
         }
@@ -495,12 +534,12 @@ impl Graph {
                 e.insert(idx);
             }
         }
-        if self.by_key.insert(KeyEntry(r.clone()), idx).is_some() {
-            // Two UIDs with one key (recreated before the old one's deletion arrived): the newest
-            // holds the key. std's insert keeps the old key entry, so replace it explicitly.
-            self.by_key.remove(&key as &dyn KeyView);
-            self.by_key.insert(KeyEntry(r.clone()), idx);
-        }
+        self.by_key
+            .entry(r.kind.clone())
+            .or_default()
+            .entry(r.namespace.clone())
+            .or_default()
+            .insert(idx);
         self.declare(idx, r);
         self.match_selectors_for(idx);
     }
@@ -542,11 +581,19 @@ impl Graph {
         // UID before this one's deletion arrived.) Both key indexes are cleared before the node
         // goes, while its weight can still be compared.
         let holds_key = self.index_of_key(&key) == Some(idx);
-        if holds_key {
-            if let Ok(entry) = self.by_key_hash.find_entry(key_hash(&key), |&i| i == idx) {
-                entry.remove();
+        if holds_key && let Ok(entry) = self.by_key_hash.find_entry(key_hash(&key), |&i| i == idx) {
+            entry.remove();
+        }
+        if let Some(by_ns) = self.by_key.get_mut(&old.kind) {
+            if let Some(set) = by_ns.get_mut(old.namespace.as_str()) {
+                set.remove(&idx);
+                if set.is_empty() {
+                    by_ns.remove(old.namespace.as_str());
+                }
             }
-            self.by_key.remove(&key as &dyn KeyView);
+            if by_ns.is_empty() {
+                self.by_key.remove(&old.kind);
+            }
         }
         self.g.remove_node(idx);
         if !holds_key
@@ -601,7 +648,7 @@ impl Graph {
                         continue;
                     }
                     let candidates: Vec<NodeIndex> =
-                        self.keys_of(kind, Some(&r.namespace)).collect();
+                        self.members(kind, Some(&r.namespace)).collect();
                     for t in candidates {
                         if selector.matches_with_empty(&self.g[t].labels, empty_selects_all) {
                             self.link(idx, t, edge, reverse, Via::Selector);

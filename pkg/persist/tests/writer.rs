@@ -154,7 +154,14 @@ async fn overflow_diverges_then_a_snapshot_supersedes_the_log() {
         .unwrap()
         .expect("snapshot written");
     assert_eq!(meta.covered_seq, 200);
-    assert!(!handle.is_diverged());
+    // Drops that raced the first divergence snapshot are covered by it but counted after it was
+    // started, so the writer may take one more before it calls the divergence resolved.
+    within("divergence resolved", async {
+        while handle.is_diverged() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     assert_eq!(metrics.diverged.get(), 0);
     // New changes continue after the snapshot (the covered ones left the channel: it has room
     // for a full capacity again).
