@@ -251,7 +251,8 @@ async fn corrupt_entries_and_snapshots_are_counted_and_survived() {
     let last = log(&redis).last_seq().await.unwrap().unwrap();
     let reply = redis
         .command_line(&format!(
-            "XADD astrolabe:{{{CLUSTER}}}:events {}-1 d garbage",
+            "XADD {} {}-1 d garbage",
+            log(&redis).keys().events(),
             last + 1
         ))
         .unwrap();
@@ -275,7 +276,7 @@ async fn corrupt_entries_and_snapshots_are_counted_and_survived() {
 
     // Corrupt the committed snapshot's first chunk.
     let meta = log(&redis).snapshot_meta().await.unwrap().unwrap();
-    let chunk = format!("astrolabe:{{{CLUSTER}}}:snapshot:{}:0", meta.generation);
+    let chunk = log(&redis).keys().chunk(meta.generation, 0);
     redis
         .command_line(&format!("SETRANGE {chunk} 16 XXXXXXXXXXXXXXXX"))
         .unwrap();

@@ -92,10 +92,7 @@ impl Default for Heartbeat {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
+pub use astrolabe_model::now_ms;
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]

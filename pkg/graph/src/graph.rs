@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use astrolabe_model::codec::Snapshot;
 use astrolabe_model::{
-    Change, ChangeOp, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid,
+    Change, ChangeOp, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid, now_ms,
 };
 use hashbrown::HashTable;
 use petgraph::Direction::{Incoming, Outgoing};
@@ -895,11 +895,4 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: &K) {
             counts.remove(key);
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -20,6 +20,7 @@ mod keys;
 pub mod query;
 pub mod shared;
 
+pub use astrolabe_model::now_ms;
 pub use event::{EventSink, GraphChange, GraphEvent};
-pub use graph::{Graph, GraphStats, now_ms};
+pub use graph::{Graph, GraphStats};
 pub use shared::SharedGraph;

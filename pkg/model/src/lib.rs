@@ -39,6 +39,14 @@ pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
 /// names, namespaces, label keys and values without a heap allocation.
 pub type Str = compact_str::CompactString;
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the timestamp of changes,
+/// snapshots and heartbeats.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Heap bytes a [`Str`] owns (0 when stored inline).
 pub fn str_heap(s: &Str) -> usize {
     if s.is_heap_allocated() {

@@ -2,6 +2,7 @@
 //! transaction, committed by rewriting the metadata hash in one MULTI/EXEC, previous generation
 //! unlinked afterwards. A crash at any point leaves the old or the new snapshot committed.
 
+use astrolabe_model::now_ms;
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
@@ -297,12 +298,6 @@ fn chunk_bytes(data: &Bytes, size: usize) -> Vec<Bytes> {
         .step_by(size)
         .map(|s| data.slice(s..(s + size).min(data.len())))
         .collect()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn meta_fields(m: &SnapshotMeta) -> Vec<(&'static str, String)> {

@@ -8,16 +8,32 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use super::common::{finish, from_meta, status};
 use super::pod_spec::{template_image, template_references};
 
+/// Replica counts as Kubernetes reports them: `spec.replicas` defaults to 1, absent status
+/// counts are 0.
+fn counts(
+    desired: Option<i32>,
+    current: Option<i32>,
+    ready: Option<i32>,
+    available: Option<i32>,
+) -> Replicas {
+    Replicas {
+        desired: desired.unwrap_or(1),
+        current: current.unwrap_or(0),
+        ready: ready.unwrap_or(0),
+        available: available.unwrap_or(0),
+    }
+}
+
 /// Turns a Deployment into a [`Resource`].
 pub fn deployment(obj: &Deployment) -> Resource {
     let spec = &obj.spec;
     let st = obj.status.as_ref();
-    let replicas = Replicas {
-        desired: spec.replicas.unwrap_or(1),
-        current: st.and_then(|s| s.replicas).unwrap_or(0),
-        ready: st.and_then(|s| s.ready_replicas).unwrap_or(0),
-        available: st.and_then(|s| s.available_replicas).unwrap_or(0),
-    };
+    let replicas = counts(
+        spec.replicas,
+        st.and_then(|s| s.replicas),
+        st.and_then(|s| s.ready_replicas),
+        st.and_then(|s| s.available_replicas),
+    );
     replicated(
         Kind::Deployment,
         &obj.metadata,
@@ -31,12 +47,12 @@ pub fn deployment(obj: &Deployment) -> Resource {
 pub fn replica_set(obj: &ReplicaSet) -> Resource {
     let spec = &obj.spec;
     let st = obj.status.as_ref();
-    let replicas = Replicas {
-        desired: spec.replicas.unwrap_or(1),
-        current: st.map_or(0, |s| s.replicas),
-        ready: st.and_then(|s| s.ready_replicas).unwrap_or(0),
-        available: st.and_then(|s| s.available_replicas).unwrap_or(0),
-    };
+    let replicas = counts(
+        spec.replicas,
+        st.map(|s| s.replicas),
+        st.and_then(|s| s.ready_replicas),
+        st.and_then(|s| s.available_replicas),
+    );
     replicated(
         Kind::ReplicaSet,
         &obj.metadata,
@@ -50,12 +66,12 @@ pub fn replica_set(obj: &ReplicaSet) -> Resource {
 pub fn stateful_set(obj: &StatefulSet) -> Resource {
     let spec = &obj.spec;
     let st = obj.status.as_ref();
-    let replicas = Replicas {
-        desired: spec.replicas.unwrap_or(1),
-        current: st.map_or(0, |s| s.replicas),
-        ready: st.and_then(|s| s.ready_replicas).unwrap_or(0),
-        available: st.and_then(|s| s.available_replicas).unwrap_or(0),
-    };
+    let replicas = counts(
+        spec.replicas,
+        st.map(|s| s.replicas),
+        st.and_then(|s| s.ready_replicas),
+        st.and_then(|s| s.available_replicas),
+    );
     let mut r = replicated(
         Kind::StatefulSet,
         &obj.metadata,
