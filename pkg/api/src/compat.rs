@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
@@ -12,13 +12,15 @@ use serde::Serialize;
 use astrolabe_model::{EdgeKind, Kind, Replicas, Resource, Str};
 
 use crate::error::ApiResult;
+use crate::fragments::{FragmentCache, View};
 use crate::json::{
-    ClaimRefJson, EdgeJson, KindName, Metadata, age, now_seconds, timestamp, with_seq,
+    ClaimRefJson, EdgeJson, KindName, Metadata, ObjectWriter, age, json_response, now_seconds,
+    size_hint, timestamp, with_seq,
 };
 use crate::params::Params;
 use crate::state::AppState;
 use astrolabe_graph::Graph;
-use astrolabe_graph::query;
+use astrolabe_graph::query::{self, Subgraph};
 
 /// The far ends of the edges a Go Resource object reports, resolved under the read lock.
 #[derive(Debug, Default)]
@@ -195,12 +197,23 @@ impl<'a> CompatNode<'a> {
     }
 }
 
-/// The `/api/v1/graph` body.
-#[derive(Debug, Serialize)]
-struct CompatGraph<'a> {
-    nodes: Vec<CompatNode<'a>>,
-    edges: Vec<EdgeJson<'a>>,
-    seq: u64,
+/// The `/api/v1/graph` body, `{"nodes", "edges", "seq"}`, with nodes from the fragment cache.
+fn compat_graph_body(cache: &FragmentCache, seq: u64, sub: &Subgraph) -> sonic_rs::Result<Vec<u8>> {
+    let nodes = sub
+        .nodes
+        .iter()
+        .map(|r| {
+            cache.get_or_render(r, View::CompatNode, |r| {
+                sonic_rs::to_vec(&CompatNode::new(r))
+            })
+        })
+        .collect::<sonic_rs::Result<Vec<_>>>()?;
+    let mut w = ObjectWriter::with_capacity(size_hint(sub.nodes.len(), sub.edges.len()));
+    w.raw_array("nodes", &nodes);
+    let edges: Vec<EdgeJson<'_>> = sub.edges.iter().map(EdgeJson::from).collect();
+    w.field("edges", &edges)?;
+    w.field("seq", &seq)?;
+    Ok(w.finish())
 }
 
 /// The `/health` body.
@@ -247,7 +260,8 @@ pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Re
         .iter()
         .map(|(r, rel)| CompatResource::new(r, rel, release, now))
         .collect();
-    Ok(with_seq(seq, Json(body)))
+    let size = size_hint(body.len(), 0);
+    Ok(with_seq(seq, Json(body).into_response_sized(size)))
 }
 
 /// `GET /api/v1/releases?namespace=`: sorted release names.
@@ -283,10 +297,6 @@ pub async fn graph(State(state): State<AppState>, p: Params) -> ApiResult<Respon
         let g = state.graph.read();
         (g.seq(), query::compat_graph(&g, release, namespace))
     };
-    let body = CompatGraph {
-        nodes: sub.nodes.iter().map(|r| CompatNode::new(r)).collect(),
-        edges: sub.edges.iter().map(EdgeJson::from).collect::<Vec<_>>(),
-        seq,
-    };
-    Ok(with_seq(seq, Json(body)))
+    let body = compat_graph_body(&state.fragments, seq, &sub);
+    Ok(with_seq(seq, json_response(body)))
 }

@@ -1,6 +1,6 @@
 //! `ApiError`: every error the API returns, rendered as `{"error": "...", "detail": "..."}`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Liveness (`/healthz`: the apply loop makes progress) and readiness (`/readyz`: the graph is
 //! complete), and the [`ReadinessSource`] the binary implements.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

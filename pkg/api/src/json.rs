@@ -1,7 +1,8 @@
 //! JSON pieces shared by the Go-compatible and native views: timestamps, ages, the metadata
 //! object (Go's `ResourceMetadata`, §2.2 of the reference) and edges.
 
-use axum::http::HeaderValue;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -215,6 +216,126 @@ impl<'a> From<&'a EdgeView> for EdgeJson<'a> {
             from: e.from.as_str(),
             to: e.to.as_str(),
         }
+    }
+}
+
+/// A JSON response body, serialised with sonic-rs (SIMD string escaping) into one buffer sized up
+/// front. String escaping and buffer growth were over a third of the server's CPU per neighbours
+/// answer with `axum::Json` (serde_json into a growing `BytesMut`); the output is the same JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Json<T>(pub T);
+
+/// Initial buffer of a [`Json`] body: enough for every small answer without growing.
+const JSON_INITIAL_CAPACITY: usize = 4 * 1024;
+
+/// Typical serialised size of one resource in a node list (generated cluster: 500-700 B).
+const NODE_JSON_BYTES: usize = 768;
+/// Typical serialised size of one edge (`{"type","from","to"}` with two UIDs).
+const EDGE_JSON_BYTES: usize = 112;
+
+/// A buffer size for a body of `nodes` resources and `edges` edges.
+pub fn size_hint(nodes: usize, edges: usize) -> usize {
+    nodes * NODE_JSON_BYTES + edges * EDGE_JSON_BYTES
+}
+
+impl<T: Serialize> Json<T> {
+    /// Serialises into a buffer of at least `capacity` bytes (the caller's size estimate, e.g.
+    /// nodes × typical node size), so a large answer is written without reallocating.
+    pub fn into_response_sized(self, capacity: usize) -> Response {
+        let mut buf = Vec::with_capacity(capacity.max(JSON_INITIAL_CAPACITY));
+        json_response(sonic_rs::to_writer(&mut buf, &self.0).map(|()| buf))
+    }
+}
+
+/// A 200 `application/json` response of `body`, or the generic 500 when it could not be
+/// serialised (only a failing `Serialize` impl gets there; none of ours fails).
+pub fn json_response(body: sonic_rs::Result<Vec<u8>>) -> Response {
+    match body {
+        Ok(buf) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            Body::from(buf),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "http: response serialisation failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                r#"{"error":"internal error","detail":"the response could not be serialised"}"#,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Writes a JSON object field by field into one buffer, with arrays of pre-rendered fragments
+/// (see [`crate::fragments`]) copied in as they are. Field names must need no escaping.
+#[derive(Debug)]
+pub struct ObjectWriter {
+    buf: Vec<u8>,
+    first: bool,
+}
+
+impl ObjectWriter {
+    /// An object of about `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(JSON_INITIAL_CAPACITY));
+        buf.push(b'{');
+        ObjectWriter { buf, first: true }
+    }
+
+    fn key(&mut self, name: &'static str) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+    }
+
+    /// Adds `"name": value`.
+    ///
+    /// # Errors
+    /// When `value` cannot be serialised.
+    pub fn field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> sonic_rs::Result<()> {
+        self.key(name);
+        sonic_rs::to_writer(&mut self.buf, value)
+    }
+
+    /// Adds `"name": [item, ...]` of already rendered JSON values.
+    pub fn raw_array(&mut self, name: &'static str, items: &[axum::body::Bytes]) {
+        self.key(name);
+        self.buf.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.extend_from_slice(item);
+        }
+        self.buf.push(b']');
+    }
+
+    /// The finished object.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push(b'}');
+        self.buf
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        self.into_response_sized(JSON_INITIAL_CAPACITY)
     }
 }
 

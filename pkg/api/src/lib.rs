@@ -12,7 +12,9 @@
 //! - [`state`]: [`AppState`], [`Limits`], [`Heartbeat`].
 //! - [`error`]: [`ApiError`], the JSON error body, the 404/405 fallbacks.
 //! - [`params`]: the query-string extractor and validated accessors, continue tokens.
-//! - [`json`]: shared JSON pieces (timestamps, ages, metadata, edges, the seq header).
+//! - [`json`]: shared JSON pieces (timestamps, ages, metadata, edges, the seq header), the
+//!   sonic-rs [`json::Json`] responder and [`json::ObjectWriter`].
+//! - [`fragments`]: the bounded cache of each resource's rendered JSON that node lists reuse.
 //! - [`compat`]: the Go server's endpoints and shapes.
 //! - [`view`]: native JSON shapes; [`native`]: native endpoints.
 //! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
@@ -23,6 +25,7 @@
 pub mod compat;
 pub mod error;
 pub mod feed;
+pub mod fragments;
 pub mod health;
 pub mod json;
 pub mod metrics;

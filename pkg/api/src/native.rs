@@ -2,7 +2,7 @@
 //! paths, impact, dangling references and the kind lists. Handlers parse, call the graph crate's
 //! queries under a short read lock, and shape outside it.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -11,12 +11,10 @@ use serde::Serialize;
 use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Str, Uid};
 
 use crate::error::{ApiError, ApiResult};
-use crate::json::with_seq;
+use crate::json::{json_response, with_seq};
 use crate::params::{Params, encode_continue};
 use crate::state::AppState;
-use crate::view::{
-    DanglingJson, DanglingListJson, Detail, DetailJson, PageJson, ResourceJson, SubgraphJson,
-};
+use crate::view::{DanglingJson, DanglingListJson, Detail, DetailJson, page_body, subgraph_body};
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, ListFilter, NeighborQuery};
 
@@ -95,16 +93,9 @@ pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Resp
         let g = state.graph.read();
         (g.seq(), query::list(&g, &filter))
     };
-    let body = PageJson {
-        seq,
-        items: page
-            .items
-            .iter()
-            .map(|r| ResourceJson::from(&**r))
-            .collect(),
-        next: page.next.as_ref().map(encode_continue),
-    };
-    Ok(with_seq(seq, Json(body)))
+    let next = page.next.as_ref().map(encode_continue);
+    let body = page_body(&state.fragments, seq, &page.items, next.as_deref());
+    Ok(with_seq(seq, json_response(body)))
 }
 
 /// `GET /api/v1/neighbors/{uid}?depth=&direction=&edgeKinds=&limit=`.
@@ -127,7 +118,8 @@ pub async fn neighbors(
         (g.seq(), query::neighbors(&g, &uid, &q))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {uid}")))?;
-    Ok(with_seq(seq, Json(SubgraphJson::new(seq, &sub, None))))
+    let body = subgraph_body(&state.fragments, seq, &sub, None);
+    Ok(with_seq(seq, json_response(body)))
 }
 
 /// `GET /api/v1/path?from=&to=&maxDepth=`: a shortest path, in order (`found: false` when none).
@@ -147,10 +139,8 @@ pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Respons
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {from} or {to}")))?;
     let found = !sub.nodes.is_empty();
-    Ok(with_seq(
-        seq,
-        Json(SubgraphJson::new(seq, &sub, Some(found))),
-    ))
+    let body = subgraph_body(&state.fragments, seq, &sub, Some(found));
+    Ok(with_seq(seq, json_response(body)))
 }
 
 /// `GET /api/v1/impact/{uid}?limit=`: everything that depends on the resource, transitively.
@@ -167,7 +157,8 @@ pub async fn impact(
         (g.seq(), query::impact(&g, &uid, limit))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {uid}")))?;
-    Ok(with_seq(seq, Json(SubgraphJson::new(seq, &sub, None))))
+    let body = subgraph_body(&state.fragments, seq, &sub, None);
+    Ok(with_seq(seq, json_response(body)))
 }
 
 /// `GET /api/v1/dangling?namespace=&edgeKind=`: references whose target does not exist.

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use axum::Json;
+use crate::json::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 

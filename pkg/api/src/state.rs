@@ -1,6 +1,7 @@
 //! `AppState`: what every handler shares — the graph, the change feed, readiness, metrics,
 //! limits and the apply loop's heartbeat.
 
+use crate::fragments::FragmentCache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -111,6 +112,8 @@ pub struct AppState {
     pub heartbeat: Heartbeat,
     /// The API's own metrics, registered in `registry`.
     pub metrics: ApiMetrics,
+    /// Rendered JSON of resources, reused across answers.
+    pub fragments: FragmentCache,
 }
 
 impl AppState {
@@ -133,7 +136,14 @@ impl AppState {
             limits: Limits::default(),
             heartbeat: Heartbeat::default(),
             metrics,
+            fragments: FragmentCache::default(),
         })
+    }
+
+    /// Replaces the rendered-JSON cache (e.g. a smaller budget, or 0 to disable it).
+    pub fn with_fragments(mut self, fragments: FragmentCache) -> Self {
+        self.fragments = fragments;
+        self
     }
 
     /// Replaces the change feed (to share the apply loop's).

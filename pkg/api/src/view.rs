@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde::Serialize;
 
 use astrolabe_model::{Labels, Resource};
 
-use crate::json::{EdgeJson, Metadata, timestamp};
+use crate::fragments::{FragmentCache, View};
+use crate::json::{EdgeJson, Metadata, ObjectWriter, size_hint, timestamp};
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{Dangling, EdgeView, ResourceView, Subgraph};
 
@@ -188,40 +190,59 @@ impl<'a> DetailJson<'a> {
     }
 }
 
-/// The body of traversal endpoints (neighbours, path, impact).
-#[derive(Debug, Serialize)]
-pub struct SubgraphJson<'a> {
+/// Each node of `nodes` in the native view, from the fragment cache.
+fn native_nodes(cache: &FragmentCache, nodes: &[Arc<Resource>]) -> sonic_rs::Result<Vec<Bytes>> {
+    nodes
+        .iter()
+        .map(|r| {
+            cache.get_or_render(r, View::Native, |r| {
+                sonic_rs::to_vec(&ResourceJson::from(r))
+            })
+        })
+        .collect()
+}
+
+/// The body of traversal endpoints (neighbours, path, impact):
+/// `{"seq", "found" (path only), "nodes", "edges", "truncated"}`.
+///
+/// # Errors
+/// When a value cannot be serialised.
+pub fn subgraph_body(
+    cache: &FragmentCache,
     seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    s: &Subgraph,
     found: Option<bool>,
-    nodes: Vec<ResourceJson<'a>>,
-    edges: Vec<EdgeJson<'a>>,
-    truncated: bool,
-}
-
-impl<'a> SubgraphJson<'a> {
-    /// Shapes `s` at `seq`; `found` is set for path answers.
-    pub fn new(seq: u64, s: &'a Subgraph, found: Option<bool>) -> Self {
-        SubgraphJson {
-            seq,
-            found,
-            nodes: s.nodes.iter().map(|r| ResourceJson::from(&**r)).collect(),
-            edges: s.edges.iter().map(EdgeJson::from).collect(),
-            truncated: s.truncated,
-        }
+) -> sonic_rs::Result<Vec<u8>> {
+    let nodes = native_nodes(cache, &s.nodes)?;
+    let mut w = ObjectWriter::with_capacity(size_hint(s.nodes.len(), s.edges.len()));
+    w.field("seq", &seq)?;
+    if let Some(found) = found {
+        w.field("found", &found)?;
     }
+    w.raw_array("nodes", &nodes);
+    let edges: Vec<EdgeJson<'_>> = s.edges.iter().map(EdgeJson::from).collect();
+    w.field("edges", &edges)?;
+    w.field("truncated", &s.truncated)?;
+    Ok(w.finish())
 }
 
-/// The body of `/api/v1/objects`.
-#[derive(Debug, Serialize)]
-pub struct PageJson<'a> {
-    /// Graph sequence.
-    pub seq: u64,
-    /// The page.
-    pub items: Vec<ResourceJson<'a>>,
-    /// The token for the next page; null on the last page.
-    #[serde(rename = "continue")]
-    pub next: Option<String>,
+/// The body of `/api/v1/objects`: `{"seq", "items", "continue"}` (`continue` is null on the
+/// last page).
+///
+/// # Errors
+/// When a value cannot be serialised.
+pub fn page_body(
+    cache: &FragmentCache,
+    seq: u64,
+    items: &[Arc<Resource>],
+    next: Option<&str>,
+) -> sonic_rs::Result<Vec<u8>> {
+    let nodes = native_nodes(cache, items)?;
+    let mut w = ObjectWriter::with_capacity(size_hint(items.len(), 0));
+    w.field("seq", &seq)?;
+    w.raw_array("items", &nodes);
+    w.field("continue", &next)?;
+    Ok(w.finish())
 }
 
 /// One dangling reference.

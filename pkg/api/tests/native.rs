@@ -243,3 +243,52 @@ async fn dangling_and_kind_lists() {
             .any(|k| k == &json!({"name": "owns", "dependency": "target-needs-source"}))
     );
 }
+
+/// Node lists reuse each resource's rendered JSON; an update must show at once in every view.
+#[tokio::test]
+async fn cached_node_json_follows_updates() {
+    let graph = common::graph_of(common::shop());
+    let app = astrolabe_api::router(common::state(graph.clone()));
+    let message = |r: &common::Reply, list: &str| -> Vec<String> {
+        r.json[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["uid"] == "pod-web")
+            .map(|n| n["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let views = [
+        ("/api/v1/neighbors/rs-web?depth=1", "nodes"),
+        ("/api/v1/objects?namespace=shop", "items"),
+        ("/api/v1/graph?namespace=shop", "nodes"),
+    ];
+    for (uri, list) in views {
+        // Twice: the second answer comes from the cache and must equal the first.
+        let first = get(&app, uri).await;
+        let second = get(&app, uri).await;
+        assert_eq!(first.json["nodes"], second.json["nodes"], "{uri}");
+        assert_eq!(first.json["items"], second.json["items"], "{uri}");
+        assert_eq!(message(&second, list).len(), 1, "{uri}: {}", second.text);
+        assert_ne!(
+            message(&second, list),
+            vec!["restarted by the test"],
+            "{uri}"
+        );
+    }
+    {
+        let mut g = graph.write();
+        let mut pod = (**g.get(&"pod-web".into()).unwrap()).clone();
+        pod.status.message = "restarted by the test".into();
+        g.upsert(pod);
+    }
+    for (uri, list) in views {
+        let after = get(&app, uri).await;
+        assert_eq!(
+            message(&after, list),
+            vec!["restarted by the test"],
+            "{uri}: {}",
+            after.text
+        );
+    }
+}

@@ -18,7 +18,7 @@ use astrolabe_model::{EdgeKind, Kind, Resource, Str};
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::Graph;
 use crate::keys::KeyView as _;
@@ -170,24 +170,31 @@ pub fn compat_resources(
 /// key order and every edge between two of them.
 pub fn compat_graph(g: &Graph, release: Option<&str>, namespace: Option<&str>) -> Subgraph {
     let nodes = select(g, release, namespace);
-    let members: FxHashSet<NodeIndex> = nodes.iter().copied().collect();
-    let mut edges: Vec<EdgeView> = Vec::new();
-    for &n in &nodes {
+    // Edges are ordered by (kind, from UID, to UID). Ranking the members by UID once and sorting
+    // the edges by rank gives that order without comparing UID strings per edge comparison.
+    let mut by_uid = nodes.clone();
+    by_uid.sort_unstable_by(|&a, &b| g.g[a].uid.cmp(&g.g[b].uid));
+    let rank: FxHashMap<NodeIndex, u32> = by_uid.iter().zip(0u32..).map(|(&i, r)| (i, r)).collect();
+    let mut edges: Vec<(EdgeKind, u32, u32)> = Vec::new();
+    for (&n, from) in by_uid.iter().zip(0u32..) {
         for e in g.g.edges_directed(n, Outgoing) {
-            if members.contains(&e.target()) {
-                edges.push(EdgeView {
-                    kind: e.weight().kind,
-                    from: g.g[n].uid.clone(),
-                    to: g.g[e.target()].uid.clone(),
-                });
+            if let Some(&to) = rank.get(&e.target()) {
+                edges.push((e.weight().kind, from, to));
             }
         }
     }
-    edges.sort();
+    edges.sort_unstable();
     edges.dedup();
     Subgraph {
+        edges: edges
+            .into_iter()
+            .map(|(kind, a, b)| EdgeView {
+                kind,
+                from: g.g[by_uid[a as usize]].uid.clone(),
+                to: g.g[by_uid[b as usize]].uid.clone(),
+            })
+            .collect(),
         nodes: nodes.into_iter().map(|i| g.g[i].clone()).collect(),
-        edges,
         truncated: false,
     }
 }

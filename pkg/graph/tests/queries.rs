@@ -247,3 +247,37 @@ fn compat_views() {
     assert_eq!(query::charts(&g, Some("shop")), vec!["web-1.0"]);
     assert_eq!(query::namespaces(&g), vec!["other", "shop"]);
 }
+
+#[test]
+fn namespace_graph_has_every_member_edge_once_in_kind_from_to_order() {
+    let mut g = Graph::new();
+    for r in astrolabe_model::generator::generate(7, 2_000) {
+        g.upsert(r);
+    }
+    let ns = query::namespaces(&g)
+        .into_iter()
+        .find(|ns| ns.starts_with("team-"))
+        .expect("the generator makes team namespaces");
+    let sub = query::compat_graph(&g, None, Some(&ns));
+    let members: std::collections::BTreeSet<&str> =
+        sub.nodes.iter().map(|r| r.uid.as_str()).collect();
+    // Expected: every edge of the whole graph with both ends among the members.
+    let mut expected: Vec<(E, &str, &str)> = g
+        .edge_set()
+        .into_iter()
+        .filter(|(a, b, _)| members.contains(a.as_str()) && members.contains(b.as_str()))
+        .map(|(a, b, k)| {
+            let a = members.get(a.as_str()).copied().unwrap_or_default();
+            let b = members.get(b.as_str()).copied().unwrap_or_default();
+            (k, a, b)
+        })
+        .collect();
+    expected.sort();
+    let got: Vec<(E, &str, &str)> = sub
+        .edges
+        .iter()
+        .map(|e| (e.kind, e.from.as_str(), e.to.as_str()))
+        .collect();
+    assert!(!got.is_empty());
+    assert_eq!(got, expected);
+}
