@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use astrolabe_api::fragments::FragmentCache;
 use astrolabe_api::{AppState, ChangeFeed, Heartbeat, Limits};
 use astrolabe_graph::SharedGraph;
 use astrolabe_informers::{InformerConfig, InformerMetrics, SyncStatus};
@@ -75,7 +76,8 @@ pub async fn serve(
             max_depth: args.server.max_depth,
             max_results: args.server.max_results,
             ..Limits::default()
-        });
+        })
+        .with_fragments(FragmentCache::new(args.server.response_cache_mib << 20));
     let listener = TcpListener::bind(args.server.listen)
         .await
         .with_context(|| format!("binding {}", args.server.listen))?;

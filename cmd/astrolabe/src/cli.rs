@@ -176,6 +176,9 @@ pub struct ServerArgs {
     /// Graph change events kept for SSE clients that reconnect with Last-Event-ID.
     #[arg(long, env = "WATCH_HISTORY", default_value_t = 10_000)]
     pub watch_history: usize,
+    /// MiB of rendered resource JSON kept for reuse by list and traversal answers (0 disables).
+    #[arg(long, env = "RESPONSE_CACHE_MIB", default_value_t = 64)]
+    pub response_cache_mib: usize,
 }
 
 impl Default for ServerArgs {
@@ -186,6 +189,7 @@ impl Default for ServerArgs {
             max_depth: 10,
             max_results: 10_000,
             watch_history: 10_000,
+            response_cache_mib: 64,
         }
     }
 }
