@@ -16,8 +16,19 @@ pub struct Endpoint {
     pub name: String,
     /// Request paths, requested in turn.
     pub paths: Vec<String>,
-    /// The p99 latency target, in milliseconds.
-    pub p99_target_ms: Option<f64>,
+    /// The p99 latency target, in milliseconds, and the offered load (requests/s) it is judged at.
+    pub target: Option<(f64, u64)>,
+}
+
+/// How wrk loads an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// wrk threads.
+    pub threads: u32,
+    /// Connections, shared among the threads.
+    pub connections: u32,
+    /// Offered requests/s over all threads; `None` sends as fast as responses come back.
+    pub rate: Option<u64>,
 }
 
 /// What wrk's `done` hook reported.
@@ -58,10 +69,10 @@ pub fn parse_summary(stdout: &str) -> anyhow::Result<WrkSummary> {
     Ok(s)
 }
 
-/// Loads `endpoint` with wrk at `threads` x `connections` for `duration_s`; the script must be
-/// at `dir/rotate.lua`. `verbose` echoes wrk's own report.
+/// Loads `endpoint` with wrk as `load` says for `duration_s`; the script must be at
+/// `dir/rotate.lua`. `verbose` echoes wrk's own report.
 pub fn run(
-    (threads, connections): (u32, u32),
+    load: Load,
     duration_s: u64,
     verbose: bool,
     dir: &Path,
@@ -71,8 +82,8 @@ pub fn run(
     let list = dir.join(format!("{}.paths", endpoint.name.replace('/', "_")));
     std::fs::write(&list, endpoint.paths.join("\n") + "\n")?;
     let output = Command::new("wrk")
-        .arg(format!("--threads={threads}"))
-        .arg(format!("--connections={connections}"))
+        .arg(format!("--threads={}", load.threads))
+        .arg(format!("--connections={}", load.connections))
         .arg(format!("--duration={}s", duration_s))
         .arg("--latency")
         .arg("--script")
@@ -80,6 +91,12 @@ pub fn run(
         .arg(format!("http://{addr}"))
         .arg("--")
         .arg(&list)
+        // The script paces each thread; 0 is unpaced.
+        .arg(
+            load.rate
+                .map_or(0, |r| r.div_ceil(u64::from(load.threads.max(1))))
+                .to_string(),
+        )
         .output()
         .context("running wrk")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
