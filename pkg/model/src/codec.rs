@@ -65,6 +65,18 @@ pub fn encode_change(change: &Change) -> Result<Vec<u8>, CodecError> {
     encode(change)
 }
 
+/// Appends the encoding of one change to `out` (several changes share one buffer on the write
+/// path: no allocation per change).
+///
+/// # Errors
+/// [`CodecError::Encode`] if serialisation fails; `out` may then hold a partial encoding after
+/// its previous length.
+pub fn encode_change_into(change: &Change, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(FORMAT_VERSION);
+    postcard::to_io(change, &mut *out).map_err(CodecError::Encode)?;
+    Ok(())
+}
+
 /// Decodes one change.
 ///
 /// # Errors
@@ -132,6 +144,9 @@ mod tests {
         let bytes = encode_change(&c).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode_change(&bytes).unwrap(), c);
+        let mut shared = vec![7u8];
+        encode_change_into(&c, &mut shared).unwrap();
+        assert_eq!(&shared[1..], &bytes[..]);
         let many = vec![change(1), change(2)];
         assert_eq!(
             decode_changes(&encode_changes(&many).unwrap()).unwrap(),

@@ -16,12 +16,16 @@ impl Record for Change {
     }
 
     fn encode(&self) -> Result<Bytes> {
-        codec::encode_change(self)
-            .map(Bytes::from)
-            .map_err(|e| PersistError::Encode {
-                seq: self.seq,
-                detail: format!("{e}"),
-            })
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_change_into(self, out).map_err(|e| PersistError::Encode {
+            seq: self.seq,
+            detail: format!("{e}"),
+        })
     }
 }
 

@@ -10,8 +10,9 @@ use crate::error::{PersistError, Result};
 use crate::log::EventLog;
 use crate::metrics::PersistMetrics;
 
-/// Default replay page size.
-pub const DEFAULT_REPLAY_PAGE: usize = 1000;
+/// Default replay page size, in stream entries (each holds up to
+/// [`crate::entry::ENTRY_MAX_CHANGES`] changes and about [`crate::entry::ENTRY_MAX_BYTES`]).
+pub const DEFAULT_REPLAY_PAGE: usize = 64;
 
 /// Decodes what recovery reads: the snapshot payload and stream entries.
 pub trait Decoder: Send + Sync {
@@ -159,7 +160,10 @@ async fn replay_tail<L: EventLog, D: Decoder>(
     let mut after = out.snapshot_seq;
     loop {
         let page = log.read_after(after, page_size).await?;
-        let full = page.len() >= page_size;
+        if page.is_empty() {
+            out.last_seq = after;
+            return Ok(());
+        }
         for entry in page {
             if entry.seq <= after {
                 return Err(PersistError::UnexpectedReply {
@@ -167,16 +171,20 @@ async fn replay_tail<L: EventLog, D: Decoder>(
                     detail: format!("entry {} not after {after}", entry.seq),
                 });
             }
-            if entry.seq != after + 1 {
-                out.gaps += 1;
-                tracing::warn!(
-                    expected = after + 1,
-                    found = entry.seq,
-                    "hole in the event log"
-                );
-            }
+            let expected = after + 1;
             after = entry.seq;
             metrics.replayed_entries.inc();
+            if let Some(defect) = &entry.defect {
+                // The changes it held are unknown: counted as corrupt, not as a hole.
+                out.skipped_corrupt += 1;
+                metrics.corrupt_entries.inc();
+                tracing::error!(seq = entry.seq, defect, "corrupt stream entry skipped");
+                continue;
+            }
+            if entry.seq != expected {
+                out.gaps += 1;
+                tracing::warn!(expected, found = entry.seq, "hole in the event log");
+            }
             match decoder.decode_change(entry.seq, &entry.payload) {
                 Ok(change) => out.tail.push(change),
                 Err(e) => {
@@ -185,10 +193,6 @@ async fn replay_tail<L: EventLog, D: Decoder>(
                     tracing::error!(seq = entry.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
                 }
             }
-        }
-        out.last_seq = after;
-        if !full {
-            return Ok(());
         }
     }
 }

@@ -91,10 +91,17 @@ async fn survives_kill9_and_restart_without_loss_or_duplicates() {
     within("all acked", wait_acked(&mut acked, 20_000))
         .await
         .unwrap();
+    let seqs = all_seqs(&log).await;
+    let missing: Vec<u64> = (1..=20_000u64)
+        .filter(|s| seqs.binary_search(s).is_err())
+        .collect();
     assert_eq!(
-        all_seqs(&log).await,
-        (1..=20_000).collect::<Vec<_>>(),
-        "no loss, no duplicates"
+        (seqs.len(), missing.first(), missing.last()),
+        (20_000, None, None),
+        "no loss, no duplicates (diverged: {}, dropped: {}, log: {})",
+        handle.is_diverged(),
+        metrics.dropped_changes.get(),
+        server.dir().display()
     );
     assert!(!handle.is_diverged());
     assert!(
