@@ -62,7 +62,7 @@ pub use log::{
 };
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, snapshot_blob};
-pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, MapSnapshot, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
 pub use source::{Record, SnapshotSource};

@@ -53,6 +53,7 @@ pub async fn append_in(log: &RedisLog, range: std::ops::RangeInclusive<u64>, per
 }
 
 /// Decoder of the toy format: changes decode to their seq, snapshots to their bytes.
+#[derive(Clone, Copy)]
 pub struct ToyDecoder;
 
 impl Decoder for ToyDecoder {
