@@ -17,6 +17,7 @@
 //!
 //! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
 //! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
+//! - [`compress`]: snapshot compression while encoding ([`zstd_stream`]).
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`].
@@ -39,6 +40,7 @@
 //! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
 //! answers.
 
+pub mod compress;
 pub mod entry;
 pub mod error;
 pub mod keys;
@@ -54,6 +56,7 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
+pub use compress::{SNAPSHOT_ZSTD_LEVEL, zstd_stream};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{

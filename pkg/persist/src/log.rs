@@ -50,8 +50,11 @@ pub struct SnapshotBlob {
     pub seq: u64,
     /// Number of resources (informational, stored in the metadata).
     pub resource_count: u64,
-    /// The encoded state (uncompressed).
+    /// The encoded state: uncompressed (the log compresses it), or already one zstd frame when
+    /// `zstd_raw_len` is set (compressed while encoding, see [`crate::zstd_stream`]).
     pub bytes: Bytes,
+    /// The uncompressed size when `bytes` is already zstd-compressed.
+    pub zstd_raw_len: Option<u64>,
 }
 
 /// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).

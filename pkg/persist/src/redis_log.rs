@@ -23,8 +23,8 @@ pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default snapshot chunk size: 4 MiB keeps each Redis stall short (~12 ms with AOF).
 pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
-/// Default zstd level for snapshots.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default zstd level for snapshots handed over uncompressed.
+pub const DEFAULT_ZSTD_LEVEL: i32 = crate::compress::SNAPSHOT_ZSTD_LEVEL;
 /// Entries removed per XTRIM call (bounded pause per call).
 const TRIM_LIMIT: u64 = 10_000;
 /// Upper bound on XTRIM calls per `trim_to`.
@@ -47,7 +47,7 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// Snapshot chunk size in bytes.
     pub chunk_size: usize,
-    /// zstd compression level for snapshots.
+    /// zstd compression level for snapshots handed over uncompressed.
     pub zstd_level: i32,
 }
 

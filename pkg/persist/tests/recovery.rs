@@ -11,6 +11,7 @@ use redis::AsyncCommands;
 
 fn toy_snapshot(seq: u64, version: u8) -> SnapshotBlob {
     SnapshotBlob {
+        zstd_raw_len: None,
         seq,
         resource_count: 0,
         bytes: Bytes::from(vec![version, 0xaa, 0xbb]),

@@ -12,6 +12,7 @@ use redis::AsyncCommands;
 
 fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
     SnapshotBlob {
+        zstd_raw_len: None,
         seq,
         resource_count: 1,
         bytes: Bytes::from(bytes),

@@ -37,6 +37,7 @@ fn source(
     Arc::new(move || {
         let seq = applied.0.load(Ordering::SeqCst);
         Ok(SnapshotBlob {
+            zstd_raw_len: None,
             seq,
             resource_count: seq,
             bytes: Bytes::from(seq.to_le_bytes().to_vec()),
