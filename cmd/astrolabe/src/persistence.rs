@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use astrolabe_api::PersistenceReadiness;
-use astrolabe_graph::{Graph, SharedGraph, now_ms};
+use astrolabe_graph::{Graph, SharedGraph, now_ms, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
     ChangeSender, DEFAULT_REPLAY_PAGE, MapSnapshot, ModelDecoder, PersistMetrics, Recovered,
@@ -149,9 +149,11 @@ pub async fn start(
 
     let source_graph = graph.clone();
     let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
-        // Copy the Arcs under the read lock; encode after releasing it.
-        let snapshot = source_graph.read().snapshot();
-        snapshot_blob(&snapshot)
+        // Copy the Arcs a slice at a time, each under a short read lock; encode after.
+        let (snapshot, copied_until) = snapshot_sliced(&source_graph);
+        let mut blob = snapshot_blob(&snapshot)?;
+        blob.copied_until = copied_until;
+        Ok(blob)
     });
     let cancel = CancellationToken::new();
     let (sender, writer) = Writer::spawn(

@@ -55,6 +55,10 @@ pub struct SnapshotBlob {
     pub bytes: Bytes,
     /// The uncompressed size when `bytes` is already zstd-compressed.
     pub zstd_raw_len: Option<u64>,
+    /// The last change the state may reflect: `seq` for a copy taken at once, later for one
+    /// copied in slices while changes were applied (replay still starts after `seq`). The
+    /// snapshotter commits only once the writer acknowledged it.
+    pub copied_until: u64,
 }
 
 /// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).

@@ -51,6 +51,7 @@ pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
         resource_count: snapshot.resources.len() as u64,
         bytes: Bytes::from(bytes),
         zstd_raw_len: Some(raw_len),
+        copied_until: snapshot.seq,
     })
 }
 

@@ -13,6 +13,7 @@ fn toy_snapshot(seq: u64, version: u8) -> SnapshotBlob {
     SnapshotBlob {
         zstd_raw_len: None,
         seq,
+        copied_until: seq,
         resource_count: 0,
         bytes: Bytes::from(vec![version, 0xaa, 0xbb]),
     }

@@ -14,6 +14,7 @@ fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
     SnapshotBlob {
         zstd_raw_len: None,
         seq,
+        copied_until: seq,
         resource_count: 1,
         bytes: Bytes::from(bytes),
     }
