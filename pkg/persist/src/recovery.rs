@@ -246,12 +246,17 @@ async fn read_tail<L: EventLog, D: Decoder>(
         corrupt: 0,
         gaps: 0,
     };
+    let mut page = log.read_after(start, page_size).await?;
     loop {
-        let after = tail.last_seq;
-        let page = log.read_after(after, page_size).await?;
-        if page.is_empty() {
+        let Some(last) = page.last().map(|e| e.seq) else {
             return Ok(tail);
-        }
+        };
+        // Ask for the next page before decoding this one: Redis serves it meanwhile.
+        let mut next = std::pin::pin!(log.read_after(last, page_size));
+        let ready = match futures::poll!(next.as_mut()) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        };
         tail.changes.reserve(page.len());
         for entry in page {
             if entry.seq <= tail.last_seq {
@@ -281,5 +286,9 @@ async fn read_tail<L: EventLog, D: Decoder>(
                 }
             }
         }
+        page = match ready {
+            Some(r) => r?,
+            None => next.await?,
+        };
     }
 }
