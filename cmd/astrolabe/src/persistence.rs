@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use astrolabe_api::PersistenceReadiness;
-use astrolabe_graph::{Graph, SharedGraph, now_ms};
+use astrolabe_graph::{Graph, SharedGraph, now_ms, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, DEFAULT_REPLAY_PAGE, ModelDecoder, PersistMetrics, Recovered, RedisConfig,
-    RedisLog, SnapshotBlob, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,
-    Writer, WriterConfig, WriterHandle, recover, snapshot_blob,
+    ChangeSender, DEFAULT_REPLAY_PAGE, MapSnapshot, ModelDecoder, PersistMetrics, Recovered,
+    RedisConfig, RedisLog, SnapshotBlob, SnapshotRequester, Snapshotter, SnapshotterConfig,
+    SnapshotterHandle, Writer, WriterConfig, WriterHandle, recover, snapshot_blob,
 };
 use prometheus::Registry;
 use tokio::task::JoinHandle;
@@ -149,9 +149,11 @@ pub async fn start(
 
     let source_graph = graph.clone();
     let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
-        // Copy the Arcs under the read lock; encode after releasing it.
-        let snapshot = source_graph.read().snapshot();
-        snapshot_blob(&snapshot)
+        // Copy the Arcs a slice at a time, each under a short read lock; encode after.
+        let (snapshot, copied_until) = snapshot_sliced(&source_graph);
+        let mut blob = snapshot_blob(&snapshot)?;
+        blob.copied_until = copied_until;
+        Ok(blob)
     });
     let cancel = CancellationToken::new();
     let (sender, writer) = Writer::spawn(
@@ -213,10 +215,7 @@ pub async fn start(
     ))
 }
 
-async fn recover_with_deadline(
-    log: &RedisLog,
-    metrics: &PersistMetrics,
-) -> Option<Recovered<astrolabe_model::codec::Snapshot, Change>> {
+async fn recover_with_deadline(log: &RedisLog, metrics: &PersistMetrics) -> Option<RecoveredGraph> {
     let deadline = Instant::now() + RECOVERY_DEADLINE;
     let mut delay = Duration::from_millis(200);
     loop {
@@ -224,7 +223,7 @@ async fn recover_with_deadline(
             deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1)),
-            recover(log, &ModelDecoder, DEFAULT_REPLAY_PAGE, metrics),
+            recover(log, &DECODER, DEFAULT_REPLAY_PAGE, metrics),
         )
         .await;
         match attempt {
@@ -248,14 +247,24 @@ async fn recover_with_deadline(
     }
 }
 
-/// The graph recovery describes: the snapshot, then the stream after it replayed; its sequence
-/// continues after everything Redis knows of.
-pub fn rebuild(recovered: &Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
-    let mut graph = recovered
-        .snapshot
-        .as_ref()
-        .map(Graph::from_snapshot)
-        .unwrap_or_default();
+/// What recovery yields: the graph built from the snapshot and the changes after it.
+pub type RecoveredGraph = Recovered<Graph, Change>;
+
+/// The decoder recovery uses: the snapshot is decoded and built into a graph on a blocking
+/// thread while the stream after it is read and decoded.
+pub const DECODER: MapSnapshot<ModelDecoder, Graph> = MapSnapshot {
+    decoder: ModelDecoder,
+    map: graph_of,
+};
+
+fn graph_of(snapshot: astrolabe_model::codec::Snapshot) -> Graph {
+    Graph::from_snapshot(&snapshot)
+}
+
+/// The graph recovery describes: the snapshot's, then the stream after it replayed; its
+/// sequence continues after everything Redis knows of.
+pub fn rebuild(recovered: RecoveredGraph) -> Graph {
+    let mut graph = recovered.snapshot.unwrap_or_default();
     for change in &recovered.tail {
         graph.replay(change);
     }
@@ -264,18 +273,20 @@ pub fn rebuild(recovered: &Recovered<astrolabe_model::codec::Snapshot, Change>) 
 }
 
 /// [`rebuild`], logged.
-fn build(recovered: Recovered<astrolabe_model::codec::Snapshot, Change>) -> Graph {
+fn build(recovered: RecoveredGraph) -> Graph {
     let started = Instant::now();
-    let graph = rebuild(&recovered);
+    let (snapshot_seq, replayed) = (recovered.snapshot_seq, recovered.tail.len());
+    let (skipped_corrupt, gaps) = (recovered.skipped_corrupt, recovered.gaps);
+    let graph = rebuild(recovered);
     tracing::info!(
         resources = graph.node_count(),
         edges = graph.edge_count(),
-        snapshot_seq = recovered.snapshot_seq,
-        replayed = recovered.tail.len(),
-        skipped_corrupt = recovered.skipped_corrupt,
-        gaps = recovered.gaps,
+        snapshot_seq,
+        replayed,
+        skipped_corrupt,
+        gaps,
         seq = graph.seq(),
-        build_ms = started.elapsed().as_millis() as u64,
+        replay_ms = started.elapsed().as_millis() as u64,
         "graph recovered from redis"
     );
     graph

@@ -13,11 +13,11 @@ use anyhow::{Context as _, bail};
 use astrolabe_graph::now_ms;
 use astrolabe_model::codec::{self, Snapshot};
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, read_state,
-    snapshot_blob,
+    DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, RedisConfig, RedisLog, read_state, snapshot_blob,
 };
 
 use crate::cli::{PersistArgs, SnapshotAction};
+use crate::persistence::DECODER;
 
 /// zstd level for export files.
 const LEVEL: i32 = 3;
@@ -41,7 +41,7 @@ fn connect(args: &PersistArgs) -> anyhow::Result<RedisLog> {
 async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {
     let metrics = PersistMetrics::unregistered().context("metrics")?;
     // Read-only: a running server may be uploading a snapshot right now.
-    let recovered = read_state(log, &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
+    let recovered = read_state(log, &DECODER, DEFAULT_REPLAY_PAGE, &metrics)
         .await
         .context("reading the persisted state from redis")?;
     if let Some(why) = &recovered.snapshot_refused {
@@ -53,7 +53,8 @@ async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {
             log.keys().events()
         );
     }
-    let snapshot = crate::persistence::rebuild(&recovered).snapshot();
+    let skipped_corrupt = recovered.skipped_corrupt;
+    let snapshot = crate::persistence::rebuild(recovered).snapshot();
     let encoded = codec::encode_snapshot(&snapshot).context("encoding")?;
     let compressed = zstd::encode_all(encoded.as_slice(), LEVEL).context("compressing")?;
     let tmp = file.with_extension("partial");
@@ -70,7 +71,7 @@ async fn export(log: &RedisLog, file: &Path) -> anyhow::Result<()> {
         snapshot.seq,
         file.display(),
         compressed.len(),
-        recovered.skipped_corrupt
+        skipped_corrupt
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ mod common;
 
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, RedisConfig, RedisLog, read_state,
+    DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, RedisConfig, RedisLog, read_state,
 };
 use common::{Emulator, Server, Sets, eventually};
 use serde_json::json;
@@ -44,10 +44,15 @@ fn log(redis: &RedisServer) -> RedisLog {
 /// and sweeping its chunks as orphans would corrupt it.
 async fn persisted(redis: &RedisServer) -> Option<Sets> {
     let metrics = PersistMetrics::unregistered().unwrap();
-    let r = read_state(&log(redis), &ModelDecoder, DEFAULT_REPLAY_PAGE, &metrics)
-        .await
-        .ok()?;
-    Some(Sets::of(&astrolabe::persistence::rebuild(&r)))
+    let r = read_state(
+        &log(redis),
+        &astrolabe::persistence::DECODER,
+        DEFAULT_REPLAY_PAGE,
+        &metrics,
+    )
+    .await
+    .ok()?;
+    Some(Sets::of(&astrolabe::persistence::rebuild(r)))
 }
 
 /// Waits until Redis holds exactly what the server serves (the writer caught up).

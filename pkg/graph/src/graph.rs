@@ -29,6 +29,9 @@ use crate::event::{EventSink, GraphChange, GraphEvent};
 use crate::keys::KeyView;
 use crate::query::EdgeView;
 
+/// Edges per node reserved when loading a snapshot (generated clusters have about 2.6).
+const EDGES_PER_NODE_HINT: usize = 3;
+
 /// How an edge's target was found.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum Via {
@@ -282,9 +285,16 @@ impl Graph {
         self.seq = self.seq.max(change.seq);
     }
 
-    /// Builds a graph from a snapshot; its sequence number is the snapshot's.
+    /// Builds a graph from a snapshot; its sequence number is the snapshot's. The node store and
+    /// the hash indexes are sized for the snapshot up front (no rehashing while loading).
     pub fn from_snapshot(snapshot: &Snapshot) -> Graph {
-        let mut graph = Graph::new();
+        let n = snapshot.resources.len();
+        let mut graph = Graph {
+            g: StableDiGraph::with_capacity(n, n.saturating_mul(EDGES_PER_NODE_HINT)),
+            by_uid: HashTable::with_capacity(n),
+            by_key_hash: HashTable::with_capacity(n),
+            ..Graph::default()
+        };
         for r in &snapshot.resources {
             graph.upsert_inner(r);
         }

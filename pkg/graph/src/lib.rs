@@ -9,6 +9,7 @@
 //!   a [`astrolabe_model::Change`] for persistence; node and edge events go to an [`EventSink`].
 //! - [`shared`]: [`SharedGraph`], the graph behind one `RwLock`: one writer, many readers that
 //!   copy `Arc`s out under a short read lock.
+//! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
 //! - [`query`]: read-only queries (resource, list, neighbours, path, impact, dangling).
 //! - [`compat`]: the views the Go Astrolabe server's endpoints return.
 //! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`].
@@ -19,8 +20,10 @@ pub mod graph;
 mod keys;
 pub mod query;
 pub mod shared;
+pub mod sliced;
 
 pub use astrolabe_model::now_ms;
 pub use event::{EventSink, GraphChange, GraphEvent};
 pub use graph::{Graph, GraphStats};
 pub use shared::SharedGraph;
+pub use sliced::{SNAPSHOT_SLICE, snapshot_sliced};

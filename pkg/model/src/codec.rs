@@ -65,6 +65,18 @@ pub fn encode_change(change: &Change) -> Result<Vec<u8>, CodecError> {
     encode(change)
 }
 
+/// Appends the encoding of one change to `out` (several changes share one buffer on the write
+/// path: no allocation per change).
+///
+/// # Errors
+/// [`CodecError::Encode`] if serialisation fails; `out` may then hold a partial encoding after
+/// its previous length.
+pub fn encode_change_into(change: &Change, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(FORMAT_VERSION);
+    postcard::to_io(change, &mut *out).map_err(CodecError::Encode)?;
+    Ok(())
+}
+
 /// Decodes one change.
 ///
 /// # Errors
@@ -95,6 +107,18 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, CodecError> {
 /// [`CodecError::Encode`] if serialisation fails.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, CodecError> {
     encode(snapshot)
+}
+
+/// Encodes a snapshot into `out` (a compressor, say, so that compression runs while encoding).
+///
+/// # Errors
+/// [`CodecError::Encode`] if serialisation or writing fails.
+pub fn encode_snapshot_into<W: std::io::Write>(
+    snapshot: &Snapshot,
+    out: W,
+) -> Result<W, CodecError> {
+    // A `u8` is one byte in postcard: the same bytes as `encode_snapshot`.
+    postcard::to_io(&(FORMAT_VERSION, snapshot), out).map_err(CodecError::Encode)
 }
 
 /// Decodes a snapshot.
@@ -132,6 +156,9 @@ mod tests {
         let bytes = encode_change(&c).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode_change(&bytes).unwrap(), c);
+        let mut shared = vec![7u8];
+        encode_change_into(&c, &mut shared).unwrap();
+        assert_eq!(&shared[1..], &bytes[..]);
         let many = vec![change(1), change(2)];
         assert_eq!(
             decode_changes(&encode_changes(&many).unwrap()).unwrap(),
@@ -167,5 +194,7 @@ mod tests {
             resources: vec![Arc::new(Resource::new("a", Kind::Node, "", "n1"))],
         };
         assert_eq!(decode_snapshot(&encode_snapshot(&s).unwrap()).unwrap(), s);
+        let streamed = encode_snapshot_into(&s, Vec::new()).unwrap();
+        assert_eq!(streamed, encode_snapshot(&s).unwrap());
     }
 }

@@ -5,7 +5,8 @@ use crate::error::{PersistError, Result};
 /// The keys of one logical Kubernetes cluster.
 ///
 /// ```text
-/// astrolabe:{<cluster>}:events              stream, one entry per change, ID `<seq>-1`
+/// astrolabe:{<cluster>}:events              stream, changes packed into entries (see `entry`),
+///                                           ID `<seq of the entry's last change>-1`
 /// astrolabe:{<cluster>}:snapshot:meta       hash, the committed snapshot (see `SnapshotMeta`)
 /// astrolabe:{<cluster>}:snapshot:<gen>:<i>  string, chunk i of snapshot generation gen
 /// ```
@@ -76,7 +77,7 @@ impl Keys {
     }
 }
 
-/// Stream entry ID for change `seq`: `<seq>-1`.
+/// Stream entry ID for an entry whose last change is `seq`: `<seq>-1`.
 ///
 /// The millisecond part carries the sequence so `XRANGE (<id>`, `XTRIM MINID <seq>` and
 /// `XREVRANGE + - COUNT 1` all work directly on sequences; the `-1` keeps every ID distinct from

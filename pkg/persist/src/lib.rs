@@ -5,7 +5,8 @@
 //! ```text
 //! graph apply loop ──ChangeSender::send (try_send, never blocks)──► Writer task
 //!     │                                                  batches (size + linger), one pipelined
-//!     │                                                  XADD round trip per batch, explicit IDs
+//!     │                                                  XADD round trip per batch, changes
+//!     │                                                  packed into entries, explicit IDs
 //!     │                                                  ──► astrolabe:{c}:events
 //!     │ SnapshotSource (encoded state + seq)   acked_seq (watch)
 //!     └────────────────────────────────► Snapshotter task ──► chunks + meta (MULTI/EXEC), trim
@@ -16,6 +17,8 @@
 //!
 //! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
 //! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
+//! - [`compress`]: snapshot compression while encoding ([`zstd_stream`]).
+//! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`].
 //! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
@@ -30,12 +33,15 @@
 //! # Guarantees
 //!
 //! A change is durable once its batch's pipeline returned OK ([`WriterHandle::acked_seq`]).
-//! Appends are idempotent (stream ID `<seq>-1`; an ID not above the top is "already there").
+//! Appends are idempotent (stream ID `<last seq of the entry>-1`, a batch always packed the same
+//! way; an ID not above the top is "already there").
 //! Snapshots are atomic (new generation uploaded, then one MULTI/EXEC switches the metadata).
 //! The stream is trimmed only behind the committed snapshot. If the producer's channel
 //! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
 //! answers.
 
+pub mod compress;
+pub mod entry;
 pub mod error;
 pub mod keys;
 pub mod log;
@@ -50,6 +56,7 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
+pub use compress::{SNAPSHOT_ZSTD_LEVEL, zstd_stream};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{
@@ -58,7 +65,7 @@ pub use log::{
 };
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, snapshot_blob};
-pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, MapSnapshot, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
 pub use source::{Record, SnapshotSource};

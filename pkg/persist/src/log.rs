@@ -11,21 +11,25 @@ use crate::error::Result;
 /// The payload inside carries its own version byte, checked by the model codec.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
-/// One stream entry as read back.
+/// One change as read back from the log (a stream entry may hold several).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
-    /// Sequence number (from the entry ID).
+    /// Sequence number of the change; for a defective stream entry, its ID's sequence.
     pub seq: u64,
-    /// The payload; empty if the entry has no payload field (a corrupt entry).
+    /// The change's payload; empty for a defective stream entry.
     pub payload: Bytes,
+    /// Why the stream entry could not be unpacked (no payload field, unknown entry format,
+    /// malformed container): the changes it held are lost, and recovery skips and counts it.
+    pub defect: Option<String>,
 }
 
 /// Result of one [`EventLog::append`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
-    /// Entries newly written.
+    /// Changes newly written.
     pub appended: usize,
-    /// Entries whose ID was not above the stream's top: already written by an earlier attempt.
+    /// Changes in entries whose ID was not above the stream's top: already written by an
+    /// earlier attempt.
     pub already_present: usize,
 }
 
@@ -35,7 +39,7 @@ pub struct TrimOutcome {
     /// Entries with a sequence `<= upto` were eligible for removal (after clamping to the
     /// committed snapshot); `0` when nothing may be trimmed.
     pub upto: u64,
-    /// Entries actually removed.
+    /// Stream entries actually removed.
     pub removed: u64,
 }
 
@@ -46,8 +50,15 @@ pub struct SnapshotBlob {
     pub seq: u64,
     /// Number of resources (informational, stored in the metadata).
     pub resource_count: u64,
-    /// The encoded state (uncompressed).
+    /// The encoded state: uncompressed (the log compresses it), or already one zstd frame when
+    /// `zstd_raw_len` is set (compressed while encoding, see [`crate::zstd_stream`]).
     pub bytes: Bytes,
+    /// The uncompressed size when `bytes` is already zstd-compressed.
+    pub zstd_raw_len: Option<u64>,
+    /// The last change the state may reflect: `seq` for a copy taken at once, later for one
+    /// copied in slices while changes were applied (replay still starts after `seq`). The
+    /// snapshotter commits only once the writer acknowledged it.
+    pub copied_until: u64,
 }
 
 /// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).
@@ -87,9 +98,11 @@ pub struct LoadedSnapshot {
 /// A durable, append-only log of changes plus one committed snapshot.
 ///
 /// Sequences start at 1 and strictly increase. Implementations must make [`EventLog::append`]
-/// idempotent: re-appending sequences already present is not an error and writes nothing.
+/// idempotent: re-appending a batch already present is not an error and writes nothing, and
+/// reads return each sequence once even if overlapping batches were appended.
 pub trait EventLog: Send + Sync + 'static {
-    /// Append a batch of `(seq, payload)` in one round trip.
+    /// Append a batch of `(seq, payload)` in one round trip, packed into as few stream entries as
+    /// the entry bounds allow. [`AppendOutcome`] counts changes.
     ///
     /// # Errors
     /// [`crate::PersistError::AppendFailed`] if the batch may be partially applied (retry it),
@@ -97,19 +110,20 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`crate::PersistError::BatchOrder`] for a malformed batch.
     fn append(&self, batch: &[(u64, Bytes)]) -> impl Future<Output = Result<AppendOutcome>> + Send;
 
-    /// Sequence of the newest entry, `None` for an empty or missing stream.
+    /// Sequence of the newest change, `None` for an empty or missing stream.
     ///
     /// # Errors
     /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
     fn last_seq(&self) -> impl Future<Output = Result<Option<u64>>> + Send;
 
-    /// Sequence of the oldest entry, `None` for an empty or missing stream.
+    /// Sequence of the oldest change, `None` for an empty or missing stream.
     ///
     /// # Errors
     /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
     fn first_seq(&self) -> impl Future<Output = Result<Option<u64>>> + Send;
 
-    /// Up to `page_size` entries with a sequence strictly greater than `after`, oldest first.
+    /// The changes with a sequence strictly greater than `after` from up to `page_size` stream
+    /// entries, oldest first, each sequence once. Empty only at the end of the stream.
     ///
     /// # Errors
     /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
@@ -119,7 +133,7 @@ pub trait EventLog: Send + Sync + 'static {
         page_size: usize,
     ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
 
-    /// Remove entries with a sequence `<= upto`, clamped to the committed snapshot's covered
+    /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the committed snapshot's covered
     /// sequence (never trims what no snapshot covers).
     ///
     /// # Errors

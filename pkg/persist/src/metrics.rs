@@ -32,9 +32,9 @@ pub struct PersistMetrics {
     pub snapshot_bytes: IntGauge,
     /// Unix time (seconds) of the last committed snapshot.
     pub snapshot_last_success: Gauge,
-    /// Stream entries replayed during recovery.
+    /// Changes (and defective stream entries) replayed during recovery.
     pub replayed_entries: IntCounter,
-    /// Corrupt stream entries skipped during recovery.
+    /// Corrupt changes or stream entries skipped during recovery.
     pub corrupt_entries: IntCounter,
     /// Committed snapshots refused during recovery (corrupt or of an unknown format).
     pub refused_snapshots: IntCounter,
@@ -120,11 +120,11 @@ impl PersistMetrics {
             .map_err(PersistError::Metrics)?,
             replayed_entries: counter(
                 "astrolabe_persist_replayed_entries_total",
-                "Stream entries replayed during recovery.",
+                "Changes (and defective stream entries) replayed during recovery.",
             )?,
             corrupt_entries: counter(
                 "astrolabe_persist_corrupt_entries_total",
-                "Corrupt stream entries skipped during recovery.",
+                "Corrupt changes or stream entries skipped during recovery.",
             )?,
             refused_snapshots: counter(
                 "astrolabe_persist_refused_snapshots_total",

@@ -5,6 +5,7 @@ use astrolabe_model::Change;
 use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, Snapshot};
 use bytes::Bytes;
 
+use crate::compress::{SNAPSHOT_ZSTD_LEVEL, ZstdStreamError, zstd_stream};
 use crate::error::{PersistError, Result};
 use crate::log::SnapshotBlob;
 use crate::recovery::Decoder;
@@ -16,26 +17,41 @@ impl Record for Change {
     }
 
     fn encode(&self) -> Result<Bytes> {
-        codec::encode_change(self)
-            .map(Bytes::from)
-            .map_err(|e| PersistError::Encode {
-                seq: self.seq,
-                detail: format!("{e}"),
-            })
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_change_into(self, out).map_err(|e| PersistError::Encode {
+            seq: self.seq,
+            detail: format!("{e}"),
+        })
     }
 }
 
-/// Encode a model snapshot for [`crate::EventLog::write_snapshot`].
+/// Encode a model snapshot for [`crate::EventLog::write_snapshot`], compressed while it is
+/// encoded ([`zstd_stream`] at [`SNAPSHOT_ZSTD_LEVEL`]).
 ///
 /// # Errors
-/// [`PersistError::SnapshotSource`] if encoding fails.
+/// [`PersistError::SnapshotSource`] if encoding fails, [`PersistError::SnapshotCompress`] if
+/// compressing does.
 pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
-    let bytes = codec::encode_snapshot(snapshot)
-        .map_err(|e| PersistError::SnapshotSource(format!("encoding the snapshot failed: {e}")))?;
+    let (bytes, raw_len) = zstd_stream(SNAPSHOT_ZSTD_LEVEL, |out| {
+        codec::encode_snapshot_into(snapshot, &mut *out).map(|_| ())
+    })
+    .map_err(|e| match e {
+        ZstdStreamError::Encode(e) => {
+            PersistError::SnapshotSource(format!("encoding the snapshot failed: {e}"))
+        }
+        ZstdStreamError::Io(e) => PersistError::SnapshotCompress(e),
+    })?;
     Ok(SnapshotBlob {
         seq: snapshot.seq,
         resource_count: snapshot.resources.len() as u64,
         bytes: Bytes::from(bytes),
+        zstd_raw_len: Some(raw_len),
+        copied_until: snapshot.seq,
     })
 }
 

@@ -10,13 +10,16 @@ use crate::error::{PersistError, Result};
 use crate::log::EventLog;
 use crate::metrics::PersistMetrics;
 
-/// Default replay page size.
-pub const DEFAULT_REPLAY_PAGE: usize = 1000;
+/// Default replay page size, in stream entries (each holds up to
+/// [`crate::entry::ENTRY_MAX_CHANGES`] changes and about [`crate::entry::ENTRY_MAX_BYTES`]).
+pub const DEFAULT_REPLAY_PAGE: usize = 64;
 
-/// Decodes what recovery reads: the snapshot payload and stream entries.
-pub trait Decoder: Send + Sync {
+/// Decodes what recovery reads: the snapshot payload and stream entries. Recovery decodes the
+/// snapshot on a blocking thread while it reads and decodes the stream, so a decoder is cloned
+/// into that thread.
+pub trait Decoder: Clone + Send + Sync + 'static {
     /// The decoded snapshot.
-    type Snapshot: Send;
+    type Snapshot: Send + 'static;
     /// One decoded change.
     type Change: Send;
 
@@ -31,6 +34,45 @@ pub trait Decoder: Send + Sync {
     /// # Errors
     /// Any error marks the entry corrupt (it is skipped and counted).
     fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Self::Change>;
+}
+
+/// A [`Decoder`] whose decoded snapshot is turned into something else by `map` on the same
+/// blocking thread, overlapping with the stream read: the graph built from it, say.
+pub struct MapSnapshot<D: Decoder, T> {
+    /// The inner decoder.
+    pub decoder: D,
+    /// What to make of the decoded snapshot.
+    pub map: fn(D::Snapshot) -> T,
+}
+
+impl<D: Decoder, T> Clone for MapSnapshot<D, T> {
+    fn clone(&self) -> Self {
+        Self {
+            decoder: self.decoder.clone(),
+            map: self.map,
+        }
+    }
+}
+
+impl<D: Decoder + std::fmt::Debug, T> std::fmt::Debug for MapSnapshot<D, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapSnapshot")
+            .field("decoder", &self.decoder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Decoder, T: Send + 'static> Decoder for MapSnapshot<D, T> {
+    type Snapshot = T;
+    type Change = D::Change;
+
+    fn decode_snapshot(&self, bytes: &[u8]) -> Result<T> {
+        self.decoder.decode_snapshot(bytes).map(self.map)
+    }
+
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<D::Change> {
+        self.decoder.decode_change(seq, bytes)
+    }
 }
 
 /// What recovery found.
@@ -75,6 +117,9 @@ pub async fn recover<L: EventLog, D: Decoder>(
 /// Read the persisted state without changing anything in Redis: load the committed snapshot and
 /// replay the stream after it. Safe while a server is writing (a backup, say).
 ///
+/// The snapshot is fetched, then decompressed and decoded on blocking threads, while the
+/// stream after the sequence its metadata names is read and decoded here.
+///
 /// # Errors
 /// Only Redis-level failures (unreachable, unexpected replies).
 pub async fn read_state<L: EventLog, D: Decoder>(
@@ -93,17 +138,28 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         gaps: 0,
         snapshot_refused: None,
     };
-    let mut replay = true;
-    match load(log, decoder).await {
+    // Where the tail starts if the snapshot loads (a metadata error is reported by the load).
+    let expected = match log.snapshot_meta().await {
+        Ok(meta) => meta.map_or(0, |m| m.covered_seq),
+        Err(e) if e.is_transient() => return Err(e),
+        Err(_) => 0,
+    };
+    let (loaded, tail) = tokio::join!(
+        load(log, decoder),
+        read_tail(log, decoder, page_size, expected)
+    );
+    let mut tail = Some(tail?);
+    let start = match loaded {
         Ok(Some((seq, snapshot))) => {
             out.snapshot = Some(snapshot);
             out.snapshot_seq = seq;
+            Some(seq)
         }
-        Ok(None) => {}
+        Ok(None) => Some(0),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             let first = log.first_seq().await?;
-            replay = first.is_none_or(|f| f <= 1);
+            let replay = first.is_none_or(|f| f <= 1);
             if replay {
                 tracing::error!(error = %format!("{e:#}"), "snapshot refused; rebuilding from the whole stream");
             } else {
@@ -115,10 +171,24 @@ pub async fn read_state<L: EventLog, D: Decoder>(
             }
             metrics.refused_snapshots.inc();
             out.snapshot_refused = Some(format!("{e:#}"));
+            replay.then_some(0)
         }
+    };
+    match start {
+        // The snapshot committed meanwhile (or refused) starts elsewhere: read again from there.
+        Some(start) if start != expected => {
+            tail = Some(read_tail(log, decoder, page_size, start).await?);
+        }
+        Some(_) => {}
+        None => tail = None,
     }
-    if replay {
-        replay_tail(log, decoder, page_size, &mut out, metrics).await?;
+    if let Some(tail) = tail {
+        metrics.replayed_entries.inc_by(tail.read);
+        metrics.corrupt_entries.inc_by(tail.corrupt);
+        out.tail = tail.changes;
+        out.last_seq = tail.last_seq;
+        out.skipped_corrupt = tail.corrupt;
+        out.gaps = tail.gaps;
     }
     out.last_seq = out
         .last_seq
@@ -139,56 +209,86 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     Ok(out)
 }
 
+/// Load the committed snapshot and decode it on a blocking thread.
 async fn load<L: EventLog, D: Decoder>(log: &L, decoder: &D) -> Result<Option<(u64, D::Snapshot)>> {
     let Some(loaded) = log.load_snapshot().await? else {
         return Ok(None);
     };
-    let bytes = loaded.bytes;
-    let snapshot = decoder.decode_snapshot(&bytes)?;
-    Ok(Some((loaded.meta.covered_seq, snapshot)))
+    let decoder = decoder.clone();
+    let seq = loaded.meta.covered_seq;
+    let snapshot = tokio::task::spawn_blocking(move || decoder.decode_snapshot(&loaded.bytes))
+        .await
+        .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))??;
+    Ok(Some((seq, snapshot)))
 }
 
-async fn replay_tail<L: EventLog, D: Decoder>(
+/// The stream after a sequence, decoded.
+struct Tail<C> {
+    changes: Vec<C>,
+    last_seq: u64,
+    /// Changes and defective entries read.
+    read: u64,
+    corrupt: u64,
+    gaps: u64,
+}
+
+async fn read_tail<L: EventLog, D: Decoder>(
     log: &L,
     decoder: &D,
     page_size: usize,
-    out: &mut Recovered<D::Snapshot, D::Change>,
-    metrics: &PersistMetrics,
-) -> Result<()> {
+    start: u64,
+) -> Result<Tail<D::Change>> {
     let page_size = page_size.max(1);
-    let mut after = out.snapshot_seq;
+    let mut tail = Tail {
+        changes: Vec::new(),
+        last_seq: start,
+        read: 0,
+        corrupt: 0,
+        gaps: 0,
+    };
+    let mut page = log.read_after(start, page_size).await?;
     loop {
-        let page = log.read_after(after, page_size).await?;
-        let full = page.len() >= page_size;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            return Ok(tail);
+        };
+        // Ask for the next page before decoding this one: Redis serves it meanwhile.
+        let mut next = std::pin::pin!(log.read_after(last, page_size));
+        let ready = match futures::poll!(next.as_mut()) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        };
+        tail.changes.reserve(page.len());
         for entry in page {
-            if entry.seq <= after {
+            if entry.seq <= tail.last_seq {
                 return Err(PersistError::UnexpectedReply {
                     op: "XRANGE",
-                    detail: format!("entry {} not after {after}", entry.seq),
+                    detail: format!("entry {} not after {}", entry.seq, tail.last_seq),
                 });
             }
-            if entry.seq != after + 1 {
-                out.gaps += 1;
-                tracing::warn!(
-                    expected = after + 1,
-                    found = entry.seq,
-                    "hole in the event log"
-                );
+            let expected = tail.last_seq + 1;
+            tail.last_seq = entry.seq;
+            tail.read += 1;
+            if let Some(defect) = &entry.defect {
+                // The changes it held are unknown: counted as corrupt, not as a hole.
+                tail.corrupt += 1;
+                tracing::error!(seq = entry.seq, defect, "corrupt stream entry skipped");
+                continue;
             }
-            after = entry.seq;
-            metrics.replayed_entries.inc();
+            if entry.seq != expected {
+                tail.gaps += 1;
+                tracing::warn!(expected, found = entry.seq, "hole in the event log");
+            }
             match decoder.decode_change(entry.seq, &entry.payload) {
-                Ok(change) => out.tail.push(change),
+                Ok(change) => tail.changes.push(change),
                 Err(e) => {
-                    out.skipped_corrupt += 1;
-                    metrics.corrupt_entries.inc();
+                    tail.corrupt += 1;
                     tracing::error!(seq = entry.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
                 }
             }
         }
-        out.last_seq = after;
-        if !full {
-            return Ok(());
-        }
+        page = match ready {
+            Some(r) => r?,
+            None => next.await?,
+        };
     }
 }

@@ -8,21 +8,13 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{Value, aio::ConnectionManagerConfig};
 
+use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
 use crate::log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SnapshotBlob, SnapshotMeta, TrimOutcome,
 };
 
-// One change per stream entry, decided by measurement (`tests/entry_packing.rs`, release build,
-// 200 B changes, ~1024 changes per pipelined round trip, AOF everysec, 2 cores): 330k changes/s
-// at 1 per entry, 1.03M at 4, 1.54M at 16, 2.29M at 64. Packing is faster, but one per entry
-// is already ~100x the change rate of a large Kubernetes cluster, and it keeps the stream ID
-// equal to the sequence: idempotent retries need no identical re-packing, replay starts and
-// trim points are exact, and one corrupt entry loses one change, not a batch.
-
-/// Field name of the payload inside a stream entry.
-pub(crate) const PAYLOAD_FIELD: &str = "c";
 /// Default response timeout for appends and reads (never the crate's 500 ms default).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default response timeout on the snapshot connection (multi-MiB values).
@@ -31,8 +23,8 @@ pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default snapshot chunk size: 4 MiB keeps each Redis stall short (~12 ms with AOF).
 pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
-/// Default zstd level for snapshots.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default zstd level for snapshots handed over uncompressed.
+pub const DEFAULT_ZSTD_LEVEL: i32 = crate::compress::SNAPSHOT_ZSTD_LEVEL;
 /// Entries removed per XTRIM call (bounded pause per call).
 const TRIM_LIMIT: u64 = 10_000;
 /// Upper bound on XTRIM calls per `trim_to`.
@@ -55,7 +47,7 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// Snapshot chunk size in bytes.
     pub chunk_size: usize,
-    /// zstd compression level for snapshots.
+    /// zstd compression level for snapshots handed over uncompressed.
     pub zstd_level: i32,
 }
 
@@ -156,7 +148,8 @@ impl RedisLog {
         self.inner.conn.clone()
     }
 
-    async fn one_entry(&self, cmd: &str, start: &str, end: &str) -> Result<Option<u64>> {
+    /// The changes of the first entry of `XRANGE`/`XREVRANGE key start end COUNT 1`.
+    async fn one_entry(&self, cmd: &str, start: &str, end: &str) -> Result<Vec<LogEntry>> {
         let reply: Value = redis::cmd(cmd)
             .arg(self.inner.keys.events())
             .arg(start)
@@ -166,7 +159,7 @@ impl RedisLog {
             .query_async(&mut self.conn())
             .await
             .map_err(PersistError::ReadFailed)?;
-        Ok(parse_entries(reply)?.first().map(|e| e.seq))
+        parse_entries(reply)
     }
 }
 
@@ -177,14 +170,15 @@ impl EventLog for RedisLog {
             return Ok(AppendOutcome::default());
         }
         let events = self.inner.keys.events();
+        let entries = pack(batch);
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for (seq, payload) in batch {
+        for entry in &entries {
             pipe.cmd("XADD")
                 .arg(events)
-                .arg(entry_id(*seq))
-                .arg(PAYLOAD_FIELD)
-                .arg(payload.as_ref());
+                .arg(entry_id(entry.last))
+                .arg(PACKED_FIELD)
+                .arg(entry.bytes.as_ref());
         }
         let replies: Vec<Value> = pipe.query_async(&mut self.conn()).await.map_err(|source| {
             PersistError::AppendFailed {
@@ -192,15 +186,23 @@ impl EventLog for RedisLog {
                 source,
             }
         })?;
-        classify_append(batch, replies)
+        classify_append(&entries, replies)
     }
 
     async fn last_seq(&self) -> Result<Option<u64>> {
-        self.one_entry("XREVRANGE", "+", "-").await
+        Ok(self
+            .one_entry("XREVRANGE", "+", "-")
+            .await?
+            .last()
+            .map(|e| e.seq))
     }
 
     async fn first_seq(&self) -> Result<Option<u64>> {
-        self.one_entry("XRANGE", "-", "+").await
+        Ok(self
+            .one_entry("XRANGE", "-", "+")
+            .await?
+            .first()
+            .map(|e| e.seq))
     }
 
     async fn read_after(&self, after: u64, page_size: usize) -> Result<Vec<LogEntry>> {
@@ -218,7 +220,15 @@ impl EventLog for RedisLog {
             .query_async(&mut self.conn())
             .await
             .map_err(PersistError::ReadFailed)?;
-        parse_entries(reply)
+        let mut entries = parse_entries(reply)?;
+        // Overlapping batches (re-packed differently) may repeat sequences: keep each once.
+        let mut last = after;
+        entries.retain(|e| {
+            let keep = e.seq > last;
+            last = last.max(e.seq);
+            keep
+        });
+        Ok(entries)
     }
 
     async fn trim_to(&self, upto: u64) -> Result<TrimOutcome> {
@@ -281,32 +291,32 @@ fn check_order(batch: &[(u64, Bytes)]) -> Result<()> {
     Ok(())
 }
 
-/// Per-command replies of an append pipeline: "already present" counts as success; any other
+/// Per-entry replies of an append pipeline: "already present" counts as success; any other
 /// refusal followed by a success is a hole.
-fn classify_append(batch: &[(u64, Bytes)], replies: Vec<Value>) -> Result<AppendOutcome> {
-    if replies.len() != batch.len() {
+fn classify_append(entries: &[Packed], replies: Vec<Value>) -> Result<AppendOutcome> {
+    if replies.len() != entries.len() {
         return Err(PersistError::UnexpectedReply {
             op: "XADD",
-            detail: format!("{} replies for {} commands", replies.len(), batch.len()),
+            detail: format!("{} replies for {} commands", replies.len(), entries.len()),
         });
     }
     let mut outcome = AppendOutcome::default();
     let mut first_failure: Option<(u64, String)> = None;
-    for ((seq, _), reply) in batch.iter().zip(replies) {
+    for (entry, reply) in entries.iter().zip(replies) {
         match reply {
             Value::ServerError(e) => {
                 let message = e.to_string();
                 if message.contains(ALREADY_PRESENT) {
-                    outcome.already_present += 1;
+                    outcome.already_present += entry.count;
                 } else if first_failure.is_none() {
-                    first_failure = Some((*seq, message));
+                    first_failure = Some((entry.last, message));
                 }
             }
             _ => {
                 if let Some((seq, message)) = first_failure {
                     return Err(PersistError::AppendGap { seq, message });
                 }
-                outcome.appended += 1;
+                outcome.appended += entry.count;
             }
         }
     }
@@ -316,8 +326,9 @@ fn classify_append(batch: &[(u64, Bytes)], replies: Vec<Value>) -> Result<Append
     }
 }
 
-/// Parse an XRANGE/XREVRANGE reply into entries. An entry without the payload field gets an
-/// empty payload (the decoder counts it as corrupt); an unparseable ID is an error.
+/// Parse an XRANGE/XREVRANGE reply into changes, unpacking packed entries. An entry that
+/// cannot be unpacked (no payload field, unknown format, malformed) becomes one [`LogEntry`]
+/// with its ID's sequence and a defect; an unparseable ID is an error.
 pub(crate) fn parse_entries(reply: Value) -> Result<Vec<LogEntry>> {
     let bad = |detail: String| PersistError::UnexpectedReply {
         op: "XRANGE",
@@ -343,26 +354,59 @@ pub(crate) fn parse_entries(reply: Value) -> Result<Vec<LogEntry>> {
             other => return Err(bad(format!("entry id is {other:?}"))),
         };
         let seq = seq_of_id(&id).ok_or_else(|| bad(format!("entry id {id:?}")))?;
-        let payload = match fields {
-            Some(Value::Array(kv)) => find_field(kv),
-            Some(Value::Map(kv)) => find_field(kv.into_iter().flat_map(|(k, v)| [k, v]).collect()),
-            _ => Bytes::new(),
+        let fields = match fields {
+            Some(Value::Array(kv)) => kv,
+            Some(Value::Map(kv)) => kv.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => Vec::new(),
         };
-        out.push(LogEntry { seq, payload });
+        let defect = |why: String| LogEntry {
+            seq,
+            payload: Bytes::new(),
+            defect: Some(why),
+        };
+        match payload_field(fields) {
+            Some((Field::Packed, bytes)) => match unpack(seq, &bytes) {
+                Ok(changes) => out.extend(changes.into_iter().map(|(seq, payload)| LogEntry {
+                    seq,
+                    payload,
+                    defect: None,
+                })),
+                Err(why) => out.push(defect(why)),
+            },
+            Some((Field::Legacy, payload)) => out.push(LogEntry {
+                seq,
+                payload,
+                defect: None,
+            }),
+            None => out.push(defect(format!(
+                "no {PACKED_FIELD:?} or {LEGACY_FIELD:?} field"
+            ))),
+        }
     }
     Ok(out)
 }
 
-fn find_field(kv: Vec<Value>) -> Bytes {
+/// Which payload field an entry has.
+enum Field {
+    /// Several changes (the current format).
+    Packed,
+    /// One change (format 1).
+    Legacy,
+}
+
+fn payload_field(kv: Vec<Value>) -> Option<(Field, Bytes)> {
     let mut it = kv.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        if let (Value::BulkString(k), Value::BulkString(v)) = (k, v)
-            && k == PAYLOAD_FIELD.as_bytes()
-        {
-            return Bytes::from(v);
+        if let (Value::BulkString(k), Value::BulkString(v)) = (k, v) {
+            if k == PACKED_FIELD.as_bytes() {
+                return Some((Field::Packed, Bytes::from(v)));
+            }
+            if k == LEGACY_FIELD.as_bytes() {
+                return Some((Field::Legacy, Bytes::from(v)));
+            }
         }
     }
-    Bytes::new()
+    None
 }
 
 #[cfg(test)]

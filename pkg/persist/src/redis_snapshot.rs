@@ -28,13 +28,19 @@ impl RedisLog {
     pub(crate) async fn write_snapshot_impl(&self, blob: &SnapshotBlob) -> Result<SnapshotMeta> {
         let _guard = self.inner.snapshot_lock.lock().await;
         let keys = &self.inner.keys;
-        let level = self.inner.zstd_level;
-        let raw = blob.bytes.clone();
-        let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
-            .await
-            .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
-            .map_err(PersistError::SnapshotCompress)?;
-        let compressed = Bytes::from(compressed);
+        let (compressed, raw_bytes) = match blob.zstd_raw_len {
+            Some(raw_len) => (blob.bytes.clone(), raw_len),
+            None => {
+                let level = self.inner.zstd_level;
+                let raw = blob.bytes.clone();
+                let compressed =
+                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
+                        .await
+                        .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
+                        .map_err(PersistError::SnapshotCompress)?;
+                (Bytes::from(compressed), blob.bytes.len() as u64)
+            }
+        };
         let checksum = crc32fast::hash(&compressed);
 
         let mut conn = self.inner.snap_conn.clone();
@@ -102,7 +108,7 @@ impl RedisLog {
             created_at_ms: now_ms(),
             resource_count: blob.resource_count,
             bytes: compressed.len() as u64,
-            raw_bytes: blob.bytes.len() as u64,
+            raw_bytes,
             checksum,
         };
         let mut fields = meta_fields(&meta);

@@ -188,7 +188,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
         }
         let mut acked = self.acked.clone();
         tokio::select! {
-            r = wait_acked(&mut acked, blob.seq) => r?,
+            r = wait_acked(&mut acked, blob.seq.max(blob.copied_until)) => r?,
             () = cancel.cancelled() => return Ok(None),
         }
         let meta = match self.log.write_snapshot(&blob).await {

@@ -18,6 +18,16 @@ pub trait Record: Send + 'static {
     /// [`crate::PersistError::Encode`] if the change cannot be encoded (the writer then treats
     /// the change as dropped and the log as diverged).
     fn encode(&self) -> Result<Bytes>;
+
+    /// Append the stream payload to `out` (the writer encodes a whole batch into one buffer).
+    /// The default copies [`Record::encode`]'s result.
+    ///
+    /// # Errors
+    /// As [`Record::encode`]; `out` may then hold a partial encoding after its previous length.
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.encode()?);
+        Ok(())
+    }
 }
 
 /// Pre-encoded records, for tests and for callers that encode themselves.

@@ -11,7 +11,9 @@ use redis::AsyncCommands;
 
 fn toy_snapshot(seq: u64, version: u8) -> SnapshotBlob {
     SnapshotBlob {
+        zstd_raw_len: None,
         seq,
+        copied_until: seq,
         resource_count: 0,
         bytes: Bytes::from(vec![version, 0xaa, 0xbb]),
     }
@@ -44,16 +46,29 @@ async fn corrupt_entries_are_skipped_and_counted() {
         .await
         .unwrap();
     let _: String = conn.xadd(&events, "6-1", &[("other", "x")]).await.unwrap();
-    log.append(&batch(7..=9)).await.unwrap();
+    // A packed entry of an unknown container version, and one cut short.
+    let _: String = conn
+        .xadd(&events, "8-1", &[("p", &[9u8, 2, 0, 0, 0][..])])
+        .await
+        .unwrap();
+    let _: String = conn
+        .xadd(&events, "10-1", &[("p", &[2u8, 2, 0, 0, 0, 9][..])])
+        .await
+        .unwrap();
+    log.append(&batch(11..=13)).await.unwrap();
     let m = PersistMetrics::unregistered().unwrap();
     let r = recover(&log, &ToyDecoder, DEFAULT_REPLAY_PAGE, &m)
         .await
         .unwrap();
     assert!(r.snapshot.is_none());
-    assert_eq!(r.tail, vec![1, 2, 3, 4, 7, 8, 9]);
-    assert_eq!(r.skipped_corrupt, 2);
-    assert_eq!(m.corrupt_entries.get(), 2);
-    assert_eq!(r.last_seq, 9);
+    assert_eq!(r.tail, vec![1, 2, 3, 4, 11, 12, 13]);
+    assert_eq!(r.skipped_corrupt, 4);
+    assert_eq!(m.corrupt_entries.get(), 4);
+    assert_eq!(
+        r.gaps, 0,
+        "a defective entry is counted as corrupt, not as a hole"
+    );
+    assert_eq!(r.last_seq, 13);
 }
 
 #[tokio::test]
@@ -83,7 +98,7 @@ async fn corrupt_snapshot_falls_back_to_full_stream() {
 async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
     let server = RedisServer::start().unwrap();
     let log = log(&server);
-    log.append(&batch(1..=1000)).await.unwrap();
+    common::append_in(&log, 1..=1000, 100).await;
     // Unknown payload version inside a valid container.
     let meta = log.write_snapshot(&toy_snapshot(800, 7)).await.unwrap();
     log.trim_to(800).await.unwrap();

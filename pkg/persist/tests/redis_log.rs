@@ -6,13 +6,15 @@ mod common;
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
 use bytes::Bytes;
-use common::{all_seqs, batch, log, log_with, raw};
+use common::{all_seqs, append_in, batch, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
 
 fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
     SnapshotBlob {
+        zstd_raw_len: None,
         seq,
+        copied_until: seq,
         resource_count: 1,
         bytes: Bytes::from(bytes),
     }
@@ -26,8 +28,10 @@ async fn append_is_idempotent() {
     assert_eq!((first.appended, first.already_present), (10, 0));
     let retry = log.append(&batch(1..=10)).await.unwrap();
     assert_eq!((retry.appended, retry.already_present), (0, 10));
+    // A batch packed differently that overlaps the stream's top: its entry is new, and reads
+    // return each sequence once.
     let overlap = log.append(&batch(8..=15)).await.unwrap();
-    assert_eq!((overlap.appended, overlap.already_present), (5, 3));
+    assert_eq!((overlap.appended, overlap.already_present), (8, 0));
     assert_eq!(all_seqs(&log).await, (1..=15).collect::<Vec<_>>());
     assert_eq!(log.last_seq().await.unwrap(), Some(15));
     assert_eq!(log.first_seq().await.unwrap(), Some(1));
@@ -35,6 +39,26 @@ async fn append_is_idempotent() {
         log.append(&[(3, Bytes::new()), (2, Bytes::new())]).await,
         Err(PersistError::BatchOrder { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_batch_is_one_entry_and_a_retry_after_partial_success_completes_it() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let mut conn = raw(&server).await;
+    let events = log.keys().events().to_owned();
+    // 3000 changes: three entries of at most ENTRY_MAX_CHANGES.
+    let big = batch(1..=3000);
+    let out = log.append(&big).await.unwrap();
+    assert_eq!(out.appended, 3000);
+    let len: u64 = conn.xlen(&events).await.unwrap();
+    assert_eq!(len, 3);
+    // What a cut-off pipeline leaves: the first entries of a batch written, the rest not.
+    let _: () = conn.del(&events).await.unwrap();
+    log.append(&big[..1024]).await.unwrap();
+    let retry = log.append(&big).await.unwrap();
+    assert_eq!((retry.appended, retry.already_present), (3000 - 1024, 1024));
+    assert_eq!(all_seqs(&log).await, (1..=3000).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -48,15 +72,14 @@ async fn empty_stream_reads() {
 }
 
 #[tokio::test]
-async fn read_after_pages() {
+async fn read_after_pages_by_entries_and_starts_inside_an_entry() {
     let server = RedisServer::start().unwrap();
     let log = log(&server);
-    log.append(&batch(1..=1000)).await.unwrap();
-    log.append(&batch(1001..=2500)).await.unwrap();
+    append_in(&log, 1..=2500, 100).await;
     let mut after = 0;
     let mut sizes = Vec::new();
     loop {
-        let page = log.read_after(after, 1000).await.unwrap();
+        let page = log.read_after(after, 10).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -65,36 +88,58 @@ async fn read_after_pages() {
         sizes.push(page.len());
         after = page.last().unwrap().seq;
     }
-    assert_eq!(sizes, vec![1000, 1000, 500]);
-    let page = log.read_after(1234, 10).await.unwrap();
+    assert_eq!(sizes, vec![1000, 1000, 500], "10 entries of 100 per page");
+    // A start in the middle of an entry (a snapshot covering part of a batch).
+    let page = log.read_after(1234, 2).await.unwrap();
     assert_eq!(
         page.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        (1235..=1244).collect::<Vec<_>>()
+        (1235..=1400).collect::<Vec<_>>()
     );
 }
 
 #[tokio::test]
-async fn trim_never_passes_the_committed_snapshot() {
+async fn legacy_single_change_entries_are_read_and_unknown_formats_are_defects() {
     let server = RedisServer::start().unwrap();
     let log = log(&server);
-    log.append(&batch(1..=1000)).await.unwrap();
-    // No snapshot: nothing may be trimmed.
-    let t = log.trim_to(900).await.unwrap();
-    assert_eq!((t.upto, t.removed), (0, 0));
-    assert_eq!(log.first_seq().await.unwrap(), Some(1));
-
-    log.write_snapshot(&blob(500, vec![1, 2, 3])).await.unwrap();
-    let t = log.trim_to(900).await.unwrap();
-    assert_eq!(t.upto, 500, "clamped to the snapshot");
-    assert!(t.removed > 0);
-    let seqs = all_seqs(&log).await;
-    let first = seqs[0];
-    assert!(first > 1 && first <= 501, "first entry {first}");
-    assert_eq!(
-        seqs,
-        (first..=1000).collect::<Vec<_>>(),
-        "nothing after the snapshot removed"
+    let mut conn = raw(&server).await;
+    let events = log.keys().events().to_owned();
+    // Format 1: one change per entry in field `c`, as earlier builds wrote.
+    for seq in 1..=3u64 {
+        let _: String = conn
+            .xadd(
+                &events,
+                format!("{seq}-1"),
+                &[("c", &common::payload(seq)[..])],
+            )
+            .await
+            .unwrap();
+    }
+    log.append(&batch(4..=6)).await.unwrap();
+    // A packed entry of a future format version, then a good one.
+    let _: String = conn
+        .xadd(&events, "9-1", &[("p", &[9u8, 1, 0, 0, 0][..])])
+        .await
+        .unwrap();
+    log.append(&batch(10..=11)).await.unwrap();
+    let page = log.read_after(0, 100).await.unwrap();
+    let good: Vec<u64> = page
+        .iter()
+        .filter(|e| e.defect.is_none())
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(good, vec![1, 2, 3, 4, 5, 6, 10, 11]);
+    let defect = page.iter().find(|e| e.defect.is_some()).unwrap();
+    assert_eq!(defect.seq, 9);
+    assert!(
+        defect
+            .defect
+            .as_deref()
+            .unwrap()
+            .contains("unknown entry format version 9"),
+        "{defect:?}"
     );
+    assert_eq!(log.first_seq().await.unwrap(), Some(1));
+    assert_eq!(log.last_seq().await.unwrap(), Some(11));
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Invariant 2, replay equivalence: for random change histories, random snapshot points and
-//! random crash points (before commit, between commit and trim, after trim),
+//! random crash points (before commit, between commit and trim, after trim), and snapshots
+//! copied in slices while changes go on (each resource as it was at some point of the copy,
+//! recorded as covering the sequence at the copy's start),
 //! `load(snapshot) + replay(stream after it)` equals the state at the last acknowledged change.
 
 mod common;
@@ -13,7 +15,8 @@ use astrolabe_model::codec::Snapshot;
 use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource};
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog, recover, snapshot_blob,
+    EventLog, ModelDecoder, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, recover,
+    snapshot_blob,
 };
 use proptest::prelude::*;
 use redis::AsyncCommands;
@@ -76,6 +79,25 @@ fn apply(state: &mut State, change: &Change) {
 
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
+/// A snapshot copied in slices (`astrolabe_graph::snapshot_sliced`): it starts after op
+/// `start` (covering its sequence) and ends after op `end`; each resource is copied as it was
+/// after some op in `start..=end`, chosen by `pick`.
+fn fuzzy_copy(history: &[State], start: usize, end: usize, pick: u64) -> Vec<Arc<Resource>> {
+    let span = (end - start + 1) as u64;
+    let ids: std::collections::BTreeSet<&String> =
+        history[start..=end].iter().flat_map(|s| s.keys()).collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let salt = id.bytes().fold(pick, |h, b| {
+                h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b))
+            });
+            let at = start + usize::try_from(salt % span).unwrap();
+            history[at].get(id).cloned()
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_case(
     server: &RedisServer,
     ops: Vec<Op>,
@@ -83,16 +105,19 @@ async fn run_case(
     batch: usize,
     retain: u64,
     crash: Crash,
+    lag: usize,
+    pick: u64,
 ) {
     let cluster = format!("prop-{}", CASE.fetch_add(1, Ordering::SeqCst));
     let mut cfg = RedisConfig::new(server.url(), cluster);
     cfg.chunk_size = 64; // several chunks even for small states
     let log = RedisLog::new(&cfg).unwrap();
     let mut live = State::new();
+    let mut history: Vec<State> = Vec::with_capacity(ops.len());
     let mut pending = Vec::new();
     let last_snapshot = snapshot_at.iter().copied().filter(|i| *i < ops.len()).max();
-    for (i, op) in ops.iter().enumerate() {
-        let seq = i as u64 + 1;
+    for (j, op) in ops.iter().enumerate() {
+        let seq = j as u64 + 1;
         let op = match op {
             Op::Upsert { id, version } => ChangeOp::Upsert(Arc::new(resource(*id, *version))),
             Op::Delete { id } => {
@@ -105,19 +130,30 @@ async fn run_case(
         };
         let change = Change { seq, ts_ms: 0, op };
         apply(&mut live, &change);
+        history.push(live.clone());
         pending.push((seq, change.encode().unwrap()));
         if pending.len() >= batch {
             log.append(&pending).await.unwrap();
             pending.clear();
         }
-        if snapshot_at.contains(&i) {
-            // The snapshotter commits only after the writer acknowledged everything it covers.
+        // Snapshots whose sliced copy ends after this op (or at the last op).
+        let ending: Vec<usize> = snapshot_at
+            .iter()
+            .copied()
+            .filter(|&i| i < ops.len() && ((i + lag).min(ops.len() - 1)) == j)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for i in ending {
+            let seq = i as u64 + 1;
+            // The snapshotter commits only after the writer acknowledged everything the copy
+            // may reflect (up to op `j`).
             log.append(&pending).await.unwrap();
             pending.clear();
             let snap = Snapshot {
                 seq,
                 taken_at_ms: 0,
-                resources: live.values().cloned().collect(),
+                resources: fuzzy_copy(&history, i, j, pick),
             };
             let blob = snapshot_blob(&snap).unwrap();
             if Some(i) == last_snapshot && matches!(crash, Crash::BeforeCommit) {
@@ -137,7 +173,12 @@ async fn run_case(
                     .unwrap();
                 continue;
             }
-            log.write_snapshot(&blob).await.unwrap();
+            match log.write_snapshot(&blob).await {
+                Ok(_) => {}
+                // A snapshot started later but copied faster already committed.
+                Err(PersistError::SnapshotSuperseded { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
             if Some(i) == last_snapshot && matches!(crash, Crash::BetweenCommitAndTrim) {
                 continue;
             }
@@ -171,7 +212,7 @@ async fn run_case(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn load_plus_replay_equals_live_state(
@@ -180,10 +221,12 @@ proptest! {
         batch in 1usize..20,
         retain in 0u64..10,
         crash in crash(),
+        lag in prop_oneof![Just(0usize), 1usize..6],
+        pick in any::<u64>(),
     ) {
         let server = SERVER.with(|s| s.clone());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run_case(&server, ops, snapshot_at, batch, retain, crash));
+        rt.block_on(run_case(&server, ops, snapshot_at, batch, retain, crash, lag, pick));
     }
 }
 

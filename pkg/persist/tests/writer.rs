@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    EventLog, PersistMetrics, Result, SendOutcome, SnapshotBlob, Snapshotter, SnapshotterConfig,
-    Writer, WriterConfig, wait_acked,
+    ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, SnapshotBlob,
+    Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
 };
 use bytes::Bytes;
 use common::{all_seqs, log, payload};
@@ -37,7 +37,9 @@ fn source(
     Arc::new(move || {
         let seq = applied.0.load(Ordering::SeqCst);
         Ok(SnapshotBlob {
+            zstd_raw_len: None,
             seq,
+            copied_until: seq,
             resource_count: seq,
             bytes: Bytes::from(seq.to_le_bytes().to_vec()),
         })
@@ -50,6 +52,42 @@ fn fast_retry() -> WriterConfig {
         retry_max: Duration::from_millis(100),
         ..WriterConfig::default()
     }
+}
+
+/// A server, a log on it, the applied state, metrics and a cancellation token.
+fn fixture() -> (
+    RedisServer,
+    RedisLog,
+    Arc<Applied>,
+    PersistMetrics,
+    CancellationToken,
+) {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let metrics = PersistMetrics::unregistered().unwrap();
+    (
+        server,
+        log,
+        Arc::new(Applied::default()),
+        metrics,
+        CancellationToken::new(),
+    )
+}
+
+/// A writer with [`fast_retry`] on `log`, snapshotting `applied`.
+fn writer_on(
+    log: &RedisLog,
+    applied: &Arc<Applied>,
+    metrics: &PersistMetrics,
+    cancel: &CancellationToken,
+) -> (ChangeSender<Rec>, WriterHandle) {
+    Writer::spawn(
+        log.clone(),
+        source(applied),
+        fast_retry(),
+        metrics.clone(),
+        cancel.clone(),
+    )
 }
 
 async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
@@ -91,10 +129,17 @@ async fn survives_kill9_and_restart_without_loss_or_duplicates() {
     within("all acked", wait_acked(&mut acked, 20_000))
         .await
         .unwrap();
+    let seqs = all_seqs(&log).await;
+    let missing: Vec<u64> = (1..=20_000u64)
+        .filter(|s| seqs.binary_search(s).is_err())
+        .collect();
     assert_eq!(
-        all_seqs(&log).await,
-        (1..=20_000).collect::<Vec<_>>(),
-        "no loss, no duplicates"
+        (seqs.len(), missing.first(), missing.last()),
+        (20_000, None, None),
+        "no loss, no duplicates (diverged: {}, dropped: {}, log: {})",
+        handle.is_diverged(),
+        metrics.dropped_changes.get(),
+        server.dir().display()
     );
     assert!(!handle.is_diverged());
     assert!(
@@ -207,18 +252,8 @@ async fn cancel_flushes_everything_queued() {
 
 #[tokio::test]
 async fn snapshotter_commits_after_writer_ack_and_trims() {
-    let server = RedisServer::start().unwrap();
-    let log = log(&server);
-    let applied = Arc::new(Applied::default());
-    let metrics = PersistMetrics::unregistered().unwrap();
-    let cancel = CancellationToken::new();
-    let (tx, writer) = Writer::<_, _, Rec>::spawn(
-        log.clone(),
-        source(&applied),
-        fast_retry(),
-        metrics.clone(),
-        cancel.clone(),
-    );
+    let (_server, log, applied, metrics, cancel) = fixture();
+    let (tx, writer) = writer_on(&log, &applied, &metrics, &cancel);
     let config = SnapshotterConfig {
         every_changes: 1000,
         retain_changes: 100,
@@ -292,4 +327,56 @@ async fn two_batches_in_flight_append_everything_once_in_order() {
     assert!(!handle.is_diverged());
     cancel.cancel();
     handle.join().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
+    let (_server, log, applied, metrics, cancel) = fixture();
+    let (tx, writer) = writer_on(&log, &applied, &metrics, &cancel);
+    // A copy that started at 100 and may reflect changes up to 150.
+    let sliced = Arc::new(|| -> Result<SnapshotBlob> {
+        Ok(SnapshotBlob {
+            seq: 100,
+            resource_count: 0,
+            bytes: Bytes::from_static(b"x"),
+            zstd_raw_len: None,
+            copied_until: 150,
+        })
+    });
+    let snap = Snapshotter::spawn(
+        log.clone(),
+        sliced,
+        SnapshotterConfig {
+            interval: Duration::from_secs(3600),
+            every_changes: u64::MAX / 2,
+            snapshot_on_shutdown: false,
+            ..SnapshotterConfig::default()
+        },
+        writer.acked_seq(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    for seq in 1..=120 {
+        tx.send(applied.apply(seq));
+    }
+    let mut acked = writer.acked_seq();
+    within("120 acked", wait_acked(&mut acked, 120))
+        .await
+        .unwrap();
+    snap.request_snapshot();
+    for seq in 121..=150 {
+        tx.send(applied.apply(seq));
+    }
+    let mut committed = snap.committed_seq();
+    within("snapshot", committed.wait_for(|c| *c >= 100))
+        .await
+        .unwrap();
+    assert!(
+        *writer.acked_seq().borrow() >= 150,
+        "committed only after everything the copy may reflect was acknowledged"
+    );
+    assert_eq!(log.snapshot_meta().await.unwrap().unwrap().covered_seq, 100);
+    cancel.cancel();
+    writer.join().await.unwrap();
+    snap.join().await.unwrap();
 }

@@ -41,24 +41,31 @@ where
     R: Record,
 {
     /// Encode `batch`, clear it and start its append, with at most `pipelines` appends in
-    /// flight. After an error (`check_top`) or with one pipeline, the append runs alone, retried
-    /// until it succeeds. Returns false if cancelled while Redis was unreachable (what is not
-    /// durable is kept for the shutdown flush).
+    /// flight. The batch is encoded while the appends in flight proceed (encoding is half the
+    /// cost of an append), then waits for room. After an error (`check_top`) the append runs
+    /// alone, retried until it succeeds. Returns false if cancelled while Redis was unreachable
+    /// (what is not durable is kept for the shutdown flush).
     pub(super) async fn launch(&mut self, batch: &mut Vec<R>, cancel: &CancellationToken) -> bool {
+        let Some(launched) = self.take(batch) else {
+            return true;
+        };
         while self.in_flight.len() >= self.config.pipelines.max(1) {
             let Some(done) = self.in_flight.next().await else {
                 break;
             };
             if !self.settle(done, cancel).await {
+                // Newer than everything `settle` kept: flushed last at shutdown.
+                self.unsent.push_back(launched);
                 return false;
             }
         }
-        if self.check_top || self.config.pipelines <= 1 {
-            return self.settle_all(cancel).await && self.flush(batch, cancel).await;
+        if self.check_top {
+            if !self.settle_all(cancel).await {
+                self.unsent.push_back(launched);
+                return false;
+            }
+            return self.append_retrying(launched, cancel, false).await;
         }
-        let Some(launched) = self.take(batch) else {
-            return true;
-        };
         let log = self.log.clone();
         let mut append: Pending = Box::pin(async move {
             let result = log.append(&launched.encoded).await;
@@ -196,23 +203,32 @@ where
         }
     }
 
-    /// Encode the changes not yet durable; an encoding failure counts as a drop.
-    fn encode(&self, batch: &[R]) -> Vec<(u64, Bytes)> {
-        let mut out = Vec::with_capacity(batch.len());
+    /// Encode the changes not yet durable into one buffer (slices of it, no allocation per
+    /// change); an encoding failure counts as a drop.
+    fn encode(&mut self, batch: &[R]) -> Vec<(u64, Bytes)> {
+        let mut buf = Vec::with_capacity(self.encode_hint);
+        let mut spans = Vec::with_capacity(batch.len());
         for r in batch {
             let seq = r.seq();
-            if seq <= self.acked || out.last().is_some_and(|(last, _)| seq <= *last) {
+            if seq <= self.acked || spans.last().is_some_and(|(last, _)| seq <= *last) {
                 continue;
             }
-            match r.encode() {
-                Ok(b) => out.push((seq, b)),
+            let start = buf.len();
+            match r.encode_into(&mut buf) {
+                Ok(()) => spans.push((seq, start..buf.len())),
                 Err(e) => {
+                    buf.truncate(start);
                     tracing::error!(seq, error = %e, "cannot encode change; log diverged");
                     self.shared.diverge(1);
                 }
             }
         }
-        out
+        self.encode_hint = self.encode_hint.max(buf.len());
+        let buf = Bytes::from(buf);
+        spans
+            .into_iter()
+            .map(|(seq, range)| (seq, buf.slice(range)))
+            .collect()
     }
 
     /// One append, after checking the stream's top if an error happened since the last one.

@@ -1,7 +1,8 @@
 //! The [`Writer`] task: drains a bounded channel of changes, appends them in batches (one
-//! pipelined round trip each, up to [`WriterConfig::pipelines`] batches in flight, acknowledged
-//! in order), retries while Redis is unreachable, and resolves divergence (dropped changes) by
-//! writing a full snapshot that supersedes the log.
+//! pipelined round trip each, packed into stream entries, up to [`WriterConfig::pipelines`]
+//! batches in flight, the next one encoded meanwhile, acknowledged in order), retries while
+//! Redis is unreachable, and resolves divergence (dropped changes) by writing a full snapshot
+//! that supersedes the log.
 //!
 //! Producers use [`ChangeSender::send`], which never blocks and never drops silently: when the
 //! channel is full the change is dropped, the drop is counted, and the log is marked diverged.
@@ -31,10 +32,11 @@ use crate::source::{Record, SnapshotSource, take_snapshot};
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 65_536;
 /// Default maximum changes per batch (the measured sweet spot is 256-1024).
 pub const DEFAULT_MAX_BATCH: usize = 1024;
-/// Default number of batches in flight at once: one. Two reach 1.4x the single-connection raw
-/// XADD rate (docs/benchmarks.md). More than one stays off, and is not exposed as a flag, until
-/// it has been soaked under Redis kill -9 (an earlier trial with four in flight saw a stream top
-/// below the acknowledged sequence once, not yet explained).
+/// Default number of batches in flight at once: one. With changes packed into entries and the
+/// next batch encoded while one is in flight, one batch reaches 1.3-1.5x the single-connection
+/// raw XADD rate (docs/benchmarks.md). More than one is not exposed as a flag: it has not been
+/// soaked under Redis kill -9 (an earlier trial with four in flight saw a stream top below the
+/// acknowledged sequence once, not explained).
 pub const DEFAULT_PIPELINES: usize = 1;
 /// Default time the writer waits for a batch to fill once it holds one change.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
@@ -220,6 +222,8 @@ pub struct Writer<L, S, R> {
     in_flight: InFlight,
     /// Batches taken from the channel but not durable (after a failure or a cancellation).
     unsent: VecDeque<Launched>,
+    /// Largest encoded batch so far (the next batch's buffer capacity).
+    encode_hint: usize,
 }
 
 /// What woke the writer while it held no batch.
@@ -266,6 +270,7 @@ where
             stream_top: None,
             in_flight: FuturesOrdered::new(),
             unsent: VecDeque::new(),
+            encode_hint: 0,
         };
         let join = tokio::spawn(writer.run(cancel));
         (

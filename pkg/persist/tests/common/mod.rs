@@ -41,7 +41,19 @@ pub fn batch(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Bytes)> {
     range.map(|s| (s, payload(s))).collect()
 }
 
+/// Append `range` in batches of `per_batch` changes (one or more stream entries each).
+pub async fn append_in(log: &RedisLog, range: std::ops::RangeInclusive<u64>, per_batch: u64) {
+    use astrolabe_persist::EventLog;
+    let (mut start, end) = range.into_inner();
+    while start <= end {
+        let stop = (start + per_batch - 1).min(end);
+        log.append(&batch(start..=stop)).await.unwrap();
+        start = stop + 1;
+    }
+}
+
 /// Decoder of the toy format: changes decode to their seq, snapshots to their bytes.
+#[derive(Clone, Copy)]
 pub struct ToyDecoder;
 
 impl Decoder for ToyDecoder {
