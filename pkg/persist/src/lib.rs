@@ -20,7 +20,8 @@
 //! - [`compress`]: snapshot compression while encoding ([`zstd_stream`]).
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
-//! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`].
+//! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
+//!   [`take_snapshot`], which runs a source on a background-priority thread ([`priority`]).
 //! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
 //! - [`snapshotter`]: the periodic [`Snapshotter`] task.
 //! - [`recovery`]: [`recover`] at start-up.
@@ -47,6 +48,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod model_codec;
+pub mod priority;
 pub mod recovery;
 pub mod redis_log;
 mod redis_snapshot;
@@ -68,5 +70,5 @@ pub use model_codec::{ModelDecoder, snapshot_blob};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, MapSnapshot, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
-pub use source::{Record, SnapshotSource};
+pub use source::{Record, SnapshotSource, take_snapshot};
 pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

@@ -60,12 +60,27 @@ where
     }
 }
 
-/// Run `source.snapshot()` on a blocking thread.
-pub(crate) async fn take_snapshot<S: SnapshotSource>(
-    source: &std::sync::Arc<S>,
-) -> Result<SnapshotBlob> {
+/// Runs `source.snapshot()` on a thread of its own at background CPU priority
+/// ([`crate::priority`]): the copy takes short read locks and the encoding and compression
+/// then only use CPU the serving threads leave idle. A panic in the source is an error.
+///
+/// # Errors
+/// The source's error, or [`crate::PersistError::SnapshotSource`] when the thread cannot be
+/// started or panics.
+pub async fn take_snapshot<S: SnapshotSource>(source: &std::sync::Arc<S>) -> Result<SnapshotBlob> {
     let source = source.clone();
-    tokio::task::spawn_blocking(move || source.snapshot())
-        .await
-        .map_err(|e| crate::PersistError::SnapshotSource(format!("snapshot task failed: {e}")))?
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("astrolabe-snapshot".into())
+        .spawn(move || {
+            crate::priority::lower_current_thread();
+            // The receiver only goes away when the caller stopped waiting.
+            let _ = tx.send(source.snapshot());
+        })
+        .map_err(|e| {
+            crate::PersistError::SnapshotSource(format!("starting the snapshot thread failed: {e}"))
+        })?;
+    rx.await.map_err(|_| {
+        crate::PersistError::SnapshotSource("the snapshot thread panicked".to_owned())
+    })?
 }
