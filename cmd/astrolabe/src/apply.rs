@@ -25,7 +25,10 @@ pub const IDLE_TICK: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct ApplyMetrics {
     batches: IntCounter,
-    changes: IntCounterVec,
+    /// `astrolabe_apply_changes_total{op="upsert"}`, resolved once.
+    upserts: IntCounter,
+    /// `astrolabe_apply_changes_total{op="delete"}`, resolved once.
+    deletes: IntCounter,
     batch_seconds: Histogram,
     reconciled: IntCounterVec,
 }
@@ -69,7 +72,8 @@ impl ApplyMetrics {
         registry.register(Box::new(reconciled.clone()))?;
         Ok(ApplyMetrics {
             batches,
-            changes,
+            upserts: changes.with_label_values(&["upsert"]),
+            deletes: changes.with_label_values(&["delete"]),
             batch_seconds,
             reconciled,
         })
@@ -158,13 +162,14 @@ pub fn apply_batch(events: &mut Vec<IngestEvent>, out: &ApplyOutputs) -> u64 {
         .observe(started.elapsed().as_secs_f64());
     out.metrics.batches.inc();
     let n = changes.len() as u64;
-    for change in changes {
-        let op = match change.op {
-            ChangeOp::Upsert(_) => "upsert",
-            ChangeOp::Delete { .. } => "delete",
-        };
-        out.metrics.changes.with_label_values(&[op]).inc();
-        if let Some(persist) = &out.persist {
+    let upserts = changes
+        .iter()
+        .filter(|c| matches!(c.op, ChangeOp::Upsert(_)))
+        .count() as u64;
+    out.metrics.upserts.inc_by(upserts);
+    out.metrics.deletes.inc_by(n - upserts);
+    if let Some(persist) = &out.persist {
+        for change in changes {
             // Never blocks; a full buffer marks the log diverged (counted and logged by
             // persistence) and a full snapshot supersedes it when Redis answers.
             let _: SendOutcome = persist.send(change);

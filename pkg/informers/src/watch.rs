@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::pin::pin;
 
 use astrolabe_model::{Kind, ObjectKey, Str, Uid};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc::Sender;
@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::processors::{Processor, with_kind_type};
 use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
+
+/// Most ingest events one watcher takes from its stream before sending them: what a listed page
+/// already holds is translated in one go, then sent, instead of one task wake-up per object.
+pub const SEND_BATCH: usize = 512;
 
 /// Starts one watcher per configured kind (and per namespace when namespaces are given), all
 /// sending into `tx`. The returned task ends when `shutdown` is cancelled, when the receiver is
@@ -96,25 +100,29 @@ async fn run<K: Processor>(ctx: Ctx) {
     let mut stream = pin!(watcher(api, ctx.config.clone()).default_backoff());
     let mut state = Translator::new(kind.clone(), ctx.scope.as_deref().map(Str::from));
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher started");
-    loop {
+    let mut out: Vec<IngestEvent> = Vec::with_capacity(SEND_BATCH);
+    let mut ended = false;
+    while !ended {
         let item = tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => break,
             () = ctx.tx.closed() => break,
             item = stream.next() => item,
         };
-        let Some(item) = item else {
-            tracing::warn!(%kind, "watch stream ended");
-            break;
-        };
-        let events = match item {
-            Ok(event) => state.on_event(event, &ctx),
-            Err(err) => {
-                state.on_error(&err, &ctx);
-                continue;
+        match item {
+            Some(item) => state.on_item(item, &ctx, &mut out),
+            None => ended = true,
+        }
+        // The rest of a listed page is already decoded: take it without waiting, so a page
+        // costs one wake-up and the watcher asks for the next page sooner.
+        while !ended && out.len() < SEND_BATCH {
+            match stream.next().now_or_never() {
+                Some(Some(item)) => state.on_item(item, &ctx, &mut out),
+                Some(None) => ended = true,
+                None => break,
             }
-        };
-        for event in events {
+        }
+        for event in out.drain(..) {
             let sent = tokio::select! {
                 biased;
                 () = ctx.shutdown.cancelled() => false,
@@ -124,6 +132,9 @@ async fn run<K: Processor>(ctx: Ctx) {
                 return;
             }
         }
+    }
+    if ended {
+        tracing::warn!(%kind, "watch stream ended");
     }
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher stopped");
 }
@@ -154,34 +165,51 @@ impl Translator {
         }
     }
 
-    fn on_event<K: Processor>(&mut self, event: watcher::Event<K>, ctx: &Ctx) -> Vec<IngestEvent> {
+    /// Translates one item of the watcher stream into `out`.
+    fn on_item<K: Processor>(
+        &mut self,
+        item: watcher::Result<watcher::Event<K>>,
+        ctx: &Ctx,
+        out: &mut Vec<IngestEvent>,
+    ) {
+        match item {
+            Ok(event) => out.extend(self.on_event(event, ctx)),
+            Err(err) => self.on_error(&err, ctx),
+        }
+    }
+
+    fn on_event<K: Processor>(
+        &mut self,
+        event: watcher::Event<K>,
+        ctx: &Ctx,
+    ) -> Option<IngestEvent> {
         match event {
             watcher::Event::Init => {
                 // A repeated Init (a list that failed half way) discards the partial list; the
                 // graph was already told a list started.
                 self.seen.clear();
                 if self.listing {
-                    return Vec::new();
+                    return None;
                 }
                 self.listing = true;
                 ctx.status.list_started(&self.kind);
                 ctx.metrics.relist(&self.kind);
-                vec![IngestEvent::ListStarted {
+                Some(IngestEvent::ListStarted {
                     kind: self.kind.clone(),
                     namespace: self.scope.clone(),
-                }]
+                })
             }
             watcher::Event::InitApply(obj) => {
                 self.succeeded(ctx);
                 let resource = obj.process();
                 if resource.uid.as_str().is_empty() {
                     tracing::warn!(kind = %self.kind, name = %resource.name, "object without uid skipped");
-                    return Vec::new();
+                    return None;
                 }
                 self.seen.insert(resource.uid.clone());
                 ctx.metrics.event(&self.kind, "init_apply");
                 ctx.status.event(&self.kind, false);
-                vec![IngestEvent::Upsert(resource)]
+                Some(IngestEvent::Upsert(resource))
             }
             watcher::Event::InitDone => {
                 self.succeeded(ctx);
@@ -192,22 +220,22 @@ impl Translator {
                 ctx.metrics.synced(&self.kind, now);
                 self.listed_once = true;
                 tracing::debug!(kind = %self.kind, scope = ?self.scope, objects = self.seen.len(), "list completed");
-                vec![IngestEvent::ListCompleted {
+                Some(IngestEvent::ListCompleted {
                     kind: self.kind.clone(),
                     namespace: self.scope.clone(),
                     seen: std::mem::take(&mut self.seen),
-                }]
+                })
             }
             watcher::Event::Apply(obj) => {
                 self.succeeded(ctx);
                 let resource = obj.process();
                 if resource.uid.as_str().is_empty() {
                     tracing::warn!(kind = %self.kind, name = %resource.name, "object without uid skipped");
-                    return Vec::new();
+                    return None;
                 }
                 ctx.metrics.event(&self.kind, "apply");
                 ctx.status.event(&self.kind, false);
-                vec![IngestEvent::Upsert(resource)]
+                Some(IngestEvent::Upsert(resource))
             }
             watcher::Event::Delete(obj) => {
                 self.succeeded(ctx);
@@ -219,10 +247,10 @@ impl Translator {
                 };
                 ctx.metrics.event(&self.kind, "delete");
                 ctx.status.event(&self.kind, true);
-                vec![IngestEvent::Delete {
+                Some(IngestEvent::Delete {
                     uid: Uid::from(uid),
                     key: ObjectKey::new(self.kind.clone(), namespace, obj.name_any()),
-                }]
+                })
             }
         }
     }
@@ -330,26 +358,28 @@ mod tests {
         let mut t = Translator::new(Kind::ConfigMap, None);
         let started = t.on_event::<ConfigMap>(watcher::Event::Init, &ctx);
         assert!(matches!(
-            &started[..],
-            [IngestEvent::ListStarted {
+            started,
+            Some(IngestEvent::ListStarted {
                 namespace: None,
                 ..
-            }]
+            })
         ));
         t.on_error(&watcher::Error::InitialListFailed(api_error(403)), &ctx);
         assert!(ctx.status.is_forbidden(&Kind::ConfigMap));
         // The watcher starts over: a second Init sends nothing new.
         assert!(
             t.on_event::<ConfigMap>(watcher::Event::Init, &ctx)
-                .is_empty()
+                .is_none()
         );
         assert!(!ctx.status.all_listed());
-        let up = t.on_event(watcher::Event::InitApply(cm("a")), &ctx);
+        // Through `on_item`, as the watcher task calls it.
+        let mut up = Vec::new();
+        t.on_item(Ok(watcher::Event::InitApply(cm("a"))), &ctx, &mut up);
         assert!(matches!(&up[..], [IngestEvent::Upsert(r)] if r.name == "a"));
         assert!(!ctx.status.is_forbidden(&Kind::ConfigMap));
         let done = t.on_event::<ConfigMap>(watcher::Event::InitDone, &ctx);
-        match &done[..] {
-            [IngestEvent::ListCompleted { seen, .. }] => {
+        match &done {
+            Some(IngestEvent::ListCompleted { seen, .. }) => {
                 assert_eq!(seen.len(), 1);
                 assert!(seen.contains(&Uid::from("uid-a")));
             }
@@ -359,15 +389,18 @@ mod tests {
         let del = t.on_event(watcher::Event::Delete(cm("a")), &ctx);
         assert_eq!(
             del,
-            vec![IngestEvent::Delete {
+            Some(IngestEvent::Delete {
                 uid: Uid::from("uid-a"),
                 key: ObjectKey::new(Kind::ConfigMap, "ns", "a"),
-            }]
+            })
         );
         // A relist starts a fresh seen set.
-        assert_eq!(t.on_event::<ConfigMap>(watcher::Event::Init, &ctx).len(), 1);
-        match &t.on_event::<ConfigMap>(watcher::Event::InitDone, &ctx)[..] {
-            [IngestEvent::ListCompleted { seen, .. }] => assert!(seen.is_empty()),
+        assert!(
+            t.on_event::<ConfigMap>(watcher::Event::Init, &ctx)
+                .is_some()
+        );
+        match &t.on_event::<ConfigMap>(watcher::Event::InitDone, &ctx) {
+            Some(IngestEvent::ListCompleted { seen, .. }) => assert!(seen.is_empty()),
             other => panic!("unexpected {other:?}"),
         }
         let report = ctx.status.report();

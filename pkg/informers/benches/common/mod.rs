@@ -1,19 +1,22 @@
-//! Shared pieces of the informers benches: the emulator on an ephemeral port, Astrolabe's ingest
-//! path (informers for every kind feeding a graph through an apply loop) and figure lines.
+//! Shared pieces of the informers benches: the [`harness`] (emulator, bounded waits, figure
+//! lines) and a minimal ingest path (informers for every kind feeding a graph through a small
+//! apply loop) that the restart bench relists through. The initial-sync bench lives in
+//! `cmd/astrolabe/benches` and drives the product's real apply loop instead.
 #![allow(dead_code)]
 
+mod harness;
+
+pub use harness::{Emulator, Versus, figure, within};
+
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
-use astrolabe_kubesim::{Sim, serve};
 use astrolabe_model::{ChangeOp, Kind};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,37 +25,6 @@ use tokio_util::sync::CancellationToken;
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 /// Capacity of the informers → apply loop channel.
 pub const INGEST_CHANNEL: usize = 1024;
-
-/// Runs `fut`, failing with `what` after `limit`.
-pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .with_context(|| format!("timed out after {limit:?} waiting for {what}"))
-}
-
-/// The emulator served on 127.0.0.1:0 until dropped.
-pub struct Emulator {
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    shutdown: CancellationToken,
-}
-
-impl Emulator {
-    /// Serve `sim` on an ephemeral port.
-    pub async fn start(sim: Sim) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(serve(sim, listener, shutdown.clone()));
-        Ok(Self { url, shutdown })
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
 
 /// Counters of the apply loop.
 #[derive(Debug, Default)]
@@ -119,26 +91,6 @@ impl Ingest {
         .await?
         .map_err(|_| anyhow::anyhow!("the apply loop ended before every kind was listed"))?;
         Ok(())
-    }
-
-    /// Wait until no event arrived for `quiet`, bounded by `limit`; returns the events count and
-    /// when the last of them was applied.
-    pub async fn until_quiet(&self, quiet: Duration, limit: Duration) -> Result<(u64, Instant)> {
-        let progress = self.progress.clone();
-        within(limit, "the apply loop to catch up", async move {
-            let mut last = progress.events.load(Ordering::Acquire);
-            let mut last_at = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                let now = progress.events.load(Ordering::Acquire);
-                if now != last {
-                    (last, last_at) = (now, Instant::now());
-                } else if last_at.elapsed() >= quiet {
-                    return (now, last_at);
-                }
-            }
-        })
-        .await
     }
 
     /// Stop the informers and the apply loop.
@@ -240,35 +192,4 @@ pub fn expect_nodes(what: &str, graph: &Graph, want: usize) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// How a figure compares with its baseline.
-pub struct Versus<'a> {
-    /// Figure / baseline.
-    pub ratio: f64,
-    /// Name of the baseline.
-    pub baseline: &'a str,
-    /// The target, as text (`>= 0.8x`).
-    pub target: &'a str,
-    /// Whether the target is met.
-    pub met: bool,
-}
-
-/// Print one figure line: name, value, unit and, when given, the comparison.
-pub fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
-    let value = if value >= 100.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.3}")
-    };
-    match versus {
-        Some(v) => println!(
-            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
-            v.ratio,
-            v.baseline,
-            v.target,
-            if v.met { "MET" } else { "MISSED" }
-        ),
-        None => println!("{name:<36} {value:>12} {unit}"),
-    }
 }
