@@ -330,8 +330,12 @@ fn measure(
     let mut runs: Vec<(&Endpoint, &str, Load, bool)> = Vec::new();
     for e in endpoints {
         if let Some((_, rate)) = e.target {
+            // One wrk thread per connection: independent clients, each on its own schedule.
+            // (wrk delays in whole milliseconds, so connections sharing one thread's schedule
+            // would send in lock-step pairs at each millisecond, a burstier load than
+            // independent clients.)
             let paced = Load {
-                threads: 1,
+                threads: settings.paced_connections,
                 connections: settings.paced_connections,
                 rate: Some(rate),
             };

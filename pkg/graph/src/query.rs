@@ -305,7 +305,12 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
         if next.is_empty() {
             break;
         }
-        next.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
+        // Keys are unique but for a moment of re-creation; the UID breaks such a tie, so an
+        // unstable (allocation-free) sort gives one order.
+        next.sort_unstable_by(|&a, &b| {
+            let (a, b) = (&g.g[a], &g.g[b]);
+            a.parts().cmp(&b.parts()).then_with(|| a.uid.cmp(&b.uid))
+        });
         let room = limit.saturating_sub(order.len());
         if next.len() > room {
             next.truncate(room);
