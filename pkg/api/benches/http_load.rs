@@ -42,6 +42,8 @@ const WRITE_TICK: Duration = Duration::from_millis(10);
 const CLOCK_TICKS_PER_S: f64 = 100.0;
 /// How long the idle server (writer only) is sampled to subtract the writer's CPU.
 const BASELINE: Duration = Duration::from_secs(2);
+/// Unreported load per endpoint before the measured runs.
+const WARM_UP: Duration = Duration::from_secs(2);
 /// Offered load at which the neighbours p99 target is judged (requests/s).
 const NEIGHBORS_RATE: u64 = 2_000;
 /// Offered load at which the namespace-graph p99 target is judged (requests/s; ~230 MB/s of
@@ -350,6 +352,13 @@ fn measure(
             };
             runs.push((e, "1 conn", one, false));
         }
+    }
+    // Warm-up, not reported: every endpoint once at saturation for WARM_UP, so the first
+    // measured run does not pay for first-touch page faults and the first rendering of each
+    // resource's JSON (the fragment cache fills as a long-running server's would).
+    for e in endpoints {
+        wrk::run(saturated, WARM_UP.as_secs(), false, dir.path(), addr, e)
+            .with_context(|| format!("warming up {}", e.name))?;
     }
     let mut missed = 0;
     for (endpoint, label, load, decides) in runs {
