@@ -55,7 +55,8 @@ const FORWARD: &[EdgeKind] = &[
 
 fn sorted(g: &Graph, set: impl IntoIterator<Item = NodeIndex>) -> Vec<NodeIndex> {
     let mut v: Vec<NodeIndex> = set.into_iter().collect();
-    v.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
+    // The index breaks ties, so duplicates end up adjacent for `dedup`.
+    v.sort_unstable_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()).then(a.cmp(&b)));
     v.dedup();
     v
 }

@@ -188,7 +188,7 @@ impl Graph {
         set: &FxHashSet<NodeIndex>,
     ) -> impl Iterator<Item = (&'a Resource, NodeIndex)> + 'a {
         let mut v: Vec<NodeIndex> = set.iter().copied().collect();
-        v.sort_by(|&a, &b| self.g[a].name.cmp(&self.g[b].name));
+        v.sort_unstable_by(|&a, &b| self.g[a].name.cmp(&self.g[b].name).then(a.cmp(&b)));
         v.into_iter().map(move |i| (&*self.g[i], i))
     }
 

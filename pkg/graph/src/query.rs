@@ -216,7 +216,7 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
             .get(release)
             .map(|s| s.iter().copied().filter(after).collect())
             .unwrap_or_default();
-        members.sort_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()));
+        members.sort_unstable_by(|&a, &b| g.g[a].parts().cmp(&g.g[b].parts()).then(a.cmp(&b)));
         for i in members {
             if push(i) {
                 break;
