@@ -14,26 +14,20 @@
 //! a profiler). Figures go to docs/benchmarks.md.
 #![allow(missing_docs)]
 
-#[path = "../../../pkg/informers/benches/common/harness.rs"]
-mod harness;
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use astrolabe::app::{HEARTBEAT_MAX_AGE, INGEST_CHANNEL};
-use astrolabe::apply::{self, ApplyMetrics, ApplyOutputs};
-use astrolabe::cli::ServerArgs;
-use astrolabe_api::{ChangeFeed, Heartbeat};
-use astrolabe_graph::SharedGraph;
 use astrolabe_informers::processors::Processor;
-use astrolabe_informers::{InformerConfig, InformerMetrics, SyncStatus};
 use astrolabe_kubesim::{Churner, Sim, SimConfig};
 use astrolabe_model::generator;
+use common::pipeline::{SYNC_TIMEOUT, process_cpu_seconds};
+use common::{Emulator, Pipeline, Versus, figure, within};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use harness::{Emulator, Versus, figure, within};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -47,9 +41,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use prometheus::Registry;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const SEED: u64 = 42;
@@ -63,17 +54,9 @@ const POD_UPDATE_RATE: u64 = 20_000;
 const POD_TICK: Duration = Duration::from_millis(10);
 /// Target of (a) against (b).
 const TARGET_RATIO: f64 = 0.8;
-/// Bound on any initial list of the whole cluster.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
-/// How often the bench looks whether the sync is complete.
-const POLL: Duration = Duration::from_millis(1);
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
+    common::block_on(run())
 }
 
 async fn run() -> Result<()> {
@@ -135,114 +118,6 @@ async fn run() -> Result<()> {
     churn(&sim, ingest).await
 }
 
-/// Astrolabe's ingest pipeline as `astrolabe serve` wires it, minus persistence and HTTP: the
-/// informers with the default configuration, the ingest channel, the real apply loop.
-struct Pipeline {
-    graph: SharedGraph,
-    sync: SyncStatus,
-    registry: Registry,
-    shutdown: CancellationToken,
-    informers: JoinHandle<()>,
-    apply: JoinHandle<u64>,
-}
-
-impl Pipeline {
-    fn start(url: &str) -> Result<Self> {
-        let client = astrolabe_informers::client_for_url(url)?;
-        let registry = Registry::new();
-        let graph = SharedGraph::new();
-        let sync = SyncStatus::new();
-        let shutdown = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(INGEST_CHANNEL);
-        let informers = astrolabe_informers::spawn(
-            client,
-            InformerConfig::default(),
-            tx,
-            sync.clone(),
-            InformerMetrics::new(&registry)?,
-            shutdown.clone(),
-        );
-        let outputs = ApplyOutputs {
-            graph: graph.clone(),
-            feed: ChangeFeed::new(ServerArgs::default().watch_history, 1024),
-            persist: None,
-            heartbeat: Heartbeat::new(HEARTBEAT_MAX_AGE),
-            metrics: ApplyMetrics::register(&registry)?,
-        };
-        let apply = tokio::spawn(apply::run(rx, outputs));
-        Ok(Self {
-            graph,
-            sync,
-            registry,
-            shutdown,
-            informers,
-            apply,
-        })
-    }
-
-    /// Wait until every kind completed its first list and the graph holds all `objects`.
-    async fn until_synced(&self, objects: usize) -> Result<()> {
-        within(SYNC_TIMEOUT, "every kind to be listed and applied", async {
-            while !(self.sync.all_listed() && self.graph.read().node_count() == objects) {
-                tokio::time::sleep(POLL).await;
-            }
-        })
-        .await
-    }
-
-    /// Graph changes the apply loop made so far (`astrolabe_apply_changes_total`).
-    fn changes(&self) -> u64 {
-        self.registry
-            .gather()
-            .iter()
-            .filter(|f| f.name() == "astrolabe_apply_changes_total")
-            .flat_map(|f| f.get_metric())
-            .map(|m| m.get_counter().get_value() as u64)
-            .sum()
-    }
-
-    /// Relists (list starts after the first) over every kind.
-    fn relists(&self) -> u64 {
-        self.sync
-            .report()
-            .iter()
-            .map(|k| k.relists.saturating_sub(1))
-            .sum()
-    }
-
-    /// Wait until no change was applied for `quiet`, bounded by `limit`; returns the changes
-    /// count and when the last of them was applied.
-    async fn until_quiet(&self, quiet: Duration, limit: Duration) -> Result<(u64, Instant)> {
-        within(limit, "the apply loop to catch up", async {
-            let mut last = self.changes();
-            let mut last_at = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                let now = self.changes();
-                if now != last {
-                    (last, last_at) = (now, Instant::now());
-                } else if last_at.elapsed() >= quiet {
-                    return (now, last_at);
-                }
-            }
-        })
-        .await
-    }
-
-    /// Stop the informers; the apply loop drains and ends.
-    async fn stop(self) -> Result<()> {
-        self.shutdown.cancel();
-        within(Duration::from_secs(10), "informers to stop", self.informers).await??;
-        within(
-            Duration::from_secs(10),
-            "the apply loop to drain",
-            self.apply,
-        )
-        .await??;
-        Ok(())
-    }
-}
-
 /// (a) Informers → graph until every kind listed; objects per second.
 async fn astrolabe_sync(url: &str, objects: usize) -> Result<(f64, Pipeline)> {
     let cpu_before = process_cpu_seconds();
@@ -267,27 +142,6 @@ async fn astrolabe_sync(url: &str, objects: usize) -> Result<(f64, Pipeline)> {
         process_cpu_seconds() - cpu_before
     );
     Ok((objects as f64 / seconds, pipeline))
-}
-
-/// CPU time (user + system) this process used so far, from `/proc/self/stat` (0 where that is
-/// not available). On a shared machine the wall-clock figures move with the neighbours' load;
-/// the CPU time says how much work each side did.
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    // USER_HZ is 100 on every Linux this runs on.
-    ticks as f64 / 100.0
 }
 
 /// (b) One reflector store per kind until every store is ready; objects per second.

@@ -192,12 +192,12 @@ impl Graph {
         v.into_iter().map(move |i| (&*self.g[i], i))
     }
 
-    /// Node indexes of `kind` (in `namespace` when given), in no particular order.
-    pub(crate) fn members<'a>(
+    /// The (kind, namespace) buckets of `kind`: the one of `namespace` when given, else all.
+    fn buckets<'a>(
         &'a self,
         kind: &Kind,
         namespace: Option<&'a str>,
-    ) -> impl Iterator<Item = NodeIndex> + 'a {
+    ) -> impl Iterator<Item = &'a FxHashSet<NodeIndex>> + 'a {
         self.by_key
             .get(kind)
             .into_iter()
@@ -206,7 +206,17 @@ impl Graph {
                     .iter()
                     .filter(move |(ns, _)| namespace.is_none_or(|n| ns.as_str() == n))
             })
-            .flat_map(|(_, set)| set.iter().copied())
+            .map(|(_, set)| set)
+    }
+
+    /// Node indexes of `kind` (in `namespace` when given), in no particular order.
+    pub(crate) fn members<'a>(
+        &'a self,
+        kind: &Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = NodeIndex> + 'a {
+        self.buckets(kind, namespace)
+            .flat_map(|set| set.iter().copied())
     }
 
     /// Every resource, in no particular order.
@@ -329,15 +339,8 @@ impl Graph {
         kind: &'a Kind,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = NodeIndex> + 'a {
-        self.by_key
-            .get(kind)
-            .into_iter()
-            .flat_map(move |by_ns| {
-                by_ns
-                    .iter()
-                    .filter(move |(ns, _)| namespace.is_none_or(|n| ns.as_str() == n))
-            })
-            .flat_map(move |(_, set)| self.sorted_by_name(set).map(|(_, i)| i))
+        self.buckets(kind, namespace)
+            .flat_map(move |set| self.sorted_by_name(set).map(|(_, i)| i))
     }
 
     /// Kinds present, in kind order.

@@ -333,8 +333,14 @@ async fn two_batches_in_flight_append_everything_once_in_order() {
 async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
     let (_server, log, applied, metrics, cancel) = fixture();
     let (tx, writer) = writer_on(&log, &applied, &metrics, &cancel);
-    // A copy that started at 100 and may reflect changes up to 150.
-    let sliced = Arc::new(|| -> Result<SnapshotBlob> {
+    // A copy that started at 100 and reflects changes up to 150, applied while it was being
+    // taken: they reach the writer only as the copy ends, so a snapshotter that did not wait
+    // for them would commit while they are still in flight.
+    let during = (tx.clone(), applied.clone());
+    let sliced = Arc::new(move || -> Result<SnapshotBlob> {
+        for seq in 121..=150 {
+            during.0.send(during.1.apply(seq));
+        }
         Ok(SnapshotBlob {
             seq: 100,
             resource_count: 0,
@@ -364,9 +370,6 @@ async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
         .await
         .unwrap();
     snap.request_snapshot();
-    for seq in 121..=150 {
-        tx.send(applied.apply(seq));
-    }
     let mut committed = snap.committed_seq();
     within("snapshot", committed.wait_for(|c| *c >= 100))
         .await

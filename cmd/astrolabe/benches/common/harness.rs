@@ -1,7 +1,4 @@
-//! Bench harness pieces shared by the informers benches and `cmd/astrolabe`'s initial-sync bench
-//! (which includes this file by path): the emulator on an ephemeral port, a bounded wait and
-//! figure lines.
-#![allow(dead_code)]
+//! The emulator on an ephemeral port, a bounded wait and figure lines.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +7,19 @@ use anyhow::{Context, Result};
 use astrolabe_kubesim::{Sim, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Runs `fut` to completion on a runtime with two workers (the machine the figures are
+/// taken on has two cores).
+///
+/// # Errors
+/// When the runtime cannot be built, or `fut` fails.
+pub fn block_on(fut: impl Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
 
 /// Runs `fut`, failing with `what` after `limit`.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> Result<T> {

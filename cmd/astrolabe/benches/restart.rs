@@ -2,12 +2,10 @@
 //! `recover` from Redis (the snapshot fetched, decoded and built into a graph with
 //! `Graph::from_snapshot` on a blocking thread while the stream after it is read and decoded),
 //! then `replay` of the tail; against a full relist of the same final state from the emulator
-//! through the informers into a graph.
+//! through the informers and the product's apply loop into a graph (`common::Pipeline`, as
+//! `astrolabe serve` wires it).
 //!
-//! Lives in the informers crate because the baseline needs the informers and the emulator, and
-//! persistence must not depend on either.
-//!
-//! `cargo bench -p astrolabe-informers --bench restart`. Figures go to docs/benchmarks.md.
+//! `cargo bench -p astrolabe --bench restart`. Figures go to docs/benchmarks.md.
 #![allow(missing_docs)]
 
 mod common;
@@ -25,7 +23,7 @@ use astrolabe_persist::{
     RedisLog, recover, snapshot_blob,
 };
 use bytes::Bytes;
-use common::{Emulator, Versus, figure, within};
+use common::{Emulator, Pipeline, Versus, figure, within};
 
 const SEED: u64 = 42;
 const SIZE: usize = 100_000;
@@ -39,11 +37,7 @@ const TARGET_RATIO: f64 = 0.2;
 const CLUSTER: &str = "bench";
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
+    common::block_on(run())
 }
 
 async fn run() -> Result<()> {
@@ -88,8 +82,7 @@ async fn run() -> Result<()> {
     let emulator = Emulator::start(sim).await?;
     let mut relist_best = f64::INFINITY;
     for _ in 0..RELIST_ROUNDS {
-        let (seconds, graph) = common::relist_into_graph(&emulator.url).await?;
-        common::expect_nodes("relist", &graph, expected_nodes)?;
+        let seconds = relist(&emulator.url, expected_nodes).await?;
         relist_best = relist_best.min(seconds);
     }
 
@@ -201,7 +194,7 @@ async fn restart(config: &RedisConfig, want: &Graph) -> Result<f64> {
             want.seq()
         );
     }
-    common::expect_nodes("restart", &graph, want.node_count())?;
+    expect_nodes("restart", &graph, want.node_count())?;
     if graph.edge_count() != want.edge_count() {
         bail!(
             "restart: {} edges, expected {}",
@@ -268,5 +261,28 @@ async fn breakdown(config: &RedisConfig) -> Result<()> {
         decode_tail,
         replay
     );
+    Ok(())
+}
+
+/// Full relist of the cluster at `url` into a fresh graph through the real pipeline: seconds
+/// until every kind is listed and all `objects` are in the graph.
+async fn relist(url: &str, objects: usize) -> Result<f64> {
+    let started = Instant::now();
+    let pipeline = Pipeline::start(url)?;
+    pipeline.until_synced(objects).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("  relist: {objects} resources in {seconds:.3} s");
+    pipeline.stop().await?;
+    Ok(seconds)
+}
+
+/// Check that a graph holds `want` resources.
+fn expect_nodes(what: &str, graph: &Graph, want: usize) -> Result<()> {
+    if graph.node_count() != want {
+        bail!(
+            "{what}: graph has {} resources, expected {want}",
+            graph.node_count()
+        );
+    }
     Ok(())
 }

@@ -1,0 +1,10 @@
+//! Pieces shared by `cmd/astrolabe`'s benches: the emulator on an ephemeral port, bounded waits
+//! and figure lines ([`harness`]), and Astrolabe's ingest pipeline wired as `astrolabe serve`
+//! wires it ([`pipeline`]).
+#![allow(dead_code)]
+
+pub mod harness;
+pub mod pipeline;
+
+pub use harness::{Emulator, Versus, block_on, figure, within};
+pub use pipeline::Pipeline;
