@@ -149,8 +149,10 @@ pub async fn start(
 
     let source_graph = graph.clone();
     let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
-        // Copy the Arcs a slice at a time, each under a short read lock; encode after.
+        // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
+        // encode after, at background priority (see `SnapshotSource`).
         let (snapshot, copied_until) = snapshot_sliced(&source_graph);
+        astrolabe_persist::priority::lower_current_thread();
         let mut blob = snapshot_blob(&snapshot)?;
         blob.copied_until = copied_until;
         Ok(blob)

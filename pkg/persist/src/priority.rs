@@ -5,8 +5,8 @@
 pub const BACKGROUND_NICE: i32 = 19;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]; threads it starts (zstd's
-/// worker) inherit it. Only for threads that do nothing else afterwards: an unprivileged
-/// process cannot raise it back. Returns whether it took effect (always false off Linux).
+/// worker) inherit it. Only for threads that do nothing else afterwards (an unprivileged
+/// process cannot raise it back), and only once they hold no lock others wait for. Returns whether it took effect (always false off Linux).
 pub fn lower_current_thread() -> bool {
     #[cfg(target_os = "linux")]
     {

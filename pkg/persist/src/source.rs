@@ -42,9 +42,13 @@ impl Record for (u64, Bytes) {
 }
 
 /// The live state (the graph), able to hand out its encoded contents and the sequence of the
-/// last change they include, without blocking its readers. Called on a blocking thread.
+/// last change they include, without blocking its readers. Called by [`take_snapshot`] on a
+/// thread of its own, at normal priority.
 pub trait SnapshotSource: Send + Sync + 'static {
-    /// Encode the whole current state.
+    /// Encode the whole current state. Take whatever locks the copy needs first, then call
+    /// [`crate::priority::lower_current_thread`] before the long encoding: a thread at
+    /// background priority that holds a lock the apply loop waits for stalls every reader
+    /// behind it (priority inversion; the stall bench saw 8–20 ms copies that way).
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotSource`] when the state cannot be encoded.
@@ -60,9 +64,9 @@ where
     }
 }
 
-/// Runs `source.snapshot()` on a thread of its own at background CPU priority
-/// ([`crate::priority`]): the copy takes short read locks and the encoding and compression
-/// then only use CPU the serving threads leave idle. A panic in the source is an error.
+/// Runs `source.snapshot()` on a thread of its own, which the source lowers to background CPU
+/// priority ([`crate::priority`]) once its short read locks are done, so that the encoding and
+/// compression only use CPU the serving threads leave idle. A panic in the source is an error.
 ///
 /// # Errors
 /// The source's error, or [`crate::PersistError::SnapshotSource`] when the thread cannot be
@@ -73,7 +77,6 @@ pub async fn take_snapshot<S: SnapshotSource>(source: &std::sync::Arc<S>) -> Res
     std::thread::Builder::new()
         .name("astrolabe-snapshot".into())
         .spawn(move || {
-            crate::priority::lower_current_thread();
             // The receiver only goes away when the caller stopped waiting.
             let _ = tx.send(source.snapshot());
         })
