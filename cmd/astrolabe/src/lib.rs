@@ -17,3 +17,11 @@ pub mod emulator;
 pub mod persistence;
 pub mod readiness;
 pub mod snapshot;
+
+/// mimalloc instead of glibc's allocator, for the binary and everything linking this crate
+/// (its tests and benches). The ingest path allocates and frees millions of small objects (each
+/// decoded Kubernetes object is dropped once it is in the graph); glibc spent ~28% of an initial
+/// sync's CPU in malloc/free/consolidate plus ~14% zeroing pages it had given back to the kernel
+/// (perf, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
