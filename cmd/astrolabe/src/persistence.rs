@@ -13,7 +13,7 @@ use astrolabe_model::Change;
 use astrolabe_persist::{
     ChangeSender, DEFAULT_REPLAY_PAGE, MapSnapshot, ModelDecoder, PersistMetrics, Recovered,
     RedisConfig, RedisLog, SnapshotBlob, SnapshotRequester, Snapshotter, SnapshotterConfig,
-    SnapshotterHandle, Writer, WriterConfig, WriterHandle, recover, snapshot_blob,
+    SnapshotterHandle, Writer, WriterConfig, WriterHandle, copy_then_encode, recover,
 };
 use prometheus::Registry;
 use tokio::task::JoinHandle;
@@ -150,12 +150,8 @@ pub async fn start(
     let source_graph = graph.clone();
     let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
         // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
-        // encode after, at background priority (see `SnapshotSource`).
-        let (snapshot, copied_until) = snapshot_sliced(&source_graph);
-        astrolabe_persist::priority::lower_current_thread();
-        let mut blob = snapshot_blob(&snapshot)?;
-        blob.copied_until = copied_until;
-        Ok(blob)
+        // encode after, at background priority.
+        copy_then_encode(|| snapshot_sliced(&source_graph))
     });
     let cancel = CancellationToken::new();
     let (sender, writer) = Writer::spawn(

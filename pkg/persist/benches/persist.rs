@@ -29,7 +29,7 @@ use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
-    SnapshotBlob, Writer, WriterConfig, snapshot_blob, take_snapshot, wait_acked,
+    SnapshotBlob, Writer, WriterConfig, copy_then_encode, snapshot_blob, take_snapshot, wait_acked,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -577,11 +577,12 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
         let source = {
             let (shared, copy_ns) = (shared.clone(), copy_ns.clone());
             Arc::new(move || {
-                let t = Instant::now();
-                let (snapshot, _) = snapshot_sliced(&shared);
-                copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                astrolabe_persist::priority::lower_current_thread();
-                snapshot_blob(&snapshot)
+                copy_then_encode(|| {
+                    let t = Instant::now();
+                    let copied = snapshot_sliced(&shared);
+                    copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    copied
+                })
             })
         };
         let blob = take_snapshot(&source).await;

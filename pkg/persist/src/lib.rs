@@ -66,7 +66,7 @@ pub use log::{
     TrimOutcome,
 };
 pub use metrics::PersistMetrics;
-pub use model_codec::{ModelDecoder, snapshot_blob};
+pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, MapSnapshot, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};

@@ -55,6 +55,23 @@ pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
     })
 }
 
+/// The shape of a snapshot source ([`crate::SnapshotSource`]): `copy` runs first, at the
+/// calling thread's priority, and returns the state with the sequence its copy ended at (see
+/// [`SnapshotBlob::copied_until`]); the thread is then lowered to background priority
+/// ([`crate::priority`]) and the copy encoded with [`snapshot_blob`]. Lowering before the copy
+/// would let a descheduled background thread hold a read lock the apply loop waits for, and
+/// every reader queues behind the apply loop.
+///
+/// # Errors
+/// As [`snapshot_blob`].
+pub fn copy_then_encode(copy: impl FnOnce() -> (Snapshot, u64)) -> Result<SnapshotBlob> {
+    let (snapshot, copied_until) = copy();
+    crate::priority::lower_current_thread();
+    let mut blob = snapshot_blob(&snapshot)?;
+    blob.copied_until = copied_until;
+    Ok(blob)
+}
+
 /// Decodes model snapshots and changes; an unknown format version is reported as
 /// [`PersistError::UnknownFormat`].
 #[derive(Debug, Clone, Copy, Default)]

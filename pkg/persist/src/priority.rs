@@ -6,7 +6,8 @@ pub const BACKGROUND_NICE: i32 = 19;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]; threads it starts (zstd's
 /// worker) inherit it. Only for threads that do nothing else afterwards (an unprivileged
-/// process cannot raise it back), and only once they hold no lock others wait for. Returns whether it took effect (always false off Linux).
+/// process cannot raise it back), and only once they hold no lock others wait for. Returns
+/// whether it took effect (always false off Linux).
 pub fn lower_current_thread() -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -27,11 +28,11 @@ fn set_nice(nice: i32) -> bool {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Field 19 of `/proc/thread-self/stat`: this thread's nice value.
-    fn own_nice() -> i32 {
+    pub(crate) fn own_nice() -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
         // The command name (field 2) may contain spaces; fields after it follow the last ')'.
         let rest = &stat[stat.rfind(')').expect("stat format") + 2..];

@@ -45,10 +45,10 @@ impl Record for (u64, Bytes) {
 /// last change they include, without blocking its readers. Called by [`take_snapshot`] on a
 /// thread of its own, at normal priority.
 pub trait SnapshotSource: Send + Sync + 'static {
-    /// Encode the whole current state. Take whatever locks the copy needs first, then call
-    /// [`crate::priority::lower_current_thread`] before the long encoding: a thread at
-    /// background priority that holds a lock the apply loop waits for stalls every reader
-    /// behind it (priority inversion; the stall bench saw 8–20 ms copies that way).
+    /// Encode the whole current state: copy it under whatever short locks it needs, then lower
+    /// the thread's priority and encode ([`crate::copy_then_encode`] does both in that order).
+    /// A thread at background priority that holds a lock the apply loop waits for stalls every
+    /// reader behind it (priority inversion; the stall bench saw 8–20 ms copies that way).
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotSource`] when the state cannot be encoded.
@@ -86,4 +86,74 @@ pub async fn take_snapshot<S: SnapshotSource>(source: &std::sync::Arc<S>) -> Res
     rx.await.map_err(|_| {
         crate::PersistError::SnapshotSource("the snapshot thread panicked".to_owned())
     })?
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use astrolabe_model::codec::{self, Snapshot};
+    use astrolabe_model::{Kind, Resource};
+
+    use super::take_snapshot;
+    use crate::priority::BACKGROUND_NICE;
+    use crate::priority::tests::own_nice;
+    use crate::{Result, SnapshotBlob, copy_then_encode};
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            seq: 7,
+            taken_at_ms: 0,
+            resources: vec![Arc::new(Resource::new("u1", Kind::Pod, "ns", "p"))],
+        }
+    }
+
+    /// The copy (which takes read locks) must not run at background priority: a descheduled
+    /// low-priority lock holder stalls the apply loop and every reader queued behind it.
+    #[test]
+    fn copy_then_encode_copies_at_the_callers_priority_and_encodes_lowered() {
+        let (before, during_copy, after, blob) = std::thread::spawn(|| {
+            let before = own_nice();
+            let mut during_copy = None;
+            let blob = copy_then_encode(|| {
+                during_copy = Some(own_nice());
+                (snapshot(), 9)
+            });
+            (before, during_copy, own_nice(), blob)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(
+            during_copy,
+            Some(before),
+            "copied at the thread's own priority"
+        );
+        assert_eq!(after, BACKGROUND_NICE, "lowered for the encoding");
+        let blob = blob.expect("encodes");
+        assert_eq!(
+            (blob.seq, blob.copied_until, blob.resource_count),
+            (7, 9, 1)
+        );
+        let raw = zstd::decode_all(&blob.bytes[..]).expect("one zstd frame");
+        let decoded = codec::decode_snapshot(&raw).expect("decodes");
+        assert_eq!(decoded.resources, snapshot().resources);
+    }
+
+    #[tokio::test]
+    async fn take_snapshot_starts_the_source_at_normal_priority() {
+        let caller = own_nice();
+        let seen = Arc::new(AtomicI32::new(i32::MIN));
+        let source = {
+            let seen = seen.clone();
+            Arc::new(move || -> Result<SnapshotBlob> {
+                seen.store(own_nice(), Ordering::Relaxed);
+                crate::snapshot_blob(&snapshot())
+            })
+        };
+        let blob = take_snapshot(&source).await.expect("snapshot");
+        assert_eq!(blob.resource_count, 1);
+        assert_eq!(seen.load(Ordering::Relaxed), caller);
+        assert_eq!(own_nice(), caller, "the caller's thread is untouched");
+    }
 }
