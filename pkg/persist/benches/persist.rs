@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
-use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::testing::{RedisServer, Versus, figure};
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
     SnapshotBlob, Writer, WriterConfig, copy_then_encode, snapshot_blob, take_snapshot, wait_acked,
@@ -650,33 +650,17 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
             met: wait_max <= 1.0,
         }),
     );
-    figure("stall/read_lock_wait_p99_ms", wait_p99, "ms", None);
-    figure(
-        "stall/no_snapshot/read_lock_wait_max_ms",
-        wait_quiet_max,
-        "ms",
-        None,
-    );
-    figure(
-        "stall/no_snapshot/read_lock_wait_p99_ms",
-        wait_quiet_p99,
-        "ms",
-        None,
-    );
-    figure("stall/read_query_max_ms", query_max, "ms", None);
-    figure("stall/read_query_p99_ms", query_p99, "ms", None);
-    figure(
-        "stall/no_snapshot/read_query_max_ms",
-        query_quiet_max,
-        "ms",
-        None,
-    );
-    figure(
-        "stall/no_snapshot/read_query_p99_ms",
-        query_quiet_p99,
-        "ms",
-        None,
-    );
+    for (name, ms) in [
+        ("stall/read_lock_wait_p99_ms", wait_p99),
+        ("stall/no_snapshot/read_lock_wait_max_ms", wait_quiet_max),
+        ("stall/no_snapshot/read_lock_wait_p99_ms", wait_quiet_p99),
+        ("stall/read_query_max_ms", query_max),
+        ("stall/read_query_p99_ms", query_p99),
+        ("stall/no_snapshot/read_query_max_ms", query_quiet_max),
+        ("stall/no_snapshot/read_query_p99_ms", query_quiet_p99),
+    ] {
+        figure(name, ms, "ms", None);
+    }
     figure(
         "stall/lock_hold_slice_max_ms",
         slice_max,
@@ -688,52 +672,16 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
             met: slice_max <= 1.0,
         }),
     );
-    figure("stall/lock_hold_whole_copy_max_ms", whole_max, "ms", None);
-    figure("stall/write_lock_wait_max_ms", write_max, "ms", None);
-    figure("stall/write_lock_wait_p99_ms", write_p99, "ms", None);
-    figure(
-        "stall/no_snapshot/write_lock_wait_max_ms",
-        write_quiet_max,
-        "ms",
-        None,
-    );
-    figure(
-        "stall/no_snapshot/write_lock_wait_p99_ms",
-        write_quiet_p99,
-        "ms",
-        None,
-    );
-    figure("stall/redis_ping_max_ms", ping_max, "ms", None);
-    figure("stall/redis_ping_p99_ms", ping_p99, "ms", None);
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// figure lines
-
-/// How a figure compares with its baseline.
-struct Versus<'a> {
-    ratio: f64,
-    baseline: &'a str,
-    target: &'a str,
-    met: bool,
-}
-
-/// Print one figure line: name, value, unit and, when given, the comparison.
-fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
-    let value = if value >= 100.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.3}")
-    };
-    match versus {
-        Some(v) => println!(
-            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
-            v.ratio,
-            v.baseline,
-            v.target,
-            if v.met { "MET" } else { "MISSED" }
-        ),
-        None => println!("{name:<36} {value:>12} {unit}"),
+    for (name, ms) in [
+        ("stall/lock_hold_whole_copy_max_ms", whole_max),
+        ("stall/write_lock_wait_max_ms", write_max),
+        ("stall/write_lock_wait_p99_ms", write_p99),
+        ("stall/no_snapshot/write_lock_wait_max_ms", write_quiet_max),
+        ("stall/no_snapshot/write_lock_wait_p99_ms", write_quiet_p99),
+        ("stall/redis_ping_max_ms", ping_max),
+        ("stall/redis_ping_p99_ms", ping_p99),
+    ] {
+        figure(name, ms, "ms", None);
     }
+    Ok(())
 }

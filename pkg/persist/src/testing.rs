@@ -1,5 +1,6 @@
 //! Test harness (feature `testing`): a real `redis-server` on a free port in a temporary
-//! directory, configured with the repository's `redis.conf` (AOF, fsync every second).
+//! directory, configured with the repository's `redis.conf` (AOF, fsync every second), and the
+//! figure lines every bench prints ([`figure`]).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -151,4 +152,37 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// How a bench figure compares with its baseline.
+#[derive(Debug)]
+pub struct Versus<'a> {
+    /// Figure / baseline.
+    pub ratio: f64,
+    /// What the baseline is.
+    pub baseline: &'a str,
+    /// The target, as text (`>= 0.8x`).
+    pub target: &'a str,
+    /// Whether the target is met.
+    pub met: bool,
+}
+
+/// Print one bench figure line: name, value, unit and, when given, the comparison with its
+/// baseline and whether the target is MET or MISSED.
+pub fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
+    let value = if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    };
+    match versus {
+        Some(v) => println!(
+            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
+            v.ratio,
+            v.baseline,
+            v.target,
+            if v.met { "MET" } else { "MISSED" }
+        ),
+        None => println!("{name:<36} {value:>12} {unit}"),
+    }
 }

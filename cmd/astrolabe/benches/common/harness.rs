@@ -1,4 +1,5 @@
-//! The emulator on an ephemeral port, a bounded wait and figure lines.
+//! The emulator on an ephemeral port, a bounded wait, and figure lines (from
+//! `astrolabe_persist::testing`, shared with the persist bench).
 
 use std::future::Future;
 use std::time::Duration;
@@ -52,33 +53,5 @@ impl Drop for Emulator {
     }
 }
 
-/// How a figure compares with its baseline.
-pub struct Versus<'a> {
-    /// Figure / baseline.
-    pub ratio: f64,
-    /// Name of the baseline.
-    pub baseline: &'a str,
-    /// The target, as text (`>= 0.8x`).
-    pub target: &'a str,
-    /// Whether the target is met.
-    pub met: bool,
-}
-
-/// Print one figure line: name, value, unit and, when given, the comparison.
-pub fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
-    let value = if value >= 100.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.3}")
-    };
-    match versus {
-        Some(v) => println!(
-            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
-            v.ratio,
-            v.baseline,
-            v.target,
-            if v.met { "MET" } else { "MISSED" }
-        ),
-        None => println!("{name:<36} {value:>12} {unit}"),
-    }
-}
+/// Figure lines, shared with the other crates' benches.
+pub use astrolabe_persist::testing::{Versus, figure};
