@@ -13,9 +13,10 @@ use astrolabe_persist::{ChangeSender, SendOutcome};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 
-/// Largest number of ingest events applied under one write lock. Small enough that readers and
-/// the snapshotter never wait long for the lock (a batch of 256 applies in well under a
-/// millisecond), large enough to amortise the lock and the hand-offs.
+/// Largest number of ingest events applied under one write lock. Readers never wait for it (they
+/// use the graph's other copy, see `SharedGraph`); small enough that what readers see lags the
+/// ingest by well under a millisecond of apply work, large enough to amortise the lock, the
+/// catch-up of the other copy and the hand-offs.
 pub const MAX_BATCH: usize = 256;
 
 /// How often the loop touches the heartbeat when no events arrive.
@@ -53,7 +54,7 @@ impl ApplyMetrics {
         let batch_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "astrolabe_apply_batch_seconds",
-                "Time a batch holds the graph's write lock",
+                "Time a batch holds the graph's write lock (its copy caught up with the readers' first)",
             )
             .buckets(vec![
                 1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,

@@ -69,6 +69,17 @@ pub struct GraphStats {
     pub dangling_by_edge: Vec<(EdgeKind, usize)>,
 }
 
+/// What [`Graph::layout`] compares.
+#[derive(PartialEq, Eq, Debug)]
+pub(crate) struct GraphLayout {
+    #[allow(clippy::type_complexity)]
+    nodes: Vec<Option<(Uid, Vec<usize>, Vec<usize>)>>,
+    edges: Vec<Option<(usize, usize, EdgeData)>>,
+    keys: Vec<usize>,
+    seq: u64,
+    pending: usize,
+}
+
 /// Outcome of applying one operation, before it is stamped with a sequence number.
 enum Applied {
     Added,
@@ -77,7 +88,7 @@ enum Applied {
 }
 
 /// The relationship graph. Single-threaded; share it through [`crate::SharedGraph`].
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Graph {
     pub(crate) g: StableDiGraph<Arc<Resource>, EdgeData>,
     /// Node indexes hashed by UID; the UID itself is read from the node, not copied.
@@ -232,15 +243,16 @@ impl Graph {
 
     /// Deletes a resource now, without event recording. `None` when it is not present.
     pub fn delete(&mut self, uid: &Uid) -> Option<Change> {
-        let key = self.get(uid)?.key();
-        self.apply(
-            ChangeOp::Delete {
-                uid: uid.clone(),
-                key,
-            },
-            now_ms(),
-            &mut (),
-        )
+        let op = self.delete_op(uid)?;
+        self.apply(op, now_ms(), &mut ())
+    }
+
+    /// The operation that deletes the resource with this UID, when it is present.
+    pub fn delete_op(&self, uid: &Uid) -> Option<ChangeOp> {
+        Some(ChangeOp::Delete {
+            uid: uid.clone(),
+            key: self.get(uid)?.key(),
+        })
     }
 
     /// Applies one operation, stamps it with the next sequence number and reports the node and
@@ -392,6 +404,41 @@ impl Graph {
     /// Every node as its UID, for comparing graphs.
     pub fn node_set(&self) -> BTreeSet<Uid> {
         self.g.node_weights().map(|r| r.uid.clone()).collect()
+    }
+
+    /// The graph's exact shape: each node slot's UID with its outgoing and incoming edge slots
+    /// in iteration order, each edge slot's ends and weight, key order and the sequence number.
+    /// Two graphs with equal layouts answer every query alike and assign the same slots next.
+    pub(crate) fn layout(&self) -> GraphLayout {
+        use petgraph::visit::{EdgeIndexable, NodeIndexable};
+        let nodes = (0..self.g.node_bound())
+            .map(NodeIndex::new)
+            .map(|i| {
+                self.g.node_weight(i).map(|r| {
+                    let out = self.g.edges_directed(i, Outgoing).map(|e| e.id().index());
+                    let inc = self.g.edges_directed(i, Incoming).map(|e| e.id().index());
+                    (r.uid.clone(), out.collect(), inc.collect())
+                })
+            })
+            .collect();
+        let edges = (0..EdgeIndexable::edge_bound(&self.g))
+            .map(EdgeIndex::new)
+            .map(|e| {
+                let (a, b) = self.g.edge_endpoints(e)?;
+                Some((a.index(), b.index(), self.g[e]))
+            })
+            .collect();
+        let keys = self
+            .key_range(Bound::Unbounded)
+            .map(|(_, i)| i.index())
+            .collect();
+        GraphLayout {
+            nodes,
+            edges,
+            keys,
+            seq: self.seq,
+            pending: self.pending_count(),
+        }
     }
 
     /// Number of pending references (waiting for a target), for leak checks.

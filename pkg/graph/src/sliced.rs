@@ -41,6 +41,9 @@ impl Graph {
 /// they were at the start. Commit it only once every change up to the returned end sequence is
 /// durable, so that the copy never holds a change the log may lose. Property-tested against
 /// Redis in `astrolabe-persist`'s `replay_prop`.
+///
+/// Consecutive slices may come from different copies of the [`SharedGraph`]; the copies agree
+/// slot for slot (see [`crate::shared`]), so the slices still tile the slot range.
 pub fn snapshot_sliced(shared: &SharedGraph) -> (Snapshot, u64) {
     let mut resources = Vec::new();
     let (seq, mut next) = {
