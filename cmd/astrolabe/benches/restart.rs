@@ -1,7 +1,7 @@
 //! Restart-to-ready for a 100k-resource cluster with 100k tail changes, as the server does it:
 //! `recover` from Redis (the snapshot fetched, decoded and built into a graph with
 //! `Graph::from_snapshot` on a blocking thread while the stream after it is read and decoded),
-//! then `replay` of the tail; against a full relist of the same final state from the emulator
+//! then `replay` of the tail, then `SharedGraph::replace`; against a full relist of the same final state from the emulator
 //! through the informers and the product's apply loop into a graph (`common::Pipeline`, as
 //! `astrolabe serve` wires it).
 //!
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use astrolabe_graph::Graph;
+use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, generator};
 use astrolabe_persist::testing::RedisServer;
@@ -184,7 +184,12 @@ async fn restart(config: &RedisConfig, want: &Graph) -> Result<f64> {
     for change in &recovered.tail {
         graph.replay(change);
     }
+    // Handed to the readers as the server does (`SharedGraph::replace`, which clones it for the
+    // second copy readers use).
+    let shared = SharedGraph::new();
+    shared.replace(graph);
     let seconds = started.elapsed().as_secs_f64();
+    let graph = shared.read();
 
     if recovered.tail.len() != TAIL || graph.seq() != want.seq() {
         bail!(

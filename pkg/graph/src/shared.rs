@@ -325,6 +325,43 @@ mod tests {
         assert!(shared.copies_agree());
     }
 
+    /// Readers racing a writer across many flips: every read sees a whole batch or none of it
+    /// (each batch inserts exactly `BATCH` new resources, so `node_count == seq` in every
+    /// published state), and what one reader sees never goes back in time.
+    #[test]
+    fn racing_readers_see_whole_batches_in_order() {
+        const BATCH: usize = 5;
+        const BATCHES: usize = 2000;
+        let shared = SharedGraph::new();
+        let written = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let (shared, written) = (&shared, &written);
+                s.spawn(move || {
+                    let mut last = 0u64;
+                    while !written.load(Ordering::Acquire) {
+                        let g = shared.read();
+                        let (seq, nodes) = (g.seq(), g.node_count() as u64);
+                        drop(g);
+                        assert_eq!(nodes, seq, "a half-applied or half-caught-up copy");
+                        assert_eq!(seq % BATCH as u64, 0, "a batch seen in part");
+                        assert!(seq >= last, "went back from {last} to {seq}");
+                        last = seq;
+                    }
+                });
+            }
+            for b in 0..BATCHES {
+                let mut w = shared.write();
+                for i in 0..BATCH {
+                    w.upsert(config_map(b * BATCH + i, "x"));
+                }
+            }
+            written.store(true, Ordering::Release);
+        });
+        assert_eq!(shared.read().seq(), (BATCH * BATCHES) as u64);
+        assert!(shared.copies_agree());
+    }
+
     /// The property the scheme exists for: while the writer holds its guard (as long as it
     /// likes: descheduled, say), readers still get the current copy at once. With a plain
     /// reader-writer lock the reads below would block until the writer gives up after 10 s and
