@@ -1,7 +1,8 @@
 //! Restart-to-ready for a 100k-resource cluster with 100k tail changes, as the server does it:
 //! `recover` from Redis (the snapshot fetched, decoded and built into a graph with
 //! `Graph::from_snapshot` on a blocking thread while the stream after it is read and decoded),
-//! then `replay` of the tail, then `SharedGraph::replace`; against a full relist of the same final state from the emulator
+//! then `replay` of the tail (the server's own decoder and `rebuild`), then
+//! `SharedGraph::replace`; against a full relist of the same final state from the emulator
 //! through the informers and the product's apply loop into a graph (`common::Pipeline`, as
 //! `astrolabe serve` wires it).
 //!
@@ -14,13 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use astrolabe::persistence::{DECODER, rebuild};
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, generator};
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, MapSnapshot, ModelDecoder, PersistMetrics, Record, RedisConfig,
-    RedisLog, recover, snapshot_blob,
+    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
+    recover, snapshot_blob,
 };
 use bytes::Bytes;
 use common::{Emulator, Pipeline, Versus, figure, within};
@@ -161,40 +163,29 @@ fn graph_ts(i: usize) -> i64 {
     1_700_000_000_000 + i as i64
 }
 
-/// The server's recovery decoder (`cmd/astrolabe/src/persistence.rs::DECODER`): the graph is
-/// built from the snapshot on the blocking thread that decodes it.
-const DECODER: MapSnapshot<ModelDecoder, Graph> = MapSnapshot {
-    decoder: ModelDecoder,
-    map: graph_of,
-};
-
-fn graph_of(snapshot: astrolabe_model::codec::Snapshot) -> Graph {
-    Graph::from_snapshot(&snapshot)
-}
-
-/// One restart: a fresh connection, `recover` (with the graph built from the snapshot), then
-/// `replay`; checked against the final graph. Returns the seconds until the graph is complete.
+/// One restart as the server's `persistence::start` does it: a fresh connection, `recover`
+/// with the server's decoder (the graph built from the snapshot while the tail is read), its
+/// `rebuild` (the tail replayed), then `SharedGraph::replace` (which clones the graph for the
+/// readers' second copy); checked against the final graph. Returns the seconds until the graph
+/// is complete.
 async fn restart(config: &RedisConfig, want: &Graph) -> Result<f64> {
     let metrics = PersistMetrics::unregistered()?;
     let started = Instant::now();
     let log = RedisLog::new(config)?;
     let recovered = recover(&log, &DECODER, DEFAULT_REPLAY_PAGE, &metrics).await?;
     let recovered_at = started.elapsed();
-    let mut graph = recovered.snapshot.context("recovery found no snapshot")?;
-    for change in &recovered.tail {
-        graph.replay(change);
+    if recovered.snapshot.is_none() {
+        bail!("recovery found no snapshot");
     }
-    // Handed to the readers as the server does (`SharedGraph::replace`, which clones it for the
-    // second copy readers use).
+    let replayed = recovered.tail.len();
     let shared = SharedGraph::new();
-    shared.replace(graph);
+    shared.replace(rebuild(recovered));
     let seconds = started.elapsed().as_secs_f64();
     let graph = shared.read();
 
-    if recovered.tail.len() != TAIL || graph.seq() != want.seq() {
+    if replayed != TAIL || graph.seq() != want.seq() {
         bail!(
-            "recovered {} tail changes up to seq {}, expected {TAIL} up to {}",
-            recovered.tail.len(),
+            "recovered {replayed} tail changes up to seq {}, expected {TAIL} up to {}",
             graph.seq(),
             want.seq()
         );

@@ -38,8 +38,6 @@ const NAMESPACE_TARGET_NODES: usize = 1_000;
 const NEIGHBOR_PODS: usize = 1_000;
 /// The writer wakes this often and applies what the rate calls for since the start.
 const WRITE_TICK: Duration = Duration::from_millis(10);
-/// `USER_HZ`, the unit of `/proc/self/stat` CPU times (100 on every mainstream Linux).
-const CLOCK_TICKS_PER_S: f64 = 100.0;
 /// How long the idle server (writer only) is sampled to subtract the writer's CPU.
 const BASELINE: Duration = Duration::from_secs(2);
 /// Unreported load per endpoint before the measured runs.
@@ -193,15 +191,11 @@ fn pick_namespace(g: &Graph) -> (String, usize, usize) {
         .unwrap_or_default()
 }
 
-/// CPU seconds this process (server and writer; wrk is another process) has used, from
-/// `/proc/self/stat` (Linux; `None` elsewhere).
+/// CPU seconds this process (server and writer; wrk is another process) has used, `None`
+/// where the clock is not available.
 fn process_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / CLOCK_TICKS_PER_S)
+    let t = cpu_time::ProcessTime::try_now().ok()?;
+    Some(t.as_duration().as_secs_f64())
 }
 
 fn ms(us: u64) -> f64 {

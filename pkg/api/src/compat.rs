@@ -199,15 +199,9 @@ impl<'a> CompatNode<'a> {
 
 /// The `/api/v1/graph` body, `{"nodes", "edges", "seq"}`, with nodes from the fragment cache.
 fn compat_graph_body(cache: &FragmentCache, seq: u64, sub: &Subgraph) -> sonic_rs::Result<Vec<u8>> {
-    let nodes = sub
-        .nodes
-        .iter()
-        .map(|r| {
-            cache.get_or_render(r, View::CompatNode, |r| {
-                sonic_rs::to_vec(&CompatNode::new(r))
-            })
-        })
-        .collect::<sonic_rs::Result<Vec<_>>>()?;
+    let nodes = cache.render_all(&sub.nodes, View::CompatNode, |r| {
+        sonic_rs::to_vec(&CompatNode::new(r))
+    })?;
     let mut w = ObjectWriter::with_capacity(size_hint(sub.nodes.len(), sub.edges.len()));
     w.raw_array("nodes", &nodes);
     let edges: Vec<EdgeJson<'_>> = sub.edges.iter().map(EdgeJson::from).collect();

@@ -124,6 +124,22 @@ impl FragmentCache {
         Ok(json)
     }
 
+    /// Each of `resources` rendered in `view` by `render`, through [`Self::get_or_render`].
+    ///
+    /// # Errors
+    /// When `render` fails.
+    pub fn render_all(
+        &self,
+        resources: &[Arc<Resource>],
+        view: View,
+        render: impl Fn(&Resource) -> sonic_rs::Result<Vec<u8>>,
+    ) -> sonic_rs::Result<Vec<Bytes>> {
+        resources
+            .iter()
+            .map(|r| self.get_or_render(r, view, &render))
+            .collect()
+    }
+
     /// Drops dead entries; when that is not enough to get under half the budget, drops all.
     fn shrink(&self) {
         let inner = &*self.inner;

@@ -2,7 +2,7 @@
 //! object (Go's `ResourceMetadata`, §2.2 of the reference) and edges.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -247,8 +247,8 @@ impl<T: Serialize> Json<T> {
     }
 }
 
-/// A 200 `application/json` response of `body`, or the generic 500 when it could not be
-/// serialised (only a failing `Serialize` impl gets there; none of ours fails).
+/// A 200 `application/json` response of `body`, or [`crate::error::ApiError::Internal`] when it
+/// could not be serialised (only a failing `Serialize` impl gets there; none of ours fails).
 pub fn json_response(body: sonic_rs::Result<Vec<u8>>) -> Response {
     match body {
         Ok(buf) => (
@@ -259,18 +259,8 @@ pub fn json_response(body: sonic_rs::Result<Vec<u8>>) -> Response {
             Body::from(buf),
         )
             .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "http: response serialisation failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                r#"{"error":"internal error","detail":"the response could not be serialised"}"#,
-            )
-                .into_response()
-        }
+        Err(e) => crate::error::ApiError::Internal(format!("response serialisation failed: {e}"))
+            .into_response(),
     }
 }
 

@@ -192,14 +192,9 @@ impl<'a> DetailJson<'a> {
 
 /// Each node of `nodes` in the native view, from the fragment cache.
 fn native_nodes(cache: &FragmentCache, nodes: &[Arc<Resource>]) -> sonic_rs::Result<Vec<Bytes>> {
-    nodes
-        .iter()
-        .map(|r| {
-            cache.get_or_render(r, View::Native, |r| {
-                sonic_rs::to_vec(&ResourceJson::from(r))
-            })
-        })
-        .collect()
+    cache.render_all(nodes, View::Native, |r| {
+        sonic_rs::to_vec(&ResourceJson::from(r))
+    })
 }
 
 /// The body of traversal endpoints (neighbours, path, impact):

@@ -62,7 +62,9 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
 /// # Errors
 /// [`CodecError::Encode`] if serialisation fails (it does not for well-formed values).
 pub fn encode_change(change: &Change) -> Result<Vec<u8>, CodecError> {
-    encode(change)
+    let mut out = Vec::new();
+    encode_change_into(change, &mut out)?;
+    Ok(out)
 }
 
 /// Appends the encoding of one change to `out` (several changes share one buffer on the write

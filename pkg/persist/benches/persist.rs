@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
-use astrolabe_persist::testing::{RedisServer, Versus, figure};
+use astrolabe_persist::testing::{RedisServer, Versus, figure, within};
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
     SnapshotBlob, Writer, WriterConfig, copy_then_encode, snapshot_blob, take_snapshot, wait_acked,
@@ -86,22 +86,16 @@ async fn run() -> Result<()> {
         graph.edge_count()
     );
     if wanted("appends") {
-        within("(a) appends", appends(&resources)).await??;
+        within(PHASE_TIMEOUT, "(a) appends", appends(&resources)).await??;
     }
     let shared = SharedGraph::from_graph(graph);
     if wanted("snapshot") {
-        within("(b) snapshots", snapshots(&shared)).await??;
+        within(PHASE_TIMEOUT, "(b) snapshots", snapshots(&shared)).await??;
     }
     if wanted("stalls") {
-        within("(c) stalls", stalls(&shared, &resources)).await??;
+        within(PHASE_TIMEOUT, "(c) stalls", stalls(&shared, &resources)).await??;
     }
     Ok(())
-}
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(PHASE_TIMEOUT, fut)
-        .await
-        .with_context(|| format!("{what} did not finish within {PHASE_TIMEOUT:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! runs on a worker thread of its own, so encoding and compressing overlap (one zstd frame, read
 //! back by the ordinary decompressor).
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 /// zstd level for snapshots. Level 1 compresses the model's encoding about as well as level 3
 /// here (docs/benchmarks.md) at about half the CPU time.
@@ -26,13 +26,15 @@ pub fn zstd_stream<E>(
     zstd.multithread(ZSTD_WORKERS)
         .map_err(ZstdStreamError::Io)?;
     let mut writer = SnapshotWriter {
-        buf: Vec::with_capacity(BUFFER),
-        zstd,
+        inner: BufWriter::with_capacity(BUFFER, zstd),
         total: 0,
     };
     encode(&mut writer).map_err(ZstdStreamError::Encode)?;
-    writer.drain().map_err(ZstdStreamError::Io)?;
-    let out = writer.zstd.finish().map_err(ZstdStreamError::Io)?;
+    let zstd = writer
+        .inner
+        .into_inner()
+        .map_err(|e| ZstdStreamError::Io(e.into_error()))?;
+    let out = zstd.finish().map_err(ZstdStreamError::Io)?;
     Ok((out, writer.total))
 }
 
@@ -45,41 +47,30 @@ pub enum ZstdStreamError<E> {
     Io(io::Error),
 }
 
-/// The writer [`zstd_stream`] hands to the encoder: buffers (the encoder writes a byte at a
-/// time, statically dispatched) and counts.
+/// The writer [`zstd_stream`] hands to the encoder: a [`BufWriter`] in front of the compressor
+/// (the encoder writes a byte at a time), counting what goes through.
 pub struct SnapshotWriter {
-    buf: Vec<u8>,
-    zstd: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    inner: BufWriter<zstd::stream::write::Encoder<'static, Vec<u8>>>,
     total: u64,
-}
-
-impl SnapshotWriter {
-    fn drain(&mut self) -> io::Result<()> {
-        self.zstd.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
-    }
 }
 
 impl Write for SnapshotWriter {
     #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.write_all(data)?;
-        Ok(data.len())
+        let n = self.inner.write(data)?;
+        self.total += n as u64;
+        Ok(n)
     }
 
     #[inline]
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.inner.write_all(data)?;
         self.total += data.len() as u64;
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= BUFFER {
-            self.drain()?;
-        }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.flush()
     }
 }
 

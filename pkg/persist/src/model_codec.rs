@@ -59,8 +59,8 @@ pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
 /// calling thread's priority, and returns the state with the sequence its copy ended at (see
 /// [`SnapshotBlob::copied_until`]); the thread is then lowered to background priority
 /// ([`crate::priority`]) and the copy encoded with [`snapshot_blob`]. Lowering before the copy
-/// would let a descheduled background thread hold a read lock the apply loop waits for, and
-/// every reader queues behind the apply loop.
+/// would let a descheduled background thread hold a read lock the apply loop waits for (readers
+/// use the other copy of the graph and do not wait, but ingest stalls).
 ///
 /// # Errors
 /// As [`snapshot_blob`].

@@ -47,8 +47,9 @@ impl Record for (u64, Bytes) {
 pub trait SnapshotSource: Send + Sync + 'static {
     /// Encode the whole current state: copy it under whatever short locks it needs, then lower
     /// the thread's priority and encode ([`crate::copy_then_encode`] does both in that order).
-    /// A thread at background priority that holds a lock the apply loop waits for stalls every
-    /// reader behind it (priority inversion; the stall bench saw 8–20 ms copies that way).
+    /// A thread at background priority that holds a lock the apply loop waits for stalls the
+    /// apply loop, and with it every change readers would see (priority inversion; the stall
+    /// bench saw 8–20 ms copies that way).
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotSource`] when the state cannot be encoded.
@@ -110,7 +111,7 @@ mod tests {
     }
 
     /// The copy (which takes read locks) must not run at background priority: a descheduled
-    /// low-priority lock holder stalls the apply loop and every reader queued behind it.
+    /// low-priority lock holder stalls the apply loop waiting for that copy.
     #[test]
     fn copy_then_encode_copies_at_the_callers_priority_and_encodes_lowered() {
         let (before, during_copy, after, blob) = std::thread::spawn(|| {

@@ -1,6 +1,6 @@
 //! Test harness (feature `testing`): a real `redis-server` on a free port in a temporary
 //! directory, configured with the repository's `redis.conf` (AOF, fsync every second), and the
-//! figure lines every bench prints ([`figure`]).
+//! helpers every bench uses: figure lines ([`figure`]) and a bounded wait ([`within`]).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -185,4 +185,21 @@ pub fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
         ),
         None => println!("{name:<36} {value:>12} {unit}"),
     }
+}
+
+/// Runs `fut`, failing with a [`io::ErrorKind::TimedOut`] error naming `what` after `limit`.
+///
+/// # Errors
+/// When `fut` does not finish within `limit`.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out after {limit:?} waiting for {what}"),
+        )
+    })
 }

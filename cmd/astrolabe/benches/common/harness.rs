@@ -2,9 +2,8 @@
 //! `astrolabe_persist::testing`, shared with the persist bench).
 
 use std::future::Future;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use astrolabe_kubesim::{Sim, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,13 +19,6 @@ pub fn block_on(fut: impl Future<Output = Result<()>>) -> Result<()> {
         .enable_all()
         .build()?
         .block_on(fut)
-}
-
-/// Runs `fut`, failing with `what` after `limit`.
-pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .with_context(|| format!("timed out after {limit:?} waiting for {what}"))
 }
 
 /// The emulator served on 127.0.0.1:0 until dropped.
@@ -53,5 +45,5 @@ impl Drop for Emulator {
     }
 }
 
-/// Figure lines, shared with the other crates' benches.
-pub use astrolabe_persist::testing::{Versus, figure};
+/// Figure lines and the bounded wait, shared with the other crates' benches.
+pub use astrolabe_persist::testing::{Versus, figure, within};

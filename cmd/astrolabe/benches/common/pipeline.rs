@@ -74,7 +74,8 @@ impl Pipeline {
                 tokio::time::sleep(POLL).await;
             }
         })
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Graph changes the apply loop made so far (`astrolabe_apply_changes_total`).
@@ -114,6 +115,7 @@ impl Pipeline {
             }
         })
         .await
+        .map_err(Into::into)
     }
 
     /// Stop the informers; the apply loop drains and ends.
@@ -130,23 +132,9 @@ impl Pipeline {
     }
 }
 
-/// CPU time (user + system) this process used so far, from `/proc/self/stat` (0 where that is
-/// not available). On a shared machine the wall-clock figures move with the neighbours' load;
-/// the CPU time says how much work each side did.
+/// CPU time (user + system) this process used so far (0 where that is not available). On a
+/// shared machine the wall-clock figures move with the neighbours' load; the CPU time says how
+/// much work each side did.
 pub fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    // USER_HZ is 100 on every Linux this runs on.
-    ticks as f64 / 100.0
+    cpu_time::ProcessTime::try_now().map_or(0.0, |t| t.as_duration().as_secs_f64())
 }
