@@ -98,8 +98,18 @@ impl Serialize for EdgeKind {
 
 impl<'de> Deserialize<'de> for EdgeKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = crate::Str::deserialize(deserializer)?;
-        EdgeKind::parse(&name).ok_or_else(|| serde::de::Error::custom(UnknownEdgeKind(name.into())))
+        // Parsed from the borrowed text: no string is built.
+        struct EdgeKindVisitor;
+        impl serde::de::Visitor<'_> for EdgeKindVisitor {
+            type Value = EdgeKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an edge kind name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<EdgeKind, E> {
+                EdgeKind::parse(name).ok_or_else(|| E::custom(UnknownEdgeKind(name.into())))
+            }
+        }
+        deserializer.deserialize_str(EdgeKindVisitor)
     }
 }
 

@@ -121,8 +121,18 @@ impl Serialize for Kind {
 
 impl<'de> Deserialize<'de> for Kind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = Str::deserialize(deserializer)?;
-        Ok(Kind::parse(&name))
+        // Parsed from the borrowed text: no string is built for the watched kinds.
+        struct KindVisitor;
+        impl serde::de::Visitor<'_> for KindVisitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a kind name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Kind, E> {
+                Ok(Kind::parse(name))
+            }
+        }
+        deserializer.deserialize_str(KindVisitor)
     }
 }
 
@@ -137,6 +147,26 @@ mod tests {
             assert_eq!(&Kind::parse(&kind.as_str().to_lowercase()), kind);
         }
         assert_eq!(Kind::WATCHED.len(), 26);
+    }
+
+    #[test]
+    fn serde_round_trips_by_name() {
+        for kind in Kind::WATCHED
+            .iter()
+            .cloned()
+            .chain([Kind::parse("Rollout")])
+        {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), kind);
+            let bytes = postcard::to_allocvec(&kind).unwrap();
+            assert_eq!(postcard::from_bytes::<Kind>(&bytes).unwrap(), kind);
+        }
+        // An escaped name is read through a temporary buffer, not borrowed.
+        assert_eq!(
+            serde_json::from_str::<Kind>(r#""P\u006fd""#).unwrap(),
+            Kind::Pod
+        );
     }
 
     #[test]

@@ -74,6 +74,21 @@ impl Labels {
         self.0.shrink_to_fit();
     }
 
+    /// A map of `entries` whose keys are interned already: sorted by key, the last of equal
+    /// keys kept, as with repeated inserts. Entries that come sorted and unique (every encoded
+    /// map) are kept as they are.
+    fn from_entries(mut entries: Vec<(Str, Str)>) -> Self {
+        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            // Last write wins, as with repeated inserts.
+            entries.reverse();
+            entries.dedup_by(|a, b| a.0 == b.0);
+            entries.reverse();
+        }
+        entries.shrink_to_fit();
+        Labels(entries)
+    }
+
     /// Heap bytes owned by this map (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<(Str, Str)>()
@@ -87,17 +102,11 @@ impl Labels {
 
 impl<K: Into<Str>, V: Into<Str>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut entries: Vec<(Str, Str)> = iter
-            .into_iter()
-            .map(|(k, v)| (intern(k.into()), v.into()))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        // Last write wins, as with repeated inserts.
-        entries.reverse();
-        entries.dedup_by(|a, b| a.0 == b.0);
-        entries.reverse();
-        entries.shrink_to_fit();
-        Labels(entries)
+        Labels::from_entries(
+            iter.into_iter()
+                .map(|(k, v)| (intern(k.into()), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -122,9 +131,9 @@ impl<'de> Deserialize<'de> for Labels {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Labels, A::Error> {
                 let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(256));
                 while let Some((k, v)) = access.next_entry::<Str, Str>()? {
-                    entries.push((k, v));
+                    entries.push((intern(k), v));
                 }
-                Ok(entries.into_iter().collect())
+                Ok(Labels::from_entries(entries))
             }
         }
         deserializer.deserialize_map(LabelsVisitor)
@@ -211,5 +220,15 @@ mod tests {
         let json = serde_json::to_string(&labels).unwrap();
         assert_eq!(json, r#"{"app":"web","tier":"fe"}"#);
         assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), labels);
+        // Decoded maps that are not in order, or repeat a key, are put in order, last wins.
+        let unordered: Labels =
+            serde_json::from_str(r#"{"tier":"x","app":"web","tier":"fe"}"#).unwrap();
+        assert_eq!(unordered, labels);
+        let interned: Labels =
+            serde_json::from_str(r#"{"app.kubernetes.io/managed-by":"Helm"}"#).unwrap();
+        assert!(
+            !interned.0[0].0.is_heap_allocated(),
+            "decoded keys are interned"
+        );
     }
 }
