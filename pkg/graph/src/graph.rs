@@ -310,17 +310,31 @@ impl Graph {
     /// Builds a graph from a snapshot; its sequence number is the snapshot's. The node store and
     /// the hash indexes are sized for the snapshot up front (no rehashing while loading).
     pub fn from_snapshot(snapshot: &Snapshot) -> Graph {
-        let n = snapshot.resources.len();
+        Graph::from_resources(
+            snapshot.seq,
+            snapshot.resources.len(),
+            snapshot.resources.iter().cloned(),
+        )
+    }
+
+    /// Builds a graph from the resources of a snapshot taken at `seq`, as they come (from a
+    /// decoder running on another thread, say); sized for `capacity` resources up front.
+    pub fn from_resources(
+        seq: u64,
+        capacity: usize,
+        resources: impl IntoIterator<Item = Arc<Resource>>,
+    ) -> Graph {
+        let n = capacity;
         let mut graph = Graph {
             g: StableDiGraph::with_capacity(n, n.saturating_mul(EDGES_PER_NODE_HINT)),
             by_uid: HashTable::with_capacity(n),
             by_key_hash: HashTable::with_capacity(n),
             ..Graph::default()
         };
-        for r in &snapshot.resources {
-            graph.upsert_inner(r);
+        for r in resources {
+            graph.upsert_inner(&r);
         }
-        graph.seq = snapshot.seq;
+        graph.seq = seq;
         graph
     }
 

@@ -49,12 +49,22 @@ enum Op {
     AdvanceSeq(u64),
 }
 
+/// What the current copy has that the other has not.
+#[derive(Default)]
+struct Behind {
+    /// The other copy is stale as a whole (after [`SharedGraph::replace`]): it must be made a
+    /// clone of the current one before anything else.
+    whole: bool,
+    /// Operations to apply after that.
+    ops: Vec<Op>,
+}
+
 struct Inner {
     copies: [RwLock<Graph>; 2],
     /// The index of the copy readers use.
     current: AtomicUsize,
-    /// What the current copy has applied and the other not yet. Also serialises writers.
-    behind: Mutex<Vec<Op>>,
+    /// What the other copy lacks. Also serialises writers.
+    behind: Mutex<Behind>,
 }
 
 /// The graph, shared. Cheap to clone (shared).
@@ -81,7 +91,7 @@ impl SharedGraph {
             inner: Arc::new(Inner {
                 copies: [RwLock::new(graph.clone()), RwLock::new(graph)],
                 current: AtomicUsize::new(0),
-                behind: Mutex::new(Vec::new()),
+                behind: Mutex::new(Behind::default()),
             }),
         }
     }
@@ -109,7 +119,11 @@ impl SharedGraph {
         let mut behind = inner.behind.lock();
         let other = 1 - inner.current.load(Ordering::Acquire);
         let mut target = inner.copies[other].write();
-        for op in behind.drain(..) {
+        if std::mem::take(&mut behind.whole) {
+            // Readers only ever read-lock the current copy, so cloning it waits for no one.
+            *target = inner.copies[1 - other].read().clone();
+        }
+        for op in behind.ops.drain(..) {
             match op {
                 Op::Apply(op) => {
                     target.apply(op, 0, &mut ());
@@ -128,22 +142,35 @@ impl SharedGraph {
         }
     }
 
-    /// Replaces the whole graph (after recovery).
+    /// Replaces the whole graph (after recovery): readers see `graph` when this returns. The
+    /// other copy is only marked stale here; the next [`SharedGraph::write`] (or
+    /// [`SharedGraph::catch_up`]) makes it a clone of `graph`, so that serving does not wait
+    /// for a second copy it does not need.
     pub fn replace(&self, graph: Graph) {
         let inner = &*self.inner;
         let mut behind = inner.behind.lock();
-        behind.clear();
+        behind.ops.clear();
+        behind.whole = true;
         let current = inner.current.load(Ordering::Acquire);
-        *inner.copies[1 - current].write() = graph.clone();
+        *inner.copies[1 - current].write() = graph;
         inner.current.store(1 - current, Ordering::Release);
-        *inner.copies[current].write() = graph;
+        // The old graph is not needed any more (readers still on it are waited for).
+        let old = std::mem::take(&mut *inner.copies[current].write());
+        drop(behind);
+        drop(old);
+    }
+
+    /// Brings the copy readers are not using up to date now, rather than in the next
+    /// [`SharedGraph::write`]: after [`SharedGraph::replace`], say, so that the first write
+    /// does not pay for a whole clone. Readers are not affected.
+    pub fn catch_up(&self) {
+        drop(self.write());
     }
 
     /// Whether both copies, once caught up, hold the same graph slot for slot. For tests.
     #[doc(hidden)]
     pub fn copies_agree(&self) -> bool {
-        // An empty write catches the other copy up without flipping.
-        drop(self.write());
+        self.catch_up();
         let a = self.inner.copies[0].read();
         let b = self.inner.copies[1].read();
         a.layout() == b.layout()
@@ -171,7 +198,7 @@ impl Drop for Publish<'_> {
 pub struct GraphWriter<'a> {
     target: RwLockWriteGuard<'a, Graph>,
     publish: Publish<'a>,
-    behind: MutexGuard<'a, Vec<Op>>,
+    behind: MutexGuard<'a, Behind>,
 }
 
 impl Deref for GraphWriter<'_> {
@@ -186,7 +213,7 @@ impl GraphWriter<'_> {
     /// [`Graph::apply`], remembered for the other copy when it changed anything.
     pub fn apply(&mut self, op: ChangeOp, ts_ms: i64, sink: &mut impl EventSink) -> Option<Change> {
         let change = self.target.apply(op, ts_ms, sink)?;
-        self.behind.push(Op::Apply(change.op.clone()));
+        self.behind.ops.push(Op::Apply(change.op.clone()));
         self.publish.changed = true;
         Some(change)
     }
@@ -206,7 +233,7 @@ impl GraphWriter<'_> {
     pub fn advance_seq(&mut self, seq: u64) {
         if seq > self.target.seq() {
             self.target.advance_seq(seq);
-            self.behind.push(Op::AdvanceSeq(seq));
+            self.behind.ops.push(Op::AdvanceSeq(seq));
             self.publish.changed = true;
         }
     }
@@ -323,6 +350,31 @@ mod tests {
         shared.write().upsert(config_map(4, "c"));
         assert_eq!(shared.read().node_count(), 3);
         assert!(shared.copies_agree());
+    }
+
+    /// The copy left stale by `replace` is cloned by the first write, before that write's own
+    /// operations, whether or not `catch_up` ran in between.
+    #[test]
+    fn the_first_write_after_replace_clones_the_replaced_graph() {
+        for catch_up in [false, true] {
+            let shared = SharedGraph::new();
+            shared.write().upsert(config_map(1, "a"));
+            shared.write().upsert(config_map(5, "e"));
+            let mut g = Graph::new();
+            g.upsert(config_map(2, "b"));
+            shared.replace(g);
+            if catch_up {
+                shared.catch_up();
+            }
+            shared.write().upsert(config_map(3, "c"));
+            shared.write().upsert(config_map(4, "d"));
+            let g = shared.read();
+            let uids: Vec<&str> = g.resources().map(|r| r.uid.as_str()).collect();
+            assert_eq!(uids.len(), 3, "{uids:?}");
+            assert!(!uids.contains(&"u1") && !uids.contains(&"u5"));
+            drop(g);
+            assert!(shared.copies_agree());
+        }
     }
 
     /// Readers racing a writer across many flips: every read sees a whole batch or none of it

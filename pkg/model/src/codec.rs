@@ -3,6 +3,7 @@
 //! Every encoded value starts with one format-version byte; a decoder refuses a version it does
 //! not know instead of misreading it.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub enum CodecError {
     /// A value could not be encoded.
     #[error("encoding failed")]
     Encode(#[source] postcard::Error),
+    /// The source of a streamed payload failed (a decompressor, say).
+    #[error("reading the payload failed")]
+    Read(#[source] std::io::Error),
 }
 
 /// The whole resource set at one point of the change history.
@@ -87,6 +91,41 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
     decode(bytes)
 }
 
+/// Where the UID of the object an encoded change is about sits in `bytes`, read without
+/// decoding the change (recovery keeps only the last change per object, see
+/// `astrolabe_persist::Decoder::change_key`). `None` when the bytes are not a change of this
+/// format version, or are cut short.
+pub fn change_uid_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (&FORMAT_VERSION, _) = bytes.split_first()? else {
+        return None;
+    };
+    // `Change { seq, ts_ms, op }`: two varints, the variant's index, then both variants
+    // (`Upsert(Arc<Resource>)`, `Delete { uid, .. }`) start with the UID as a string.
+    let mut at = 1;
+    for _ in 0..3 {
+        at = skip_varint(bytes, at)?;
+    }
+    let (len, start) = read_varint(bytes, at)?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= bytes.len()).then_some(start..end)
+}
+
+/// Reads a postcard varint (LEB128, at most 10 bytes) at `at`: the value and where it ends.
+fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.get(at..)?.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, at + i + 1));
+        }
+    }
+    None
+}
+
+fn skip_varint(bytes: &[u8], at: usize) -> Option<usize> {
+    read_varint(bytes, at).map(|(_, end)| end)
+}
+
 /// Encodes several changes as one payload (for stream entries that carry a batch).
 ///
 /// # Errors
@@ -128,13 +167,151 @@ pub fn encode_snapshot_into<W: std::io::Write>(
 /// # Errors
 /// [`CodecError`] for empty, unknown-version or malformed bytes.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, CodecError> {
-    decode(bytes)
+    collect_snapshot(read_snapshot(bytes)?)
+}
+
+/// Collects what a [`SnapshotReader`] yields into a [`Snapshot`].
+///
+/// # Errors
+/// The first resource's error.
+pub fn collect_snapshot<R: Read>(reader: SnapshotReader<R>) -> Result<Snapshot, CodecError> {
+    let (seq, taken_at_ms) = (reader.seq, reader.taken_at_ms);
+    let resources = reader.map(|r| r.map(Arc::new)).collect::<Result<_, _>>()?;
+    Ok(Snapshot {
+        seq,
+        taken_at_ms,
+        resources,
+    })
+}
+
+/// Bytes a [`SnapshotReader`] reads from its source at a time.
+const READ_AHEAD: usize = 256 << 10;
+
+/// Reads a snapshot's header from `source`, then yields its resources one at a time as they
+/// are decoded: building from them can start before the last one is read, and a compressed
+/// snapshot can be decompressed as it is read (no buffer the size of the whole).
+///
+/// # Errors
+/// [`CodecError`] for empty, unknown-version or malformed header bytes, or a failing
+/// source; each resource is checked as it is read.
+pub fn read_snapshot<R: Read>(source: R) -> Result<SnapshotReader<R>, CodecError> {
+    let mut reader = SnapshotReader {
+        seq: 0,
+        taken_at_ms: 0,
+        remaining: 0,
+        source,
+        buf: Vec::new(),
+        start: 0,
+        eof: false,
+    };
+    let version = reader.take_value::<u8>().map_err(|e| match e {
+        CodecError::Malformed(_) => CodecError::Empty,
+        other => other,
+    })?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion { found: version });
+    }
+    // `Snapshot { seq, taken_at_ms, resources }`: two integers, then a sequence (its length,
+    // then its elements).
+    reader.seq = reader.take_value::<u64>()?;
+    reader.taken_at_ms = reader.take_value::<i64>()?;
+    reader.remaining = reader.take_value::<u64>()?;
+    Ok(reader)
+}
+
+/// The resources of a snapshot, decoded one at a time ([`read_snapshot`]). After an error it
+/// yields nothing more.
+#[derive(Debug)]
+pub struct SnapshotReader<R> {
+    /// The last change sequence the snapshot includes.
+    pub seq: u64,
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub taken_at_ms: i64,
+    remaining: u64,
+    source: R,
+    /// Bytes read from `source`; those before `start` are decoded.
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+/// The fewest bytes a resource encodes to (every field at least one byte); bounds the
+/// capacity a corrupt resource count can ask for.
+const MIN_RESOURCE_BYTES: usize = 12;
+
+impl<R: Read> SnapshotReader<R> {
+    /// How many resources are left, as far as a count that may be corrupt can be trusted:
+    /// never more than `bound_bytes` (the payload's size, when known) could hold.
+    pub fn capacity_hint(&self, bound_bytes: usize) -> usize {
+        usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(bound_bytes / MIN_RESOURCE_BYTES)
+    }
+
+    /// Decodes the next value, reading more from the source while the buffered bytes end
+    /// inside it.
+    fn take_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, CodecError> {
+        loop {
+            match postcard::take_from_bytes::<T>(&self.buf[self.start..]) {
+                Ok((value, rest)) => {
+                    self.start = self.buf.len() - rest.len();
+                    return Ok(value);
+                }
+                Err(postcard::Error::DeserializeUnexpectedEnd) if !self.eof => self.fill()?,
+                Err(e) => return Err(CodecError::Malformed(e)),
+            }
+        }
+    }
+
+    /// Keeps the undecoded bytes and reads [`READ_AHEAD`] more (or up to the end).
+    fn fill(&mut self) -> Result<(), CodecError> {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let mut filled = self.buf.len();
+        self.buf.resize(filled + READ_AHEAD, 0);
+        while filled < self.buf.len() {
+            match self.source.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.buf.truncate(filled);
+                    return Err(CodecError::Read(e));
+                }
+            }
+        }
+        self.buf.truncate(filled);
+        Ok(())
+    }
+}
+
+impl<R: Read> Iterator for SnapshotReader<R> {
+    type Item = Result<Resource, CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        match self.take_value::<Resource>() {
+            Ok(resource) => {
+                self.remaining -= 1;
+                Some(Ok(resource))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChangeOp, EdgeKind, Kind, Reference};
+    use crate::{ChangeOp, EdgeKind, Kind, ObjectKey, Reference, Uid};
 
     fn change(seq: u64) -> Change {
         let mut r = Resource::new("u1", Kind::Pod, "ns", "p");
@@ -169,6 +346,39 @@ mod tests {
     }
 
     #[test]
+    fn change_uid_range_finds_the_uid_of_both_variants() {
+        let upsert = change(300);
+        let deleted = Change {
+            seq: u64::MAX,
+            ts_ms: -5,
+            op: ChangeOp::Delete {
+                uid: Uid::from("uid-that-went"),
+                key: ObjectKey::new(Kind::Pod, "ns", "p"),
+            },
+        };
+        for c in [upsert, deleted] {
+            let bytes = encode_change(&c).unwrap();
+            let range = change_uid_range(&bytes).expect("a change");
+            assert_eq!(&bytes[range], c.op.uid().as_str().as_bytes());
+        }
+        let bytes = encode_change(&change(1)).unwrap();
+        let uid_end = change_uid_range(&bytes).unwrap().end;
+        assert_eq!(change_uid_range(&bytes[..uid_end - 1]), None, "cut short");
+        assert_eq!(change_uid_range(&[]), None);
+        assert_eq!(
+            change_uid_range(&[9, 1, 1, 0, 1, b'u']),
+            None,
+            "unknown version"
+        );
+        let overlong = [[FORMAT_VERSION].as_slice(), &[0xff; 11]].concat();
+        assert_eq!(
+            change_uid_range(&overlong),
+            None,
+            "a varint longer than ten bytes"
+        );
+    }
+
+    #[test]
     fn unknown_version_and_garbage_are_refused() {
         let mut bytes = encode_change(&change(1)).unwrap();
         bytes[0] = 9;
@@ -196,6 +406,47 @@ mod tests {
             resources: vec![Arc::new(Resource::new("a", Kind::Node, "", "n1"))],
         };
         assert_eq!(decode_snapshot(&encode_snapshot(&s).unwrap()).unwrap(), s);
+        let mut many = s.clone();
+        many.resources = crate::generator::generate(3, 300)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let bytes = encode_snapshot(&many).unwrap();
+        assert_eq!(decode_snapshot(&bytes).unwrap(), many);
+        let reader = read_snapshot(&bytes[..]).unwrap();
+        assert_eq!((reader.seq, reader.taken_at_ms), (3, 5));
+        assert_eq!(reader.capacity_hint(bytes.len()), many.resources.len());
+        // A source that hands out a few bytes per read: values span many refills.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = out.len().min(self.0.len()).min(7);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        assert_eq!(
+            collect_snapshot(read_snapshot(Trickle(&bytes)).unwrap()).unwrap(),
+            many
+        );
+        for cut in [bytes.len() - 1, bytes.len() / 2, 4] {
+            assert!(decode_snapshot(&bytes[..cut]).is_err(), "cut at {cut}");
+            let items: Vec<_> = read_snapshot(&bytes[..cut]).into_iter().flatten().collect();
+            assert!(
+                items.last().is_none_or(|r| r.is_err()),
+                "a reader of cut bytes ends in an error"
+            );
+        }
+        // seq 1, taken at 0, then a count of 2^64 - 1.
+        let huge_count = [[FORMAT_VERSION, 1, 0].as_slice(), &[0xff; 9], &[0x01, 7]].concat();
+        let reader = read_snapshot(&huge_count[..]).unwrap();
+        assert_eq!(
+            reader.capacity_hint(huge_count.len()),
+            1,
+            "a corrupt count reserves no more than the bytes can hold"
+        );
+        assert!(decode_snapshot(&huge_count).is_err());
         let streamed = encode_snapshot_into(&s, Vec::new()).unwrap();
         assert_eq!(streamed, encode_snapshot(&s).unwrap());
     }

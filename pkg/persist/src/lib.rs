@@ -63,11 +63,11 @@ pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
-    TrimOutcome,
+    SnapshotStream, TrimOutcome,
 };
 pub use metrics::PersistMetrics;
-pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob};
-pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, MapSnapshot, Recovered, read_state, recover};
+pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
 pub use source::{Record, SnapshotSource, take_snapshot};

@@ -5,7 +5,9 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use std::io::Read;
+
+use crate::error::{PersistError, Result};
 
 /// Version of the snapshot container (metadata fields, zstd, chunking) written by this build.
 /// The payload inside carries its own version byte, checked by the model codec.
@@ -86,13 +88,105 @@ pub struct SnapshotMeta {
     pub checksum: u32,
 }
 
-/// A snapshot read back and verified.
+/// A snapshot read back, its chunks complete and its checksum verified.
 #[derive(Debug, Clone)]
 pub struct LoadedSnapshot {
     /// Its metadata.
     pub meta: SnapshotMeta,
-    /// The decompressed payload.
-    pub bytes: Bytes,
+    /// The payload as stored: compressed (zstd).
+    pub compressed: Bytes,
+}
+
+impl LoadedSnapshot {
+    /// The payload, decompressed as it is read (no buffer the size of the whole); finish with
+    /// [`SnapshotStream::finish`], which checks its length against the metadata's.
+    ///
+    /// # Errors
+    /// [`PersistError::SnapshotCompress`] if the decompressor cannot be set up.
+    pub fn stream(&self) -> Result<SnapshotStream<'_>> {
+        Ok(SnapshotStream {
+            inner: zstd::stream::read::Decoder::with_buffer(&self.compressed[..])
+                .map_err(PersistError::SnapshotCompress)?,
+            read: 0,
+            meta: &self.meta,
+        })
+    }
+
+    /// The whole payload, decompressed and checked.
+    ///
+    /// # Errors
+    /// [`PersistError::SnapshotDecode`] if it does not decompress,
+    /// [`PersistError::SnapshotCorrupt`] if its length is not the metadata's.
+    pub fn decompress(&self) -> Result<Vec<u8>> {
+        let mut stream = self.stream()?;
+        let mut out = Vec::with_capacity(
+            usize::try_from(self.meta.raw_bytes)
+                .unwrap_or(0)
+                .min(1 << 30),
+        );
+        stream
+            .read_to_end(&mut out)
+            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+        stream.finish()?;
+        Ok(out)
+    }
+}
+
+/// A snapshot's payload, decompressed as it is read ([`LoadedSnapshot::stream`]). Reading
+/// past the length the metadata names is an error.
+pub struct SnapshotStream<'a> {
+    inner: zstd::stream::read::Decoder<'static, &'a [u8]>,
+    read: u64,
+    meta: &'a SnapshotMeta,
+}
+
+impl std::fmt::Debug for SnapshotStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("read", &self.read)
+            .field("raw_bytes", &self.meta.raw_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Read for SnapshotStream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.read += n as u64;
+        if self.read > self.meta.raw_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "longer than the {} bytes the metadata names",
+                    self.meta.raw_bytes
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl SnapshotStream<'_> {
+    /// Reads what the consumer left (bytes after the last value are allowed) and checks the
+    /// payload's length against the metadata's.
+    ///
+    /// # Errors
+    /// [`PersistError::SnapshotDecode`] if the rest does not decompress,
+    /// [`PersistError::SnapshotCorrupt`] if the length differs.
+    pub fn finish(mut self) -> Result<()> {
+        std::io::copy(&mut self, &mut std::io::sink())
+            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+        if self.read != self.meta.raw_bytes {
+            return Err(PersistError::SnapshotCorrupt {
+                generation: self.meta.generation,
+                detail: format!(
+                    "{} bytes decompressed, expected {}",
+                    self.read, self.meta.raw_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A durable, append-only log of changes plus one committed snapshot.

@@ -36,6 +36,9 @@ pub struct PersistMetrics {
     pub replayed_entries: IntCounter,
     /// Corrupt changes or stream entries skipped during recovery.
     pub corrupt_entries: IntCounter,
+    /// Changes read during recovery but not decoded, because a later change to the same object
+    /// superseded them (see [`crate::Decoder::change_key`]).
+    pub superseded_entries: IntCounter,
     /// Committed snapshots refused during recovery (corrupt or of an unknown format).
     pub refused_snapshots: IntCounter,
     /// Duration of recovery.
@@ -126,6 +129,10 @@ impl PersistMetrics {
                 "astrolabe_persist_corrupt_entries_total",
                 "Corrupt changes or stream entries skipped during recovery.",
             )?,
+            superseded_entries: counter(
+                "astrolabe_persist_superseded_entries_total",
+                "Changes read during recovery but not replayed: a later change to the same object superseded them.",
+            )?,
             refused_snapshots: counter(
                 "astrolabe_persist_refused_snapshots_total",
                 "Committed snapshots refused during recovery (corrupt or of an unknown format).",
@@ -158,6 +165,7 @@ impl PersistMetrics {
             Box::new(m.snapshot_last_success.clone()),
             Box::new(m.replayed_entries.clone()),
             Box::new(m.corrupt_entries.clone()),
+            Box::new(m.superseded_entries.clone()),
             Box::new(m.refused_snapshots.clone()),
             Box::new(m.recovery_seconds.clone()),
         ];

@@ -85,15 +85,40 @@ fn unknown(what: &'static str, found: u8) -> PersistError {
     }
 }
 
+/// A snapshot decoding error, as recovery reports it.
+pub fn snapshot_error(e: CodecError) -> PersistError {
+    match e {
+        CodecError::UnknownVersion { found } => unknown("snapshot", found),
+        other => PersistError::SnapshotDecode(Box::new(other)),
+    }
+}
+
+impl ModelDecoder {
+    /// A snapshot's header, and its resources decoded one at a time
+    /// ([`codec::read_snapshot`]); map their errors with [`snapshot_error`]. For decoders
+    /// that build from the resources as they come.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode_snapshot`], for the header.
+    pub fn read_snapshot<R: std::io::Read>(&self, source: R) -> Result<codec::SnapshotReader<R>> {
+        codec::read_snapshot(source).map_err(snapshot_error)
+    }
+}
+
 impl Decoder for ModelDecoder {
     type Snapshot = Snapshot;
     type Change = Change;
 
     fn decode_snapshot(&self, bytes: &[u8]) -> Result<Snapshot> {
-        codec::decode_snapshot(bytes).map_err(|e| match e {
-            CodecError::UnknownVersion { found } => unknown("snapshot", found),
-            other => PersistError::SnapshotDecode(Box::new(other)),
-        })
+        codec::decode_snapshot(bytes).map_err(snapshot_error)
+    }
+
+    fn decode_snapshot_from(
+        &self,
+        payload: &mut (dyn std::io::Read + Send),
+        _len: u64,
+    ) -> Result<Snapshot> {
+        codec::collect_snapshot(self.read_snapshot(payload)?).map_err(snapshot_error)
     }
 
     fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Change> {
@@ -111,5 +136,10 @@ impl Decoder for ModelDecoder {
             });
         }
         Ok(change)
+    }
+
+    /// The object's UID.
+    fn change_key(&self, payload: &[u8]) -> Option<std::ops::Range<usize>> {
+        codec::change_uid_range(payload)
     }
 }

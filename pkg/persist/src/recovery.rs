@@ -4,7 +4,12 @@
 //! else recovery starts empty. Never a panic, never half-applied: the caller gets everything or
 //! an error.
 
+use std::io::Read;
+use std::ops::Range;
 use std::time::Instant;
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use crate::error::{PersistError, Result};
 use crate::log::EventLog;
@@ -29,49 +34,38 @@ pub trait Decoder: Clone + Send + Sync + 'static {
     /// [`PersistError::UnknownFormat`] or [`PersistError::SnapshotDecode`].
     fn decode_snapshot(&self, bytes: &[u8]) -> Result<Self::Snapshot>;
 
+    /// Decode a snapshot payload of `len` bytes read as a stream (decompressed as it is read,
+    /// which is how recovery calls it; the stream fails past `len`). The default reads it
+    /// whole, then calls [`Decoder::decode_snapshot`].
+    ///
+    /// # Errors
+    /// As [`Decoder::decode_snapshot`]; a failing stream is [`PersistError::SnapshotDecode`].
+    fn decode_snapshot_from(
+        &self,
+        payload: &mut (dyn Read + Send),
+        len: u64,
+    ) -> Result<Self::Snapshot> {
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+        payload
+            .read_to_end(&mut bytes)
+            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+        self.decode_snapshot(&bytes)
+    }
+
     /// Decode the payload of stream entry `seq`.
     ///
     /// # Errors
     /// Any error marks the entry corrupt (it is skipped and counted).
     fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Self::Change>;
-}
 
-/// A [`Decoder`] whose decoded snapshot is turned into something else by `map` on the same
-/// blocking thread, overlapping with the stream read: the graph built from it, say.
-pub struct MapSnapshot<D: Decoder, T> {
-    /// The inner decoder.
-    pub decoder: D,
-    /// What to make of the decoded snapshot.
-    pub map: fn(D::Snapshot) -> T,
-}
-
-impl<D: Decoder, T> Clone for MapSnapshot<D, T> {
-    fn clone(&self) -> Self {
-        Self {
-            decoder: self.decoder.clone(),
-            map: self.map,
-        }
-    }
-}
-
-impl<D: Decoder + std::fmt::Debug, T> std::fmt::Debug for MapSnapshot<D, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MapSnapshot")
-            .field("decoder", &self.decoder)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<D: Decoder, T: Send + 'static> Decoder for MapSnapshot<D, T> {
-    type Snapshot = T;
-    type Change = D::Change;
-
-    fn decode_snapshot(&self, bytes: &[u8]) -> Result<T> {
-        self.decoder.decode_snapshot(bytes).map(self.map)
-    }
-
-    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<D::Change> {
-        self.decoder.decode_change(seq, bytes)
+    /// Where, in a change's payload, the key of the object it is about sits. Every change
+    /// carries the whole new state of its object, or its removal, so a later change with the
+    /// same key supersedes it: recovery decodes only the last readable change per key, in
+    /// order (a tail of many updates to few objects replays in the time of the few). `None`,
+    /// the default, for a payload without a key: it is decoded and kept in its place.
+    fn change_key(&self, payload: &[u8]) -> Option<Range<usize>> {
+        let _ = payload;
+        None
     }
 }
 
@@ -82,8 +76,12 @@ pub struct Recovered<S, C> {
     pub snapshot: Option<S>,
     /// Sequence the snapshot covers (0 without snapshot).
     pub snapshot_seq: u64,
-    /// Changes after the snapshot, in order; apply them after the snapshot.
+    /// Changes after the snapshot, in order; apply them after the snapshot. Only the last one
+    /// per object when the decoder keys changes ([`Decoder::change_key`]).
     pub tail: Vec<C>,
+    /// Changes after the snapshot that were read but left out of `tail`, because a later change
+    /// to the same object superseded them.
+    pub superseded: u64,
     /// The highest sequence known to Redis (snapshot, replayed entries, stream top): the next
     /// change must use a larger one.
     pub last_seq: u64,
@@ -133,6 +131,7 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         snapshot: None,
         snapshot_seq: 0,
         tail: Vec::new(),
+        superseded: 0,
         last_seq: 0,
         skipped_corrupt: 0,
         gaps: 0,
@@ -185,7 +184,9 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     if let Some(tail) = tail {
         metrics.replayed_entries.inc_by(tail.read);
         metrics.corrupt_entries.inc_by(tail.corrupt);
+        metrics.superseded_entries.inc_by(tail.superseded);
         out.tail = tail.changes;
+        out.superseded = tail.superseded;
         out.last_seq = tail.last_seq;
         out.skipped_corrupt = tail.corrupt;
         out.gaps = tail.gaps;
@@ -200,6 +201,7 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     tracing::info!(
         snapshot_seq = out.snapshot_seq,
         replayed = out.tail.len(),
+        superseded = out.superseded,
         corrupt = out.skipped_corrupt,
         gaps = out.gaps,
         last_seq = out.last_seq,
@@ -216,9 +218,14 @@ async fn load<L: EventLog, D: Decoder>(log: &L, decoder: &D) -> Result<Option<(u
     };
     let decoder = decoder.clone();
     let seq = loaded.meta.covered_seq;
-    let snapshot = tokio::task::spawn_blocking(move || decoder.decode_snapshot(&loaded.bytes))
-        .await
-        .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))??;
+    let snapshot = tokio::task::spawn_blocking(move || {
+        let mut stream = loaded.stream()?;
+        let snapshot = decoder.decode_snapshot_from(&mut stream, loaded.meta.raw_bytes)?;
+        stream.finish()?;
+        Ok::<_, PersistError>(snapshot)
+    })
+    .await
+    .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))??;
     Ok(Some((seq, snapshot)))
 }
 
@@ -230,8 +237,23 @@ struct Tail<C> {
     read: u64,
     corrupt: u64,
     gaps: u64,
+    /// Changes read but not decoded: a later change with the same key superseded them.
+    superseded: u64,
 }
 
+/// A change read from the stream, not yet decoded.
+struct ReadChange {
+    seq: u64,
+    payload: Bytes,
+    /// The previous change with the same key, if any (recovery falls back to it when this one
+    /// does not decode).
+    prev: Option<usize>,
+    /// Whether a later change has the same key.
+    superseded: bool,
+}
+
+/// Read the stream after `start` in pages (the next page is requested before this one is
+/// looked at), then decode the last change per key ([`Decoder::change_key`]) in order.
 async fn read_tail<L: EventLog, D: Decoder>(
     log: &L,
     decoder: &D,
@@ -245,19 +267,19 @@ async fn read_tail<L: EventLog, D: Decoder>(
         read: 0,
         corrupt: 0,
         gaps: 0,
+        superseded: 0,
     };
+    let mut reads: Vec<ReadChange> = Vec::new();
+    let mut last_of_key: FxHashMap<Bytes, usize> = FxHashMap::default();
     let mut page = log.read_after(start, page_size).await?;
-    loop {
-        let Some(last) = page.last().map(|e| e.seq) else {
-            return Ok(tail);
-        };
-        // Ask for the next page before decoding this one: Redis serves it meanwhile.
+    while let Some(last) = page.last().map(|e| e.seq) {
+        // Ask for the next page before looking at this one: Redis serves it meanwhile.
         let mut next = std::pin::pin!(log.read_after(last, page_size));
         let ready = match futures::poll!(next.as_mut()) {
             std::task::Poll::Ready(r) => Some(r),
             std::task::Poll::Pending => None,
         };
-        tail.changes.reserve(page.len());
+        reads.reserve(page.len());
         for entry in page {
             if entry.seq <= tail.last_seq {
                 return Err(PersistError::UnexpectedReply {
@@ -278,17 +300,62 @@ async fn read_tail<L: EventLog, D: Decoder>(
                 tail.gaps += 1;
                 tracing::warn!(expected, found = entry.seq, "hole in the event log");
             }
-            match decoder.decode_change(entry.seq, &entry.payload) {
-                Ok(change) => tail.changes.push(change),
-                Err(e) => {
-                    tail.corrupt += 1;
-                    tracing::error!(seq = entry.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
-                }
+            let at = reads.len();
+            let prev = decoder
+                .change_key(&entry.payload)
+                .and_then(|key| last_of_key.insert(entry.payload.slice(key), at));
+            if let Some(p) = prev {
+                reads[p].superseded = true;
             }
+            reads.push(ReadChange {
+                seq: entry.seq,
+                payload: entry.payload,
+                prev,
+                superseded: false,
+            });
         }
         page = match ready {
             Some(r) => r?,
             None => next.await?,
         };
     }
+    drop(last_of_key);
+    decode_latest(decoder, &reads, &mut tail);
+    Ok(tail)
+}
+
+/// Decode every change no later one supersedes, in order. One that does not decode is counted
+/// and skipped, and the previous change with its key stands in for it, as a replay of every
+/// change would have left that object.
+fn decode_latest<D: Decoder>(decoder: &D, reads: &[ReadChange], tail: &mut Tail<D::Change>) {
+    let mut decoded = 0u64;
+    let mut kept: Vec<(u64, D::Change)> = Vec::new();
+    let mut out_of_order = false;
+    for (i, latest) in reads.iter().enumerate() {
+        if latest.superseded {
+            continue;
+        }
+        let mut at = Some(i);
+        while let Some(j) = at {
+            let read = &reads[j];
+            decoded += 1;
+            match decoder.decode_change(read.seq, &read.payload) {
+                Ok(change) => {
+                    out_of_order |= j != i;
+                    kept.push((read.seq, change));
+                    break;
+                }
+                Err(e) => {
+                    tail.corrupt += 1;
+                    tracing::error!(seq = read.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
+                    at = read.prev;
+                }
+            }
+        }
+    }
+    if out_of_order {
+        kept.sort_by_key(|(seq, _)| *seq);
+    }
+    tail.superseded = reads.len() as u64 - decoded;
+    tail.changes = kept.into_iter().map(|(_, change)| change).collect();
 }

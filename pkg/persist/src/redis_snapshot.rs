@@ -216,22 +216,10 @@ impl RedisLog {
                 meta.checksum
             )));
         }
-        let raw_len = usize::try_from(meta.raw_bytes)
-            .map_err(|_| corrupt(format!("raw size {} too large", meta.raw_bytes)))?;
-        let compressed = data.freeze();
-        let raw = tokio::task::spawn_blocking(move || zstd::bulk::decompress(&compressed, raw_len))
-            .await
-            .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
-            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
-        if raw.len() != raw_len {
-            return Err(corrupt(format!(
-                "{} bytes decompressed, expected {raw_len}",
-                raw.len()
-            )));
-        }
+        // Decompressed by whoever reads it, as it is read (`LoadedSnapshot::stream`).
         Ok(LoadedSnapshot {
             meta,
-            bytes: Bytes::from(raw),
+            compressed: data.freeze(),
         })
     }
 

@@ -120,3 +120,62 @@ async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
     assert_eq!(log.snapshot_meta().await.unwrap().unwrap(), meta);
     assert_eq!(log.last_seq().await.unwrap(), Some(1000));
 }
+
+/// A keyed decoder (the model's: changes keyed by UID) replays only the last change per
+/// object, in order; an undecodable last change falls back to the one before it, as replaying
+/// every change would have.
+#[tokio::test]
+async fn only_the_last_change_per_object_is_decoded() {
+    use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource, codec};
+    use astrolabe_persist::ModelDecoder;
+    use std::sync::Arc;
+
+    let upsert = |seq: u64, uid: &str, version: &str| {
+        let mut r = Resource::new(uid, Kind::ConfigMap, "ns", uid);
+        r.resource_version = version.into();
+        Change {
+            seq,
+            ts_ms: 0,
+            op: ChangeOp::Upsert(Arc::new(r)),
+        }
+    };
+    let changes = [
+        upsert(1, "a", "1"),
+        upsert(2, "b", "1"),
+        upsert(3, "a", "2"),
+        upsert(4, "c", "1"),
+        Change {
+            seq: 5,
+            ts_ms: 0,
+            op: ChangeOp::Delete {
+                uid: "b".into(),
+                key: ObjectKey::new(Kind::ConfigMap, "ns", "b"),
+            },
+        },
+    ];
+    let mut entries: Vec<(u64, Bytes)> = changes
+        .iter()
+        .map(|c| (c.seq, Bytes::from(codec::encode_change(c).unwrap())))
+        .collect();
+    // a's last change: its UID is readable, the rest is cut short.
+    let cut = codec::encode_change(&upsert(6, "a", "3")).unwrap();
+    let uid_end = codec::change_uid_range(&cut).unwrap().end;
+    entries.push((6, Bytes::copy_from_slice(&cut[..uid_end + 2])));
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&entries).await.unwrap();
+
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ModelDecoder, 2, &m).await.unwrap();
+    let seqs: Vec<u64> = r.tail.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![3, 4, 5],
+        "a's previous change stands in for its corrupt last"
+    );
+    assert_eq!(r.tail[0], changes[2]);
+    assert_eq!((r.superseded, r.skipped_corrupt, r.last_seq), (2, 1, 6));
+    assert_eq!(m.superseded_entries.get(), 2);
+    assert_eq!(m.corrupt_entries.get(), 1);
+    assert_eq!(m.replayed_entries.get(), 6, "every change read is counted");
+}

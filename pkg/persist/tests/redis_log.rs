@@ -156,7 +156,7 @@ async fn snapshot_round_trip_across_chunks() {
     assert_eq!(meta.covered_seq, 42);
     let loaded = log.load_snapshot().await.unwrap().unwrap();
     assert_eq!(loaded.meta, meta);
-    assert!(loaded.bytes == data);
+    assert!(loaded.decompress().unwrap() == data);
 
     // A new generation replaces the old one and the old chunks are removed.
     let meta2 = log.write_snapshot(&blob(43, vec![7u8; 100])).await.unwrap();
@@ -165,7 +165,12 @@ async fn snapshot_round_trip_across_chunks() {
     let keys: Vec<String> = conn.keys("astrolabe:{test}:snapshot:*").await.unwrap();
     assert_eq!(keys.len(), 2, "meta + one chunk: {keys:?}");
     assert_eq!(
-        &log.load_snapshot().await.unwrap().unwrap().bytes[..],
+        &log.load_snapshot()
+            .await
+            .unwrap()
+            .unwrap()
+            .decompress()
+            .unwrap()[..],
         &[7u8; 100][..]
     );
 
@@ -202,12 +207,12 @@ async fn crash_between_upload_and_commit_leaves_previous_snapshot() {
     }
     let loaded = log.load_snapshot().await.unwrap().unwrap();
     assert_eq!(loaded.meta.generation, committed.generation);
-    assert_eq!(&loaded.bytes[..], &[5u8; 3000][..]);
+    assert_eq!(&loaded.decompress().unwrap()[..], &[5u8; 3000][..]);
 
     assert_eq!(log.sweep_orphans().await.unwrap(), 3);
     assert_eq!(log.sweep_orphans().await.unwrap(), 0);
     let loaded = log.load_snapshot().await.unwrap().unwrap();
-    assert_eq!(&loaded.bytes[..], &[5u8; 3000][..]);
+    assert_eq!(&loaded.decompress().unwrap()[..], &[5u8; 3000][..]);
     // The next snapshot gets a fresh generation, not the orphan's.
     let next = log.write_snapshot(&blob(6, vec![6u8; 10])).await.unwrap();
     assert!(next.generation > orphan_gen);
@@ -264,4 +269,34 @@ async fn corrupt_or_missing_chunks_are_refused() {
         matches!(err, PersistError::SnapshotMissingChunk { index: 1, .. }),
         "{err}"
     );
+}
+
+/// A payload whose decompressed length is not the one its metadata names is refused, whether
+/// it is shorter or longer, when it is read whole or streamed.
+#[tokio::test]
+async fn a_payload_of_another_length_than_its_metadata_is_refused() {
+    use std::io::Read;
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.write_snapshot(&blob(5, vec![3u8; 5000])).await.unwrap();
+    let mut conn = raw(&server).await;
+    for claimed in [4999u64, 5001] {
+        let _: () = conn
+            .hset(log.keys().snapshot_meta(), "raw_bytes", claimed)
+            .await
+            .unwrap();
+        let loaded = log.load_snapshot().await.unwrap().unwrap();
+        let err = loaded.decompress().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PersistError::SnapshotCorrupt { .. } | PersistError::SnapshotDecode(_)
+            ),
+            "claimed {claimed}: {err}"
+        );
+        let mut stream = loaded.stream().unwrap();
+        let mut first = [0u8; 100];
+        stream.read_exact(&mut first).unwrap();
+        assert!(stream.finish().is_err(), "claimed {claimed}");
+    }
 }
