@@ -6,7 +6,8 @@
 //!
 //! 1. [`SharedGraph::write`] takes the other copy's write lock (waiting, if it must, for readers
 //!    that loaded it before the last flip to leave), replays into it the operations the current
-//!    copy has and it has not (the previous write's), and hands it to the caller.
+//!    copy has and it has not (the previous write's; after [`SharedGraph::replace`], it clones
+//!    the current copy instead), and hands it to the caller.
 //! 2. The caller's operations go to that copy and are remembered for the next catch-up.
 //! 3. Dropping the [`GraphWriter`] releases the lock and makes that copy `current`.
 //!
