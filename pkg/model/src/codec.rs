@@ -96,34 +96,18 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
 /// `astrolabe_persist::Decoder::change_key`). `None` when the bytes are not a change of this
 /// format version, or are cut short.
 pub fn change_uid_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
-    let (&FORMAT_VERSION, _) = bytes.split_first()? else {
+    let (&FORMAT_VERSION, body) = bytes.split_first()? else {
         return None;
     };
-    // `Change { seq, ts_ms, op }`: two varints, the variant's index, then both variants
-    // (`Upsert(Arc<Resource>)`, `Delete { uid, .. }`) start with the UID as a string.
-    let mut at = 1;
-    for _ in 0..3 {
-        at = skip_varint(bytes, at)?;
-    }
-    let (len, start) = read_varint(bytes, at)?;
+    // `Change { seq, ts_ms, op }`: two integers, the variant's index, then both variants
+    // (`Upsert(Arc<Resource>)`, `Delete { uid, .. }`) start with the UID as a string: its
+    // length, then its bytes.
+    let (len, rest) = postcard::take_from_bytes::<(u64, i64, u32, u64)>(body)
+        .ok()
+        .map(|((_, _, _, len), rest)| (len, rest))?;
+    let start = bytes.len() - rest.len();
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     (end <= bytes.len()).then_some(start..end)
-}
-
-/// Reads a postcard varint (LEB128, at most 10 bytes) at `at`: the value and where it ends.
-fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &b) in bytes.get(at..)?.iter().take(10).enumerate() {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, at + i + 1));
-        }
-    }
-    None
-}
-
-fn skip_varint(bytes: &[u8], at: usize) -> Option<usize> {
-    read_varint(bytes, at).map(|(_, end)| end)
 }
 
 /// Encodes several changes as one payload (for stream entries that carry a batch).
