@@ -28,6 +28,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use crate::event::{EventSink, GraphChange, GraphEvent};
 use crate::keys::KeyView;
 use crate::query::EdgeView;
+use crate::selectors::{Place, SelectorIndex};
 
 /// Edges per node reserved when loading a snapshot (generated clusters have about 2.6).
 const EDGES_PER_NODE_HINT: usize = 3;
@@ -98,6 +99,8 @@ pub struct Graph {
     pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
     /// Nodes that declare selector references, per namespace.
     selectors: FxHashMap<Str, FxHashMap<Kind, FxHashSet<NodeIndex>>>,
+    /// Which selectors may match which nodes (see [`crate::selectors`]).
+    selector_index: SelectorIndex,
     /// Node indexes hashed by key, for exact lookups (the ordered index serves ranges).
     by_key_hash: HashTable<NodeIndex>,
     pending_key: FxHashMap<ObjectKey, Vec<PendingRef>>,
@@ -556,12 +559,18 @@ impl Graph {
             for e in by_others {
                 self.unlink(e);
             }
+            self.selector_index.remove_object(idx, &old);
         }
         if old.release() != r.release() {
             self.unindex_release(idx, old.release());
             self.index_release(idx, r.release());
         }
         self.g[idx] = r.clone();
+        if labels_changed {
+            // Before `declare`, which files every node of a kind (this one included) by an
+            // anchor key it sees for the first time.
+            self.selector_index.add_object(idx, r);
+        }
         if references_changed {
             self.declare(idx, r);
         }
@@ -614,6 +623,8 @@ impl Graph {
             .entry(r.namespace.clone())
             .or_default()
             .insert(idx);
+        // Before `declare` (see `upsert_inner`).
+        self.selector_index.add_object(idx, r);
         self.declare(idx, r);
         self.match_selectors_for(idx);
     }
@@ -622,6 +633,7 @@ impl Graph {
         let old = self.g[idx].clone();
         let key = old.key();
         self.undeclare(idx, &old);
+        self.selector_index.remove_object(idx, &old);
         for e in self.incident(idx) {
             let w = self.g[e];
             let pending = PendingRef {
@@ -718,13 +730,31 @@ impl Graph {
                         .entry(kind.clone())
                         .or_default()
                         .insert(idx);
-                    if selector.is_empty() && !empty_selects_all {
-                        continue;
-                    }
-                    let candidates: Vec<NodeIndex> =
-                        self.members(kind, Some(&r.namespace)).collect();
+                    let place = SelectorIndex::place(selector, empty_selects_all);
+                    let new_key = self
+                        .selector_index
+                        .add_selector(&r.namespace, kind, &place, idx);
+                    let candidates: Vec<NodeIndex> = match place {
+                        Place::Nowhere => continue,
+                        Place::Unanchored => self.members(kind, Some(&r.namespace)).collect(),
+                        Place::Anchored(key, value) => {
+                            if new_key {
+                                let all: Vec<NodeIndex> = self.members(kind, None).collect();
+                                for t in all {
+                                    self.selector_index.file_by(t, &self.g[t], key);
+                                }
+                            }
+                            self.selector_index
+                                .targets(&r.namespace, kind, key, value)
+                                .to_vec()
+                        }
+                    };
                     for t in candidates {
-                        if selector.matches_with_empty(&self.g[t].labels, empty_selects_all) {
+                        let target = &self.g[t];
+                        if target.kind == *kind
+                            && target.namespace == r.namespace
+                            && selector.matches_with_empty(&target.labels, empty_selects_all)
+                        {
                             self.link(idx, t, edge, reverse, Via::Selector);
                         }
                     }
@@ -747,7 +777,13 @@ impl Graph {
             match target {
                 Declared::Uid(uid) => drop_pending(&mut self.pending_uid, uid, idx),
                 Declared::Key(key) => drop_pending(&mut self.pending_key, key, idx),
-                Declared::Selector(kind, ..) => {
+                Declared::Selector(kind, selector, empty_selects_all) => {
+                    self.selector_index.remove_selector(
+                        &old.namespace,
+                        kind,
+                        &SelectorIndex::place(selector, empty_selects_all),
+                        idx,
+                    );
                     if let Some(kinds) = self.selectors.get_mut(&old.namespace) {
                         if let Some(set) = kinds.get_mut(kind) {
                             set.remove(&idx);
@@ -767,15 +803,19 @@ impl Graph {
     /// Links every selector in `idx`'s namespace that targets its kind and matches it.
     fn match_selectors_for(&mut self, idx: NodeIndex) {
         let r = &self.g[idx];
-        let Some(selecting) = self
-            .selectors
-            .get(&r.namespace)
-            .and_then(|kinds| kinds.get(&r.kind))
-        else {
+        let mut selecting = Vec::new();
+        self.selector_index
+            .selectors_for(&r.namespace, &r.kind, &r.labels, &mut selecting);
+        if selecting.is_empty() {
             return;
-        };
+        }
+        selecting.sort_unstable();
+        selecting.dedup();
         let mut links = Vec::new();
-        for &s in selecting {
+        for s in selecting {
+            if self.g[s].namespace != r.namespace {
+                continue;
+            }
             for reference in &self.g[s].references {
                 if let Target::Selector {
                     kind,

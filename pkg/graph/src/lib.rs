@@ -4,9 +4,11 @@
 //! Layout and data flow:
 //! - [`graph`]: [`Graph`], a petgraph `StableGraph` of `Arc<Resource>` nodes and typed edges,
 //!   indexed by UID, by key (kind, namespace, name — ordered, so listings are stable), by Helm
-//!   release and by namespace for selector references. Changes are applied one at a time by the
-//!   single writer (the apply loop), each stamped with a gapless sequence number and returned as
-//!   a [`astrolabe_model::Change`] for persistence; node and edge events go to an [`EventSink`].
+//!   release, and for selector references by the label every match must carry (`selectors`),
+//!   so neither side of a selector is tested against a whole namespace. Changes are applied one
+//!   at a time by the single writer (the apply loop), each stamped with a gapless sequence
+//!   number and returned as a [`astrolabe_model::Change`] for persistence; node and edge events
+//!   go to an [`EventSink`].
 //! - [`shared`]: [`SharedGraph`], the graph behind one `RwLock`: one writer, many readers that
 //!   copy `Arc`s out under a short read lock.
 //! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
@@ -19,6 +21,7 @@ pub mod event;
 pub mod graph;
 mod keys;
 pub mod query;
+mod selectors;
 pub mod shared;
 pub mod sliced;
 

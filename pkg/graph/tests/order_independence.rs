@@ -2,16 +2,71 @@
 //! upserts and deletes that produced it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use astrolabe_graph::Graph;
-use astrolabe_model::{Resource, Uid};
+use astrolabe_model::{EdgeKind, Kind, LabelSelector, Reference, Resource, Str, Uid};
 use proptest::prelude::*;
 
 /// A pool of resources with many cross-references (generated cluster), some of them mutated
-/// versions of others (same UID, different labels/references) to exercise updates.
+/// versions of others (same UID, different labels/references) to exercise updates. Each
+/// namespace also gets selectors of every shape the selector index files differently: anchored
+/// by `matchLabels`, by a one-value `In`, on a key only variants carry, on another kind, and
+/// without an anchor (`Exists`, a two-value `In`, empty selecting everything).
 fn pool() -> Vec<Resource> {
-    astrolabe_model::generator::generate(11, 400)
+    let mut pool = astrolabe_model::generator::generate(11, 400);
+    let namespaces: BTreeSet<Str> = pool
+        .iter()
+        .map(|r| r.namespace.clone())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    for ns in namespaces {
+        let mut matching = LabelSelector::default();
+        matching
+            .match_labels
+            .insert("app.kubernetes.io/name", "shared");
+        let selectors = [
+            (Kind::Pod, matching, false),
+            (
+                Kind::Pod,
+                parse("app.kubernetes.io/name in (shared)"),
+                false,
+            ),
+            (Kind::Pod, parse("variant=yes"), false),
+            (
+                Kind::Deployment,
+                parse("app.kubernetes.io/name=shared"),
+                false,
+            ),
+            (Kind::Pod, parse("variant"), false),
+            (
+                Kind::Pod,
+                parse("app.kubernetes.io/name in (shared, other)"),
+                false,
+            ),
+            (Kind::Pod, LabelSelector::default(), true),
+        ];
+        for (i, (kind, selector, all)) in selectors.into_iter().enumerate() {
+            let mut r = Resource::new(
+                format!("sel-{ns}-{i}"),
+                Kind::NetworkPolicy,
+                ns.clone(),
+                format!("sel-{i}"),
+            );
+            r.references.push(Reference::to_selector(
+                EdgeKind::AppliesTo,
+                kind,
+                selector,
+                all,
+            ));
+            pool.push(r);
+        }
+    }
+    pool
+}
+
+fn parse(s: &str) -> LabelSelector {
+    LabelSelector::parse(s).unwrap()
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +80,10 @@ fn variant(r: &Resource) -> Resource {
     let mut v = r.clone();
     v.resource_version = "variant".into();
     v.labels.insert("variant", "yes");
+    // Moves the object from its own selectors to the pool's `shared` ones.
+    if v.labels.get("app.kubernetes.io/name").is_some() {
+        v.labels.insert("app.kubernetes.io/name", "shared");
+    }
     if let Some(first) = v.references.first().cloned() {
         v.references.retain(|x| *x != first);
     }

@@ -86,6 +86,20 @@ impl LabelSelector {
             && self.match_expressions.iter().all(|r| r.matches(labels))
     }
 
+    /// A label every object this selector matches carries, if the selector names one: its first
+    /// `matchLabels` entry, else the value of its first `In` requirement with a single value.
+    /// Indexes use it to find candidates without testing the selector against every object.
+    pub fn anchor(&self) -> Option<(&str, &str)> {
+        self.match_labels.iter().next().or_else(|| {
+            self.match_expressions
+                .iter()
+                .find_map(|r| match r.values.as_slice() {
+                    [only] if r.operator == Operator::In => Some((r.key.as_str(), only.as_str())),
+                    _ => None,
+                })
+        })
+    }
+
     /// Like [`LabelSelector::matches`], but an empty selector matches `empty_selects_all`.
     pub fn matches_with_empty(&self, labels: &Labels, empty_selects_all: bool) -> bool {
         if self.is_empty() {
@@ -311,6 +325,42 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_anchor_is_a_label_every_match_carries() {
+        let anchor = |s: &str| {
+            LabelSelector::parse(s)
+                .unwrap()
+                .anchor()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        };
+        let pair = |k: &str, v: &str| Some((k.to_owned(), v.to_owned()));
+        assert_eq!(anchor("tier!=db,app=web"), pair("app", "web"));
+        assert_eq!(anchor("env in (prod),app=web"), pair("env", "prod"));
+        for none in [
+            "",
+            "env in (prod,dev)",
+            "tier!=db",
+            "team",
+            "!canary",
+            "x notin (a)",
+        ] {
+            assert_eq!(anchor(none), None, "{none:?}");
+        }
+        let mut s = LabelSelector::parse("app=web").unwrap();
+        s.match_labels.insert("b", "2");
+        s.match_labels.insert("a", "1");
+        assert_eq!(
+            s.anchor(),
+            Some(("a", "1")),
+            "matchLabels first, smallest key"
+        );
+        // Whatever it matches carries the anchor.
+        let sel = LabelSelector::parse("tier!=db,app in (web),team").unwrap();
+        let (k, v) = sel.anchor().unwrap();
+        let ok = labels(&[("app", "web"), ("team", "x")]);
+        assert!(sel.matches(&ok) && ok.get(k) == Some(v));
     }
 
     #[test]
