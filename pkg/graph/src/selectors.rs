@@ -14,7 +14,8 @@
 //!
 //! Buckets are keyed by a hash, not by the strings: the index only proposes candidates, and the
 //! graph tests each (namespace, kind and the whole selector) before it links anything, so a hash
-//! collision costs a test, never a wrong edge.
+//! collision costs a test, never a wrong edge. Buckets are vectors: removing an entry scans its
+//! bucket, which holds the objects of one kind sharing one label value in one namespace.
 //!
 //! [`LabelSelector::anchor`]: astrolabe_model::LabelSelector::anchor
 
