@@ -97,9 +97,8 @@ pub struct Graph {
     /// Node indexes in key order; entries share the node's `Arc`, not a copy of its key.
     by_key: BTreeMap<Kind, BTreeMap<Str, FxHashSet<NodeIndex>>>,
     pub(crate) by_release: FxHashMap<Str, FxHashSet<NodeIndex>>,
-    /// Nodes that declare selector references, per namespace.
-    selectors: FxHashMap<Str, FxHashMap<Kind, FxHashSet<NodeIndex>>>,
-    /// Which selectors may match which nodes (see [`crate::selectors`]).
+    /// The nodes that declare selector references, and which of them may match which nodes
+    /// (see [`crate::selectors`]).
     selector_index: SelectorIndex,
     /// Node indexes hashed by key, for exact lookups (the ordered index serves ranges).
     by_key_hash: HashTable<NodeIndex>,
@@ -501,26 +500,24 @@ impl Graph {
     pub(crate) fn selectors_matching_nothing(
         &self,
     ) -> impl Iterator<Item = (NodeIndex, EdgeKind)> + '_ {
-        let sets = self.selectors.values().flat_map(|kinds| kinds.iter());
-        sets.flat_map(move |(kind, set)| set.iter().map(move |&idx| (kind, idx)))
-            .flat_map(move |(target_kind, idx)| {
-                self.g[idx]
-                    .references
-                    .iter()
-                    .filter_map(move |r| match &r.target {
-                        Target::Selector {
-                            empty_selects_all: false,
-                            kind,
-                            ..
-                        } if kind == target_kind => {
-                            let has_edge = self.g.edges_directed(idx, Outgoing).any(|e| {
-                                e.weight().kind == r.edge && e.weight().via == Via::Selector
-                            });
-                            (!has_edge).then_some((idx, r.edge))
-                        }
-                        _ => None,
-                    })
-            })
+        self.selector_index.declarers().flat_map(move |idx| {
+            self.g[idx]
+                .references
+                .iter()
+                .filter_map(move |r| match &r.target {
+                    Target::Selector {
+                        empty_selects_all: false,
+                        ..
+                    } => {
+                        let has_edge = self
+                            .g
+                            .edges_directed(idx, Outgoing)
+                            .any(|e| e.weight().kind == r.edge && e.weight().via == Via::Selector);
+                        (!has_edge).then_some((idx, r.edge))
+                    }
+                    _ => None,
+                })
+        })
     }
 
     // ---- applying -------------------------------------------------------------------------
@@ -724,12 +721,6 @@ impl Graph {
                         }),
                 },
                 Declared::Selector(kind, selector, empty_selects_all) => {
-                    self.selectors
-                        .entry(r.namespace.clone())
-                        .or_default()
-                        .entry(kind.clone())
-                        .or_default()
-                        .insert(idx);
                     let place = SelectorIndex::place(selector, empty_selects_all);
                     let new_key = self
                         .selector_index
@@ -784,17 +775,6 @@ impl Graph {
                         &SelectorIndex::place(selector, empty_selects_all),
                         idx,
                     );
-                    if let Some(kinds) = self.selectors.get_mut(&old.namespace) {
-                        if let Some(set) = kinds.get_mut(kind) {
-                            set.remove(&idx);
-                            if set.is_empty() {
-                                kinds.remove(kind);
-                            }
-                        }
-                        if kinds.is_empty() {
-                            self.selectors.remove(&old.namespace);
-                        }
-                    }
                 }
             }
         }

@@ -23,11 +23,14 @@ use std::hash::BuildHasher;
 
 use astrolabe_model::{Kind, LabelSelector, Labels, Resource, Str};
 use petgraph::stable_graph::NodeIndex;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 /// The selector and target indexes. Owned by the graph, which keeps them in step with its nodes.
 #[derive(Clone, Default)]
 pub(crate) struct SelectorIndex {
+    /// Every node that declares a selector reference (filed or not: an empty selector that
+    /// selects nothing is reported as dangling).
+    declarers: FxHashSet<NodeIndex>,
     /// Declarers of selectors with an anchor, by (namespace, target kind, anchor key, value).
     anchored: FxHashMap<u64, Vec<NodeIndex>>,
     /// Declarers of selectors without an anchor that can match something, by (namespace, target
@@ -75,6 +78,7 @@ impl SelectorIndex {
         place: &Place<'_>,
         declarer: NodeIndex,
     ) -> bool {
+        self.declarers.insert(declarer);
         let scope = scope_hash(namespace, kind);
         match *place {
             Place::Nowhere => false,
@@ -97,7 +101,8 @@ impl SelectorIndex {
         }
     }
 
-    /// Undoes [`SelectorIndex::add_selector`] (every filing of `declarer` at that place).
+    /// Undoes [`SelectorIndex::add_selector`] (every filing of `declarer` at that place; call it
+    /// for every selector the node declared, as the graph does when it undeclares a node).
     pub(crate) fn remove_selector(
         &mut self,
         namespace: &str,
@@ -105,6 +110,7 @@ impl SelectorIndex {
         place: &Place<'_>,
         declarer: NodeIndex,
     ) {
+        self.declarers.remove(&declarer);
         let scope = scope_hash(namespace, kind);
         match *place {
             Place::Nowhere => {}
@@ -113,6 +119,11 @@ impl SelectorIndex {
                 remove_from(&mut self.anchored, anchor_hash(scope, key, value), declarer);
             }
         }
+    }
+
+    /// Every node that declares a selector reference, in no particular order.
+    pub(crate) fn declarers(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.declarers.iter().copied()
     }
 
     /// Appends to `out` the declarers whose selectors may match an object of `kind` in

@@ -162,5 +162,6 @@ proptest! {
         prop_assert_eq!(g.edge_count(), 0);
         prop_assert_eq!(g.pending_count(), 0, "pending references leaked");
         prop_assert!(g.stats().nodes_by_kind.is_empty() && g.stats().edges_by_kind.is_empty());
+        prop_assert!(g.stats().dangling_by_edge.is_empty(), "a selector declarer left behind");
     }
 }

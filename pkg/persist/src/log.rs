@@ -119,17 +119,23 @@ impl LoadedSnapshot {
     /// [`PersistError::SnapshotCorrupt`] if its length is not the metadata's.
     pub fn decompress(&self) -> Result<Vec<u8>> {
         let mut stream = self.stream()?;
-        let mut out = Vec::with_capacity(
-            usize::try_from(self.meta.raw_bytes)
-                .unwrap_or(0)
-                .min(1 << 30),
-        );
-        stream
-            .read_to_end(&mut out)
-            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+        let out = read_whole(&mut stream, self.meta.raw_bytes)?;
         stream.finish()?;
         Ok(out)
     }
+}
+
+/// Reads a snapshot payload of `len` bytes to its end into one buffer, reserved up front but
+/// never beyond 1 GiB (the length may be corrupt).
+///
+/// # Errors
+/// [`PersistError::SnapshotDecode`] when the source fails.
+pub(crate) fn read_whole(payload: &mut dyn Read, len: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+    payload
+        .read_to_end(&mut out)
+        .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
+    Ok(out)
 }
 
 /// A snapshot's payload, decompressed as it is read ([`LoadedSnapshot::stream`]). Reading

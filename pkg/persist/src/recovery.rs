@@ -45,11 +45,7 @@ pub trait Decoder: Clone + Send + Sync + 'static {
         payload: &mut (dyn Read + Send),
         len: u64,
     ) -> Result<Self::Snapshot> {
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-        payload
-            .read_to_end(&mut bytes)
-            .map_err(|e| PersistError::SnapshotDecode(Box::new(e)))?;
-        self.decode_snapshot(&bytes)
+        self.decode_snapshot(&crate::log::read_whole(payload, len)?)
     }
 
     /// Decode the payload of stream entry `seq`.
