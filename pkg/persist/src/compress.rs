@@ -1,98 +1,163 @@
-//! Snapshot compression while encoding: the encoder writes into a zstd stream whose compression
-//! runs on a worker thread of its own, so encoding and compressing overlap (one zstd frame, read
-//! back by the ordinary decompressor).
+//! Snapshot compression in parallel parts: the payload is cut into parts that are encoded and
+//! compressed independently, each into a zstd frame of its own, on as many threads as there are
+//! cores (up to [`MAX_THREADS`]). The frames, concatenated in order, are one valid zstd stream:
+//! the ordinary decompressor reads them back as the payload the parts make together.
 
-use std::io::{self, BufWriter, Write};
+use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// zstd level for snapshots. Level 1 compresses the model's encoding about as well as level 3
 /// here (docs/benchmarks.md) at about half the CPU time.
 pub const SNAPSHOT_ZSTD_LEVEL: i32 = 1;
-/// Compression worker threads beside the encoding thread.
-const ZSTD_WORKERS: u32 = 1;
-/// Bytes buffered before the compressor is called (the encoder writes a byte at a time).
-const BUFFER: usize = 256 << 10;
+/// The most threads one snapshot uses (the calling thread included): it runs in the
+/// background, beside the apply loop and the queries.
+pub const MAX_THREADS: usize = 4;
 
-/// Run `encode` against a writer that compresses into one zstd frame at `level`. Returns the
-/// compressed bytes and the number of uncompressed bytes written.
+/// A compressed part and its uncompressed length.
+type Frame = (Vec<u8>, usize);
+
+/// Encode parts `0..parts` with `encode(part, buffer)` (the buffer comes empty) and compress
+/// each into one zstd frame at `level`, on up to [`MAX_THREADS`] threads (the calling one
+/// included; the others are started here and inherit its CPU priority). Returns the frames
+/// concatenated in part order and the number of uncompressed bytes.
 ///
 /// # Errors
-/// `encode`'s error, or the compressor's.
-pub fn zstd_stream<E>(
+/// The first error of `encode` or of the compressor.
+pub fn compress_parts<E: Send>(
     level: i32,
-    encode: impl FnOnce(&mut SnapshotWriter) -> Result<(), E>,
-) -> Result<(Vec<u8>, u64), ZstdStreamError<E>> {
-    let mut zstd =
-        zstd::stream::write::Encoder::new(Vec::new(), level).map_err(ZstdStreamError::Io)?;
-    zstd.multithread(ZSTD_WORKERS)
-        .map_err(ZstdStreamError::Io)?;
-    let mut writer = SnapshotWriter {
-        inner: BufWriter::with_capacity(BUFFER, zstd),
-        total: 0,
+    parts: usize,
+    encode: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
+) -> Result<(Vec<u8>, u64), CompressError<E>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(MAX_THREADS)
+        .min(parts)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    // Each part's frame and uncompressed length, once done.
+    let frames: Mutex<Vec<Option<Frame>>> = Mutex::new(vec![None; parts]);
+    let work = || -> Result<(), CompressError<E>> {
+        let mut compressor = zstd::bulk::Compressor::new(level).map_err(CompressError::Io)?;
+        let mut raw = Vec::new();
+        loop {
+            let part = next.fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                return Ok(());
+            }
+            raw.clear();
+            encode(part, &mut raw).map_err(CompressError::Encode)?;
+            let frame = compressor.compress(&raw).map_err(CompressError::Io)?;
+            let mut frames = frames
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            frames[part] = Some((frame, raw.len()));
+        }
     };
-    encode(&mut writer).map_err(ZstdStreamError::Encode)?;
-    let zstd = writer
-        .inner
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mine = work();
+        helpers.into_iter().fold(mine, |acc, h| {
+            let theirs = h
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            acc.and(theirs)
+        })
+    })?;
+    let frames = frames
         .into_inner()
-        .map_err(|e| ZstdStreamError::Io(e.into_error()))?;
-    let out = zstd.finish().map_err(ZstdStreamError::Io)?;
-    Ok((out, writer.total))
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let compressed = frames.iter().flatten().map(|(f, _)| f.len()).sum();
+    let mut out = Vec::with_capacity(compressed);
+    let mut raw = 0u64;
+    for (frame, len) in frames.into_iter().flatten() {
+        out.extend_from_slice(&frame);
+        raw += len as u64;
+    }
+    Ok((out, raw))
 }
 
-/// Why [`zstd_stream`] failed.
+/// Why [`compress_parts`] failed.
 #[derive(Debug)]
-pub enum ZstdStreamError<E> {
-    /// The encoder failed.
+pub enum CompressError<E> {
+    /// Encoding a part failed.
     Encode(E),
     /// The compressor failed.
     Io(io::Error),
 }
 
-/// The writer [`zstd_stream`] hands to the encoder: a [`BufWriter`] in front of the compressor
-/// (the encoder writes a byte at a time), counting what goes through.
-pub struct SnapshotWriter {
-    inner: BufWriter<zstd::stream::write::Encoder<'static, Vec<u8>>>,
-    total: u64,
-}
-
-impl Write for SnapshotWriter {
-    #[inline]
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(data)?;
-        self.total += n as u64;
-        Ok(n)
-    }
-
-    #[inline]
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.write_all(data)?;
-        self.total += data.len() as u64;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     #[test]
-    fn round_trips_and_counts() {
+    fn parts_make_one_stream_in_order() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let (compressed, raw) = zstd_stream::<io::Error>(SNAPSHOT_ZSTD_LEVEL, |w| {
-            for b in &data {
-                w.write_all(std::slice::from_ref(b))?;
-            }
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        let pieces: Vec<&[u8]> = data.chunks(100_001).collect();
+        let (compressed, raw) =
+            compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, pieces.len(), |i, out| {
+                out.extend_from_slice(pieces[i]);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(raw, data.len() as u64);
         assert!(compressed.len() < data.len() / 10);
         let back = zstd::bulk::decompress(&compressed, data.len()).unwrap_or_default();
-        assert!(back == data);
-        let failed = zstd_stream(1, |_| Err("boom"));
-        assert!(matches!(failed, Err(ZstdStreamError::Encode("boom"))));
+        assert!(back == data, "read back whole");
+        let mut streamed = Vec::new();
+        zstd::stream::read::Decoder::new(&compressed[..])
+            .and_then(|mut d| d.read_to_end(&mut streamed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(streamed == data, "read back as a stream, frame after frame");
+        let (empty, raw) = compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 1, |_, _| Ok(()))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(raw, 0);
+        assert_eq!(zstd::bulk::decompress(&empty, 0).unwrap_or_default(), b"");
+        let failed = compress_parts(
+            SNAPSHOT_ZSTD_LEVEL,
+            9,
+            |i, _| if i == 5 { Err(i) } else { Ok(()) },
+        );
+        assert!(
+            matches!(failed, Err(CompressError::Encode(5))),
+            "{failed:?}"
+        );
+    }
+
+    /// Snapshot work runs in the background: the helper threads must not run at a higher
+    /// priority than the lowered thread that starts them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_part_runs_at_the_callers_lowered_priority() {
+        use crate::priority::{BACKGROUND_NICE, lower_current_thread, tests::own_nice};
+        let nices = std::thread::spawn(|| {
+            assert!(lower_current_thread());
+            let nices = Mutex::new(Vec::new());
+            let threads = Mutex::new(std::collections::HashSet::new());
+            compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 64, |_, out| {
+                nices.lock().map(|mut n| n.push(own_nice())).ok();
+                threads
+                    .lock()
+                    .map(|mut t| t.insert(std::thread::current().id()))
+                    .ok();
+                // Enough work per part that every helper gets some.
+                out.resize(1 << 20, 7);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            let used = threads.lock().map(|t| t.len()).unwrap_or(0);
+            (nices.into_inner().unwrap_or_default(), used)
+        })
+        .join()
+        .expect("thread");
+        let (nices, threads) = nices;
+        assert_eq!(nices.len(), 64);
+        assert!(nices.iter().all(|&n| n == BACKGROUND_NICE), "{nices:?}");
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if cores > 1 {
+            assert!(threads > 1, "parts are spread over threads");
+        }
     }
 }

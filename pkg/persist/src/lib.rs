@@ -17,7 +17,7 @@
 //!
 //! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
 //! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
-//! - [`compress`]: snapshot compression while encoding ([`zstd_stream`]).
+//! - [`compress`]: snapshot compression in parallel parts ([`compress_parts`]).
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
@@ -58,7 +58,7 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
-pub use compress::{SNAPSHOT_ZSTD_LEVEL, zstd_stream};
+pub use compress::{CompressError, SNAPSHOT_ZSTD_LEVEL, compress_parts};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{

@@ -52,8 +52,8 @@ pub struct SnapshotBlob {
     pub seq: u64,
     /// Number of resources (informational, stored in the metadata).
     pub resource_count: u64,
-    /// The encoded state: uncompressed (the log compresses it), or already one zstd frame when
-    /// `zstd_raw_len` is set (compressed while encoding, see [`crate::zstd_stream`]).
+    /// The encoded state: uncompressed (the log compresses it), or already zstd frames when
+    /// `zstd_raw_len` is set (compressed in parts, see [`crate::compress_parts`]).
     pub bytes: Bytes,
     /// The uncompressed size when `bytes` is already zstd-compressed.
     pub zstd_raw_len: Option<u64>,

@@ -136,7 +136,7 @@ mod tests {
             (blob.seq, blob.copied_until, blob.resource_count),
             (7, 9, 1)
         );
-        let raw = zstd::decode_all(&blob.bytes[..]).expect("one zstd frame");
+        let raw = zstd::decode_all(&blob.bytes[..]).expect("zstd frames");
         let decoded = codec::decode_snapshot(&raw).expect("decodes");
         assert_eq!(decoded.resources, snapshot().resources);
     }
