@@ -38,21 +38,27 @@ pub fn compress_parts<E: Send>(
     // Each part's frame and uncompressed length, once done.
     let frames: Mutex<Vec<Option<Frame>>> = Mutex::new(vec![None; parts]);
     let work = || -> Result<(), CompressError<E>> {
-        let mut compressor = zstd::bulk::Compressor::new(level).map_err(CompressError::Io)?;
-        let mut raw = Vec::new();
-        loop {
-            let part = next.fetch_add(1, Ordering::Relaxed);
-            if part >= parts {
-                return Ok(());
+        let run = || -> Result<(), CompressError<E>> {
+            let mut compressor = zstd::bulk::Compressor::new(level).map_err(CompressError::Io)?;
+            let mut raw = Vec::new();
+            loop {
+                let part = next.fetch_add(1, Ordering::Relaxed);
+                if part >= parts {
+                    return Ok(());
+                }
+                raw.clear();
+                encode(part, &mut raw).map_err(CompressError::Encode)?;
+                let mut frame = compressor.compress(&raw).map_err(CompressError::Io)?;
+                // The frame was allocated for the worst case, about the raw size.
+                frame.shrink_to_fit();
+                let mut frames = frames
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                frames[part] = Some((frame, raw.len()));
             }
-            raw.clear();
-            encode(part, &mut raw).map_err(CompressError::Encode)?;
-            let frame = compressor.compress(&raw).map_err(CompressError::Io)?;
-            let mut frames = frames
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            frames[part] = Some((frame, raw.len()));
-        }
+        };
+        // After an error the other threads take no new part.
+        run().inspect_err(|_| next.store(parts, Ordering::Relaxed))
     };
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
@@ -131,33 +137,44 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn every_part_runs_at_the_callers_lowered_priority() {
+        use std::sync::Condvar;
+        use std::time::{Duration, Instant};
+
         use crate::priority::{BACKGROUND_NICE, lower_current_thread, tests::own_nice};
-        let nices = std::thread::spawn(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let (nices, threads) = std::thread::spawn(move || {
             assert!(lower_current_thread());
+            let deadline = Instant::now() + Duration::from_secs(10);
             let nices = Mutex::new(Vec::new());
-            let threads = Mutex::new(std::collections::HashSet::new());
+            let threads = (Mutex::new(std::collections::HashSet::new()), Condvar::new());
             compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 64, |_, out| {
                 nices.lock().map(|mut n| n.push(own_nice())).ok();
-                threads
+                let (seen, arrived) = &threads;
+                let mut seen = seen
                     .lock()
-                    .map(|mut t| t.insert(std::thread::current().id()))
-                    .ok();
-                // Enough work per part that every helper gets some.
-                out.resize(1 << 20, 7);
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.insert(std::thread::current().id());
+                arrived.notify_all();
+                // With more than one core, no part finishes before a second thread has
+                // started one (until a deadline, so a missing helper fails the test instead of
+                // hanging it).
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = arrived.wait_timeout_while(seen, left, |seen| cores > 1 && seen.len() < 2);
+                out.push(7);
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{e:?}"));
-            let used = threads.lock().map(|t| t.len()).unwrap_or(0);
+            let used = threads.0.lock().map(|t| t.len()).unwrap_or(0);
             (nices.into_inner().unwrap_or_default(), used)
         })
         .join()
         .expect("thread");
-        let (nices, threads) = nices;
         assert_eq!(nices.len(), 64);
         assert!(nices.iter().all(|&n| n == BACKGROUND_NICE), "{nices:?}");
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if cores > 1 {
-            assert!(threads > 1, "parts are spread over threads");
-        }
+        assert_eq!(
+            threads > 1,
+            cores > 1,
+            "parts are spread over threads ({threads} threads on {cores} cores)"
+        );
     }
 }
