@@ -1,10 +1,10 @@
 //! Restart-to-ready for a 100k-resource cluster with 100k tail changes, as the server does it:
-//! `recover` from Redis (the snapshot fetched, decoded and built into a graph with
-//! `Graph::from_snapshot` on a blocking thread while the stream after it is read and the last
-//! change per object decoded), then `replay` of those (the server's own decoder and `rebuild`),
-//! then `SharedGraph::replace`, after which readers are served; against a full relist of the same final state from the emulator
-//! through the informers and the product's apply loop into a graph (`common::Pipeline`, as
-//! `astrolabe serve` wires it).
+//! `recover` from Redis with the server's own decoder (the snapshot decompressed and decoded on
+//! one thread while another builds the graph from it, and the stream after it read meanwhile,
+//! only the last change per object decoded), its `rebuild` (those changes replayed), then
+//! `SharedGraph::replace`, after which readers are served; against a full relist of the same
+//! final state from the emulator through the informers and the product's apply loop into a
+//! graph (`common::Pipeline`, as `astrolabe serve` wires it).
 //!
 //! `cargo bench -p astrolabe --bench restart` (add `-- --restart-only` to skip the relist,
 //! e.g. under a profiler). Figures go to docs/benchmarks.md.

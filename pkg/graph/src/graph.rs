@@ -1,7 +1,8 @@
 //! `Graph`: the petgraph store, its indexes, and incremental, order-independent edge derivation.
 //!
-//! Every edge comes from a [`Reference`] some node declares. The graph remembers which end
-//! declared each edge (`EdgeData::reverse`) and how the target was found (`Via`), so that:
+//! Every edge comes from a [`Reference`](astrolabe_model::Reference) some node declares. The
+//! graph remembers which end declared each edge (`EdgeData::reverse`) and how the target was
+//! found (`Via`), so that:
 //! - an update removes exactly the edges the node declared and derives them again;
 //! - a reference to an object not yet seen waits in a *pending* map keyed by the missing UID or
 //!   key, and becomes an edge when that object appears;

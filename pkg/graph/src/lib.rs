@@ -9,8 +9,9 @@
 //!   at a time by the single writer (the apply loop), each stamped with a gapless sequence
 //!   number and returned as a [`astrolabe_model::Change`] for persistence; node and edge events
 //!   go to an [`EventSink`].
-//! - [`shared`]: [`SharedGraph`], the graph behind one `RwLock`: one writer, many readers that
-//!   copy `Arc`s out under a short read lock.
+//! - [`shared`]: [`SharedGraph`], one writer and many readers over two copies of the graph:
+//!   readers copy `Arc`s out of the current copy and never wait for the writer, who writes the
+//!   other copy and then makes it current.
 //! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
 //! - [`query`]: read-only queries (resource, list, neighbours, path, impact, dangling).
 //! - [`compat`]: the views the Go Astrolabe server's endpoints return.

@@ -7,7 +7,7 @@
 //! - [`labels`]: [`Labels`], a compact sorted string map.
 //! - [`selector`]: [`LabelSelector`], Kubernetes selector syntax and matching.
 //! - [`resource`]: [`Resource`] and its identity types ([`Uid`], [`ObjectKey`]).
-//! - [`reference`]: [`Reference`], what an object points at (by UID, by key, by selector).
+//! - [`reference`](mod@reference): [`Reference`], what an object points at (by UID, by key, by selector).
 //! - [`change`]: [`Change`], one applied mutation.
 //! - [`codec`]: the versioned binary encoding of changes and snapshots.
 //! - [`generator`]: a generator of realistic clusters, for tests, benchmarks and the demo.

@@ -35,7 +35,7 @@ impl Record for Change {
 const PART_RESOURCES: usize = 4096;
 
 /// Encode a model snapshot for [`crate::EventLog::write_snapshot`], compressed at
-/// [`SNAPSHOT_ZSTD_LEVEL`] in parts of [`PART_RESOURCES`] encoded and compressed in parallel
+/// [`SNAPSHOT_ZSTD_LEVEL`] in parts of 4,096 resources encoded and compressed in parallel
 /// ([`compress_parts`]).
 ///
 /// # Errors

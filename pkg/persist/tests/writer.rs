@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use astrolabe_persist::testing::RedisServer;
+use astrolabe_persist::testing::{self, RedisServer};
 use astrolabe_persist::{
     ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, SnapshotBlob,
     Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
@@ -91,9 +91,9 @@ fn writer_on(
 }
 
 async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
+    testing::within(Duration::from_secs(30), what, f)
         .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
