@@ -20,8 +20,6 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-
-use bytes::Bytes;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -38,6 +36,7 @@ use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
     SnapshotBlob, Writer, WriterConfig, copy_then_encode, snapshot_blob, take_snapshot, wait_acked,
 };
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 const SEED: u64 = 42;
@@ -108,218 +107,6 @@ async fn run() -> Result<()> {
         within(PHASE_TIMEOUT, "(d) dictionary", dictionary(&resources)).await??;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// (d) design study: one zstd frame per resource, against a trained dictionary
-
-/// Resources sampled to train the dictionary, and its size.
-const DICT_SAMPLES: usize = 5_000;
-const DICT_BYTES: usize = 112 * 1024;
-
-fn study(name: &str, value: f64, unit: &str, note: &str) {
-    println!("{name:<36} {value:>12.1} {unit:<4} {note}");
-}
-
-fn study_ms(name: &str, took: Duration, note: &str) {
-    study(name, took.as_secs_f64() * 1e3, "ms", note);
-}
-
-async fn dictionary(resources: &[Arc<Resource>]) -> Result<()> {
-    let records = resources
-        .iter()
-        .map(|r| {
-            let mut one = Vec::new();
-            astrolabe_model::codec::encode_resources_into(std::slice::from_ref(r), &mut one)?;
-            Ok(one)
-        })
-        .collect::<Result<Vec<Vec<u8>>>>()?;
-    let raw: usize = records.iter().map(Vec::len).sum();
-    let whole = records.concat();
-    let started = Instant::now();
-    let stream = zstd::bulk::compress(&whole, 1)?;
-    let stream_time = started.elapsed();
-    study("dictionary/raw_bytes", raw as f64, "B", "");
-    study(
-        "dictionary/whole_stream_zstd1_bytes",
-        stream.len() as f64,
-        "B",
-        &format!("one thread, {:.1} ms", stream_time.as_secs_f64() * 1e3),
-    );
-
-    let started = Instant::now();
-    let back = zstd::bulk::decompress(&stream, raw)?;
-    study_ms(
-        "dictionary/whole_stream_decompress_ms",
-        started.elapsed(),
-        "one thread",
-    );
-    if back != whole {
-        bail!("the whole stream did not round-trip");
-    }
-    drop(back);
-
-    let step = (records.len() / DICT_SAMPLES).max(1);
-    let samples: Vec<&[u8]> = records.iter().step_by(step).map(Vec::as_slice).collect();
-    let started = Instant::now();
-    let dict = zstd::dict::from_samples(&samples, DICT_BYTES)?;
-    study_ms(
-        "dictionary/train_ms",
-        started.elapsed(),
-        &format!("{} samples, {} B dictionary", samples.len(), dict.len()),
-    );
-    let mut level1 = None;
-    for level in [1, 3] {
-        let prepared = zstd::dict::EncoderDictionary::copy(&dict, level);
-        let mut compressor = zstd::bulk::Compressor::with_prepared_dictionary(&prepared)?;
-        compressor.include_checksum(false)?;
-        compressor.include_dictid(false)?;
-        let started = Instant::now();
-        let frames = records
-            .iter()
-            .map(|r| compressor.compress(r))
-            .collect::<std::io::Result<Vec<Vec<u8>>>>()?;
-        let compress = started.elapsed();
-        let size: usize = frames.iter().map(Vec::len).sum();
-
-        let prepared = zstd::dict::DecoderDictionary::copy(&dict);
-        let mut decompressor = zstd::bulk::Decompressor::with_prepared_dictionary(&prepared)?;
-        let mut out = vec![0u8; records.iter().map(Vec::len).max().unwrap_or(0)];
-        let started = Instant::now();
-        for (frame, record) in frames.iter().zip(&records) {
-            let n = decompressor.decompress_to_buffer(frame, &mut out)?;
-            if out.get(..n) != Some(record.as_slice()) {
-                bail!("a record did not round-trip");
-            }
-        }
-        let decompress = started.elapsed();
-
-        // A snapshot assembled from frames kept per resource: a length and the frame each.
-        let started = Instant::now();
-        let mut assembled = Vec::with_capacity(size + 4 * frames.len());
-        for frame in &frames {
-            assembled.extend_from_slice(&u32::try_from(frame.len())?.to_le_bytes());
-            assembled.extend_from_slice(frame);
-        }
-        let assemble = started.elapsed();
-        black_box(&assembled);
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / records.len() as f64;
-        study(
-            &format!("dictionary/level{level}_bytes"),
-            size as f64,
-            "B",
-            &format!(
-                "{:.1} B per resource, {:.2}x the whole stream",
-                size as f64 / records.len() as f64,
-                size as f64 / stream.len() as f64
-            ),
-        );
-        study_ms(
-            &format!("dictionary/level{level}_compress_ms"),
-            compress,
-            &format!("one thread, {:.2} us per resource", per(compress)),
-        );
-        study_ms(
-            &format!("dictionary/level{level}_decompress_ms"),
-            decompress,
-            &format!("one thread, {:.2} us per resource", per(decompress)),
-        );
-        study_ms(
-            &format!("dictionary/level{level}_assemble_ms"),
-            assemble,
-            "concatenating the kept frames",
-        );
-        if level == 1 {
-            level1 = Some((Bytes::from(assembled), assemble));
-        }
-    }
-    let Some((assembled, assemble)) = level1 else {
-        bail!("level 1 was not measured");
-    };
-    dictionary_upload(raw, assembled, assemble, Bytes::from(stream)).await
-}
-
-/// A snapshot assembled from kept frames costs the assembly plus the product's upload
-/// (`write_snapshot`: chunks and commit); timed here next to raw `SET`s of those bytes and of
-/// the whole-stream bytes, medians of [`SNAPSHOT_ROUNDS`].
-async fn dictionary_upload(
-    raw: usize,
-    assembled: Bytes,
-    assemble: Duration,
-    stream: Bytes,
-) -> Result<()> {
-    let redis = RedisServer::start().context("starting redis-server")?;
-    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
-    log.ping().await?;
-    let client = redis::Client::open(redis.url())?;
-    let (mut writes, mut sets, mut stream_sets) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..SNAPSHOT_ROUNDS {
-        let blob = SnapshotBlob {
-            seq: round as u64 + 1,
-            resource_count: 0,
-            bytes: assembled.clone(),
-            zstd_raw_len: Some(raw as u64),
-            copied_until: round as u64 + 1,
-        };
-        let started = Instant::now();
-        log.write_snapshot(&blob).await?;
-        writes.push(started.elapsed().as_secs_f64());
-        sets.push(raw_set(&client, assembled.clone()).await?);
-        stream_sets.push(raw_set(&client, stream.clone()).await?);
-    }
-    drop(redis);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (write, set, stream_set) = (median(writes), median(sets), median(stream_sets));
-    let steady = assemble.as_secs_f64() + write;
-    study(
-        "dictionary/upload_ms",
-        write * 1e3,
-        "ms",
-        "write_snapshot of the assembled frames",
-    );
-    study(
-        "dictionary/raw_set_ms",
-        set * 1e3,
-        "ms",
-        "raw SET of the same bytes",
-    );
-    study(
-        "dictionary/whole_stream_raw_set_ms",
-        stream_set * 1e3,
-        "ms",
-        "raw SET of the whole-stream bytes",
-    );
-    study(
-        "dictionary/unchanged_snapshot_ms",
-        steady * 1e3,
-        "ms",
-        &format!(
-            "assembly + upload, every frame kept: {:.2}x its raw SET, {:.2}x the whole stream's",
-            steady / set,
-            steady / stream_set
-        ),
-    );
-    Ok(())
-}
-
-/// The baseline of the snapshot figures: one raw `SET` of `bytes` on a connection of its own,
-/// in seconds.
-async fn raw_set(client: &redis::Client, bytes: Bytes) -> Result<f64> {
-    let client = client.clone();
-    tokio::task::spawn_blocking(move || -> Result<f64> {
-        let mut conn = client.get_connection()?;
-        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let started = Instant::now();
-        redis::cmd("SET")
-            .arg("bench:raw-snapshot")
-            .arg(bytes.as_ref())
-            .query::<()>(&mut conn)?;
-        Ok(started.elapsed().as_secs_f64())
-    })
-    .await?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,6 +417,23 @@ async fn snapshot_once(
     Ok(t)
 }
 
+/// The baseline of the snapshot figures: one raw `SET` of `bytes` on a connection of its own,
+/// in seconds.
+async fn raw_set(client: &redis::Client, bytes: Bytes) -> Result<f64> {
+    let client = client.clone();
+    tokio::task::spawn_blocking(move || -> Result<f64> {
+        let mut conn = client.get_connection()?;
+        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let started = Instant::now();
+        redis::cmd("SET")
+            .arg("bench:raw-snapshot")
+            .arg(bytes.as_ref())
+            .query::<()>(&mut conn)?;
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await?
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) read stalls during snapshots
 
@@ -890,5 +694,200 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
     ] {
         figure(name, ms, "ms", None);
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) design study: one zstd frame per resource, against a trained dictionary
+
+/// Resources sampled to train the dictionary, and its size.
+const DICT_SAMPLES: usize = 5_000;
+const DICT_BYTES: usize = 112 * 1024;
+
+fn study(name: &str, value: f64, unit: &str, note: &str) {
+    println!("{name:<36} {value:>12.1} {unit:<4} {note}");
+}
+
+fn study_ms(name: &str, took: Duration, note: &str) {
+    study(name, took.as_secs_f64() * 1e3, "ms", note);
+}
+
+async fn dictionary(resources: &[Arc<Resource>]) -> Result<()> {
+    let records = resources
+        .iter()
+        .map(|r| {
+            let mut one = Vec::new();
+            astrolabe_model::codec::encode_resources_into(std::slice::from_ref(r), &mut one)?;
+            Ok(one)
+        })
+        .collect::<Result<Vec<Vec<u8>>>>()?;
+    let raw: usize = records.iter().map(Vec::len).sum();
+    let whole = records.concat();
+    let started = Instant::now();
+    let stream = zstd::bulk::compress(&whole, 1)?;
+    let stream_time = started.elapsed();
+    study("dictionary/raw_bytes", raw as f64, "B", "");
+    study(
+        "dictionary/whole_stream_zstd1_bytes",
+        stream.len() as f64,
+        "B",
+        &format!("one thread, {:.1} ms", stream_time.as_secs_f64() * 1e3),
+    );
+
+    let started = Instant::now();
+    let back = zstd::bulk::decompress(&stream, raw)?;
+    study_ms(
+        "dictionary/whole_stream_decompress_ms",
+        started.elapsed(),
+        "one thread",
+    );
+    if back != whole {
+        bail!("the whole stream did not round-trip");
+    }
+    drop(back);
+
+    let step = (records.len() / DICT_SAMPLES).max(1);
+    let samples: Vec<&[u8]> = records.iter().step_by(step).map(Vec::as_slice).collect();
+    let started = Instant::now();
+    let dict = zstd::dict::from_samples(&samples, DICT_BYTES)?;
+    study_ms(
+        "dictionary/train_ms",
+        started.elapsed(),
+        &format!("{} samples, {} B dictionary", samples.len(), dict.len()),
+    );
+    let mut level1 = None;
+    for level in [1, 3] {
+        let prepared = zstd::dict::EncoderDictionary::copy(&dict, level);
+        let mut compressor = zstd::bulk::Compressor::with_prepared_dictionary(&prepared)?;
+        compressor.include_checksum(false)?;
+        compressor.include_dictid(false)?;
+        let started = Instant::now();
+        let frames = records
+            .iter()
+            .map(|r| compressor.compress(r))
+            .collect::<std::io::Result<Vec<Vec<u8>>>>()?;
+        let compress = started.elapsed();
+        let size: usize = frames.iter().map(Vec::len).sum();
+
+        let prepared = zstd::dict::DecoderDictionary::copy(&dict);
+        let mut decompressor = zstd::bulk::Decompressor::with_prepared_dictionary(&prepared)?;
+        let mut out = vec![0u8; records.iter().map(Vec::len).max().unwrap_or(0)];
+        let started = Instant::now();
+        for (frame, record) in frames.iter().zip(&records) {
+            let n = decompressor.decompress_to_buffer(frame, &mut out)?;
+            if out.get(..n) != Some(record.as_slice()) {
+                bail!("a record did not round-trip");
+            }
+        }
+        let decompress = started.elapsed();
+
+        // A snapshot assembled from frames kept per resource: a length and the frame each.
+        let started = Instant::now();
+        let mut assembled = Vec::with_capacity(size + 4 * frames.len());
+        for frame in &frames {
+            assembled.extend_from_slice(&u32::try_from(frame.len())?.to_le_bytes());
+            assembled.extend_from_slice(frame);
+        }
+        let assemble = started.elapsed();
+        black_box(&assembled);
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / records.len() as f64;
+        study(
+            &format!("dictionary/level{level}_bytes"),
+            size as f64,
+            "B",
+            &format!(
+                "{:.1} B per resource, {:.2}x the whole stream",
+                size as f64 / records.len() as f64,
+                size as f64 / stream.len() as f64
+            ),
+        );
+        study_ms(
+            &format!("dictionary/level{level}_compress_ms"),
+            compress,
+            &format!("one thread, {:.2} us per resource", per(compress)),
+        );
+        study_ms(
+            &format!("dictionary/level{level}_decompress_ms"),
+            decompress,
+            &format!("one thread, {:.2} us per resource", per(decompress)),
+        );
+        study_ms(
+            &format!("dictionary/level{level}_assemble_ms"),
+            assemble,
+            "concatenating the kept frames",
+        );
+        if level == 1 {
+            level1 = Some((Bytes::from(assembled), assemble));
+        }
+    }
+    let Some((assembled, assemble)) = level1 else {
+        bail!("level 1 was not measured");
+    };
+    dictionary_upload(raw, assembled, assemble, Bytes::from(stream)).await
+}
+
+/// A snapshot assembled from kept frames costs the assembly plus the product's upload
+/// (`write_snapshot`: chunks and commit); timed here next to raw `SET`s of those bytes and of
+/// the whole-stream bytes, medians of [`SNAPSHOT_ROUNDS`].
+async fn dictionary_upload(
+    raw: usize,
+    assembled: Bytes,
+    assemble: Duration,
+    stream: Bytes,
+) -> Result<()> {
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    log.ping().await?;
+    let client = redis::Client::open(redis.url())?;
+    let (mut writes, mut sets, mut stream_sets) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..SNAPSHOT_ROUNDS {
+        let blob = SnapshotBlob {
+            seq: round as u64 + 1,
+            resource_count: 0,
+            bytes: assembled.clone(),
+            zstd_raw_len: Some(raw as u64),
+            copied_until: round as u64 + 1,
+        };
+        let started = Instant::now();
+        log.write_snapshot(&blob).await?;
+        writes.push(started.elapsed().as_secs_f64());
+        sets.push(raw_set(&client, assembled.clone()).await?);
+        stream_sets.push(raw_set(&client, stream.clone()).await?);
+    }
+    drop(redis);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (write, set, stream_set) = (median(writes), median(sets), median(stream_sets));
+    let steady = assemble.as_secs_f64() + write;
+    study(
+        "dictionary/upload_ms",
+        write * 1e3,
+        "ms",
+        "write_snapshot of the assembled frames",
+    );
+    study(
+        "dictionary/raw_set_ms",
+        set * 1e3,
+        "ms",
+        "raw SET of the same bytes",
+    );
+    study(
+        "dictionary/whole_stream_raw_set_ms",
+        stream_set * 1e3,
+        "ms",
+        "raw SET of the whole-stream bytes",
+    );
+    study(
+        "dictionary/unchanged_snapshot_ms",
+        steady * 1e3,
+        "ms",
+        &format!(
+            "assembly + upload, every frame kept: {:.2}x its raw SET, {:.2}x the whole stream's",
+            steady / set,
+            steady / stream_set
+        ),
+    );
     Ok(())
 }
