@@ -11,7 +11,7 @@
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
 //! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
-//! - [`faults`]: injected failures and delays (driven through [`Sim`]).
+//! - `faults`: injected failures and delays (driven through [`Sim`]).
 //! - [`server`]: the axum router and [`serve`].
 //! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
 //!   the controllers report it); [`Sim::with_generated`].

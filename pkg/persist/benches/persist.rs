@@ -704,8 +704,12 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
 const DICT_SAMPLES: usize = 5_000;
 const DICT_BYTES: usize = 112 * 1024;
 
+/// A figure of the study ([`figure`], no target), with what it is on the line after.
 fn study(name: &str, value: f64, unit: &str, note: &str) {
-    println!("{name:<36} {value:>12.1} {unit:<4} {note}");
+    figure(name, value, unit, None);
+    if !note.is_empty() {
+        println!("    {note}");
+    }
 }
 
 fn study_ms(name: &str, took: Duration, note: &str) {

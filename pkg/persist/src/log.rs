@@ -2,10 +2,9 @@
 //! plus one committed snapshot. [`crate::RedisLog`] implements it on Redis Streams.
 
 use std::future::Future;
+use std::io::Read;
 
 use bytes::Bytes;
-
-use std::io::Read;
 
 use crate::error::{PersistError, Result};
 

@@ -5,9 +5,9 @@
 pub const BACKGROUND_NICE: i32 = 19;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]; threads it starts (the
-/// snapshot's compression helpers, [`crate::compress_parts`]) inherit it. Only for threads that do nothing else afterwards (an unprivileged
-/// process cannot raise it back), and only once they hold no lock others wait for. Returns
-/// whether it took effect (always false off Linux).
+/// snapshot's compression helpers, [`crate::compress_parts`]) inherit it. Only for threads that
+/// do nothing else afterwards (an unprivileged process cannot raise it back), and only once
+/// they hold no lock others wait for. Returns whether it took effect (always false off Linux).
 pub fn lower_current_thread() -> bool {
     #[cfg(target_os = "linux")]
     {
