@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 use astrolabe::persistence::{DECODER, rebuild};
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
-use astrolabe_model::{Change, ChangeOp, Kind, Resource, generator};
-use astrolabe_persist::testing::RedisServer;
+use astrolabe_model::{Change, ChangeOp, Resource, generator};
+use astrolabe_persist::testing::{RedisServer, pod_update, pods};
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
     recover, snapshot_blob,
@@ -131,19 +131,10 @@ async fn prepare(config: &RedisConfig, generated: &[Resource]) -> Result<Graph> 
     let meta = log
         .write_snapshot(&snapshot_blob(&graph.snapshot())?)
         .await?;
-    let pods: Vec<Arc<Resource>> = graph
-        .resources()
-        .filter(|r| r.kind == Kind::Pod)
-        .cloned()
-        .collect();
-    if pods.is_empty() {
-        bail!("the generated cluster has no Pods");
-    }
+    let pods = pods(graph.resources())?;
     let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(APPEND_BATCH);
     for i in 0..TAIL {
-        let mut pod = (*pods[i % pods.len()]).clone();
-        pod.resource_version = format!("tail-{i}").into();
-        pod.status.message = format!("restarted {i} times").into();
+        let pod = pod_update(&pods, i);
         let change: Change = graph
             .apply(ChangeOp::Upsert(Arc::new(pod)), graph_ts(i), &mut ())
             .context("a Pod update changed nothing")?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use astrolabe_model::codec::Snapshot;
+use astrolabe_model::codec::{SlicedSnapshot, Snapshot};
 use astrolabe_model::{Resource, now_ms};
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::NodeIndexable;
@@ -30,7 +30,9 @@ impl Graph {
 }
 
 /// A snapshot copied in slices of [`SNAPSHOT_SLICE`] node slots, each under its own read lock,
-/// and the sequence number when the copy ended.
+/// with the sequence number when the copy ended and where each slice's resources are (slice
+/// `i` is slots `i * SNAPSHOT_SLICE ..`; an encoder keeps its work per slice, see
+/// `astrolabe_persist::SnapshotEncoder`).
 ///
 /// It is *fuzzy*: the apply loop runs between slices, so each resource is copied as it was at
 /// some moment between the start and the end of the copy (a resource re-created in another
@@ -38,31 +40,39 @@ impl Graph {
 /// **start** (`Snapshot::seq`): replaying every change after that sequence gives the live state,
 /// because every change is the full state of one resource (an upsert) or its removal, so the
 /// last change of each resource decides it and resources without a later change were copied as
-/// they were at the start. Commit it only once every change up to the returned end sequence is
-/// durable, so that the copy never holds a change the log may lose. Property-tested against
-/// Redis in `astrolabe-persist`'s `replay_prop`.
+/// they were at the start. Commit it only once every change up to the end sequence
+/// (`copied_until`) is durable, so that the copy never holds a change the log may lose.
+/// Property-tested against Redis in `astrolabe-persist`'s `replay_prop`.
 ///
 /// Consecutive slices may come from different copies of the [`SharedGraph`]; the copies agree
 /// slot for slot (see [`crate::shared`]), so the slices still tile the slot range.
-pub fn snapshot_sliced(shared: &SharedGraph) -> (Snapshot, u64) {
+pub fn snapshot_sliced(shared: &SharedGraph) -> SlicedSnapshot {
     let mut resources = Vec::new();
+    let mut slices = Vec::new();
     let (seq, mut next) = {
         let g = shared.read();
         resources.reserve(g.node_count() + g.node_count() / 16);
+        slices.reserve(g.g.node_bound() / SNAPSHOT_SLICE + 2);
         (g.seq(), g.snapshot_slice(0, SNAPSHOT_SLICE, &mut resources))
     };
+    slices.push(0..resources.len());
     let mut end = seq;
     while let Some(from) = next {
         let g = shared.read();
+        let first = resources.len();
         next = g.snapshot_slice(from, SNAPSHOT_SLICE, &mut resources);
+        slices.push(first..resources.len());
         end = g.seq();
     }
-    let snapshot = Snapshot {
-        seq,
-        taken_at_ms: now_ms(),
-        resources,
-    };
-    (snapshot, end)
+    SlicedSnapshot {
+        snapshot: Snapshot {
+            seq,
+            taken_at_ms: now_ms(),
+            resources,
+        },
+        copied_until: end,
+        slices,
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +98,24 @@ mod tests {
         }
         let whole = g.snapshot();
         let shared = SharedGraph::from_graph(g);
-        let (sliced, end) = snapshot_sliced(&shared);
-        assert_eq!((sliced.seq, end), (whole.seq, whole.seq));
-        assert_eq!(sliced.resources, whole.resources);
+        let copy = snapshot_sliced(&shared);
+        assert_eq!(
+            (copy.snapshot.seq, copy.copied_until),
+            (whole.seq, whole.seq)
+        );
+        assert_eq!(copy.snapshot.resources, whole.resources);
+        // 10,000 slots: three slices, tiling the resources; the third holds what was left of
+        // slots 8,192..10,000 after every third was deleted.
+        let ends: Vec<_> = copy.slices.iter().map(|r| (r.start, r.end)).collect();
+        let in_first = (0..SNAPSHOT_SLICE).filter(|i| i % 3 != 0).count();
+        let in_two = (0..2 * SNAPSHOT_SLICE).filter(|i| i % 3 != 0).count();
+        assert_eq!(
+            ends,
+            vec![
+                (0, in_first),
+                (in_first, in_two),
+                (in_two, whole.resources.len())
+            ]
+        );
     }
 }

@@ -37,7 +37,7 @@ pub enum CodecError {
 }
 
 /// The whole resource set at one point of the change history.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The last change sequence the snapshot includes.
     pub seq: u64,
@@ -45,6 +45,22 @@ pub struct Snapshot {
     pub taken_at_ms: i64,
     /// Every resource, in a stable order.
     pub resources: Vec<Arc<Resource>>,
+}
+
+/// A [`Snapshot`] copied from a store of numbered slots (the graph's node slots) a slice at a
+/// time, with where each slice's resources are. An encoder that keeps what it encoded per slice
+/// ([`Snapshot`] parts that did not change since the last snapshot) keys on the slice numbers,
+/// which stay put while a resource lives.
+#[derive(Clone, Debug, Default)]
+pub struct SlicedSnapshot {
+    /// The snapshot; its resources in slot order.
+    pub snapshot: Snapshot,
+    /// The last change sequence the copy may reflect (see the graph's `snapshot_sliced`).
+    pub copied_until: u64,
+    /// `slices[i]` is the range of `snapshot.resources` copied from slice `i`: slots
+    /// `i * len .. (i + 1) * len` for the source's slice length `len`. In order, tiling every
+    /// resource.
+    pub slices: Vec<std::ops::Range<usize>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
@@ -161,8 +177,8 @@ pub fn encode_snapshot_header(snapshot: &Snapshot, out: &mut Vec<u8>) -> Result<
 ///
 /// # Errors
 /// [`CodecError::Encode`] if serialisation fails (it does not for well-formed values).
-pub fn encode_resources_into(
-    resources: &[Arc<Resource>],
+pub fn encode_resources_into<'a>(
+    resources: impl IntoIterator<Item = &'a Arc<Resource>>,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
     for r in resources {

@@ -3,8 +3,10 @@
 //!
 //! (a) durable appends/s of the real `Writer` (200k model `Change`s, Pods from the generator)
 //!     against `redis-benchmark -c 1 -P 64 XADD` of a payload of the same size;
-//! (b) snapshot time for 100k resources (take, encode compressing as it goes, upload + commit)
-//!     against one raw `SET` of the same compressed byte count;
+//! (b) snapshot time for 100k resources (take, encode and compress in parts, upload + commit)
+//!     against one raw `SET` of the same compressed byte count: cold (nothing kept, every part
+//!     encoded) and periodic (the encoder kept across snapshots, as the server keeps it, with
+//!     100,000 Pod updates before each);
 //! (c) the longest read stall (wait for the read lock) while snapshots are taken and uploaded
 //!     repeatedly, with a reader running 2-hop neighbour queries and a writer applying changes
 //!     on the same `SharedGraph`, against the same reader and writer with no snapshot running
@@ -31,10 +33,12 @@ use anyhow::{Context, Result, bail};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
-use astrolabe_persist::testing::{RedisServer, Versus, figure, within};
+use astrolabe_persist::encoder::PROMOTE_AFTER;
+use astrolabe_persist::testing::{RedisServer, Versus, figure, pod_update, pods, within};
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
-    SnapshotBlob, Writer, WriterConfig, copy_then_encode, snapshot_blob, take_snapshot, wait_acked,
+    SnapshotBlob, SnapshotEncoder, Writer, WriterConfig, copy_then_encode, take_snapshot,
+    wait_acked,
 };
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -45,8 +49,10 @@ const SIZE: usize = 100_000;
 const APPENDS: usize = 200_000;
 /// Pipeline depth of the `redis-benchmark` baseline.
 const BASELINE_PIPELINE: usize = 64;
-/// Snapshots timed in (b); the median is reported.
+/// Snapshots timed in (b), cold and periodic each; the medians are reported.
 const SNAPSHOT_ROUNDS: usize = 3;
+/// Changes applied before each periodic snapshot of (b): `--snapshot-every-changes`' default.
+const PERIODIC_CHANGES: usize = 100_000;
 /// Minimum number of snapshots and duration of (c).
 const STALL_SNAPSHOTS: usize = 5;
 const STALL_MIN: Duration = Duration::from_secs(5);
@@ -327,40 +333,103 @@ async fn snapshots(shared: &SharedGraph) -> Result<()> {
     let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
     log.ping().await?;
     let client = redis::Client::open(redis.url())?;
-    let mut rounds = Vec::with_capacity(SNAPSHOT_ROUNDS);
+    // Cold: nothing kept, every part encoded and compressed (the first snapshot after a start).
+    let mut cold = Vec::with_capacity(SNAPSHOT_ROUNDS);
     for _ in 0..SNAPSHOT_ROUNDS {
-        rounds.push(snapshot_once(shared, &log, &client).await?);
+        let mut encoder = SnapshotEncoder::default();
+        cold.push(snapshot_once(shared, &mut encoder, &log, &client).await?);
     }
+    report("snapshot", &cold);
+    // Periodic: one encoder across snapshots, as the server keeps it, and before each timed
+    // snapshot the changes that trigger one (`--snapshot-every-changes`, 100,000): every Pod
+    // updated, over and over, as in the restart bench's tail.
+    let pods = pods(shared.read().resources())?;
+    let mut encoder = SnapshotEncoder::default();
+    let mut update = 0usize;
+    let mut churn = |shared: &SharedGraph| {
+        for _ in 0..PERIODIC_CHANGES {
+            let pod = pod_update(&pods, update);
+            shared
+                .write()
+                .apply(ChangeOp::Upsert(Arc::new(pod)), 0, &mut ());
+            update += 1;
+        }
+    };
+    // Untimed: the first snapshot, then as many as the encoder needs to give the churning kind
+    // parts of its own (the steady state of a server with this churn).
+    snapshot_once(shared, &mut encoder, &log, &client).await?;
+    for _ in 0..=PROMOTE_AFTER {
+        churn(shared);
+        snapshot_once(shared, &mut encoder, &log, &client).await?;
+    }
+    let mut periodic = Vec::with_capacity(SNAPSHOT_ROUNDS);
+    for _ in 0..SNAPSHOT_ROUNDS {
+        churn(shared);
+        let t = snapshot_once(shared, &mut encoder, &log, &client).await?;
+        let stats = encoder.last_stats();
+        println!(
+            "    after {PERIODIC_CHANGES} Pod updates: {} of {} parts kept, {} resources encoded, \
+             own parts for {:?}",
+            stats.kept, stats.parts, stats.encoded_resources, stats.own_parts
+        );
+        periodic.push(t);
+    }
+    report("snapshot/periodic", &periodic);
     drop(redis);
+    Ok(())
+}
+
+/// The figures of a set of timed snapshots (medians), under `prefix`.
+fn report(prefix: &str, rounds: &[SnapshotTiming]) {
     let median = |f: fn(&SnapshotTiming) -> f64| {
         let mut v: Vec<f64> = rounds.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     let last = rounds.last().copied().unwrap_or_default();
-    figure("snapshot/raw_bytes", last.raw_bytes as f64, "B", None);
     figure(
-        "snapshot/compressed_bytes",
+        &format!("{prefix}/raw_bytes"),
+        last.raw_bytes as f64,
+        "B",
+        None,
+    );
+    figure(
+        &format!("{prefix}/compressed_bytes"),
         last.compressed_bytes as f64,
         "B",
         None,
     );
-    figure("snapshot/take_ms", median(|t| t.take) * 1e3, "ms", None);
     figure(
-        "snapshot/encode_and_zstd_ms",
+        &format!("{prefix}/take_ms"),
+        median(|t| t.take) * 1e3,
+        "ms",
+        None,
+    );
+    figure(
+        &format!("{prefix}/encode_and_zstd_ms"),
         median(|t| t.encode) * 1e3,
         "ms",
         None,
     );
     let upload = median(|t| t.write);
     let raw_set = median(|t| t.raw_set);
-    figure("snapshot/upload_commit_ms", upload * 1e3, "ms", None);
-    figure("snapshot/raw_set_ms", raw_set * 1e3, "ms", None);
-    figure("snapshot/upload_vs_raw_set", upload / raw_set, "x", None);
+    figure(
+        &format!("{prefix}/upload_commit_ms"),
+        upload * 1e3,
+        "ms",
+        None,
+    );
+    figure(&format!("{prefix}/raw_set_ms"), raw_set * 1e3, "ms", None);
+    figure(
+        &format!("{prefix}/upload_vs_raw_set"),
+        upload / raw_set,
+        "x",
+        None,
+    );
     let total = median(SnapshotTiming::total);
     let ratio = total / raw_set;
     figure(
-        "snapshot/total_ms",
+        &format!("{prefix}/total_ms"),
         total * 1e3,
         "ms",
         Some(Versus {
@@ -370,25 +439,25 @@ async fn snapshots(shared: &SharedGraph) -> Result<()> {
             met: ratio <= 2.0,
         }),
     );
-    Ok(())
 }
 
-/// One timed snapshot (copy in slices, encode compressing as it goes, `write_snapshot`)
+/// One timed snapshot (copy in slices, encode what `encoder` does not keep, `write_snapshot`)
 /// and the raw `SET` baseline of the same compressed byte count.
 async fn snapshot_once(
     shared: &SharedGraph,
+    encoder: &mut SnapshotEncoder,
     log: &RedisLog,
     client: &redis::Client,
 ) -> Result<SnapshotTiming> {
     let mut t = SnapshotTiming::default();
     let started = Instant::now();
-    let (snapshot, _) = snapshot_sliced(shared);
+    let copy = snapshot_sliced(shared);
     t.take = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let blob = snapshot_blob(&snapshot)?;
+    let blob = encoder.encode(&copy)?;
     t.encode = started.elapsed().as_secs_f64();
-    drop(snapshot);
+    drop(copy);
     t.raw_bytes = usize::try_from(blob.zstd_raw_len.unwrap_or(0))?;
     let compressed = blob.bytes.clone();
     t.compressed_bytes = compressed.len();
@@ -588,12 +657,17 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
         let source = {
             let (shared, copy_ns) = (shared.clone(), copy_ns.clone());
             Arc::new(move || {
-                copy_then_encode(|| {
-                    let t = Instant::now();
-                    let copied = snapshot_sliced(&shared);
-                    copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    copied
-                })
+                // Nothing kept: every snapshot encodes everything, the most CPU it can take
+                // from the reader and the writer.
+                copy_then_encode(
+                    || {
+                        let t = Instant::now();
+                        let copied = snapshot_sliced(&shared);
+                        copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        copied
+                    },
+                    &mut SnapshotEncoder::default(),
+                )
             })
         };
         let blob = take_snapshot(&source).await;

@@ -1,7 +1,9 @@
 //! Snapshot compression in parallel parts: the payload is cut into parts that are encoded and
 //! compressed independently, each into a zstd frame of its own, on as many threads as there are
-//! cores (up to [`MAX_THREADS`]). The frames, concatenated in order, are one valid zstd stream:
-//! the ordinary decompressor reads them back as the payload the parts make together.
+//! cores (up to [`MAX_THREADS`]). The frames, concatenated in order ([`concat`]), are one valid
+//! zstd stream: the ordinary decompressor reads them back as the payload the parts make
+//! together. A caller may also keep a part's frame and use it again in a later stream while the
+//! part is unchanged (`crate::SnapshotEncoder` does).
 
 use std::io;
 use std::sync::Mutex;
@@ -14,13 +16,19 @@ pub const SNAPSHOT_ZSTD_LEVEL: i32 = 1;
 /// background, beside the apply loop and the queries.
 pub const MAX_THREADS: usize = 4;
 
-/// A compressed part and its uncompressed length.
-type Frame = (Vec<u8>, usize);
+/// A compressed part: one zstd frame, and the length of what it decompresses to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The zstd frame.
+    pub bytes: bytes::Bytes,
+    /// The uncompressed length.
+    pub raw_len: u64,
+}
 
 /// Encode parts `0..parts` with `encode(part, buffer)` (the buffer comes empty) and compress
 /// each into one zstd frame at `level`, on up to [`MAX_THREADS`] threads (the calling one
-/// included; the others are started here and inherit its CPU priority). Returns the frames
-/// concatenated in part order and the number of uncompressed bytes.
+/// included; the others are started here and inherit its CPU priority). Returns the frames in
+/// part order.
 ///
 /// # Errors
 /// The first error of `encode` or of the compressor.
@@ -28,7 +36,7 @@ pub fn compress_parts<E: Send>(
     level: i32,
     parts: usize,
     encode: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
-) -> Result<(Vec<u8>, u64), CompressError<E>> {
+) -> Result<Vec<Frame>, CompressError<E>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(MAX_THREADS)
@@ -51,10 +59,14 @@ pub fn compress_parts<E: Send>(
                 let mut frame = compressor.compress(&raw).map_err(CompressError::Io)?;
                 // The frame was allocated for the worst case, about the raw size.
                 frame.shrink_to_fit();
+                let frame = Frame {
+                    bytes: frame.into(),
+                    raw_len: raw.len() as u64,
+                };
                 let mut frames = frames
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                frames[part] = Some((frame, raw.len()));
+                frames[part] = Some(frame);
             }
         };
         // After an error the other threads take no new part.
@@ -70,17 +82,24 @@ pub fn compress_parts<E: Send>(
             acc.and(theirs)
         })
     })?;
-    let frames = frames
+    Ok(frames
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let compressed = frames.iter().flatten().map(|(f, _)| f.len()).sum();
-    let mut out = Vec::with_capacity(compressed);
-    let mut raw = 0u64;
-    for (frame, len) in frames.into_iter().flatten() {
-        out.extend_from_slice(&frame);
-        raw += len as u64;
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// `frames` one after the other (one zstd stream), and the length they decompress to.
+pub fn concat<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> (Vec<u8>, u64) {
+    let len = frames.clone().into_iter().map(|f| f.bytes.len()).sum();
+    let mut out = Vec::with_capacity(len);
+    let mut raw = 0;
+    for frame in frames {
+        out.extend_from_slice(&frame.bytes);
+        raw += frame.raw_len;
     }
-    Ok((out, raw))
+    (out, raw)
 }
 
 /// Why [`compress_parts`] failed.
@@ -102,12 +121,18 @@ mod tests {
     fn parts_make_one_stream_in_order() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let pieces: Vec<&[u8]> = data.chunks(100_001).collect();
-        let (compressed, raw) =
-            compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, pieces.len(), |i, out| {
-                out.extend_from_slice(pieces[i]);
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let frames = compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, pieces.len(), |i, out| {
+            out.extend_from_slice(pieces[i]);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(frames.len(), pieces.len());
+        for (frame, piece) in frames.iter().zip(&pieces) {
+            assert_eq!(frame.raw_len, piece.len() as u64);
+            let alone = zstd::bulk::decompress(&frame.bytes, piece.len()).unwrap_or_default();
+            assert!(alone == *piece, "each frame decodes alone to its part");
+        }
+        let (compressed, raw) = concat(&frames);
         assert_eq!(raw, data.len() as u64);
         assert!(compressed.len() < data.len() / 10);
         let back = zstd::bulk::decompress(&compressed, data.len()).unwrap_or_default();
@@ -117,8 +142,10 @@ mod tests {
             .and_then(|mut d| d.read_to_end(&mut streamed))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(streamed == data, "read back as a stream, frame after frame");
-        let (empty, raw) = compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 1, |_, _| Ok(()))
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (empty, raw) = concat(
+            &compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 1, |_, _| Ok(()))
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        );
         assert_eq!(raw, 0);
         assert_eq!(zstd::bulk::decompress(&empty, 0).unwrap_or_default(), b"");
         let failed = compress_parts(

@@ -18,6 +18,7 @@
 //! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
 //! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
 //! - [`compress`]: snapshot compression in parallel parts ([`compress_parts`]).
+//! - [`encoder`]: [`SnapshotEncoder`], snapshots that re-encode only the parts that changed.
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
@@ -42,6 +43,7 @@
 //! answers.
 
 pub mod compress;
+pub mod encoder;
 pub mod entry;
 pub mod error;
 pub mod keys;
@@ -58,7 +60,8 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
-pub use compress::{CompressError, SNAPSHOT_ZSTD_LEVEL, compress_parts};
+pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat};
+pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{

@@ -2,10 +2,10 @@
 //! [`SnapshotBlob`]s, and [`ModelDecoder`] for [`crate::recover`].
 
 use astrolabe_model::Change;
-use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, Snapshot};
+use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, SlicedSnapshot, Snapshot};
 use bytes::Bytes;
 
-use crate::compress::{CompressError, SNAPSHOT_ZSTD_LEVEL, compress_parts};
+use crate::encoder::SnapshotEncoder;
 use crate::error::{PersistError, Result};
 use crate::log::SnapshotBlob;
 use crate::recovery::Decoder;
@@ -30,57 +30,41 @@ impl Record for Change {
     }
 }
 
-/// Resources per part of a snapshot: each part is encoded and compressed on its own
-/// ([`compress_parts`]), about 1.5 MB raw and 220 KB compressed for the generated clusters.
+/// Resources per slice when [`snapshot_blob`] cuts a snapshot that was not copied in slices.
 const PART_RESOURCES: usize = 4096;
 
 /// Encode a model snapshot for [`crate::EventLog::write_snapshot`], compressed at
-/// [`SNAPSHOT_ZSTD_LEVEL`] in parts of 4,096 resources encoded and compressed in parallel
-/// ([`compress_parts`]).
+/// [`crate::SNAPSHOT_ZSTD_LEVEL`] in parts encoded and compressed in parallel (a fresh
+/// [`SnapshotEncoder`], keeping nothing).
 ///
 /// # Errors
 /// [`PersistError::SnapshotSource`] if encoding fails, [`PersistError::SnapshotCompress`] if
 /// compressing does.
 pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
-    let parts: Vec<_> = snapshot.resources.chunks(PART_RESOURCES).collect();
-    let (bytes, raw_len) = compress_parts(SNAPSHOT_ZSTD_LEVEL, parts.len().max(1), |i, out| {
-        if i == 0 {
-            codec::encode_snapshot_header(snapshot, out)?;
-        }
-        parts
-            .get(i)
-            .map_or(Ok(()), |part| codec::encode_resources_into(part, out))
-    })
-    .map_err(|e| match e {
-        CompressError::Encode(e) => {
-            PersistError::SnapshotSource(format!("encoding the snapshot failed: {e}"))
-        }
-        CompressError::Io(e) => PersistError::SnapshotCompress(e),
-    })?;
-    Ok(SnapshotBlob {
-        seq: snapshot.seq,
-        resource_count: snapshot.resources.len() as u64,
-        bytes: Bytes::from(bytes),
-        zstd_raw_len: Some(raw_len),
-        copied_until: snapshot.seq,
-    })
+    let n = snapshot.resources.len();
+    let slices: Vec<_> = (0..n)
+        .step_by(PART_RESOURCES)
+        .map(|from| from..(from + PART_RESOURCES).min(n))
+        .collect();
+    SnapshotEncoder::default().encode_slices(snapshot, &slices, snapshot.seq)
 }
 
 /// The shape of a snapshot source ([`crate::SnapshotSource`]): `copy` runs first, at the
-/// calling thread's priority, and returns the state with the sequence its copy ended at (see
-/// [`SnapshotBlob::copied_until`]); the thread is then lowered to background priority
-/// ([`crate::priority`]) and the copy encoded with [`snapshot_blob`]. Lowering before the copy
+/// calling thread's priority, and returns the state copied in slices with the sequence its copy
+/// ended at (see [`SnapshotBlob::copied_until`]); the thread is then lowered to background
+/// priority ([`crate::priority`]) and the copy encoded by `encoder`. Lowering before the copy
 /// would let a descheduled background thread hold a read lock the apply loop waits for (readers
 /// use the other copy of the graph and do not wait, but ingest stalls).
 ///
 /// # Errors
-/// As [`snapshot_blob`].
-pub fn copy_then_encode(copy: impl FnOnce() -> (Snapshot, u64)) -> Result<SnapshotBlob> {
-    let (snapshot, copied_until) = copy();
+/// As [`SnapshotEncoder::encode`].
+pub fn copy_then_encode(
+    copy: impl FnOnce() -> SlicedSnapshot,
+    encoder: &mut SnapshotEncoder,
+) -> Result<SnapshotBlob> {
+    let copy = copy();
     crate::priority::lower_current_thread();
-    let mut blob = snapshot_blob(&snapshot)?;
-    blob.copied_until = copied_until;
-    Ok(blob)
+    encoder.encode(&copy)
 }
 
 /// Decodes model snapshots and changes; an unknown format version is reported as

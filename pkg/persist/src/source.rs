@@ -94,13 +94,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI32, Ordering};
 
-    use astrolabe_model::codec::{self, Snapshot};
+    use astrolabe_model::codec::{self, SlicedSnapshot, Snapshot};
     use astrolabe_model::{Kind, Resource};
 
     use super::take_snapshot;
     use crate::priority::BACKGROUND_NICE;
     use crate::priority::tests::own_nice;
-    use crate::{Result, SnapshotBlob, copy_then_encode};
+    use crate::{Result, SnapshotBlob, SnapshotEncoder, copy_then_encode};
 
     fn snapshot() -> Snapshot {
         Snapshot {
@@ -117,10 +117,17 @@ mod tests {
         let (before, during_copy, after, blob) = std::thread::spawn(|| {
             let before = own_nice();
             let mut during_copy = None;
-            let blob = copy_then_encode(|| {
-                during_copy = Some(own_nice());
-                (snapshot(), 9)
-            });
+            let blob = copy_then_encode(
+                || {
+                    during_copy = Some(own_nice());
+                    SlicedSnapshot {
+                        snapshot: snapshot(),
+                        copied_until: 9,
+                        slices: std::iter::once(0..1).collect(),
+                    }
+                },
+                &mut SnapshotEncoder::default(),
+            );
             (before, during_copy, own_nice(), blob)
         })
         .join()

@@ -1,12 +1,16 @@
 //! Test harness (feature `testing`): a real `redis-server` on a free port in a temporary
 //! directory, configured with the repository's `redis.conf` (AOF, fsync every second), and the
-//! helpers every bench uses: figure lines ([`figure`]) and a bounded wait ([`within`]).
+//! helpers every bench uses: figure lines ([`figure`]), a bounded wait ([`within`]) and the
+//! churn of Pod updates ([`pods`], [`pod_update`]).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use astrolabe_model::{Kind, Resource};
 
 /// The repository's production Redis configuration.
 pub const REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../redis.conf");
@@ -202,4 +206,31 @@ pub async fn within<T>(
             format!("timed out after {limit:?} waiting for {what}"),
         )
     })
+}
+
+/// The Pods among `resources`: what the benches' churn updates ([`pod_update`]).
+///
+/// # Errors
+/// When there is none.
+pub fn pods<'a>(
+    resources: impl IntoIterator<Item = &'a Arc<Resource>>,
+) -> io::Result<Vec<Arc<Resource>>> {
+    let pods: Vec<_> = resources
+        .into_iter()
+        .filter(|r| r.kind == Kind::Pod)
+        .cloned()
+        .collect();
+    if pods.is_empty() {
+        return Err(io::Error::other("the generated cluster has no Pods"));
+    }
+    Ok(pods)
+}
+
+/// Update `i` of the benches' churn: the Pods of `pods` in turn, each with a new
+/// resourceVersion and status message (a status change, as most of a real cluster's changes).
+pub fn pod_update(pods: &[Arc<Resource>], i: usize) -> Resource {
+    let mut pod = (*pods[i % pods.len().max(1)]).clone();
+    pod.resource_version = format!("update-{i}").into();
+    pod.status.message = format!("restarted {i} times").into();
+    pod
 }

@@ -2,7 +2,8 @@
 //! Invariant 2, replay equivalence: for random change histories, random snapshot points and
 //! random crash points (before commit, between commit and trim, after trim), and snapshots
 //! copied in slices while changes go on (each resource as it was at some point of the copy,
-//! recorded as covering the sequence at the copy's start),
+//! recorded as covering the sequence at the copy's start), and snapshots encoded by one
+//! `SnapshotEncoder` that keeps the parts that did not change,
 //! `load(snapshot) + replay(stream after it)` equals the state at the last acknowledged change.
 
 mod common;
@@ -11,12 +12,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use astrolabe_model::codec::Snapshot;
+use astrolabe_model::codec::{SlicedSnapshot, Snapshot};
 use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource};
 use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
-    EventLog, ModelDecoder, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, recover,
-    snapshot_blob,
+    EventLog, ModelDecoder, PersistError, PersistMetrics, Record, RedisConfig, RedisLog,
+    SnapshotEncoder, recover,
 };
 use proptest::prelude::*;
 use redis::AsyncCommands;
@@ -54,10 +55,19 @@ fn crash() -> impl Strategy<Value = Crash> {
 
 type State = BTreeMap<String, Arc<Resource>>;
 
+/// Two kinds, so that the encoder can give one of them parts of its own.
+fn kind(id: u8) -> Kind {
+    if id.is_multiple_of(2) {
+        Kind::Pod
+    } else {
+        Kind::ConfigMap
+    }
+}
+
 fn resource(id: u8, version: u16) -> Resource {
     let mut r = Resource::new(
         format!("uid-{id}").as_str(),
-        Kind::ConfigMap,
+        kind(id),
         "ns",
         format!("cm-{id}"),
     );
@@ -78,6 +88,9 @@ fn apply(state: &mut State, change: &Change) {
 }
 
 static CASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Resources per slice of a snapshot's copy.
+const SLICE: usize = 4;
 
 /// A snapshot copied in slices (`astrolabe_graph::snapshot_sliced`): it starts after op
 /// `start` (covering its sequence) and ends after op `end`; each resource is copied as it was
@@ -113,6 +126,7 @@ async fn run_case(
     cfg.chunk_size = 64; // several chunks even for small states
     let log = RedisLog::new(&cfg).unwrap();
     let mut live = State::new();
+    let mut encoder = SnapshotEncoder::default();
     let mut history: Vec<State> = Vec::with_capacity(ops.len());
     let mut pending = Vec::new();
     let last_snapshot = snapshot_at.iter().copied().filter(|i| *i < ops.len()).max();
@@ -124,7 +138,7 @@ async fn run_case(
                 let uid = format!("uid-{id}");
                 ChangeOp::Delete {
                     uid: uid.as_str().into(),
-                    key: ObjectKey::new(Kind::ConfigMap, "ns", format!("cm-{id}")),
+                    key: ObjectKey::new(kind(*id), "ns", format!("cm-{id}")),
                 }
             }
         };
@@ -150,12 +164,24 @@ async fn run_case(
             // may reflect (up to op `j`).
             log.append(&pending).await.unwrap();
             pending.clear();
-            let snap = Snapshot {
-                seq,
-                taken_at_ms: 0,
-                resources: fuzzy_copy(&history, i, j, pick),
+            let resources = fuzzy_copy(&history, i, j, pick);
+            // Slices of a few resources, encoded by one encoder for the whole history, as the
+            // server keeps it: parts whose resources did not change since the last snapshot
+            // go in as the frames kept from it.
+            let slices = (0..resources.len())
+                .step_by(SLICE)
+                .map(|f| f..(f + SLICE).min(resources.len()))
+                .collect();
+            let copy = SlicedSnapshot {
+                snapshot: Snapshot {
+                    seq,
+                    taken_at_ms: 0,
+                    resources,
+                },
+                copied_until: j as u64 + 1,
+                slices,
             };
-            let blob = snapshot_blob(&snap).unwrap();
+            let blob = encoder.encode(&copy).unwrap();
             if Some(i) == last_snapshot && matches!(crash, Crash::BeforeCommit) {
                 // Simulate an interrupted upload: orphan chunks of the next generation.
                 let mut conn = redis::Client::open(server.url())
