@@ -1,9 +1,9 @@
 //! Snapshot compression in parallel parts: the payload is cut into parts that are encoded and
 //! compressed independently, each into a zstd frame of its own, on as many threads as there are
-//! cores (up to [`MAX_THREADS`]). The frames, concatenated in order ([`concat`]), are one valid
-//! zstd stream: the ordinary decompressor reads them back as the payload the parts make
+//! cores (up to [`MAX_THREADS`]). The frames, concatenated in order ([`concat_frames`]), are one
+//! valid zstd stream: the ordinary decompressor reads them back as the payload the parts make
 //! together. A caller may also keep a part's frame and use it again in a later stream while the
-//! part is unchanged (`crate::SnapshotEncoder` does).
+//! part is unchanged ([`crate::SnapshotEncoder`] does).
 
 use std::io;
 use std::sync::Mutex;
@@ -91,7 +91,7 @@ pub fn compress_parts<E: Send>(
 }
 
 /// `frames` one after the other (one zstd stream), and the length they decompress to.
-pub fn concat<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> (Vec<u8>, u64) {
+pub fn concat_frames<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> (Vec<u8>, u64) {
     let len = frames.clone().into_iter().map(|f| f.bytes.len()).sum();
     let mut out = Vec::with_capacity(len);
     let mut raw = 0;
@@ -132,7 +132,7 @@ mod tests {
             let alone = zstd::bulk::decompress(&frame.bytes, piece.len()).unwrap_or_default();
             assert!(alone == *piece, "each frame decodes alone to its part");
         }
-        let (compressed, raw) = concat(&frames);
+        let (compressed, raw) = concat_frames(&frames);
         assert_eq!(raw, data.len() as u64);
         assert!(compressed.len() < data.len() / 10);
         let back = zstd::bulk::decompress(&compressed, data.len()).unwrap_or_default();
@@ -142,7 +142,7 @@ mod tests {
             .and_then(|mut d| d.read_to_end(&mut streamed))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(streamed == data, "read back as a stream, frame after frame");
-        let (empty, raw) = concat(
+        let (empty, raw) = concat_frames(
             &compress_parts::<()>(SNAPSHOT_ZSTD_LEVEL, 1, |_, _| Ok(()))
                 .unwrap_or_else(|e| panic!("{e:?}")),
         );

@@ -22,7 +22,7 @@ use astrolabe_model::{Kind, Resource};
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat};
+use crate::compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 use crate::error::{PersistError, Result};
 use crate::log::SnapshotBlob;
 
@@ -95,7 +95,7 @@ impl SnapshotEncoder {
     ///
     /// # Errors
     /// [`PersistError::SnapshotSource`] if encoding fails, [`PersistError::SnapshotCompress`] if
-    /// compressing does. What the encoder keeps is then left as it was.
+    /// compressing does; what the encoder keeps is then left as it was.
     pub fn encode(&mut self, copy: &SlicedSnapshot) -> Result<SnapshotBlob> {
         self.encode_slices(&copy.snapshot, &copy.slices, copy.copied_until)
     }
@@ -172,7 +172,7 @@ impl SnapshotEncoder {
             frames.push(entry.frame.clone());
             kept.insert(part.key, entry);
         }
-        let (bytes, raw_len) = concat(&frames);
+        let (bytes, raw_len) = concat_frames(&frames);
         self.kept = kept;
         self.learn(&changed_kinds);
         self.last = stats;

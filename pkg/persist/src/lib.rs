@@ -60,7 +60,7 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
-pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat};
+pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
