@@ -158,8 +158,8 @@ pub async fn start(
     let encoder = std::sync::Mutex::new(SnapshotEncoder::default());
     let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
         // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
-        // encode after, at background priority. The encoder replaces what it keeps only once
-        // a snapshot is encoded, so a panic cannot leave it half updated.
+        // encode after, at background priority. After a panic the encoder is still sound: it
+        // reuses a kept part only when its members are the very same resources.
         let mut encoder = encoder
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
