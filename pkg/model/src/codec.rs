@@ -37,7 +37,7 @@ pub enum CodecError {
 }
 
 /// The whole resource set at one point of the change history.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The last change sequence the snapshot includes.
     pub seq: u64,
@@ -51,7 +51,7 @@ pub struct Snapshot {
 /// time, with where each slice's resources are. An encoder that keeps what it encoded per slice
 /// ([`Snapshot`] parts that did not change since the last snapshot) keys on the slice numbers,
 /// which stay put while a resource lives.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SlicedSnapshot {
     /// The snapshot; its resources in slot order.
     pub snapshot: Snapshot,
@@ -61,6 +61,18 @@ pub struct SlicedSnapshot {
     /// `i * len .. (i + 1) * len` for the source's slice length `len`. In order, tiling every
     /// resource.
     pub slices: Vec<std::ops::Range<usize>>,
+}
+
+impl SlicedSnapshot {
+    /// Slices of `per_slice` resources each (the last one shorter) over `len` resources: for a
+    /// snapshot that was not copied from slots.
+    pub fn even_slices(len: usize, per_slice: usize) -> Vec<std::ops::Range<usize>> {
+        let per_slice = per_slice.max(1);
+        (0..len)
+            .step_by(per_slice)
+            .map(|from| from..(from + per_slice).min(len))
+            .collect()
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {

@@ -386,50 +386,31 @@ fn report(prefix: &str, rounds: &[SnapshotTiming]) {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
+    let name = |figure: &str| format!("{prefix}/{figure}");
     let last = rounds.last().copied().unwrap_or_default();
+    figure(&name("raw_bytes"), last.raw_bytes as f64, "B", None);
     figure(
-        &format!("{prefix}/raw_bytes"),
-        last.raw_bytes as f64,
-        "B",
-        None,
-    );
-    figure(
-        &format!("{prefix}/compressed_bytes"),
+        &name("compressed_bytes"),
         last.compressed_bytes as f64,
         "B",
         None,
     );
+    figure(&name("take_ms"), median(|t| t.take) * 1e3, "ms", None);
     figure(
-        &format!("{prefix}/take_ms"),
-        median(|t| t.take) * 1e3,
-        "ms",
-        None,
-    );
-    figure(
-        &format!("{prefix}/encode_and_zstd_ms"),
+        &name("encode_and_zstd_ms"),
         median(|t| t.encode) * 1e3,
         "ms",
         None,
     );
     let upload = median(|t| t.write);
     let raw_set = median(|t| t.raw_set);
-    figure(
-        &format!("{prefix}/upload_commit_ms"),
-        upload * 1e3,
-        "ms",
-        None,
-    );
-    figure(&format!("{prefix}/raw_set_ms"), raw_set * 1e3, "ms", None);
-    figure(
-        &format!("{prefix}/upload_vs_raw_set"),
-        upload / raw_set,
-        "x",
-        None,
-    );
+    figure(&name("upload_commit_ms"), upload * 1e3, "ms", None);
+    figure(&name("raw_set_ms"), raw_set * 1e3, "ms", None);
+    figure(&name("upload_vs_raw_set"), upload / raw_set, "x", None);
     let total = median(SnapshotTiming::total);
     let ratio = total / raw_set;
     figure(
-        &format!("{prefix}/total_ms"),
+        &name("total_ms"),
         total * 1e3,
         "ms",
         Some(Versus {

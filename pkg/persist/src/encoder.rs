@@ -78,7 +78,7 @@ pub struct EncodeStats {
     pub kept: usize,
     /// Resources encoded and compressed.
     pub encoded_resources: usize,
-    /// The kinds with parts of their own in this snapshot.
+    /// The kinds with parts of their own in this snapshot, in order.
     pub own_parts: Vec<Kind>,
 }
 
@@ -112,12 +112,13 @@ impl SnapshotEncoder {
         slices: &[Range<usize>],
         copied_until: u64,
     ) -> Result<SnapshotBlob> {
-        let own_parts: Vec<Kind> = self
+        let mut own_parts: Vec<Kind> = self
             .churn
             .iter()
             .filter(|(_, c)| c.own_parts)
             .map(|(k, _)| k.clone())
             .collect();
+        own_parts.sort();
         let parts = parts(&snapshot.resources, slices, &own_parts);
         let changed: Vec<usize> = (0..parts.len())
             .filter(|&i| !self.unchanged(&parts[i]))
@@ -201,33 +202,29 @@ impl SnapshotEncoder {
     /// its slice held (removals alone are not seen; they do not make a kind churn).
     fn changed_kinds(&self, parts: &[Part<'_>], changed: &[usize]) -> FxHashSet<Kind> {
         let mut kinds = FxHashSet::default();
-        let mut known: Option<(usize, FxHashSet<*const Resource>)> = None;
         for part in changed.iter().map(|&c| &parts[c]) {
             let (slice, kind) = &part.key;
             if let Some(kind) = kind {
                 kinds.insert(kind.clone());
                 continue;
             }
-            if !self.kept.keys().any(|(s, _)| s == slice) {
-                // Nothing kept for this slice (the first snapshot, say): nothing to compare.
+            // A slice has one shared part, so each slice's kept members are gathered once.
+            let known: FxHashSet<*const Resource> = self
+                .kept
+                .iter()
+                .filter(|((s, _), _)| s == slice)
+                .flat_map(|(_, k)| k.members.iter().map(Weak::as_ptr))
+                .collect();
+            // Nothing kept for this slice (the first snapshot, say): nothing to compare.
+            if known.is_empty() {
                 continue;
             }
-            if known.as_ref().is_none_or(|(s, _)| s != slice) {
-                let members = self
-                    .kept
+            kinds.extend(
+                part.members
                     .iter()
-                    .filter(|((s, _), _)| s == slice)
-                    .flat_map(|(_, k)| k.members.iter().map(Weak::as_ptr))
-                    .collect();
-                known = Some((*slice, members));
-            }
-            if let Some((_, members)) = &known {
-                for r in &part.members {
-                    if !members.contains(&Arc::as_ptr(r)) {
-                        kinds.insert(r.kind.clone());
-                    }
-                }
-            }
+                    .filter(|r| !known.contains(&Arc::as_ptr(r)))
+                    .map(|r| r.kind.clone()),
+            );
         }
         kinds
     }
@@ -310,7 +307,6 @@ mod tests {
     }
 
     fn sliced(resources: &[Arc<Resource>], per_slice: usize, seq: u64) -> SlicedSnapshot {
-        let n = resources.len();
         SlicedSnapshot {
             snapshot: Snapshot {
                 seq,
@@ -318,10 +314,7 @@ mod tests {
                 resources: resources.to_vec(),
             },
             copied_until: seq,
-            slices: (0..n)
-                .step_by(per_slice)
-                .map(|f| f..(f + per_slice).min(n))
-                .collect(),
+            slices: SlicedSnapshot::even_slices(resources.len(), per_slice),
         }
     }
 

@@ -41,11 +41,7 @@ const PART_RESOURCES: usize = 4096;
 /// [`PersistError::SnapshotSource`] if encoding fails, [`PersistError::SnapshotCompress`] if
 /// compressing does.
 pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
-    let n = snapshot.resources.len();
-    let slices: Vec<_> = (0..n)
-        .step_by(PART_RESOURCES)
-        .map(|from| from..(from + PART_RESOURCES).min(n))
-        .collect();
+    let slices = SlicedSnapshot::even_slices(snapshot.resources.len(), PART_RESOURCES);
     SnapshotEncoder::default().encode_slices(snapshot, &slices, snapshot.seq)
 }
 

@@ -168,10 +168,7 @@ async fn run_case(
             // Slices of a few resources, encoded by one encoder for the whole history, as the
             // server keeps it: parts whose resources did not change since the last snapshot
             // go in as the frames kept from it.
-            let slices = (0..resources.len())
-                .step_by(SLICE)
-                .map(|f| f..(f + SLICE).min(resources.len()))
-                .collect();
+            let slices = SlicedSnapshot::even_slices(resources.len(), SLICE);
             let copy = SlicedSnapshot {
                 snapshot: Snapshot {
                     seq,
