@@ -99,7 +99,11 @@ pub struct PersistArgs {
     #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = 300)]
     pub snapshot_interval: u64,
     /// Take a snapshot after this many changes since the last one.
-    #[arg(long, env = "SNAPSHOT_EVERY_CHANGES", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "SNAPSHOT_EVERY_CHANGES",
+        default_value_t = astrolabe_persist::snapshotter::DEFAULT_SNAPSHOT_EVERY_CHANGES
+    )]
     pub snapshot_every_changes: u64,
     /// Changes kept in the stream behind the snapshot when trimming (history window).
     #[arg(long, env = "STREAM_RETENTION", default_value_t = 10_000)]
