@@ -11,10 +11,10 @@ use astrolabe_api::PersistenceReadiness;
 use astrolabe_graph::{Graph, SharedGraph, now_ms, snapshot_sliced};
 use astrolabe_model::{Change, Resource};
 use astrolabe_persist::{
-    ChangeSender, DEFAULT_REPLAY_PAGE, Decoder, EncodingSource, ModelDecoder, PersistError,
-    PersistMetrics, Recovered, RedisConfig, RedisLog, SnapshotRequester, Snapshotter,
-    SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig, WriterHandle, recover,
-    snapshot_error,
+    ChangeSender, DEFAULT_REPLAY_PAGE, Decoder, ModelDecoder, PersistError, PersistMetrics,
+    Recovered, RedisConfig, RedisLog, SnapshotBlob, SnapshotEncoder, SnapshotRequester,
+    Snapshotter, SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig, WriterHandle,
+    copy_then_encode, recover, snapshot_error,
 };
 use prometheus::Registry;
 use tokio::task::JoinHandle;
@@ -153,10 +153,18 @@ pub async fn start(
     };
 
     let source_graph = graph.clone();
-    // Copies the Arcs a slice at a time, each under a short read lock, at normal priority;
-    // encodes after, at background priority, keeping each part's compressed frame while its
-    // resources do not change.
-    let source = Arc::new(EncodingSource::new(move || snapshot_sliced(&source_graph)));
+    // Keeps each part's compressed frame while its resources do not change (snapshots do not
+    // overlap, so the lock is never contended).
+    let encoder = std::sync::Mutex::new(SnapshotEncoder::default());
+    let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
+        // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
+        // encode after, at background priority. After a panic the encoder is still sound: it
+        // reuses a kept part only when its members are the very same resources.
+        let mut encoder = encoder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
+    });
     let cancel = CancellationToken::new();
     let (sender, writer) = Writer::spawn(
         log.clone(),

@@ -3,10 +3,10 @@
 //!
 //! (a) durable appends/s of the real `Writer` (200k model `Change`s, Pods from the generator)
 //!     against `redis-benchmark -c 1 -P 64 XADD` of a payload of the same size;
-//! (b) snapshot time for 100k resources (take, encode and compress in parts while the frames
-//!     are uploaded, commit) against one raw `SET` of the same compressed bytes: cold (nothing
-//!     kept, every part encoded) and periodic (the encoder kept across snapshots, as the server
-//!     keeps it, with 100,000 Pod updates before each);
+//! (b) snapshot time for 100k resources (take, encode and compress in parts, upload + commit)
+//!     against one raw `SET` of the same compressed byte count: cold (nothing kept, every part
+//!     encoded) and periodic (the encoder kept across snapshots, as the server keeps it, with
+//!     100,000 Pod updates before each);
 //! (c) the longest read stall (wait for the read lock) while snapshots are taken and uploaded
 //!     repeatedly, with a reader running 2-hop neighbour queries and a writer applying changes
 //!     on the same `SharedGraph`, against the same reader and writer with no snapshot running
@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
-use astrolabe_model::codec::SlicedSnapshot;
 use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
 use astrolabe_persist::encoder::PROMOTE_AFTER;
 use astrolabe_persist::testing::{RedisServer, Versus, figure, pod_update, pods, within};
 use astrolabe_persist::{
-    EncodingSource, EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog,
-    SendOutcome, SnapshotBlob, Writer, WriterConfig, take_snapshot, wait_acked,
+    EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
+    SnapshotBlob, SnapshotEncoder, Writer, WriterConfig, copy_then_encode, take_snapshot,
+    wait_acked,
 };
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,7 @@ const APPENDS: usize = 200_000;
 /// Pipeline depth of the `redis-benchmark` baseline.
 const BASELINE_PIPELINE: usize = 64;
 /// Snapshots timed in (b), cold and periodic each; the medians are reported.
-const SNAPSHOT_ROUNDS: usize = 5;
+const SNAPSHOT_ROUNDS: usize = 3;
 /// Changes applied before each periodic snapshot of (b): `--snapshot-every-changes`' default.
 const PERIODIC_CHANGES: usize = 100_000;
 /// Minimum number of snapshots and duration of (c).
@@ -314,23 +314,18 @@ fn redis_benchmark_xadd(payload: usize) -> Result<f64> {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct SnapshotTiming {
-    /// Until the copy is done (`take_snapshot` returns the head).
     take: f64,
-    /// The encoder's own time, to its last frame (the upload runs meanwhile).
     encode: f64,
-    /// Until the snapshot is committed.
-    total: f64,
+    write: f64,
     raw_set: f64,
     raw_bytes: usize,
     compressed_bytes: usize,
 }
 
-/// The product's snapshot source over `shared` (as the server builds it).
-fn graph_source(
-    shared: &SharedGraph,
-) -> Arc<EncodingSource<impl Fn() -> SlicedSnapshot + Send + Sync + 'static + use<>>> {
-    let shared = shared.clone();
-    Arc::new(EncodingSource::new(move || snapshot_sliced(&shared)))
+impl SnapshotTiming {
+    fn total(&self) -> f64 {
+        self.take + self.encode + self.write
+    }
 }
 
 async fn snapshots(shared: &SharedGraph) -> Result<()> {
@@ -341,14 +336,15 @@ async fn snapshots(shared: &SharedGraph) -> Result<()> {
     // Cold: nothing kept, every part encoded and compressed (the first snapshot after a start).
     let mut cold = Vec::with_capacity(SNAPSHOT_ROUNDS);
     for _ in 0..SNAPSHOT_ROUNDS {
-        cold.push(snapshot_once(&graph_source(shared), &log, &client).await?);
+        let mut encoder = SnapshotEncoder::default();
+        cold.push(snapshot_once(shared, &mut encoder, &log, &client).await?);
     }
     report("snapshot", &cold);
-    // Periodic: one source (and encoder) across snapshots, as the server keeps it, and before
-    // each timed snapshot the changes that trigger one (`--snapshot-every-changes`, 100,000):
-    // every Pod updated, over and over, as in the restart bench's tail.
+    // Periodic: one encoder across snapshots, as the server keeps it, and before each timed
+    // snapshot the changes that trigger one (`--snapshot-every-changes`, 100,000): every Pod
+    // updated, over and over, as in the restart bench's tail.
     let pods = pods(shared.read().resources())?;
-    let source = graph_source(shared);
+    let mut encoder = SnapshotEncoder::default();
     let mut update = 0usize;
     let mut churn = |shared: &SharedGraph| {
         for _ in 0..PERIODIC_CHANGES {
@@ -361,16 +357,16 @@ async fn snapshots(shared: &SharedGraph) -> Result<()> {
     };
     // Untimed: the first snapshot, then as many as the encoder needs to give the churning kind
     // parts of its own (the steady state of a server with this churn).
-    snapshot_once(&source, &log, &client).await?;
+    snapshot_once(shared, &mut encoder, &log, &client).await?;
     for _ in 0..=PROMOTE_AFTER {
         churn(shared);
-        snapshot_once(&source, &log, &client).await?;
+        snapshot_once(shared, &mut encoder, &log, &client).await?;
     }
     let mut periodic = Vec::with_capacity(SNAPSHOT_ROUNDS);
     for _ in 0..SNAPSHOT_ROUNDS {
         churn(shared);
-        let t = snapshot_once(&source, &log, &client).await?;
-        let stats = source.last_stats();
+        let t = snapshot_once(shared, &mut encoder, &log, &client).await?;
+        let stats = encoder.last_stats();
         println!(
             "    after {PERIODIC_CHANGES} Pod updates: {} of {} parts kept, {} resources encoded, \
              own parts for {:?}",
@@ -406,15 +402,12 @@ fn report(prefix: &str, rounds: &[SnapshotTiming]) {
         "ms",
         None,
     );
-    figure(
-        &name("after_encoding_ms"),
-        median(|t| t.total - t.take - t.encode) * 1e3,
-        "ms",
-        None,
-    );
+    let upload = median(|t| t.write);
     let raw_set = median(|t| t.raw_set);
+    figure(&name("upload_commit_ms"), upload * 1e3, "ms", None);
     figure(&name("raw_set_ms"), raw_set * 1e3, "ms", None);
-    let total = median(|t| t.total);
+    figure(&name("upload_vs_raw_set"), upload / raw_set, "x", None);
+    let total = median(SnapshotTiming::total);
     let ratio = total / raw_set;
     figure(
         &name("total_ms"),
@@ -429,39 +422,45 @@ fn report(prefix: &str, rounds: &[SnapshotTiming]) {
     );
 }
 
-/// One timed snapshot through the product's path (`take_snapshot` of `source`: copy in
-/// slices, then encode what its encoder does not keep, each frame uploaded by
-/// `write_snapshot_streamed` as it comes), then the raw `SET` baseline of the same compressed
-/// bytes, read back from Redis (untimed).
-async fn snapshot_once<F: Fn() -> SlicedSnapshot + Send + Sync + 'static>(
-    source: &Arc<EncodingSource<F>>,
+/// One timed snapshot (copy in slices, encode what `encoder` does not keep, `write_snapshot`)
+/// and the raw `SET` baseline of the same compressed byte count.
+async fn snapshot_once(
+    shared: &SharedGraph,
+    encoder: &mut SnapshotEncoder,
     log: &RedisLog,
     client: &redis::Client,
 ) -> Result<SnapshotTiming> {
     let mut t = SnapshotTiming::default();
     let started = Instant::now();
-    let pending = take_snapshot(source).await?;
+    let copy = snapshot_sliced(shared);
     t.take = started.elapsed().as_secs_f64();
-    let meta = log.write_snapshot_streamed(pending).await?;
-    t.total = started.elapsed().as_secs_f64();
-    t.encode = source.last_stats().took.as_secs_f64();
 
-    let loaded = log
-        .load_snapshot()
-        .await?
-        .context("the snapshot just written is not there")?;
-    if loaded.meta != meta {
-        bail!("read back {:?}, wrote {meta:?}", loaded.meta);
+    let started = Instant::now();
+    let blob = encoder.encode(&copy)?;
+    t.encode = started.elapsed().as_secs_f64();
+    drop(copy);
+    t.raw_bytes = usize::try_from(blob.zstd_raw_len.unwrap_or(0))?;
+    let compressed = blob.bytes.clone();
+    t.compressed_bytes = compressed.len();
+
+    let started = Instant::now();
+    let meta = log.write_snapshot(&blob).await?;
+    t.write = started.elapsed().as_secs_f64();
+    if meta.bytes as usize != compressed.len() {
+        bail!(
+            "write_snapshot stored {} B, expected {}",
+            meta.bytes,
+            compressed.len()
+        );
     }
-    t.raw_bytes = usize::try_from(meta.raw_bytes)?;
-    t.compressed_bytes = loaded.compressed.len();
-    t.raw_set = raw_set(client, loaded.compressed).await?;
+
+    t.raw_set = raw_set(client, compressed).await?;
     println!(
-        "  snapshot: take {:.1} ms, encode + zstd {:.1} ms, committed after {:.1} ms ({} chunks), \
+        "  snapshot: take {:.1} ms, encode + zstd {:.1} ms, write_snapshot {:.1} ms ({} chunks), \
          raw SET {:.1} ms",
         t.take * 1e3,
         t.encode * 1e3,
-        t.total * 1e3,
+        t.write * 1e3,
         meta.chunks,
         t.raw_set * 1e3
     );
@@ -634,24 +633,28 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
     let mut count = 0usize;
     let mut holds = Samples::default();
     while count < STALL_SNAPSHOTS || started.elapsed() < STALL_MIN {
-        // The product's path (`take_snapshot`, the source shaped as the server's), with a
-        // fresh encoder each time: nothing kept, every snapshot encodes everything, the most
-        // CPU it can take from the reader and the writer.
+        // The product's path (`take_snapshot`, the source shaped as the server's).
         let copy_ns = Arc::new(AtomicU64::new(0));
         let source = {
             let (shared, copy_ns) = (shared.clone(), copy_ns.clone());
-            Arc::new(EncodingSource::new(move || {
-                let t = Instant::now();
-                let copied = snapshot_sliced(&shared);
-                copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                copied
-            }))
+            Arc::new(move || {
+                // Nothing kept: every snapshot encodes everything, the most CPU it can take
+                // from the reader and the writer.
+                copy_then_encode(
+                    || {
+                        let t = Instant::now();
+                        let copied = snapshot_sliced(&shared);
+                        copy_ns.store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        copied
+                    },
+                    &mut SnapshotEncoder::default(),
+                )
+            })
         };
-        let pending = take_snapshot(&source).await?;
+        let blob = take_snapshot(&source).await;
         holds.push(Duration::from_nanos(copy_ns.load(Ordering::Relaxed)));
-        // Uploaded as it is compressed.
         uploading.store(true, Ordering::Release);
-        let written = log.write_snapshot_streamed(pending).await;
+        let written = log.write_snapshot(&blob?).await;
         uploading.store(false, Ordering::Release);
         written?;
         count += 1;

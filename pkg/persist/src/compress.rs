@@ -37,39 +37,14 @@ pub fn compress_parts<E: Send>(
     parts: usize,
     encode: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
 ) -> Result<Vec<Frame>, CompressError<E>> {
-    let frames: Mutex<Vec<Option<Frame>>> = Mutex::new(vec![None; parts]);
-    compress_parts_each(level, parts, encode, |part, frame| {
-        frames
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)[part] = Some(frame);
-    })?;
-    Ok(frames
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .into_iter()
-        .flatten()
-        .collect())
-}
-
-/// [`compress_parts`], handing each frame to `done(part, frame)` as soon as it is compressed,
-/// on the thread that compressed it, in whatever order the threads finish (a caller that needs
-/// the order puts it back, as [`crate::SnapshotEncoder`] does). After an error no new part is
-/// started; `done` may have seen some parts.
-///
-/// # Errors
-/// The first error of `encode` or of the compressor.
-pub fn compress_parts_each<E: Send>(
-    level: i32,
-    parts: usize,
-    encode: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
-    done: impl Fn(usize, Frame) + Sync,
-) -> Result<(), CompressError<E>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(MAX_THREADS)
         .min(parts)
         .max(1);
     let next = AtomicUsize::new(0);
+    // Each part's frame and uncompressed length, once done.
+    let frames: Mutex<Vec<Option<Frame>>> = Mutex::new(vec![None; parts]);
     let work = || -> Result<(), CompressError<E>> {
         let run = || -> Result<(), CompressError<E>> {
             let mut compressor = zstd::bulk::Compressor::new(level).map_err(CompressError::Io)?;
@@ -84,13 +59,14 @@ pub fn compress_parts_each<E: Send>(
                 let mut frame = compressor.compress(&raw).map_err(CompressError::Io)?;
                 // The frame was allocated for the worst case, about the raw size.
                 frame.shrink_to_fit();
-                done(
-                    part,
-                    Frame {
-                        bytes: frame.into(),
-                        raw_len: raw.len() as u64,
-                    },
-                );
+                let frame = Frame {
+                    bytes: frame.into(),
+                    raw_len: raw.len() as u64,
+                };
+                let mut frames = frames
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                frames[part] = Some(frame);
             }
         };
         // After an error the other threads take no new part.
@@ -105,7 +81,13 @@ pub fn compress_parts_each<E: Send>(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             acc.and(theirs)
         })
-    })
+    })?;
+    Ok(frames
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// `frames` one after the other (one zstd stream), and the length they decompress to.

@@ -11,10 +11,8 @@
 //! for Pods alone 4%: docs/benchmarks.md); and a churning kind does not make its neighbours'
 //! parts change with it.
 //!
-//! Every part is a zstd frame of its own ([`compress_parts_each`]), so a snapshot is still one
-//! zstd stream of [`codec::encode_snapshot`]'s format, whatever was kept: readers do not know.
-//! The frames go out in stream order as soon as each can ([`SnapshotEncoder::encode_to`]), so
-//! the upload of the first ones overlaps the compression of the rest.
+//! Every part is a zstd frame of its own ([`compress_parts`]), so a snapshot is still one zstd
+//! stream of [`codec::encode_snapshot`]'s format, whatever was kept: readers do not know.
 
 use std::ops::Range;
 use std::sync::{Arc, Weak};
@@ -24,9 +22,7 @@ use astrolabe_model::{Kind, Resource};
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::compress::{
-    CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts_each, concat_frames,
-};
+use crate::compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 use crate::error::{PersistError, Result};
 use crate::log::SnapshotBlob;
 
@@ -84,32 +80,6 @@ pub struct EncodeStats {
     pub encoded_resources: usize,
     /// The kinds with parts of their own in this snapshot, in order.
     pub own_parts: Vec<Kind>,
-    /// How long encoding took, to the last frame.
-    pub took: std::time::Duration,
-}
-
-/// A snapshot's frames on their way out: each goes to `out` once every frame before it did.
-struct InOrder<'o> {
-    /// The frames in stream order, each until it goes out.
-    stream: Vec<Option<Frame>>,
-    /// The first frame not yet out.
-    next: usize,
-    /// The changed parts' new frames, to keep.
-    fresh: Vec<Option<Frame>>,
-    out: &'o mut (dyn FnMut(Frame) + Send),
-}
-
-impl InOrder<'_> {
-    /// Frame `at` is ready: send it and whatever follows it that is ready too.
-    fn put(&mut self, at: usize, frame: Frame) {
-        if let Some(slot) = self.stream.get_mut(at) {
-            *slot = Some(frame);
-        }
-        while let Some(frame) = self.stream.get_mut(self.next).and_then(Option::take) {
-            (self.out)(frame);
-            self.next += 1;
-        }
-    }
 }
 
 /// One part of a snapshot being encoded.
@@ -119,32 +89,15 @@ struct Part<'a> {
 }
 
 impl SnapshotEncoder {
-    /// Encode `copy`, compressed at [`SNAPSHOT_ZSTD_LEVEL`], as one blob ([`Self::encode_to`]
-    /// with the frames put together).
-    ///
-    /// # Errors
-    /// As [`Self::encode_to`].
-    pub fn encode(&mut self, copy: &SlicedSnapshot) -> Result<SnapshotBlob> {
-        self.encode_slices(&copy.snapshot, &copy.slices, copy.copied_until)
-    }
-
-    /// Encode `copy`, compressed at [`SNAPSHOT_ZSTD_LEVEL`], handing `out` its zstd frames in
-    /// stream order as soon as each can go: the parts that changed since the last call are
-    /// encoded and compressed in parallel ([`compress_parts_each`]), the others use their kept
-    /// frames, which go out as soon as every frame before them did. The frames one after the
-    /// other are the snapshot ([`codec::encode_snapshot`]'s bytes, compressed). Afterwards the
-    /// encoder keeps exactly this snapshot's parts.
+    /// Encode `copy`, compressed at [`SNAPSHOT_ZSTD_LEVEL`]: the parts that changed since the
+    /// last call are encoded and compressed in parallel ([`compress_parts`]), the others use
+    /// their kept frames. Afterwards the encoder keeps exactly this snapshot's parts.
     ///
     /// # Errors
     /// [`PersistError::SnapshotSource`] if encoding fails, [`PersistError::SnapshotCompress`] if
-    /// compressing does; `out` may then have had some frames, and what the encoder keeps is
-    /// left as it was.
-    pub fn encode_to(
-        &mut self,
-        copy: &SlicedSnapshot,
-        out: &mut (dyn FnMut(Frame) + Send),
-    ) -> Result<()> {
-        self.encode_frames(&copy.snapshot, &copy.slices, out)
+    /// compressing does; what the encoder keeps is then left as it was.
+    pub fn encode(&mut self, copy: &SlicedSnapshot) -> Result<SnapshotBlob> {
+        self.encode_slices(&copy.snapshot, &copy.slices, copy.copied_until)
     }
 
     /// What the last [`SnapshotEncoder::encode`] did.
@@ -159,26 +112,6 @@ impl SnapshotEncoder {
         slices: &[Range<usize>],
         copied_until: u64,
     ) -> Result<SnapshotBlob> {
-        let mut frames = Vec::new();
-        self.encode_frames(snapshot, slices, &mut |frame| frames.push(frame))?;
-        let (bytes, raw_len) = concat_frames(&frames);
-        Ok(SnapshotBlob {
-            seq: snapshot.seq,
-            resource_count: snapshot.resources.len() as u64,
-            bytes: Bytes::from(bytes),
-            zstd_raw_len: Some(raw_len),
-            copied_until,
-        })
-    }
-
-    /// [`SnapshotEncoder::encode_to`] of a snapshot and its slices.
-    fn encode_frames(
-        &mut self,
-        snapshot: &Snapshot,
-        slices: &[Range<usize>],
-        out: &mut (dyn FnMut(Frame) + Send),
-    ) -> Result<()> {
-        let started = std::time::Instant::now();
         let mut own_parts: Vec<Kind> = self
             .churn
             .iter()
@@ -187,30 +120,14 @@ impl SnapshotEncoder {
             .collect();
         own_parts.sort();
         let parts = parts(&snapshot.resources, slices, &own_parts);
-        // The stream: the header (compressed with the changed parts, as a frame of its own),
-        // then every part in order, kept frames already in place.
-        let mut stream: Vec<Option<Frame>> = Vec::with_capacity(parts.len() + 1);
-        stream.push(None);
-        let mut changed = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            let kept = self.kept_frame(part);
-            if kept.is_none() {
-                changed.push(i);
-            }
-            stream.push(kept);
-        }
+        let changed: Vec<usize> = (0..parts.len())
+            .filter(|&i| !self.unchanged(&parts[i]))
+            .collect();
         let mut header = Vec::new();
         codec::encode_snapshot_header(snapshot, &mut header).map_err(source_error)?;
-        let release = std::sync::Mutex::new(InOrder {
-            stream,
-            next: 0,
-            fresh: vec![None; changed.len()],
-            out,
-        });
-        compress_parts_each(
-            SNAPSHOT_ZSTD_LEVEL,
-            changed.len() + 1,
-            |i, out| match i.checked_sub(1) {
+        // The header is a frame of its own, compressed with the changed parts.
+        let mut fresh = compress_parts(SNAPSHOT_ZSTD_LEVEL, changed.len() + 1, |i, out| {
+            match i.checked_sub(1) {
                 None => {
                     out.extend_from_slice(&header);
                     Ok(())
@@ -218,59 +135,33 @@ impl SnapshotEncoder {
                 Some(c) => {
                     codec::encode_resources_into(parts[changed[c]].members.iter().copied(), out)
                 }
-            },
-            |i, frame| {
-                let mut release = release
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let at = match i.checked_sub(1) {
-                    None => 0,
-                    Some(c) => {
-                        release.fresh[c] = Some(frame.clone());
-                        changed[c] + 1
-                    }
-                };
-                release.put(at, frame);
-            },
-        )
+            }
+        })
         .map_err(|e| match e {
             CompressError::Encode(e) => source_error(e),
             CompressError::Io(e) => PersistError::SnapshotCompress(e),
-        })?;
-        let release = release
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if release.next != release.stream.len() {
-            return Err(PersistError::SnapshotSource(format!(
-                "{} of {} snapshot frames were produced",
-                release.next,
-                release.stream.len()
-            )));
-        }
+        })?
+        .into_iter();
+        let header = fresh.next().unwrap_or_default();
 
         let changed_kinds = self.changed_kinds(&parts, &changed);
-        let mut stats = EncodeStats {
+        let stats = EncodeStats {
             parts: parts.len(),
             kept: parts.len() - changed.len(),
             encoded_resources: changed.iter().map(|&c| parts[c].members.len()).sum(),
             own_parts,
-            took: std::time::Duration::ZERO,
         };
-        let mut fresh = changed.iter().copied().zip(release.fresh).peekable();
+        let mut fresh = changed.iter().copied().zip(fresh).peekable();
         let mut kept = FxHashMap::default();
         kept.reserve(parts.len());
+        let mut frames = Vec::with_capacity(parts.len() + 1);
+        frames.push(header);
         for (i, part) in parts.into_iter().enumerate() {
             let entry = match fresh.next_if(|(c, _)| *c == i) {
-                Some((_, Some(frame))) => Kept {
+                Some((_, frame)) => Kept {
                     members: part.members.iter().map(|r| Arc::downgrade(r)).collect(),
                     frame,
                 },
-                Some((_, None)) => {
-                    return Err(PersistError::SnapshotSource(format!(
-                        "no frame was compressed for the part {:?}",
-                        part.key
-                    )));
-                }
                 // Unchanged: the kept entry moves over as it is.
                 None => self.kept.remove(&part.key).ok_or_else(|| {
                     PersistError::SnapshotSource(format!(
@@ -279,20 +170,20 @@ impl SnapshotEncoder {
                     ))
                 })?,
             };
+            frames.push(entry.frame.clone());
             kept.insert(part.key, entry);
         }
+        let (bytes, raw_len) = concat_frames(&frames);
         self.kept = kept;
         self.learn(&changed_kinds);
-        stats.took = started.elapsed();
         self.last = stats;
-        Ok(())
-    }
-
-    /// The kept frame of `part` if it is the very part kept from the last snapshot.
-    fn kept_frame(&self, part: &Part<'_>) -> Option<Frame> {
-        self.unchanged(part)
-            .then(|| self.kept.get(&part.key).map(|k| k.frame.clone()))
-            .flatten()
+        Ok(SnapshotBlob {
+            seq: snapshot.seq,
+            resource_count: snapshot.resources.len() as u64,
+            bytes: Bytes::from(bytes),
+            zstd_raw_len: Some(raw_len),
+            copied_until,
+        })
     }
 
     /// Whether `part` is the very part kept from the last snapshot.

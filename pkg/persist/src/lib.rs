@@ -60,22 +60,18 @@ pub mod source;
 pub mod testing;
 pub mod writer;
 
-pub use compress::{
-    CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, compress_parts_each, concat_frames,
-};
+pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{PersistError, Result};
 pub use keys::Keys;
 pub use log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotHead,
-    SnapshotMeta, SnapshotStream, TrimOutcome,
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
+    SnapshotStream, TrimOutcome,
 };
 pub use metrics::PersistMetrics;
-pub use model_codec::{
-    EncodingSource, ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error,
-};
+pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
-pub use source::{PendingSnapshot, Record, SnapshotSink, SnapshotSource, take_snapshot};
+pub use source::{Record, SnapshotSource, take_snapshot};
 pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

@@ -62,49 +62,6 @@ pub struct SnapshotBlob {
     pub copied_until: u64,
 }
 
-impl SnapshotBlob {
-    /// The blob as one zstd frame: its bytes if already compressed, else compressed at `level`.
-    ///
-    /// # Errors
-    /// [`PersistError::SnapshotCompress`] if compressing fails.
-    pub fn into_frame(self, level: i32) -> Result<crate::Frame> {
-        match self.zstd_raw_len {
-            Some(raw_len) => Ok(crate::Frame {
-                bytes: self.bytes,
-                raw_len,
-            }),
-            None => Ok(crate::Frame {
-                raw_len: self.bytes.len() as u64,
-                bytes: zstd::bulk::compress(&self.bytes, level)
-                    .map_err(PersistError::SnapshotCompress)?
-                    .into(),
-            }),
-        }
-    }
-
-    /// What the blob is a snapshot of.
-    #[must_use]
-    pub fn head(&self) -> SnapshotHead {
-        SnapshotHead {
-            seq: self.seq,
-            resource_count: self.resource_count,
-            copied_until: self.copied_until,
-        }
-    }
-}
-
-/// What a snapshot is of, known as soon as its state is copied (before it is encoded): the
-/// fields of [`SnapshotBlob`] other than its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotHead {
-    /// The last change included in the state.
-    pub seq: u64,
-    /// Number of resources.
-    pub resource_count: u64,
-    /// The last change the state may reflect (see [`SnapshotBlob::copied_until`]).
-    pub copied_until: u64,
-}
-
 /// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotMeta {
@@ -291,17 +248,6 @@ pub trait EventLog: Send + Sync + 'static {
     fn write_snapshot(
         &self,
         blob: &SnapshotBlob,
-    ) -> impl Future<Output = Result<SnapshotMeta>> + Send;
-
-    /// [`EventLog::write_snapshot`] of a snapshot still being compressed: its frames are
-    /// uploaded as they come ([`crate::PendingSnapshot::next_frame`]), and it is committed
-    /// only if its source finished it.
-    ///
-    /// # Errors
-    /// As [`EventLog::write_snapshot`], plus the source's error.
-    fn write_snapshot_streamed(
-        &self,
-        pending: crate::PendingSnapshot,
     ) -> impl Future<Output = Result<SnapshotMeta>> + Send;
 
     /// The committed snapshot's metadata, `None` if there is none.

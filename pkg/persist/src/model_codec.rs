@@ -5,13 +5,11 @@ use astrolabe_model::Change;
 use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, SlicedSnapshot, Snapshot};
 use bytes::Bytes;
 
-use std::sync::Mutex;
-
-use crate::encoder::{EncodeStats, SnapshotEncoder};
+use crate::encoder::SnapshotEncoder;
 use crate::error::{PersistError, Result};
-use crate::log::{SnapshotBlob, SnapshotHead};
+use crate::log::SnapshotBlob;
 use crate::recovery::Decoder;
-use crate::source::{Record, SnapshotSink, SnapshotSource};
+use crate::source::Record;
 
 impl Record for Change {
     fn seq(&self) -> u64 {
@@ -49,68 +47,20 @@ pub fn snapshot_blob(snapshot: &Snapshot) -> Result<SnapshotBlob> {
 
 /// The shape of a snapshot source ([`crate::SnapshotSource`]): `copy` runs first, at the
 /// calling thread's priority, and returns the state copied in slices with the sequence its copy
-/// ended at (see [`crate::SnapshotBlob::copied_until`]); `sink` gets its head; the thread is
-/// then lowered to background priority ([`crate::priority`]) and the copy encoded by
-/// `encoder`, each frame going to `sink` as soon as it can. Lowering before the copy would let
-/// a descheduled background thread hold a read lock the apply loop waits for (readers use the
-/// other copy of the graph and do not wait, but ingest stalls).
+/// ended at (see [`SnapshotBlob::copied_until`]); the thread is then lowered to background
+/// priority ([`crate::priority`]) and the copy encoded by `encoder`. Lowering before the copy
+/// would let a descheduled background thread hold a read lock the apply loop waits for (readers
+/// use the other copy of the graph and do not wait, but ingest stalls).
 ///
 /// # Errors
-/// As [`SnapshotEncoder::encode_to`].
+/// As [`SnapshotEncoder::encode`].
 pub fn copy_then_encode(
     copy: impl FnOnce() -> SlicedSnapshot,
     encoder: &mut SnapshotEncoder,
-    sink: &mut SnapshotSink,
-) -> Result<()> {
+) -> Result<SnapshotBlob> {
     let copy = copy();
-    sink.head(SnapshotHead {
-        seq: copy.snapshot.seq,
-        resource_count: copy.snapshot.resources.len() as u64,
-        copied_until: copy.copied_until,
-    });
     crate::priority::lower_current_thread();
-    encoder.encode_to(&copy, &mut |frame| sink.frame(frame))
-}
-
-/// The snapshot source of a live state: `copy` takes it in slices, and one [`SnapshotEncoder`],
-/// kept from snapshot to snapshot, encodes it ([`copy_then_encode`]).
-#[derive(Debug)]
-pub struct EncodingSource<F> {
-    copy: F,
-    encoder: Mutex<SnapshotEncoder>,
-}
-
-impl<F> EncodingSource<F> {
-    /// A source over `copy`, keeping nothing yet.
-    pub fn new(copy: F) -> Self {
-        Self {
-            copy,
-            encoder: Mutex::new(SnapshotEncoder::default()),
-        }
-    }
-
-    /// What its last snapshot's encoding did.
-    pub fn last_stats(&self) -> EncodeStats {
-        self.encoder().last_stats().clone()
-    }
-
-    /// After a panic the encoder is still sound: it reuses a kept part only when its members
-    /// are the very same resources.
-    fn encoder(&self) -> std::sync::MutexGuard<'_, SnapshotEncoder> {
-        self.encoder
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl<F> SnapshotSource for EncodingSource<F>
-where
-    F: Fn() -> SlicedSnapshot + Send + Sync + 'static,
-{
-    fn snapshot(&self, sink: &mut SnapshotSink) -> Result<()> {
-        // Snapshots do not overlap, so the lock is never contended.
-        copy_then_encode(&self.copy, &mut self.encoder(), sink)
-    }
+    encoder.encode(&copy)
 }
 
 /// Decodes model snapshots and changes; an unknown format version is reported as

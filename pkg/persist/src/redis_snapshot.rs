@@ -5,18 +5,16 @@
 use astrolabe_model::now_ms;
 use std::collections::HashMap;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use redis::Value;
 
-use crate::compress::Frame;
 use crate::error::{PersistError, Result};
 use crate::keys::entry_id;
 use crate::log::{LoadedSnapshot, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta};
 use crate::redis_log::RedisLog;
-use crate::source::PendingSnapshot;
 
-/// Chunks read per pipelined round trip when loading (8 MiB at the default chunk size).
-const CHUNKS_PER_ROUND_TRIP: usize = 8;
+/// Chunks transferred per pipelined round trip.
+const CHUNKS_PER_ROUND_TRIP: usize = 2;
 /// Keys per UNLINK command.
 const UNLINK_BATCH: usize = 500;
 /// SCAN COUNT hint.
@@ -28,30 +26,23 @@ const LOAD_ATTEMPTS: usize = 3;
 
 impl RedisLog {
     pub(crate) async fn write_snapshot_impl(&self, blob: &SnapshotBlob) -> Result<SnapshotMeta> {
-        let head = blob.head();
-        let frame = match blob.zstd_raw_len {
-            Some(_) => blob.clone().into_frame(self.inner.zstd_level)?,
-            None => {
-                let level = self.inner.zstd_level;
-                let blob = blob.clone();
-                tokio::task::spawn_blocking(move || blob.into_frame(level))
-                    .await
-                    .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))??
-            }
-        };
-        self.write_streamed_impl(PendingSnapshot::ready(head, [frame]))
-            .await
-    }
-
-    /// Upload `pending`'s frames as they come, in chunks of the configured size, as a new
-    /// generation, then commit it (or unlink the upload).
-    pub(crate) async fn write_streamed_impl(
-        &self,
-        mut pending: PendingSnapshot,
-    ) -> Result<SnapshotMeta> {
-        // Held until the commit: a sweep must not take this generation's chunks for orphans.
         let _guard = self.inner.snapshot_lock.lock().await;
         let keys = &self.inner.keys;
+        let (compressed, raw_bytes) = match blob.zstd_raw_len {
+            Some(raw_len) => (blob.bytes.clone(), raw_len),
+            None => {
+                let level = self.inner.zstd_level;
+                let raw = blob.bytes.clone();
+                let compressed =
+                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
+                        .await
+                        .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
+                        .map_err(PersistError::SnapshotCompress)?;
+                (Bytes::from(compressed), blob.bytes.len() as u64)
+            }
+        };
+        let checksum = crc32fast::hash(&compressed);
+
         let mut conn = self.inner.snap_conn.clone();
         let generation: u64 = redis::cmd("HINCRBY")
             .arg(keys.snapshot_meta())
@@ -65,28 +56,27 @@ impl RedisLog {
             })?;
         let write_err = |source| PersistError::SnapshotWrite { generation, source };
 
-        let mut upload = Upload {
-            generation,
-            chunk_size: self.inner.chunk_size,
-            chunk: BytesMut::new(),
-            chunks: 0,
-            bytes: 0,
-            raw_bytes: 0,
-            checksum: crc32fast::Hasher::new(),
-        };
+        let chunks: Vec<Bytes> = chunk_bytes(&compressed, self.inner.chunk_size);
+        let count = chunks.len() as u64;
         let uploaded = async {
-            while let Some(frame) = pending.next_frame().await? {
-                upload.push(self, &frame).await.map_err(write_err)?;
+            for (group_no, group) in chunks.chunks(CHUNKS_PER_ROUND_TRIP).enumerate() {
+                let mut pipe = redis::pipe();
+                for (i, chunk) in group.iter().enumerate() {
+                    let index = (group_no * CHUNKS_PER_ROUND_TRIP + i) as u64;
+                    pipe.cmd("SET")
+                        .arg(keys.chunk(generation, index))
+                        .arg(chunk.as_ref())
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn.clone()).await?;
             }
-            upload.finish(self).await.map_err(write_err)
+            Ok::<(), redis::RedisError>(())
         }
         .await;
-        let (bytes, raw_bytes, count) = (upload.bytes, upload.raw_bytes, upload.chunks);
-        if let Err(e) = uploaded {
+        if let Err(source) = uploaded {
             self.unlink_generation(generation, count).await;
-            return Err(e);
+            return Err(write_err(source));
         }
-        let checksum = upload.checksum.finalize();
 
         let previous = match self.snapshot_meta_impl().await {
             Ok(p) => p,
@@ -99,13 +89,12 @@ impl RedisLog {
                 return Err(e);
             }
         };
-        let head = pending.head();
         if let Some(prev) = &previous
-            && prev.covered_seq > head.seq
+            && prev.covered_seq > blob.seq
         {
             self.unlink_generation(generation, count).await;
             return Err(PersistError::SnapshotSuperseded {
-                covered_seq: head.seq,
+                covered_seq: blob.seq,
                 committed_seq: prev.covered_seq,
             });
         }
@@ -114,11 +103,11 @@ impl RedisLog {
             format: SNAPSHOT_FORMAT,
             generation,
             chunks: count,
-            covered_seq: head.seq,
-            stream_id: entry_id(head.seq),
+            covered_seq: blob.seq,
+            stream_id: entry_id(blob.seq),
             created_at_ms: now_ms(),
-            resource_count: head.resource_count,
-            bytes,
+            resource_count: blob.resource_count,
+            bytes: compressed.len() as u64,
             raw_bytes,
             checksum,
         };
@@ -294,60 +283,15 @@ impl RedisLog {
     }
 }
 
-/// A generation being uploaded: frames are cut into chunks of `chunk_size` bytes, each sent
-/// as soon as it is full.
-struct Upload {
-    generation: u64,
-    chunk_size: usize,
-    /// The chunk being filled.
-    chunk: BytesMut,
-    /// Chunks sent.
-    chunks: u64,
-    /// Compressed and uncompressed bytes so far.
-    bytes: u64,
-    raw_bytes: u64,
-    checksum: crc32fast::Hasher,
-}
-
-impl Upload {
-    /// Add a frame, sending every chunk it fills.
-    async fn push(&mut self, log: &RedisLog, frame: &Frame) -> redis::RedisResult<()> {
-        self.bytes += frame.bytes.len() as u64;
-        self.raw_bytes += frame.raw_len;
-        self.checksum.update(&frame.bytes);
-        let mut rest = &frame.bytes[..];
-        while !rest.is_empty() {
-            if self.chunk.is_empty() {
-                self.chunk.reserve(self.chunk_size);
-            }
-            let take = (self.chunk_size - self.chunk.len()).min(rest.len());
-            self.chunk.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.chunk.len() == self.chunk_size {
-                self.send(log).await?;
-            }
-        }
-        Ok(())
+/// Split into chunks of at most `size` bytes (always at least one chunk).
+fn chunk_bytes(data: &Bytes, size: usize) -> Vec<Bytes> {
+    if data.is_empty() {
+        return vec![Bytes::new()];
     }
-
-    /// Send the last chunk (a snapshot has at least one, if empty).
-    async fn finish(&mut self, log: &RedisLog) -> redis::RedisResult<()> {
-        if !self.chunk.is_empty() || self.chunks == 0 {
-            self.send(log).await?;
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, log: &RedisLog) -> redis::RedisResult<()> {
-        let chunk = self.chunk.split().freeze();
-        redis::cmd("SET")
-            .arg(log.inner.keys.chunk(self.generation, self.chunks))
-            .arg(chunk.as_ref())
-            .query_async::<()>(&mut log.inner.snap_conn.clone())
-            .await?;
-        self.chunks += 1;
-        Ok(())
-    }
+    (0..data.len())
+        .step_by(size)
+        .map(|s| data.slice(s..(s + size).min(data.len())))
+        .collect()
 }
 
 fn meta_fields(m: &SnapshotMeta) -> Vec<(&'static str, String)> {
@@ -411,6 +355,14 @@ pub(crate) fn parse_meta(map: &HashMap<String, String>) -> Result<Option<Snapsho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_cover_everything() {
+        let data = Bytes::from(vec![7u8; 10]);
+        let c = chunk_bytes(&data, 4);
+        assert_eq!(c.iter().map(Bytes::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert_eq!(chunk_bytes(&Bytes::new(), 4).len(), 1);
+    }
 
     #[test]
     fn meta_round_trips_and_refuses_unknown_format() {

@@ -182,20 +182,16 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
     /// while waiting for the writer.
     async fn snapshot(&mut self, cancel: &CancellationToken) -> Result<Option<SnapshotMeta>> {
         let started = Instant::now();
-        let pending = take_snapshot(&self.source).await?;
-        let head = pending.head();
-        if head.seq <= self.last && self.last > 0 {
+        let blob = take_snapshot(&self.source).await?;
+        if blob.seq <= self.last && self.last > 0 {
             return Ok(None);
         }
-        // The copy is being compressed meanwhile; its upload starts once the writer
-        // acknowledged every change the copy may reflect (the commit must wait for that, and
-        // holding the snapshot lock while waiting would block the writer's own snapshot).
         let mut acked = self.acked.clone();
         tokio::select! {
-            r = wait_acked(&mut acked, head.seq.max(head.copied_until)) => r?,
+            r = wait_acked(&mut acked, blob.seq.max(blob.copied_until)) => r?,
             () = cancel.cancelled() => return Ok(None),
         }
-        let meta = match self.log.write_snapshot_streamed(pending).await {
+        let meta = match self.log.write_snapshot(&blob).await {
             Ok(meta) => meta,
             Err(PersistError::SnapshotSuperseded { committed_seq, .. }) => {
                 self.last = self.last.max(committed_seq);

@@ -4,12 +4,7 @@
 mod common;
 
 use astrolabe_persist::testing::RedisServer;
-use std::sync::Arc;
-
-use astrolabe_persist::{
-    EventLog, Frame, PendingSnapshot, PersistError, SnapshotBlob, SnapshotHead, SnapshotSink,
-    SnapshotSource, take_snapshot,
-};
+use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
 use bytes::Bytes;
 use common::{all_seqs, append_in, batch, log, log_with, raw};
 use rand::RngCore;
@@ -189,100 +184,6 @@ async fn snapshot_round_trip_across_chunks() {
         })
     ));
     assert_eq!(log.snapshot_meta().await.unwrap().unwrap().covered_seq, 43);
-}
-
-/// Zstd frames of `pieces`, each compressed alone, as a snapshot's source gives them.
-fn frames(pieces: &[Vec<u8>]) -> Vec<Frame> {
-    pieces
-        .iter()
-        .map(|p| Frame {
-            bytes: zstd::bulk::compress(p, 1).unwrap().into(),
-            raw_len: p.len() as u64,
-        })
-        .collect()
-}
-
-const HEAD: SnapshotHead = SnapshotHead {
-    seq: 9,
-    resource_count: 3,
-    copied_until: 9,
-};
-
-/// Frames of every size, cut across chunk boundaries, read back as one payload.
-#[tokio::test]
-async fn a_streamed_snapshot_reads_back_as_its_frames_in_order() {
-    let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| c.chunk_size = 64);
-    let pieces: Vec<Vec<u8>> = (0..20u8)
-        .map(|i| {
-            let mut p = vec![0u8; usize::from(i) * 37];
-            rand::rng().fill_bytes(&mut p);
-            p
-        })
-        .collect();
-    let frames = frames(&pieces);
-    let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
-    let meta = log
-        .write_snapshot_streamed(PendingSnapshot::ready(HEAD, frames))
-        .await
-        .unwrap();
-    assert_eq!(meta.bytes, bytes as u64);
-    assert_eq!(meta.chunks, bytes.div_ceil(64) as u64);
-    assert_eq!((meta.covered_seq, meta.resource_count), (9, 3));
-    let loaded = log.load_snapshot().await.unwrap().unwrap();
-    assert_eq!(loaded.meta, meta);
-    assert!(loaded.decompress().unwrap() == pieces.concat());
-}
-
-/// A source giving some frames, then failing or panicking.
-struct CutShort {
-    frames: Vec<Frame>,
-    panic: bool,
-}
-
-impl SnapshotSource for CutShort {
-    fn snapshot(&self, sink: &mut SnapshotSink) -> astrolabe_persist::Result<()> {
-        sink.head(HEAD);
-        for f in &self.frames {
-            sink.frame(f.clone());
-        }
-        assert!(
-            !self.panic,
-            "the source panics half-way (expected by this test)"
-        );
-        Err(PersistError::SnapshotSource("the source broke".into()))
-    }
-}
-
-/// A snapshot whose source fails or panics after some of its chunks were uploaded is not
-/// committed, and its chunks are removed: the previous snapshot stays, nothing is left over.
-#[tokio::test]
-async fn a_streamed_snapshot_cut_short_commits_nothing_and_leaves_nothing() {
-    let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| c.chunk_size = 64);
-    let committed = log.write_snapshot(&blob(5, vec![5u8; 300])).await.unwrap();
-    let mut pieces = vec![vec![0u8; 500]; 4];
-    for p in &mut pieces {
-        rand::rng().fill_bytes(p);
-    }
-    for panic in [false, true] {
-        let source = Arc::new(CutShort {
-            frames: frames(&pieces),
-            panic,
-        });
-        let pending = take_snapshot(&source).await.unwrap();
-        let err = log.write_snapshot_streamed(pending).await.unwrap_err();
-        let want = if panic {
-            "before the end"
-        } else {
-            "the source broke"
-        };
-        assert!(err.to_string().contains(want), "{err}");
-        assert_eq!(log.snapshot_meta().await.unwrap(), Some(committed.clone()));
-        assert_eq!(log.sweep_orphans().await.unwrap(), 0, "no chunk left over");
-        let loaded = log.load_snapshot().await.unwrap().unwrap();
-        assert_eq!(&loaded.decompress().unwrap()[..], &[5u8; 300][..]);
-    }
 }
 
 #[tokio::test]

@@ -401,8 +401,8 @@ where
 
     /// Take and commit a snapshot; returns the sequence now covered.
     async fn snapshot_once(&mut self) -> Result<u64> {
-        let pending = take_snapshot(&self.source).await?;
-        match self.log.write_snapshot_streamed(pending).await {
+        let blob = take_snapshot(&self.source).await?;
+        match self.log.write_snapshot(&blob).await {
             Ok(meta) => {
                 let m = &self.shared.metrics;
                 m.snapshot_bytes
