@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
-use astrolabe_model::{Change, ChangeOp, Kind, Resource, Uid, generator};
+use astrolabe_model::{Change, ChangeOp, Resource, Uid, generator};
 use astrolabe_persist::encoder::PROMOTE_AFTER;
 use astrolabe_persist::testing::{RedisServer, Versus, figure, pod_update, pods, within};
 use astrolabe_persist::{
@@ -119,10 +119,7 @@ async fn run() -> Result<()> {
 // (a) durable appends
 
 async fn appends(resources: &[Arc<Resource>]) -> Result<()> {
-    let pods: Vec<&Arc<Resource>> = resources.iter().filter(|r| r.kind == Kind::Pod).collect();
-    if pods.is_empty() {
-        bail!("the generated cluster has no Pods");
-    }
+    let pods = pods(resources)?;
     let changes: Vec<Change> = (0..APPENDS)
         .map(|i| Change {
             seq: i as u64 + 1,
@@ -573,20 +570,10 @@ async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()>
     };
 
     // Writer: Pod status updates, alternating between two versions so each is a real change.
-    let pods: Vec<Arc<Resource>> = resources
-        .iter()
-        .filter(|r| r.kind == Kind::Pod)
-        .take(10_000)
-        .cloned()
-        .collect();
-    let updated: Vec<Arc<Resource>> = pods
-        .iter()
-        .map(|p| {
-            let mut u = (**p).clone();
-            u.resource_version = "bench-updated".into();
-            u.status.message = "Container not ready: app".into();
-            Arc::new(u)
-        })
+    let mut pods = pods(resources)?;
+    pods.truncate(10_000);
+    let updated: Vec<Arc<Resource>> = (0..pods.len())
+        .map(|i| Arc::new(pod_update(&pods, i)))
         .collect();
     let writer = {
         let (shared, snapshotting) = (shared.clone(), snapshotting.clone());

@@ -228,8 +228,11 @@ pub fn pods<'a>(
 
 /// Update `i` of the benches' churn: the Pods of `pods` in turn, each with a new
 /// resourceVersion and status message (a status change, as most of a real cluster's changes).
+///
+/// # Panics
+/// If `pods` is empty ([`pods`] never returns an empty list).
 pub fn pod_update(pods: &[Arc<Resource>], i: usize) -> Resource {
-    let mut pod = (*pods[i % pods.len().max(1)]).clone();
+    let mut pod = (*pods[i % pods.len()]).clone();
     pod.resource_version = format!("update-{i}").into();
     pod.status.message = format!("restarted {i} times").into();
     pod
