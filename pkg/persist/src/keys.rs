@@ -53,6 +53,12 @@ impl Keys {
         format!("{}{generation}:{index}", self.chunk_prefix)
     }
 
+    /// The prefix of every chunk key: `chunk(g, i)` is this followed by `g:i`.
+    #[must_use]
+    pub(crate) fn chunk_prefix(&self) -> &str {
+        &self.chunk_prefix
+    }
+
     /// A SCAN MATCH pattern for every chunk key (the metadata key matches too; filter with
     /// [`Keys::parse_chunk`]). Glob characters in the cluster name are escaped.
     #[must_use]

@@ -9,7 +9,7 @@
 //!     │                                                  packed into entries, explicit IDs
 //!     │                                                  ──► astrolabe:{c}:events
 //!     │ SnapshotSource (encoded state + seq)   acked_seq (watch)
-//!     └────────────────────────────────► Snapshotter task ──► chunks + meta (MULTI/EXEC), trim
+//!     └────────────────────────────────► Snapshotter task ──► chunks + meta (one script), trim
 //! start-up: recover() = sweep orphans, load snapshot, replay the stream after it in pages
 //! ```
 //!
@@ -37,7 +37,8 @@
 //! A change is durable once its batch's pipeline returned OK ([`WriterHandle::acked_seq`]).
 //! Appends are idempotent (stream ID `<last seq of the entry>-1`, a batch always packed the same
 //! way; an ID not above the top is "already there").
-//! Snapshots are atomic (new generation uploaded, then one MULTI/EXEC switches the metadata).
+//! Snapshots are atomic (new generation uploaded, then one Lua script checks and switches the
+//! metadata and unlinks the previous generation).
 //! The stream is trimmed only behind the committed snapshot. If the producer's channel
 //! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
 //! answers.

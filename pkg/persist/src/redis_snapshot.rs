@@ -1,6 +1,7 @@
 //! Snapshots on Redis: zstd-compressed, uploaded in chunks as a new generation outside any
-//! transaction, committed by rewriting the metadata hash in one MULTI/EXEC, previous generation
-//! unlinked afterwards. A crash at any point leaves the old or the new snapshot committed.
+//! transaction, then committed by one script that checks the committed record, rewrites it and
+//! unlinks the previous generation, atomically. A crash at any point leaves the old or the new
+//! snapshot committed.
 
 use astrolabe_model::now_ms;
 use std::collections::HashMap;
@@ -12,6 +13,56 @@ use crate::error::{PersistError, Result};
 use crate::keys::entry_id;
 use crate::log::{LoadedSnapshot, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta};
 use crate::redis_log::RedisLog;
+
+/// What [`COMMIT`] returns first when it committed.
+const COMMITTED: i64 = 1;
+
+/// Commits a snapshot in one atomic step and one round trip: refuses it if the committed
+/// snapshot (of this format) covers a later sequence, else replaces the metadata record (keeping
+/// the generation counter monotonic) and unlinks the previous generation's chunks. A record this
+/// build cannot parse (another format, or damaged) is replaced, not obeyed: its chunks are left
+/// for `sweep_orphans`, and a damaged record can no longer stop every later snapshot.
+///
+/// KEYS[1] the metadata hash; ARGV[1] the snapshot format; ARGV[2] the new covered sequence;
+/// ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5..] the record's fields and
+/// values. Returns `{1, unlinked chunks}` or `{0, committed sequence}`. Sequences are compared as
+/// decimal strings: Lua's numbers are doubles and sequences may exceed 2^53.
+static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local function decimal(v)
+  return v ~= nil and string.match(v, '^%d+$') ~= nil
+end
+local function above(a, b)
+  a = (string.gsub(a, '^0+', ''))
+  b = (string.gsub(b, '^0+', ''))
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+local flat = redis.call('HGETALL', KEYS[1])
+local prev = {}
+for i = 1, #flat, 2 do prev[flat[i]] = flat[i + 1] end
+local ours = prev['format'] == ARGV[1]
+if ours and decimal(prev['covered_seq']) and above(prev['covered_seq'], ARGV[2]) then
+  return {0, prev['covered_seq']}
+end
+local next_gen = ARGV[3]
+if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
+  next_gen = prev['next_gen']
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 5))
+local unlinked = 0
+local gen = prev['generation']
+if ours and decimal(gen) and gen ~= ARGV[3] and decimal(prev['chunks']) and #prev['chunks'] <= 4 then
+  for i = 0, tonumber(prev['chunks']) - 1 do
+    unlinked = unlinked + redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
+  end
+end
+return {1, tostring(unlinked)}
+"#,
+    )
+});
 
 /// Chunks transferred per pipelined round trip.
 const CHUNKS_PER_ROUND_TRIP: usize = 2;
@@ -78,27 +129,6 @@ impl RedisLog {
             return Err(write_err(source));
         }
 
-        let previous = match self.snapshot_meta_impl().await {
-            Ok(p) => p,
-            Err(PersistError::UnknownFormat { found, .. }) => {
-                tracing::warn!(found, "replacing a snapshot of unknown format");
-                None
-            }
-            Err(e) => {
-                self.unlink_generation(generation, count).await;
-                return Err(e);
-            }
-        };
-        if let Some(prev) = &previous
-            && prev.covered_seq > blob.seq
-        {
-            self.unlink_generation(generation, count).await;
-            return Err(PersistError::SnapshotSuperseded {
-                covered_seq: blob.seq,
-                committed_seq: prev.covered_seq,
-            });
-        }
-
         let meta = SnapshotMeta {
             format: SNAPSHOT_FORMAT,
             generation,
@@ -111,27 +141,31 @@ impl RedisLog {
             raw_bytes,
             checksum,
         };
-        let mut fields = meta_fields(&meta);
-        fields.push((NEXT_GEN, generation.to_string()));
-        let committed = redis::pipe()
-            .atomic()
-            .del(keys.snapshot_meta())
-            .ignore()
-            .hset_multiple(keys.snapshot_meta(), &fields)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await;
-        if let Err(source) = committed {
-            // The outcome of EXEC is unknown: leave the chunks (sweep_orphans removes them if
-            // the commit did not happen).
-            return Err(write_err(source));
+        let mut commit = COMMIT.prepare_invoke();
+        commit
+            .key(keys.snapshot_meta())
+            .arg(SNAPSHOT_FORMAT)
+            .arg(blob.seq)
+            .arg(generation)
+            .arg(keys.chunk_prefix());
+        for (field, value) in meta_fields(&meta) {
+            commit.arg(field).arg(value);
         }
-        if let Some(prev) = previous
-            && prev.generation != generation
-        {
-            self.unlink_generation(prev.generation, prev.chunks).await;
+        let outcome: Result<(i64, String)> =
+            commit.invoke_async(&mut conn).await.map_err(write_err);
+        match outcome {
+            Ok((COMMITTED, _)) => Ok(meta),
+            Ok((_, committed)) => {
+                self.unlink_generation(generation, count).await;
+                Err(PersistError::SnapshotSuperseded {
+                    covered_seq: blob.seq,
+                    committed_seq: committed.parse().unwrap_or(u64::MAX),
+                })
+            }
+            // The outcome of the script is unknown: leave the chunks (sweep_orphans removes them
+            // if the commit did not happen).
+            Err(e) => Err(e),
         }
-        Ok(meta)
     }
 
     pub(crate) async fn snapshot_meta_impl(&self) -> Result<Option<SnapshotMeta>> {

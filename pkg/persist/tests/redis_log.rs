@@ -247,6 +247,87 @@ async fn unknown_snapshot_format_is_refused() {
     assert!(chunk.is_some());
 }
 
+/// A damaged metadata record is refused by recovery, but it must not stop the next snapshot
+/// from replacing it: before the commit became one script, every later snapshot failed on it and
+/// the stream was never trimmed again.
+#[tokio::test]
+async fn a_damaged_metadata_record_is_replaced_by_the_next_snapshot() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let first = log.write_snapshot(&blob(5, vec![1u8; 10])).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .hdel(log.keys().snapshot_meta(), "chunks")
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset(log.keys().snapshot_meta(), "covered_seq", "many")
+        .await
+        .unwrap();
+    assert!(matches!(
+        log.load_snapshot().await.unwrap_err(),
+        PersistError::SnapshotMeta(_)
+    ));
+
+    let next = log.write_snapshot(&blob(6, vec![2u8; 10])).await.unwrap();
+    assert!(next.generation > first.generation);
+    let loaded = log.load_snapshot().await.unwrap().unwrap();
+    assert_eq!(loaded.meta, next);
+    assert_eq!(&loaded.decompress().unwrap()[..], &[2u8; 10][..]);
+    // The damaged record could not say how many chunks it had: they are left to the sweep.
+    assert_eq!(log.sweep_orphans().await.unwrap(), 1);
+}
+
+/// A record of an unknown format is replaced by the first new snapshot, whatever sequence it
+/// claims, and its chunks are left untouched (they may belong to a newer build).
+#[tokio::test]
+async fn a_record_of_an_unknown_format_is_replaced_and_its_chunks_kept() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let old = log.write_snapshot(&blob(50, vec![1u8; 10])).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .hset(log.keys().snapshot_meta(), "format", 99)
+        .await
+        .unwrap();
+    let next = log.write_snapshot(&blob(7, vec![2u8; 10])).await.unwrap();
+    assert_eq!(log.snapshot_meta().await.unwrap(), Some(next));
+    let chunk: Option<Vec<u8>> = conn.get(log.keys().chunk(old.generation, 0)).await.unwrap();
+    assert!(chunk.is_some());
+}
+
+/// Sequences are compared exactly past 2^53, where a double (Lua's number) would round them
+/// equal.
+#[tokio::test]
+async fn sequences_past_two_to_the_53_are_compared_exactly() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let high = (1u64 << 53) + 1;
+    log.write_snapshot(&blob(high, vec![1u8; 10]))
+        .await
+        .unwrap();
+    let stale = log.write_snapshot(&blob(high - 1, vec![2u8; 10])).await;
+    assert!(
+        matches!(
+            stale,
+            Err(PersistError::SnapshotSuperseded { committed_seq, .. }) if committed_seq == high
+        ),
+        "{stale:?}"
+    );
+    let newer = log
+        .write_snapshot(&blob(high + 1, vec![3u8; 10]))
+        .await
+        .unwrap();
+    assert_eq!(newer.covered_seq, high + 1);
+    // Only the newest generation's chunk and the record are left.
+    let keys: Vec<String> = raw(&server)
+        .await
+        .keys("astrolabe:{test}:snapshot:*")
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+}
+
 #[tokio::test]
 async fn corrupt_or_missing_chunks_are_refused() {
     let server = RedisServer::start().unwrap();
