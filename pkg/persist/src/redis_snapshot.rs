@@ -25,8 +25,10 @@ const COMMITTED: i64 = 1;
 ///
 /// KEYS[1] the metadata hash; ARGV[1] the snapshot format; ARGV[2] the new covered sequence;
 /// ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5..] the record's fields and
-/// values. Returns `{1, unlinked chunks}` or `{0, committed sequence}`. Sequences are compared as
-/// decimal strings: Lua's numbers are doubles and sequences may exceed 2^53.
+/// values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`: `none`,
+/// `replaced` (a record of this format, whose chunks it unlinked), `format <f>` or `damaged`.
+/// Sequences are compared as decimal strings: Lua's numbers are doubles and sequences may exceed
+/// 2^53. The generation counter's field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -52,14 +54,22 @@ if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 5))
-local unlinked = 0
 local gen = prev['generation']
-if ours and decimal(gen) and gen ~= ARGV[3] and decimal(prev['chunks']) and #prev['chunks'] <= 4 then
+if #flat == 0 or (prev['format'] == nil and gen == nil) then
+  return {1, 'none'}
+end
+if not ours then
+  return {1, 'format ' .. tostring(prev['format'])}
+end
+if not (decimal(gen) and decimal(prev['chunks']) and #prev['chunks'] <= 4) then
+  return {1, 'damaged'}
+end
+if gen ~= ARGV[3] then
   for i = 0, tonumber(prev['chunks']) - 1 do
-    unlinked = unlinked + redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
+    redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
   end
 end
-return {1, tostring(unlinked)}
+return {1, 'replaced'}
 "#,
     )
 });
@@ -151,21 +161,25 @@ impl RedisLog {
         for (field, value) in meta_fields(&meta) {
             commit.arg(field).arg(value);
         }
-        let outcome: Result<(i64, String)> =
-            commit.invoke_async(&mut conn).await.map_err(write_err);
-        match outcome {
-            Ok((COMMITTED, _)) => Ok(meta),
-            Ok((_, committed)) => {
-                self.unlink_generation(generation, count).await;
-                Err(PersistError::SnapshotSuperseded {
-                    covered_seq: blob.seq,
-                    committed_seq: committed.parse().unwrap_or(u64::MAX),
-                })
-            }
-            // The outcome of the script is unknown: leave the chunks (sweep_orphans removes them
-            // if the commit did not happen).
-            Err(e) => Err(e),
+        // On an error the outcome is unknown: the chunks stay (sweep_orphans removes them if the
+        // commit did not happen).
+        let (status, detail): (i64, String) =
+            commit.invoke_async(&mut conn).await.map_err(write_err)?;
+        if status != COMMITTED {
+            self.unlink_generation(generation, count).await;
+            return Err(PersistError::SnapshotSuperseded {
+                covered_seq: blob.seq,
+                committed_seq: detail.parse().unwrap_or(u64::MAX),
+            });
         }
+        if detail != "none" && detail != "replaced" {
+            tracing::warn!(
+                previous = %detail,
+                generation,
+                "replaced a snapshot record this build cannot read; its chunks are left to the sweep"
+            );
+        }
+        Ok(meta)
     }
 
     pub(crate) async fn snapshot_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
