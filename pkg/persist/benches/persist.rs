@@ -376,13 +376,15 @@ async fn snapshots(shared: &SharedGraph) -> Result<()> {
     Ok(())
 }
 
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The figures of a set of timed snapshots (medians), under `prefix`.
 fn report(prefix: &str, rounds: &[SnapshotTiming]) {
-    let median = |f: fn(&SnapshotTiming) -> f64| {
-        let mut v: Vec<f64> = rounds.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let median = |f: fn(&SnapshotTiming) -> f64| median(rounds.iter().map(f).collect());
     let name = |figure: &str| format!("{prefix}/{figure}");
     let last = rounds.last().copied().unwrap_or_default();
     figure(&name("raw_bytes"), last.raw_bytes as f64, "B", None);
@@ -901,10 +903,6 @@ async fn dictionary_upload(
         stream_sets.push(raw_set(&client, stream.clone()).await?);
     }
     drop(redis);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (write, set, stream_set) = (median(writes), median(sets), median(stream_sets));
     let steady = assemble.as_secs_f64() + write;
     study(
