@@ -1,10 +1,21 @@
-//! Graph change events, for live subscribers (the API's change stream).
+//! Graph change events, for live subscribers (the API's change stream), and the edge view they
+//! carry.
 
 use std::sync::Arc;
 
-use astrolabe_model::{ObjectKey, Resource, Uid};
+use astrolabe_model::{EdgeKind, ObjectKey, Resource, Uid};
+use serde::Serialize;
 
-use crate::query::EdgeView;
+/// An edge as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct EdgeView {
+    /// The relationship.
+    pub kind: EdgeKind,
+    /// The source's UID.
+    pub from: Uid,
+    /// The target's UID.
+    pub to: Uid,
+}
 
 /// One observable change of the graph.
 #[derive(Clone, Debug, PartialEq)]

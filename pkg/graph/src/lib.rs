@@ -8,14 +8,17 @@
 //!   so neither side of a selector is tested against a whole namespace. Changes are applied one
 //!   at a time by the single writer (the apply loop), each stamped with a gapless sequence
 //!   number and returned as a [`astrolabe_model::Change`] for persistence; node and edge events
-//!   go to an [`EventSink`].
+//!   go to an [`EventSink`]. One file per concept under `graph/`: the store and its entry
+//!   points (`mod.rs`), indexes, edge derivation, pending references, counts.
 //! - [`shared`]: [`SharedGraph`], one writer and many readers over two copies of the graph:
 //!   readers copy `Arc`s out of the current copy and never wait for the writer, who writes the
 //!   other copy and then makes it current.
 //! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
 //! - [`query`]: read-only queries (resource, list, neighbours, path, impact, dangling).
 //! - [`compat`]: the views the Go Astrolabe server's endpoints return.
-//! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`].
+//! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`], and the [`query::EdgeView`] they carry.
+//!
+//! The store (`graph`, `event`) never imports the query layer (`query`, `compat`).
 
 pub mod compat;
 pub mod event;

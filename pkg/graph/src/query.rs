@@ -16,22 +16,11 @@ use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use rustc_hash::FxHashSet;
-use serde::Serialize;
 
 use crate::Graph;
 pub use crate::compat::{charts, compat_graph, compat_resources, namespaces, releases};
+pub use crate::event::EdgeView;
 use crate::keys::KeyView as _;
-
-/// An edge as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct EdgeView {
-    /// The relationship.
-    pub kind: EdgeKind,
-    /// The source's UID.
-    pub from: Uid,
-    /// The target's UID.
-    pub to: Uid,
-}
 
 /// A resource with its incoming and outgoing edges.
 #[derive(Clone, Debug)]

@@ -1,0 +1,96 @@
+//! Pending references: references whose target is not in the graph (yet), keyed by the missing
+//! UID or key, and selectors that match nothing although they should.
+
+use astrolabe_model::{EdgeKind, Kind, Str, Target};
+use petgraph::Direction::Outgoing;
+use petgraph::stable_graph::NodeIndex;
+use rustc_hash::FxHashMap;
+
+use super::{Graph, Via};
+
+/// A reference waiting for its target to appear.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct PendingRef {
+    pub(super) declarer: NodeIndex,
+    pub(super) edge: EdgeKind,
+    pub(super) reverse: bool,
+}
+
+impl Graph {
+    /// Number of pending references (waiting for a target), for leak checks.
+    pub fn pending_count(&self) -> usize {
+        self.pending_key
+            .values()
+            .chain(self.pending_uid.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Pending references as `(declarer, edge kind, target description, target kind)`.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (NodeIndex, EdgeKind, String, Kind)> + '_ {
+        let by_key = self.pending_key.iter().flat_map(|(key, waiting)| {
+            waiting
+                .iter()
+                .map(move |p| (p.declarer, p.edge, key.to_string(), key.kind.clone()))
+        });
+        let by_uid = self.pending_uid.iter().flat_map(move |(uid, waiting)| {
+            waiting.iter().map(move |p| {
+                let (kind, name) = self.g[p.declarer]
+                    .references
+                    .iter()
+                    .find_map(|r| match &r.target {
+                        Target::Uid { uid: u, kind, name } if u == uid => {
+                            Some((kind.clone(), name.clone()))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or((Kind::Other(Str::default()), Str::default()));
+                (
+                    p.declarer,
+                    p.edge,
+                    format!("uid:{uid} ({kind}/{name})"),
+                    kind,
+                )
+            })
+        });
+        by_key.chain(by_uid)
+    }
+
+    /// Selector references that match nothing and should (a Service with a selector and no Pods).
+    pub(crate) fn selectors_matching_nothing(
+        &self,
+    ) -> impl Iterator<Item = (NodeIndex, EdgeKind)> + '_ {
+        self.selector_index.declarers().flat_map(move |idx| {
+            self.g[idx]
+                .references
+                .iter()
+                .filter_map(move |r| match &r.target {
+                    Target::Selector {
+                        empty_selects_all: false,
+                        ..
+                    } => {
+                        let has_edge = self
+                            .g
+                            .edges_directed(idx, Outgoing)
+                            .any(|e| e.weight().kind == r.edge && e.weight().via == Via::Selector);
+                        (!has_edge).then_some((idx, r.edge))
+                    }
+                    _ => None,
+                })
+        })
+    }
+}
+
+/// Forgets the references `idx` declared towards `key`.
+pub(super) fn drop_pending<K: std::hash::Hash + Eq>(
+    map: &mut FxHashMap<K, Vec<PendingRef>>,
+    key: &K,
+    idx: NodeIndex,
+) {
+    if let Some(waiting) = map.get_mut(key) {
+        waiting.retain(|p| p.declarer != idx);
+        if waiting.is_empty() {
+            map.remove(key);
+        }
+    }
+}
