@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use astrolabe_graph::Graph;
 use astrolabe_model::{EdgeKind, Kind, LabelSelector, Reference, Resource, Str, Uid};
 use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestRunner};
 
 /// A pool of resources with many cross-references (generated cluster), some of them mutated
 /// versions of others (same UID, different labels/references) to exercise updates. Each
@@ -123,12 +125,46 @@ fn run(pool: &[Resource], ops: &[Op]) -> (Graph, BTreeMap<Uid, Resource>) {
     (g, live)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// The properties' configuration. Failures are saved to, and replayed first from,
+/// `order_independence.proptest-regressions` next to this file (the source path with its
+/// extension replaced).
+fn config() -> ProptestConfig {
+    ProptestConfig {
         cases: 64,
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+/// The committed regressions file, read by the properties through [`config`].
+const REGRESSIONS: &str = include_str!("order_independence.proptest-regressions");
+
+/// The saved failures run: a runner configured as the properties are (the same [`config`] and
+/// source file, no new cases) generates one case from each `cc` seed of the committed file.
+#[test]
+fn saved_failures_are_replayed() {
+    let saved = REGRESSIONS
+        .lines()
+        .filter(|line| line.starts_with("cc "))
+        .count();
+    assert!(saved >= 1, "the committed regressions file holds seeds");
+    let mut config = config();
+    config.source_file = Some(file!());
+    config.cases = 0;
+    let replayed = AtomicUsize::new(0);
+    TestRunner::new(config)
+        .run(&(ops_strategy(pool().len()), any::<u64>()), |_| {
+            replayed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(replayed.into_inner(), saved, "every saved seed replayed");
+}
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn any_order_reaching_the_same_set_gives_the_same_graph(ops in ops_strategy(pool().len()), seed in any::<u64>()) {
