@@ -246,7 +246,7 @@ pub fn page_body(
 pub struct DanglingJson<'a> {
     source: RefJson<'a>,
     edge_kind: &'static str,
-    target: &'a str,
+    target: String,
     target_kind: &'a str,
     optional: bool,
 }
@@ -256,8 +256,8 @@ impl<'a> From<&'a Dangling> for DanglingJson<'a> {
         DanglingJson {
             source: RefJson::from(&*d.source),
             edge_kind: d.edge.as_str(),
-            target: &d.target,
-            target_kind: d.target_kind.as_str(),
+            target: d.target_text(),
+            target_kind: d.target_kind().as_str(),
             optional: d.optional,
         }
     }

@@ -3,8 +3,10 @@
 
 mod common;
 
+use astrolabe_api::router;
+use astrolabe_model::{Kind, OwnerRef, Resource};
 use axum::http::StatusCode;
-use common::{assert_error, get, seq_header, shop_app};
+use common::{assert_error, get, graph_of, seq_header, shop_app, state};
 use serde_json::json;
 
 #[tokio::test]
@@ -291,4 +293,23 @@ async fn cached_node_json_follows_updates() {
             after.text
         );
     }
+}
+
+#[tokio::test]
+async fn a_dangling_owner_shows_its_kind_and_name() {
+    let mut orphan = Resource::new("pod-x", Kind::Pod, "shop", "web-1-x");
+    orphan.owners.push(OwnerRef {
+        kind: Kind::ReplicaSet,
+        name: "web-1".into(),
+        uid: "rs-gone".into(),
+        controller: true,
+    });
+    let app = router(state(graph_of(vec![orphan])));
+    let d = get(&app, "/api/v1/dangling?edgeKind=owns").await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    assert_eq!(
+        d.json["items"][0]["target"],
+        "uid:rs-gone (ReplicaSet/web-1)"
+    );
+    assert_eq!(d.json["items"][0]["targetKind"], "ReplicaSet");
 }

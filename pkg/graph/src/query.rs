@@ -129,12 +129,31 @@ pub struct Dangling {
     pub source: Arc<Resource>,
     /// The edge it would make.
     pub edge: EdgeKind,
-    /// The missing target, as text (`ConfigMap/ns/name`, `uid:<uid> (Kind/name)`, or a selector).
-    pub target: String,
-    /// The missing target's kind.
-    pub target_kind: Kind,
+    /// The missing target, as the source declared it (an owner reference is a target by UID
+    /// with the owner's kind and name).
+    pub target: Target,
     /// Whether the reference is optional (not an error when missing).
     pub optional: bool,
+}
+
+impl Dangling {
+    /// The missing target's kind.
+    pub fn target_kind(&self) -> &Kind {
+        match &self.target {
+            Target::Uid { kind, .. } | Target::Selector { kind, .. } => kind,
+            Target::Key(key) => &key.kind,
+        }
+    }
+
+    /// The missing target as text: `ConfigMap/ns/name`, `uid:<uid> (Kind/name)`, or
+    /// `Pod matching <selector>`.
+    pub fn target_text(&self) -> String {
+        match &self.target {
+            Target::Uid { uid, kind, name } => format!("uid:{uid} ({kind}/{name})"),
+            Target::Key(key) => key.to_string(),
+            Target::Selector { kind, selector, .. } => format!("{kind} matching {selector}"),
+        }
+    }
 }
 
 fn view(
@@ -440,25 +459,19 @@ pub fn dangling(g: &Graph, namespace: Option<&str>, edge: Option<EdgeKind>) -> V
         namespace.is_none_or(|ns| src.namespace == ns) && edge.is_none_or(|k| k == e)
     };
     let mut out: Vec<Dangling> = Vec::new();
-    for (idx, e, target, target_kind) in g.pending() {
+    for (idx, e, target) in g.pending() {
         let source = &g.g[idx];
         if !wanted(source, e) {
             continue;
         }
-        let optional = source.references.iter().any(|r| {
-            r.edge == e
-                && r.optional
-                && match &r.target {
-                    Target::Key(k) => k.to_string() == target,
-                    Target::Uid { uid, .. } => target.starts_with(&format!("uid:{uid}")),
-                    Target::Selector { .. } => false,
-                }
-        });
+        let optional = source
+            .references
+            .iter()
+            .any(|r| r.edge == e && r.optional && r.target == target);
         out.push(Dangling {
             source: source.clone(),
             edge: e,
             target,
-            target_kind,
             optional,
         });
     }
@@ -469,17 +482,15 @@ pub fn dangling(g: &Graph, namespace: Option<&str>, edge: Option<EdgeKind>) -> V
         }
         for r in &source.references {
             if let Target::Selector {
-                kind,
-                selector,
                 empty_selects_all: false,
+                ..
             } = &r.target
                 && r.edge == e
             {
                 out.push(Dangling {
                     source: source.clone(),
                     edge: e,
-                    target: format!("{kind} matching {selector}"),
-                    target_kind: kind.clone(),
+                    target: r.target.clone(),
                     optional: false,
                 });
             }

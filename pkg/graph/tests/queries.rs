@@ -5,7 +5,7 @@ mod common;
 
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, Direction, ListFilter, NeighborQuery};
-use astrolabe_model::{EdgeKind as E, Kind, ObjectKey, Reference, Uid};
+use astrolabe_model::{EdgeKind as E, Kind, ObjectKey, OwnerRef, Reference, Target, Uid};
 use common::*;
 
 /// Deployment web (release shop) -> RS -> 2 Pods; Service selects them; Ingress routes to the
@@ -205,7 +205,7 @@ fn dangling_reports_missing_targets_and_empty_services() {
     let d = query::dangling(&g, None, None);
     let described: Vec<(String, &str, String)> = d
         .iter()
-        .map(|x| (x.source.name.to_string(), x.edge.as_str(), x.target.clone()))
+        .map(|x| (x.source.name.to_string(), x.edge.as_str(), x.target_text()))
         .collect();
     assert!(described.contains(&("p1".into(), "uses-secret", "Secret/shop/missing".into())));
     assert!(described.contains(&("lonely".into(), "selects", "Pod matching app=none".into())));
@@ -217,6 +217,67 @@ fn dangling_reports_missing_targets_and_empty_services() {
         stats.dangling_by_edge,
         vec![(E::Selects, 1), (E::UsesSecret, 2)]
     );
+}
+
+/// A reference by UID to a missing ConfigMap, optional or not.
+fn by_uid(uid: &str, name: &str, optional: bool) -> Reference {
+    Reference {
+        edge: E::UsesConfigmap,
+        target: Target::Uid {
+            uid: uid.into(),
+            kind: Kind::ConfigMap,
+            name: name.into(),
+        },
+        reverse: false,
+        key: None,
+        optional,
+    }
+}
+
+#[test]
+fn dangling_targets_by_uid_match_by_equality_not_by_prefix() {
+    let mut g = Graph::new();
+    // UID `a` is a prefix of UID `ab`: neither reference may take the other's `optional`.
+    g.upsert(refs(
+        res("s1", Kind::Pod, "ns", "s1"),
+        vec![by_uid("a", "short", true), by_uid("ab", "long", false)],
+    ));
+    g.upsert(refs(
+        res("s2", Kind::Pod, "ns", "s2"),
+        vec![by_uid("a", "short", false), by_uid("ab", "long", true)],
+    ));
+    let mut found: Vec<(String, String, bool)> = query::dangling(&g, None, None)
+        .iter()
+        .map(|d| (d.source.uid.to_string(), d.target_text(), d.optional))
+        .collect();
+    found.sort();
+    let expected = [
+        ("s1", "uid:a (ConfigMap/short)", true),
+        ("s1", "uid:ab (ConfigMap/long)", false),
+        ("s2", "uid:a (ConfigMap/short)", false),
+        ("s2", "uid:ab (ConfigMap/long)", true),
+    ]
+    .map(|(s, t, o)| (s.to_string(), t.to_string(), o));
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn a_dangling_owner_shows_its_kind_and_name() {
+    let mut g = Graph::new();
+    let mut orphan = res("pod", Kind::Pod, "ns", "web-1-x");
+    orphan.owners.push(OwnerRef {
+        kind: Kind::ReplicaSet,
+        name: "web-1".into(),
+        uid: "gone".into(),
+        controller: true,
+    });
+    g.upsert(orphan);
+    let d = query::dangling(&g, None, None);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].edge, E::Owns);
+    assert_eq!(d[0].target_text(), "uid:gone (ReplicaSet/web-1)");
+    assert_eq!(*d[0].target_kind(), Kind::ReplicaSet);
+    assert!(!d[0].optional);
 }
 
 #[test]

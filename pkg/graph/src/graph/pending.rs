@@ -1,7 +1,7 @@
 //! Pending references: references whose target is not in the graph (yet), keyed by the missing
 //! UID or key, and selectors that match nothing although they should.
 
-use astrolabe_model::{EdgeKind, Kind, Str, Target};
+use astrolabe_model::{EdgeKind, Kind, Str, Target, Uid};
 use petgraph::Direction::Outgoing;
 use petgraph::stable_graph::NodeIndex;
 use rustc_hash::FxHashMap;
@@ -26,34 +26,50 @@ impl Graph {
             .sum()
     }
 
-    /// Pending references as `(declarer, edge kind, target description, target kind)`.
-    pub(crate) fn pending(&self) -> impl Iterator<Item = (NodeIndex, EdgeKind, String, Kind)> + '_ {
+    /// Pending references as `(declarer, edge kind, target as declared)`. A target by UID
+    /// carries the kind and name its declarer gave (an owner reference's, or a reference's).
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (NodeIndex, EdgeKind, Target)> + '_ {
         let by_key = self.pending_key.iter().flat_map(|(key, waiting)| {
             waiting
                 .iter()
-                .map(move |p| (p.declarer, p.edge, key.to_string(), key.kind.clone()))
+                .map(move |p| (p.declarer, p.edge, Target::Key(key.clone())))
         });
         let by_uid = self.pending_uid.iter().flat_map(move |(uid, waiting)| {
-            waiting.iter().map(move |p| {
-                let (kind, name) = self.g[p.declarer]
-                    .references
-                    .iter()
-                    .find_map(|r| match &r.target {
-                        Target::Uid { uid: u, kind, name } if u == uid => {
-                            Some((kind.clone(), name.clone()))
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or((Kind::Other(Str::default()), Str::default()));
-                (
-                    p.declarer,
-                    p.edge,
-                    format!("uid:{uid} ({kind}/{name})"),
-                    kind,
-                )
-            })
+            waiting
+                .iter()
+                .map(move |p| (p.declarer, p.edge, self.declared_uid_target(p, uid)))
         });
         by_key.chain(by_uid)
+    }
+
+    /// The target by UID that `p`'s declarer declared for the missing `uid`.
+    fn declared_uid_target(&self, p: &PendingRef, uid: &Uid) -> Target {
+        let declarer = &self.g[p.declarer];
+        let owner = (p.edge == EdgeKind::Owns && p.reverse)
+            .then(|| declarer.owners.iter().find(|o| o.uid == *uid))
+            .flatten()
+            .map(|o| Target::Uid {
+                uid: uid.clone(),
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            });
+        owner
+            .or_else(|| {
+                declarer
+                    .references
+                    .iter()
+                    .find(|r| {
+                        r.edge == p.edge
+                            && r.reverse == p.reverse
+                            && matches!(&r.target, Target::Uid { uid: u, .. } if u == uid)
+                    })
+                    .map(|r| r.target.clone())
+            })
+            .unwrap_or_else(|| Target::Uid {
+                uid: uid.clone(),
+                kind: Kind::Other(Str::default()),
+                name: Str::default(),
+            })
     }
 
     /// Selector references that match nothing and should (a Service with a selector and no Pods).
