@@ -13,13 +13,14 @@ use astrolabe_model::{
     Dependency, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid,
 };
 use petgraph::Direction::{Incoming, Outgoing};
-use petgraph::stable_graph::NodeIndex;
+use petgraph::stable_graph::{EdgeReference, NodeIndex};
 use petgraph::visit::EdgeRef;
 use rustc_hash::FxHashSet;
 
 use crate::Graph;
 pub use crate::compat::{charts, compat_graph, compat_resources, namespaces, releases};
 pub use crate::event::EdgeView;
+use crate::graph::EdgeData;
 use crate::keys::KeyView as _;
 
 /// A resource with its incoming and outgoing edges.
@@ -156,10 +157,7 @@ impl Dangling {
     }
 }
 
-fn view(
-    g: &Graph,
-    e: petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>,
-) -> EdgeView {
+fn view(g: &Graph, e: EdgeReference<'_, EdgeData>) -> EdgeView {
     EdgeView {
         kind: e.weight().kind,
         from: g.g[e.source()].uid.clone(),
@@ -274,18 +272,18 @@ pub fn list(g: &Graph, f: &ListFilter) -> Page {
 }
 
 /// Breadth-first neighbourhood of a resource; `None` when the UID is unknown.
+///
+/// The walk follows edges of the requested kinds in the requested direction, level by level.
+/// The returned edges are every edge between two returned nodes whose kind is one of the
+/// requested kinds (all kinds when none are given), whichever its direction: two returned
+/// nodes joined by such an edge always appear joined, whether or not the walk went along it.
 pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
     let start = g.index_of(uid)?;
     let follows = |k: EdgeKind| q.edge_kinds.as_ref().is_none_or(|ks| ks.contains(&k));
-    let dirs: &[petgraph::Direction] = match q.direction {
-        Direction::In => &[Incoming],
-        Direction::Out => &[Outgoing],
-        Direction::Both => &[Outgoing, Incoming],
-    };
+    let dirs = directions(q.direction);
     let limit = q.limit.max(1);
     let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([start]);
     let mut order = vec![start];
-    let mut edges: Vec<(EdgeKind, NodeIndex, NodeIndex)> = Vec::new();
     let mut frontier = vec![start];
     let mut truncated = false;
     // Level by level; each level in key order, so the result (and what a cap cuts) does not
@@ -295,16 +293,8 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
         for &n in &frontier {
             for &dir in dirs {
                 for e in g.g.edges_directed(n, dir) {
-                    if !follows(e.weight().kind) {
-                        continue;
-                    }
-                    let other = if dir == Outgoing {
-                        e.target()
-                    } else {
-                        e.source()
-                    };
-                    edges.push((e.weight().kind, e.source(), e.target()));
-                    if seen.insert(other) {
+                    let other = far_end(&e, dir);
+                    if follows(e.weight().kind) && seen.insert(other) {
                         next.push(other);
                     }
                 }
@@ -321,7 +311,9 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
         });
         let room = limit.saturating_sub(order.len());
         if next.len() > room {
-            next.truncate(room);
+            for cut in next.drain(room..) {
+                seen.remove(&cut);
+            }
             truncated = true;
         }
         order.extend_from_slice(&next);
@@ -330,15 +322,40 @@ pub fn neighbors(g: &Graph, uid: &Uid, q: &NeighborQuery) -> Option<Subgraph> {
         }
         frontier = next;
     }
-    if truncated {
-        let kept: FxHashSet<NodeIndex> = order.iter().copied().collect();
-        edges.retain(|(_, a, b)| kept.contains(a) && kept.contains(b));
+    // `seen` is now exactly the returned nodes; each edge among them is found once, from its
+    // source.
+    let mut edges: Vec<(EdgeKind, NodeIndex, NodeIndex)> = Vec::new();
+    for &n in &order {
+        for e in g.g.edges_directed(n, Outgoing) {
+            if follows(e.weight().kind) && seen.contains(&e.target()) {
+                edges.push((e.weight().kind, n, e.target()));
+            }
+        }
     }
     Some(Subgraph {
         nodes: order.into_iter().map(|i| g.g[i].clone()).collect(),
         edges: edge_views(g, edges),
         truncated,
     })
+}
+
+/// The petgraph directions a traversal in `direction` follows from a node.
+fn directions(direction: Direction) -> &'static [petgraph::Direction] {
+    match direction {
+        Direction::In => &[Incoming],
+        Direction::Out => &[Outgoing],
+        Direction::Both => &[Outgoing, Incoming],
+    }
+}
+
+/// The end of `e` a traversal reaches when it follows `e` in `dir` (a self-loop reaches its
+/// own node).
+fn far_end(e: &EdgeReference<'_, EdgeData>, dir: petgraph::Direction) -> NodeIndex {
+    if dir == Outgoing {
+        e.target()
+    } else {
+        e.source()
+    }
 }
 
 /// Sorts and de-duplicates edges by index (cheap), then resolves their UIDs.

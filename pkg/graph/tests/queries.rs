@@ -177,6 +177,61 @@ fn neighbours_respect_depth_direction_kinds_and_limit() {
 }
 
 #[test]
+fn neighbours_return_every_edge_among_the_returned_nodes() {
+    // a -> b and a -> c are walked at depth 1; c -> b joins two returned nodes without being
+    // walked.
+    let mut g = Graph::new();
+    g.upsert(refs(
+        res("a", Kind::Deployment, "ns", "a"),
+        vec![
+            key(E::UsesConfigmap, Kind::ConfigMap, "ns", "b"),
+            key(E::UsesSecret, Kind::Secret, "ns", "c"),
+        ],
+    ));
+    g.upsert(res("b", Kind::ConfigMap, "ns", "b"));
+    g.upsert(refs(
+        res("c", Kind::Secret, "ns", "c"),
+        vec![key(E::Mounts, Kind::ConfigMap, "ns", "b")],
+    ));
+    let q = |kinds: Option<Vec<E>>, limit| NeighborQuery {
+        depth: 1,
+        direction: Direction::Out,
+        edge_kinds: kinds,
+        limit,
+    };
+    let edges = |s: &astrolabe_graph::query::Subgraph| -> Vec<(E, String, String)> {
+        s.edges
+            .iter()
+            .map(|e| (e.kind, e.from.to_string(), e.to.to_string()))
+            .collect()
+    };
+    let e = |k, a: &str, b: &str| (k, a.to_string(), b.to_string());
+    let all = query::neighbors(&g, &Uid::from("a"), &q(None, 10)).unwrap();
+    assert_eq!(uids(&all.nodes), vec!["a", "b", "c"]);
+    assert_eq!(
+        edges(&all),
+        vec![
+            e(E::Mounts, "c", "b"),
+            e(E::UsesConfigmap, "a", "b"),
+            e(E::UsesSecret, "a", "c"),
+        ]
+    );
+    // With edge kinds given, only edges of those kinds.
+    let kinds = Some(vec![E::UsesConfigmap, E::UsesSecret]);
+    let filtered = query::neighbors(&g, &Uid::from("a"), &q(kinds, 10)).unwrap();
+    assert_eq!(uids(&filtered.nodes), vec!["a", "b", "c"]);
+    assert_eq!(
+        edges(&filtered),
+        vec![e(E::UsesConfigmap, "a", "b"), e(E::UsesSecret, "a", "c")]
+    );
+    // A node the cap cuts takes its edges with it.
+    let capped = query::neighbors(&g, &Uid::from("a"), &q(None, 2)).unwrap();
+    assert!(capped.truncated);
+    assert_eq!(uids(&capped.nodes), vec!["a", "b"]);
+    assert_eq!(edges(&capped), vec![e(E::UsesConfigmap, "a", "b")]);
+}
+
+#[test]
 fn path_and_impact() {
     let g = shop();
     let p = query::path(&g, &Uid::from("ing"), &Uid::from("pv"), 10).unwrap();
