@@ -122,7 +122,8 @@ pub async fn neighbors(
     Ok(with_seq(seq, json_response(body)))
 }
 
-/// `GET /api/v1/path?from=&to=&maxDepth=`: a shortest path, in order (`found: false` when none).
+/// `GET /api/v1/path?from=&to=&maxDepth=&direction=`: a shortest path, in order (`found: false`
+/// when none), following edges `out` (source to target), `in` or `both` ways (the default).
 pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let from = p
         .get("from")
@@ -133,9 +134,10 @@ pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         .map(Uid::from)
         .ok_or_else(|| ApiError::param("to", "required (a resource uid)"))?;
     let max_depth = p.depth("maxDepth", state.limits.max_depth, state.limits.max_depth)?;
+    let direction = p.direction("direction")?;
     let (seq, sub) = {
         let g = state.graph.read();
-        (g.seq(), query::path(&g, &from, &to, max_depth))
+        (g.seq(), query::path(&g, &from, &to, max_depth, direction))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {from} or {to}")))?;
     let found = !sub.nodes.is_empty();

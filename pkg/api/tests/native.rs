@@ -157,6 +157,21 @@ async fn neighbors_path_and_impact() {
     let none = get(&app, "/api/v1/path?from=ns-shop&to=pv-1").await;
     assert_eq!(none.status, StatusCode::OK);
     assert_eq!(none.json["found"], false);
+    // The Service selects the Pod: from the Pod to the Service runs against the edge.
+    for (direction, found) in [
+        ("", true),
+        ("&direction=both", true),
+        ("&direction=in", true),
+        ("&direction=out", false),
+    ] {
+        let p = get(
+            &app,
+            &format!("/api/v1/path?from=pod-web&to=svc-web{direction}"),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        assert_eq!(p.json["found"], found, "{direction}");
+    }
 
     let i = get(&app, "/api/v1/impact/cm-web").await;
     assert_eq!(i.status, StatusCode::OK, "{}", i.text);
@@ -195,6 +210,10 @@ async fn neighbors_path_and_impact() {
         ("/api/v1/path?to=pod-web", StatusCode::BAD_REQUEST),
         (
             "/api/v1/path?from=pod-web&to=pv-1&maxDepth=99",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/path?from=pod-web&to=pv-1&direction=up",
             StatusCode::BAD_REQUEST,
         ),
         ("/api/v1/path?from=nope&to=pv-1", StatusCode::NOT_FOUND),

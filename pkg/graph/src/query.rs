@@ -372,11 +372,20 @@ fn edge_views(g: &Graph, mut edges: Vec<(EdgeKind, NodeIndex, NodeIndex)>) -> Ve
         .collect()
 }
 
-/// A shortest path between two resources, following edges in either direction, at most
-/// `max_depth` hops. `None` when either UID is unknown; empty nodes when there is no such path.
-pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph> {
+/// A shortest path between two resources of at most `max_depth` hops, following edges in
+/// `direction`: [`Direction::Out`] from source to target (from `from` along the arrows to `to`),
+/// [`Direction::In`] against them, [`Direction::Both`] either way. `None` when either UID is
+/// unknown; empty nodes when there is no such path.
+pub fn path(
+    g: &Graph,
+    from: &Uid,
+    to: &Uid,
+    max_depth: u32,
+    direction: Direction,
+) -> Option<Subgraph> {
     let a = g.index_of(from)?;
     let b = g.index_of(to)?;
+    let dirs = directions(direction);
     let mut parent: HashMap<NodeIndex, (NodeIndex, EdgeView)> = HashMap::new();
     let mut seen: FxHashSet<NodeIndex> = FxHashSet::from_iter([a]);
     let mut queue = VecDeque::from([(a, 0u32)]);
@@ -387,22 +396,17 @@ pub fn path(g: &Graph, from: &Uid, to: &Uid, max_depth: u32) -> Option<Subgraph>
         if d >= max_depth {
             continue;
         }
-        let mut step: Vec<_> =
-            g.g.edges_directed(n, Outgoing)
-                .chain(g.g.edges_directed(n, Incoming))
-                .collect();
-        let far = |e: &petgraph::stable_graph::EdgeReference<'_, crate::graph::EdgeData>| {
-            if e.source() == n {
-                e.target()
-            } else {
-                e.source()
-            }
-        };
-        step.sort_by(|a, b| {
-            (g.g[far(a)].parts(), a.weight().kind).cmp(&(g.g[far(b)].parts(), b.weight().kind))
+        let mut step: Vec<(NodeIndex, EdgeReference<'_, EdgeData>)> = dirs
+            .iter()
+            .flat_map(|&dir| {
+                g.g.edges_directed(n, dir)
+                    .map(move |e| (far_end(&e, dir), e))
+            })
+            .collect();
+        step.sort_by(|(x, e), (y, f)| {
+            (g.g[*x].parts(), e.weight().kind).cmp(&(g.g[*y].parts(), f.weight().kind))
         });
-        for e in step {
-            let other = far(&e);
+        for (other, e) in step {
             if seen.insert(other) {
                 parent.insert(other, (n, view(g, e)));
                 queue.push_back((other, d + 1));

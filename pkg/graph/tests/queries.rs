@@ -234,15 +234,38 @@ fn neighbours_return_every_edge_among_the_returned_nodes() {
 #[test]
 fn path_and_impact() {
     let g = shop();
-    let p = query::path(&g, &Uid::from("ing"), &Uid::from("pv"), 10).unwrap();
+    let p = query::path(&g, &Uid::from("ing"), &Uid::from("pv"), 10, Direction::Both).unwrap();
     assert_eq!(uids(&p.nodes), vec!["ing", "svc", "p1", "pvc", "pv"]);
     assert_eq!(p.edges.len(), 4);
     assert!(
-        query::path(&g, &Uid::from("ing"), &Uid::from("other"), 10)
-            .unwrap()
-            .nodes
-            .is_empty()
+        query::path(
+            &g,
+            &Uid::from("ing"),
+            &Uid::from("other"),
+            10,
+            Direction::Both
+        )
+        .unwrap()
+        .nodes
+        .is_empty()
     );
+    // The Ingress routes to the Service, which selects the Pods: a path from a Pod to the
+    // Ingress runs against every edge.
+    let path = |from: &str, to: &str, direction| {
+        let p = query::path(&g, &Uid::from(from), &Uid::from(to), 10, direction).unwrap();
+        uids(&p.nodes)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(path("p1", "ing", Direction::Out).is_empty());
+    assert_eq!(path("p1", "ing", Direction::In), ["p1", "svc", "ing"]);
+    assert_eq!(path("p1", "ing", Direction::Both), ["p1", "svc", "ing"]);
+    assert_eq!(
+        path("ing", "pv", Direction::Out),
+        ["ing", "svc", "p1", "pvc", "pv"]
+    );
+    assert!(path("ing", "pv", Direction::In).is_empty());
     // Losing the PV breaks the PVC, the Pods mounting it, the Service selecting them, the Ingress.
     let i = query::impact(&g, &Uid::from("pv"), 100).unwrap();
     let mut hit = uids(&i.nodes);
