@@ -14,13 +14,16 @@
 //!   readers copy `Arc`s out of the current copy and never wait for the writer, who writes the
 //!   other copy and then makes it current.
 //! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
-//! - [`query`]: read-only queries (resource, list, neighbours, path, impact, dangling).
+//! - [`query`]: read-only queries (resource, list, neighbours, path, impact, and dangling
+//!   references from `dangling`, which keeps their targets typed).
 //! - [`compat`]: the views the Go Astrolabe server's endpoints return.
-//! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`], and the [`query::EdgeView`] they carry.
+//! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`], and the [`query::EdgeView`]
+//!   they carry.
 //!
-//! The store (`graph`, `event`) never imports the query layer (`query`, `compat`).
+//! The store (`graph`, `event`) never imports the query layer (`query`, `dangling`, `compat`).
 
 pub mod compat;
+mod dangling;
 pub mod event;
 pub mod graph;
 mod keys;

@@ -1,6 +1,6 @@
 //! Read-only queries over a [`Graph`]: one resource with its edges, filtered listing with
-//! pagination, neighbours, shortest path, impact, dangling references, and (re-exported from
-//! [`crate::compat`]) the views the Go server's endpoints return.
+//! pagination, neighbours, shortest path, impact, and (re-exported from `dangling` and
+//! [`crate::compat`]) dangling references and the views the Go server's endpoints return.
 //!
 //! Every function copies out `Arc<Resource>`s and small edge views, so callers can hold the read
 //! lock only for the call and build their response after releasing it.
@@ -9,9 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use astrolabe_model::{
-    Dependency, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Target, Uid,
-};
+use astrolabe_model::{Dependency, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Str, Uid};
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::{EdgeReference, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -19,6 +17,7 @@ use rustc_hash::FxHashSet;
 
 use crate::Graph;
 pub use crate::compat::{charts, compat_graph, compat_resources, namespaces, releases};
+pub use crate::dangling::{Dangling, dangling};
 pub use crate::event::EdgeView;
 use crate::graph::EdgeData;
 use crate::keys::KeyView as _;
@@ -121,40 +120,6 @@ pub struct Page {
     pub items: Vec<Arc<Resource>>,
     /// Where the next page starts (exclusive), when there is one.
     pub next: Option<ObjectKey>,
-}
-
-/// A reference whose target does not exist.
-#[derive(Clone, Debug)]
-pub struct Dangling {
-    /// The object making the reference.
-    pub source: Arc<Resource>,
-    /// The edge it would make.
-    pub edge: EdgeKind,
-    /// The missing target, as the source declared it (an owner reference is a target by UID
-    /// with the owner's kind and name).
-    pub target: Target,
-    /// Whether the reference is optional (not an error when missing).
-    pub optional: bool,
-}
-
-impl Dangling {
-    /// The missing target's kind.
-    pub fn target_kind(&self) -> &Kind {
-        match &self.target {
-            Target::Uid { kind, .. } | Target::Selector { kind, .. } => kind,
-            Target::Key(key) => &key.kind,
-        }
-    }
-
-    /// The missing target as text: `ConfigMap/ns/name`, `uid:<uid> (Kind/name)`, or
-    /// `Pod matching <selector>`.
-    pub fn target_text(&self) -> String {
-        match &self.target {
-            Target::Uid { uid, kind, name } => format!("uid:{uid} ({kind}/{name})"),
-            Target::Key(key) => key.to_string(),
-            Target::Selector { kind, selector, .. } => format!("{kind} matching {selector}"),
-        }
-    }
 }
 
 fn view(g: &Graph, e: EdgeReference<'_, EdgeData>) -> EdgeView {
@@ -471,55 +436,4 @@ pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
         edges: edge_views(g, edges),
         truncated,
     })
-}
-
-/// References whose target does not exist, and Services whose selector matches nothing,
-/// sorted by source key and edge kind.
-pub fn dangling(g: &Graph, namespace: Option<&str>, edge: Option<EdgeKind>) -> Vec<Dangling> {
-    let wanted = |src: &Resource, e: EdgeKind| {
-        namespace.is_none_or(|ns| src.namespace == ns) && edge.is_none_or(|k| k == e)
-    };
-    let mut out: Vec<Dangling> = Vec::new();
-    for (idx, e, target) in g.pending() {
-        let source = &g.g[idx];
-        if !wanted(source, e) {
-            continue;
-        }
-        let optional = source
-            .references
-            .iter()
-            .any(|r| r.edge == e && r.optional && r.target == target);
-        out.push(Dangling {
-            source: source.clone(),
-            edge: e,
-            target,
-            optional,
-        });
-    }
-    for (idx, e) in g.selectors_matching_nothing() {
-        let source = &g.g[idx];
-        if !wanted(source, e) {
-            continue;
-        }
-        for r in &source.references {
-            if let Target::Selector {
-                empty_selects_all: false,
-                ..
-            } = &r.target
-                && r.edge == e
-            {
-                out.push(Dangling {
-                    source: source.clone(),
-                    edge: e,
-                    target: r.target.clone(),
-                    optional: false,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        (a.source.key(), a.edge, &a.target).cmp(&(b.source.key(), b.edge, &b.target))
-    });
-    out.dedup_by(|a, b| a.source.uid == b.source.uid && a.edge == b.edge && a.target == b.target);
-    out
 }

@@ -7,7 +7,7 @@ use astrolabe_model::{Resource, Uid};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 
 use super::index::{key_hash, key_hash_parts, uid_hash};
-use super::pending::PendingRef;
+use super::pending::{PendingRef, wait_for};
 use super::stats::decrement;
 use super::{Applied, Graph, Via};
 use crate::keys::KeyView;
@@ -130,16 +130,8 @@ impl Graph {
                 reverse: w.reverse,
             };
             match w.via {
-                Via::Uid => self
-                    .pending_uid
-                    .entry(old.uid.clone())
-                    .or_default()
-                    .push(pending),
-                Via::Key => self
-                    .pending_key
-                    .entry(key.clone())
-                    .or_default()
-                    .push(pending),
+                Via::Uid => wait_for(&mut self.pending_uid, old.uid.clone(), pending),
+                Via::Key => wait_for(&mut self.pending_key, key.clone(), pending),
                 Via::Selector => {}
             }
             self.unlink(e);

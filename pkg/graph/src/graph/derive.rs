@@ -8,7 +8,7 @@ use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use super::pending::{PendingRef, drop_pending};
+use super::pending::{PendingRef, drop_pending, wait_for};
 use super::stats::decrement;
 use super::{EdgeData, Graph, Via};
 use crate::event::{EdgeView, EventSink, GraphChange, GraphEvent};
@@ -18,30 +18,19 @@ impl Graph {
     /// Derives edges (or pending references) from every reference `r` declares.
     pub(super) fn declare(&mut self, idx: NodeIndex, r: &Resource) {
         for (edge, reverse, target) in declared(r) {
+            let waiting = PendingRef {
+                declarer: idx,
+                edge,
+                reverse,
+            };
             match target {
                 Declared::Uid(uid) => match self.index_of(uid) {
                     Some(t) => self.link(idx, t, edge, reverse, Via::Uid),
-                    None => self
-                        .pending_uid
-                        .entry(uid.clone())
-                        .or_default()
-                        .push(PendingRef {
-                            declarer: idx,
-                            edge,
-                            reverse,
-                        }),
+                    None => wait_for(&mut self.pending_uid, uid.clone(), waiting),
                 },
                 Declared::Key(key) => match self.index_of_key(key) {
                     Some(t) => self.link(idx, t, edge, reverse, Via::Key),
-                    None => self
-                        .pending_key
-                        .entry(key.clone())
-                        .or_default()
-                        .push(PendingRef {
-                            declarer: idx,
-                            edge,
-                            reverse,
-                        }),
+                    None => wait_for(&mut self.pending_key, key.clone(), waiting),
                 },
                 Declared::Selector(kind, selector, empty_selects_all) => {
                     let place = SelectorIndex::place(selector, empty_selects_all);

@@ -97,6 +97,15 @@ impl Graph {
     }
 }
 
+/// Files `p` as waiting for `key` to appear.
+pub(super) fn wait_for<K: std::hash::Hash + Eq>(
+    map: &mut FxHashMap<K, Vec<PendingRef>>,
+    key: K,
+    p: PendingRef,
+) {
+    map.entry(key).or_default().push(p);
+}
+
 /// Forgets the references `idx` declared towards `key`.
 pub(super) fn drop_pending<K: std::hash::Hash + Eq>(
     map: &mut FxHashMap<K, Vec<PendingRef>>,
