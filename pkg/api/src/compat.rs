@@ -6,18 +6,21 @@ use std::sync::Arc;
 
 use crate::json::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use astrolabe_model::{EdgeKind, Kind, Replicas, Resource, Str};
 
 use crate::error::ApiResult;
 use crate::fragments::{FragmentCache, View};
 use crate::json::{
-    ClaimRefJson, EdgeJson, KindName, Metadata, ObjectWriter, age, json_response, now_seconds,
-    size_hint, timestamp, with_seq,
+    ClaimRefJson, EdgeJson, KindName, Metadata, ObjectWriter, ReplicasSchema, StatusName, age,
+    json_response, now_seconds, size_hint, timestamp, with_seq,
 };
 use crate::params::Params;
+use crate::queries::{NamespaceQuery, ScopeQuery};
 use crate::state::AppState;
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, Subgraph};
@@ -72,13 +75,14 @@ impl Related {
 }
 
 /// Go's Resource object (`/api/v1/resources`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompatResource<'a> {
     name: &'a str,
     namespace: &'a str,
     kind: &'a str,
     api_version: &'a str,
+    #[schema(value_type = StatusName)]
     status: &'static str,
     message: &'a str,
     chart: &'a str,
@@ -92,6 +96,7 @@ pub struct CompatResource<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     restart_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ReplicasSchema>)]
     replicas: Option<Replicas>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     owner_references: Vec<KindName<'a>>,
@@ -161,12 +166,13 @@ impl<'a> CompatResource<'a> {
 }
 
 /// Go's graph node object (`/api/v1/graph`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CompatNode<'a> {
     uid: &'a str,
     name: &'a str,
     namespace: &'a str,
     kind: &'a str,
+    #[schema(value_type = StatusName)]
     status: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -197,7 +203,20 @@ impl<'a> CompatNode<'a> {
     }
 }
 
-/// The `/api/v1/graph` body, `{"nodes", "edges", "seq"}`, with nodes from the fragment cache.
+/// The schema of the `/api/v1/graph` body, which [`compat_graph_body`] writes as bytes.
+#[derive(Debug, ToSchema)]
+#[schema(as = CompatGraph, description = "Go's graph: nodes and the edges among them.")]
+pub struct CompatGraphSchema<'a> {
+    /// The nodes.
+    pub nodes: Vec<CompatNode<'a>>,
+    /// The edges among them.
+    pub edges: Vec<EdgeJson<'a>>,
+    /// Graph sequence the answer reflects.
+    pub seq: u64,
+}
+
+/// The `/api/v1/graph` body, `{"nodes", "edges", "seq"}` ([`CompatGraphSchema`]), with nodes
+/// from the fragment cache.
 fn compat_graph_body(cache: &FragmentCache, seq: u64, sub: &Subgraph) -> sonic_rs::Result<Vec<u8>> {
     let nodes = cache.render_all(&sub.nodes, View::CompatNode, |r| {
         sonic_rs::to_vec(&CompatNode::new(r))
@@ -210,34 +229,62 @@ fn compat_graph_body(cache: &FragmentCache, seq: u64, sub: &Subgraph) -> sonic_r
     Ok(w.finish())
 }
 
+/// Go's health status: `healthy`, or `unhealthy` while the apply loop is stalled.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The apply loop makes progress.
+    Healthy,
+    /// The apply loop's heartbeat is stale (`/healthz` says `stalled`).
+    Unhealthy,
+}
+
 /// The `/health` body.
-#[derive(Debug, Serialize)]
-struct Health {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Resources in the graph.
     nodes: usize,
+    /// `healthy`, or `unhealthy` while the apply loop is stalled.
+    #[schema(value_type = HealthStatus)]
     status: &'static str,
+    /// Edges in the graph.
     edges: usize,
+    /// Graph sequence the answer reflects.
     seq: u64,
 }
 
-/// `GET /health`: `{"nodes":N,"status":"healthy"}` plus `edges` and `seq`.
+/// `GET /health`: `{"nodes":N,"status":"healthy"}` plus `edges` and `seq`. While the apply
+/// loop's heartbeat is stale (`/healthz` says `stalled`) the status is `"unhealthy"` with a 503,
+/// so a probe pointed at `/health` (as the Go deployment's are) sees the same as `/healthz`.
+#[utoipa::path(get, path = "/health", summary = "Go-compatible health: node count and status.",
+    responses((status = 200, description = "The apply loop makes progress.", body = Health),
+        (status = 503, description = "The apply loop is stalled.", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let (nodes, edges, seq) = {
         let g = state.graph.read();
         (g.node_count(), g.edge_count(), g.seq())
     };
+    let (code, status) = if state.heartbeat.is_fresh() {
+        (StatusCode::OK, "healthy")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    };
     let body = Health {
         nodes,
-        status: "healthy",
+        status,
         edges,
         seq,
     };
-    with_seq(seq, Json(body))
+    with_seq(seq, (code, Json(body)))
 }
 
 /// `GET /api/v1/resources?release=&namespace=`: Go Resource objects.
+#[utoipa::path(get, path = "/api/v1/resources", summary = "Go-compatible flat resource list.",
+    params(ScopeQuery),
+    responses((status = 200, description = "Go Resource objects.", body = Vec<CompatResource>)))]
 pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let release = p.get("release");
-    let namespace = p.get("namespace");
+    let q = ScopeQuery::parse(&p);
+    let (release, namespace) = (q.release.as_deref(), q.namespace.as_deref());
     let (seq, rows) = {
         let g = state.graph.read();
         let rows: Vec<(Arc<Resource>, Related)> = query::compat_resources(&g, release, namespace)
@@ -259,18 +306,26 @@ pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Re
 }
 
 /// `GET /api/v1/releases?namespace=`: sorted release names.
+#[utoipa::path(get, path = "/api/v1/releases", summary = "Helm release names, sorted.",
+    params(NamespaceQuery),
+    responses((status = 200, description = "Release names.", body = Vec<String>)))]
 pub async fn releases(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let namespace = p.get("namespace");
-    names(&state, |g| query::releases(g, namespace))
+    let q = NamespaceQuery::parse(&p);
+    names(&state, |g| query::releases(g, q.namespace.as_deref()))
 }
 
 /// `GET /api/v1/charts?namespace=`: sorted chart names.
+#[utoipa::path(get, path = "/api/v1/charts", summary = "Helm chart names, sorted.",
+    params(NamespaceQuery),
+    responses((status = 200, description = "Chart names.", body = Vec<String>)))]
 pub async fn charts(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let namespace = p.get("namespace");
-    names(&state, |g| query::charts(g, namespace))
+    let q = NamespaceQuery::parse(&p);
+    names(&state, |g| query::charts(g, q.namespace.as_deref()))
 }
 
 /// `GET /api/v1/namespaces`: sorted namespace names.
+#[utoipa::path(get, path = "/api/v1/namespaces", summary = "Namespace names, sorted.",
+    responses((status = 200, description = "Namespace names.", body = Vec<String>)))]
 pub async fn namespaces(State(state): State<AppState>) -> ApiResult<Response> {
     names(&state, query::namespaces)
 }
@@ -284,11 +339,14 @@ fn names(state: &AppState, f: impl FnOnce(&Graph) -> Vec<Str>) -> ApiResult<Resp
 }
 
 /// `GET /api/v1/graph?release=&namespace=`: `{nodes, edges}` of Go graph nodes and edges.
+#[utoipa::path(get, path = "/api/v1/graph", summary = "Go-compatible {nodes, edges} graph.",
+    params(ScopeQuery),
+    responses((status = 200, description = "Go graph nodes and edges.", body = CompatGraphSchema)))]
 pub async fn graph(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let release = p.get("release");
-    let namespace = p.get("namespace");
+    let q = ScopeQuery::parse(&p);
     let (seq, sub) = {
         let g = state.graph.read();
+        let (release, namespace) = (q.release.as_deref(), q.namespace.as_deref());
         (g.seq(), query::compat_graph(&g, release, namespace))
     };
     let body = compat_graph_body(&state.fragments, seq, &sub);

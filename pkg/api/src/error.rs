@@ -4,6 +4,7 @@ use crate::json::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An API error. Client errors carry a message for the client; internal errors are logged once
 /// and answered with a generic message.
@@ -32,7 +33,8 @@ pub enum ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
     /// A short description.
     pub error: String,

@@ -39,9 +39,13 @@ impl std::fmt::Debug for FeedEvent {
 pub enum Since {
     /// Every retained event after the id, oldest first (possibly none).
     Events(Vec<Arc<FeedEvent>>),
-    /// Some events after the id were already evicted (or the id is from another feed): the
-    /// client must re-read the state and continue from [`ChangeFeed::last_id`].
+    /// Some events after the id were already evicted: the client must re-read the state and
+    /// continue from [`ChangeFeed::last_id`].
     TooFarBehind,
+    /// The id is past the newest event this feed published (the server restarted from an older
+    /// state, or the id came from another server): the client must re-read the state and
+    /// continue from [`ChangeFeed::last_id`].
+    Ahead,
 }
 
 /// A live subscription: the backlog after the requested id and a receiver for what follows.
@@ -167,7 +171,10 @@ impl ChangeFeed {
 
 fn since(ring: &Ring, after: u64) -> Since {
     let first = ring.events.front().map_or(ring.last_id + 1, |e| e.id);
-    if after > ring.last_id || after + 1 < first {
+    if after > ring.last_id {
+        return Since::Ahead;
+    }
+    if after + 1 < first {
         return Since::TooFarBehind;
     }
     let skip = usize::try_from(after + 1 - first).unwrap_or(usize::MAX);
@@ -194,7 +201,7 @@ mod tests {
     fn ids(s: Since) -> Option<Vec<u64>> {
         match s {
             Since::Events(evs) => Some(evs.iter().map(|e| e.id).collect()),
-            Since::TooFarBehind => None,
+            Since::TooFarBehind | Since::Ahead => None,
         }
     }
 
@@ -207,8 +214,8 @@ mod tests {
         assert_eq!(ids(feed.since(2)), Some(vec![3, 4, 5]));
         assert_eq!(ids(feed.since(4)), Some(vec![5]));
         assert_eq!(ids(feed.since(5)), Some(vec![]));
-        assert_eq!(ids(feed.since(1)), None);
-        assert_eq!(ids(feed.since(6)), None);
+        assert!(matches!(feed.since(1), Since::TooFarBehind));
+        assert!(matches!(feed.since(6), Since::Ahead));
     }
 
     #[tokio::test]

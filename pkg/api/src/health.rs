@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
@@ -18,7 +19,7 @@ pub trait ReadinessSource: Send + Sync {
 }
 
 /// Readiness with the detail `/readyz` returns.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct ReadinessReport {
     /// Whether the server is ready to serve complete answers.
     pub ready: bool,
@@ -31,7 +32,7 @@ pub struct ReadinessReport {
 }
 
 /// Where the graph's content comes from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct GraphReadiness {
     /// Whether the graph is complete.
     pub hydrated: bool,
@@ -40,7 +41,7 @@ pub struct GraphReadiness {
 }
 
 /// One watched kind's informer state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct KindReadiness {
     /// The kind (`Deployment`).
     pub kind: String,
@@ -53,7 +54,7 @@ pub struct KindReadiness {
 }
 
 /// Persistence state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct PersistenceReadiness {
     /// Whether persistence is configured.
     pub enabled: bool,
@@ -101,17 +102,34 @@ impl ReadinessSource for StaticReadiness {
     }
 }
 
+/// Liveness status: whether the apply loop makes progress.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LivenessStatus {
+    /// The heartbeat is fresh.
+    Alive,
+    /// The heartbeat is older than its maximum age.
+    Stalled,
+}
+
 /// The body of `/healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Liveness {
+pub struct Liveness {
+    /// `alive`, or `stalled` when the heartbeat is too old.
+    #[schema(value_type = LivenessStatus)]
     status: &'static str,
+    /// Seconds since the apply loop's last heartbeat.
     last_apply_age_seconds: f64,
+    /// Age past which the loop counts as stalled.
     max_age_seconds: f64,
 }
 
 /// `GET /healthz`: 200 while the apply loop's heartbeat is fresh, 503 when it is stale. Never
 /// looks at Redis or the informers.
+#[utoipa::path(get, path = "/healthz", summary = "Liveness: the apply loop makes progress.",
+    responses((status = 200, description = "Alive.", body = Liveness),
+        (status = 503, description = "Stalled.", body = Liveness)))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let hb = &state.heartbeat;
     let fresh = hb.is_fresh();
@@ -129,6 +147,9 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /readyz`: the readiness report; 200 when ready, 503 otherwise.
+#[utoipa::path(get, path = "/readyz", summary = "Readiness: the graph is complete.",
+    responses((status = 200, description = "Ready.", body = ReadinessReport),
+        (status = 503, description = "Not ready; the body says which part.", body = ReadinessReport)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let report = state.readiness.report();
     let status = if report.ready {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use astrolabe_model::{Fact, FactSet, Kind, Replicas};
 
@@ -38,8 +39,35 @@ fn is_zero_i32(n: &i32) -> bool {
     *n == 0
 }
 
+/// A resource's health as the API names it (the schema of every `status` field of a resource).
+#[derive(Debug, ToSchema)]
+pub enum StatusName {
+    /// Working as intended.
+    Ready,
+    /// Progressing, waiting or partially ready.
+    Pending,
+    /// Failed or failing.
+    Error,
+    /// Nothing to say, or an unrecognised state.
+    Unknown,
+}
+
+/// Workload replica counts (the schema of the model's `Replicas`, which serialises as is).
+#[derive(Debug, ToSchema)]
+#[schema(as = Replicas)]
+pub struct ReplicasSchema {
+    /// Wanted replicas.
+    pub desired: i32,
+    /// Existing replicas.
+    pub current: i32,
+    /// Ready replicas.
+    pub ready: i32,
+    /// Available replicas.
+    pub available: i32,
+}
+
 /// `{kind, name}` (Go's owner and scale-target references).
-#[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KindName<'a> {
     /// The kind.
     pub kind: &'a str,
@@ -48,7 +76,8 @@ pub struct KindName<'a> {
 }
 
 /// A PersistentVolume's claim reference, as Go shapes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClaimRef)]
 pub struct ClaimRefJson<'a> {
     /// Always `PersistentVolumeClaim`.
     pub kind: &'static str,
@@ -64,7 +93,7 @@ pub struct ClaimRefJson<'a> {
 
 /// Kind-specific facts under Go's `ResourceMetadata` names (every field omitted when empty),
 /// plus, in native views only, `storageClass`, `phase` and `suspended`.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata<'a> {
     /// Pod: its Node.
@@ -78,6 +107,7 @@ pub struct Metadata<'a> {
     pub restart_count: u32,
     /// Workload replica counts.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ReplicasSchema>)]
     pub replicas: Option<Replicas>,
     /// PVC: bound volume.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,9 +228,10 @@ impl<'a> Metadata<'a> {
 }
 
 /// An edge: `{"type", "from", "to"}` (the Go edge object).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Edge)]
 pub struct EdgeJson<'a> {
-    /// The edge kind's stable name.
+    /// The edge kind's stable name (see `/api/v1/edge-kinds`).
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Source UID.

@@ -12,6 +12,8 @@
 //! - [`state`]: [`AppState`], [`Limits`], [`Heartbeat`].
 //! - [`error`]: [`ApiError`], the JSON error body, the 404/405 fallbacks.
 //! - [`params`]: the query-string extractor and validated accessors, continue tokens.
+//! - [`queries`]: one struct per route's query string, read through [`params`] and listed in
+//!   the OpenAPI document.
 //! - [`json`]: shared JSON pieces (timestamps, ages, metadata, edges, the seq header), the
 //!   sonic-rs [`json::Json`] responder and [`json::ObjectWriter`].
 //! - [`fragments`]: the bounded cache of each resource's rendered JSON that node lists reuse.
@@ -20,7 +22,7 @@
 //! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
 //! - [`health`]: `/healthz`, `/readyz`, [`ReadinessSource`].
 //! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
-//! - [`openapi`]: serves `/openapi.json`.
+//! - [`openapi`]: the OpenAPI document generated from the handlers and types, `/openapi.json`.
 
 pub mod compat;
 pub mod error;
@@ -32,6 +34,7 @@ pub mod metrics;
 pub mod native;
 pub mod openapi;
 pub mod params;
+pub mod queries;
 pub mod router;
 pub mod state;
 pub mod view;

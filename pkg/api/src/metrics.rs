@@ -137,6 +137,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// `GET /metrics`: the shared registry in Prometheus text format, graph gauges refreshed first.
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics.",
+    responses((status = 200, description = "Text exposition format.", body = String,
+        content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.metrics.refresh_graph(&state);
     let encoder = TextEncoder::new();

@@ -7,16 +7,21 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Str, Uid};
+use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Uid};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{json_response, with_seq};
 use crate::params::{Params, encode_continue};
+use crate::queries::{DanglingQuery, ImpactQuery, NeighborsQuery, ObjectsQuery, PathQuery};
 use crate::state::AppState;
-use crate::view::{DanglingJson, DanglingListJson, Detail, DetailJson, page_body, subgraph_body};
+use crate::view::{
+    DanglingJson, DanglingListJson, Detail, DetailJson, PageSchema, SubgraphSchema, page_body,
+    subgraph_body,
+};
 use astrolabe_graph::Graph;
-use astrolabe_graph::query::{self, ListFilter, NeighborQuery};
+use astrolabe_graph::query;
 
 fn path_error(e: PathRejection) -> ApiError {
     ApiError::bad_request("invalid path", e.body_text())
@@ -44,6 +49,10 @@ fn detail(
 }
 
 /// `GET /api/v1/resources/{uid}`.
+#[utoipa::path(get, path = "/api/v1/resources/{uid}", summary = "One resource with its edges.",
+    params(("uid" = String, Path, description = "Resource UID.")),
+    responses((status = 200, description = "The resource.", body = DetailJson),
+        (status = 404, description = "Unknown UID.", body = ErrorBody)))]
 pub async fn by_uid(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -54,6 +63,13 @@ pub async fn by_uid(
 }
 
 /// `GET /api/v1/namespaces/{namespace}/{kind}/{name}`.
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/{kind}/{name}",
+    summary = "One namespaced resource by key.",
+    params(("namespace" = String, Path, description = "Namespace."),
+        ("kind" = String, Path, description = "Kind, case-insensitive."),
+        ("name" = String, Path, description = "Name.")),
+    responses((status = 200, description = "The resource.", body = DetailJson),
+        (status = 404, description = "Unknown resource.", body = ErrorBody)))]
 pub async fn by_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -66,6 +82,12 @@ pub async fn by_key(
 }
 
 /// `GET /api/v1/cluster/{kind}/{name}` (cluster-scoped resources).
+#[utoipa::path(get, path = "/api/v1/cluster/{kind}/{name}",
+    summary = "One cluster-scoped resource by key.",
+    params(("kind" = String, Path, description = "Kind, case-insensitive."),
+        ("name" = String, Path, description = "Name.")),
+    responses((status = 200, description = "The resource.", body = DetailJson),
+        (status = 404, description = "Unknown resource.", body = ErrorBody)))]
 pub async fn by_cluster_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -78,17 +100,12 @@ pub async fn by_cluster_key(
 }
 
 /// `GET /api/v1/objects?kind=&namespace=&labelSelector=&name=&release=&limit=&continue=`.
+#[utoipa::path(get, path = "/api/v1/objects",
+    summary = "Filtered listing, ordered by (kind, namespace, name), paginated.",
+    params(ObjectsQuery),
+    responses((status = 200, description = "One page.", body = PageSchema)))]
 pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let limits = state.limits;
-    let filter = ListFilter {
-        kind: p.kind("kind"),
-        namespace: p.get("namespace").map(Str::from),
-        selector: p.selector("labelSelector")?,
-        name: p.get("name").map(Str::from),
-        release: p.get("release").map(Str::from),
-        after: p.continue_token("continue")?,
-        limit: p.limit("limit", limits.default_limit, limits.max_limit)?,
-    };
+    let filter = ObjectsQuery::parse(&p, &state.limits)?.filter();
     let (seq, page) = {
         let g = state.graph.read();
         (g.seq(), query::list(&g, &filter))
@@ -99,19 +116,17 @@ pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Resp
 }
 
 /// `GET /api/v1/neighbors/{uid}?depth=&direction=&edgeKinds=&limit=`.
+#[utoipa::path(get, path = "/api/v1/neighbors/{uid}", summary = "Resources within `depth` edges.",
+    params(("uid" = String, Path, description = "Start UID."), NeighborsQuery),
+    responses((status = 200, description = "The subgraph.", body = SubgraphSchema),
+        (status = 404, description = "Unknown UID.", body = ErrorBody)))]
 pub async fn neighbors(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     p: Params,
 ) -> ApiResult<Response> {
     let Path(uid) = path.map_err(path_error)?;
-    let limits = state.limits;
-    let q = NeighborQuery {
-        depth: p.depth("depth", 1, limits.max_depth)?,
-        direction: p.direction("direction")?,
-        edge_kinds: p.edge_kinds("edgeKinds")?,
-        limit: p.limit("limit", limits.max_results, limits.max_results)?,
-    };
+    let q = NeighborsQuery::parse(&p, &state.limits)?.query();
     let uid = Uid::from(uid);
     let (seq, sub) = {
         let g = state.graph.read();
@@ -124,17 +139,18 @@ pub async fn neighbors(
 
 /// `GET /api/v1/path?from=&to=&maxDepth=&direction=`: a shortest path, in order (`found: false`
 /// when none), following edges `out` (source to target), `in` or `both` ways (the default).
+#[utoipa::path(get, path = "/api/v1/path", summary = "A shortest path between two resources.",
+    params(PathQuery),
+    responses((status = 200, description = "The path, in order; `found` says whether one exists.",
+            body = SubgraphSchema),
+        (status = 404, description = "Unknown UID.", body = ErrorBody)))]
 pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let from = p
-        .get("from")
-        .map(Uid::from)
-        .ok_or_else(|| ApiError::param("from", "required (a resource uid)"))?;
-    let to = p
-        .get("to")
-        .map(Uid::from)
-        .ok_or_else(|| ApiError::param("to", "required (a resource uid)"))?;
-    let max_depth = p.depth("maxDepth", state.limits.max_depth, state.limits.max_depth)?;
-    let direction = p.direction("direction")?;
+    let PathQuery {
+        from,
+        to,
+        max_depth,
+        direction,
+    } = PathQuery::parse(&p, &state.limits)?;
     let (seq, sub) = {
         let g = state.graph.read();
         (g.seq(), query::path(&g, &from, &to, max_depth, direction))
@@ -146,13 +162,18 @@ pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Respons
 }
 
 /// `GET /api/v1/impact/{uid}?limit=`: everything that depends on the resource, transitively.
+#[utoipa::path(get, path = "/api/v1/impact/{uid}",
+    summary = "Everything that depends on a resource, transitively.",
+    params(("uid" = String, Path, description = "Resource UID."), ImpactQuery),
+    responses((status = 200, description = "The dependents.", body = SubgraphSchema),
+        (status = 404, description = "Unknown UID.", body = ErrorBody)))]
 pub async fn impact(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     p: Params,
 ) -> ApiResult<Response> {
     let Path(uid) = path.map_err(path_error)?;
-    let limit = p.limit("limit", state.limits.max_results, state.limits.max_results)?;
+    let ImpactQuery { limit } = ImpactQuery::parse(&p, &state.limits)?;
     let uid = Uid::from(uid);
     let (seq, sub) = {
         let g = state.graph.read();
@@ -164,12 +185,17 @@ pub async fn impact(
 }
 
 /// `GET /api/v1/dangling?namespace=&edgeKind=`: references whose target does not exist.
+#[utoipa::path(get, path = "/api/v1/dangling", summary = "References whose target does not exist.",
+    params(DanglingQuery),
+    responses((status = 200, description = "The dangling references.", body = DanglingListJson)))]
 pub async fn dangling(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
-    let namespace = p.get("namespace");
-    let edge = p.edge_kind("edgeKind")?;
+    let q = DanglingQuery::parse(&p)?;
     let (seq, items) = {
         let g = state.graph.read();
-        (g.seq(), query::dangling(&g, namespace, edge))
+        (
+            g.seq(),
+            query::dangling(&g, q.namespace.as_deref(), q.edge_kind),
+        )
     };
     let body = DanglingListJson {
         seq,
@@ -179,15 +205,18 @@ pub async fn dangling(State(state): State<AppState>, p: Params) -> ApiResult<Res
 }
 
 /// One entry of `/api/v1/kinds`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct KindJson {
+#[schema(as = KindInfo)]
+pub struct KindJson {
     kind: &'static str,
     api_version: &'static str,
     namespaced: bool,
 }
 
 /// `GET /api/v1/kinds`: the kinds Astrolabe watches.
+#[utoipa::path(get, path = "/api/v1/kinds", summary = "Watched kinds.",
+    responses((status = 200, description = "Every watched kind.", body = Vec<KindJson>)))]
 pub async fn kinds() -> Response {
     let body: Vec<KindJson> = Kind::WATCHED
         .iter()
@@ -212,14 +241,32 @@ fn dependency_name(d: Dependency) -> &'static str {
     }
 }
 
+/// Which end of an edge depends on the other.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "kebab-case")]
+pub enum DependencyName {
+    /// The source needs the target.
+    SourceNeedsTarget,
+    /// The target needs the source.
+    TargetNeedsSource,
+    /// Neither.
+    None,
+}
+
 /// One entry of `/api/v1/edge-kinds`.
-#[derive(Debug, Serialize)]
-struct EdgeKindJson {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EdgeKindInfo)]
+pub struct EdgeKindJson {
+    /// The edge kind's stable name.
     name: &'static str,
+    /// Which end depends on the other.
+    #[schema(value_type = DependencyName)]
     dependency: &'static str,
 }
 
 /// `GET /api/v1/edge-kinds`: every edge kind and which end depends on the other.
+#[utoipa::path(get, path = "/api/v1/edge-kinds", summary = "Edge kinds.",
+    responses((status = 200, description = "Every edge kind.", body = Vec<EdgeKindJson>)))]
 pub async fn edge_kinds() -> Response {
     let body: Vec<EdgeKindJson> = EdgeKind::ALL
         .iter()

@@ -1,5 +1,6 @@
-//! Query-string parsing: the `Params` extractor and typed, validated accessors. Unknown
-//! parameters are ignored; an empty value means "not given"; the first of repeated values wins.
+//! Query-string parsing: the `Params` extractor and typed, validated accessors (each route's
+//! query struct in [`crate::queries`] reads through them). Unknown parameters are ignored; an
+//! empty value means "not given"; the first of repeated values wins.
 
 use axum::extract::FromRequestParts;
 use axum::extract::Query;

@@ -12,9 +12,11 @@ use axum::routing::{MethodRouter, get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{OnFailure, TraceLayer};
+use tracing::Span;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
@@ -59,11 +61,16 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 /// The API's router with its state and layers; serve it with [`serve`] or call it with
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.limits.request_timeout;
     let mut router = Router::new();
     for (path, handler) in routes() {
         router = router.route(path, handler);
     }
+    with_layers(router, state)
+}
+
+/// `router` with the JSON fallbacks and every layer, in the order [`router`] uses.
+fn with_layers(router: Router<AppState>, state: AppState) -> Router {
+    let timeout = state.limits.request_timeout;
     router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -78,15 +85,38 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(LogFailure))
         .with_state(state)
 }
 
-/// Gives the timeout layer's empty 503 a JSON body.
+/// The trace layer's failure log, by meaning rather than by status class. A 5xx status is an
+/// answer a handler chose: `/readyz` and `/healthz` answer 503 while starting or stalled, a
+/// timeout is logged by [`json_timeout`], and internal errors are logged once by [`ApiError`].
+/// So a 5xx status is logged at DEBUG here; a response that failed after the handler (its body
+/// failed while streaming) is logged at ERROR, as nothing else saw it.
+#[derive(Clone, Copy, Debug)]
+struct LogFailure;
+
+impl OnFailure<ServerErrorsFailureClass> for LogFailure {
+    fn on_failure(&mut self, class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
+        let latency_ms = latency.as_millis();
+        match class {
+            ServerErrorsFailureClass::StatusCode(status) => {
+                tracing::debug!(%status, latency_ms, "answered with a server error status");
+            }
+            ServerErrorsFailureClass::Error(error) => {
+                tracing::error!(%error, latency_ms, "response failed");
+            }
+        }
+    }
+}
+
+/// Gives the timeout layer's empty 503 a JSON body, and logs the timeout.
 async fn json_timeout(response: axum::response::Response) -> axum::response::Response {
     if response.status() == StatusCode::SERVICE_UNAVAILABLE
         && !response.headers().contains_key(header::CONTENT_TYPE)
     {
+        tracing::warn!("http: request timed out");
         return ApiError::Unavailable("the request timed out".to_owned()).into_response();
     }
     response
@@ -123,5 +153,107 @@ pub async fn serve(
             tracing::warn!("http: grace period over, closing remaining connections");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use parking_lot::Mutex;
+    use tower::ServiceExt;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+    use crate::health::{ReadinessReport, StaticReadiness};
+    use astrolabe_graph::SharedGraph;
+
+    /// Every log line written while it is the default subscriber.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    impl Capture {
+        fn lines(&self, level: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.0.lock())
+                .lines()
+                .filter(|l| l.contains(level))
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    fn state(readiness: ReadinessReport) -> AppState {
+        AppState::new(
+            SharedGraph::new(),
+            Arc::new(StaticReadiness::new(readiness)),
+            prometheus::Registry::new(),
+        )
+        .unwrap()
+    }
+
+    /// Sends `GET uri` to `app` with every event at every level captured.
+    async fn logs_of(app: Router, uri: &str) -> (StatusCode, Capture) {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let req = Request::get(uri).body(Body::empty()).unwrap();
+        let status = app.oneshot(req).await.unwrap().status();
+        (status, capture)
+    }
+
+    #[tokio::test]
+    async fn a_not_ready_readyz_is_not_logged_as_an_error() {
+        let app = router(state(ReadinessReport::default()));
+        let (status, capture) = logs_of(app, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(capture.lines("ERROR"), Vec::<String>::new());
+        assert!(
+            !capture.lines("DEBUG").is_empty(),
+            "the request is still traced"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_once() {
+        async fn fail() -> ApiError {
+            ApiError::Internal("boom".to_owned())
+        }
+        let app = with_layers(
+            Router::new().route("/fail", get(fail)),
+            state(ReadinessReport::default()),
+        );
+        let (status, capture) = logs_of(app, "/fail").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let errors = capture.lines("ERROR");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("boom"), "{errors:?}");
     }
 }

@@ -5,16 +5,18 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use astrolabe_model::{Labels, Resource};
 
 use crate::fragments::{FragmentCache, View};
-use crate::json::{EdgeJson, Metadata, ObjectWriter, size_hint, timestamp};
+use crate::json::{EdgeJson, Metadata, ObjectWriter, StatusName, size_hint, timestamp};
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{Dangling, EdgeView, ResourceView, Subgraph};
 
 /// An owner reference.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OwnerReference)]
 pub struct OwnerJson<'a> {
     /// Owner kind.
     pub kind: &'a str,
@@ -27,18 +29,23 @@ pub struct OwnerJson<'a> {
 }
 
 /// A resource in full (native views).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Resource)]
 pub struct ResourceJson<'a> {
     uid: &'a str,
     kind: &'a str,
     api_version: &'a str,
+    /// Empty for cluster-scoped resources.
     namespace: &'a str,
     name: &'a str,
+    #[schema(value_type = HashMap<String, String>)]
     labels: &'a Labels,
+    #[schema(value_type = HashMap<String, String>)]
     annotations: &'a Labels,
     creation_timestamp: String,
     resource_version: &'a str,
+    #[schema(value_type = StatusName)]
     status: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -89,7 +96,8 @@ impl<'a> From<&'a Resource> for ResourceJson<'a> {
 }
 
 /// A resource's identity only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Ref)]
 pub struct RefJson<'a> {
     /// UID.
     pub uid: &'a str,
@@ -112,11 +120,22 @@ impl<'a> From<&'a Resource> for RefJson<'a> {
     }
 }
 
-/// An edge of a resource with the resource at its other end (when it exists).
-#[derive(Debug, Serialize)]
+/// An edge of a resource (`{"type", "from", "to"}`, as [`EdgeJson`]) with the resource at its
+/// other end, when it exists.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(
+    as = PeerEdge,
+    description = "An edge with the resource at its other end, when it exists."
+)]
 pub struct PeerEdgeJson<'a> {
-    #[serde(flatten)]
-    edge: EdgeJson<'a>,
+    /// The edge kind's stable name (see `/api/v1/edge-kinds`).
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Source UID.
+    from: &'a str,
+    /// Target UID.
+    to: &'a str,
+    /// The resource at the other end (absent when it does not exist).
     #[serde(skip_serializing_if = "Option::is_none")]
     peer: Option<RefJson<'a>>,
 }
@@ -160,8 +179,10 @@ impl Detail {
 }
 
 /// The body of the single-resource endpoints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ResourceDetail)]
 pub struct DetailJson<'a> {
+    /// Graph sequence the answer reflects.
     seq: u64,
     resource: ResourceJson<'a>,
     incoming: Vec<PeerEdgeJson<'a>>,
@@ -172,7 +193,9 @@ fn peer_edges(edges: &[(EdgeView, Option<Arc<Resource>>)]) -> Vec<PeerEdgeJson<'
     edges
         .iter()
         .map(|(e, peer)| PeerEdgeJson {
-            edge: EdgeJson::from(e),
+            kind: e.kind.as_str(),
+            from: e.from.as_str(),
+            to: e.to.as_str(),
             peer: peer.as_deref().map(RefJson::from),
         })
         .collect()
@@ -197,8 +220,24 @@ fn native_nodes(cache: &FragmentCache, nodes: &[Arc<Resource>]) -> sonic_rs::Res
     })
 }
 
+/// The schema of [`subgraph_body`]'s output (which writes bytes, not this type).
+#[derive(Debug, ToSchema)]
+#[schema(as = Subgraph, description = "A traversal's answer: resources and the edges among them.")]
+pub struct SubgraphSchema<'a> {
+    /// Graph sequence the answer reflects.
+    pub seq: u64,
+    /// Whether a path exists (path only).
+    pub found: Option<bool>,
+    /// The resources.
+    pub nodes: Vec<ResourceJson<'a>>,
+    /// The edges among them.
+    pub edges: Vec<EdgeJson<'a>>,
+    /// Whether the result was cut at the limit.
+    pub truncated: bool,
+}
+
 /// The body of traversal endpoints (neighbours, path, impact):
-/// `{"seq", "found" (path only), "nodes", "edges", "truncated"}`.
+/// `{"seq", "found" (path only), "nodes", "edges", "truncated"}` ([`SubgraphSchema`]).
 ///
 /// # Errors
 /// When a value cannot be serialised.
@@ -221,8 +260,21 @@ pub fn subgraph_body(
     Ok(w.finish())
 }
 
+/// The schema of [`page_body`]'s output (which writes bytes, not this type).
+#[derive(Debug, ToSchema)]
+#[schema(as = Page, description = "One page of a listing.")]
+pub struct PageSchema<'a> {
+    /// Graph sequence the answer reflects.
+    pub seq: u64,
+    /// The resources of this page.
+    pub items: Vec<ResourceJson<'a>>,
+    /// The token for the next page; null on the last page.
+    #[schema(required)]
+    pub r#continue: Option<String>,
+}
+
 /// The body of `/api/v1/objects`: `{"seq", "items", "continue"}` (`continue` is null on the
-/// last page).
+/// last page; [`PageSchema`]).
 ///
 /// # Errors
 /// When a value cannot be serialised.
@@ -241,8 +293,9 @@ pub fn page_body(
 }
 
 /// One dangling reference.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Dangling)]
 pub struct DanglingJson<'a> {
     source: RefJson<'a>,
     edge_kind: &'static str,
@@ -264,7 +317,8 @@ impl<'a> From<&'a Dangling> for DanglingJson<'a> {
 }
 
 /// The body of `/api/v1/dangling`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DanglingList)]
 pub struct DanglingListJson<'a> {
     /// Graph sequence.
     pub seq: u64,

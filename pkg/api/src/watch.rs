@@ -2,8 +2,9 @@
 //!
 //! Each event's `id` is its feed id. A client resuming after id N gets exactly the events after
 //! N that match its filter, from the feed's ring, then live ones. When those events are gone
-//! (too far behind, or a live subscriber lagged past the ring), it gets `event: resync`: re-read
-//! the state, then keep applying the events that follow.
+//! (too far behind, or a live subscriber lagged past the ring) or N is ahead of the server's
+//! newest event, it gets `event: resync` saying which: re-read the state, then keep applying the
+//! events that follow.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::feed::{FeedEvent, Since, Subscription};
 use crate::json::{EdgeJson, with_seq};
 use crate::params::Params;
+use crate::queries::WatchQuery;
 use crate::state::AppState;
 use crate::view::ResourceJson;
 use astrolabe_graph::{GraphChange, SharedGraph};
@@ -91,11 +93,55 @@ struct ChangeJson<'a> {
     edge: Option<EdgeJson<'a>>,
 }
 
+/// Why a watcher must re-read the state instead of resuming.
+#[derive(Clone, Copy, Debug)]
+enum Resync {
+    /// The events after its id were evicted from the ring.
+    TooFarBehind,
+    /// A live subscriber fell behind by more than the ring holds.
+    Lagged,
+    /// Its id is past the newest event the server published.
+    Ahead,
+}
+
+impl Resync {
+    fn reason(self) -> &'static str {
+        match self {
+            Resync::TooFarBehind => "too far behind",
+            Resync::Lagged => "lagged behind the live stream",
+            Resync::Ahead => "ahead of the server",
+        }
+    }
+
+    /// What happened and what the client should do, for a client resuming after `requested`
+    /// (when it gave an id) on a feed whose newest event is `last_event_id`.
+    fn detail(self, requested: Option<u64>, last_event_id: u64) -> String {
+        let after = requested.map_or_else(String::new, |id| format!(" after id {id}"));
+        match self {
+            Resync::TooFarBehind => format!(
+                "the events{after} are no longer retained; re-read the state, then apply the \
+                 events after id {last_event_id}"
+            ),
+            Resync::Lagged => format!(
+                "this stream fell behind by more than the server retains; re-read the state, \
+                 then apply the events after id {last_event_id}"
+            ),
+            Resync::Ahead => format!(
+                "Last-Event-ID{after} is ahead of the server's newest event ({last_event_id}): \
+                 the server restarted from an older state or the id belongs to another server; \
+                 re-read the state (relist), then apply the events after id {last_event_id} \
+                 (or reconnect without Last-Event-ID)"
+            ),
+        }
+    }
+}
+
 /// The `data` of a resync event.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResyncJson {
     reason: &'static str,
+    detail: String,
     last_event_id: u64,
 }
 
@@ -138,12 +184,13 @@ fn change_event(ev: &FeedEvent) -> Event {
     sse_event(ev.id, name, &data)
 }
 
-fn resync_event(last_event_id: u64, reason: &'static str) -> Event {
+fn resync_event(why: Resync, requested: Option<u64>, last_event_id: u64) -> Event {
     sse_event(
         last_event_id,
         "resync",
         &ResyncJson {
-            reason,
+            reason: why.reason(),
+            detail: why.detail(requested, last_event_id),
             last_event_id,
         },
     )
@@ -157,8 +204,9 @@ fn sse_event(id: u64, name: &str, data: &impl Serialize) -> Event {
     Event::default().id(id.to_string()).event(name).data(data)
 }
 
-/// The id to resume after: the `Last-Event-ID` header, else the `lastEventId` parameter.
-fn resume_after(headers: &HeaderMap, p: &Params) -> ApiResult<Option<u64>> {
+/// The id to resume after: the `Last-Event-ID` header, else `query` (the `lastEventId`
+/// parameter).
+fn resume_after(headers: &HeaderMap, query: Option<u64>) -> ApiResult<Option<u64>> {
     match headers.get("last-event-id") {
         Some(v) => {
             let text = v.to_str().unwrap_or("").trim();
@@ -172,24 +220,32 @@ fn resume_after(headers: &HeaderMap, p: &Params) -> ApiResult<Option<u64>> {
                 )
             })
         }
-        None => p.u64("lastEventId"),
+        None => Ok(query),
     }
 }
 
 /// `GET /api/v1/watch?namespace=&kind=`.
+#[utoipa::path(get, path = "/api/v1/watch",
+    summary = "Graph changes as Server-Sent Events (node-added, node-updated, node-removed, \
+        edge-added, edge-removed, resync). Resume with the Last-Event-ID header.",
+    params(WatchQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id.")),
+    responses((status = 200, description = "An event stream.", body = String,
+        content_type = "text/event-stream")))]
 pub async fn watch(
     State(state): State<AppState>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
-    let after = resume_after(&headers, &p)?;
+    let q = WatchQuery::parse(&p)?;
+    let after = resume_after(&headers, q.last_event_id)?;
     let filter = Filter {
-        namespace: p.get("namespace").map(Str::from),
-        kind: p.kind("kind"),
+        namespace: q.namespace,
+        kind: q.kind,
     };
     let seq = state.graph.read().seq();
     let sub = state.feed.subscribe(after);
-    let stream = events(state, filter, sub);
+    let stream = events(state, filter, after, sub);
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     Ok(with_seq(seq, sse.into_response()))
 }
@@ -197,6 +253,7 @@ pub async fn watch(
 fn events(
     state: AppState,
     filter: Filter,
+    after: Option<u64>,
     sub: Subscription,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let Subscription {
@@ -218,7 +275,8 @@ fn events(
                     }
                 }
             }
-            Since::TooFarBehind => yield Ok(resync_event(last, "too far behind")),
+            Since::TooFarBehind => yield Ok(resync_event(Resync::TooFarBehind, after, last)),
+            Since::Ahead => yield Ok(resync_event(Resync::Ahead, after, last)),
         }
         loop {
             let received = tokio::select! {
@@ -230,9 +288,9 @@ fn events(
                 Err(RecvError::Closed) => break,
                 Err(RecvError::Lagged(_)) => match feed.since(last) {
                     Since::Events(evs) => evs,
-                    Since::TooFarBehind => {
+                    Since::TooFarBehind | Since::Ahead => {
                         last = feed.last_id();
-                        yield Ok(resync_event(last, "lagged behind the live stream"));
+                        yield Ok(resync_event(Resync::Lagged, None, last));
                         Vec::new()
                     }
                 },

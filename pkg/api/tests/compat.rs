@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::time::Duration;
+
+use astrolabe_api::{Heartbeat, router};
 use axum::http::StatusCode;
-use common::{get, seq_header, shop_app};
+use common::{get, graph_of, seq_header, shop, shop_app};
 use serde_json::{Value, json};
 
 fn by_name<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -30,6 +33,27 @@ async fn health_has_go_fields_and_seq() {
     assert!(r.json["edges"].as_u64().unwrap() > 0);
     assert_eq!(r.json["seq"].as_u64(), Some(seq_header(&r)));
     assert_eq!(r.headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn health_is_unhealthy_while_the_apply_loop_is_stalled() {
+    let heartbeat = Heartbeat::new(Duration::from_secs(30));
+    let state = common::state(graph_of(shop())).with_heartbeat(heartbeat.clone());
+    let app = router(state);
+    heartbeat.touch_at(astrolabe_api::state::now_ms() - 60_000);
+    let r = get(&app, "/health").await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "body: {}",
+        r.text
+    );
+    assert_eq!(r.json["status"], "unhealthy");
+    assert_eq!(r.json["nodes"], 10, "the Go shape is kept");
+    heartbeat.touch();
+    let r = get(&app, "/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["status"], "healthy");
 }
 
 #[tokio::test]

@@ -162,9 +162,30 @@ async fn too_far_behind_gets_resync() {
     assert_eq!(ev.data["lastEventId"], published);
     f.apply(1);
     assert_eq!(reader.next().await.id, published + 1);
-    // an id from the future (another server's feed) also resyncs
-    let mut future = connect(&f.app, "/api/v1/watch", Some(published + 100)).await;
-    assert_eq!(future.next().await.event, "resync");
+    assert_eq!(ev.data["reason"], "too far behind");
+}
+
+#[tokio::test]
+async fn an_id_ahead_of_the_server_says_so() {
+    let mut f = Fixture::new(ChangeFeed::new(100, 1_024));
+    let published = f.apply(3) as u64;
+    let requested = published + 100;
+    let mut reader = connect(&f.app, "/api/v1/watch", Some(requested)).await;
+    let ev = reader.next().await;
+    assert_eq!(ev.event, "resync");
+    assert_eq!(ev.data["reason"], "ahead of the server", "{:?}", ev.data);
+    let detail = ev.data["detail"].as_str().unwrap();
+    assert!(detail.contains(&requested.to_string()), "{detail}");
+    assert!(
+        detail.contains("ahead of the server's newest event"),
+        "{detail}"
+    );
+    assert!(detail.contains("restarted"), "{detail}");
+    // the event's id is the server's newest, so a client resumes from there
+    assert_eq!(ev.id, published);
+    assert_eq!(ev.data["lastEventId"], published);
+    f.apply(1);
+    assert_eq!(reader.next().await.id, published + 1);
 }
 
 #[tokio::test]
