@@ -9,6 +9,7 @@
 //! - [`selector`]: label selectors (the model's) matched against JSON labels; field selectors.
 //! - [`patch`]: merge patches (PATCH from kubectl).
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
+//! - [`partial`]: `meta.k8s.io/v1` PartialObjectMetadata responses for metadata-only clients.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
 //! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
@@ -32,6 +33,7 @@ mod faults;
 pub mod kinds;
 pub mod list;
 pub mod openapi;
+pub mod partial;
 pub mod patch;
 pub mod render;
 pub mod selector;
