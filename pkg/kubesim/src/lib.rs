@@ -2,7 +2,8 @@
 //! kube-rs `watcher` (ListWatch and streaming lists) and the real `kubectl` over plain HTTP.
 //!
 //! Layout (one concept per module):
-//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names).
+//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names): the
+//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`.
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
