@@ -343,6 +343,15 @@ async fn crud_status_codes() {
 const META_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 const META_OBJECT: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
+/// GETs `url` with `accept` (when given) and reads the JSON body.
+async fn get_json(http: &reqwest::Client, url: &str, accept: Option<&str>) -> Value {
+    let mut req = http.get(url);
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// Whether `obj` is a PartialObjectMetadata: kind, apiVersion and metadata, nothing else.
 fn is_partial(obj: &Value) -> bool {
     obj["kind"] == "PartialObjectMetadata"
@@ -365,15 +374,7 @@ async fn metadata_accept_header_answers_partial_objects() {
     let http = reqwest::Client::new();
     for info in astrolabe_kubesim::KINDS {
         let url = format!("{}{}", served.url(), info.collection_path());
-        let list: Value = http
-            .get(&url)
-            .header("accept", META_LIST)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = get_json(&http, &url, Some(META_LIST)).await;
         assert_eq!(list["kind"], "PartialObjectMetadataList", "{}", info.kind);
         assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
         assert!(list["metadata"]["resourceVersion"].is_string());
@@ -382,15 +383,7 @@ async fn metadata_accept_header_answers_partial_objects() {
     }
 
     let secrets = format!("{}/api/v1/namespaces/shop/secrets", served.url());
-    let one: Value = http
-        .get(format!("{secrets}/s"))
-        .header("accept", META_OBJECT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = get_json(&http, &format!("{secrets}/s"), Some(META_OBJECT)).await;
     assert!(is_partial(&one), "{one}");
     let resp = http
         .get(format!(
@@ -406,13 +399,6 @@ async fn metadata_accept_header_answers_partial_objects() {
     assert!(is_partial(&evs[0]["object"]), "{evs:?}");
     assert_eq!(evs[1]["object"]["kind"], "PartialObjectMetadata");
     // Without the header, the whole object.
-    let whole: Value = http
-        .get(format!("{secrets}/s"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let whole = get_json(&http, &format!("{secrets}/s"), None).await;
     assert_eq!(whole["data"]["k"], "c2VjcmV0");
 }

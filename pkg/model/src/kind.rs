@@ -158,68 +158,20 @@ macro_rules! define_kind {
                 }
             }
 
-            /// The apiVersion Astrolabe reads this kind at (`apps/v1`); empty for `Other`.
-            pub fn api_version(&self) -> &'static str {
+            /// The kind's row in the table of kinds; `None` for `Other`.
+            fn row(&self) -> Option<&'static Row> {
                 match self {
-                    $(Kind::$variant => api_version!($group, $version),)*
-                    Kind::Other(_) => "",
-                }
-            }
-
-            /// The API group (`apps`; empty for the core group and for `Other`).
-            pub fn group(&self) -> &'static str {
-                match self {
-                    $(Kind::$variant => $group,)*
-                    Kind::Other(_) => "",
-                }
-            }
-
-            /// The version within the group (`v1`); empty for `Other`.
-            pub fn version(&self) -> &'static str {
-                match self {
-                    $(Kind::$variant => $version,)*
-                    Kind::Other(_) => "",
-                }
-            }
-
-            /// The plural resource name in URL paths (`deployments`); empty for `Other`.
-            pub fn plural(&self) -> &'static str {
-                match self {
-                    $(Kind::$variant => $plural,)*
-                    Kind::Other(_) => "",
-                }
-            }
-
-            /// The singular resource name (`deployment`); empty for `Other`.
-            pub fn singular(&self) -> &'static str {
-                match self {
-                    $(Kind::$variant => $singular,)*
-                    Kind::Other(_) => "",
-                }
-            }
-
-            /// kubectl's short names (`deploy`); none for `Other`.
-            pub fn short_names(&self) -> &'static [&'static str] {
-                match self {
-                    $(Kind::$variant => &[$($short),*],)*
-                    Kind::Other(_) => &[],
-                }
-            }
-
-            /// Whether objects of this kind live in a namespace (`Other` kinds are assumed to).
-            pub fn is_namespaced(&self) -> bool {
-                match self {
-                    $(Kind::$variant => $namespaced,)*
-                    Kind::Other(_) => true,
-                }
-            }
-
-            /// Whether Astrolabe reads only the metadata of this kind's objects (Secrets), never
-            /// their contents.
-            pub fn is_metadata_only(&self) -> bool {
-                match self {
-                    $(Kind::$variant => $metadata_only,)*
-                    Kind::Other(_) => false,
+                    $(Kind::$variant => Some(&Row {
+                        api_version: api_version!($group, $version),
+                        group: $group,
+                        version: $version,
+                        plural: $plural,
+                        singular: $singular,
+                        short_names: &[$($short),*],
+                        namespaced: $namespaced,
+                        metadata_only: $metadata_only,
+                    }),)*
+                    Kind::Other(_) => None,
                 }
             }
 
@@ -237,12 +189,65 @@ macro_rules! define_kind {
     };
 }
 
+/// A watched kind's columns of the table of kinds.
+struct Row {
+    api_version: &'static str,
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+    metadata_only: bool,
+}
+
 for_each_kind!(define_kind);
 
 impl Kind {
     /// Whether this is one of the kinds Astrolabe watches.
     pub fn is_watched(&self) -> bool {
         !matches!(self, Kind::Other(_))
+    }
+
+    /// The apiVersion Astrolabe reads this kind at (`apps/v1`); empty for `Other`.
+    pub fn api_version(&self) -> &'static str {
+        self.row().map_or("", |r| r.api_version)
+    }
+
+    /// The API group (`apps`; empty for the core group and for `Other`).
+    pub fn group(&self) -> &'static str {
+        self.row().map_or("", |r| r.group)
+    }
+
+    /// The version within the group (`v1`); empty for `Other`.
+    pub fn version(&self) -> &'static str {
+        self.row().map_or("", |r| r.version)
+    }
+
+    /// The plural resource name in URL paths (`deployments`); empty for `Other`.
+    pub fn plural(&self) -> &'static str {
+        self.row().map_or("", |r| r.plural)
+    }
+
+    /// The singular resource name (`deployment`); empty for `Other`.
+    pub fn singular(&self) -> &'static str {
+        self.row().map_or("", |r| r.singular)
+    }
+
+    /// kubectl's short names (`deploy`); none for `Other`.
+    pub fn short_names(&self) -> &'static [&'static str] {
+        self.row().map_or(&[], |r| r.short_names)
+    }
+
+    /// Whether objects of this kind live in a namespace (`Other` kinds are assumed to).
+    pub fn is_namespaced(&self) -> bool {
+        self.row().is_none_or(|r| r.namespaced)
+    }
+
+    /// Whether Astrolabe reads only the metadata of this kind's objects (Secrets), never their
+    /// contents.
+    pub fn is_metadata_only(&self) -> bool {
+        self.row().is_some_and(|r| r.metadata_only)
     }
 }
 
