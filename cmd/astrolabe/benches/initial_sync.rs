@@ -40,6 +40,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
+use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio_util::sync::CancellationToken;
 
@@ -155,7 +156,7 @@ async fn reflector_sync(url: &str, objects: usize) -> Result<f64> {
         reflect::<Service>(&client, &stop),
         reflect::<EndpointSlice>(&client, &stop),
         reflect::<ConfigMap>(&client, &stop),
-        reflect::<Secret>(&client, &stop),
+        reflect::<PartialObjectMeta<Secret>>(&client, &stop),
         reflect::<ServiceAccount>(&client, &stop),
         reflect::<PersistentVolumeClaim>(&client, &stop),
         reflect::<Deployment>(&client, &stop),

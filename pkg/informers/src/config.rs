@@ -154,7 +154,7 @@ mod tests {
     fn default_is_every_kind() {
         let c = InformerConfig::from_flags(&[], &[], &[], None, 500, false).expect("valid");
         assert_eq!(c, InformerConfig::default());
-        assert_eq!(c.kinds.len(), 26);
+        assert_eq!(c.kinds, Kind::WATCHED);
     }
 
     #[test]

@@ -21,8 +21,11 @@
 //!
 //! # Layout
 //!
-//! - [`processors`]: `fn(&K) -> Resource` for the 26 kinds, one file per family, with the
-//!   status rules; [`processors::Processor`] ties each type to its kind.
+//! - [`processors`]: `fn(&K) -> Resource` for every watched kind, one file per family, with the
+//!   status rules; [`processors::Processor`] ties each type to its kind, generated from the
+//!   model's table of kinds ([`astrolabe_model::for_each_kind!`]). Secrets are watched as
+//!   `PartialObjectMeta<Secret>`: kube asks for metadata only, so Secret data never enters the
+//!   process.
 //! - [`watch`]: [`spawn`], the watcher tasks and the event translation.
 //! - [`event`]: [`IngestEvent`], the output.
 //! - [`config`]: [`InformerConfig`], which kinds, namespaces and selector.

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::processors::{Processor, with_kind_type};
+use crate::processors::{Processor, kind_type_match, with_kind_type};
 use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 
 /// Most ingest events one watcher takes from its stream before sending them: what a listed page

@@ -67,226 +67,44 @@ impl KindInfo {
     }
 }
 
-macro_rules! kind {
-    ($kind:literal, $group:literal, $version:literal, $plural:literal, $singular:literal, $ns:literal, [$($short:literal),*]) => {
-        KindInfo {
-            kind: $kind,
-            group: $group,
-            version: $version,
-            plural: $plural,
-            singular: $singular,
-            namespaced: $ns,
-            short_names: &[$($short),*],
-        }
+/// Builds [`KINDS`] from the table of watched kinds ([`astrolabe_model::for_each_kind!`]), then the
+/// kinds given as arguments.
+macro_rules! served_kinds {
+    ([$($extra:expr),* $(,)?] $(
+        $variant:ident => $name:literal, group $group:literal, version $version:literal,
+        plural $plural:literal, singular $singular:literal, namespaced $namespaced:literal,
+        short [$($short:literal),*], metadata_only $metadata_only:tt, snake $snake:ident,
+        rust $($path:ident)::+;
+    )*) => {
+        /// Every kind the emulator serves: the kinds Astrolabe watches, in its order, then the
+        /// ones only the emulator serves ([`ENDPOINTS`]).
+        pub static KINDS: &[KindInfo] = &[
+            $(KindInfo {
+                kind: $name,
+                group: $group,
+                version: $version,
+                plural: $plural,
+                singular: $singular,
+                namespaced: $namespaced,
+                short_names: &[$($short),*],
+            },)*
+            $($extra,)*
+        ];
     };
 }
 
-/// Every kind the emulator serves.
-pub static KINDS: &[KindInfo] = &[
-    kind!(
-        "Namespace",
-        "",
-        "v1",
-        "namespaces",
-        "namespace",
-        false,
-        ["ns"]
-    ),
-    kind!("Node", "", "v1", "nodes", "node", false, ["no"]),
-    kind!("Pod", "", "v1", "pods", "pod", true, ["po"]),
-    kind!("Service", "", "v1", "services", "service", true, ["svc"]),
-    kind!(
-        "Endpoints",
-        "",
-        "v1",
-        "endpoints",
-        "endpoints",
-        true,
-        ["ep"]
-    ),
-    kind!(
-        "ConfigMap",
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        true,
-        ["cm"]
-    ),
-    kind!("Secret", "", "v1", "secrets", "secret", true, []),
-    kind!(
-        "ServiceAccount",
-        "",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        true,
-        ["sa"]
-    ),
-    kind!(
-        "PersistentVolumeClaim",
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        true,
-        ["pvc"]
-    ),
-    kind!(
-        "PersistentVolume",
-        "",
-        "v1",
-        "persistentvolumes",
-        "persistentvolume",
-        false,
-        ["pv"]
-    ),
-    kind!(
-        "EndpointSlice",
-        "discovery.k8s.io",
-        "v1",
-        "endpointslices",
-        "endpointslice",
-        true,
-        []
-    ),
-    kind!(
-        "Deployment",
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        true,
-        ["deploy"]
-    ),
-    kind!(
-        "ReplicaSet",
-        "apps",
-        "v1",
-        "replicasets",
-        "replicaset",
-        true,
-        ["rs"]
-    ),
-    kind!(
-        "StatefulSet",
-        "apps",
-        "v1",
-        "statefulsets",
-        "statefulset",
-        true,
-        ["sts"]
-    ),
-    kind!(
-        "DaemonSet",
-        "apps",
-        "v1",
-        "daemonsets",
-        "daemonset",
-        true,
-        ["ds"]
-    ),
-    kind!("Job", "batch", "v1", "jobs", "job", true, []),
-    kind!(
-        "CronJob",
-        "batch",
-        "v1",
-        "cronjobs",
-        "cronjob",
-        true,
-        ["cj"]
-    ),
-    kind!(
-        "Ingress",
-        "networking.k8s.io",
-        "v1",
-        "ingresses",
-        "ingress",
-        true,
-        ["ing"]
-    ),
-    kind!(
-        "IngressClass",
-        "networking.k8s.io",
-        "v1",
-        "ingressclasses",
-        "ingressclass",
-        false,
-        []
-    ),
-    kind!(
-        "NetworkPolicy",
-        "networking.k8s.io",
-        "v1",
-        "networkpolicies",
-        "networkpolicy",
-        true,
-        ["netpol"]
-    ),
-    kind!(
-        "StorageClass",
-        "storage.k8s.io",
-        "v1",
-        "storageclasses",
-        "storageclass",
-        false,
-        ["sc"]
-    ),
-    kind!(
-        "HorizontalPodAutoscaler",
-        "autoscaling",
-        "v2",
-        "horizontalpodautoscalers",
-        "horizontalpodautoscaler",
-        true,
-        ["hpa"]
-    ),
-    kind!(
-        "PodDisruptionBudget",
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "poddisruptionbudget",
-        true,
-        ["pdb"]
-    ),
-    kind!(
-        "Role",
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "role",
-        true,
-        []
-    ),
-    kind!(
-        "RoleBinding",
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "rolebinding",
-        true,
-        []
-    ),
-    kind!(
-        "ClusterRole",
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "clusterrole",
-        false,
-        []
-    ),
-    kind!(
-        "ClusterRoleBinding",
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        false,
-        []
-    ),
-];
+/// `Endpoints`: served, as a real API server does, but not watched by Astrolabe.
+pub const ENDPOINTS: KindInfo = KindInfo {
+    kind: "Endpoints",
+    group: "",
+    version: "v1",
+    plural: "endpoints",
+    singular: "endpoints",
+    namespaced: true,
+    short_names: &["ep"],
+};
+
+astrolabe_model::for_each_kind!(served_kinds, ENDPOINTS);
 
 /// Finds a kind by its kind name, plural, singular or short name (case-insensitive).
 #[must_use]
@@ -345,7 +163,8 @@ mod tests {
             cr.namespaced_path("a"),
             "/apis/rbac.authorization.k8s.io/v1/clusterroles"
         );
-        assert_eq!(KINDS.len(), 27);
+        assert_eq!(KINDS.len(), astrolabe_model::Kind::WATCHED.len() + 1);
+        assert_eq!(lookup("ep").map(|k| k.plural), Some("endpoints"));
         assert!(by_path("apps", "v1", "deployments").is_some());
     }
 }

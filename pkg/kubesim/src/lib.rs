@@ -2,13 +2,15 @@
 //! kube-rs `watcher` (ListWatch and streaming lists) and the real `kubectl` over plain HTTP.
 //!
 //! Layout (one concept per module):
-//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names).
+//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names): the
+//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`.
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
 //! - [`selector`]: label selectors (the model's) matched against JSON labels; field selectors.
 //! - [`patch`]: merge patches (PATCH from kubectl).
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
+//! - [`partial`]: `meta.k8s.io/v1` PartialObjectMetadata responses for metadata-only clients.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
 //! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
@@ -32,6 +34,7 @@ mod faults;
 pub mod kinds;
 pub mod list;
 pub mod openapi;
+pub mod partial;
 pub mod patch;
 pub mod render;
 pub mod selector;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Result, SimError};
 use crate::kinds::KindInfo;
+use crate::partial::{META_API_VERSION, Shape};
 use crate::selector::{FieldSelector, labels_match};
 use crate::store::State;
 
@@ -230,11 +231,15 @@ pub(crate) fn list_page(
     })
 }
 
-/// A list item serialized without `kind`/`apiVersion`, as real list responses do.
-struct Item<'a>(&'a Value);
+/// A list item: the object without `kind`/`apiVersion`, as real list responses do, or only its
+/// metadata as a PartialObjectMetadata.
+struct Item<'a>(&'a Value, Shape);
 
 impl Serialize for Item<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.1 == Shape::Metadata {
+            return self.1.object(self.0).serialize(s);
+        }
         match self.0.as_object() {
             Some(map) => {
                 let mut m = s.serialize_map(None)?;
@@ -271,16 +276,24 @@ struct ListMeta {
 }
 
 impl<'a> ListBody<'a> {
-    pub(crate) fn new(info: &KindInfo, page: &'a Page) -> Self {
+    /// The list of `info` for `page`; a `PartialObjectMetadataList` when `shape` is metadata.
+    pub(crate) fn new(info: &KindInfo, page: &'a Page, shape: Shape) -> Self {
+        let (kind, api_version) = match shape {
+            Shape::Full => (info.list_kind(), info.api_version()),
+            Shape::Metadata => (
+                "PartialObjectMetadataList".to_owned(),
+                META_API_VERSION.to_owned(),
+            ),
+        };
         Self {
-            kind: info.list_kind(),
-            api_version: info.api_version(),
+            kind,
+            api_version,
             metadata: ListMeta {
                 resource_version: page.rv.to_string(),
                 continue_token: page.continue_token.clone(),
                 remaining: page.remaining,
             },
-            items: page.items.iter().map(|i| Item(i)).collect(),
+            items: page.items.iter().map(|i| Item(i, shape)).collect(),
         }
     }
 }
@@ -398,7 +411,7 @@ mod tests {
             Err(SimError::Expired(_))
         ));
         let all = list_page(&mut s, info, &ListQuery::default(), ttl).expect("all");
-        let body = ListBody::new(info, &all);
+        let body = ListBody::new(info, &all, Shape::Full);
         let v = serde_json::to_value(&body).expect("json");
         assert_eq!(v["kind"], "ConfigMapList");
         assert_eq!(v["metadata"]["resourceVersion"], "4");

@@ -20,6 +20,7 @@ use crate::error::SimError;
 use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
+use crate::partial::Shape;
 use crate::patch::merge_patch;
 use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
@@ -337,6 +338,7 @@ async fn handle(
                     .get("timeoutSeconds")
                     .and_then(|t| t.parse::<u64>().ok())
                     .map(Duration::from_secs),
+                shape: Shape::from_headers(headers),
             };
             let rx = watch::start(&sim.inner, info, wq)?;
             let stream = ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
@@ -370,7 +372,11 @@ async fn handle(
                     &table::list_table(info, &page),
                 ));
             }
-            Ok(json_response(StatusCode::OK, &ListBody::new(info, &page)))
+            let shape = Shape::from_headers(headers);
+            Ok(json_response(
+                StatusCode::OK,
+                &ListBody::new(info, &page, shape),
+            ))
         }
         (Method::GET, Some(name)) => {
             let obj = state.lock().get(info, ns.unwrap_or_default(), name)?;
@@ -380,7 +386,8 @@ async fn handle(
                     &table::object_table(info, &obj),
                 ));
             }
-            Ok(json_response(StatusCode::OK, &*obj))
+            let shape = Shape::from_headers(headers);
+            Ok(json_response(StatusCode::OK, &*shape.object(&obj)))
         }
         (Method::POST, None) => {
             let obj = state.lock().create(info, parse_body(body)?, ns)?;

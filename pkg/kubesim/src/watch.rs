@@ -11,6 +11,7 @@ use tokio::time::{Instant, interval_at, sleep_until};
 use crate::error::{Result, SimError, status_object};
 use crate::kinds::KindInfo;
 use crate::list::ListQuery;
+use crate::partial::{META_API_VERSION, Shape};
 use crate::sim::Inner;
 use crate::store::{Event, EventType};
 
@@ -29,6 +30,8 @@ pub struct WatchQuery {
     pub bookmarks: bool,
     /// `timeoutSeconds`.
     pub timeout: Option<Duration>,
+    /// Whole objects, or their metadata only (from the `Accept` header).
+    pub shape: Shape,
 }
 
 impl WatchQuery {
@@ -75,15 +78,25 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(buf)
 }
 
-fn bookmark(info: &KindInfo, rv: u64, initial_end: bool) -> Bytes {
+/// One event line carrying `object` in `shape`.
+fn object_line(kind: &str, object: &Value, shape: Shape) -> Bytes {
+    line(kind, &shape.object(object))
+}
+
+fn bookmark(info: &KindInfo, rv: u64, initial_end: bool, shape: Shape) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line(
-        "BOOKMARK",
-        &json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}),
-    )
+    let object = match shape {
+        Shape::Full => {
+            json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta})
+        }
+        Shape::Metadata => json!({
+            "kind": "PartialObjectMetadata", "apiVersion": META_API_VERSION, "metadata": meta,
+        }),
+    };
+    line("BOOKMARK", &object)
 }
 
 /// The ERROR event sent for a resourceVersion older than the retained history.
@@ -97,23 +110,25 @@ fn expired_line(requested: u64, oldest: u64) -> Bytes {
     line("ERROR", &status)
 }
 
-/// What one event looks like to a watcher with this scope (selector transitions as in `cache_watcher.go`).
-fn convert(scope: &ListQuery, ev: &Event) -> Option<Bytes> {
+/// What one event looks like to a watcher with this query's scope (selector transitions as in
+/// `cache_watcher.go`) and shape.
+fn convert(q: &WatchQuery, ev: &Event) -> Option<Bytes> {
+    let (scope, shape) = (&q.scope, q.shape);
     let now = scope.matches(&ev.object);
     match ev.kind {
-        EventType::Added => now.then(|| line("ADDED", &ev.object)),
-        EventType::Deleted => now.then(|| line("DELETED", &ev.object)),
+        EventType::Added => now.then(|| object_line("ADDED", &ev.object, shape)),
+        EventType::Deleted => now.then(|| object_line("DELETED", &ev.object, shape)),
         EventType::Modified => {
             let before = ev.prev.as_ref().is_some_and(|p| scope.matches(p));
             match (before, now) {
-                (true, true) => Some(line("MODIFIED", &ev.object)),
-                (false, true) => Some(line("ADDED", &ev.object)),
+                (true, true) => Some(object_line("MODIFIED", &ev.object, shape)),
+                (false, true) => Some(object_line("ADDED", &ev.object, shape)),
                 (true, false) => {
                     let mut last = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
                     if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.insert("resourceVersion".into(), json!(ev.rv.to_string()));
                     }
-                    Some(line("DELETED", &last))
+                    Some(object_line("DELETED", &last, shape))
                 }
                 (false, false) => None,
             }
@@ -161,17 +176,17 @@ pub(crate) fn start(
                 ks.history
                     .iter()
                     .filter(|e| e.rv > x)
-                    .filter_map(|e| convert(&q.scope, e)),
+                    .filter_map(|e| convert(&q, e)),
             );
         } else {
             first.extend(
                 ks.objects
                     .values()
                     .filter(|o| q.scope.matches(o))
-                    .map(|o| line("ADDED", o)),
+                    .map(|o| object_line("ADDED", o, q.shape)),
             );
             if q.send_initial_events {
-                first.push(bookmark(info, state.rv, true));
+                first.push(bookmark(info, state.rv, true, q.shape));
             }
         }
         (ks.tx.subscribe(), state.rv, state.watch_cancel.clone())
@@ -217,7 +232,7 @@ impl WatchTask {
             // Every event <= state.rv is already in the channel (sent under this lock).
             loop {
                 match self.rx.try_recv() {
-                    Ok(ev) if ev.rv > self.floor => batch.extend(convert(&self.q.scope, &ev)),
+                    Ok(ev) if ev.rv > self.floor => batch.extend(convert(&self.q, &ev)),
                     Ok(_) => {}
                     Err(broadcast::error::TryRecvError::Lagged(_)) => return None,
                     Err(_) => break,
@@ -229,7 +244,7 @@ impl WatchTask {
             state.rv
         };
         self.floor = self.floor.max(rv);
-        batch.push(bookmark(self.info, rv, false));
+        batch.push(bookmark(self.info, rv, false, self.q.shape));
         Some(batch)
     }
 
@@ -272,7 +287,7 @@ impl WatchTask {
                 r = self.rx.recv() => match r {
                     Ok(ev) => {
                         if ev.rv > self.floor
-                            && let Some(l) = convert(&self.q.scope, &ev)
+                            && let Some(l) = convert(&self.q, &ev)
                                 && !self.send(l).await {
                                     return;
                                 }

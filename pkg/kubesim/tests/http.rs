@@ -339,3 +339,66 @@ async fn crud_status_codes() {
         "Forbidden"
     );
 }
+
+const META_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+const META_OBJECT: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/// GETs `url` with `accept` (when given) and reads the JSON body.
+async fn get_json(http: &reqwest::Client, url: &str, accept: Option<&str>) -> Value {
+    let mut req = http.get(url);
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// Whether `obj` is a PartialObjectMetadata: kind, apiVersion and metadata, nothing else.
+fn is_partial(obj: &Value) -> bool {
+    obj["kind"] == "PartialObjectMetadata"
+        && obj["apiVersion"] == "meta.k8s.io/v1"
+        && obj.as_object().is_some_and(|o| o.len() == 3)
+        && obj["metadata"]["name"].is_string()
+}
+
+#[tokio::test]
+async fn metadata_accept_header_answers_partial_objects() {
+    let served = Served::start(fast_config()).await;
+    common::fixture(&served.sim);
+    served
+        .sim
+        .create(
+            "Secret",
+            json!({"metadata": {"name": "s", "namespace": "shop"}, "data": {"k": "c2VjcmV0"}}),
+        )
+        .unwrap();
+    let http = reqwest::Client::new();
+    for info in astrolabe_kubesim::KINDS {
+        let url = format!("{}{}", served.url(), info.collection_path());
+        let list = get_json(&http, &url, Some(META_LIST)).await;
+        assert_eq!(list["kind"], "PartialObjectMetadataList", "{}", info.kind);
+        assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+        assert!(list["metadata"]["resourceVersion"].is_string());
+        let items = list["items"].as_array().unwrap();
+        assert!(items.iter().all(is_partial), "{list}");
+    }
+
+    let secrets = format!("{}/api/v1/namespaces/shop/secrets", served.url());
+    let one = get_json(&http, &format!("{secrets}/s"), Some(META_OBJECT)).await;
+    assert!(is_partial(&one), "{one}");
+    let resp = http
+        .get(format!(
+            "{secrets}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=30"
+        ))
+        .header("accept", META_OBJECT)
+        .send()
+        .await
+        .unwrap();
+    let evs = read_events(resp, |e| e["type"] == "BOOKMARK").await;
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(evs[0]["type"], "ADDED");
+    assert!(is_partial(&evs[0]["object"]), "{evs:?}");
+    assert_eq!(evs[1]["object"]["kind"], "PartialObjectMetadata");
+    // Without the header, the whole object.
+    let whole = get_json(&http, &format!("{secrets}/s"), None).await;
+    assert_eq!(whole["data"]["k"], "c2VjcmV0");
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Served, fast_config, fixture};
+use serde_json::json;
 
 /// Finds kubectl, installing it with apt-get when missing; panics when that fails.
 fn kubectl_path() -> String {
@@ -114,6 +115,29 @@ async fn kubectl_round_trip() {
         pods.contains("web-5d4f8-0") && pods.contains("shop"),
         "{pods}"
     );
+    // kubectl asks for Tables or whole objects, never for metadata only.
+    served
+        .sim
+        .create(
+            "Secret",
+            json!({"metadata": {"name": "creds", "namespace": "shop"}, "type": "Opaque",
+                   "data": {"k": "dmFsdWU="}}),
+        )
+        .unwrap();
+    let secrets = k.ok(&["get", "secrets", "-n", "shop"]).await;
+    assert!(secrets.contains("creds"), "{secrets}");
+    let data = k
+        .ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+        .await;
+    assert_eq!(data.trim(), "dmFsdWU=");
     let svc = k
         .ok(&[
             "get",

@@ -9,18 +9,6 @@
 use std::fmt::Debug;
 
 use astrolabe_model::{Kind, Resource};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
-    ServiceAccount,
-};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use k8s_openapi::api::storage::v1::StorageClass;
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
@@ -60,190 +48,91 @@ pub trait Processor:
     fn process(&self) -> Resource;
 }
 
-macro_rules! processors {
-    (namespaced { $($nty:ty => $nkind:ident, $nf:path;)* } cluster { $($cty:ty => $ckind:ident, $cf:path;)* }) => {
+/// The type a watcher of a kind receives: the whole object, or only its metadata for the kinds
+/// [`Kind::is_metadata_only`] names (kube then asks the API server for metadata alone).
+macro_rules! watched_type {
+    (true, $($path:ident)::+) => {
+        kube::core::PartialObjectMeta<k8s_openapi::api::$($path)::+>
+    };
+    (false, $($path:ident)::+) => {
+        k8s_openapi::api::$($path)::+
+    };
+}
+
+/// The API of a kind in `namespace` (all namespaces when `None`), or cluster-wide for a kind that
+/// is not namespaced.
+macro_rules! scoped_api {
+    (true, $client:ident, $namespace:ident) => {
+        match $namespace {
+            Some(ns) => Api::namespaced($client, ns),
+            None => Api::all($client),
+        }
+    };
+    (false, $client:ident, $namespace:ident) => {{
+        let _ = $namespace;
+        Api::all($client)
+    }};
+}
+
+/// Implements [`Processor`] for every watched type in the table of kinds
+/// ([`astrolabe_model::for_each_kind!`]); a kind's processor is the function named after it in
+/// snake_case.
+macro_rules! impl_processors {
+    ([] $(
+        $variant:ident => $name:literal, group $group:tt, version $version:tt, plural $plural:tt,
+        singular $singular:tt, namespaced $namespaced:tt, short [$($short:tt),*],
+        metadata_only $metadata_only:tt, snake $snake:ident, rust $($path:ident)::+;
+    )*) => {
         $(
-            impl Processor for $nty {
+            impl Processor for watched_type!($metadata_only, $($path)::+) {
                 fn kind() -> Kind {
-                    Kind::$nkind
+                    Kind::$variant
                 }
                 fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
-                    match namespace {
-                        Some(ns) => Api::namespaced(client, ns),
-                        None => Api::all(client),
-                    }
+                    scoped_api!($namespaced, client, namespace)
                 }
                 fn process(&self) -> Resource {
-                    $nf(self)
-                }
-            }
-        )*
-        $(
-            impl Processor for $cty {
-                fn kind() -> Kind {
-                    Kind::$ckind
-                }
-                fn api(client: Client, _namespace: Option<&str>) -> Api<Self> {
-                    Api::all(client)
-                }
-                fn process(&self) -> Resource {
-                    $cf(self)
+                    $snake(self)
                 }
             }
         )*
     };
 }
 
-processors! {
-    namespaced {
-    Pod => Pod, pod;
-    Service => Service, service;
-    EndpointSlice => EndpointSlice, endpoint_slice;
-    ConfigMap => ConfigMap, config_map;
-    Secret => Secret, secret;
-    ServiceAccount => ServiceAccount, service_account;
-    PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claim;
-    Deployment => Deployment, deployment;
-    ReplicaSet => ReplicaSet, replica_set;
-    StatefulSet => StatefulSet, stateful_set;
-    DaemonSet => DaemonSet, daemon_set;
-    Job => Job, job;
-    CronJob => CronJob, cron_job;
-    Ingress => Ingress, ingress;
-    NetworkPolicy => NetworkPolicy, network_policy;
-    HorizontalPodAutoscaler => HorizontalPodAutoscaler, horizontal_pod_autoscaler;
-    PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budget;
-    Role => Role, role;
-    RoleBinding => RoleBinding, role_binding;
-    }
-    cluster {
-    PersistentVolume => PersistentVolume, persistent_volume;
-    StorageClass => StorageClass, storage_class;
-    Namespace => Namespace, namespace;
-    Node => Node, node;
-    IngressClass => IngressClass, ingress_class;
-    ClusterRole => ClusterRole, cluster_role;
-    ClusterRoleBinding => ClusterRoleBinding, cluster_role_binding;
-    }
-}
+astrolabe_model::for_each_kind!(impl_processors);
 
-/// Calls `$body` with the Kubernetes type of a watched [`Kind`] bound to `$ty`; `$other` for
-/// kinds that are not watched.
+/// Calls `$body` with the watched type of a [`Kind`] (see [`Processor`]) bound to `$ty`;
+/// `$other` for kinds that are not watched. Callers import [`kind_type_match!`] with it (the
+/// table's callback is named where the table is expanded).
 macro_rules! with_kind_type {
-    ($kind:expr, $ty:ident => $body:expr, _ => $other:expr) => {{
-        use k8s_openapi::api::apps::v1 as apps;
-        use k8s_openapi::api::core::v1 as core;
-        use k8s_openapi::api::{autoscaling, batch, discovery, networking, policy, rbac, storage};
-        match $kind {
-            astrolabe_model::Kind::Pod => {
-                type $ty = core::Pod;
-                $body
-            }
-            astrolabe_model::Kind::Service => {
-                type $ty = core::Service;
-                $body
-            }
-            astrolabe_model::Kind::EndpointSlice => {
-                type $ty = discovery::v1::EndpointSlice;
-                $body
-            }
-            astrolabe_model::Kind::ConfigMap => {
-                type $ty = core::ConfigMap;
-                $body
-            }
-            astrolabe_model::Kind::Secret => {
-                type $ty = core::Secret;
-                $body
-            }
-            astrolabe_model::Kind::ServiceAccount => {
-                type $ty = core::ServiceAccount;
-                $body
-            }
-            astrolabe_model::Kind::PersistentVolumeClaim => {
-                type $ty = core::PersistentVolumeClaim;
-                $body
-            }
-            astrolabe_model::Kind::PersistentVolume => {
-                type $ty = core::PersistentVolume;
-                $body
-            }
-            astrolabe_model::Kind::StorageClass => {
-                type $ty = storage::v1::StorageClass;
-                $body
-            }
-            astrolabe_model::Kind::Namespace => {
-                type $ty = core::Namespace;
-                $body
-            }
-            astrolabe_model::Kind::Node => {
-                type $ty = core::Node;
-                $body
-            }
-            astrolabe_model::Kind::Deployment => {
-                type $ty = apps::Deployment;
-                $body
-            }
-            astrolabe_model::Kind::ReplicaSet => {
-                type $ty = apps::ReplicaSet;
-                $body
-            }
-            astrolabe_model::Kind::StatefulSet => {
-                type $ty = apps::StatefulSet;
-                $body
-            }
-            astrolabe_model::Kind::DaemonSet => {
-                type $ty = apps::DaemonSet;
-                $body
-            }
-            astrolabe_model::Kind::Job => {
-                type $ty = batch::v1::Job;
-                $body
-            }
-            astrolabe_model::Kind::CronJob => {
-                type $ty = batch::v1::CronJob;
-                $body
-            }
-            astrolabe_model::Kind::Ingress => {
-                type $ty = networking::v1::Ingress;
-                $body
-            }
-            astrolabe_model::Kind::IngressClass => {
-                type $ty = networking::v1::IngressClass;
-                $body
-            }
-            astrolabe_model::Kind::NetworkPolicy => {
-                type $ty = networking::v1::NetworkPolicy;
-                $body
-            }
-            astrolabe_model::Kind::HorizontalPodAutoscaler => {
-                type $ty = autoscaling::v2::HorizontalPodAutoscaler;
-                $body
-            }
-            astrolabe_model::Kind::PodDisruptionBudget => {
-                type $ty = policy::v1::PodDisruptionBudget;
-                $body
-            }
-            astrolabe_model::Kind::Role => {
-                type $ty = rbac::v1::Role;
-                $body
-            }
-            astrolabe_model::Kind::RoleBinding => {
-                type $ty = rbac::v1::RoleBinding;
-                $body
-            }
-            astrolabe_model::Kind::ClusterRole => {
-                type $ty = rbac::v1::ClusterRole;
-                $body
-            }
-            astrolabe_model::Kind::ClusterRoleBinding => {
-                type $ty = rbac::v1::ClusterRoleBinding;
-                $body
-            }
-            astrolabe_model::Kind::Other(_) => $other,
-        }
-    }};
+    ($kind:expr, $ty:ident => $body:expr, _ => $other:expr) => {
+        astrolabe_model::for_each_kind!(
+            kind_type_match,
+            ($kind, $ty => $body, _ => $other)
+        )
+    };
 }
 pub(crate) use with_kind_type;
+
+/// The callback [`with_kind_type!`] gives the table of kinds: one match arm per kind.
+macro_rules! kind_type_match {
+    ([($kind:expr, $ty:ident => $body:expr, _ => $other:expr)] $(
+        $variant:ident => $name:literal, group $group:tt, version $version:tt, plural $plural:tt,
+        singular $singular:tt, namespaced $namespaced:tt, short [$($short:tt),*],
+        metadata_only $metadata_only:tt, snake $snake:ident, rust $($path:ident)::+;
+    )*) => {
+        match $kind {
+            $(
+                astrolabe_model::Kind::$variant => {
+                    type $ty = $crate::processors::watched_type!($metadata_only, $($path)::+);
+                    $body
+                }
+            )*
+            astrolabe_model::Kind::Other(_) => $other,
+        }
+    };
+}
+pub(crate) use {kind_type_match, watched_type};
 
 /// Processes a Kubernetes object given as JSON, by kind: the entry point for tools and tests
 /// that hold objects as JSON.
@@ -269,15 +158,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_watched_kind_has_a_processor() {
+    fn every_watched_kind_has_a_processor_and_is_served() {
+        use std::any::TypeId;
         for kind in Kind::WATCHED {
             let found = with_kind_type!(kind, K => {
                 assert_eq!(&<K as Processor>::kind(), kind);
                 assert_eq!(<K as kube::Resource>::kind(&()), kind.as_str());
+                assert_eq!(<K as kube::Resource>::group(&()), kind.group());
+                assert_eq!(<K as kube::Resource>::version(&()), kind.version());
                 assert_eq!(<K as kube::Resource>::api_version(&()), kind.api_version());
+                assert_eq!(<K as kube::Resource>::plural(&()), kind.plural());
+                let scope = TypeId::of::<<K as kube::Resource>::Scope>();
+                let namespaced = TypeId::of::<k8s_openapi::NamespaceResourceScope>();
+                assert_eq!(scope == namespaced, kind.is_namespaced(), "{kind}");
                 true
             }, _ => false);
             assert!(found, "{kind}");
+            let served =
+                astrolabe_kubesim::kinds::by_path(kind.group(), kind.version(), kind.plural())
+                    .unwrap_or_else(|| panic!("{kind} is not served by the emulator"));
+            assert_eq!(served.kind, kind.as_str());
+            assert_eq!(served.namespaced, kind.is_namespaced(), "{kind}");
         }
     }
 

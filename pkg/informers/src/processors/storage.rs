@@ -3,15 +3,35 @@
 use astrolabe_model::{ClaimRef, EdgeKind, Facts, Health, Kind, Reference, Resource, Status, Str};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::common::{exists, finish, from_meta, non_empty, status};
+
+/// The annotation that named a claim's or a volume's class before `storageClassName` existed;
+/// Kubernetes still honours it when the field is unset.
+pub const BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
+
+/// The storage class of a claim or a volume: `storageClassName` when set, else the beta
+/// annotation (as Kubernetes reads it).
+fn class_name(meta: &ObjectMeta, field: Option<&String>) -> Option<Str> {
+    non_empty(field).or_else(|| {
+        non_empty(
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(BETA_STORAGE_CLASS)),
+        )
+    })
+}
 
 /// Turns a PersistentVolumeClaim into a [`Resource`]: `binds` its volume, `uses-storage-class`.
 pub fn persistent_volume_claim(obj: &PersistentVolumeClaim) -> Resource {
     let mut r = from_meta(Kind::PersistentVolumeClaim, &obj.metadata);
     let spec = obj.spec.as_ref();
     let volume = spec.and_then(|s| non_empty(s.volume_name.as_ref()));
-    let class = spec.and_then(|s| non_empty(s.storage_class_name.as_ref()));
+    let class = class_name(
+        &obj.metadata,
+        spec.and_then(|s| s.storage_class_name.as_ref()),
+    );
     if let Some(v) = &volume {
         r.references.push(Reference::to_key(
             EdgeKind::Binds,
@@ -44,7 +64,10 @@ pub fn persistent_volume_claim(obj: &PersistentVolumeClaim) -> Resource {
 pub fn persistent_volume(obj: &PersistentVolume) -> Resource {
     let mut r = from_meta(Kind::PersistentVolume, &obj.metadata);
     let spec = obj.spec.as_ref();
-    let class = spec.and_then(|s| non_empty(s.storage_class_name.as_ref()));
+    let class = class_name(
+        &obj.metadata,
+        spec.and_then(|s| s.storage_class_name.as_ref()),
+    );
     push_storage_class(&mut r, class.as_ref());
     let claim = spec.and_then(|s| s.claim_ref.as_ref()).map(|c| ClaimRef {
         namespace: c.namespace.as_deref().map(Str::from).unwrap_or_default(),
@@ -139,6 +162,47 @@ mod tests {
         assert_eq!(f.volume_name.as_deref(), Some("pv-1"));
         assert_eq!(f.storage_class.as_deref(), Some("standard"));
         assert_eq!(f.phase.as_deref(), Some("Bound"));
+    }
+
+    #[test]
+    fn storage_class_by_beta_annotation() {
+        let class_edges = |r: &Resource| -> Vec<Reference> {
+            r.references
+                .iter()
+                .filter(|x| x.edge == EdgeKind::UsesStorageClass)
+                .cloned()
+                .collect()
+        };
+        let uses = |name: &str| {
+            vec![key(
+                EdgeKind::UsesStorageClass,
+                Kind::StorageClass,
+                "",
+                name,
+            )]
+        };
+        let mut old = pvc("Pending", None);
+        old.metadata.annotations = Some(
+            [(BETA_STORAGE_CLASS.to_owned(), "legacy".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        // The field wins over the annotation.
+        assert_eq!(
+            class_edges(&persistent_volume_claim(&old)),
+            uses("standard")
+        );
+        if let Some(spec) = old.spec.as_mut() {
+            spec.storage_class_name = None;
+        }
+        let r = persistent_volume_claim(&old);
+        assert_eq!(class_edges(&r), uses("legacy"));
+        assert_eq!(r.facts().storage_class.as_deref(), Some("legacy"));
+        let pv = PersistentVolume {
+            metadata: old.metadata.clone(),
+            ..Default::default()
+        };
+        assert_eq!(class_edges(&persistent_volume(&pv)), uses("legacy"));
     }
 
     #[test]

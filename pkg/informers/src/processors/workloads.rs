@@ -1,6 +1,8 @@
 //! Workloads: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob.
 
-use astrolabe_model::{EdgeKind, Facts, Health, Kind, Reference, Replicas, Resource, Status};
+use astrolabe_model::{
+    EdgeKind, Facts, Health, Kind, Reference, Replicas, Resource, Status, Target,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -62,7 +64,9 @@ pub fn replica_set(obj: &ReplicaSet) -> Resource {
 }
 
 /// Turns a StatefulSet into a [`Resource`]: besides its template's references, one
-/// `claims-from-template` per volumeClaimTemplate and ordinal (`<template>-<set>-<i>`).
+/// `claims-from-template` per volumeClaimTemplate and ordinal (`<template>-<set>-<i>`). A template
+/// volume whose `claimName` is a claim template's name makes no `mounts`: no claim of that name
+/// exists, each Pod gets its own (and the Pod's processor links it).
 pub fn stateful_set(obj: &StatefulSet) -> Resource {
     let spec = &obj.spec;
     let st = obj.status.as_ref();
@@ -79,10 +83,18 @@ pub fn stateful_set(obj: &StatefulSet) -> Resource {
         replicas,
     );
     let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
-    for tpl in spec.volume_claim_templates.iter().flatten() {
-        let Some(tpl_name) = tpl.metadata.name.as_deref().filter(|n| !n.is_empty()) else {
-            continue;
-        };
+    let templates: Vec<&str> = spec
+        .volume_claim_templates
+        .iter()
+        .flatten()
+        .filter_map(|tpl| tpl.metadata.name.as_deref().filter(|n| !n.is_empty()))
+        .collect();
+    r.references.retain(|x| {
+        !(x.edge == EdgeKind::Mounts
+            && matches!(&x.target, Target::Key(k)
+                if k.kind == Kind::PersistentVolumeClaim && templates.contains(&k.name.as_str())))
+    });
+    for tpl_name in templates {
         for i in 0..replicas.desired.max(0) {
             r.references.push(Reference::to_key(
                 EdgeKind::ClaimsFromTemplate,
@@ -384,6 +396,56 @@ mod tests {
         assert_eq!(r.references, want);
         assert!(r.references.iter().all(|x| !x.reverse));
         assert_eq!(r.status.health, Health::Ready);
+    }
+
+    #[test]
+    fn stateful_set_template_volume_is_not_a_dangling_mount() {
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume};
+        let mut pod = template("pg:16");
+        let claim = |name: &str| Volume {
+            name: name.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: name.into(),
+                read_only: None,
+            }),
+            ..Default::default()
+        };
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.volumes = Some(vec![claim("data"), claim("shared")]);
+        }
+        let sts = StatefulSet {
+            metadata: meta("ns", "db"),
+            spec: StatefulSetSpec {
+                replicas: Some(1),
+                template: pod,
+                volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            status: None,
+        };
+        let mut want = vec![
+            key(
+                EdgeKind::ClaimsFromTemplate,
+                Kind::PersistentVolumeClaim,
+                "ns",
+                "data-db-0",
+            ),
+            // A claim that is not a template is a real, shared claim.
+            key(
+                EdgeKind::Mounts,
+                Kind::PersistentVolumeClaim,
+                "ns",
+                "shared",
+            ),
+        ];
+        want.sort();
+        assert_eq!(stateful_set(&sts).references, want);
     }
 
     #[test]

@@ -3,12 +3,15 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 use astrolabe_kubesim::{Sim, serve};
 use astrolabe_model::Kind;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,10 +44,27 @@ impl Harness {
 
     /// Serves `sim` and starts informers with `config`.
     pub async fn start_config(sim: Sim, config: InformerConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
+        let addr = serve_on_port(&sim, &shutdown).await;
+        Self::connect(sim, config, addr, shutdown)
+    }
+
+    /// Like [`Harness::start_config`], with the informers talking to the emulator through a
+    /// proxy that records every byte the emulator sends them.
+    pub async fn start_recorded(sim: Sim, config: InformerConfig) -> (Self, Recorder) {
+        let shutdown = CancellationToken::new();
+        let upstream = serve_on_port(&sim, &shutdown).await;
+        let recorder = Recorder::start(upstream).await;
+        let harness = Self::connect(sim, config, recorder.addr, shutdown);
+        (harness, recorder)
+    }
+
+    fn connect(
+        sim: Sim,
+        config: InformerConfig,
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Self {
         let client = astrolabe_informers::client_for_url(&format!("http://{addr}")).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let status = SyncStatus::new();
@@ -115,6 +135,61 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Serves `sim` on an ephemeral port until `shutdown`.
+async fn serve_on_port(sim: &Sim, shutdown: &CancellationToken) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
+    addr
+}
+
+/// A TCP proxy in front of the emulator keeping every byte the emulator sends back.
+pub struct Recorder {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(upstream).await.unwrap();
+                tokio::spawn(relay(client, server, sink.clone()));
+            }
+        });
+        Recorder { addr, received }
+    }
+
+    /// Everything the emulator has sent so far.
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// Copies requests up as they come and responses down, recording the responses.
+async fn relay(client: TcpStream, server: TcpStream, sink: Arc<Mutex<Vec<u8>>>) {
+    let (mut client_rd, mut client_wr) = client.into_split();
+    let (mut server_rd, mut server_wr) = server.into_split();
+    tokio::spawn(async move { tokio::io::copy(&mut client_rd, &mut server_wr).await });
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match server_rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                if client_wr.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
     }
 }
 
