@@ -20,11 +20,12 @@ use astrolabe::persistence::{DECODER, rebuild};
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
 use astrolabe_model::{Change, ChangeOp, Resource, generator};
-use astrolabe_persist::testing::{RedisServer, pod_update, pods};
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
     recover, snapshot_blob,
 };
+use astrolabe_testkit::RedisServer;
+use astrolabe_testkit::bench::{pod_update, pods};
 use bytes::Bytes;
 use common::{Emulator, Pipeline, Versus, figure, within};
 

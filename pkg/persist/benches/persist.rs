@@ -34,12 +34,13 @@ use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
 use astrolabe_model::{Change, ChangeOp, Resource, Uid, generator};
 use astrolabe_persist::encoder::PROMOTE_AFTER;
-use astrolabe_persist::testing::{RedisServer, Versus, figure, pod_update, pods, within};
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
     SnapshotBlob, SnapshotEncoder, Writer, WriterConfig, copy_then_encode, take_snapshot,
     wait_acked,
 };
+use astrolabe_testkit::RedisServer;
+use astrolabe_testkit::bench::{Versus, figure, pod_update, pods, within};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 

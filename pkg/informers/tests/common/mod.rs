@@ -6,9 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
-use astrolabe_kubesim::{Sim, serve};
+use astrolabe_kubesim::Sim;
 use astrolabe_model::Kind;
-use tokio::net::TcpListener;
+use astrolabe_testkit::Emulator;
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,9 @@ pub struct Harness {
     pub status: SyncStatus,
     pub registry: prometheus::Registry,
     pub task: JoinHandle<()>,
+    /// Stops the informers.
     pub shutdown: CancellationToken,
+    pub emulator: Emulator,
 }
 
 impl Harness {
@@ -41,11 +43,9 @@ impl Harness {
 
     /// Serves `sim` and starts informers with `config`.
     pub async fn start_config(sim: Sim, config: InformerConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let emulator = Emulator::serve(sim.clone()).await;
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
-        let client = astrolabe_informers::client_for_url(&format!("http://{addr}")).unwrap();
+        let client = astrolabe_informers::client_for_url(&emulator.url()).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let status = SyncStatus::new();
         let registry = prometheus::Registry::new();
@@ -65,6 +65,7 @@ impl Harness {
             registry,
             task,
             shutdown,
+            emulator,
         }
     }
 
@@ -118,20 +119,14 @@ impl Drop for Harness {
     }
 }
 
-/// Runs `fut` with a timeout of `secs` seconds, panicking with `what` on expiry.
+/// [`astrolabe_testkit::within`] `secs` seconds, panicking with `what` on expiry.
 pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
-    }
+    astrolabe_testkit::within(Duration::from_secs(secs), what, fut)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Polls `cond` (cheap, in-memory) until it holds, panicking with `what` after `secs` seconds.
-pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    within(secs, what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+/// [`astrolabe_testkit::until`] `cond` (cheap, in-memory) holds, for at most `secs` seconds.
+pub async fn eventually(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    astrolabe_testkit::until(what, Duration::from_secs(secs), cond).await;
 }
