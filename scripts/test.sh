@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what a fresh Debian machine lacks (redis-server for
-# the persistence tests, kubectl for the emulator's kubectl round trip), then: format check, clippy
-# with warnings as errors, every test of the workspace, and the deployment checks.
+# the persistence tests, kubectl for the emulator's kubectl round trip, cargo-machete), then: format
+# check, the layering check, unused dependencies, clippy with warnings as errors, every test of the
+# workspace, and the deployment checks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,6 +10,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
     echo "test.sh: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -16,7 +18,16 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Unused dependencies (a pinned release, so that a new one cannot fail the build by itself).
+MACHETE_VERSION=0.9.2
+if [[ $(cargo machete --version 2>/dev/null) != "$MACHETE_VERSION" ]]; then
+    echo "test.sh: installing cargo-machete $MACHETE_VERSION" >&2
+    cargo install --locked --quiet cargo-machete --version "$MACHETE_VERSION"
+fi
+
 cargo fmt --all --check
+scripts/check-layers.sh
+cargo machete
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked
 scripts/check-deploy.sh

@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use astrolabe_generator as generator;
 use astrolabe_informers::processors::Processor;
 use astrolabe_kubesim::{Churner, Sim, SimConfig};
-use astrolabe_model::generator;
 use common::pipeline::{SYNC_TIMEOUT, process_cpu_seconds};
 use common::{Emulator, Pipeline, Versus, figure, within};
 use futures::StreamExt;

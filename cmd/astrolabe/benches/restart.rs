@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use astrolabe::persistence::{DECODER, rebuild};
+use astrolabe_generator as generator;
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
-use astrolabe_model::{Change, ChangeOp, Resource, generator};
-use astrolabe_persist::testing::{RedisServer, pod_update, pods};
+use astrolabe_model::{Change, ChangeOp, Resource};
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
     recover, snapshot_blob,
 };
+use astrolabe_testkit::RedisServer;
+use astrolabe_testkit::bench::{pod_update, pods};
 use bytes::Bytes;
 use common::{Emulator, Pipeline, Versus, figure, within};
 

@@ -407,8 +407,8 @@ pub fn epoch_seq() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use astrolabe_generator as generator;
     use astrolabe_model::codec::{self, Snapshot};
-    use astrolabe_model::generator;
 
     use super::*;
 

@@ -6,10 +6,10 @@
 
 mod common;
 
-use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, RedisConfig, RedisLog, read_state,
 };
+use astrolabe_testkit::RedisServer;
 use common::{Emulator, Server, Sets, eventually};
 use serde_json::json;
 

@@ -212,7 +212,7 @@ struct Fixture {
 /// Generates the cluster, builds the graph, picks the namespace and the Pods, and describes them.
 fn fixture(settings: &Settings) -> Fixture {
     let t = Instant::now();
-    let resources: Vec<Arc<Resource>> = astrolabe_model::generator::generate(42, SIZE)
+    let resources: Vec<Arc<Resource>> = astrolabe_generator::generate(42, SIZE)
         .into_iter()
         .map(Arc::new)
         .collect();

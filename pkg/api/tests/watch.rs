@@ -102,7 +102,7 @@ impl Fixture {
             graph,
             feed,
             next: 0,
-            pool: astrolabe_model::generator::generate(5, 300),
+            pool: astrolabe_generator::generate(5, 300),
         }
     }
 

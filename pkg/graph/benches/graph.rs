@@ -13,7 +13,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 const SIZE: usize = 100_000;
 
 fn cluster() -> Vec<Arc<Resource>> {
-    astrolabe_model::generator::generate(42, SIZE)
+    astrolabe_generator::generate(42, SIZE)
         .into_iter()
         .map(Arc::new)
         .collect()

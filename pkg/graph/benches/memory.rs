@@ -46,7 +46,7 @@ fn main() {
     for &size in sizes {
         let before = IN_USE.load(Ordering::Relaxed);
         let mut g = Graph::new();
-        let resources = astrolabe_model::generator::generate(42, size);
+        let resources = astrolabe_generator::generate(42, size);
         let n = resources.len();
         for r in resources {
             g.upsert(r);

@@ -299,7 +299,7 @@ mod tests {
     /// jumps.
     #[test]
     fn the_copies_agree_slot_for_slot_after_any_mix_of_writes() {
-        let cluster: Vec<Arc<Resource>> = astrolabe_model::generator::generate(11, 400)
+        let cluster: Vec<Arc<Resource>> = astrolabe_generator::generate(11, 400)
             .into_iter()
             .map(Arc::new)
             .collect();

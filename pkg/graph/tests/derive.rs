@@ -391,7 +391,7 @@ fn stale_lists_what_a_relist_did_not_see() {
 #[test]
 fn snapshot_round_trip_rebuilds_the_same_graph() {
     let mut g = Graph::new();
-    for r in astrolabe_model::generator::generate(5, 3_000) {
+    for r in astrolabe_generator::generate(5, 3_000) {
         g.upsert(r);
     }
     let snap = g.snapshot();

@@ -16,7 +16,7 @@ use proptest::test_runner::{FileFailurePersistence, TestRunner};
 /// by `matchLabels`, by a one-value `In`, on a key only variants carry, on another kind, and
 /// without an anchor (`Exists`, a two-value `In`, empty selecting everything).
 fn pool() -> Vec<Resource> {
-    let mut pool = astrolabe_model::generator::generate(11, 400);
+    let mut pool = astrolabe_generator::generate(11, 400);
     let namespaces: BTreeSet<Str> = pool
         .iter()
         .map(|r| r.namespace.clone())

@@ -390,7 +390,7 @@ fn compat_views() {
 #[test]
 fn namespace_graph_has_every_member_edge_once_in_kind_from_to_order() {
     let mut g = Graph::new();
-    for r in astrolabe_model::generator::generate(7, 2_000) {
+    for r in astrolabe_generator::generate(7, 2_000) {
         g.upsert(r);
     }
     let ns = query::namespaces(&g)

@@ -7,9 +7,10 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 
+use astrolabe_generator as generator;
 use astrolabe_informers::IngestEvent;
 use astrolabe_kubesim::Sim;
-use astrolabe_model::{Kind, ObjectKey, Resource, generator};
+use astrolabe_model::{Kind, ObjectKey, Resource};
 use common::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,9 @@
 
 mod common;
 
+use astrolabe_generator::generate;
 use astrolabe_kubesim::{Sim, render::render};
-use astrolabe_model::{EdgeKind, Target, generator::generate};
+use astrolabe_model::{EdgeKind, Target};
 use common::Served;
 use k8s_openapi::api::{
     apps::v1 as apps, core::v1 as core, discovery::v1 as discovery, networking::v1 as net,

@@ -9,7 +9,8 @@ use std::process::Command;
 use common::{Served, fast_config, fixture};
 use serde_json::json;
 
-/// Finds kubectl, installing it with apt-get when missing; panics when that fails.
+/// Finds kubectl on the PATH or in the usual places; panics, naming the script that installs it,
+/// when there is none.
 fn kubectl_path() -> String {
     let found = |p: &str| {
         Command::new(p)
@@ -18,23 +19,16 @@ fn kubectl_path() -> String {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    for p in ["kubectl", "/usr/bin/kubectl", "/usr/local/bin/kubectl"] {
-        if found(p) {
-            return p.to_owned();
-        }
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "kubernetes-client"])
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "kubectl is missing and `apt-get install -y kubernetes-client` failed"
-    );
-    assert!(
-        found("kubectl"),
-        "kubectl still missing after installing kubernetes-client"
-    );
-    "kubectl".to_owned()
+    ["kubectl", "/usr/bin/kubectl", "/usr/local/bin/kubectl"]
+        .into_iter()
+        .find(|p| found(p))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl not found (tried the PATH, /usr/bin and /usr/local/bin): \
+                 scripts/test.sh installs it (Debian package kubernetes-client)"
+            )
+        })
 }
 
 struct Kubectl {

@@ -350,8 +350,9 @@ mod tests {
     use super::*;
     use crate::{ChangeOp, EdgeKind, Kind, ObjectKey, Reference, Uid};
 
-    fn change(seq: u64) -> Change {
-        let mut r = Resource::new("u1", Kind::Pod, "ns", "p");
+    /// A labelled Pod in `ns` that references a ConfigMap.
+    fn pod(uid: &str, name: &str) -> Resource {
+        let mut r = Resource::new(uid, Kind::Pod, "ns", name);
         r.labels.insert("app", "web");
         r.references.push(Reference::to_key(
             EdgeKind::UsesConfigmap,
@@ -359,10 +360,14 @@ mod tests {
             "ns",
             "cfg",
         ));
+        r
+    }
+
+    fn change(seq: u64) -> Change {
         Change {
             seq,
             ts_ms: 1_700_000_000_000,
-            op: ChangeOp::Upsert(Arc::new(r)),
+            op: ChangeOp::Upsert(Arc::new(pod("u1", "p"))),
         }
     }
 
@@ -444,9 +449,8 @@ mod tests {
         };
         assert_eq!(decode_snapshot(&encode_snapshot(&s).unwrap()).unwrap(), s);
         let mut many = s.clone();
-        many.resources = crate::generator::generate(3, 300)
-            .into_iter()
-            .map(Arc::new)
+        many.resources = (0..300)
+            .map(|i| Arc::new(pod(&format!("uid-{i}"), &format!("pod-{i}"))))
             .collect();
         let bytes = encode_snapshot(&many).unwrap();
         assert_eq!(decode_snapshot(&bytes).unwrap(), many);

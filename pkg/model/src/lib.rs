@@ -10,14 +10,10 @@
 //! - [`reference`](mod@reference): [`Reference`], what an object points at (by UID, by key, by selector).
 //! - [`change`]: [`Change`], one applied mutation.
 //! - [`codec`]: the versioned binary encoding of changes and snapshots.
-//! - [`generator`]: a generator of realistic clusters, for tests, benchmarks and the demo.
 
 pub mod change;
 pub mod codec;
 pub mod edge;
-// `gen` is a reserved word in edition 2024; the file keeps its short name.
-#[path = "gen.rs"]
-pub mod generator;
 pub mod kind;
 pub mod labels;
 pub mod reference;

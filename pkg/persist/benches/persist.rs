@@ -30,16 +30,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use astrolabe_generator as generator;
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SNAPSHOT_SLICE, SharedGraph, snapshot_sliced};
-use astrolabe_model::{Change, ChangeOp, Resource, Uid, generator};
+use astrolabe_model::{Change, ChangeOp, Resource, Uid};
 use astrolabe_persist::encoder::PROMOTE_AFTER;
-use astrolabe_persist::testing::{RedisServer, Versus, figure, pod_update, pods, within};
 use astrolabe_persist::{
     EventLog, PersistError, PersistMetrics, Record, RedisConfig, RedisLog, SendOutcome,
     SnapshotBlob, SnapshotEncoder, Writer, WriterConfig, copy_then_encode, take_snapshot,
     wait_acked,
 };
+use astrolabe_testkit::RedisServer;
+use astrolabe_testkit::bench::{Versus, figure, pod_update, pods, within};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 

@@ -30,7 +30,6 @@
 //!   `Change`).
 //! - [`metrics`]: [`PersistMetrics`] (`astrolabe_persist_*`).
 //! - [`error`]: the error type, [`PersistError`].
-//! - `testing` (feature `testing`): `RedisServer`, a real `redis-server` for tests.
 //!
 //! # Guarantees
 //!
@@ -57,8 +56,6 @@ pub mod redis_log;
 mod redis_snapshot;
 pub mod snapshotter;
 pub mod source;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod writer;
 
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};

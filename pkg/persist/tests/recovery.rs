@@ -3,8 +3,8 @@
 
 mod common;
 
-use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, SnapshotBlob, recover};
+use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 use common::{ToyDecoder, batch, log, raw};
 use redis::AsyncCommands;

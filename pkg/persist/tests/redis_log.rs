@@ -3,8 +3,8 @@
 
 mod common;
 
-use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
+use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 use common::{all_seqs, append_in, batch, log, log_with, raw};
 use rand::RngCore;

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use astrolabe_model::codec::{SlicedSnapshot, Snapshot};
 use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource};
-use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{
     EventLog, ModelDecoder, PersistError, PersistMetrics, Record, RedisConfig, RedisLog,
     SnapshotEncoder, recover,
 };
+use astrolabe_testkit::RedisServer;
 use proptest::prelude::*;
 use redis::AsyncCommands;
 

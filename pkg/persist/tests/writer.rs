@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use astrolabe_persist::testing::{self, RedisServer};
 use astrolabe_persist::{
     ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, SnapshotBlob,
     Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
 };
+use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 use common::{all_seqs, log, payload};
 use tokio_util::sync::CancellationToken;
@@ -91,7 +91,7 @@ fn writer_on(
 }
 
 async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    testing::within(Duration::from_secs(30), what, f)
+    astrolabe_testkit::within(Duration::from_secs(30), what, f)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -201,10 +201,8 @@ async fn overflow_diverges_then_a_snapshot_supersedes_the_log() {
     assert_eq!(meta.covered_seq, 200);
     // Drops that raced the first divergence snapshot are covered by it but counted after it was
     // started, so the writer may take one more before it calls the divergence resolved.
-    within("divergence resolved", async {
-        while handle.is_diverged() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    astrolabe_testkit::until("divergence resolved", Duration::from_secs(30), || {
+        !handle.is_diverged()
     })
     .await;
     assert_eq!(metrics.diverged.get(), 0);

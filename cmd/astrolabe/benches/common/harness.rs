@@ -1,5 +1,5 @@
 //! The emulator on an ephemeral port, a bounded wait, and figure lines (from
-//! `astrolabe_persist::testing`, shared with the persist bench).
+//! `astrolabe_testkit::bench`, shared with the persist bench).
 
 use std::future::Future;
 
@@ -46,4 +46,4 @@ impl Drop for Emulator {
 }
 
 /// Figure lines and the bounded wait, shared with the other crates' benches.
-pub use astrolabe_persist::testing::{Versus, figure, within};
+pub use astrolabe_testkit::bench::{Versus, figure, within};

@@ -4,119 +4,40 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::net::TcpListener as StdListener;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use astrolabe_graph::Graph;
-use astrolabe_kubesim::{ChurnConfig, Sim};
 use astrolabe_model::Kind;
 use serde_json::Value;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
-/// Polls `check` until it returns `Some`, failing with `what` (and `context()`) after the
-/// deadline. Used to await conditions, never as a fixed delay.
+/// Polls `check` until it returns `Some` ([`astrolabe_testkit::eventually`] bounded by
+/// [`DEADLINE`]); a timeout shows `context()` as the last observed state.
 pub async fn eventually<T, F, Fut>(what: &str, context: impl Fn() -> String, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let context = &context;
+    astrolabe_testkit::eventually(what, DEADLINE, move || {
+        let polled = check();
+        async move { polled.await.ok_or_else(context) }
+    })
+    .await
 }
 
-/// The emulator, serving a generated cluster on a fixed port that survives stop/start.
-pub struct Emulator {
-    pub sim: Sim,
-    pub port: u16,
-    server: Option<(CancellationToken, JoinHandle<std::io::Result<()>>)>,
-    churn: Option<(CancellationToken, JoinHandle<u64>)>,
-    dir: tempfile::TempDir,
-}
+/// The emulator ([`astrolabe_testkit::Emulator`]) serving a generated cluster.
+pub struct Emulator(astrolabe_testkit::Emulator);
 
 impl Emulator {
+    /// The generated cluster of `seed` and `size`, served on a free port.
     pub async fn start(seed: u64, size: usize) -> Emulator {
-        let sim = Sim::with_generated(seed, size).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut e = Emulator {
-            sim,
-            port,
-            server: None,
-            churn: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        e.serve(listener);
-        std::fs::write(e.kubeconfig(), format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: u\ncurrent-context: sim\n"
-        )).unwrap();
-        e
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(astrolabe_kubesim::serve(
-            self.sim.clone(),
-            listener,
-            stop.clone(),
-        ));
-        self.server = Some((stop, task));
-    }
-
-    pub fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    /// Stops answering (the API server is down).
-    pub async fn stop_server(&mut self) {
-        if let Some((stop, task)) = self.server.take() {
-            stop.cancel();
-            let _ = task.await;
-        }
-    }
-
-    /// Answers again, on the same port.
-    pub async fn start_server(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
-        self.serve(listener);
-    }
-
-    pub fn start_churn(&mut self, rate: f64, seed: u64) {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(astrolabe_kubesim::run_churn(
-            self.sim.clone(),
-            ChurnConfig { rate, seed },
-            stop.clone(),
-        ));
-        self.churn = Some((stop, task));
-    }
-
-    /// Stops churn; returns the number of steps it made.
-    pub async fn stop_churn(&mut self) -> u64 {
-        match self.churn.take() {
-            Some((stop, task)) => {
-                stop.cancel();
-                task.await.unwrap()
-            }
-            None => 0,
-        }
+        Emulator(astrolabe_testkit::Emulator::generated(seed, size).await)
     }
 
     /// The graph the emulator's current objects should produce: every object through the
@@ -129,6 +50,20 @@ impl Emulator {
             }
         }
         g
+    }
+}
+
+impl Deref for Emulator {
+    type Target = astrolabe_testkit::Emulator;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Emulator {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -177,18 +112,10 @@ pub struct Server {
     http: reqwest::Client,
 }
 
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     /// `astrolabe serve --kubeconfig <kubeconfig> --listen 127.0.0.1:<free port> <extra...>`.
     pub fn start(kubeconfig: &Path, log_dir: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
+        let port = astrolabe_testkit::free_port().unwrap();
         let log = log_dir.join(format!("astrolabe-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
             .arg("serve")
@@ -298,24 +225,19 @@ impl Server {
 
     /// Waits until the served graph equals `expected()` (re-evaluated on every poll).
     pub async fn wait_graph(&self, what: &str, expected: impl Fn() -> Sets) {
-        let last = std::cell::RefCell::new(String::new());
-        eventually(
-            what,
-            || format!("{}\n{}", last.borrow(), self.log_tail()),
-            || {
-                let want = expected();
-                let last = &last;
-                async move {
-                    let got = self.sets().await;
-                    if got == want {
-                        Some(())
-                    } else {
-                        *last.borrow_mut() = format!("served vs expected: {}", got.diff(&want));
-                        None
-                    }
-                }
-            },
-        )
+        let expected = &expected;
+        astrolabe_testkit::eventually(what, DEADLINE, || async move {
+            let (got, want) = (self.sets().await, expected());
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "served vs expected: {}\n{}",
+                    got.diff(&want),
+                    self.log_tail()
+                ))
+            }
+        })
         .await;
     }
 

@@ -174,7 +174,7 @@ pub fn shop_app() -> Router {
 
 /// The router over a generated cluster.
 pub fn generated_app(seed: u64, n: usize) -> (Router, SharedGraph) {
-    let graph = graph_of(astrolabe_model::generator::generate(seed, n));
+    let graph = graph_of(astrolabe_generator::generate(seed, n));
     (router(state(graph.clone())), graph)
 }
 

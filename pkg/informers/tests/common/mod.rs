@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
-use astrolabe_kubesim::{Sim, serve};
+use astrolabe_kubesim::Sim;
 use astrolabe_model::Kind;
+use astrolabe_testkit::Emulator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::Receiver;
@@ -23,7 +24,9 @@ pub struct Harness {
     pub status: SyncStatus,
     pub registry: prometheus::Registry,
     pub task: JoinHandle<()>,
+    /// Stops the informers.
     pub shutdown: CancellationToken,
+    pub emulator: Emulator,
 }
 
 impl Harness {
@@ -44,27 +47,22 @@ impl Harness {
 
     /// Serves `sim` and starts informers with `config`.
     pub async fn start_config(sim: Sim, config: InformerConfig) -> Self {
-        let shutdown = CancellationToken::new();
-        let addr = serve_on_port(&sim, &shutdown).await;
-        Self::connect(sim, config, addr, shutdown)
+        let emulator = Emulator::serve(sim.clone()).await;
+        let addr = emulator.addr();
+        Self::connect(sim, config, addr, emulator)
     }
 
     /// Like [`Harness::start_config`], with the informers talking to the emulator through a
     /// proxy that records every byte the emulator sends them.
     pub async fn start_recorded(sim: Sim, config: InformerConfig) -> (Self, Recorder) {
-        let shutdown = CancellationToken::new();
-        let upstream = serve_on_port(&sim, &shutdown).await;
-        let recorder = Recorder::start(upstream).await;
-        let harness = Self::connect(sim, config, recorder.addr, shutdown);
+        let emulator = Emulator::serve(sim.clone()).await;
+        let recorder = Recorder::start(emulator.addr()).await;
+        let harness = Self::connect(sim, config, recorder.addr, emulator);
         (harness, recorder)
     }
 
-    fn connect(
-        sim: Sim,
-        config: InformerConfig,
-        addr: SocketAddr,
-        shutdown: CancellationToken,
-    ) -> Self {
+    fn connect(sim: Sim, config: InformerConfig, addr: SocketAddr, emulator: Emulator) -> Self {
+        let shutdown = CancellationToken::new();
         let client = astrolabe_informers::client_for_url(&format!("http://{addr}")).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let status = SyncStatus::new();
@@ -85,6 +83,7 @@ impl Harness {
             registry,
             task,
             shutdown,
+            emulator,
         }
     }
 
@@ -138,14 +137,6 @@ impl Drop for Harness {
     }
 }
 
-/// Serves `sim` on an ephemeral port until `shutdown`.
-async fn serve_on_port(sim: &Sim, shutdown: &CancellationToken) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
-    addr
-}
-
 /// A TCP proxy in front of the emulator keeping every byte the emulator sends back.
 pub struct Recorder {
     /// Where clients connect.
@@ -193,20 +184,14 @@ async fn relay(client: TcpStream, server: TcpStream, sink: Arc<Mutex<Vec<u8>>>) 
     }
 }
 
-/// Runs `fut` with a timeout of `secs` seconds, panicking with `what` on expiry.
+/// [`astrolabe_testkit::within`] `secs` seconds, panicking with `what` on expiry.
 pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
-    }
+    astrolabe_testkit::within(Duration::from_secs(secs), what, fut)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Polls `cond` (cheap, in-memory) until it holds, panicking with `what` after `secs` seconds.
-pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    within(secs, what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+/// [`astrolabe_testkit::until`] `cond` (cheap, in-memory) holds, for at most `secs` seconds.
+pub async fn eventually(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    astrolabe_testkit::until(what, Duration::from_secs(secs), cond).await;
 }

@@ -475,13 +475,13 @@ impl Sim {
         Ok(stored)
     }
 
-    /// An emulator (default config) loaded with `astrolabe_model::generator::generate(seed, size)`.
+    /// An emulator (default config) loaded with `astrolabe_generator::generate(seed, size)`.
     ///
     /// # Errors
     /// A rendered object the store rejects.
     pub fn with_generated(seed: u64, size: usize) -> Result<Self> {
         let sim = Self::new(crate::SimConfig::default());
-        sim.load_resources(&astrolabe_model::generator::generate(seed, size))?;
+        sim.load_resources(&astrolabe_generator::generate(seed, size))?;
         Ok(sim)
     }
 }

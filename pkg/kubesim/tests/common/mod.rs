@@ -1,51 +1,15 @@
-//! Shared fixtures for the integration tests: a served emulator and condition waits.
+//! Shared fixtures for the integration tests: a served emulator, a hand-made cluster and
+//! condition waits (from `astrolabe_testkit`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use astrolabe_kubesim::{Sim, SimConfig, serve};
+use astrolabe_kubesim::{Sim, SimConfig};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// An emulator served on an ephemeral port; stops when dropped.
-pub struct Served {
-    pub sim: Sim,
-    pub addr: SocketAddr,
-    pub shutdown: CancellationToken,
-}
-
-impl Served {
-    pub async fn start(config: SimConfig) -> Self {
-        let sim = Sim::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        tokio::spawn(serve(sim.clone(), listener, shutdown.clone()));
-        Self {
-            sim,
-            addr,
-            shutdown,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn client(&self) -> kube::Client {
-        let cfg = kube::Config::new(self.url().parse().unwrap());
-        kube::Client::try_from(cfg).unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
+pub use astrolabe_testkit::Emulator as Served;
 
 /// A config with fast bookmarks, for tests.
 pub fn fast_config() -> SimConfig {
@@ -113,21 +77,14 @@ pub fn fixture(sim: &Sim) {
     .unwrap();
 }
 
-/// Awaits `cond` becoming true, polling; panics after `secs` seconds.
-pub async fn wait_until<F: FnMut() -> bool>(secs: u64, what: &str, mut cond: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// [`astrolabe_testkit::until`] `cond` holds, for at most `secs` seconds.
+pub async fn wait_until<F: FnMut() -> bool>(secs: u64, what: &str, cond: F) {
+    astrolabe_testkit::until(what, Duration::from_secs(secs), cond).await;
 }
 
-/// Awaits a future with a timeout; panics on timeout.
+/// [`astrolabe_testkit::within`] `secs` seconds; panics on timeout.
 pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
+    astrolabe_testkit::within(Duration::from_secs(secs), what, f)
         .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }

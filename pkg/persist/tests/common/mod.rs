@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use astrolabe_persist::testing::RedisServer;
 use astrolabe_persist::{Decoder, PersistError, RedisConfig, RedisLog, Result};
+use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 
 /// A log on `server` for cluster `test`.

@@ -11,10 +11,10 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::well_known::{
+use astrolabe_model::well_known::{
     HELM_CHART, HELM_RELEASE, HELM_RELEASE_NAMESPACE, MANAGED_BY, SERVICE_NAME,
 };
-use crate::{
+use astrolabe_model::{
     ClaimRef, EdgeKind, Facts, Health, Kind, LabelSelector, Labels, OwnerRef, Reference, Replicas,
     Resource, Scaling, Status, Str, Uid,
 };

@@ -1,16 +1,13 @@
-//! Test harness (feature `testing`): a real `redis-server` on a free port in a temporary
-//! directory, configured with the repository's `redis.conf` (AOF, fsync every second), and the
-//! helpers every bench uses: figure lines ([`figure`]), a bounded wait ([`within`]) and the
-//! churn of Pod updates ([`pods`], [`pod_update`]).
+//! A real `redis-server` on a free port in a temporary directory, configured with the
+//! repository's `redis.conf` (AOF, fsync every second).
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use astrolabe_model::{Kind, Resource};
+use crate::free_port;
 
 /// The repository's production Redis configuration.
 pub const REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../redis.conf");
@@ -152,88 +149,19 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How a bench figure compares with its baseline.
-#[derive(Debug)]
-pub struct Versus<'a> {
-    /// Figure / baseline.
-    pub ratio: f64,
-    /// What the baseline is.
-    pub baseline: &'a str,
-    /// The target, as text (`>= 0.8x`).
-    pub target: &'a str,
-    /// Whether the target is met.
-    pub met: bool,
-}
-
-/// Print one bench figure line: name, value, unit and, when given, the comparison with its
-/// baseline and whether the target is MET or MISSED.
-pub fn figure(name: &str, value: f64, unit: &str, versus: Option<Versus<'_>>) {
-    let value = if value >= 100.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.3}")
-    };
-    match versus {
-        Some(v) => println!(
-            "{name:<36} {value:>12} {unit:<11} {:>6.2}x {} (target {}) {}",
-            v.ratio,
-            v.baseline,
-            v.target,
-            if v.met { "MET" } else { "MISSED" }
-        ),
-        None => println!("{name:<36} {value:>12} {unit}"),
+    #[test]
+    fn starts_restarts_and_keeps_its_data() {
+        let mut server = RedisServer::start().unwrap();
+        assert!(server.command_line("SET k v").unwrap().starts_with("+OK"));
+        // The AOF is fsynced every second; ask for a rewrite so the value is on disk now.
+        server.command_line("SAVE").unwrap();
+        server.restart().unwrap();
+        assert_eq!(server.command_line("GET k").unwrap(), "$1\r\nv\r\n");
+        assert!(server.dir().join("redis.log").exists());
+        assert!(server.url().ends_with(&format!(":{}/", server.port())));
     }
-}
-
-/// Runs `fut`, failing with a [`io::ErrorKind::TimedOut`] error naming `what` after `limit`.
-///
-/// # Errors
-/// When `fut` does not finish within `limit`.
-pub async fn within<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl std::future::Future<Output = T>,
-) -> io::Result<T> {
-    tokio::time::timeout(limit, fut).await.map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("timed out after {limit:?} waiting for {what}"),
-        )
-    })
-}
-
-/// The Pods among `resources`: what the benches' churn updates ([`pod_update`]).
-///
-/// # Errors
-/// When there is none.
-pub fn pods<'a>(
-    resources: impl IntoIterator<Item = &'a Arc<Resource>>,
-) -> io::Result<Vec<Arc<Resource>>> {
-    let pods: Vec<_> = resources
-        .into_iter()
-        .filter(|r| r.kind == Kind::Pod)
-        .cloned()
-        .collect();
-    if pods.is_empty() {
-        return Err(io::Error::other("the generated cluster has no Pods"));
-    }
-    Ok(pods)
-}
-
-/// Update `i` of the benches' churn: the Pods of `pods` in turn, each with a new
-/// resourceVersion and status message (a status change, as most of a real cluster's changes).
-///
-/// # Panics
-/// If `pods` is empty ([`pods`] never returns an empty list).
-pub fn pod_update(pods: &[Arc<Resource>], i: usize) -> Resource {
-    let mut pod = (*pods[i % pods.len()]).clone();
-    pod.resource_version = format!("update-{i}").into();
-    pod.status.message = format!("restarted {i} times").into();
-    pod
 }
