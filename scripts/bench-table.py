@@ -47,7 +47,7 @@ FIGURES = [
     ("persist", "stall/lock_hold_slice_max_ms", "Longest read-lock hold of one slice of a snapshot copy", "stall/lock_hold_whole_copy_max_ms", None),
     ("http_load", "http/neighbors depth=2 (Pods)/paced/p99_ms", "HTTP: neighbours depth 2 of a Pod, p99 at 2,000 req/s", None, None),
     ("http_load", "http/graph namespace/paced/p99_ms", "HTTP: one namespace's graph, p99 at 500 req/s", None, None),
-    ("http_load", "http/neighbors depth=2 (Pods)/saturated/req_per_s", "HTTP: neighbours depth 2, saturated (2 × 16 connections)", None, None),
+    ("http_load", "http/neighbors depth=2 (Pods)/saturated/req_per_s", "HTTP: neighbours depth 2, saturated (16 connections)", None, None),
     ("http_load", "http/graph namespace/saturated/req_per_s", "HTTP: one namespace's graph, saturated", None, None),
 ]
 
