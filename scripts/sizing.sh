@@ -27,6 +27,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-900} # seconds, per start
 command -v redis-server >/dev/null || { echo "sizing.sh: redis-server is not installed" >&2 && exit 1; }
 
 cargo build --release -p astrolabe --quiet
+load=$(cut -d' ' -f1 /proc/loadavg)
 bin=${CARGO_TARGET_DIR:-target}/release/astrolabe
 tmp=$(mktemp -d)
 pids=()
@@ -127,14 +128,15 @@ YAML
     stop "$server" >/dev/null
     redis_mib=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}')
     snapshot_mib=$(redis-cli -p "$redis_port" hget 'astrolabe:{sizing}:snapshot:meta' bytes | awk '{printf "%.1f", $1 / 1048576}')
-    notes+=("- $size: graceful shutdown with persistence $(printf '%.2f' "$shutdown") s; Redis used_memory $redis_mib MiB (snapshot ${snapshot_mib:-?} MiB compressed)")
+    aof_mib=$(du -sm "$tmp/redis-$size/appendonlydir" | cut -f1)
+    notes+=("- $size: graceful shutdown with persistence (drain, flush, final snapshot) $(printf '%.2f' "$shutdown") s; Redis \`used_memory\` $redis_mib MiB, snapshot ${snapshot_mib:-?} MiB compressed, AOF directory $aof_mib MiB")
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     wait "$redis" 2>/dev/null || true
     kill "$sim" && wait "$sim" 2>/dev/null || true
 done
 
 table=$(
-    echo "Measured $(date -u +%F), commit $(git rev-parse --short HEAD), $(nproc) cores, \`scripts/sizing.sh ${sizes[*]}\`."
+    echo "Measured $(date -u +%F), commit $(git rev-parse --short HEAD), $(nproc) cores (load average $load at the start), \`scripts/sizing.sh ${sizes[*]}\`."
     echo
     echo "| Size (\`--generate\`) | Resources | Persistence | HTTP up | Ready | CPU to ready | Peak RSS | RSS at ready |"
     echo "|---|---|---|---|---|---|---|---|"
