@@ -56,7 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(HERE, "testdata", "bench-results.sample.txt")
 EXPECTED = os.path.join(HERE, "testdata", "bench-table.expected.md")
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SECTION = re.compile(r"^===== (\S+): (.*)$")
 NUM = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|NaN|inf)"
 FIGURE = re.compile(
@@ -93,7 +93,8 @@ def parse(text):
     figures, commands, date = {}, {}, None
     bench, pending = None, None
     for raw in text.splitlines():
-        line = ANSI.sub("", raw).rstrip()
+        # A terminal gets colours and lines overwritten after "\r"; keep what the line ends as.
+        line = ANSI.sub("", raw).split("\r")[-1].rstrip()
         m = SECTION.match(line)
         if m:
             if m.group(1) == "run":
