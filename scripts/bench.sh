@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # The project's bench command: runs every benchmark in release mode, one after the other (run it
-# on a quiet machine), and keeps the output in target/bench-results.txt. docs/benchmarks.md records
-# the figures with the command for each.
+# on a quiet machine, in one sitting), keeps the output in target/bench-results.txt and writes the
+# table of docs/benchmarks.md from it to target/bench-table.md (scripts/bench-table.py).
 #
-#   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh graph      only those whose name contains "graph" (graph, memory, persist, ...)
+#   scripts/bench.sh               all benchmarks
+#   scripts/bench.sh --write-docs  all benchmarks, then replace the table in docs/benchmarks.md
+#   scripts/bench.sh graph         only those whose name contains "graph" (graph, memory, ...)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FILTER=
+WRITE_DOCS=
+for arg in "$@"; do
+    case $arg in
+    --write-docs) WRITE_DOCS=1 ;;
+    -*) echo "usage: scripts/bench.sh [--write-docs | NAME]" >&2 && exit 2 ;;
+    *) FILTER=$arg ;;
+    esac
+done
+if [[ -n $WRITE_DOCS && -n $FILTER ]]; then
+    echo "bench.sh: --write-docs runs every benchmark; the table's figures come from one run" >&2
+    exit 2
+fi
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -21,20 +36,27 @@ fi
 out=target/bench-results.txt
 mkdir -p target
 : >"$out"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+printf '===== run: %s commit %s, %s cores, %s\n' "$(date -u +%F)" "$commit" "$(nproc)" \
+    "$(redis-server --version | grep -o 'v=[0-9.]*')" | tee -a "$out"
 run() {
     local name=$1
     shift
-    [[ -n ${FILTER:-} && $name != *"$FILTER"* ]] && return 0
+    [[ -n $FILTER && $name != *"$FILTER"* ]] && return 0
     printf '\n===== %s: %s\n' "$name" "$*" | tee -a "$out"
     # A bench that misses a target exits non-zero; record that and go on with the others.
     "$@" 2>&1 | tee -a "$out" || echo "(${name} exited non-zero: a target was missed or it failed)" | tee -a "$out"
 }
-FILTER=${1:-}
 cargo build --release --benches --workspace --all-features --quiet
 run memory cargo bench -q -p astrolabe-graph --bench memory
 run graph cargo bench -q -p astrolabe-graph --bench graph
-run initial_sync cargo bench -q -p astrolabe --bench initial_sync
-run restart cargo bench -q -p astrolabe --bench restart
+run initial_sync cargo bench -q -p astrolabe-server --bench initial_sync
+run restart cargo bench -q -p astrolabe-server --bench restart
 run persist cargo bench -q -p astrolabe-persist --all-features --bench persist
 run http_load cargo bench -q -p astrolabe-api --bench http_load
 echo "results in $out"
+
+table=(scripts/bench-table.py "$out")
+[[ -n $WRITE_DOCS ]] && table+=(--write-docs docs/benchmarks.md)
+"${table[@]}" >target/bench-table.md
+echo "table in target/bench-table.md${WRITE_DOCS:+ and docs/benchmarks.md}"

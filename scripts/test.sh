@@ -25,6 +25,7 @@ if [[ $(cargo machete --version 2>/dev/null) != "$MACHETE_VERSION" ]]; then
     cargo install --locked --quiet cargo-machete --version "$MACHETE_VERSION"
 fi
 
+scripts/bench-table.py --check
 cargo fmt --all --check
 scripts/check-layers.sh
 cargo machete
