@@ -33,8 +33,8 @@ FILTER=${1:-}
 cargo build --release --benches --workspace --all-features --quiet
 run memory cargo bench -q -p astrolabe-graph --bench memory
 run graph cargo bench -q -p astrolabe-graph --bench graph
-run initial_sync cargo bench -q -p astrolabe --bench initial_sync
-run restart cargo bench -q -p astrolabe --bench restart
+run initial_sync cargo bench -q -p astrolabe-server --bench initial_sync
+run restart cargo bench -q -p astrolabe-server --bench restart
 run persist cargo bench -q -p astrolabe-persist --all-features --bench persist
 run http_load cargo bench -q -p astrolabe-api --bench http_load
 echo "results in $out"

@@ -1,16 +1,16 @@
 //! End-to-end initial sync of a generated 100k-object cluster served by the emulator.
 //!
-//! (a) Astrolabe's path, wired as `astrolabe serve` wires it (without persistence and HTTP):
-//!     `astrolabe_informers::spawn` for every kind with the default `InformerConfig` → the
-//!     ingest channel → the real apply loop (`astrolabe::apply::run`, batches under one write
-//!     lock, the change feed) → the graph; until every kind is listed and every object applied.
+//! (a) Astrolabe's path, as `astrolabe serve` runs it (without persistence and HTTP): the
+//!     server's `Ingest` (the informers for every kind with the default `InformerConfig` → the
+//!     ingest channel → the apply loop, batches under one write lock, the change feed) → the
+//!     graph; until the server's readiness says ready and every object is applied.
 //! (b) Baseline, same run and emulator: one plain kube-rs reflector `Store` per kind (default
 //!     watcher config) until every store is ready.
 //! (c) Steady state, the same pipeline under two loads of 10 s each: the churner as fast as it
 //!     goes (rolling updates, scaling, edits; slow per step), then Pod updates paced at 20k/s;
 //!     graph changes applied per second against the emulator's writes per second.
 //!
-//! `cargo bench -p astrolabe --bench initial_sync` (add `-- --sync-only` to skip (c), e.g. under
+//! `cargo bench -p astrolabe-server --bench initial_sync` (add `-- --sync-only` to skip (c), e.g. under
 //! a profiler). Figures go to docs/benchmarks.md.
 #![allow(missing_docs)]
 
@@ -54,6 +54,10 @@ const POD_UPDATE_RATE: u64 = 20_000;
 const POD_TICK: Duration = Duration::from_millis(10);
 /// Target of (a) against (b).
 const TARGET_RATIO: f64 = 0.8;
+
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     common::block_on(run())
