@@ -54,22 +54,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => astrolabe_server::run(args.into(), shutdown).await?,
         Command::Demo(args) => astrolabe_server::demo(args.into(), shutdown).await?,
         Command::Sim(args) => astrolabe_server::sim(args.into(), shutdown).await?,
-        Command::Snapshot(args) => match args.action {
-            SnapshotAction::Export(args) => {
-                let file = args.file.clone();
-                let exported = astrolabe_server::snapshot::export(&args.persist.into(), &file)
-                    .await
-                    .with_context(|| format!("exporting to {}", file.display()))?;
-                println!("{exported}");
-            }
-            SnapshotAction::Import(args) => {
-                let file = args.file.clone();
-                let imported = astrolabe_server::snapshot::import(&args.persist.into(), &file)
-                    .await
-                    .with_context(|| format!("importing {}", file.display()))?;
-                println!("{imported}");
-            }
-        },
+        Command::Snapshot(args) => {
+            let said = match args.action {
+                SnapshotAction::Export(args) => {
+                    astrolabe_server::snapshot::export(&args.persist.into(), &args.file)
+                        .await
+                        .with_context(|| format!("exporting to {}", args.file.display()))?
+                        .to_string()
+                }
+                SnapshotAction::Import(args) => {
+                    astrolabe_server::snapshot::import(&args.persist.into(), &args.file)
+                        .await
+                        .with_context(|| format!("importing {}", args.file.display()))?
+                        .to_string()
+                }
+            };
+            println!("{said}");
+        }
     }
     Ok(())
 }
