@@ -2,7 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use astrolabe_server::config::{
+    ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, PersistConfig, RedisTarget,
+    ServerConfig, SimConfig,
+};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Astrolabe: a Kubernetes state server. Watches a cluster, keeps every resource and the
@@ -102,7 +107,7 @@ pub struct PersistArgs {
     #[arg(
         long,
         env = "SNAPSHOT_EVERY_CHANGES",
-        default_value_t = astrolabe_persist::snapshotter::DEFAULT_SNAPSHOT_EVERY_CHANGES
+        default_value_t = DEFAULT_SNAPSHOT_EVERY_CHANGES
     )]
     pub snapshot_every_changes: u64,
     /// Changes kept in the stream behind the snapshot when trimming (history window).
@@ -120,46 +125,25 @@ pub struct PersistArgs {
     pub writer_buffer: usize,
 }
 
-impl PersistArgs {
-    /// The Redis URL to connect to: --redis-url, else one built from --redis-addr, with
-    /// --redis-password and --redis-db filled in where the URL has none.
-    pub fn url(&self) -> String {
-        let base = self
-            .redis_url
-            .clone()
-            .unwrap_or_else(|| format!("redis://{}", self.redis_addr));
-        let Some((scheme, rest)) = base.split_once("://") else {
-            return base;
-        };
-        let (authority, path) = match rest.split_once('/') {
-            Some((a, p)) => (a.to_owned(), p.to_owned()),
-            None => (rest.to_owned(), String::new()),
-        };
-        let authority = match (&self.redis_password, authority.contains('@')) {
-            (Some(pw), false) if !pw.is_empty() => format!(":{}@{authority}", percent_encode(pw)),
-            _ => authority,
-        };
-        let path = match (self.redis_db, path.is_empty()) {
-            (Some(db), true) => db.to_string(),
-            _ => path,
-        };
-        if path.is_empty() {
-            format!("{scheme}://{authority}")
-        } else {
-            format!("{scheme}://{authority}/{path}")
+impl From<PersistArgs> for PersistConfig {
+    fn from(args: PersistArgs) -> Self {
+        PersistConfig {
+            enabled: args.enable_persistence,
+            redis: RedisTarget {
+                url: args.redis_url,
+                addr: args.redis_addr,
+                password: args.redis_password,
+                db: args.redis_db,
+            },
+            cluster_name: args.cluster_name,
+            snapshot_interval: Duration::from_secs(args.snapshot_interval),
+            snapshot_every_changes: args.snapshot_every_changes,
+            stream_retention: args.stream_retention,
+            batch_size: args.batch_size,
+            batch_linger: Duration::from_millis(args.batch_linger_ms),
+            writer_buffer: args.writer_buffer,
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// HTTP and process flags.
@@ -198,6 +182,34 @@ impl Default for ServerArgs {
     }
 }
 
+impl From<ClusterArgs> for ClusterConfig {
+    fn from(args: ClusterArgs) -> Self {
+        ClusterConfig {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            namespaces: args.namespaces,
+            label_selector: args.label_selector,
+            kinds: args.kinds,
+            exclude_kinds: args.exclude_kinds,
+            page_size: args.page_size,
+            streaming_lists: args.streaming_lists,
+        }
+    }
+}
+
+impl From<ServerArgs> for ServerConfig {
+    fn from(args: ServerArgs) -> Self {
+        ServerConfig {
+            listen: args.listen,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            max_depth: args.max_depth,
+            max_results: args.max_results,
+            watch_history: args.watch_history,
+            response_cache_bytes: args.response_cache_mib << 20,
+        }
+    }
+}
+
 /// `astrolabe serve`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
@@ -210,6 +222,16 @@ pub struct ServeArgs {
     /// HTTP and process.
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Self {
+        Config {
+            cluster: args.cluster.into(),
+            persist: args.persist.into(),
+            server: args.server.into(),
+        }
+    }
 }
 
 /// `astrolabe demo`.
@@ -232,6 +254,18 @@ pub struct DemoArgs {
     pub serve: ServeArgs,
 }
 
+impl From<DemoArgs> for DemoConfig {
+    fn from(args: DemoArgs) -> Self {
+        DemoConfig {
+            size: args.size,
+            seed: args.seed,
+            churn_rate: args.churn_rate,
+            sim_listen: args.sim_listen,
+            serve: args.serve.into(),
+        }
+    }
+}
+
 /// `astrolabe sim`.
 #[derive(Args, Debug, Clone)]
 pub struct SimArgs {
@@ -247,6 +281,17 @@ pub struct SimArgs {
     /// Churn changes per second; 0 for none.
     #[arg(long, env = "SIM_CHURN_RATE", default_value_t = 0.0)]
     pub churn_rate: f64,
+}
+
+impl From<SimArgs> for SimConfig {
+    fn from(args: SimArgs) -> Self {
+        SimConfig {
+            listen: args.listen,
+            generate: args.generate,
+            seed: args.seed,
+            churn_rate: args.churn_rate,
+        }
+    }
 }
 
 /// `astrolabe snapshot`.
@@ -280,44 +325,49 @@ pub struct SnapshotFile {
 mod tests {
     use super::*;
 
-    fn persist(url: Option<&str>, addr: &str, pw: Option<&str>, db: Option<u32>) -> PersistArgs {
-        PersistArgs {
-            redis_url: url.map(str::to_owned),
-            redis_addr: addr.to_owned(),
-            redis_password: pw.map(str::to_owned),
-            redis_db: db,
-            ..PersistArgs::default()
-        }
-    }
-
-    #[test]
-    fn redis_url_is_built_from_parts() {
-        assert_eq!(persist(None, "r:6379", None, None).url(), "redis://r:6379");
-        assert_eq!(
-            persist(None, "r:6379", Some("p@ss"), Some(2)).url(),
-            "redis://:p%40ss@r:6379/2"
-        );
-        assert_eq!(
-            persist(Some("rediss://h:1/3"), "x", Some("pw"), Some(5)).url(),
-            "rediss://:pw@h:1/3"
-        );
-        assert_eq!(
-            persist(Some("redis://:a@h:1"), "x", Some("pw"), None).url(),
-            "redis://:a@h:1"
-        );
+    fn serve(args: &[&str]) -> Config {
+        let cli = Cli::try_parse_from(["astrolabe", "serve"].iter().chain(args)).unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve expected")
+        };
+        args.into()
     }
 
     #[test]
     fn flags_parse_with_defaults() {
-        let cli =
-            Cli::try_parse_from(["astrolabe", "serve", "--namespace", "a,b", "--kinds", "Pod"])
-                .unwrap();
-        let Some(Command::Serve(args)) = cli.command else {
-            panic!("serve expected")
-        };
-        assert_eq!(args.cluster.namespaces, vec!["a", "b"]);
-        assert_eq!(args.persist.snapshot_interval, 300);
-        assert_eq!(args.server.listen.port(), 8080);
+        let config = serve(&["--namespace", "a,b", "--kinds", "Pod"]);
+        assert_eq!(config.cluster.namespaces, vec!["a", "b"]);
+        assert_eq!(config.cluster.kinds, vec!["Pod"]);
+        assert_eq!(config.persist.snapshot_interval, Duration::from_secs(300));
+        assert_eq!(config.server.listen.port(), 8080);
         assert!(Cli::try_parse_from(["astrolabe", "serve", "--listen", "nope"]).is_err());
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_librarys() {
+        assert_eq!(serve(&[]), Config::default());
+    }
+
+    #[test]
+    fn the_redis_flags_reach_the_library_as_given() {
+        let password = "p@ss: /%";
+        let config = serve(&[
+            "--redis-addr",
+            "r:6379",
+            "--redis-password",
+            password,
+            "--redis-db",
+            "2",
+        ]);
+        let redis = &config.persist.redis;
+        assert_eq!(
+            (redis.url.as_deref(), redis.addr.as_str(), redis.db),
+            (None, "r:6379", Some(2))
+        );
+        let info = redis.connection_info().unwrap();
+        assert_eq!(info.redis_settings().password(), Some(password));
+        assert_eq!(info.redis_settings().db(), 2);
+        let config = serve(&["--redis-url", "rediss://h:1/3"]);
+        assert_eq!(config.persist.redis.url.as_deref(), Some("rediss://h:1/3"));
     }
 }

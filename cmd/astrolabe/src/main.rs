@@ -1,11 +1,22 @@
-//! The `astrolabe` binary: parses flags, sets up logging, runs the chosen command until SIGTERM
-//! or SIGINT, and maps errors to exit codes (0 clean, 1 failure, 2 bad usage).
+//! The `astrolabe` binary: parses flags, sets up logging, runs the chosen command of the
+//! application library (`astrolabe-server`) until SIGTERM or SIGINT, and maps errors to exit
+//! codes (0 clean, 1 failure, 2 bad usage, which clap reports).
+
+mod cli;
 
 use std::process::ExitCode;
 
-use astrolabe::cli::{Cli, Command, LogFormat, ServeArgs};
+use anyhow::Context as _;
 use clap::Parser;
+use cli::{Cli, Command, LogFormat, ServeArgs, SnapshotAction};
 use tokio_util::sync::CancellationToken;
+
+/// mimalloc instead of glibc's allocator. The ingest path allocates and frees millions of small
+/// objects (each decoded Kubernetes object is dropped once it is in the graph); glibc spent ~28%
+/// of an initial sync's CPU in malloc/free/consolidate plus ~14% zeroing pages it had given back
+/// to the kernel (perf, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,18 +51,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
     match command {
-        Command::Serve(args) => {
-            let client = astrolabe_informers::client(
-                args.cluster.kubeconfig.clone(),
-                args.cluster.context.clone(),
-            )
-            .await?;
-            astrolabe::app::serve(args, client, shutdown, |_| {}).await
+        Command::Serve(args) => astrolabe_server::run(args.into(), shutdown).await?,
+        Command::Demo(args) => astrolabe_server::demo(args.into(), shutdown).await?,
+        Command::Sim(args) => astrolabe_server::sim(args.into(), shutdown).await?,
+        Command::Snapshot(args) => {
+            let said = match args.action {
+                SnapshotAction::Export(args) => {
+                    astrolabe_server::snapshot::export(&args.persist.into(), &args.file)
+                        .await
+                        .with_context(|| format!("exporting to {}", args.file.display()))?
+                        .to_string()
+                }
+                SnapshotAction::Import(args) => {
+                    astrolabe_server::snapshot::import(&args.persist.into(), &args.file)
+                        .await
+                        .with_context(|| format!("importing {}", args.file.display()))?
+                        .to_string()
+                }
+            };
+            println!("{said}");
         }
-        Command::Demo(args) => astrolabe::emulator::demo(args, shutdown).await,
-        Command::Sim(args) => astrolabe::emulator::sim(args, shutdown).await,
-        Command::Snapshot(args) => astrolabe::snapshot::run(args.action).await,
     }
+    Ok(())
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

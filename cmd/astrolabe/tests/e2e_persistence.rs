@@ -36,7 +36,7 @@ fn start(emu: &Emulator, logs: &std::path::Path, redis: &RedisServer) -> Server 
 }
 
 fn log(redis: &RedisServer) -> RedisLog {
-    RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER)).unwrap()
+    RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER).unwrap()).unwrap()
 }
 
 /// What a restarting server would load: snapshot + replayed stream, as a graph. Read-only
@@ -46,13 +46,13 @@ async fn persisted(redis: &RedisServer) -> Option<Sets> {
     let metrics = PersistMetrics::unregistered().unwrap();
     let r = read_state(
         &log(redis),
-        &astrolabe::persistence::DECODER,
+        &astrolabe_server::decoder::DECODER,
         DEFAULT_REPLAY_PAGE,
         &metrics,
     )
     .await
     .ok()?;
-    Some(Sets::of(&astrolabe::persistence::rebuild(r)))
+    Some(Sets::of(&astrolabe_server::recovery::rebuild(r)))
 }
 
 /// Waits until Redis holds exactly what the server serves (the writer caught up).

@@ -191,7 +191,7 @@ async fn appends(resources: &[Arc<Resource>]) -> Result<()> {
 /// Durable changes per second of the real writer with `config`, on a fresh server.
 async fn writer_rate(changes: Vec<Change>, config: WriterConfig) -> Result<f64> {
     let redis = RedisServer::start().context("starting redis-server")?;
-    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    let log = RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER)?)?;
     log.ping().await?;
     let in_flight_cap = (config.channel_capacity / 2) as u64;
     let cancel = CancellationToken::new();
@@ -329,7 +329,7 @@ impl SnapshotTiming {
 
 async fn snapshots(shared: &SharedGraph) -> Result<()> {
     let redis = RedisServer::start().context("starting redis-server")?;
-    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    let log = RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER)?)?;
     log.ping().await?;
     let client = redis::Client::open(redis.url())?;
     // Cold: nothing kept, every part encoded and compressed (the first snapshot after a start).
@@ -544,7 +544,7 @@ struct ReaderSamples {
 
 async fn stalls(shared: &SharedGraph, resources: &[Arc<Resource>]) -> Result<()> {
     let redis = RedisServer::start().context("starting redis-server")?;
-    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    let log = RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER)?)?;
     log.ping().await?;
     let stop = Arc::new(AtomicBool::new(false));
     let snapshotting = Arc::new(AtomicBool::new(false));
@@ -886,7 +886,7 @@ async fn dictionary_upload(
     stream: Bytes,
 ) -> Result<()> {
     let redis = RedisServer::start().context("starting redis-server")?;
-    let log = RedisLog::new(&RedisConfig::new(redis.url(), CLUSTER))?;
+    let log = RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER)?)?;
     log.ping().await?;
     let client = redis::Client::open(redis.url())?;
     let (mut writes, mut sets, mut stream_sets) = (Vec::new(), Vec::new(), Vec::new());

@@ -21,6 +21,8 @@
 //! - [`encoder`]: [`SnapshotEncoder`], snapshots that re-encode only the parts that changed.
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
+//! - [`connection`]: [`RedisTarget`], the Redis connection from a URL or its parts.
+//! - [`retry`]: the retry delays (exponential with jitter) of every retry loop.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
 //!   [`take_snapshot`], which runs a source on a background-priority thread ([`priority`]).
 //! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
@@ -43,6 +45,7 @@
 //! answers.
 
 pub mod compress;
+pub mod connection;
 pub mod encoder;
 pub mod entry;
 pub mod error;
@@ -54,11 +57,13 @@ pub mod priority;
 pub mod recovery;
 pub mod redis_log;
 mod redis_snapshot;
+pub mod retry;
 pub mod snapshotter;
 pub mod source;
 pub mod writer;
 
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
+pub use connection::RedisTarget;
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{PersistError, Result};
 pub use keys::Keys;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::{Value, aio::ConnectionManagerConfig};
+use redis::{ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig};
 
 use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{PersistError, Result};
@@ -35,8 +35,8 @@ const ALREADY_PRESENT: &str = "equal or smaller than the target stream top item"
 /// How to reach Redis and which cluster's keys to use.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://` or `rediss://` URL; the database is selected with `/<db>`.
-    pub url: String,
+    /// Where Redis is, with its password and database (see [`crate::RedisTarget`]).
+    pub connection: ConnectionInfo,
     /// Logical cluster name (the hash tag of every key).
     pub cluster: String,
     /// Response timeout for appends and reads.
@@ -52,11 +52,11 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `url` and `cluster`.
+    /// Defaults for `connection` and `cluster`.
     #[must_use]
-    pub fn new(url: impl Into<String>, cluster: impl Into<String>) -> Self {
+    pub fn new(connection: ConnectionInfo, cluster: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            connection,
             cluster: cluster.into(),
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
@@ -64,6 +64,15 @@ impl RedisConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             zstd_level: DEFAULT_ZSTD_LEVEL,
         }
+    }
+
+    /// Defaults for the Redis at `url` and `cluster`.
+    ///
+    /// # Errors
+    /// [`PersistError::Connect`] for a malformed URL.
+    pub fn from_url(url: &str, cluster: impl Into<String>) -> Result<Self> {
+        let connection = url.into_connection_info().map_err(PersistError::Connect)?;
+        Ok(Self::new(connection, cluster))
     }
 }
 
@@ -100,10 +109,12 @@ impl RedisLog {
     /// so this succeeds while Redis is down; call [`RedisLog::ping`] to check.
     ///
     /// # Errors
-    /// [`PersistError::Connect`] for a malformed URL, [`PersistError::InvalidClusterName`].
+    /// [`PersistError::Connect`] when the client cannot be configured,
+    /// [`PersistError::InvalidClusterName`].
     pub fn new(config: &RedisConfig) -> Result<Self> {
         let keys = Keys::new(&config.cluster)?;
-        let client = redis::Client::open(config.url.as_str()).map_err(PersistError::Connect)?;
+        let client =
+            redis::Client::open(config.connection.clone()).map_err(PersistError::Connect)?;
         let manager = |timeout: Duration| {
             let cfg = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(timeout))

@@ -122,7 +122,7 @@ async fn run_case(
     pick: u64,
 ) {
     let cluster = format!("prop-{}", CASE.fetch_add(1, Ordering::SeqCst));
-    let mut cfg = RedisConfig::new(server.url(), cluster);
+    let mut cfg = RedisConfig::from_url(&server.url(), cluster).unwrap();
     cfg.chunk_size = 64; // several chunks even for small states
     let log = RedisLog::new(&cfg).unwrap();
     let mut live = State::new();

@@ -100,6 +100,32 @@ impl RedisServer {
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
+    /// Require `password` (AUTH) from every client from now on (`CONFIG SET requirepass`,
+    /// sent as a RESP array so the password may hold any character). A [`Self::restart`]
+    /// forgets it.
+    ///
+    /// # Errors
+    /// On I/O failure, or when the server does not answer `+OK`.
+    pub fn require_password(&self, password: &str) -> io::Result<()> {
+        let mut command = b"*4\r\n".to_vec();
+        for arg in ["CONFIG", "SET", "requirepass", password] {
+            command.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            command.extend_from_slice(arg.as_bytes());
+            command.extend_from_slice(b"\r\n");
+        }
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(&command)?;
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf)?;
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        if reply.starts_with("+OK") {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("CONFIG SET requirepass: {reply}")))
+        }
+    }
+
     fn spawn(&mut self) -> io::Result<()> {
         let dir: PathBuf = self.dir.path().to_path_buf();
         let child = Command::new("redis-server")

@@ -96,10 +96,23 @@ macro_rules! impl_processors {
                 }
             }
         )*
+
+        /// Calls [`KindVisitor::visit`] once with the watched type of every kind, in the table's
+        /// order: code that needs one thing per watched type (a watcher, a reflector) gets the
+        /// whole set from the one table.
+        pub fn visit_kinds(visitor: &mut impl KindVisitor) {
+            $(visitor.visit::<watched_type!($metadata_only, $($path)::+)>();)*
+        }
     };
 }
 
 astrolabe_model::for_each_kind!(impl_processors);
+
+/// Something done once per watched type ([`visit_kinds`]).
+pub trait KindVisitor {
+    /// Called with the watched type of one kind.
+    fn visit<K: Processor>(&mut self);
+}
 
 /// Calls `$body` with the watched type of a [`Kind`] (see [`Processor`]) bound to `$ty`;
 /// `$other` for kinds that are not watched. Callers import [`kind_type_match!`] with it (the

@@ -164,7 +164,7 @@ where
         true
     }
 
-    /// Append one batch alone, retrying with backoff. Returns false if cancelled first (the
+    /// Append one batch alone, retrying with backoff ([`crate::retry::backoff`]). Returns false if cancelled first (the
     /// batch goes back to the front of `unsent` for the shutdown flush).
     pub(super) async fn append_retrying(
         &mut self,
@@ -172,7 +172,7 @@ where
         cancel: &CancellationToken,
         verify: bool,
     ) -> bool {
-        let mut delay = self.config.retry_min;
+        let mut delays = crate::retry::backoff(self.config.retry_min, self.config.retry_max);
         let mut failures = 0u32;
         loop {
             match self.try_append(&launched.encoded, verify).await {
@@ -192,6 +192,7 @@ where
                     self.check_top = true;
                 }
             }
+            let delay = delays.next().unwrap_or(self.config.retry_max);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = cancel.cancelled() => {
@@ -199,7 +200,6 @@ where
                     return false;
                 }
             }
-            delay = (delay * 2).min(self.config.retry_max);
         }
     }
 

@@ -59,7 +59,8 @@ pub struct WriterConfig {
     pub pipelines: usize,
     /// How long to wait for more changes before appending a partial batch.
     pub linger: Duration,
-    /// First retry delay (doubles per failure).
+    /// First retry delay (grows exponentially with jitter per failure, see
+    /// [`crate::retry::backoff`]).
     pub retry_min: Duration,
     /// Maximum retry delay.
     pub retry_max: Duration,
@@ -366,7 +367,7 @@ where
 
     /// Write a full snapshot that supersedes the log. Returns false if cancelled first.
     async fn resolve_divergence(&mut self, cancel: &CancellationToken) -> bool {
-        let mut delay = self.config.retry_min;
+        let mut delays = crate::retry::backoff(self.config.retry_min, self.config.retry_max);
         loop {
             let target = self.shared.dropped.load(Ordering::Acquire);
             let started = Instant::now();
@@ -391,11 +392,11 @@ where
                     tracing::warn!(error = %format!("{e:#}"), "divergence snapshot failed, retrying");
                 }
             }
+            let delay = delays.next().unwrap_or(self.config.retry_max);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = cancel.cancelled() => return false,
             }
-            delay = (delay * 2).min(self.config.retry_max);
         }
     }
 

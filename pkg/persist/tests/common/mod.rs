@@ -14,7 +14,7 @@ pub fn log(server: &RedisServer) -> RedisLog {
 
 /// A log with a tweaked config.
 pub fn log_with(server: &RedisServer, tweak: impl FnOnce(&mut RedisConfig)) -> RedisLog {
-    let mut cfg = RedisConfig::new(server.url(), "test");
+    let mut cfg = RedisConfig::from_url(&server.url(), "test").unwrap();
     cfg.connect_timeout = Duration::from_millis(500);
     tweak(&mut cfg);
     RedisLog::new(&cfg).expect("log")

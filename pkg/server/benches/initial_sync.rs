@@ -1,16 +1,16 @@
 //! End-to-end initial sync of a generated 100k-object cluster served by the emulator.
 //!
-//! (a) Astrolabe's path, wired as `astrolabe serve` wires it (without persistence and HTTP):
-//!     `astrolabe_informers::spawn` for every kind with the default `InformerConfig` → the
-//!     ingest channel → the real apply loop (`astrolabe::apply::run`, batches under one write
-//!     lock, the change feed) → the graph; until every kind is listed and every object applied.
+//! (a) Astrolabe's path, as `astrolabe serve` runs it (without persistence and HTTP): the
+//!     server's `Ingest` (the informers for every kind with the default `InformerConfig` → the
+//!     ingest channel → the apply loop, batches under one write lock, the change feed) → the
+//!     graph; until the server's readiness says ready and every object is applied.
 //! (b) Baseline, same run and emulator: one plain kube-rs reflector `Store` per kind (default
 //!     watcher config) until every store is ready.
 //! (c) Steady state, the same pipeline under two loads of 10 s each: the churner as fast as it
 //!     goes (rolling updates, scaling, edits; slow per step), then Pod updates paced at 20k/s;
 //!     graph changes applied per second against the emulator's writes per second.
 //!
-//! `cargo bench -p astrolabe --bench initial_sync` (add `-- --sync-only` to skip (c), e.g. under
+//! `cargo bench -p astrolabe-server --bench initial_sync` (add `-- --sync-only` to skip (c), e.g. under
 //! a profiler). Figures go to docs/benchmarks.md.
 #![allow(missing_docs)]
 
@@ -22,25 +22,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use astrolabe_generator as generator;
-use astrolabe_informers::processors::Processor;
+use astrolabe_informers::processors::{KindVisitor, Processor, visit_kinds};
 use astrolabe_kubesim::{Churner, Sim, SimConfig};
 use common::pipeline::{SYNC_TIMEOUT, process_cpu_seconds};
 use common::{Emulator, Pipeline, Versus, figure, within};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
-    ServiceAccount,
-};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use k8s_openapi::api::storage::v1::StorageClass;
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +43,10 @@ const POD_TICK: Duration = Duration::from_millis(10);
 /// Target of (a) against (b).
 const TARGET_RATIO: f64 = 0.8;
 
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     common::block_on(run())
 }
@@ -69,7 +60,7 @@ async fn run() -> Result<()> {
     });
     sim.load_resources(&generator::generate(SEED, SIZE))?;
     let objects = sim.object_count();
-    let emulator = Emulator::start(sim.clone()).await?;
+    let emulator = Emulator::try_serve(sim.clone()).await?;
     println!("initial_sync: {objects} objects in the emulator (generate({SEED}, {SIZE}))");
 
     let mut astrolabe_best = 0.0f64;
@@ -80,9 +71,9 @@ async fn run() -> Result<()> {
         let last = round + 1 == ROUNDS;
         // Alternate the order so neither path always runs on a cold process.
         if round % 2 == 1 {
-            reflector_best = reflector_best.max(reflector_sync(&emulator.url, objects).await?);
+            reflector_best = reflector_best.max(reflector_sync(&emulator.url(), objects).await?);
         }
-        let (rate, ingest) = astrolabe_sync(&emulator.url, objects).await?;
+        let (rate, ingest) = astrolabe_sync(&emulator.url(), objects).await?;
         astrolabe_best = astrolabe_best.max(rate);
         if last && !sync_only {
             kept = Some(ingest);
@@ -90,7 +81,7 @@ async fn run() -> Result<()> {
             ingest.stop().await?;
         }
         if round % 2 == 0 {
-            reflector_best = reflector_best.max(reflector_sync(&emulator.url, objects).await?);
+            reflector_best = reflector_best.max(reflector_sync(&emulator.url(), objects).await?);
         }
     }
     let ratio = astrolabe_best / reflector_best;
@@ -151,34 +142,13 @@ async fn reflector_sync(url: &str, objects: usize) -> Result<f64> {
     let stop = CancellationToken::new();
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    let stores: Vec<BoxFuture<'static, Result<usize>>> = vec![
-        reflect::<Pod>(&client, &stop),
-        reflect::<Service>(&client, &stop),
-        reflect::<EndpointSlice>(&client, &stop),
-        reflect::<ConfigMap>(&client, &stop),
-        reflect::<PartialObjectMeta<Secret>>(&client, &stop),
-        reflect::<ServiceAccount>(&client, &stop),
-        reflect::<PersistentVolumeClaim>(&client, &stop),
-        reflect::<Deployment>(&client, &stop),
-        reflect::<ReplicaSet>(&client, &stop),
-        reflect::<StatefulSet>(&client, &stop),
-        reflect::<DaemonSet>(&client, &stop),
-        reflect::<Job>(&client, &stop),
-        reflect::<CronJob>(&client, &stop),
-        reflect::<Ingress>(&client, &stop),
-        reflect::<NetworkPolicy>(&client, &stop),
-        reflect::<HorizontalPodAutoscaler>(&client, &stop),
-        reflect::<PodDisruptionBudget>(&client, &stop),
-        reflect::<Role>(&client, &stop),
-        reflect::<RoleBinding>(&client, &stop),
-        reflect::<PersistentVolume>(&client, &stop),
-        reflect::<StorageClass>(&client, &stop),
-        reflect::<Namespace>(&client, &stop),
-        reflect::<Node>(&client, &stop),
-        reflect::<IngressClass>(&client, &stop),
-        reflect::<ClusterRole>(&client, &stop),
-        reflect::<ClusterRoleBinding>(&client, &stop),
-    ];
+    let mut stores = Reflectors {
+        client,
+        stop: stop.clone(),
+        stores: Vec::new(),
+    };
+    visit_kinds(&mut stores);
+    let stores = stores.stores;
     if stores.len() != astrolabe_model::Kind::WATCHED.len() {
         bail!("the baseline does not cover every watched kind");
     }
@@ -200,6 +170,19 @@ async fn reflector_sync(url: &str, objects: usize) -> Result<f64> {
         process_cpu_seconds() - cpu_before
     );
     Ok(stored as f64 / seconds)
+}
+
+/// One reflector per watched type ([`visit_kinds`]).
+struct Reflectors {
+    client: kube::Client,
+    stop: CancellationToken,
+    stores: Vec<BoxFuture<'static, Result<usize>>>,
+}
+
+impl KindVisitor for Reflectors {
+    fn visit<K: Processor>(&mut self) {
+        self.stores.push(reflect::<K>(&self.client, &self.stop));
+    }
 }
 
 /// A reflector for `K` (default watcher config, drained in its own task until `stop`); resolves

@@ -3,13 +3,36 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
-use astrolabe_kubesim::{ChurnConfig, Sim, SimConfig};
+use astrolabe_kubesim::{ChurnConfig, Sim};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{DemoArgs, SimArgs};
+use crate::app::ServerError;
+use crate::config::{DemoConfig, SimConfig};
+
+/// What can stop `demo` or `sim` with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The cluster could not be generated.
+    #[error("generating the cluster failed")]
+    Generate(#[source] astrolabe_kubesim::SimError),
+    /// The emulator's address could not be bound.
+    #[error("binding the emulator to {addr} failed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kube client for the emulator could not be built.
+    #[error("building the kube client failed")]
+    KubeClient(#[source] astrolabe_informers::Error),
+    /// The server running against the emulator failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
 
 /// A running emulator.
 pub struct Emulator {
@@ -33,21 +56,21 @@ impl Emulator {
         seed: u64,
         rate: f64,
         stop: &CancellationToken,
-    ) -> anyhow::Result<Emulator> {
+    ) -> Result<Emulator, EmulatorError> {
         let sim = if size > 0 {
-            Sim::with_generated(seed, size).context("generating the cluster")?
+            Sim::with_generated(seed, size).map_err(EmulatorError::Generate)?
         } else {
-            Sim::new(SimConfig {
+            Sim::new(astrolabe_kubesim::SimConfig {
                 default_namespaces: true,
-                ..SimConfig::default()
+                ..astrolabe_kubesim::SimConfig::default()
             })
         };
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding the emulator to {listen}"))?;
-        let addr = listener
-            .local_addr()
-            .context("reading the emulator's address")?;
+        let bind = |source| EmulatorError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
         let server = tokio::spawn(astrolabe_kubesim::serve(
             sim.clone(),
             listener,
@@ -89,7 +112,7 @@ impl Emulator {
 ///
 /// # Errors
 /// As [`Emulator::start`].
-pub async fn sim(args: SimArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn sim(args: SimConfig, shutdown: CancellationToken) -> Result<(), EmulatorError> {
     let emulator = Emulator::start(
         args.listen,
         args.generate,
@@ -117,7 +140,7 @@ pub async fn sim(args: SimArgs, shutdown: CancellationToken) -> anyhow::Result<(
 ///
 /// # Errors
 /// As [`Emulator::start`] and [`crate::app::serve`].
-pub async fn demo(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), EmulatorError> {
     let sim_stop = CancellationToken::new();
     let emulator = Emulator::start(
         args.sim_listen,
@@ -128,7 +151,7 @@ pub async fn demo(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     )
     .await?;
     let client =
-        astrolabe_informers::client_for_url(&emulator.url()).context("building the kube client")?;
+        astrolabe_informers::client_for_url(&emulator.url()).map_err(EmulatorError::KubeClient)?;
     let sim_url = emulator.url();
     let objects = emulator.sim.object_count();
     let result = crate::app::serve(args.serve, client, shutdown, |addr| {
@@ -153,5 +176,5 @@ pub async fn demo(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     .await;
     sim_stop.cancel();
     emulator.join().await;
-    result
+    Ok(result?)
 }

@@ -1,12 +1,12 @@
 //! Restart-to-ready for a 100k-resource cluster with 100k tail changes, as the server does it:
-//! `recover` from Redis with the server's own decoder (the snapshot decompressed and decoded on
+//! the server's `recover_with_deadline` from Redis with its own decoder (the snapshot decompressed and decoded on
 //! one thread while another builds the graph from it, and the stream after it read meanwhile,
 //! only the last change per object decoded), its `rebuild` (those changes replayed), then
 //! `SharedGraph::replace`, after which readers are served; against a full relist of the same
 //! final state from the emulator through the informers and the product's apply loop into a
 //! graph (`common::Pipeline`, as `astrolabe serve` wires it).
 //!
-//! `cargo bench -p astrolabe --bench restart` (add `-- --restart-only` to skip the relist,
+//! `cargo bench -p astrolabe-server --bench restart` (add `-- --restart-only` to skip the relist,
 //! e.g. under a profiler). Figures go to docs/benchmarks.md.
 #![allow(missing_docs)]
 
@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use astrolabe::persistence::{DECODER, rebuild};
 use astrolabe_generator as generator;
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
 use astrolabe_model::{Change, ChangeOp, Resource};
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
-    recover, snapshot_blob,
+    snapshot_blob,
 };
+use astrolabe_server::recovery::{RECOVERY_DEADLINE, rebuild, recover_with_deadline};
 use astrolabe_testkit::RedisServer;
 use astrolabe_testkit::bench::{pod_update, pods};
 use bytes::Bytes;
@@ -41,13 +41,17 @@ const TARGET_SECONDS: f64 = 1.0;
 const TARGET_RATIO: f64 = 0.2;
 const CLUSTER: &str = "bench";
 
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     common::block_on(run())
 }
 
 async fn run() -> Result<()> {
     let redis = RedisServer::start().context("starting redis-server")?;
-    let config = RedisConfig::new(redis.url(), CLUSTER);
+    let config = RedisConfig::from_url(&redis.url(), CLUSTER)?;
     let generated = generator::generate(SEED, SIZE);
     let final_graph = within(
         Duration::from_secs(300),
@@ -88,10 +92,10 @@ async fn run() -> Result<()> {
         return Ok(());
     }
 
-    let emulator = Emulator::start(sim).await?;
+    let emulator = Emulator::try_serve(sim).await?;
     let mut relist_best = f64::INFINITY;
     for _ in 0..RELIST_ROUNDS {
-        let seconds = relist(&emulator.url, expected_nodes).await?;
+        let seconds = relist(&emulator.url(), expected_nodes).await?;
         relist_best = relist_best.min(seconds);
     }
 
@@ -161,8 +165,8 @@ fn graph_ts(i: usize) -> i64 {
     1_700_000_000_000 + i as i64
 }
 
-/// One restart as the server's `persistence::start` does it: a fresh connection, `recover`
-/// with the server's decoder (the graph built from the snapshot while the tail is read), its
+/// One restart as the server's `persistence::start` does it: a fresh connection,
+/// `recover_with_deadline` with the server's decoder (the graph built from the snapshot while the tail is read), its
 /// `rebuild` (the tail replayed), then `SharedGraph::replace`, which serves the graph; the
 /// apply loop's second copy is cloned after that, off the start-up path, as the server does
 /// (timed and printed apart). Checked against the final graph. Returns the seconds until the
@@ -171,7 +175,9 @@ async fn restart(config: &RedisConfig, want: &Graph) -> Result<f64> {
     let metrics = PersistMetrics::unregistered()?;
     let started = Instant::now();
     let log = RedisLog::new(config)?;
-    let recovered = recover(&log, &DECODER, DEFAULT_REPLAY_PAGE, &metrics).await?;
+    let recovered = recover_with_deadline(&log, &metrics, RECOVERY_DEADLINE)
+        .await
+        .context("recovery did not succeed")?;
     let recovered_at = started.elapsed();
     if recovered.snapshot.is_none() {
         bail!("recovery found no snapshot");

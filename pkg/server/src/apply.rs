@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 /// catch-up of the other copy and the hand-offs.
 pub const MAX_BATCH: usize = 256;
 
+/// Liveness fails when the apply loop has not touched its heartbeat for this long.
+pub const HEARTBEAT_MAX_AGE: Duration = Duration::from_secs(30);
+
 /// How often the loop touches the heartbeat when no events arrive.
 pub const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -93,6 +96,28 @@ pub struct ApplyOutputs {
     pub heartbeat: Heartbeat,
     /// Metrics.
     pub metrics: ApplyMetrics,
+}
+
+impl ApplyOutputs {
+    /// Outputs to `graph` and `feed` (and `persist`, when given), with a fresh heartbeat of
+    /// [`HEARTBEAT_MAX_AGE`] and the loop's metrics registered in `registry`.
+    ///
+    /// # Errors
+    /// When the metrics are already registered.
+    pub fn new(
+        graph: SharedGraph,
+        feed: ChangeFeed,
+        persist: Option<ChangeSender<Change>>,
+        registry: &Registry,
+    ) -> prometheus::Result<Self> {
+        Ok(ApplyOutputs {
+            graph,
+            feed,
+            persist,
+            heartbeat: Heartbeat::new(HEARTBEAT_MAX_AGE),
+            metrics: ApplyMetrics::register(registry)?,
+        })
+    }
 }
 
 /// Runs until every sender of `rx` is dropped (the informers stopped), after applying what was

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use astrolabe_api::{GraphReadiness, KindReadiness, ReadinessReport, ReadinessSource};
 use astrolabe_informers::SyncStatus;
 
-use crate::persistence::{Origin, PersistStatus};
+use crate::status::{Origin, PersistStatus};
 
 /// The process's readiness, assembled from the informers' sync state and persistence.
 pub struct AppReadiness {

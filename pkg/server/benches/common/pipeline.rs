@@ -1,19 +1,20 @@
-//! Astrolabe's ingest pipeline for benches: the informers with the default configuration, the
-//! ingest channel and the product's apply loop (`astrolabe::apply::run`), into a graph.
+//! Astrolabe's ingest pipeline for benches: the library's [`Ingest`] (the informers with the
+//! default configuration, the ingest channel, the apply loop) into a graph, with the library's
+//! readiness; persistence and HTTP left out.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use astrolabe::app::{HEARTBEAT_MAX_AGE, INGEST_CHANNEL};
-use astrolabe::apply::{self, ApplyMetrics, ApplyOutputs};
-use astrolabe::cli::ServerArgs;
-use astrolabe_api::{ChangeFeed, Heartbeat};
+use astrolabe_api::{ChangeFeed, ReadinessSource as _};
 use astrolabe_graph::SharedGraph;
-use astrolabe_informers::{InformerConfig, InformerMetrics, SyncStatus};
+use astrolabe_informers::{InformerConfig, SyncStatus};
+use astrolabe_server::ServerConfig;
+use astrolabe_server::apply::ApplyOutputs;
+use astrolabe_server::ingest::Ingest;
+use astrolabe_server::readiness::AppReadiness;
+use astrolabe_server::status::Origin;
 use prometheus::Registry;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::harness::within;
 
@@ -22,15 +23,13 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a wait re-checks its condition.
 const POLL: Duration = Duration::from_millis(1);
 
-/// Astrolabe's ingest pipeline as `astrolabe serve` wires it, minus persistence and HTTP: the
-/// informers with the default configuration, the ingest channel, the real apply loop.
+/// Astrolabe's ingest pipeline as `astrolabe serve` runs it, minus persistence and HTTP.
 pub struct Pipeline {
     pub graph: SharedGraph,
     pub sync: SyncStatus,
     pub registry: Registry,
-    shutdown: CancellationToken,
-    informers: JoinHandle<()>,
-    apply: JoinHandle<u64>,
+    readiness: Arc<AppReadiness>,
+    ingest: Ingest,
 }
 
 impl Pipeline {
@@ -39,38 +38,31 @@ impl Pipeline {
         let registry = Registry::new();
         let graph = SharedGraph::new();
         let sync = SyncStatus::new();
-        let shutdown = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(INGEST_CHANNEL);
-        let informers = astrolabe_informers::spawn(
+        let readiness = Arc::new(AppReadiness::new(Origin::Fresh, sync.clone(), None));
+        readiness.set_hydrated();
+        let feed = ChangeFeed::new(ServerConfig::default().watch_history, 1024);
+        let outputs = ApplyOutputs::new(graph.clone(), feed, None, &registry)?;
+        let ingest = Ingest::spawn(
             client,
             InformerConfig::default(),
-            tx,
             sync.clone(),
-            InformerMetrics::new(&registry)?,
-            shutdown.clone(),
-        );
-        let outputs = ApplyOutputs {
-            graph: graph.clone(),
-            feed: ChangeFeed::new(ServerArgs::default().watch_history, 1024),
-            persist: None,
-            heartbeat: Heartbeat::new(HEARTBEAT_MAX_AGE),
-            metrics: ApplyMetrics::register(&registry)?,
-        };
-        let apply = tokio::spawn(apply::run(rx, outputs));
+            &registry,
+            outputs,
+        )?;
         Ok(Self {
             graph,
             sync,
             registry,
-            shutdown,
-            informers,
-            apply,
+            readiness,
+            ingest,
         })
     }
 
-    /// Wait until every kind completed its first list and the graph holds all `objects`.
+    /// Wait until the server would report ready (every kind completed its first list) and the
+    /// graph holds all `objects`.
     pub async fn until_synced(&self, objects: usize) -> Result<()> {
         within(SYNC_TIMEOUT, "every kind to be listed and applied", async {
-            while !(self.sync.all_listed() && self.graph.read().node_count() == objects) {
+            while !(self.readiness.report().ready && self.graph.read().node_count() == objects) {
                 tokio::time::sleep(POLL).await;
             }
         })
@@ -120,12 +112,17 @@ impl Pipeline {
 
     /// Stop the informers; the apply loop drains and ends.
     pub async fn stop(self) -> Result<()> {
-        self.shutdown.cancel();
-        within(Duration::from_secs(10), "informers to stop", self.informers).await??;
+        self.ingest.stop.cancel();
+        within(
+            Duration::from_secs(10),
+            "informers to stop",
+            self.ingest.informers,
+        )
+        .await??;
         within(
             Duration::from_secs(10),
             "the apply loop to drain",
-            self.apply,
+            self.ingest.apply,
         )
         .await??;
         Ok(())

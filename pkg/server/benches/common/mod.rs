@@ -1,0 +1,9 @@
+//! Pieces shared by the server's benches: the emulator on an ephemeral port, bounded waits
+//! and figure lines ([`harness`]), and Astrolabe's ingest pipeline as `astrolabe serve` runs it ([`pipeline`]).
+#![allow(dead_code)]
+
+pub mod harness;
+pub mod pipeline;
+
+pub use harness::{Emulator, Versus, block_on, figure, within};
+pub use pipeline::Pipeline;

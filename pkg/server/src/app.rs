@@ -1,0 +1,235 @@
+//! `serve`: wires recovery, informers, the apply loop, persistence and the HTTP API, and runs
+//! them until shutdown. If any long-running task ends on its own, everything shuts down and
+//! [`run`] returns an error (so the process exits non-zero and Kubernetes restarts it).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use astrolabe_api::fragments::FragmentCache;
+use astrolabe_api::{AppState, ChangeFeed, Limits};
+use astrolabe_graph::SharedGraph;
+use astrolabe_informers::{InformerConfig, SyncStatus};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::ApplyOutputs;
+use crate::config::Config;
+use crate::ingest::{Ingest, IngestError};
+use crate::persistence::{self, PersistenceError};
+use crate::readiness::AppReadiness;
+use crate::status::Origin;
+
+/// What can stop the server with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The cluster's client could not be built (no kubeconfig, bad context).
+    #[error("building the kubernetes client failed")]
+    KubeClient(#[source] astrolabe_informers::Error),
+    /// The informer settings are invalid (an unknown kind, a bad selector).
+    #[error("invalid informer settings")]
+    InformerConfig(#[source] astrolabe_informers::Error),
+    /// Metrics of one part could not be registered.
+    #[error("registering {part} metrics failed")]
+    RegisterMetrics {
+        /// Which part's metrics.
+        part: &'static str,
+        /// The registry's error.
+        #[source]
+        source: prometheus::Error,
+    },
+    /// The ingest pipeline could not start.
+    #[error("starting the ingest pipeline failed")]
+    Ingest(#[source] IngestError),
+    /// The API's address could not be bound.
+    #[error("binding {addr} failed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Persistence could not start.
+    #[error("starting persistence failed")]
+    PersistenceStart(#[source] PersistenceError),
+    /// A long-running task ended on its own.
+    #[error("{task} stopped ({detail})")]
+    TaskStopped {
+        /// Which task.
+        task: &'static str,
+        /// How it ended.
+        detail: String,
+    },
+    /// The graceful shutdown did not finish within the grace period.
+    #[error("shutdown did not finish within {0:?}")]
+    ShutdownTimeout(Duration),
+    /// The final flush or snapshot failed.
+    #[error("persisting on shutdown failed")]
+    PersistenceShutdown(#[source] PersistenceError),
+}
+
+/// Runs the server against the cluster `config.cluster` names, until `shutdown` is cancelled.
+///
+/// # Errors
+/// As [`serve`], and when the cluster's client cannot be built.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let client = astrolabe_informers::client(
+        config.cluster.kubeconfig.clone(),
+        config.cluster.context.clone(),
+    )
+    .await
+    .map_err(ServerError::KubeClient)?;
+    serve(config, client, shutdown, |_| {}).await
+}
+
+/// Runs the server against `client` until `shutdown` is cancelled. `announce` is called with
+/// the API's address once it listens.
+///
+/// # Errors
+/// Invalid settings, a port that cannot be bound, a task that stopped on its own, or a shutdown
+/// that did not finish within the grace period.
+pub async fn serve(
+    config: Config,
+    client: kube::Client,
+    shutdown: CancellationToken,
+    announce: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let cluster = &config.cluster;
+    let informer_config = InformerConfig::from_flags(
+        &cluster.kinds,
+        &cluster.exclude_kinds,
+        &cluster.namespaces,
+        cluster.label_selector.as_deref(),
+        cluster.page_size,
+        cluster.streaming_lists,
+    )
+    .map_err(ServerError::InformerConfig)?;
+    let grace = config.server.shutdown_grace;
+    let registry = Registry::new();
+    let graph = SharedGraph::new();
+    let sync = SyncStatus::new();
+
+    let (persistence, origin) = if config.persist.enabled {
+        let (p, origin) = persistence::start(&config.persist, &registry, &graph, grace)
+            .await
+            .map_err(ServerError::PersistenceStart)?;
+        (Some(p), origin)
+    } else {
+        (None, Origin::Fresh)
+    };
+    let readiness = Arc::new(AppReadiness::new(
+        origin,
+        sync.clone(),
+        persistence.as_ref().map(|p| p.status.clone()),
+    ));
+    readiness.set_hydrated();
+
+    let feed = ChangeFeed::new(config.server.watch_history.max(1), 1024);
+    let outputs = ApplyOutputs::new(
+        graph.clone(),
+        feed.clone(),
+        persistence.as_ref().map(|p| p.sender.clone()),
+        &registry,
+    )
+    .map_err(|source| ServerError::RegisterMetrics {
+        part: "apply",
+        source,
+    })?;
+    let state = AppState::new(graph.clone(), readiness.clone(), registry.clone())
+        .map_err(|source| ServerError::RegisterMetrics {
+            part: "API",
+            source,
+        })?
+        .with_feed(feed.clone())
+        .with_heartbeat(outputs.heartbeat.clone())
+        .with_limits(Limits {
+            max_depth: config.server.max_depth,
+            max_results: config.server.max_results,
+            ..Limits::default()
+        })
+        .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
+    let bind = |source| ServerError::Bind {
+        addr: config.server.listen,
+        source,
+    };
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    tracing::info!(%addr, persistence = config.persist.enabled, "serving the API");
+    announce(addr);
+
+    let http_stop = CancellationToken::new();
+    let mut http = Some(tokio::spawn(astrolabe_api::serve(
+        listener,
+        astrolabe_api::router(state),
+        http_stop.clone(),
+    )));
+    let ingest = Ingest::spawn(client, informer_config, sync, &registry, outputs)
+        .map_err(ServerError::Ingest)?;
+    let informer_stop = ingest.stop;
+    let mut informers = Some(ingest.informers);
+    let mut apply = Some(ingest.apply);
+
+    // Run until asked to stop, or until a task ends on its own.
+    let failure = tokio::select! {
+        () = shutdown.cancelled() => None,
+        r = informers.as_mut().expect("spawned above") => { informers = None; Some(stopped("the informers", r)) }
+        r = apply.as_mut().expect("spawned above") => { apply = None; Some(stopped("the apply loop", r)) }
+        r = http.as_mut().expect("spawned above") => { http = None; Some(stopped("the HTTP server", r)) }
+    };
+    if let Some(why) = &failure {
+        tracing::error!("{why}; shutting down");
+    } else {
+        tracing::info!("shutting down: stopping informers, draining, flushing, final snapshot");
+    }
+
+    // Stop intake; dropping the informers' sender ends the apply loop after it drains; then
+    // persistence flushes and takes the final snapshot. All of it bounded by the grace period.
+    let graceful = tokio::time::timeout(grace, async {
+        informer_stop.cancel();
+        if let Some(h) = informers.take() {
+            let _ = h.await;
+        }
+        if let Some(h) = apply.take() {
+            match h.await {
+                Ok(n) => tracing::info!(changes = n, "apply loop drained"),
+                Err(e) => tracing::error!(error = %e, "apply loop failed"),
+            }
+        }
+        let persisted = match persistence {
+            Some(p) => p.shutdown().await,
+            None => Ok(()),
+        };
+        feed.close();
+        http_stop.cancel();
+        if let Some(h) = http.take() {
+            let _ = h.await;
+        }
+        persisted
+    })
+    .await;
+    match (graceful, failure) {
+        (Err(_), _) => Err(ServerError::ShutdownTimeout(grace)),
+        (Ok(Err(e)), _) => Err(ServerError::PersistenceShutdown(e)),
+        (Ok(Ok(())), Some(why)) => Err(why),
+        (Ok(Ok(())), None) => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// [`ServerError::TaskStopped`] for `task`, which ended with `r`.
+fn stopped<T: std::fmt::Debug>(
+    task: &'static str,
+    r: Result<T, tokio::task::JoinError>,
+) -> ServerError {
+    let detail = match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => e.to_string(),
+    };
+    ServerError::TaskStopped { task, detail }
+}

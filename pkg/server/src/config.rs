@@ -1,0 +1,157 @@
+//! The application's input: plain data, built by the binary from flags and environment (or by a
+//! test or bench directly), with the defaults `astrolabe serve` uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use astrolabe_persist::RedisTarget;
+
+pub use astrolabe_persist::snapshotter::DEFAULT_SNAPSHOT_EVERY_CHANGES;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// Cluster access and what to watch.
+    pub cluster: ClusterConfig,
+    /// Persistence to Redis.
+    pub persist: PersistConfig,
+    /// HTTP and process.
+    pub server: ServerConfig,
+}
+
+/// Where and how to reach the cluster, and what to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// A kubeconfig (none: in-cluster config inside a pod, else `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    pub context: Option<String>,
+    /// Namespaces to watch (empty: all).
+    pub namespaces: Vec<String>,
+    /// Server-side label selector for every watched kind.
+    pub label_selector: Option<String>,
+    /// Kinds to watch (empty: all).
+    pub kinds: Vec<String>,
+    /// Kinds not to watch.
+    pub exclude_kinds: Vec<String>,
+    /// List page size.
+    pub page_size: u32,
+    /// Streaming lists (WatchList) instead of paginated lists.
+    pub streaming_lists: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            kubeconfig: None,
+            context: None,
+            namespaces: Vec::new(),
+            label_selector: None,
+            kinds: Vec::new(),
+            exclude_kinds: Vec::new(),
+            page_size: 500,
+            streaming_lists: false,
+        }
+    }
+}
+
+/// Persistence settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistConfig {
+    /// Persist the graph to Redis and recover it at start.
+    pub enabled: bool,
+    /// Where Redis is (URL, or address, password and database).
+    pub redis: RedisTarget,
+    /// Name of this cluster: the Redis key prefix.
+    pub cluster_name: String,
+    /// Time between periodic snapshots.
+    pub snapshot_interval: Duration,
+    /// A snapshot after this many changes since the last one.
+    pub snapshot_every_changes: u64,
+    /// Changes kept in the stream behind the snapshot when trimming.
+    pub stream_retention: u64,
+    /// Largest number of changes appended in one round trip.
+    pub batch_size: usize,
+    /// How long the writer waits for more changes before appending a partial batch.
+    pub batch_linger: Duration,
+    /// Changes buffered while Redis is slow or down.
+    pub writer_buffer: usize,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        PersistConfig {
+            enabled: false,
+            redis: RedisTarget {
+                addr: "127.0.0.1:6379".to_owned(),
+                ..RedisTarget::default()
+            },
+            cluster_name: "default".to_owned(),
+            snapshot_interval: Duration::from_secs(300),
+            snapshot_every_changes: DEFAULT_SNAPSHOT_EVERY_CHANGES,
+            stream_retention: 10_000,
+            batch_size: 1024,
+            batch_linger: Duration::from_millis(5),
+            writer_buffer: 100_000,
+        }
+    }
+}
+
+/// HTTP and process settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Bound on a graceful shutdown (drain, flush, final snapshot).
+    pub shutdown_grace: Duration,
+    /// Largest traversal depth a request may ask for.
+    pub max_depth: u32,
+    /// Largest number of nodes a traversal returns.
+    pub max_results: usize,
+    /// Graph change events kept for SSE clients that reconnect.
+    pub watch_history: usize,
+    /// Bytes of rendered resource JSON kept for reuse (0 disables).
+    pub response_cache_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shutdown_grace: Duration::from_secs(20),
+            max_depth: 10,
+            max_results: 10_000,
+            watch_history: 10_000,
+            response_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+/// `demo`: the emulator with a generated cluster and churn, and the server against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoConfig {
+    /// Approximate number of objects in the generated cluster.
+    pub size: usize,
+    /// Seed of the generated cluster and its churn.
+    pub seed: u64,
+    /// Churn changes per second (0: none).
+    pub churn_rate: f64,
+    /// Address the emulator listens on.
+    pub sim_listen: SocketAddr,
+    /// The server's configuration (its cluster access is the emulator's).
+    pub serve: Config,
+}
+
+/// `sim`: the emulator alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Generate a cluster of about this many objects (0: start empty).
+    pub generate: usize,
+    /// Seed of the generated cluster and its churn.
+    pub seed: u64,
+    /// Churn changes per second (0: none).
+    pub churn_rate: f64,
+}

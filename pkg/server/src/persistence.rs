@@ -1,0 +1,180 @@
+//! Persistence wiring: recovery into the graph at start, then the writer, the snapshotter and
+//! the health task; [`Persistence::shutdown`] flushes and takes the final snapshot.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use astrolabe_graph::{SharedGraph, snapshot_sliced};
+use astrolabe_model::Change;
+use astrolabe_persist::{
+    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, SnapshotBlob,
+    SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig,
+    WriterHandle, copy_then_encode,
+};
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PersistConfig;
+use crate::health::health_loop;
+use crate::recovery::{RECOVERY_DEADLINE, hydrate};
+use crate::status::{Origin, PersistStatus};
+
+/// What can go wrong while starting or stopping persistence.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistenceError {
+    /// The persistence metrics could not be registered.
+    #[error("registering persistence metrics failed")]
+    RegisterMetrics(#[source] PersistError),
+    /// The Redis connection could not be configured (malformed URL, invalid cluster name).
+    #[error("configuring the redis connection failed")]
+    Configure(#[source] PersistError),
+    /// The final flush of the event log failed.
+    #[error("flushing the event log failed")]
+    Flush(#[source] PersistError),
+    /// The final snapshot failed.
+    #[error("writing the final snapshot failed")]
+    FinalSnapshot(#[source] PersistError),
+}
+
+/// Running persistence tasks.
+pub struct Persistence {
+    /// Where the apply loop sends changes.
+    pub sender: ChangeSender<Change>,
+    /// Readiness detail.
+    pub status: PersistStatus,
+    writer: WriterHandle,
+    snapshotter: SnapshotterHandle,
+    health: JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl Persistence {
+    /// Flushes the writer, takes the final snapshot and stops. Call after the apply loop has
+    /// stopped, so every change has been sent.
+    ///
+    /// # Errors
+    /// When the final flush or snapshot failed (the error says which).
+    pub async fn shutdown(self) -> Result<(), PersistenceError> {
+        drop(self.sender);
+        self.cancel.cancel();
+        self.health.abort();
+        let writer = self.writer.join().await;
+        let snapshot = self.snapshotter.join().await;
+        writer.map_err(PersistenceError::Flush)?;
+        snapshot.map_err(PersistenceError::FinalSnapshot)?;
+        Ok(())
+    }
+}
+
+/// The Redis log `config` describes.
+///
+/// # Errors
+/// [`PersistenceError::Configure`] for a malformed URL or an invalid cluster name.
+pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
+    let connection = config
+        .redis
+        .connection_info()
+        .map_err(PersistenceError::Configure)?;
+    RedisLog::new(&RedisConfig::new(connection, config.cluster_name.clone()))
+        .map_err(PersistenceError::Configure)
+}
+
+/// Recovers the graph from Redis into `graph` and starts the writer and snapshotter.
+///
+/// # Errors
+/// Only for invalid configuration (a malformed Redis URL) or metrics registration; Redis being
+/// down is not an error (see [`Origin::Unreachable`]).
+pub async fn start(
+    config: &PersistConfig,
+    registry: &Registry,
+    graph: &SharedGraph,
+    shutdown_grace: Duration,
+) -> Result<(Persistence, Origin), PersistenceError> {
+    let metrics = PersistMetrics::register(registry).map_err(PersistenceError::RegisterMetrics)?;
+    let log = connect(config)?;
+    let hydrated = hydrate(&log, &metrics, graph, RECOVERY_DEADLINE).await;
+    let origin = hydrated.origin;
+    // Readers are served from the recovered graph already; the copy the apply loop writes
+    // first is cloned from it off the start-up path (see `SharedGraph::replace`).
+    let catch_up = graph.clone();
+    tokio::task::spawn_blocking(move || catch_up.catch_up());
+    let start_seq = if origin == Origin::Unreachable {
+        0
+    } else {
+        graph.read().seq()
+    };
+
+    let source_graph = graph.clone();
+    // Keeps each part's compressed frame while its resources do not change (snapshots do not
+    // overlap, so the lock is never contended).
+    let encoder = std::sync::Mutex::new(SnapshotEncoder::default());
+    let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
+        // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
+        // encode after, at background priority. After a panic the encoder is still sound: it
+        // reuses a kept part only when its members are the very same resources.
+        let mut encoder = encoder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
+    });
+    let cancel = CancellationToken::new();
+    let (sender, writer) = Writer::spawn(
+        log.clone(),
+        source.clone(),
+        WriterConfig {
+            channel_capacity: config.writer_buffer.max(1),
+            max_batch: config.batch_size.max(1),
+            linger: config.batch_linger,
+            shutdown_grace,
+            start_seq,
+            ..WriterConfig::default()
+        },
+        metrics.clone(),
+        cancel.clone(),
+    );
+    let snapshotter = Snapshotter::spawn(
+        log.clone(),
+        source,
+        SnapshotterConfig {
+            interval: config.snapshot_interval.max(Duration::from_secs(1)),
+            every_changes: config.snapshot_every_changes.max(1),
+            retain_changes: config.stream_retention,
+            snapshot_on_shutdown: true,
+            shutdown_grace,
+            start_seq: hydrated.snapshot_seq,
+        },
+        writer.acked_seq(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    if hydrated.problems {
+        // The log had holes or corrupt parts: write down a clean state at once.
+        snapshotter.request_snapshot();
+    }
+    let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
+    let health = tokio::spawn(health_loop(
+        log,
+        connected.clone(),
+        origin == Origin::Unreachable,
+        snapshotter.requester(),
+    ));
+    let status = PersistStatus {
+        connected,
+        sender: sender.clone(),
+        metrics,
+        origin,
+    };
+    Ok((
+        Persistence {
+            sender,
+            status,
+            writer,
+            snapshotter,
+            health,
+            cancel,
+        },
+        origin,
+    ))
+}

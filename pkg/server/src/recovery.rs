@@ -1,0 +1,217 @@
+//! Recovery at start: the graph from Redis (the last snapshot and the stream after it), retried
+//! with backoff within a deadline; past it, an empty graph whose sequence starts above anything
+//! the old log may hold.
+
+use std::time::{Duration, Instant};
+
+use astrolabe_graph::{Graph, SharedGraph, now_ms};
+use astrolabe_model::Change;
+use astrolabe_persist::retry::backoff;
+use astrolabe_persist::{DEFAULT_REPLAY_PAGE, PersistMetrics, Recovered, RedisLog, recover};
+use backon::Retryable as _;
+
+use crate::decoder::DECODER;
+use crate::status::Origin;
+
+/// How long start-up waits for Redis before starting with an empty graph.
+pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(10);
+/// First delay between recovery attempts.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+/// Longest delay between recovery attempts.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What recovery yields: the graph built from the snapshot and the changes after it.
+pub type RecoveredGraph = Recovered<Graph, Change>;
+
+/// What recovery put into the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hydrated {
+    /// Where the graph came from.
+    pub origin: Origin,
+    /// The sequence the loaded snapshot covers (0: none).
+    pub snapshot_seq: u64,
+    /// The log had holes, corrupt entries or a refused snapshot: a clean snapshot is due.
+    pub problems: bool,
+}
+
+/// Recovers the graph from `log` into `graph`, trying for at most `deadline`; when Redis does
+/// not answer in time, `graph` is empty and its sequence starts at [`epoch_seq`].
+pub async fn hydrate(
+    log: &RedisLog,
+    metrics: &PersistMetrics,
+    graph: &SharedGraph,
+    deadline: Duration,
+) -> Hydrated {
+    match recover_with_deadline(log, metrics, deadline).await {
+        Some(recovered) => {
+            let problems = recovered.skipped_corrupt > 0
+                || recovered.gaps > 0
+                || recovered.snapshot_refused.is_some();
+            let snapshot_seq = recovered.snapshot_seq;
+            let origin = if recovered.last_seq == 0 {
+                Origin::Fresh
+            } else {
+                Origin::Recovered
+            };
+            graph.replace(build(recovered));
+            Hydrated {
+                origin,
+                snapshot_seq,
+                problems,
+            }
+        }
+        None => {
+            // Start a new history above anything the old log may hold: sequence numbers are
+            // derived from the clock (see docs/adr/0003-sequence-epochs.md).
+            let mut g = Graph::new();
+            g.advance_seq(epoch_seq());
+            graph.replace(g);
+            Hydrated {
+                origin: Origin::Unreachable,
+                snapshot_seq: 0,
+                problems: false,
+            }
+        }
+    }
+}
+
+/// [`recover`] with the server's decoder, retried with backoff until it succeeds or `deadline`
+/// has passed (the attempt in progress included); `None` after the deadline.
+pub async fn recover_with_deadline(
+    log: &RedisLog,
+    metrics: &PersistMetrics,
+    deadline: Duration,
+) -> Option<RecoveredGraph> {
+    let mut last_error = None;
+    let attempts = (|| recover(log, &DECODER, DEFAULT_REPLAY_PAGE, metrics))
+        .retry(backoff(RETRY_MIN, RETRY_MAX))
+        .sleep(tokio::time::sleep)
+        .notify(|e, delay| {
+            tracing::warn!(error = %format!("{e:#}"), ?delay, "recovery failed; retrying");
+            last_error = Some(format!("{e:#}"));
+        });
+    let outcome = tokio::time::timeout(deadline, attempts).await;
+    match outcome {
+        Ok(Ok(recovered)) => Some(recovered),
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "redis unavailable at start: starting with an empty graph; a full snapshot will supersede the old log when redis answers");
+            None
+        }
+        Err(_) => {
+            tracing::error!(
+                last_error = last_error.as_deref().unwrap_or("none"),
+                "redis did not answer within {deadline:?}: starting with an empty graph; a full snapshot will supersede the old log when redis answers"
+            );
+            None
+        }
+    }
+}
+
+/// The graph recovery describes: the snapshot's, then the stream after it replayed; its
+/// sequence continues after everything Redis knows of.
+pub fn rebuild(recovered: RecoveredGraph) -> Graph {
+    let mut graph = recovered.snapshot.unwrap_or_default();
+    for change in &recovered.tail {
+        graph.replay(change);
+    }
+    graph.advance_seq(recovered.last_seq);
+    graph
+}
+
+/// [`rebuild`], logged.
+pub(crate) fn build(recovered: RecoveredGraph) -> Graph {
+    let started = Instant::now();
+    let (snapshot_seq, replayed, superseded) = (
+        recovered.snapshot_seq,
+        recovered.tail.len(),
+        recovered.superseded,
+    );
+    let (skipped_corrupt, gaps) = (recovered.skipped_corrupt, recovered.gaps);
+    let graph = rebuild(recovered);
+    tracing::info!(
+        resources = graph.node_count(),
+        edges = graph.edge_count(),
+        snapshot_seq,
+        replayed,
+        superseded,
+        skipped_corrupt,
+        gaps,
+        seq = graph.seq(),
+        replay_ms = started.elapsed().as_millis() as u64,
+        "graph recovered from redis"
+    );
+    graph
+}
+
+/// A sequence base derived from the clock: milliseconds since the epoch × 1000. Any log written
+/// by an earlier run (which either started at 0 or at its own, earlier epoch base and made fewer
+/// than a million changes per second) holds only smaller sequence numbers.
+pub fn epoch_seq() -> u64 {
+    u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use astrolabe_persist::RedisConfig;
+    use astrolabe_testkit::RedisServer;
+
+    use super::*;
+
+    fn log_at(url: &str) -> RedisLog {
+        RedisLog::new(&RedisConfig::from_url(url, "recovery").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn recovery_gives_up_at_the_deadline_when_redis_is_down() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics = PersistMetrics::unregistered().unwrap();
+        let deadline = Duration::from_millis(1500);
+        let started = Instant::now();
+        let recovered = recover_with_deadline(
+            &log_at(&format!("redis://127.0.0.1:{port}")),
+            &metrics,
+            deadline,
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(recovered.is_none());
+        assert!(
+            took >= deadline && took < deadline + Duration::from_secs(1),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_retries_until_redis_answers() {
+        let mut redis = RedisServer::start().unwrap();
+        let log = log_at(&redis.url());
+        redis.kill9();
+        // Until redis is back, its port accepts connections and drops them at once: each
+        // attempt fails, and the accepts are counted.
+        let refuser = tokio::net::TcpListener::bind(("127.0.0.1", redis.port()))
+            .await
+            .unwrap();
+        let metrics = PersistMetrics::unregistered().unwrap();
+        let attempts = tokio::spawn(async move {
+            recover_with_deadline(&log, &metrics, Duration::from_secs(30)).await
+        });
+        let started = Instant::now();
+        for _ in 0..3 {
+            let accepted = tokio::time::timeout(Duration::from_secs(10), refuser.accept()).await;
+            assert!(accepted.is_ok(), "no retry after {:?}", started.elapsed());
+        }
+        drop(refuser);
+        redis.restart().unwrap();
+        let recovered = attempts
+            .await
+            .unwrap()
+            .expect("recovered once redis answers");
+        assert_eq!(recovered.last_seq, 0);
+    }
+}
