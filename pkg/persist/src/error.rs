@@ -12,6 +12,30 @@ pub enum PersistError {
     /// Could not connect to Redis (bad URL, refused, timed out).
     #[error("cannot connect to redis")]
     Connect(#[source] redis::RedisError),
+    /// A Redis TLS file (CA bundle, client certificate or key) cannot be read.
+    #[error("cannot read the redis {what} file {}", .path.display())]
+    TlsFileRead {
+        /// Which file: "CA", "client certificate" or "client key".
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Redis TLS file holds no PEM certificate (or private key) that can be read.
+    #[error("the redis {what} file {} is not usable: {detail}", .path.display())]
+    TlsFileInvalid {
+        /// Which file: "CA", "client certificate" or "client key".
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the PEM parser said.
+        detail: String,
+    },
+    /// The Redis TLS settings do not fit together.
+    #[error("invalid redis TLS settings: {0}")]
+    TlsSettings(String),
     /// A batch append failed as a whole (connection lost, timeout): nothing is acknowledged.
     #[error("append of {count} changes failed")]
     AppendFailed {

@@ -13,6 +13,7 @@ fn log_for(server: &RedisServer, password: Option<&str>, url: Option<String>) ->
         addr: format!("127.0.0.1:{}", server.port()),
         password: password.map(str::to_owned),
         db: Some(3),
+        ..RedisTarget::default()
     };
     let connection = target.connection_info().unwrap();
     assert_eq!(connection.redis_settings().password(), password);
