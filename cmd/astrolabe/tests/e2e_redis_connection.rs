@@ -1,5 +1,6 @@
 //! Redis connection settings end to end: the real binary against a real redis-server serving
-//! TLS with a CA made by the test (mutual TLS), and a bad CA file refused at start-up.
+//! TLS with a CA made by the test (mutual TLS), a bad CA file refused at start-up, and a wrong
+//! password named in readiness while queries go on being served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -119,4 +120,44 @@ async fn a_bad_ca_file_stops_the_start_naming_the_file() {
         assert!(log.contains("redis CA file"), "{log}");
         assert!(!log.contains("panicked"), "{log}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_named_in_readiness_and_queries_go_on() {
+    let redis = RedisServer::start().unwrap();
+    redis.require_password("the-right-one").unwrap();
+    let emu = Emulator::start(5, 60).await;
+    let logs = tempfile::tempdir().unwrap();
+    let server = start(
+        &emu,
+        logs.path(),
+        &redis.url(),
+        &["--redis-password", "a-wrong-one"],
+    );
+    let body = server
+        .wait_readyz("readiness names the authentication failure", |_, b| {
+            b["persistence"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("redis authentication failed (WRONGPASS)"))
+        })
+        .await;
+    assert_eq!(body["persistence"]["connected"], false, "{body}");
+    assert!(
+        body["persistence"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REDIS_PASSWORD"),
+        "{body}"
+    );
+    // Queries are served from memory all along.
+    server.wait_ready().await;
+    server
+        .wait_graph("the graph equals the emulator", || Sets::of(&emu.truth()))
+        .await;
+    let log = server.log_text();
+    assert!(
+        log.contains("redis authentication failed (WRONGPASS)"),
+        "{log}"
+    );
+    assert!(!log.contains("redis unreachable"), "{log}");
 }

@@ -66,7 +66,7 @@ pub mod writer;
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use connection::{RedisTarget, RedisTls};
 pub use encoder::{EncodeStats, SnapshotEncoder};
-pub use error::{PersistError, Result};
+pub use error::{AuthFailure, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
