@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use astrolabe_server::config::{
     ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, PersistConfig, RedisTarget,
-    ServerConfig, SimConfig,
+    RedisTls, ServerConfig, SimConfig,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -97,6 +97,20 @@ pub struct PersistArgs {
     /// Redis database number, when not in the URL.
     #[arg(long, env = "REDIS_DB")]
     pub redis_db: Option<u32>,
+    /// PEM bundle of the CA certificates a `rediss://` server's certificate must chain to,
+    /// instead of the public roots (a private CA).
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS with a `rediss://` server.
+    #[arg(long, env = "REDIS_CLIENT_CERT", requires = "redis_client_key")]
+    pub redis_client_cert: Option<PathBuf>,
+    /// PEM private key of --redis-client-cert.
+    #[arg(long, env = "REDIS_CLIENT_KEY", requires = "redis_client_cert")]
+    pub redis_client_key: Option<PathBuf>,
+    /// Accept any `rediss://` server certificate (no CA or hostname check). For tests only:
+    /// logged as a warning.
+    #[arg(long, env = "REDIS_TLS_INSECURE")]
+    pub redis_tls_insecure: bool,
     /// Name of this cluster: the Redis key prefix (several clusters can share one Redis).
     #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,
@@ -134,6 +148,12 @@ impl From<PersistArgs> for PersistConfig {
                 addr: args.redis_addr,
                 password: args.redis_password,
                 db: args.redis_db,
+                tls: RedisTls {
+                    ca_file: args.redis_ca_file,
+                    client_cert: args.redis_client_cert,
+                    client_key: args.redis_client_key,
+                    insecure: args.redis_tls_insecure,
+                },
             },
             cluster_name: args.cluster_name,
             snapshot_interval: Duration::from_secs(args.snapshot_interval),
@@ -369,5 +389,28 @@ mod tests {
         assert_eq!(info.redis_settings().db(), 2);
         let config = serve(&["--redis-url", "rediss://h:1/3"]);
         assert_eq!(config.persist.redis.url.as_deref(), Some("rediss://h:1/3"));
+    }
+
+    #[test]
+    fn the_redis_tls_flags_reach_the_library() {
+        let config = serve(&[
+            "--redis-ca-file",
+            "/ca.pem",
+            "--redis-client-cert",
+            "/c.pem",
+            "--redis-client-key",
+            "/k.pem",
+            "--redis-tls-insecure",
+        ]);
+        let expected = RedisTls {
+            ca_file: Some("/ca.pem".into()),
+            client_cert: Some("/c.pem".into()),
+            client_key: Some("/k.pem".into()),
+            insecure: true,
+        };
+        assert_eq!(config.persist.redis.tls, expected);
+        // A client certificate without its key (or the reverse) is a usage error.
+        let half = ["astrolabe", "serve", "--redis-client-cert", "/c.pem"];
+        assert!(Cli::try_parse_from(half).is_err());
     }
 }

@@ -1,8 +1,13 @@
 //! Where Redis is: a [`redis::ConnectionInfo`] assembled from a URL, or from an address, a
 //! password and a database, with the redis crate's own types (no URL is built by hand, so a
-//! password may hold any character).
+//! password may hold any character), and the TLS trust and client certificate of a
+//! `rediss://` URL ([`RedisTls`], through the crate's [`redis::TlsCertificates`]).
 
-use redis::{ConnectionInfo, IntoConnectionInfo};
+use std::path::{Path, PathBuf};
+
+use redis::{ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{PersistError, Result};
 
@@ -18,14 +23,148 @@ pub struct RedisTarget {
     pub password: Option<String>,
     /// Database number, used when the URL names none.
     pub db: Option<u32>,
+    /// TLS settings of a `rediss://` URL.
+    pub tls: RedisTls,
+}
+
+/// How a `rediss://` connection verifies the server and presents itself. Without any of these,
+/// the server's certificate must chain to a public root (webpki roots).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// PEM bundle of the CA certificates to trust instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; needs [`RedisTls::client_key`].
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of [`RedisTls::client_cert`].
+    pub client_key: Option<PathBuf>,
+    /// Accept any server certificate (no chain, no hostname check): for tests only; logged
+    /// as a warning.
+    pub insecure: bool,
+}
+
+impl RedisTls {
+    /// True when any TLS setting is given.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some()
+            || self.client_cert.is_some()
+            || self.client_key.is_some()
+            || self.insecure
+    }
+
+    /// `info` with these settings applied. The files are read and checked here, so a missing
+    /// or malformed file is an error at start-up that names it, not a failure at every connect.
+    ///
+    /// # Errors
+    /// [`PersistError::TlsSettings`] when settings are given but `info` is not `rediss://`, or
+    /// a client certificate comes without its key (or the reverse);
+    /// [`PersistError::TlsFileRead`] / [`PersistError::TlsFileInvalid`] for a file that cannot
+    /// be read or holds no PEM certificate (key); [`PersistError::Connect`] when the redis
+    /// crate refuses the certificates.
+    pub fn apply(&self, info: ConnectionInfo) -> Result<ConnectionInfo> {
+        if !self.is_set() {
+            return Ok(info);
+        }
+        let ConnectionAddr::TcpTls { host, port, .. } = info.addr().clone() else {
+            return Err(PersistError::TlsSettings(
+                "--redis-ca-file, --redis-client-cert, --redis-client-key and \
+                 --redis-tls-insecure need a rediss:// URL"
+                    .to_owned(),
+            ));
+        };
+        let root_cert = match &self.ca_file {
+            Some(path) => Some(read_pem(path, "CA", Pem::Certificates)?),
+            None => None,
+        };
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: read_pem(cert, "client certificate", Pem::Certificates)?,
+                client_key: read_pem(key, "client key", Pem::PrivateKey)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(PersistError::TlsSettings(
+                    "--redis-client-cert and --redis-client-key go together".to_owned(),
+                ));
+            }
+        };
+        let info = if self.insecure {
+            tracing::warn!(
+                %host,
+                port,
+                "redis TLS certificate verification is off (--redis-tls-insecure): for tests only"
+            );
+            info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params: None,
+            })
+        } else {
+            info
+        };
+        if root_cert.is_none() && client_tls.is_none() {
+            return Ok(info);
+        }
+        let certificates = TlsCertificates {
+            client_tls,
+            root_cert,
+        };
+        let client =
+            redis::Client::build_with_tls(info, certificates).map_err(PersistError::Connect)?;
+        Ok(client.get_connection_info().clone())
+    }
+}
+
+/// What a TLS file must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    /// One or more certificates.
+    Certificates,
+    /// One private key.
+    PrivateKey,
+}
+
+/// The bytes of `path`, checked to hold what `expected` says.
+fn read_pem(path: &Path, what: &'static str, expected: Pem) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|source| PersistError::TlsFileRead {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    let checked = match expected {
+        Pem::Certificates => CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|certs| {
+                if certs.is_empty() {
+                    Err(pem::Error::NoItemsFound)
+                } else {
+                    Ok(())
+                }
+            }),
+        Pem::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes).map(drop),
+    };
+    let noun = match expected {
+        Pem::Certificates => "certificate",
+        Pem::PrivateKey => "private key",
+    };
+    checked.map_err(|e| PersistError::TlsFileInvalid {
+        what,
+        path: path.to_owned(),
+        detail: format!("no PEM {noun} read from it ({e})"),
+    })?;
+    Ok(bytes)
 }
 
 impl RedisTarget {
     /// The connection info: the URL's, else a plain connection to `addr`; the password and
     /// database fill in what the URL does not say (an empty password counts as none).
     ///
+    /// The TLS settings ([`RedisTarget::tls`]) are applied last ([`RedisTls::apply`]).
+    ///
     /// # Errors
-    /// [`PersistError::Connect`] for a malformed URL or address.
+    /// [`PersistError::Connect`] for a malformed URL or address; the errors of
+    /// [`RedisTls::apply`].
     pub fn connection_info(&self) -> Result<ConnectionInfo> {
         let (info, db_given) = match &self.url {
             Some(url) => {
@@ -50,7 +189,7 @@ impl RedisTarget {
         if !db_given && let Some(db) = self.db {
             settings = settings.set_db(i64::from(db));
         }
-        Ok(info.set_redis_settings(settings))
+        self.tls.apply(info.set_redis_settings(settings))
     }
 }
 
@@ -66,6 +205,7 @@ mod tests {
             addr: addr.to_owned(),
             password: pw.map(str::to_owned),
             db,
+            tls: RedisTls::default(),
         }
         .connection_info()
         .unwrap()
@@ -99,6 +239,89 @@ mod tests {
         assert_eq!(parts(&info), ("redis://h:1".into(), Some("a"), 4));
         let info = target(Some("redis://:p%40ss@h:1/"), "x:2", None, Some(6));
         assert_eq!(parts(&info), ("redis://h:1".into(), Some("p@ss"), 6));
+    }
+
+    fn tls_target(url: &str, tls: RedisTls) -> Result<ConnectionInfo> {
+        RedisTarget {
+            url: Some(url.to_owned()),
+            tls,
+            ..RedisTarget::default()
+        }
+        .connection_info()
+    }
+
+    #[test]
+    fn the_tls_files_are_read_at_configuration_and_named_when_bad() {
+        let pki = astrolabe_testkit::TestPki::generate().unwrap();
+        let not_pem = pki.dir().join("not-pem.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let missing = pki.dir().join("missing.pem");
+        let ca = |path: &Path| RedisTls {
+            ca_file: Some(path.to_owned()),
+            ..RedisTls::default()
+        };
+
+        let info = tls_target("rediss://h:1", ca(&pki.path("ca.pem"))).unwrap();
+        assert!(matches!(
+            info.addr(),
+            ConnectionAddr::TcpTls {
+                insecure: false,
+                tls_params: Some(_),
+                ..
+            }
+        ));
+
+        let err = tls_target("rediss://h:1", ca(&missing)).unwrap_err();
+        assert!(
+            matches!(err, PersistError::TlsFileRead { what: "CA", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let err = tls_target("rediss://h:1", ca(&not_pem)).unwrap_err();
+        assert!(
+            matches!(err, PersistError::TlsFileInvalid { what: "CA", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("not-pem.txt"), "{err}");
+
+        // A certificate is not a key.
+        let key_is_a_cert = RedisTls {
+            client_cert: Some(pki.path("client.pem")),
+            client_key: Some(pki.path("client.pem")),
+            ..RedisTls::default()
+        };
+        let err = tls_target("rediss://h:1", key_is_a_cert).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PersistError::TlsFileInvalid {
+                    what: "client key",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tls_settings_that_do_not_fit_are_refused() {
+        let insecure = RedisTls {
+            insecure: true,
+            ..RedisTls::default()
+        };
+        let info = tls_target("rediss://h:1", insecure.clone()).unwrap();
+        assert!(matches!(
+            info.addr(),
+            ConnectionAddr::TcpTls { insecure: true, .. }
+        ));
+        let err = tls_target("redis://h:1", insecure).unwrap_err();
+        assert!(matches!(err, PersistError::TlsSettings(_)), "{err:?}");
+        let half = RedisTls {
+            client_cert: Some("/c.pem".into()),
+            ..RedisTls::default()
+        };
+        let err = tls_target("rediss://h:1", half).unwrap_err();
+        assert!(matches!(err, PersistError::TlsSettings(_)), "{err:?}");
     }
 
     #[test]

@@ -10,10 +10,34 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     /// Could not connect to Redis (bad URL, refused, timed out).
-    #[error("cannot connect to redis")]
+    #[error("cannot connect to redis{}", auth_named(.0))]
     Connect(#[source] redis::RedisError),
+    /// A Redis TLS file (CA bundle, client certificate or key) cannot be read.
+    #[error("cannot read the redis {what} file {}", .path.display())]
+    TlsFileRead {
+        /// Which file: "CA", "client certificate" or "client key".
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Redis TLS file holds no PEM certificate (or private key) that can be read.
+    #[error("the redis {what} file {} is not usable: {detail}", .path.display())]
+    TlsFileInvalid {
+        /// Which file: "CA", "client certificate" or "client key".
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the PEM parser said.
+        detail: String,
+    },
+    /// The Redis TLS settings do not fit together.
+    #[error("invalid redis TLS settings: {0}")]
+    TlsSettings(String),
     /// A batch append failed as a whole (connection lost, timeout): nothing is acknowledged.
-    #[error("append of {count} changes failed")]
+    #[error("append of {count} changes failed{}", auth_named(.source))]
     AppendFailed {
         /// Number of changes in the failed batch.
         count: usize,
@@ -49,7 +73,7 @@ pub enum PersistError {
         seq: u64,
     },
     /// Reading the stream (XRANGE, XREVRANGE) failed.
-    #[error("reading the event stream failed")]
+    #[error("reading the event stream failed{}", auth_named(.0))]
     ReadFailed(#[source] redis::RedisError),
     /// A stream reply did not have the expected shape.
     #[error("unexpected reply from redis for {op}: {detail}")]
@@ -60,10 +84,10 @@ pub enum PersistError {
         detail: String,
     },
     /// Trimming the stream failed.
-    #[error("trimming the event stream failed")]
+    #[error("trimming the event stream failed{}", auth_named(.0))]
     TrimFailed(#[source] redis::RedisError),
     /// Uploading snapshot chunks or committing the snapshot metadata failed.
-    #[error("writing snapshot generation {generation} failed")]
+    #[error("writing snapshot generation {generation} failed{}", auth_named(.source))]
     SnapshotWrite {
         /// The generation being written.
         generation: u64,
@@ -82,7 +106,7 @@ pub enum PersistError {
         committed_seq: u64,
     },
     /// Reading snapshot metadata or chunks failed at the Redis level.
-    #[error("reading the snapshot failed")]
+    #[error("reading the snapshot failed{}", auth_named(.0))]
     SnapshotRead(#[source] redis::RedisError),
     /// The snapshot metadata hash is incomplete or malformed.
     #[error("snapshot metadata is invalid: {0}")]
@@ -134,7 +158,7 @@ pub enum PersistError {
         supported: u32,
     },
     /// Deleting orphan snapshot chunks failed.
-    #[error("sweeping orphan snapshot chunks failed")]
+    #[error("sweeping orphan snapshot chunks failed{}", auth_named(.0))]
     SweepFailed(#[source] redis::RedisError),
     /// A cluster name that cannot be used inside a Redis hash tag.
     #[error("invalid cluster name {0:?}: must be non-empty and contain no braces")]
@@ -161,10 +185,62 @@ pub enum PersistError {
     WriterStopped,
 }
 
-impl PersistError {
-    /// True when retrying later may succeed (connection or timeout problems).
+/// Why Redis refused this client's credentials. The one classification of authentication
+/// failures: logs, readiness and metrics all name them through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The password was refused: `WRONGPASS`, or `AUTH` sent to a server that has no password
+    /// configured (`-ERR AUTH <password> called without any password configured`); the redis
+    /// crate reports both alike.
+    PasswordRefused,
+    /// The server requires a password and none was given (`NOAUTH`).
+    PasswordMissing,
+}
+
+impl AuthFailure {
+    /// The failure `e` reports, if it is an authentication failure.
     #[must_use]
-    pub fn is_transient(&self) -> bool {
+    pub fn of(e: &redis::RedisError) -> Option<Self> {
+        let detail = e.detail().unwrap_or_default();
+        if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.code() == Some("WRONGPASS")
+            || detail.contains("without any password configured")
+        {
+            Some(Self::PasswordRefused)
+        } else if e.code() == Some("NOAUTH") || detail.starts_with("Authentication required") {
+            // The second form is NOAUTH as the redis crate reports it for the SELECT it sends
+            // while connecting.
+            Some(Self::PasswordMissing)
+        } else {
+            None
+        }
+    }
+
+    /// Short low-cardinality label: the Redis error code.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PasswordRefused => "WRONGPASS",
+            Self::PasswordMissing => "NOAUTH",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hint = match self {
+            Self::PasswordRefused => {
+                "the password was refused (or the server has none configured): check REDIS_PASSWORD"
+            }
+            Self::PasswordMissing => "the server requires a password: set REDIS_PASSWORD",
+        };
+        write!(f, "redis authentication failed ({}): {hint}", self.code())
+    }
+}
+
+impl PersistError {
+    /// The Redis error behind this error, for the variants that carry one.
+    fn redis_source(&self) -> Option<&redis::RedisError> {
         match self {
             Self::Connect(e)
             | Self::AppendFailed { source: e, .. }
@@ -172,9 +248,22 @@ impl PersistError {
             | Self::TrimFailed(e)
             | Self::SnapshotWrite { source: e, .. }
             | Self::SnapshotRead(e)
-            | Self::SweepFailed(e) => is_transient_redis(e),
-            _ => false,
+            | Self::SweepFailed(e) => Some(e),
+            _ => None,
         }
+    }
+
+    /// The authentication failure behind this error, if Redis refused the credentials.
+    #[must_use]
+    pub fn auth_failure(&self) -> Option<AuthFailure> {
+        self.redis_source().and_then(AuthFailure::of)
+    }
+
+    /// True when retrying later may succeed (connection or timeout problems, refused
+    /// credentials).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        self.redis_source().is_some_and(is_transient_redis)
     }
 
     /// Short low-cardinality operation label for metrics.
@@ -203,9 +292,17 @@ impl PersistError {
     }
 }
 
-/// Connection-level failures (dropped, refused, timed out, loading) are worth retrying.
+/// `": <the authentication failure>"` when `e` is one, so that every message of an error that
+/// carries it (logs, readiness) names it; else nothing.
+fn auth_named(e: &redis::RedisError) -> String {
+    AuthFailure::of(e).map_or_else(String::new, |failure| format!(": {failure}"))
+}
+
+/// Connection-level failures (dropped, refused, timed out, loading) are worth retrying, and so
+/// are refused credentials (the password may be fixed on either side while the server runs).
 fn is_transient_redis(e: &redis::RedisError) -> bool {
-    e.is_io_error()
+    AuthFailure::of(e).is_some()
+        || e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
@@ -214,4 +311,42 @@ fn is_transient_redis(e: &redis::RedisError) -> bool {
             e.code(),
             Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "READONLY")
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError};
+
+    use super::*;
+
+    #[test]
+    fn authentication_failures_are_named() {
+        // As the redis crate reports a refused AUTH while connecting.
+        let refused = RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert_eq!(
+            AuthFailure::of(&refused),
+            Some(AuthFailure::PasswordRefused)
+        );
+        let error = PersistError::SnapshotRead(refused);
+        assert_eq!(error.auth_failure(), Some(AuthFailure::PasswordRefused));
+        assert!(error.is_transient());
+        assert!(
+            error.to_string().starts_with(
+                "reading the snapshot failed: redis authentication failed (WRONGPASS)"
+            ),
+            "{error}"
+        );
+        assert_eq!(
+            AuthFailure::PasswordRefused.to_string(),
+            "redis authentication failed (WRONGPASS): the password was refused (or the server has none configured): check REDIS_PASSWORD"
+        );
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(AuthFailure::of(&io), None);
+        let error = PersistError::Connect(io);
+        assert_eq!(error.auth_failure(), None);
+        assert_eq!(error.to_string(), "cannot connect to redis");
+    }
 }

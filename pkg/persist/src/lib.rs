@@ -21,7 +21,8 @@
 //! - [`encoder`]: [`SnapshotEncoder`], snapshots that re-encode only the parts that changed.
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
-//! - [`connection`]: [`RedisTarget`], the Redis connection from a URL or its parts.
+//! - [`connection`]: [`RedisTarget`], the Redis connection from a URL or its parts, with its
+//!   TLS settings ([`RedisTls`]).
 //! - [`retry`]: the retry delays (exponential with jitter) of every retry loop.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
 //!   [`take_snapshot`], which runs a source on a background-priority thread ([`priority`]).
@@ -63,9 +64,9 @@ pub mod source;
 pub mod writer;
 
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
-pub use connection::RedisTarget;
+pub use connection::{RedisTarget, RedisTls};
 pub use encoder::{EncodeStats, SnapshotEncoder};
-pub use error::{PersistError, Result};
+pub use error::{AuthFailure, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use astrolabe_persist::RedisTarget;
+pub use astrolabe_persist::{RedisTarget, RedisTls};
 
 pub use astrolabe_persist::snapshotter::DEFAULT_SNAPSHOT_EVERY_CHANGES;
 

@@ -100,7 +100,7 @@ pub async fn recover_with_deadline(
         Err(_) => {
             tracing::error!(
                 last_error = last_error.as_deref().unwrap_or("none"),
-                "redis did not answer within {deadline:?}: starting with an empty graph; a full snapshot will supersede the old log when redis answers"
+                "recovery from redis did not succeed within {deadline:?}: starting with an empty graph; a full snapshot will supersede the old log when redis answers"
             );
             None
         }

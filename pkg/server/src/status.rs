@@ -9,6 +9,8 @@ use astrolabe_graph::now_ms;
 use astrolabe_model::Change;
 use astrolabe_persist::{ChangeSender, PersistMetrics};
 
+use crate::health::LastAuthFailure;
+
 /// What recovery gave the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -24,6 +26,7 @@ pub enum Origin {
 #[derive(Clone)]
 pub struct PersistStatus {
     pub(crate) connected: Arc<AtomicBool>,
+    pub(crate) auth_failure: Arc<LastAuthFailure>,
     pub(crate) sender: ChangeSender<Change>,
     pub(crate) metrics: PersistMetrics,
     pub(crate) origin: Origin,
@@ -36,9 +39,10 @@ impl PersistStatus {
         let connected = self.connected.load(Ordering::Acquire);
         let diverged = self.sender.is_diverged();
         let detail = match (connected, diverged, self.origin) {
-            (false, _, _) => {
-                Some("redis unreachable: serving from memory, buffering changes".to_owned())
-            }
+            (false, _, _) => Some(match self.auth_failure.get() {
+                Some(failure) => format!("{failure}; serving from memory, buffering changes"),
+                None => "redis unreachable: serving from memory, buffering changes".to_owned(),
+            }),
             (true, true, _) => Some("log diverged: a full snapshot is pending".to_owned()),
             (true, false, Origin::Unreachable) if last <= 0.0 => Some(
                 "redis was down at start: a full snapshot will supersede the old log".to_owned(),

@@ -2,7 +2,9 @@
 //!
 //! - [`wait`]: bounded waits for a condition ([`eventually`], [`until`]) or a future ([`within`]),
 //!   never a fixed sleep; a timeout names what was awaited and the last state observed.
-//! - [`redis`]: a real `redis-server` on a free port with the repository's `redis.conf`.
+//! - [`redis`]: a real `redis-server` on a free port with the repository's `redis.conf`, with
+//!   TLS when asked.
+//! - [`tls`]: a private CA with server and client certificates made for one test.
 //! - [`emulator`]: the Kubernetes API emulator served on a free port, with a `kube::Client` and a
 //!   kubeconfig file for it.
 //! - [`bench`]: the figure lines the benches print (parsed by scripts) and their Pod churn.
@@ -10,10 +12,12 @@
 pub mod bench;
 pub mod emulator;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 pub use emulator::Emulator;
 pub use redis::RedisServer;
+pub use tls::TestPki;
 pub use wait::{eventually, until, within};
 
 use std::io;

@@ -1,5 +1,6 @@
 //! A real `redis-server` on a free port in a temporary directory, configured with the
-//! repository's `redis.conf` (AOF, fsync every second).
+//! repository's `redis.conf` (AOF, fsync every second); optionally also serving TLS with the
+//! certificates of a [`TestPki`].
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -8,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::free_port;
+use crate::tls::TestPki;
 
 /// The repository's production Redis configuration.
 pub const REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../redis.conf");
@@ -21,7 +23,18 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls: Option<Tls>,
     dir: tempfile::TempDir,
+}
+
+/// The TLS side of a server started by [`RedisServer::start_tls`].
+#[derive(Debug, Clone)]
+struct Tls {
+    port: u16,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    auth_clients: bool,
 }
 
 impl RedisServer {
@@ -30,13 +43,43 @@ impl RedisServer {
     /// # Errors
     /// When `redis-server` cannot be spawned or does not become ready.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Start as [`Self::start`] does, and also serve TLS on a second port ([`Self::tls_url`])
+    /// with `pki`'s server certificate, trusting `pki`'s CA for client certificates; with
+    /// `auth_clients` a client without a certificate signed by that CA is refused. The plain
+    /// port stays open on 127.0.0.1 for the fixture's own commands ([`Self::command_line`],
+    /// [`Self::require_password`]).
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be spawned or does not become ready.
+    pub fn start_tls(pki: &TestPki, auth_clients: bool) -> io::Result<Self> {
+        Self::start_with(Some(Tls {
+            port: 0,
+            ca: pki.path(TestPki::CA),
+            cert: pki.path(TestPki::SERVER_CERT),
+            key: pki.path(TestPki::SERVER_KEY),
+            auth_clients,
+        }))
+    }
+
+    fn start_with(tls: Option<Tls>) -> io::Result<Self> {
         let mut dir = tempfile::tempdir()?;
         let mut last_err = None;
         for _ in 0..5 {
             let port = free_port()?;
+            let tls = match &tls {
+                Some(tls) => Some(Tls {
+                    port: free_port()?,
+                    ..tls.clone()
+                }),
+                None => None,
+            };
             let mut server = Self {
                 child: None,
                 port,
+                tls,
                 dir,
             };
             match server.spawn() {
@@ -60,6 +103,14 @@ impl RedisServer {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/` for a server started by [`Self::start_tls`].
+    #[must_use]
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| format!("rediss://127.0.0.1:{}/", tls.port))
     }
 
     /// The data directory (AOF, RDB, log file `redis.log`).
@@ -128,14 +179,30 @@ impl RedisServer {
 
     fn spawn(&mut self) -> io::Result<()> {
         let dir: PathBuf = self.dir.path().to_path_buf();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .arg(REDIS_CONF)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&dir)
             .arg("--logfile")
-            .arg(dir.join("redis.log"))
+            .arg(dir.join("redis.log"));
+        if let Some(tls) = &self.tls {
+            command
+                .args(["--tls-port", &tls.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.auth_clients { "yes" } else { "no" },
+                ]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -189,5 +256,27 @@ mod tests {
         assert_eq!(server.command_line("GET k").unwrap(), "$1\r\nv\r\n");
         assert!(server.dir().join("redis.log").exists());
         assert!(server.url().ends_with(&format!(":{}/", server.port())));
+        assert_eq!(server.tls_url(), None);
+    }
+
+    #[test]
+    fn serves_tls_with_the_test_certificates() {
+        let pki = TestPki::generate().unwrap();
+        let mut server = RedisServer::start_tls(&pki, true).unwrap();
+        let url = server.tls_url().unwrap();
+        assert!(url.starts_with("rediss://127.0.0.1:"), "{url}");
+        server.restart().unwrap();
+        // The TLS port speaks TLS only: a plain PING gets no PONG.
+        let port: u16 = url
+            .trim_start_matches("rediss://127.0.0.1:")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(!String::from_utf8_lossy(&buf[..n]).contains("PONG"));
     }
 }
