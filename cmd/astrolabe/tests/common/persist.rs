@@ -1,0 +1,77 @@
+//! Persistence fixtures shared by the end-to-end tests: the server's persistence flags, what a
+//! restarting server would load from Redis, and waits for the writer to catch up.
+
+use std::path::Path;
+
+use astrolabe_persist::{DEFAULT_REPLAY_PAGE, PersistMetrics, RedisConfig, RedisLog, read_state};
+use astrolabe_testkit::RedisServer;
+
+use super::{Emulator, Server, Sets, eventually};
+
+/// The `--cluster-name` of every persistent test server.
+pub const CLUSTER: &str = "e2e";
+
+/// Persistence on, against `redis`, with a 2 s snapshot interval.
+pub fn persist_flags(redis: &RedisServer) -> Vec<String> {
+    vec![
+        "--enable-persistence".into(),
+        "--redis-url".into(),
+        redis.url(),
+        "--cluster-name".into(),
+        CLUSTER.into(),
+        "--snapshot-interval".into(),
+        "2".into(),
+        "--shutdown-grace".into(),
+        "15".into(),
+    ]
+}
+
+/// `astrolabe serve` against the emulator with persistence to `redis`.
+pub fn start(emu: &Emulator, logs: &Path, redis: &RedisServer) -> Server {
+    let flags = persist_flags(redis);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(&emu.kubeconfig(), logs, &args)
+}
+
+/// A reader of the test cluster's log in `redis`.
+pub fn log(redis: &RedisServer) -> RedisLog {
+    RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER).unwrap()).unwrap()
+}
+
+/// What a restarting server would load: snapshot + replayed stream, as a graph. Read-only
+/// (`read_state`, not `recover`): the server may be uploading a snapshot generation right now,
+/// and sweeping its chunks as orphans would corrupt it.
+pub async fn persisted(redis: &RedisServer) -> Option<Sets> {
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let r = read_state(
+        &log(redis),
+        &astrolabe_server::decoder::DECODER,
+        DEFAULT_REPLAY_PAGE,
+        &metrics,
+    )
+    .await
+    .ok()?;
+    Some(Sets::of(&astrolabe_server::recovery::rebuild(r)))
+}
+
+/// Waits until Redis holds exactly what the server serves (the writer caught up).
+pub async fn wait_durable(server: &Server, redis: &RedisServer) -> Sets {
+    eventually(
+        "persisted state equals the served graph",
+        || server.log_tail(),
+        || async {
+            let served = server.sets().await;
+            (persisted(redis).await? == served).then_some(served)
+        },
+    )
+    .await
+}
+
+/// Waits until the server serves its recovered graph (before or after the relist).
+pub async fn wait_hydrated(server: &Server) -> serde_json::Value {
+    server
+        .wait_readyz("recovered graph hydrated", |_, b| {
+            b["graph"]["hydrated"] == true
+        })
+        .await
+}
