@@ -5,10 +5,11 @@
 //!
 //! Each live subscriber has a [`Cursor`]: the id of the last event its stream took. A stream
 //! that stops taking events (its client does not read, so the response cannot be written) falls
-//! behind; when it is more than `max_pending` events behind the newest, [`ChangeFeed::publish`]
-//! cancels the cursor's token (which closes the subscriber's connection), forgets it and counts
-//! it in [`ChangeFeed::dropped`]. Publishing never waits for a subscriber: the check is an atomic
-//! load per subscriber.
+//! behind; when it has more than `max_pending` events not taken as further events are published,
+//! [`ChangeFeed::publish`] cancels the cursor's token (which closes the subscriber's connection),
+//! forgets it and counts it in [`ChangeFeed::dropped`]. The count is taken before the new events
+//! are added, so one large batch never drops a subscriber that had taken everything before it.
+//! Publishing never waits for a subscriber: the check is an atomic load per subscriber.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,8 +136,8 @@ impl ChangeFeed {
         ChangeFeed::with_max_pending(capacity, live_buffer, DEFAULT_MAX_PENDING)
     }
 
-    /// [`ChangeFeed::new`], dropping a live subscriber once it is more than `max_pending` events
-    /// (at least 1) behind the newest.
+    /// [`ChangeFeed::new`], dropping a live subscriber that has more than `max_pending` events
+    /// (at least 1) not taken when further events are published.
     pub fn with_max_pending(capacity: usize, live_buffer: usize, max_pending: usize) -> Self {
         let (tx, _) = broadcast::channel(live_buffer.max(1));
         ChangeFeed {
@@ -161,6 +162,7 @@ impl ChangeFeed {
             return;
         }
         let mut ring = self.inner.ring.lock();
+        self.drop_stalled(ring.last_id);
         for event in events {
             ring.last_id += 1;
             let event = Arc::new(FeedEvent {
@@ -174,7 +176,6 @@ impl ChangeFeed {
             // No receiver is not an error: nobody is watching.
             let _ = self.inner.tx.send(event);
         }
-        self.drop_stalled(ring.last_id);
     }
 
     /// Forgets ended subscribers and drops those more than `max_pending` events behind `newest`.
@@ -324,5 +325,20 @@ mod tests {
         assert!(!reading.cursor.close().is_cancelled());
         assert_eq!(feed.dropped(), 1);
         assert_eq!(feed.inner.cursors.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_bound_drops_only_a_subscriber_that_did_not_take_it() {
+        let feed = ChangeFeed::with_max_pending(100, 4, 3);
+        let stalled = feed.subscribe(None, CancellationToken::new());
+        let reading = feed.subscribe(None, CancellationToken::new());
+        feed.publish((1..=10).map(removed).collect());
+        assert!(!reading.cursor.close().is_cancelled());
+        assert!(!stalled.cursor.close().is_cancelled());
+        reading.cursor.advance(10);
+        feed.publish(vec![removed(11)]);
+        assert!(!reading.cursor.close().is_cancelled());
+        assert!(stalled.cursor.close().is_cancelled());
+        assert_eq!(feed.dropped(), 1);
     }
 }

@@ -2,6 +2,8 @@
 //! gauges and the watch stream figures refreshed at scrape time (`astrolabe_graph_*`,
 //! `astrolabe_watch_*`) and the `/metrics` endpoint.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -30,6 +32,8 @@ pub struct ApiMetrics {
     seq: IntGauge,
     watchers: IntGauge,
     watchers_dropped: IntCounter,
+    /// The feed's dropped count already added to `watchers_dropped`.
+    watchers_dropped_seen: Arc<AtomicU64>,
 }
 
 impl ApiMetrics {
@@ -93,6 +97,7 @@ impl ApiMetrics {
             seq,
             watchers,
             watchers_dropped,
+            watchers_dropped_seen: Arc::default(),
         })
     }
 
@@ -130,9 +135,14 @@ impl ApiMetrics {
             .max_watchers
             .saturating_sub(state.watchers.available_permits());
         self.watchers.set(gauge(open));
+        // The counter follows the feed's count; `fetch_max` hands each increment to one scrape
+        // only, however many run at once.
         let dropped = state.feed.dropped();
+        let counted = self
+            .watchers_dropped_seen
+            .fetch_max(dropped, Ordering::Relaxed);
         self.watchers_dropped
-            .inc_by(dropped.saturating_sub(self.watchers_dropped.get()));
+            .inc_by(dropped.saturating_sub(counted));
     }
 }
 

@@ -12,7 +12,9 @@
 //!   streaming counts as in progress) for that long, whatever the protocol state: a client that
 //!   connects and sends nothing, or an HTTP/2 connection without streams;
 //! - every request carries [`ConnectionClose`]: cancelling it closes the connection at once,
-//!   which the watch endpoint uses to drop a subscriber that stopped reading.
+//!   which the watch endpoint uses to drop a subscriber that stopped reading;
+//! - HTTP/2 header lists up to [`H2_MAX_HEADER_LIST_BYTES`] reach the router, so its JSON 431
+//!   ([`crate::router::MAX_HEADER_BYTES`]) answers HTTP/2 clients as it answers HTTP/1 ones.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -37,6 +39,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the accept loop waits after an accept error that is not the client's (too many
 /// open files), before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Largest HTTP/2 header list (names, values and 32 bytes per field) read; larger ones get
+/// h2's own 431 with no body. Twice the router's limit, which answers first with JSON.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 2 * crate::router::MAX_HEADER_BYTES as u32;
 
 /// Bounds on connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,14 +83,20 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let max = options.max_connections.max(1);
+    // At least one, and no more than `acquire_many` below can count.
+    let max = options
+        .max_connections
+        .clamp(1, usize::try_from(u32::MAX).unwrap_or(usize::MAX));
     let permits = Arc::new(Semaphore::new(max));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(H2_MAX_HEADER_LIST_BYTES);
     let builder = Arc::new(builder);
     let kill = CancellationToken::new();
     loop {

@@ -167,7 +167,9 @@ impl AppState {
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
-        self.watchers = Arc::new(Semaphore::new(limits.max_watchers));
+        self.watchers = Arc::new(Semaphore::new(
+            limits.max_watchers.min(Semaphore::MAX_PERMITS),
+        ));
         self
     }
 
