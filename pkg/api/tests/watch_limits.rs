@@ -54,6 +54,8 @@ async fn watch_streams_past_the_cap_get_503() {
     };
     let first = open().await;
     assert_eq!(first.status(), StatusCode::OK);
+    // The status first: past the cap, a stream would not end and its body could not be read.
+    assert_eq!(open().await.status(), StatusCode::SERVICE_UNAVAILABLE);
     let second = common::get(&app, "/api/v1/watch").await;
     common::assert_error(&second, StatusCode::SERVICE_UNAVAILABLE);
     drop(first); // the stream ends: its slot is free
