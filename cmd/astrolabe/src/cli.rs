@@ -169,10 +169,12 @@ pub struct ServerArgs {
     pub response_cache_mib: usize,
     /// Seconds a client has to send a request's head (from when the connection waits for it);
     /// slower connections are closed.
-    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
     pub http_header_read_timeout: u64,
     /// Seconds an HTTP connection may stay open with no request in progress.
-    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..))]
     pub http_idle_timeout: u64,
     /// HTTP connections open at once; further clients wait to be accepted.
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -396,6 +398,12 @@ mod tests {
             "3",
             "--http-max-connections",
             "7",
+            "--http-idle-timeout",
+            "9",
+            "--watch-max-streams",
+            "5",
+            "--watch-max-pending",
+            "11",
         ]);
         let server = &config.server;
         assert_eq!(
@@ -408,6 +416,16 @@ mod tests {
         );
         assert_eq!(server.header_read_timeout, Duration::from_secs(3));
         assert_eq!(server.max_connections, 7);
+        assert_eq!(server.idle_timeout, Duration::from_secs(9));
+        assert_eq!(server.max_watchers, 5);
+        assert_eq!(server.watch_max_pending, 11);
+        for zero in ["--http-header-read-timeout", "--http-idle-timeout"] {
+            let parsed = Cli::try_parse_from(["astrolabe", "serve", zero, "0"]);
+            assert!(
+                parsed.is_err(),
+                "{zero} 0 would close every connection at once"
+            );
+        }
     }
 
     #[test]
