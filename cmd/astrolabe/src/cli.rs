@@ -182,8 +182,8 @@ pub struct ServerArgs {
     /// Watch (SSE) streams open at once; more are answered with 503.
     #[arg(long, env = "WATCH_MAX_STREAMS", default_value_t = 256)]
     pub watch_max_streams: usize,
-    /// Events a watch stream may fall behind the newest (its client not reading) before it is
-    /// closed.
+    /// Events a watch stream may have not yet sent (its client not reading) when more are
+    /// published before it is closed.
     #[arg(long, env = "WATCH_MAX_PENDING", default_value_t = 10_000)]
     pub watch_max_pending: usize,
     /// Origins browsers may call the API from (repeat or comma-separate; `*` for any; default:

@@ -121,7 +121,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Watch (SSE) streams open at once; more are answered with 503.
     pub max_watchers: usize,
-    /// Events a watch stream may fall behind the newest before it is closed.
+    /// Events a watch stream may have not yet sent when more are published before it is closed.
     pub watch_max_pending: usize,
     /// Origins browsers may call the API from (`*` for any; empty: no CORS headers).
     pub cors_allow_origins: Vec<String>,
