@@ -33,8 +33,9 @@ async fn three_hundred_slow_request_heads_are_cut_off_after_the_header_read_time
     for _ in 0..300 {
         slow.push(send(server.addr, PARTIAL_HEAD).await);
     }
-    // Every one closed by the header timer (the idle timeout and the cap are far off).
-    let bound = header_read + PROMPTLY;
+    // Every one closed by the header timer (the idle timeout and the cap are far off), with
+    // slack for opening 300 connections on a busy machine.
+    let bound = header_read + Duration::from_secs(4);
     join_all(slow.iter_mut().map(|s| closed_within(s, bound))).await;
     assert!(started.elapsed() >= header_read, "{:?}", started.elapsed());
     let reply = exchange(server.addr, &get("/healthz")).await;
