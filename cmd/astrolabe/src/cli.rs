@@ -187,6 +187,33 @@ pub struct ServerArgs {
     /// MiB of rendered resource JSON kept for reuse by list and traversal answers (0 disables).
     #[arg(long, env = "RESPONSE_CACHE_MIB", default_value_t = 64)]
     pub response_cache_mib: usize,
+    /// Seconds a client has to send a request's head (from when the connection waits for it);
+    /// slower connections are closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_read_timeout: u64,
+    /// Seconds an HTTP connection may stay open with no request in progress.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout: u64,
+    /// HTTP connections open at once; further clients wait to be accepted.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub http_max_connections: usize,
+    /// Watch (SSE) streams open at once; more are answered with 503.
+    #[arg(long, env = "WATCH_MAX_STREAMS", default_value_t = 256)]
+    pub watch_max_streams: usize,
+    /// Events a watch stream may have not yet sent (its client not reading) when more are
+    /// published before it is closed.
+    #[arg(long, env = "WATCH_MAX_PENDING", default_value_t = 10_000)]
+    pub watch_max_pending: usize,
+    /// Origins browsers may call the API from (repeat or comma-separate; `*` for any; default:
+    /// none, no CORS headers).
+    #[arg(
+        long = "cors-allow-origin",
+        env = "CORS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Default for ServerArgs {
@@ -198,6 +225,12 @@ impl Default for ServerArgs {
             max_results: 10_000,
             watch_history: 10_000,
             response_cache_mib: 64,
+            http_header_read_timeout: 10,
+            http_idle_timeout: 60,
+            http_max_connections: 1024,
+            watch_max_streams: 256,
+            watch_max_pending: 10_000,
+            cors_allow_origins: Vec::new(),
         }
     }
 }
@@ -226,6 +259,12 @@ impl From<ServerArgs> for ServerConfig {
             max_results: args.max_results,
             watch_history: args.watch_history,
             response_cache_bytes: args.response_cache_mib << 20,
+            header_read_timeout: Duration::from_secs(args.http_header_read_timeout),
+            idle_timeout: Duration::from_secs(args.http_idle_timeout),
+            max_connections: args.http_max_connections,
+            max_watchers: args.watch_max_streams,
+            watch_max_pending: args.watch_max_pending,
+            cors_allow_origins: args.cors_allow_origins,
         }
     }
 }
@@ -366,6 +405,47 @@ mod tests {
     #[test]
     fn the_flags_defaults_are_the_librarys() {
         assert_eq!(serve(&[]), Config::default());
+    }
+
+    #[test]
+    fn the_http_flags_reach_the_library() {
+        let config = serve(&[
+            "--cors-allow-origin",
+            "https://a.example,https://b.example",
+            "--cors-allow-origin",
+            "http://127.0.0.1:3000",
+            "--http-header-read-timeout",
+            "3",
+            "--http-max-connections",
+            "7",
+            "--http-idle-timeout",
+            "9",
+            "--watch-max-streams",
+            "5",
+            "--watch-max-pending",
+            "11",
+        ]);
+        let server = &config.server;
+        assert_eq!(
+            server.cors_allow_origins,
+            [
+                "https://a.example",
+                "https://b.example",
+                "http://127.0.0.1:3000"
+            ]
+        );
+        assert_eq!(server.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(server.max_connections, 7);
+        assert_eq!(server.idle_timeout, Duration::from_secs(9));
+        assert_eq!(server.max_watchers, 5);
+        assert_eq!(server.watch_max_pending, 11);
+        for zero in ["--http-header-read-timeout", "--http-idle-timeout"] {
+            let parsed = Cli::try_parse_from(["astrolabe", "serve", zero, "0"]);
+            assert!(
+                parsed.is_err(),
+                "{zero} 0 would close every connection at once"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use astrolabe_api::{AppState, ChangeFeed, Heartbeat, StaticReadiness, router, serve};
+use astrolabe_api::{
+    AppState, ChangeFeed, Heartbeat, ServeOptions, StaticReadiness, router, serve,
+};
 use astrolabe_graph::query::{self, NeighborQuery};
 use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_model::{ChangeOp, Kind, Resource};
@@ -448,7 +450,12 @@ fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let server = rt.spawn(serve(listener, router(state), stop.clone()));
+    let server = rt.spawn(serve(
+        listener,
+        router(state),
+        ServeOptions::default(),
+        stop.clone(),
+    ));
     let stats = Arc::new(WriterStats::default());
     let writer = rt.spawn(mutate(
         graph,

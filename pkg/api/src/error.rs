@@ -24,6 +24,12 @@ pub enum ApiError {
     /// A known route with a method it does not serve (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request's URI is longer than the server reads (414).
+    #[error("uri too long: {0}")]
+    UriTooLong(String),
+    /// The request's headers are larger than the server reads (431).
+    #[error("headers too large: {0}")]
+    HeadersTooLarge(String),
     /// The server cannot answer right now (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -65,6 +71,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,6 +86,8 @@ impl ApiError {
                 "method not allowed".to_owned(),
                 "this endpoint only serves GET".to_owned(),
             ),
+            ApiError::UriTooLong(detail) => ("uri too long".to_owned(), detail),
+            ApiError::HeadersTooLarge(detail) => ("headers too large".to_owned(), detail),
             ApiError::Unavailable(detail) => ("service unavailable".to_owned(), detail),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error answering a request");

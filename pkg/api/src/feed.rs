@@ -2,9 +2,18 @@
 //! clients resuming with `Last-Event-ID`) plus a broadcast channel for live delivery. Every event
 //! gets a feed id, unique and increasing by one, so a client can resume exactly after the last
 //! event it saw.
+//!
+//! Each live subscriber has a [`Cursor`]: the id of the last event its stream took. A stream
+//! that stops taking events (its client does not read, so the response cannot be written) falls
+//! behind; when it has more than `max_pending` events not taken as further events are published,
+//! [`ChangeFeed::publish`] cancels the cursor's token (which closes the subscriber's connection),
+//! forgets it and counts it in [`ChangeFeed::dropped`]. The count is taken before the new events
+//! are added, so one large batch never drops a subscriber that had taken everything before it.
+//! Publishing never waits for a subscriber: the check is an atomic load per subscriber.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
@@ -16,6 +25,8 @@ use astrolabe_graph::GraphEvent;
 pub const DEFAULT_RING_CAPACITY: usize = 10_000;
 /// Events buffered per live subscriber before it counts as lagging, by default.
 pub const DEFAULT_LIVE_BUFFER: usize = 1_024;
+/// Events a live subscriber may fall behind the newest before it is dropped, by default.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
 
 /// A graph event with its feed id.
 pub struct FeedEvent {
@@ -57,6 +68,28 @@ pub struct Subscription {
     pub last_id: u64,
     /// Events published after subscribing.
     pub live: broadcast::Receiver<Arc<FeedEvent>>,
+    /// Where the subscriber is; the feed drops it when this falls too far behind.
+    pub cursor: Arc<Cursor>,
+}
+
+/// A live subscriber's position, shared between its stream (which advances it) and the feed
+/// (which drops the subscriber when it falls more than `max_pending` events behind).
+#[derive(Debug)]
+pub struct Cursor {
+    taken: AtomicU64,
+    close: CancellationToken,
+}
+
+impl Cursor {
+    /// Records that the stream has taken every event up to `id`.
+    pub fn advance(&self, id: u64) {
+        self.taken.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// Cancelled when the feed drops this subscriber.
+    pub fn close(&self) -> &CancellationToken {
+        &self.close
+    }
 }
 
 struct Ring {
@@ -67,6 +100,9 @@ struct Ring {
 struct Inner {
     ring: Mutex<Ring>,
     capacity: usize,
+    max_pending: u64,
+    cursors: Mutex<Vec<Weak<Cursor>>>,
+    dropped: AtomicU64,
     tx: broadcast::Sender<Arc<FeedEvent>>,
     closed: CancellationToken,
 }
@@ -95,8 +131,14 @@ impl Default for ChangeFeed {
 
 impl ChangeFeed {
     /// A feed retaining the last `capacity` events, with `live_buffer` events of slack per live
-    /// subscriber (both at least 1).
+    /// subscriber (both at least 1), dropping subscribers [`DEFAULT_MAX_PENDING`] events behind.
     pub fn new(capacity: usize, live_buffer: usize) -> Self {
+        ChangeFeed::with_max_pending(capacity, live_buffer, DEFAULT_MAX_PENDING)
+    }
+
+    /// [`ChangeFeed::new`], dropping a live subscriber that has more than `max_pending` events
+    /// (at least 1) not taken when further events are published.
+    pub fn with_max_pending(capacity: usize, live_buffer: usize, max_pending: usize) -> Self {
         let (tx, _) = broadcast::channel(live_buffer.max(1));
         ChangeFeed {
             inner: Arc::new(Inner {
@@ -105,6 +147,9 @@ impl ChangeFeed {
                     events: VecDeque::with_capacity(capacity.clamp(1, 65_536)),
                 }),
                 capacity: capacity.max(1),
+                max_pending: u64::try_from(max_pending.max(1)).unwrap_or(u64::MAX),
+                cursors: Mutex::new(Vec::new()),
+                dropped: AtomicU64::new(0),
                 tx,
                 closed: CancellationToken::new(),
             }),
@@ -117,6 +162,7 @@ impl ChangeFeed {
             return;
         }
         let mut ring = self.inner.ring.lock();
+        self.drop_stalled(ring.last_id);
         for event in events {
             ring.last_id += 1;
             let event = Arc::new(FeedEvent {
@@ -132,6 +178,36 @@ impl ChangeFeed {
         }
     }
 
+    /// Forgets ended subscribers and drops those more than `max_pending` events behind `newest`.
+    fn drop_stalled(&self, newest: u64) {
+        let mut dropped = 0;
+        self.inner.cursors.lock().retain(|cursor| {
+            let Some(cursor) = cursor.upgrade() else {
+                return false;
+            };
+            let behind = newest.saturating_sub(cursor.taken.load(Ordering::Relaxed));
+            if behind <= self.inner.max_pending {
+                return true;
+            }
+            cursor.close.cancel();
+            dropped += 1;
+            false
+        });
+        if dropped > 0 {
+            self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
+            tracing::warn!(
+                dropped,
+                max_pending = self.inner.max_pending,
+                "watch: closed streams whose clients stopped reading"
+            );
+        }
+    }
+
+    /// Live subscribers dropped so far for falling too far behind.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
     /// The id of the last event published (0 before the first).
     pub fn last_id(&self) -> u64 {
         self.inner.ring.lock().last_id
@@ -144,17 +220,24 @@ impl ChangeFeed {
 
     /// Subscribes to live events, with the backlog after `after` (none when `after` is `None`).
     /// Taken under one lock: the backlog and the live events neither overlap nor leave a gap.
-    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+    /// `close` is cancelled if the subscriber falls too far behind (see the module doc).
+    pub fn subscribe(&self, after: Option<u64>, close: CancellationToken) -> Subscription {
         let ring = self.inner.ring.lock();
         let live = self.inner.tx.subscribe();
         let backlog = match after {
             Some(after) => since(&ring, after),
             None => Since::Events(Vec::new()),
         };
+        let cursor = Arc::new(Cursor {
+            taken: AtomicU64::new(ring.last_id),
+            close,
+        });
+        self.inner.cursors.lock().push(Arc::downgrade(&cursor));
         Subscription {
             backlog,
             last_id: ring.last_id,
             live,
+            cursor,
         }
     }
 
@@ -222,10 +305,40 @@ mod tests {
     async fn subscription_continues_the_backlog_without_overlap() {
         let feed = ChangeFeed::new(10, 8);
         feed.publish((1..=3).map(removed).collect());
-        let mut sub = feed.subscribe(Some(1));
+        let mut sub = feed.subscribe(Some(1), CancellationToken::new());
         assert_eq!(ids(sub.backlog), Some(vec![2, 3]));
         assert_eq!(sub.last_id, 3);
         feed.publish(vec![removed(4)]);
         assert_eq!(sub.live.recv().await.map(|e| e.id).ok(), Some(4));
+    }
+
+    #[test]
+    fn a_subscriber_too_far_behind_is_dropped_and_counted() {
+        let feed = ChangeFeed::with_max_pending(100, 4, 3);
+        let stalled = feed.subscribe(None, CancellationToken::new());
+        let reading = feed.subscribe(None, CancellationToken::new());
+        for seq in 1..=5 {
+            feed.publish(vec![removed(seq)]);
+            reading.cursor.advance(seq);
+        }
+        assert!(stalled.cursor.close().is_cancelled());
+        assert!(!reading.cursor.close().is_cancelled());
+        assert_eq!(feed.dropped(), 1);
+        assert_eq!(feed.inner.cursors.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_bound_drops_only_a_subscriber_that_did_not_take_it() {
+        let feed = ChangeFeed::with_max_pending(100, 4, 3);
+        let stalled = feed.subscribe(None, CancellationToken::new());
+        let reading = feed.subscribe(None, CancellationToken::new());
+        feed.publish((1..=10).map(removed).collect());
+        assert!(!reading.cursor.close().is_cancelled());
+        assert!(!stalled.cursor.close().is_cancelled());
+        reading.cursor.advance(10);
+        feed.publish(vec![removed(11)]);
+        assert!(!reading.cursor.close().is_cancelled());
+        assert!(stalled.cursor.close().is_cancelled());
+        assert_eq!(feed.dropped(), 1);
     }
 }

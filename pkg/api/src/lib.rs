@@ -8,7 +8,10 @@
 //! publishes applied changes to a [`ChangeFeed`], which `/api/v1/watch` streams.
 //!
 //! Layout:
-//! - [`mod@router`]: the route table, layers (metrics, tracing, timeout, gzip, panics), [`serve`].
+//! - [`mod@router`]: the route table and its layers (CORS, size limits, metrics, tracing,
+//!   timeout, gzip, panics).
+//! - [`mod@serve`]: [`serve`], the accept loop with connection bounds ([`ServeOptions`]).
+//! - [`cors`]: [`Cors`], the `--cors-allow-origin` policy.
 //! - [`state`]: [`AppState`], [`Limits`], [`Heartbeat`].
 //! - [`error`]: [`ApiError`], the JSON error body, the 404/405 fallbacks.
 //! - [`params`]: the query-string extractor and validated accessors, continue tokens.
@@ -25,6 +28,7 @@
 //! - [`openapi`]: the OpenAPI document generated from the handlers and types, `/openapi.json`.
 
 pub mod compat;
+pub mod cors;
 pub mod error;
 pub mod feed;
 pub mod fragments;
@@ -36,15 +40,18 @@ pub mod openapi;
 pub mod params;
 pub mod queries;
 pub mod router;
+pub mod serve;
 pub mod state;
 pub mod view;
 pub mod watch;
 
+pub use cors::Cors;
 pub use error::{ApiError, ApiResult};
 pub use feed::{ChangeFeed, FeedEvent};
 pub use health::{
     GraphReadiness, KindReadiness, PersistenceReadiness, ReadinessReport, ReadinessSource,
     StaticReadiness,
 };
-pub use router::{router, serve};
+pub use router::router;
+pub use serve::{ServeOptions, serve};
 pub use state::{AppState, Heartbeat, Limits};

@@ -1,6 +1,9 @@
 //! Metrics: the HTTP middleware (`astrolabe_http_*`, labelled by route template), the graph
-//! gauges refreshed at scrape time (`astrolabe_graph_*`) and the `/metrics` endpoint.
+//! gauges and the watch stream figures refreshed at scrape time (`astrolabe_graph_*`,
+//! `astrolabe_watch_*`) and the `/metrics` endpoint.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -8,8 +11,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::error::ApiError;
@@ -27,6 +30,10 @@ pub struct ApiMetrics {
     edges: IntGaugeVec,
     dangling: IntGaugeVec,
     seq: IntGauge,
+    watchers: IntGauge,
+    watchers_dropped: IntCounter,
+    /// The feed's dropped count already added to `watchers_dropped`.
+    watchers_dropped_seen: Arc<AtomicU64>,
 }
 
 impl ApiMetrics {
@@ -68,6 +75,13 @@ impl ApiMetrics {
             "astrolabe_graph_seq",
             "Sequence number of the last change applied to the graph.",
         )?;
+        let watchers = IntGauge::new("astrolabe_watch_streams", "Open /api/v1/watch streams.")?;
+        let watchers_dropped = IntCounter::new(
+            "astrolabe_watch_streams_dropped_total",
+            "Watch streams closed because their client stopped reading and fell too far behind.",
+        )?;
+        registry.register(Box::new(watchers.clone()))?;
+        registry.register(Box::new(watchers_dropped.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(nodes.clone()))?;
@@ -81,6 +95,9 @@ impl ApiMetrics {
             edges,
             dangling,
             seq,
+            watchers,
+            watchers_dropped,
+            watchers_dropped_seen: Arc::default(),
         })
     }
 
@@ -109,6 +126,23 @@ impl ApiMetrics {
                 .set(gauge(*n));
         }
         self.seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the watch stream figures from the feed and the watch permits.
+    fn refresh_watch(&self, state: &AppState) {
+        let open = state
+            .limits
+            .max_watchers
+            .saturating_sub(state.watchers.available_permits());
+        self.watchers.set(gauge(open));
+        // The counter follows the feed's count; `fetch_max` hands each increment to one scrape
+        // only, however many run at once.
+        let dropped = state.feed.dropped();
+        let counted = self
+            .watchers_dropped_seen
+            .fetch_max(dropped, Ordering::Relaxed);
+        self.watchers_dropped
+            .inc_by(dropped.saturating_sub(counted));
     }
 }
 
@@ -142,6 +176,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.metrics.refresh_graph(&state);
+    state.metrics.refresh_watch(&state);
     let encoder = TextEncoder::new();
     let mut buf = Vec::new();
     encoder

@@ -1,5 +1,6 @@
-//! The router (every route in one table, so the OpenAPI test can check each), its layers
-//! (metrics, tracing, timeout, compression, panic catching, JSON fallbacks) and `serve`.
+//! The router (every route in one table, so the OpenAPI test can check each) and its layers
+//! (CORS, request size limits, metrics, tracing, timeout, compression, panic catching, JSON
+//! fallbacks).
 
 use std::any::Any;
 use std::time::Duration;
@@ -9,8 +10,6 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::compression::CompressionLayer;
@@ -22,8 +21,12 @@ use crate::error::{self, ApiError};
 use crate::state::AppState;
 use crate::{compat, health, metrics, native, openapi, watch};
 
-/// How long `serve` lets in-flight requests finish after shutdown is requested.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest request URI answered; longer ones get a JSON 414 (hyper itself answers 414 with an
+/// empty body past 64 KiB).
+pub const MAX_URI_BYTES: usize = 8 << 10;
+/// Largest total size of a request's header names and values; larger gets a JSON 431 (hyper
+/// itself answers 431 with an empty body past 100 headers or its read buffer).
+pub const MAX_HEADER_BYTES: usize = 32 << 10;
 
 /// Every route: its path template and its handlers.
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -71,7 +74,8 @@ pub fn router(state: AppState) -> Router {
 /// `router` with the JSON fallbacks and every layer, in the order [`router`] uses.
 fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     let timeout = state.limits.request_timeout;
-    router
+    let cors = state.cors.layer();
+    let router = router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
@@ -84,9 +88,40 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(request_size))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().on_failure(LogFailure))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Answers requests past [`MAX_URI_BYTES`] or [`MAX_HEADER_BYTES`] with a JSON 414 or 431.
+async fn request_size(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the URI has {uri} bytes; at most {MAX_URI_BYTES} are read"
+        ))
+        .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge(format!(
+            "the headers have {headers} bytes; at most {MAX_HEADER_BYTES} are read"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// The trace layer's failure log, by meaning rather than by status class. A 5xx status is an
@@ -129,31 +164,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a handler panicked");
     ApiError::Internal(format!("panic: {detail}")).into_response()
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish for at most [`SHUTDOWN_GRACE`]. Watch streams end when the feed is closed
-/// ([`crate::ChangeFeed::close`]) or at the end of the grace period.
-///
-/// # Errors
-/// When accepting connections fails.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        r = server => r,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("http: grace period over, closing remaining connections");
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
+use crate::cors::Cors;
 use crate::feed::ChangeFeed;
 use crate::health::ReadinessSource;
 use crate::metrics::ApiMetrics;
@@ -24,6 +27,8 @@ pub struct Limits {
     pub max_limit: usize,
     /// How long a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Largest number of open `/api/v1/watch` streams; more are answered with 503.
+    pub max_watchers: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +39,7 @@ impl Default for Limits {
             default_limit: 500,
             max_limit: 5_000,
             request_timeout: Duration::from_secs(30),
+            max_watchers: 256,
         }
     }
 }
@@ -114,6 +120,10 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// Rendered JSON of resources, reused across answers.
     pub fragments: FragmentCache,
+    /// One permit per open watch stream, `limits.max_watchers` in all.
+    pub watchers: Arc<Semaphore>,
+    /// Origins browsers may call the API from (CORS); empty: no CORS headers.
+    pub cors: Cors,
 }
 
 impl AppState {
@@ -137,6 +147,8 @@ impl AppState {
             heartbeat: Heartbeat::default(),
             metrics,
             fragments: FragmentCache::default(),
+            watchers: Arc::new(Semaphore::new(Limits::default().max_watchers)),
+            cors: Cors::default(),
         })
     }
 
@@ -155,6 +167,15 @@ impl AppState {
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.watchers = Arc::new(Semaphore::new(
+            limits.max_watchers.min(Semaphore::MAX_PERMITS),
+        ));
+        self
+    }
+
+    /// Sets the origins browsers may call the API from.
+    pub fn with_cors(mut self, cors: Cors) -> Self {
+        self.cors = cors;
         self
     }
 

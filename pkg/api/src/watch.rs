@@ -5,26 +5,34 @@
 //! (too far behind, or a live subscriber lagged past the ring) or N is ahead of the server's
 //! newest event, it gets `event: resync` saying which: re-read the state, then keep applying the
 //! events that follow.
+//!
+//! At most `limits.max_watchers` streams are open at once (more get a 503). A stream whose
+//! client stops reading falls behind the feed; past the feed's bound the feed drops it and its
+//! connection is closed ([`crate::feed`], [`crate::serve::ConnectionClose`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use astrolabe_model::{Kind, Str};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::feed::{FeedEvent, Since, Subscription};
 use crate::json::{EdgeJson, with_seq};
 use crate::params::Params;
 use crate::queries::WatchQuery;
+use crate::serve::ConnectionClose;
 use crate::state::AppState;
 use crate::view::ResourceJson;
 use astrolabe_graph::{GraphChange, SharedGraph};
@@ -231,9 +239,11 @@ fn resume_after(headers: &HeaderMap, query: Option<u64>) -> ApiResult<Option<u64
     params(WatchQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id.")),
     responses((status = 200, description = "An event stream.", body = String,
-        content_type = "text/event-stream")))]
+        content_type = "text/event-stream"),
+        (status = 503, description = "Too many open watch streams.", body = ErrorBody)))]
 pub async fn watch(
     State(state): State<AppState>,
+    connection: Option<Extension<ConnectionClose>>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
@@ -243,9 +253,18 @@ pub async fn watch(
         namespace: q.namespace,
         kind: q.kind,
     };
+    let permit = Arc::clone(&state.watchers)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "{} watch streams are open, the most this server serves; retry later",
+                state.limits.max_watchers
+            ))
+        })?;
+    let close = connection.map_or_else(CancellationToken::new, |c| c.0.0.clone());
     let seq = state.graph.read().seq();
-    let sub = state.feed.subscribe(after);
-    let stream = events(state, filter, after, sub);
+    let sub = state.feed.subscribe(after, close);
+    let stream = events(state, filter, after, sub, permit);
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     Ok(with_seq(seq, sse.into_response()))
 }
@@ -255,15 +274,19 @@ fn events(
     filter: Filter,
     after: Option<u64>,
     sub: Subscription,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let Subscription {
         backlog,
         last_id,
         mut live,
+        cursor,
     } = sub;
     let feed = state.feed.clone();
     let closed = feed.closed();
     async_stream::stream! {
+        // Held while the stream is open.
+        let _permit = permit;
         // The id of the last event delivered (or skipped by the filter): never go back.
         let mut last = last_id;
         match backlog {
@@ -281,6 +304,7 @@ fn events(
         loop {
             let received = tokio::select! {
                 () = closed.cancelled() => break,
+                () = cursor.close().cancelled() => break,
                 r = live.recv() => r,
             };
             let batch: Vec<Arc<FeedEvent>> = match received {
@@ -303,7 +327,9 @@ fn events(
                 if filter.matches(&ev.event.change, &state.graph) {
                     yield Ok(change_event(&ev));
                 }
+                cursor.advance(last);
             }
+            cursor.advance(last);
         }
     }
 }

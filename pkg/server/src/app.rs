@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use astrolabe_api::fragments::FragmentCache;
-use astrolabe_api::{AppState, ChangeFeed, Limits};
+use astrolabe_api::{AppState, ChangeFeed, Cors, Limits, ServeOptions};
 use astrolabe_graph::SharedGraph;
 use astrolabe_informers::{InformerConfig, SyncStatus};
 use prometheus::Registry;
@@ -51,6 +51,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// A `--cors-allow-origin` value is not an origin.
+    #[error("invalid CORS settings")]
+    Cors(#[source] astrolabe_api::cors::InvalidOrigin),
     /// Persistence could not start.
     #[error("starting persistence failed")]
     PersistenceStart(#[source] PersistenceError),
@@ -126,7 +129,12 @@ pub async fn serve(
     ));
     readiness.set_hydrated();
 
-    let feed = ChangeFeed::new(config.server.watch_history.max(1), 1024);
+    let cors = Cors::from_origins(&config.server.cors_allow_origins).map_err(ServerError::Cors)?;
+    let feed = ChangeFeed::with_max_pending(
+        config.server.watch_history.max(1),
+        1024,
+        config.server.watch_max_pending,
+    );
     let outputs = ApplyOutputs::new(
         graph.clone(),
         feed.clone(),
@@ -147,8 +155,10 @@ pub async fn serve(
         .with_limits(Limits {
             max_depth: config.server.max_depth,
             max_results: config.server.max_results,
+            max_watchers: config.server.max_watchers,
             ..Limits::default()
         })
+        .with_cors(cors)
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let bind = |source| ServerError::Bind {
         addr: config.server.listen,
@@ -165,6 +175,11 @@ pub async fn serve(
     let mut http = Some(tokio::spawn(astrolabe_api::serve(
         listener,
         astrolabe_api::router(state),
+        ServeOptions {
+            header_read_timeout: config.server.header_read_timeout,
+            idle_timeout: config.server.idle_timeout,
+            max_connections: config.server.max_connections,
+        },
         http_stop.clone(),
     )));
     let ingest = Ingest::spawn(client, informer_config, sync, &registry, outputs)

@@ -113,6 +113,18 @@ pub struct ServerConfig {
     pub watch_history: usize,
     /// Bytes of rendered resource JSON kept for reuse (0 disables).
     pub response_cache_bytes: usize,
+    /// Time allowed from waiting for a request to having its whole head.
+    pub header_read_timeout: Duration,
+    /// Time an HTTP connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
+    /// HTTP connections open at once; further clients wait to be accepted.
+    pub max_connections: usize,
+    /// Watch (SSE) streams open at once; more are answered with 503.
+    pub max_watchers: usize,
+    /// Events a watch stream may have not yet sent when more are published before it is closed.
+    pub watch_max_pending: usize,
+    /// Origins browsers may call the API from (`*` for any; empty: no CORS headers).
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +136,12 @@ impl Default for ServerConfig {
             max_results: 10_000,
             watch_history: 10_000,
             response_cache_bytes: 64 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_watchers: 256,
+            watch_max_pending: 10_000,
+            cors_allow_origins: Vec::new(),
         }
     }
 }

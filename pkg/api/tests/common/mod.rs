@@ -1,5 +1,8 @@
-//! Shared test fixtures: a hand-built release, generated clusters and request helpers.
+//! Shared test fixtures: a hand-built release, generated clusters and request helpers;
+//! [`wire`] for tests that talk to a served API over a socket.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod wire;
 
 use std::sync::Arc;
 
