@@ -335,26 +335,17 @@ mod tests {
                 ..AuthConfig::default()
             },
         );
-        for auth in [&cached, &uncached] {
-            assert!(matches!(
-                auth.decide("reader-token", &get(Target::Api)).await,
-                Ok(Decision::Allowed { .. })
-            ));
-            assert_eq!(
-                auth.decide("forged", &get(Target::Api)).await.unwrap(),
-                Decision::Unauthenticated
-            );
-        }
+        let reader_and_forged = async |auth: &KubeAuthorizer| {
+            let reader = auth.decide("reader-token", &get(Target::Api)).await;
+            assert!(matches!(reader, Ok(Decision::Allowed { .. })), "{reader:?}");
+            let forged = auth.decide("forged", &get(Target::Api)).await;
+            assert_eq!(forged.unwrap(), Decision::Unauthenticated);
+        };
+        reader_and_forged(&cached).await;
+        reader_and_forged(&uncached).await;
         emu.stop_server().await;
         // Cached: both decisions stand while the API server is down.
-        assert!(matches!(
-            cached.decide("reader-token", &get(Target::Api)).await,
-            Ok(Decision::Allowed { .. })
-        ));
-        assert_eq!(
-            cached.decide("forged", &get(Target::Api)).await.unwrap(),
-            Decision::Unauthenticated
-        );
+        reader_and_forged(&cached).await;
         // Not cached (a new token, or no cache): undecided, not allowed.
         for (auth, token) in [(&cached, "stranger-token"), (&uncached, "reader-token")] {
             let e = auth.decide(token, &get(Target::Api)).await.unwrap_err();
