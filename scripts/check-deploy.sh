@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts offline: renders every kustomization, validates each rendered object
 # against the Kubernetes OpenAPI schemas (kubernetes-validate, strict), checks the RBAC and hardening
-# policy of the manifests, checks that the Redis overlay's redis.conf copy matches the root redis.conf,
-# checks deploy/prometheus/alerts.yaml (promtool when installed) and parses docker-compose.yaml.
+# policy of the manifests (API authentication on, with its review and reader RBAC), checks that the
+# Redis overlay's redis.conf copy matches the root redis.conf, checks deploy/prometheus/alerts.yaml
+# (promtool when installed) and parses docker-compose.yaml.
 # Installs what it needs when missing; safe to run repeatedly.
 #
 #   scripts/check-deploy.sh                    run the checks
@@ -201,6 +202,17 @@ for path in sys.argv[1:]:
     svc = by_kind.get("Service", {}).get("astrolabe")
     if not svc or svc["spec"]["ports"][0].get("name") != "http" or svc["spec"]["ports"][0]["port"] != 8080:
         err(overlay, "Service astrolabe must expose port 8080 named http")
+    if env.get("AUTH_MODE", {}).get("value") != "kubernetes":
+        err(overlay, "AUTH_MODE is not kubernetes (TokenReview + SubjectAccessReview)")
+    delegators = [b for b in by_kind.get("ClusterRoleBinding", {}).values()
+                  if b["roleRef"]["name"] == "system:auth-delegator"
+                  and {"kind": "ServiceAccount", "name": "astrolabe", "namespace": "astrolabe-system"}
+                  in b.get("subjects", [])]
+    if not delegators:
+        err(overlay, "ServiceAccount astrolabe is not bound to system:auth-delegator (token reviews)")
+    reader = by_kind.get("ClusterRole", {}).get("astrolabe-reader", {}).get("rules")
+    if reader != [{"apiGroups": ["astrolabe.io"], "resources": ["graph"], "verbs": ["get"]}]:
+        err(overlay, f"ClusterRole astrolabe-reader must grant exactly get on graph.astrolabe.io: {reader}")
     persistence = env.get("ENABLE_PERSISTENCE", {}).get("value")
     want = {"memory": "false", "redis": "true"}.get(overlay)
     if want is not None and persistence != want:

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use astrolabe_server::config::{
-    ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, PersistConfig, RedisTarget,
-    RedisTls, ServerConfig, SimConfig,
+    AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig,
+    PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -214,6 +214,86 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub cors_allow_origins: Vec<String>,
+    /// Authentication and authorization of API requests.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// `--auth`: how API requests are authenticated.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthFlag {
+    /// Every request is served.
+    #[default]
+    None,
+    /// Bearer tokens checked by the Kubernetes API (TokenReview), access by SubjectAccessReview.
+    Kubernetes,
+    /// Bearer tokens listed in --auth-token-file; each may read everything.
+    TokenFile,
+}
+
+/// Authentication flags (see the README's "Authentication").
+#[derive(Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// How API requests are authenticated. /healthz, /readyz and /health are always open.
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthFlag::None)]
+    pub auth: AuthFlag,
+    /// The token file of --auth=token-file: lines `token,user[,uid[,"groups"]]`
+    /// (kube-apiserver's static token format), read once at start.
+    #[arg(long, env = "AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// With --auth=kubernetes, the virtual resource `resource.group` on which a request's verb
+    /// (`get`) must be allowed by a SubjectAccessReview.
+    #[arg(long, env = "AUTH_RESOURCE", default_value = "graph.astrolabe.io")]
+    pub auth_resource: String,
+    /// Seconds an allowed decision is reused (--auth=kubernetes).
+    #[arg(long, env = "AUTH_CACHE_ALLOWED_TTL", default_value_t = 60)]
+    pub auth_cache_allowed_ttl: u64,
+    /// Seconds a refused decision (invalid token, access denied) is reused (--auth=kubernetes).
+    #[arg(long, env = "AUTH_CACHE_DENIED_TTL", default_value_t = 10)]
+    pub auth_cache_denied_ttl: u64,
+    /// Largest number of cached decisions (--auth=kubernetes).
+    #[arg(long, env = "AUTH_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub auth_cache_entries: u64,
+    /// Serve /metrics without a token when authentication is on.
+    #[arg(long, env = "METRICS_OPEN")]
+    pub metrics_open: bool,
+}
+
+impl Default for AuthArgs {
+    fn default() -> Self {
+        AuthArgs {
+            auth: AuthFlag::None,
+            auth_token_file: None,
+            auth_resource: "graph.astrolabe.io".to_owned(),
+            auth_cache_allowed_ttl: 60,
+            auth_cache_denied_ttl: 10,
+            auth_cache_entries: 10_000,
+            metrics_open: false,
+        }
+    }
+}
+
+impl From<AuthArgs> for AuthConfig {
+    fn from(args: AuthArgs) -> Self {
+        let (resource, group) = args
+            .auth_resource
+            .split_once('.')
+            .unwrap_or((args.auth_resource.as_str(), ""));
+        AuthConfig {
+            mode: match args.auth {
+                AuthFlag::None => AuthMode::None,
+                AuthFlag::Kubernetes => AuthMode::Kubernetes,
+                AuthFlag::TokenFile => AuthMode::TokenFile,
+            },
+            token_file: args.auth_token_file,
+            resource_group: group.to_owned(),
+            resource: resource.to_owned(),
+            allowed_ttl: Duration::from_secs(args.auth_cache_allowed_ttl),
+            denied_ttl: Duration::from_secs(args.auth_cache_denied_ttl),
+            cache_entries: args.auth_cache_entries,
+            metrics_open: args.metrics_open,
+        }
+    }
 }
 
 impl Default for ServerArgs {
@@ -231,6 +311,7 @@ impl Default for ServerArgs {
             watch_max_streams: 256,
             watch_max_pending: 10_000,
             cors_allow_origins: Vec::new(),
+            auth: AuthArgs::default(),
         }
     }
 }
@@ -265,6 +346,7 @@ impl From<ServerArgs> for ServerConfig {
             max_watchers: args.watch_max_streams,
             watch_max_pending: args.watch_max_pending,
             cors_allow_origins: args.cors_allow_origins,
+            auth: args.auth.into(),
         }
     }
 }
@@ -446,6 +528,39 @@ mod tests {
                 "{zero} 0 would close every connection at once"
             );
         }
+    }
+
+    #[test]
+    fn the_auth_flags_reach_the_library() {
+        let auth = serve(&[]).server.auth;
+        assert_eq!(auth.mode, AuthMode::None);
+        assert_eq!(
+            (auth.resource.as_str(), auth.resource_group.as_str()),
+            ("graph", "astrolabe.io")
+        );
+        let auth = serve(&[
+            "--auth",
+            "kubernetes",
+            "--auth-resource",
+            "pods",
+            "--auth-cache-denied-ttl",
+            "3",
+            "--metrics-open",
+        ])
+        .server
+        .auth;
+        assert_eq!(auth.mode, AuthMode::Kubernetes);
+        assert_eq!(
+            (auth.resource.as_str(), auth.resource_group.as_str()),
+            ("pods", "")
+        );
+        assert_eq!(auth.denied_ttl, Duration::from_secs(3));
+        assert!(auth.metrics_open);
+        let auth = serve(&["--auth=token-file", "--auth-token-file", "/t.csv"])
+            .server
+            .auth;
+        assert_eq!(auth.mode, AuthMode::TokenFile);
+        assert_eq!(auth.token_file, Some(PathBuf::from("/t.csv")));
     }
 
     #[test]

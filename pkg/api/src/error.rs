@@ -1,10 +1,13 @@
 //! `ApiError`: every error the API returns, rendered as `{"error": "...", "detail": "..."}`.
 
 use crate::json::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// The `WWW-Authenticate` challenge of a 401 (RFC 6750).
+const BEARER_CHALLENGE: &str = "Bearer realm=\"astrolabe\"";
 
 /// An API error. Client errors carry a message for the client; internal errors are logged once
 /// and answered with a generic message.
@@ -18,6 +21,12 @@ pub enum ApiError {
         /// What exactly was wrong.
         detail: String,
     },
+    /// No bearer token, or one that is not accepted (401).
+    #[error("unauthorized: {0}")]
+    Unauthenticated(String),
+    /// An authenticated user without the permission the request needs (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// An unknown resource or route (404).
     #[error("not found: {0}")]
     NotFound(String),
@@ -69,6 +78,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
@@ -81,6 +92,8 @@ impl ApiError {
     fn body(self) -> ErrorBody {
         let (error, detail) = match self {
             ApiError::BadRequest { error, detail } => (error, detail),
+            ApiError::Unauthenticated(detail) => ("unauthorized".to_owned(), detail),
+            ApiError::Forbidden(detail) => ("forbidden".to_owned(), detail),
             ApiError::NotFound(detail) => ("not found".to_owned(), detail),
             ApiError::MethodNotAllowed => (
                 "method not allowed".to_owned(),
@@ -104,6 +117,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return (
+                status,
+                [(header::WWW_AUTHENTICATE, BEARER_CHALLENGE)],
+                Json(self.body()),
+            )
+                .into_response();
+        }
         (status, Json(self.body())).into_response()
     }
 }

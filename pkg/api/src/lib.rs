@@ -9,9 +9,11 @@
 //!
 //! Layout:
 //! - [`mod@router`]: the route table and its layers (CORS, size limits, metrics, tracing,
-//!   timeout, gzip, panics).
+//!   timeout, authentication, gzip, panics).
 //! - [`mod@serve`]: [`serve`], the accept loop with connection bounds ([`ServeOptions`]).
 //! - [`cors`]: [`Cors`], the `--cors-allow-origin` policy.
+//! - [`mod@auth`]: [`Auth`], bearer tokens decided by an [`auth::Authorizer`] (the Kubernetes
+//!   API's reviews, or [`auth::StaticTokens`] from a token file); 401/403/503.
 //! - [`state`]: [`AppState`], [`Limits`], [`Heartbeat`].
 //! - [`error`]: [`ApiError`], the JSON error body, the 404/405 fallbacks.
 //! - [`params`]: the query-string extractor and validated accessors, continue tokens.
@@ -27,6 +29,7 @@
 //! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
 //! - [`openapi`]: the OpenAPI document generated from the handlers and types, `/openapi.json`.
 
+pub mod auth;
 pub mod compat;
 pub mod cors;
 pub mod error;
@@ -45,6 +48,7 @@ pub mod state;
 pub mod view;
 pub mod watch;
 
+pub use auth::Auth;
 pub use cors::Cors;
 pub use error::{ApiError, ApiResult};
 pub use feed::{ChangeFeed, FeedEvent};

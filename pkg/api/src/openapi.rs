@@ -9,12 +9,13 @@ use std::sync::OnceLock;
 
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::json::Json;
-use crate::{compat, health, metrics, native, watch};
+use crate::{auth, compat, health, metrics, native, watch};
 
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
@@ -53,29 +54,55 @@ use crate::{compat, health, metrics, native, watch};
 )]
 pub struct ApiDoc;
 
+/// The security scheme of `--auth`: a bearer token.
+const BEARER: &str = "bearer";
+
 /// Adds the error answers every route shares, where a route does not document its own: 400 for
-/// a malformed parameter (routes with parameters), 405, 500 and the timeout's 503.
+/// a malformed parameter (routes with parameters), 405, 500 and the timeout's 503; and, on every
+/// route but the probes, the bearer token (optional: only a server running with `--auth` asks
+/// for one) with its 401 and 403.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut Document) {
-        for item in doc.paths.paths.values_mut() {
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "Required when the server runs with --auth=kubernetes or --auth=token-file.".to_owned(),
+        );
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(BEARER, SecurityScheme::Http(bearer));
+        for (path, item) in &mut doc.paths.paths {
             if let Some(get) = item.get.as_mut() {
-                add_common_errors(get);
+                add_common_errors(get, !auth::OPEN_PATHS.contains(&path.as_str()));
             }
         }
     }
 }
 
-fn add_common_errors(op: &mut Operation) {
+fn add_common_errors(op: &mut Operation, authenticated: bool) {
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let mut errors = vec![
         ("405", "Only GET (and HEAD) is served."),
         ("500", "Internal error (logged; the body is generic)."),
-        ("503", "The request timed out."),
+        (
+            "503",
+            "The request timed out, or authentication could not be decided.",
+        ),
     ];
     if has_params {
         errors.push(("400", "A malformed parameter."));
+    }
+    if authenticated {
+        op.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        ]);
+        errors.push((
+            "401",
+            "Authentication on: no bearer token, or one not accepted.",
+        ));
+        errors.push(("403", "Authentication on: the token's user may not read."));
     }
     for (code, description) in errors {
         if !op.responses.responses.contains_key(code) {
@@ -106,4 +133,24 @@ pub fn document() -> Document {
 pub async fn openapi() -> Response {
     static DOC: OnceLock<Document> = OnceLock::new();
     Json(DOC.get_or_init(document)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_but_the_probes_documents_the_optional_bearer_token() {
+        let doc = serde_json::to_value(document()).unwrap_or_default();
+        let scheme = &doc["components"]["securitySchemes"][BEARER];
+        assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            let get = &item["get"];
+            let open = auth::OPEN_PATHS.contains(&path.as_str());
+            assert_eq!(get["security"].is_null(), open, "{path}");
+            assert_eq!(get["responses"]["401"].is_null(), open, "{path}");
+            assert_eq!(get["responses"]["403"].is_null(), open, "{path}");
+        }
+        assert!(!doc["paths"]["/metrics"]["get"]["security"].is_null());
+    }
 }

@@ -1,6 +1,6 @@
 //! The router (every route in one table, so the OpenAPI test can check each) and its layers
-//! (CORS, request size limits, metrics, tracing, timeout, compression, panic catching, JSON
-//! fallbacks).
+//! (CORS, request size limits, metrics, tracing, timeout, authentication, compression, panic
+//! catching, JSON fallbacks).
 
 use std::any::Any;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{compat, health, metrics, native, openapi, watch};
+use crate::{auth, compat, health, metrics, native, openapi, watch};
 
 /// Longest request URI answered; longer ones get a JSON 414 (hyper itself answers 414 with an
 /// empty body past 64 KiB).
@@ -79,6 +79,10 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::auth::Auth;
 use crate::cors::Cors;
 use crate::feed::ChangeFeed;
 use crate::health::ReadinessSource;
@@ -124,6 +125,8 @@ pub struct AppState {
     pub watchers: Arc<Semaphore>,
     /// Origins browsers may call the API from (CORS); empty: no CORS headers.
     pub cors: Cors,
+    /// Who may call the API (off: everyone).
+    pub auth: Auth,
 }
 
 impl AppState {
@@ -149,6 +152,7 @@ impl AppState {
             fragments: FragmentCache::default(),
             watchers: Arc::new(Semaphore::new(Limits::default().max_watchers)),
             cors: Cors::default(),
+            auth: Auth::off(),
         })
     }
 
@@ -176,6 +180,12 @@ impl AppState {
     /// Sets the origins browsers may call the API from.
     pub fn with_cors(mut self, cors: Cors) -> Self {
         self.cors = cors;
+        self
+    }
+
+    /// Sets who may call the API.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
         self
     }
 

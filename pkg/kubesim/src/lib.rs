@@ -15,6 +15,7 @@
 //! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
 //! - [`server`]: the axum router and [`serve`].
+//! - [`reviews`]: TokenReview and SubjectAccessReview, answered from [`SimAuth`].
 //! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
 //!   the controllers report it); [`Sim::with_generated`].
 //! - [`churn`]: a seeded task making realistic changes (rolling updates, scaling, config edits).
@@ -37,6 +38,7 @@ pub mod openapi;
 pub mod partial;
 pub mod patch;
 pub mod render;
+pub mod reviews;
 pub mod selector;
 pub mod server;
 pub mod sim;
@@ -47,5 +49,6 @@ pub mod watch;
 pub use churn::{ChurnAction, ChurnConfig, Churner, run_churn};
 pub use error::{Result, SimError};
 pub use kinds::{KINDS, KindInfo};
+pub use reviews::{SimAuth, SimGrant, SimUser};
 pub use server::{router, serve};
 pub use sim::{Sim, SimConfig};

@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -22,6 +22,7 @@ use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::partial::Shape;
 use crate::patch::merge_patch;
+use crate::reviews;
 use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
 use crate::table;
@@ -66,6 +67,8 @@ pub fn router(sim: Sim) -> Router {
             get(|| async { axum::Json(openapi::index()) }),
         )
         .route("/openapi/v3/{*gv}", get(openapi_gv))
+        .route(reviews::TOKEN_REVIEWS, post(reviews::token_review))
+        .route(reviews::ACCESS_REVIEWS, post(reviews::access_review))
         .fallback(resource)
         .with_state(sim)
 }

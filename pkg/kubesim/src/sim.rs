@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{Result, SimError};
 use crate::faults::Faults;
 use crate::kinds::{self, KindInfo};
+use crate::reviews::SimAuth;
 use crate::store::State;
 
 /// Tunables of the emulator.
@@ -28,6 +29,8 @@ pub struct SimConfig {
     pub watch_buffer: usize,
     /// Create `default`, `kube-system`, `kube-public` and `kube-node-lease` at start.
     pub default_namespaces: bool,
+    /// Tokens and permissions TokenReview and SubjectAccessReview answer from.
+    pub auth: SimAuth,
 }
 
 impl Default for SimConfig {
@@ -40,6 +43,7 @@ impl Default for SimConfig {
             default_watch_timeout: Duration::from_secs(1800),
             watch_buffer: 4096,
             default_namespaces: false,
+            auth: SimAuth::default(),
         }
     }
 }

@@ -51,6 +51,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Authentication could not be set up (a bad token file).
+    #[error("invalid authentication settings")]
+    Auth(#[source] crate::auth::AuthError),
     /// A `--cors-allow-origin` value is not an origin.
     #[error("invalid CORS settings")]
     Cors(#[source] astrolabe_api::cors::InvalidOrigin),
@@ -130,6 +133,8 @@ pub async fn serve(
     readiness.set_hydrated();
 
     let cors = Cors::from_origins(&config.server.cors_allow_origins).map_err(ServerError::Cors)?;
+    let auth = crate::auth::api_auth(&config.server.auth, &client, &registry)
+        .map_err(ServerError::Auth)?;
     let feed = ChangeFeed::with_max_pending(
         config.server.watch_history.max(1),
         1024,
@@ -159,6 +164,7 @@ pub async fn serve(
             ..Limits::default()
         })
         .with_cors(cors)
+        .with_auth(auth)
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let bind = |source| ServerError::Bind {
         addr: config.server.listen,

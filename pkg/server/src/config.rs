@@ -125,6 +125,8 @@ pub struct ServerConfig {
     pub watch_max_pending: usize,
     /// Origins browsers may call the API from (`*` for any; empty: no CORS headers).
     pub cors_allow_origins: Vec<String>,
+    /// Who may call the API.
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +144,55 @@ impl Default for ServerConfig {
             max_watchers: 256,
             watch_max_pending: 10_000,
             cors_allow_origins: Vec::new(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// How API requests are authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request is served.
+    #[default]
+    None,
+    /// Bearer tokens checked by the Kubernetes API: TokenReview, then SubjectAccessReview.
+    Kubernetes,
+    /// Bearer tokens listed in [`AuthConfig::token_file`].
+    TokenFile,
+}
+
+/// Authentication and authorization of API requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The mode.
+    pub mode: AuthMode,
+    /// The token file of [`AuthMode::TokenFile`] (kube-apiserver's static token format).
+    pub token_file: Option<PathBuf>,
+    /// API group of the virtual resource reads are checked against (`astrolabe.io`).
+    pub resource_group: String,
+    /// The virtual resource reads are checked against (`graph`).
+    pub resource: String,
+    /// How long an allowed decision is reused.
+    pub allowed_ttl: Duration,
+    /// How long a refused decision (invalid token, access denied) is reused.
+    pub denied_ttl: Duration,
+    /// Largest number of decisions kept.
+    pub cache_entries: u64,
+    /// Serve `/metrics` without a token.
+    pub metrics_open: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            token_file: None,
+            resource_group: "astrolabe.io".to_owned(),
+            resource: "graph".to_owned(),
+            allowed_ttl: Duration::from_secs(60),
+            denied_ttl: Duration::from_secs(10),
+            cache_entries: 10_000,
+            metrics_open: false,
         }
     }
 }

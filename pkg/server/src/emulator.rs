@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 
-use astrolabe_kubesim::{ChurnConfig, Sim};
+use astrolabe_kubesim::{ChurnConfig, Sim, SimAuth};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::ServerError;
-use crate::config::{DemoConfig, SimConfig};
+use crate::config::{AuthMode, DemoConfig, SimConfig};
 
 /// What can stop `demo` or `sim` with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,22 @@ pub enum EmulatorError {
     /// The server running against the emulator failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+}
+
+/// The bearer token the emulator's TokenReview accepts, as user `demo`, whom its
+/// SubjectAccessReview allows to read Astrolabe's API and `/metrics` (for `--auth=kubernetes`
+/// against `demo` or `sim`). The emulator is never a real cluster; this token grants nothing else.
+pub const DEMO_TOKEN: &str = "astrolabe-demo";
+
+/// The emulator's reviews: [`DEMO_TOKEN`] is user `demo`, who may `get` the default virtual
+/// resource and `/metrics`.
+fn demo_auth() -> SimAuth {
+    let defaults = crate::config::AuthConfig::default();
+    let resource = format!("{}.{}", defaults.resource, defaults.resource_group);
+    SimAuth::default()
+        .token(DEMO_TOKEN, "demo", &[])
+        .grant("demo", "get", &resource)
+        .grant("demo", "get", astrolabe_api::auth::METRICS_PATH)
 }
 
 /// A running emulator.
@@ -57,13 +73,15 @@ impl Emulator {
         rate: f64,
         stop: &CancellationToken,
     ) -> Result<Emulator, EmulatorError> {
+        let config = astrolabe_kubesim::SimConfig {
+            default_namespaces: size == 0,
+            auth: demo_auth(),
+            ..astrolabe_kubesim::SimConfig::default()
+        };
         let sim = if size > 0 {
-            Sim::with_generated(seed, size).map_err(EmulatorError::Generate)?
+            Sim::generated_with(config, seed, size).map_err(EmulatorError::Generate)?
         } else {
-            Sim::new(astrolabe_kubesim::SimConfig {
-                default_namespaces: true,
-                ..astrolabe_kubesim::SimConfig::default()
-            })
+            Sim::new(config)
         };
         let bind = |source| EmulatorError::Bind {
             addr: listen,
@@ -128,6 +146,9 @@ pub async fn sim(args: SimConfig, shutdown: CancellationToken) -> Result<(), Emu
     );
     println!("  kubectl --server {url} get pods -A", url = emulator.url());
     println!(
+        "  (its TokenReview accepts the bearer token {DEMO_TOKEN}, for astrolabe serve --auth=kubernetes)"
+    );
+    println!(
         "  kubectl --server {url} create -f manifests.yaml",
         url = emulator.url()
     );
@@ -154,6 +175,13 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         astrolabe_informers::client_for_url(&emulator.url()).map_err(EmulatorError::KubeClient)?;
     let sim_url = emulator.url();
     let objects = emulator.sim.object_count();
+    let curl = match args.serve.server.auth.mode {
+        AuthMode::None => "curl -s".to_owned(),
+        AuthMode::Kubernetes => format!("curl -s -H 'Authorization: Bearer {DEMO_TOKEN}'"),
+        AuthMode::TokenFile => {
+            "curl -s -H 'Authorization: Bearer <a token of the file>'".to_owned()
+        }
+    };
     let result = crate::app::serve(args.serve, client, shutdown, |addr| {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
@@ -165,11 +193,11 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         println!("Astrolabe demo: {objects} objects in the emulated cluster at {sim_url}");
         println!("API at {api}   (Ctrl-C to stop)");
         println!("  curl -s {api}/readyz");
-        println!("  curl -s {api}/api/v1/namespaces");
-        println!("  curl -s '{api}/api/v1/objects?kind=Deployment&limit=5'");
-        println!("  curl -s '{api}/api/v1/graph?namespace=team-000' | head -c 600");
-        println!("  curl -s '{api}/api/v1/dangling'");
-        println!("  curl -sN {api}/api/v1/watch");
+        println!("  {curl} {api}/api/v1/namespaces");
+        println!("  {curl} '{api}/api/v1/objects?kind=Deployment&limit=5'");
+        println!("  {curl} '{api}/api/v1/graph?namespace=team-000' | head -c 600");
+        println!("  {curl} '{api}/api/v1/dangling'");
+        println!("  {curl} -N {api}/api/v1/watch");
         println!("  kubectl --server {sim_url} get deployments -A");
         println!();
     })
@@ -177,4 +205,39 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
     sim_stop.cancel();
     emulator.join().await;
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use astrolabe_api::auth::{Access, Authorizer, Decision, Target};
+
+    use super::*;
+    use crate::auth::KubeAuthorizer;
+    use crate::config::AuthConfig;
+
+    #[tokio::test]
+    async fn the_demo_token_reads_the_api_and_metrics_through_the_emulators_reviews() {
+        let stop = CancellationToken::new();
+        let emulator = Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), 0, 1, 0.0, &stop)
+            .await
+            .unwrap();
+        let client = astrolabe_informers::client_for_url(&emulator.url()).unwrap();
+        let auth = KubeAuthorizer::new(client, &AuthConfig::default()).unwrap();
+        for target in [Target::Api, Target::Metrics] {
+            let access = Access {
+                verb: "get".into(),
+                target,
+            };
+            let demo = Decision::Allowed {
+                user: "demo".into(),
+            };
+            assert_eq!(auth.decide(DEMO_TOKEN, &access).await.unwrap(), demo);
+            let other = auth.decide("not-the-demo-token", &access).await.unwrap();
+            assert_eq!(other, Decision::Unauthenticated);
+        }
+        stop.cancel();
+        emulator.join().await;
+    }
 }

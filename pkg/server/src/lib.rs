@@ -21,6 +21,8 @@
 //! - [`app`]: [`run`] / [`serve`], the wiring above, and [`ServerError`].
 //! - [`ingest`]: informers → bounded channel → [`apply`] loop, started together.
 //! - [`apply`]: the apply loop, the graph's single writer.
+//! - [`auth`]: who may call the API: off, a token file, or the Kubernetes API's reviews
+//!   ([`auth::KubeAuthorizer`]).
 //! - [`readiness`]: what `/readyz` reports ([`readiness::AppReadiness`]).
 //! - [`persistence`]: starting and stopping the writer, snapshotter and health task.
 //! - [`recovery`]: the graph from Redis at start, with a deadline; [`recovery::rebuild`].
@@ -32,6 +34,7 @@
 
 pub mod app;
 pub mod apply;
+pub mod auth;
 pub mod config;
 pub mod decoder;
 pub mod emulator;
@@ -44,6 +47,8 @@ pub mod snapshot;
 pub mod status;
 
 pub use app::{ServerError, run, serve};
-pub use config::{ClusterConfig, Config, DemoConfig, PersistConfig, ServerConfig, SimConfig};
+pub use config::{
+    AuthConfig, AuthMode, ClusterConfig, Config, DemoConfig, PersistConfig, ServerConfig, SimConfig,
+};
 pub use emulator::{EmulatorError, demo, sim};
 pub use snapshot::SnapshotError;

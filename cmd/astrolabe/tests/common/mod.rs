@@ -151,12 +151,19 @@ impl Server {
 
     /// GET a path; `None` while the server does not answer.
     pub async fn get(&self, path: &str) -> Option<(u16, Value)> {
-        let resp = self
+        self.get_as(path, None).await
+    }
+
+    /// GET a path with `Authorization: Bearer <token>` when a token is given; `None` while the
+    /// server does not answer.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> Option<(u16, Value)> {
+        let mut req = self
             .http
-            .get(format!("http://127.0.0.1:{}{path}", self.port))
-            .send()
-            .await
-            .ok()?;
+            .get(format!("http://127.0.0.1:{}{path}", self.port));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.ok()?;
         let status = resp.status().as_u16();
         let text = resp.text().await.ok()?;
         Some((

@@ -480,7 +480,15 @@ impl Sim {
     /// # Errors
     /// A rendered object the store rejects.
     pub fn with_generated(seed: u64, size: usize) -> Result<Self> {
-        let sim = Self::new(crate::SimConfig::default());
+        Self::generated_with(crate::SimConfig::default(), seed, size)
+    }
+
+    /// An emulator with `config` loaded with `astrolabe_generator::generate(seed, size)`.
+    ///
+    /// # Errors
+    /// A rendered object the store rejects.
+    pub fn generated_with(config: crate::SimConfig, seed: u64, size: usize) -> Result<Self> {
+        let sim = Self::new(config);
         sim.load_resources(&astrolabe_generator::generate(seed, size))?;
         Ok(sim)
     }
