@@ -17,7 +17,8 @@
 pub mod token_file;
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -32,6 +33,10 @@ pub use token_file::{StaticTokens, TokenFileError};
 
 /// Paths answered without a token: the probes (`/health` is the Go server's probe).
 pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/health"];
+
+/// At most one WARN per this period when reviews cannot be made; the requests in between are
+/// counted in the next line (and in `astrolabe_http_auth_total{outcome="unavailable"}`).
+pub const UNAVAILABLE_WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// The path of the metrics endpoint, checked as its own [`Target`].
 pub const METRICS_PATH: &str = "/metrics";
@@ -115,6 +120,26 @@ pub struct Auth {
     authorizer: Option<Arc<dyn Authorizer>>,
     metrics_open: bool,
     outcomes: Option<IntCounterVec>,
+    unavailable: Arc<WarnEvery>,
+}
+
+/// Rate limit of one log line: when the last line was written and how many were held back.
+#[derive(Debug, Default)]
+struct WarnEvery(Mutex<(Option<Instant>, u64)>);
+
+impl WarnEvery {
+    /// `Some(held back since the last line)` when a line is due at `now`, else `None` (and this
+    /// one is held back).
+    fn due(&self, now: Instant, every: Duration) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        if last.is_some_and(|at| now.duration_since(at) < every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -153,6 +178,7 @@ impl Auth {
             authorizer: Some(authorizer),
             metrics_open: false,
             outcomes: Some(outcomes),
+            unavailable: Arc::default(),
         })
     }
 
@@ -237,7 +263,13 @@ pub async fn require(State(auth): State<Auth>, req: Request, next: Next) -> Resp
         }
         Err(Undecided(why)) => {
             auth.count("unavailable");
-            tracing::warn!(error = %why, "http: cannot authenticate a request");
+            if let Some(held) = auth.unavailable.due(Instant::now(), UNAVAILABLE_WARN_EVERY) {
+                tracing::warn!(
+                    error = %why,
+                    "http: cannot authenticate requests, answering 503 ({held} more since the last \
+                     such line)"
+                );
+            }
             ApiError::Unavailable(format!("authentication is unavailable: {why}")).into_response()
         }
     }
@@ -253,6 +285,18 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn unavailable_reviews_are_logged_once_per_period_with_the_count_held_back() {
+        let every = Duration::from_secs(30);
+        let w = WarnEvery::default();
+        let t0 = Instant::now();
+        assert_eq!(w.due(t0, every), Some(0));
+        assert_eq!(w.due(t0 + Duration::from_secs(1), every), None);
+        assert_eq!(w.due(t0 + Duration::from_secs(29), every), None);
+        assert_eq!(w.due(t0 + Duration::from_secs(30), every), Some(2));
+        assert_eq!(w.due(t0 + Duration::from_secs(31), every), None);
     }
 
     #[test]
