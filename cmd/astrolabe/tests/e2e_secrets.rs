@@ -1,0 +1,314 @@
+//! Secret hygiene end to end: values planted in annotations that carry whole objects (kapp's
+//! `kapp.k14s.io/original`, kubectl's `last-applied-configuration`, a manifest under any key) and
+//! in a Secret's own annotations, data and stringData, on objects listed at start and changed while
+//! watched, never show in any output of the real binary: the HTTP API, the SSE change stream, the
+//! Redis keys, the AOF files, an export, or the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use astrolabe_testkit::RedisServer;
+use common::{DEADLINE, Emulator, Server, eventually};
+use serde_json::{Value, json};
+
+const CLUSTER: &str = "hygiene";
+/// The prefix of every planted value; no object name or kept value contains it.
+const PLANTED: &str = "pl4nted";
+/// A harmless annotation value that is kept: where it shows, annotation values do reach the
+/// output, so the planted values' absence there means something.
+const KEPT: &str = "team-kept-owner";
+
+/// A Secret as kapp and kubectl leave it: the applied manifest (with stringData) in annotations.
+fn secret(name: &str, tag: &str) -> Value {
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "hygiene"},
+        "stringData": {"password": format!("{PLANTED}-{tag}-manifest")},
+    })
+    .to_string();
+    json!({
+        "metadata": {
+            "name": name, "namespace": "hygiene",
+            "annotations": {
+                "kapp.k14s.io/original": manifest,
+                "kubectl.kubernetes.io/last-applied-configuration": manifest,
+                "example.com/password-hint": format!("{PLANTED}-{tag}-hint"),
+                "meta.helm.sh/release-name": "vault-release",
+            },
+        },
+        "type": "Opaque",
+        "stringData": {"password": format!("{PLANTED}-{tag}-stringdata")},
+        "data": {"token": "cGw0bnRlZC1kYXRh"},
+    })
+}
+
+/// A ConfigMap carrying its whole manifest in kapp's annotation and in an unknown one.
+fn config_map(name: &str, tag: &str) -> Value {
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "hygiene"},
+        "data": {"key": format!("{PLANTED}-{tag}-configmap")},
+    })
+    .to_string();
+    json!({
+        "metadata": {
+            "name": name, "namespace": "hygiene",
+            "annotations": {
+                "kapp.k14s.io/original": manifest,
+                "example.com/manifest": manifest,
+                "owner": KEPT,
+            },
+        },
+        "data": {"key": format!("{PLANTED}-{tag}-data")},
+    })
+}
+
+fn assert_clean(what: &str, bytes: &[u8]) {
+    let found = bytes
+        .windows(PLANTED.len())
+        .position(|w| w == PLANTED.as_bytes());
+    if let Some(at) = found {
+        let around = &bytes[at.saturating_sub(200)..(at + 200).min(bytes.len())];
+        panic!(
+            "a planted value leaked into {what}: …{}…",
+            String::from_utf8_lossy(around)
+        );
+    }
+}
+
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "--raw"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    out.stdout
+}
+
+/// Every key's value, read by type (the stream's entries, the snapshot chunks and metadata).
+fn redis_values(redis: &RedisServer) -> Vec<u8> {
+    let keys = String::from_utf8(redis_cli(redis, &["KEYS", "*"])).unwrap();
+    let mut out = Vec::new();
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        let kind = String::from_utf8(redis_cli(redis, &["TYPE", key])).unwrap();
+        let read: &[&str] = match kind.trim() {
+            "string" => &["GET"],
+            "stream" => &["XRANGE"],
+            "hash" => &["HGETALL"],
+            "list" => &["LRANGE"],
+            "set" => &["SMEMBERS"],
+            "zset" => &["ZRANGE"],
+            other => panic!("key {key} of type {other}"),
+        };
+        let mut args = vec![read[0], key];
+        match read[0] {
+            "XRANGE" => args.extend(["-", "+"]),
+            "LRANGE" | "ZRANGE" => args.extend(["0", "-1"]),
+            _ => {}
+        }
+        out.extend(redis_cli(redis, &args));
+    }
+    out
+}
+
+/// Every file under `dir`, concatenated.
+fn files_under(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The SSE stream from its first retained event, read until `until` shows (bounded).
+async fn sse_until(server: &Server, until: &str) -> Vec<u8> {
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/watch?lastEventId=0",
+        server.port
+    );
+    let mut resp = reqwest::get(url).await.unwrap();
+    let mut body = Vec::new();
+    astrolabe_testkit::within(DEADLINE, "the SSE stream shows the last change", async {
+        while !contains(&body, until) {
+            match resp.chunk().await.unwrap() {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => panic!("SSE stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_annotation_values_never_leave_the_process() {
+    let redis = RedisServer::start().unwrap();
+    let emu = Emulator::start(31, 60).await;
+    emu.sim
+        .create("Namespace", json!({"metadata": {"name": "hygiene"}}))
+        .unwrap();
+    // Listed at start.
+    emu.sim
+        .create("Secret", secret("listed-creds", "a"))
+        .unwrap();
+    emu.sim
+        .create("ConfigMap", config_map("listed-config", "b"))
+        .unwrap();
+
+    let logs = tempfile::tempdir().unwrap();
+    let redis_url = redis.url();
+    let flags = [
+        "--enable-persistence",
+        "--redis-url",
+        redis_url.as_str(),
+        "--cluster-name",
+        CLUSTER,
+        "--snapshot-interval",
+        "2",
+        "--shutdown-grace",
+        "15",
+    ];
+    let mut server = Server::start(&emu.kubeconfig(), logs.path(), &flags);
+    server.wait_ready().await;
+
+    // Changed while watched: a new Secret, an updated ConfigMap, and last a marker object.
+    emu.sim
+        .create("Secret", secret("watched-creds", "c"))
+        .unwrap();
+    emu.sim
+        .update("ConfigMap", "hygiene", "listed-config", |o| {
+            let changed = config_map("listed-config", "d");
+            o["metadata"]["annotations"] = changed["metadata"]["annotations"].clone();
+            o["data"] = changed["data"].clone();
+        })
+        .unwrap();
+    emu.sim
+        .create(
+            "ConfigMap",
+            json!({"metadata": {"name": "last-marker", "namespace": "hygiene"}}),
+        )
+        .unwrap();
+    let objects = eventually(
+        "the marker is served",
+        || server.log_tail(),
+        || async {
+            let (_, body) = server.get("/api/v1/objects?limit=5000").await?;
+            let text = body.to_string();
+            text.contains("last-marker").then_some(body)
+        },
+    )
+    .await;
+
+    // Kept: the objects, the Secret's allowlisted annotation, the ConfigMap's harmless one.
+    let items = objects["items"].as_array().unwrap();
+    let by_name = |name: &str| {
+        items
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not served"))
+            .clone()
+    };
+    let creds = by_name("watched-creds");
+    assert_eq!(
+        creds["annotations"],
+        json!({"meta.helm.sh/release-name": "vault-release"})
+    );
+    assert_eq!(
+        by_name("listed-config")["annotations"],
+        json!({"owner": KEPT})
+    );
+
+    // The HTTP API: every listing, the Go-compatible ones, single resources, traversals.
+    let uid = creds["uid"].as_str().unwrap().to_owned();
+    let mut api = objects.to_string().into_bytes();
+    for path in [
+        "/api/v1/resources".to_owned(),
+        "/api/v1/releases".to_owned(),
+        "/api/v1/charts".to_owned(),
+        "/api/v1/namespaces".to_owned(),
+        "/api/v1/graph".to_owned(),
+        "/api/v1/objects?kind=Secret".to_owned(),
+        "/api/v1/objects?kind=ConfigMap&namespace=hygiene".to_owned(),
+        format!("/api/v1/resources/{uid}"),
+        "/api/v1/namespaces/hygiene/Secret/watched-creds".to_owned(),
+        "/api/v1/namespaces/hygiene/ConfigMap/listed-config".to_owned(),
+        format!("/api/v1/neighbors/{uid}?depth=3"),
+        format!("/api/v1/impact/{uid}"),
+        "/api/v1/dangling".to_owned(),
+        "/health".to_owned(),
+        "/readyz".to_owned(),
+        "/metrics".to_owned(),
+    ] {
+        let text = server.get_text(&path).await;
+        assert_clean(&path, text.as_bytes());
+        api.extend(text.into_bytes());
+    }
+    assert!(contains(&api, KEPT) && contains(&api, "vault-release"));
+
+    // The change stream, from the first retained event to the marker.
+    let sse = sse_until(&server, "last-marker").await;
+    assert_clean("the SSE stream", &sse);
+    assert!(contains(&sse, KEPT), "{}", String::from_utf8_lossy(&sse));
+
+    // Redis: the stream and snapshot keys, once the marker is persisted; then the AOF files,
+    // once Redis has written the marker there (fsync every second).
+    let values = eventually(
+        "the marker is in Redis",
+        || server.log_tail(),
+        || async {
+            let values = redis_values(&redis);
+            contains(&values, "last-marker").then_some(values)
+        },
+    )
+    .await;
+    assert_clean("the Redis keys", &values);
+    assert!(contains(&values, KEPT));
+
+    // Shutdown: a final snapshot; then an export of it, decoded.
+    server.sigterm();
+    assert!(
+        server.exit_status().await.success(),
+        "{}",
+        server.log_tail()
+    );
+    let aof = eventually("the marker is in the AOF", String::new, || async {
+        let bytes = files_under(redis.dir());
+        contains(&bytes, "last-marker").then_some(bytes)
+    })
+    .await;
+    assert_clean("the AOF and data files", &aof);
+    assert!(contains(&aof, KEPT));
+    assert_clean("the Redis keys after shutdown", &redis_values(&redis));
+
+    let file = logs.path().join("export.snap");
+    let out = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
+        .args(["snapshot", "export", file.to_str().unwrap()])
+        .args(["--redis-url", &redis_url, "--cluster-name", CLUSTER])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_clean("the export's output", &[out.stdout, out.stderr].concat());
+    assert_clean("the export file", &std::fs::read(&file).unwrap());
+    let exported = astrolabe_server::snapshot::read_file(&file).unwrap();
+    let decoded = serde_json::to_vec(&exported.resources).unwrap();
+    assert_clean("the decoded export", &decoded);
+    assert!(contains(&decoded, KEPT) && contains(&decoded, "watched-creds"));
+
+    assert_clean("the server's log", server.log_text().as_bytes());
+}
