@@ -104,7 +104,10 @@ async fn signals(shutdown: CancellationToken) {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client=warn")
+        tracing_subscriber::EnvFilter::new(format!(
+            "info,{}",
+            astrolabe_informers::KUBE_LOG_DIRECTIVES
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

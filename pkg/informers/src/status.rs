@@ -17,6 +17,8 @@ struct KindState {
     relisting_scopes: usize,
     /// Scopes whose last request was refused with 403.
     forbidden_scopes: usize,
+    /// Scopes whose watcher failed and has not succeeded since (retrying with backoff).
+    retrying_scopes: usize,
     last_error: Option<String>,
     /// Seconds since the epoch of the last completed list.
     last_sync: Option<i64>,
@@ -37,7 +39,9 @@ pub struct KindReport {
     pub relisting: bool,
     /// Whether the API server refuses access (403); retried with backoff.
     pub forbidden: bool,
-    /// The last error seen, if any since the last success.
+    /// Whether the watcher is retrying after errors in any scope (nothing has succeeded since).
+    pub retrying: bool,
+    /// The last error seen while retrying: `None` once every scope succeeds again.
     pub last_error: Option<String>,
     /// When the last list completed, in seconds since the epoch.
     pub last_sync: Option<i64>,
@@ -91,6 +95,11 @@ impl SyncStatus {
         self.kinds.get(kind).is_some_and(|e| e.forbidden_scopes > 0)
     }
 
+    /// Whether `kind`'s watcher is retrying after errors in any scope.
+    pub fn is_retrying(&self, kind: &Kind) -> bool {
+        self.kinds.get(kind).is_some_and(|e| e.retrying_scopes > 0)
+    }
+
     /// Every registered kind's state, in [`Kind`] order.
     pub fn report(&self) -> Vec<KindReport> {
         let mut out: Vec<KindReport> = self
@@ -103,6 +112,7 @@ impl SyncStatus {
                     listed: s.scopes > 0 && s.listed_scopes >= s.scopes,
                     relisting: s.relisting_scopes > 0,
                     forbidden: s.forbidden_scopes > 0,
+                    retrying: s.retrying_scopes > 0,
                     last_error: s.last_error.clone(),
                     last_sync: s.last_sync,
                     upserts: s.upserts,
@@ -152,6 +162,21 @@ impl SyncStatus {
         self.update(kind, |s| {
             s.errors += 1;
             s.last_error = Some(text);
+        });
+    }
+
+    /// Moves one scope in or out of the retrying state; the last error is forgotten when no
+    /// scope is retrying.
+    pub(crate) fn set_retrying(&self, kind: &Kind, retrying: bool) {
+        self.update(kind, |s| {
+            if retrying {
+                s.retrying_scopes += 1;
+            } else {
+                s.retrying_scopes = s.retrying_scopes.saturating_sub(1);
+                if s.retrying_scopes == 0 {
+                    s.last_error = None;
+                }
+            }
         });
     }
 
@@ -205,6 +230,11 @@ mod tests {
         assert_eq!(r.last_error.as_deref(), Some("forbidden"));
         s.set_forbidden(&Kind::Secret, false);
         assert!(!s.is_forbidden(&Kind::Secret));
+        s.set_retrying(&Kind::Secret, true);
+        assert!(s.report()[0].retrying);
+        s.set_retrying(&Kind::Secret, false);
+        assert!(!s.is_retrying(&Kind::Secret));
+        assert_eq!(s.report()[0].last_error, None);
         let json = serde_json::to_string(&s.report()).expect("serializes");
         assert!(json.contains("\"kind\":\"Secret\""));
     }

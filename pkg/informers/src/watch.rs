@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::pin::pin;
+use std::time::{Duration, Instant};
 
 use astrolabe_model::{Kind, ObjectKey, Str, Uid};
 use futures::{FutureExt, StreamExt};
@@ -18,6 +19,12 @@ use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 /// Most ingest events one watcher takes from its stream before sending them: what a listed page
 /// already holds is translated in one go, then sent, instead of one task wake-up per object.
 pub const SEND_BATCH: usize = 512;
+
+/// How often a watcher that keeps failing for the same reason logs it again (at WARN, with the
+/// count). Its first error, a change of reason and its recovery are logged when they happen;
+/// the errors in between only at DEBUG, so an unreachable API server costs one line per kind
+/// and state change instead of one per retry.
+pub const STILL_FAILING_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts one watcher per configured kind (and per namespace when namespaces are given), all
 /// sending into `tx`. The returned task ends when `shutdown` is cancelled, when the receiver is
@@ -151,6 +158,18 @@ struct Translator {
     listed_once: bool,
     /// The last error was a 403 (and nothing has succeeded since).
     forbidden: bool,
+    /// Errors since the last success, if any: the watcher is retrying.
+    failing: Option<Failing>,
+}
+
+/// A streak of errors with nothing succeeding in between.
+struct Failing {
+    /// The reason of the last error ([`classify`]).
+    reason: &'static str,
+    /// Errors in the streak.
+    errors: u64,
+    /// When the streak was last logged at WARN.
+    warned_at: Instant,
 }
 
 impl Translator {
@@ -162,6 +181,7 @@ impl Translator {
             listing: false,
             listed_once: false,
             forbidden: false,
+            failing: None,
         }
     }
 
@@ -255,8 +275,14 @@ impl Translator {
         }
     }
 
-    /// Something came back from the server: access is granted again.
+    /// Something came back from the server: a retry streak is over, access is granted again.
     fn succeeded(&mut self, ctx: &Ctx) {
+        if let Some(failing) = self.failing.take() {
+            ctx.status.set_retrying(&self.kind, false);
+            ctx.metrics
+                .retrying(&self.kind, ctx.status.is_retrying(&self.kind));
+            tracing::info!(kind = %self.kind, scope = ?self.scope, errors = failing.errors, "watch recovered");
+        }
         if self.forbidden {
             self.forbidden = false;
             ctx.status.set_forbidden(&self.kind, false);
@@ -280,8 +306,32 @@ impl Translator {
         }
         if code == Some(410) {
             tracing::info!(kind = %self.kind, scope = ?self.scope, "watch expired (410); relisting");
-        } else {
-            tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch error; retrying with backoff");
+            return;
+        }
+        let now = Instant::now();
+        match &mut self.failing {
+            Some(f) if f.reason == reason => {
+                f.errors += 1;
+                if now.duration_since(f.warned_at) >= STILL_FAILING_EVERY {
+                    f.warned_at = now;
+                    tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, errors = f.errors, error = %err, "watch still failing; retrying with backoff");
+                } else {
+                    tracing::debug!(kind = %self.kind, scope = ?self.scope, reason, errors = f.errors, error = %err, "watch error; retrying with backoff");
+                }
+            }
+            failing => {
+                let errors = failing.as_ref().map_or(0, |f| f.errors) + 1;
+                if failing.is_none() {
+                    ctx.status.set_retrying(&self.kind, true);
+                    ctx.metrics.retrying(&self.kind, true);
+                }
+                *failing = Some(Failing {
+                    reason,
+                    errors,
+                    warned_at: now,
+                });
+                tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch failing; retrying with backoff");
+            }
         }
     }
 }
@@ -406,6 +456,42 @@ mod tests {
         let report = ctx.status.report();
         assert_eq!(report[0].relists, 2);
         assert_eq!(report[0].deletes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_streak_is_one_state_until_something_succeeds() {
+        let (ctx, _rx) = ctx();
+        let mut t = Translator::new(Kind::ConfigMap, None);
+        for _ in 0..3 {
+            t.on_error(&watcher::Error::WatchStartFailed(api_error(500)), &ctx);
+        }
+        let streak = t.failing.as_ref().map(|f| (f.reason, f.errors));
+        assert_eq!(streak, Some(("server", 3)));
+        assert!(ctx.status.is_retrying(&Kind::ConfigMap));
+        // Another reason is a new state of the same streak: still one retrying scope.
+        t.on_error(&watcher::Error::WatchStartFailed(api_error(429)), &ctx);
+        assert_eq!(t.failing.as_ref().map(|f| f.reason), Some("throttled"));
+        assert!(ctx.status.report()[0].retrying);
+        // A 410 is routine: no streak starts.
+        let mut quiet = Translator::new(Kind::ConfigMap, None);
+        quiet.on_error(
+            &watcher::Error::WatchError(Box::new(
+                kube::core::Status::failure("too old", "Expired").with_code(410),
+            )),
+            &ctx,
+        );
+        assert!(quiet.failing.is_none());
+        // An event ends the streak: no longer retrying, the error forgotten.
+        assert!(ctx.status.report()[0].last_error.is_some());
+        let mut out = Vec::new();
+        t.on_item(Ok(watcher::Event::Apply(cm("a"))), &ctx, &mut out);
+        assert!(t.failing.is_none());
+        let report = &ctx.status.report()[0];
+        assert!(
+            !report.retrying && report.last_error.is_none(),
+            "{report:?}"
+        );
+        assert_eq!(report.errors, 5);
     }
 
     #[test]

@@ -123,7 +123,10 @@ impl Server {
             .arg(kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env("RUST_LOG", "info,kube_runtime=warn,kube_client=warn")
+            .env(
+                "RUST_LOG",
+                format!("info,{}", astrolabe_informers::KUBE_LOG_DIRECTIVES),
+            )
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
