@@ -21,20 +21,31 @@ const PLANTED: &str = "pl4nted";
 /// output, so the planted values' absence there means something.
 const KEPT: &str = "team-kept-owner";
 
+/// The manifest a deployer applied, holding the planted `value` under `field` (`stringData`,
+/// `data`), as it stores it in an annotation.
+fn manifest(kind: &str, name: &str, field: &str, value: String) -> String {
+    json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": name, "namespace": "hygiene"},
+        field: {"key": value},
+    })
+    .to_string()
+}
+
 /// A Secret as kapp and kubectl leave it: the applied manifest (with stringData) in annotations.
 fn secret(name: &str, tag: &str) -> Value {
-    let manifest = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": "hygiene"},
-        "stringData": {"password": format!("{PLANTED}-{tag}-manifest")},
-    })
-    .to_string();
+    let applied = manifest(
+        "Secret",
+        name,
+        "stringData",
+        format!("{PLANTED}-{tag}-manifest"),
+    );
     json!({
         "metadata": {
             "name": name, "namespace": "hygiene",
             "annotations": {
-                "kapp.k14s.io/original": manifest,
-                "kubectl.kubernetes.io/last-applied-configuration": manifest,
+                "kapp.k14s.io/original": applied,
+                "kubectl.kubernetes.io/last-applied-configuration": applied,
                 "example.com/password-hint": format!("{PLANTED}-{tag}-hint"),
                 "meta.helm.sh/release-name": "vault-release",
             },
@@ -47,18 +58,18 @@ fn secret(name: &str, tag: &str) -> Value {
 
 /// A ConfigMap carrying its whole manifest in kapp's annotation and in an unknown one.
 fn config_map(name: &str, tag: &str) -> Value {
-    let manifest = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "hygiene"},
-        "data": {"key": format!("{PLANTED}-{tag}-configmap")},
-    })
-    .to_string();
+    let applied = manifest(
+        "ConfigMap",
+        name,
+        "data",
+        format!("{PLANTED}-{tag}-configmap"),
+    );
     json!({
         "metadata": {
             "name": name, "namespace": "hygiene",
             "annotations": {
-                "kapp.k14s.io/original": manifest,
-                "example.com/manifest": manifest,
+                "kapp.k14s.io/original": applied,
+                "example.com/manifest": applied,
                 "owner": KEPT,
             },
         },

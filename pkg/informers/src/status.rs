@@ -169,26 +169,25 @@ impl SyncStatus {
     /// scope is retrying.
     pub(crate) fn set_retrying(&self, kind: &Kind, retrying: bool) {
         self.update(kind, |s| {
-            if retrying {
-                s.retrying_scopes += 1;
-            } else {
-                s.retrying_scopes = s.retrying_scopes.saturating_sub(1);
-                if s.retrying_scopes == 0 {
-                    s.last_error = None;
-                }
+            count_scope(&mut s.retrying_scopes, retrying);
+            if s.retrying_scopes == 0 {
+                s.last_error = None;
             }
         });
     }
 
     /// Moves one scope in or out of the forbidden state.
     pub(crate) fn set_forbidden(&self, kind: &Kind, forbidden: bool) {
-        self.update(kind, |s| {
-            if forbidden {
-                s.forbidden_scopes += 1;
-            } else {
-                s.forbidden_scopes = s.forbidden_scopes.saturating_sub(1);
-            }
-        });
+        self.update(kind, |s| count_scope(&mut s.forbidden_scopes, forbidden));
+    }
+}
+
+/// One more scope in a state when `entered`, one fewer (never below zero) otherwise.
+fn count_scope(scopes: &mut usize, entered: bool) {
+    if entered {
+        *scopes += 1;
+    } else {
+        *scopes = scopes.saturating_sub(1);
     }
 }
 
