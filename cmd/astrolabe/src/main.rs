@@ -109,8 +109,10 @@ fn init_tracing(format: LogFormat) {
             astrolabe_informers::KUBE_LOG_DIRECTIVES
         ))
     });
+    // Colours only on a terminal: not in a file or a pod's log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -14,17 +14,25 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::processors::{Processor, kind_type_match, with_kind_type};
+use crate::status::RetryLog;
 use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 
 /// Most ingest events one watcher takes from its stream before sending them: what a listed page
 /// already holds is translated in one go, then sent, instead of one task wake-up per object.
 pub const SEND_BATCH: usize = 512;
 
-/// How often a watcher that keeps failing for the same reason logs it again (at WARN, with the
-/// count). Its first error, a change of reason and its recovery are logged when they happen;
-/// the errors in between only at DEBUG, so an unreachable API server costs one line per kind
-/// and state change instead of one per retry.
+/// How often a kind whose watchers keep failing logs it again (at WARN, with the count). The
+/// first error of a kind, each new reason and the recovery are logged when they happen, once per
+/// kind whatever the number of scopes; the errors in between only at DEBUG, so an unreachable
+/// API server costs one line per kind and state change instead of one per retry.
 pub const STILL_FAILING_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a failing watcher's request must have succeeded, with no error since, before the
+/// watcher counts as recovered. A watch that starts again emits no event until an object
+/// changes, so a successful answer is the sign; the wait keeps a watch that is accepted and
+/// then fails at once (an error event, an undecodable list) one retry episode, not a recovery
+/// and a new WARN per retry.
+pub const RECOVERED_AFTER: Duration = Duration::from_secs(1);
 
 /// Starts one watcher per configured kind (and per namespace when namespaces are given), all
 /// sending into `tx`. The returned task ends when `shutdown` is cancelled, when the receiver is
@@ -103,18 +111,34 @@ struct Ctx {
 /// One watcher: kind `K` in one scope.
 async fn run<K: Processor>(ctx: Ctx) {
     let kind = <K as Processor>::kind();
-    let api = K::api(ctx.client.clone(), ctx.scope.as_deref());
+    let (answered_tx, mut answered) = tokio::sync::watch::channel(());
+    let client = crate::client::telling_answers(ctx.client.clone(), answered_tx);
+    let api = K::api(client, ctx.scope.as_deref());
     let mut stream = pin!(watcher(api, ctx.config.clone()).default_backoff());
     let mut state = Translator::new(kind.clone(), ctx.scope.as_deref().map(Str::from));
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher started");
     let mut out: Vec<IngestEvent> = Vec::with_capacity(SEND_BATCH);
     let mut ended = false;
+    // While failing: when the API server answered a request of this watcher again, plus
+    // RECOVERED_AFTER (the watcher recovers then unless an error came first).
+    let mut recovers_at: Option<tokio::time::Instant> = None;
     while !ended {
+        let errors = state.errors;
         let item = tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => break,
             () = ctx.tx.closed() => break,
             item = stream.next() => item,
+            Ok(()) = answered.changed(), if state.failing && recovers_at.is_none() => {
+                recovers_at = Some(tokio::time::Instant::now() + RECOVERED_AFTER);
+                continue;
+            }
+            () = tokio::time::sleep_until(recovers_at.unwrap_or_else(tokio::time::Instant::now)),
+                if state.failing && recovers_at.is_some() => {
+                recovers_at = None;
+                state.succeeded(&ctx);
+                continue;
+            }
         };
         match item {
             Some(item) => state.on_item(item, &ctx, &mut out),
@@ -128,6 +152,11 @@ async fn run<K: Processor>(ctx: Ctx) {
                 Some(None) => ended = true,
                 None => break,
             }
+        }
+        if state.errors != errors {
+            // Answers before the error do not count; the watcher backs off before asking again.
+            answered.borrow_and_update();
+            recovers_at = None;
         }
         for event in out.drain(..) {
             let sent = tokio::select! {
@@ -158,18 +187,10 @@ struct Translator {
     listed_once: bool,
     /// The last error was a 403 (and nothing has succeeded since).
     forbidden: bool,
-    /// Errors since the last success, if any: the watcher is retrying.
-    failing: Option<Failing>,
-}
-
-/// A streak of errors with nothing succeeding in between.
-struct Failing {
-    /// The reason of the last error ([`classify`]).
-    reason: &'static str,
-    /// Errors in the streak.
+    /// An error came since the last success: the watcher is retrying.
+    failing: bool,
+    /// Errors seen.
     errors: u64,
-    /// When the streak was last logged at WARN.
-    warned_at: Instant,
 }
 
 impl Translator {
@@ -181,7 +202,8 @@ impl Translator {
             listing: false,
             listed_once: false,
             forbidden: false,
-            failing: None,
+            failing: false,
+            errors: 0,
         }
     }
 
@@ -277,11 +299,12 @@ impl Translator {
 
     /// Something came back from the server: a retry streak is over, access is granted again.
     fn succeeded(&mut self, ctx: &Ctx) {
-        if let Some(failing) = self.failing.take() {
-            ctx.status.set_retrying(&self.kind, false);
-            ctx.metrics
-                .retrying(&self.kind, ctx.status.is_retrying(&self.kind));
-            tracing::info!(kind = %self.kind, scope = ?self.scope, errors = failing.errors, "watch recovered");
+        if self.failing {
+            self.failing = false;
+            if let Some(errors) = ctx.status.retry_recovered(&self.kind) {
+                ctx.metrics.retrying(&self.kind, false);
+                tracing::info!(kind = %self.kind, scope = ?self.scope, errors, "watch recovered");
+            }
         }
         if self.forbidden {
             self.forbidden = false;
@@ -294,6 +317,7 @@ impl Translator {
 
     fn on_error(&mut self, err: &watcher::Error, ctx: &Ctx) {
         let (reason, code) = classify(err);
+        self.errors += 1;
         ctx.metrics.error(&self.kind, reason);
         ctx.status.error(&self.kind, err.to_string());
         if !matches!(err, watcher::Error::InitialListFailed(_)) {
@@ -308,29 +332,21 @@ impl Translator {
             tracing::info!(kind = %self.kind, scope = ?self.scope, "watch expired (410); relisting");
             return;
         }
-        let now = Instant::now();
-        match &mut self.failing {
-            Some(f) if f.reason == reason => {
-                f.errors += 1;
-                if now.duration_since(f.warned_at) >= STILL_FAILING_EVERY {
-                    f.warned_at = now;
-                    tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, errors = f.errors, error = %err, "watch still failing; retrying with backoff");
-                } else {
-                    tracing::debug!(kind = %self.kind, scope = ?self.scope, reason, errors = f.errors, error = %err, "watch error; retrying with backoff");
-                }
-            }
-            failing => {
-                let errors = failing.as_ref().map_or(0, |f| f.errors) + 1;
-                if failing.is_none() {
-                    ctx.status.set_retrying(&self.kind, true);
-                    ctx.metrics.retrying(&self.kind, true);
-                }
-                *failing = Some(Failing {
-                    reason,
-                    errors,
-                    warned_at: now,
-                });
+        let entered = !self.failing;
+        self.failing = true;
+        ctx.metrics.retrying(&self.kind, true);
+        match ctx
+            .status
+            .retry_failed(&self.kind, entered, reason, Instant::now())
+        {
+            RetryLog::Changed => {
                 tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch failing; retrying with backoff");
+            }
+            RetryLog::StillFailing(errors) => {
+                tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, errors, error = %err, "watch still failing; retrying with backoff");
+            }
+            RetryLog::Unchanged => {
+                tracing::debug!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch error; retrying with backoff");
             }
         }
     }
@@ -462,15 +478,10 @@ mod tests {
     async fn a_retry_streak_is_one_state_until_something_succeeds() {
         let (ctx, _rx) = ctx();
         let mut t = Translator::new(Kind::ConfigMap, None);
-        for _ in 0..3 {
-            t.on_error(&watcher::Error::WatchStartFailed(api_error(500)), &ctx);
+        for code in [500, 500, 429] {
+            t.on_error(&watcher::Error::WatchStartFailed(api_error(code)), &ctx);
         }
-        let streak = t.failing.as_ref().map(|f| (f.reason, f.errors));
-        assert_eq!(streak, Some(("server", 3)));
-        assert!(ctx.status.is_retrying(&Kind::ConfigMap));
-        // Another reason is a new state of the same streak: still one retrying scope.
-        t.on_error(&watcher::Error::WatchStartFailed(api_error(429)), &ctx);
-        assert_eq!(t.failing.as_ref().map(|f| f.reason), Some("throttled"));
+        assert!(t.failing);
         assert!(ctx.status.report()[0].retrying);
         // A 410 is routine: no streak starts.
         let mut quiet = Translator::new(Kind::ConfigMap, None);
@@ -480,18 +491,18 @@ mod tests {
             )),
             &ctx,
         );
-        assert!(quiet.failing.is_none());
+        assert!(!quiet.failing);
         // An event ends the streak: no longer retrying, the error forgotten.
         assert!(ctx.status.report()[0].last_error.is_some());
         let mut out = Vec::new();
         t.on_item(Ok(watcher::Event::Apply(cm("a"))), &ctx, &mut out);
-        assert!(t.failing.is_none());
+        assert!(!t.failing);
         let report = &ctx.status.report()[0];
         assert!(
             !report.retrying && report.last_error.is_none(),
             "{report:?}"
         );
-        assert_eq!(report.errors, 5);
+        assert_eq!(report.errors, 4);
     }
 
     #[test]

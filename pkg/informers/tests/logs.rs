@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Logs while the API server is down or refuses a kind: one WARN per kind and state change, no
-//! ERROR, however many retries; the state shows in the sync status and the metrics.
+//! ERROR, however many retries and watchers (one per namespace); the state shows in the sync
+//! status and the metrics.
 
 mod common;
 
@@ -65,7 +66,8 @@ async fn one_warn_per_kind_and_state_change_and_no_error() {
     let sim = Sim::new(SimConfig::default());
     sim.fail_kind("Secret", 403).unwrap();
     let kinds: Vec<Kind> = Kind::WATCHED.to_vec();
-    let mut h = Harness::start_down(sim, &kinds).await;
+    // Namespaced kinds are watched in two namespaces: two watchers, still one line per kind.
+    let mut h = Harness::start_down(sim, &kinds, &["default", "kube-system"]).await;
 
     // The API server is down: every kind retries, several times.
     let status = h.status.clone();
@@ -91,6 +93,17 @@ async fn one_warn_per_kind_and_state_change_and_no_error() {
         .cloned()
         .collect();
     h.until_listed(&others).await;
+    let status = h.status.clone();
+    eventually(
+        60,
+        "every other kind listed in every namespace",
+        move || {
+            others
+                .iter()
+                .all(|k| status.is_listed(k) && !status.is_retrying(k))
+        },
+    )
+    .await;
     let refused_from = errors(&h.status, &Kind::Secret) + 2;
     let status = h.status.clone();
     eventually(90, "Secrets refused twice more", move || {
@@ -112,6 +125,11 @@ async fn one_warn_per_kind_and_state_change_and_no_error() {
     // Access granted: Secrets list too.
     h.sim.clear_failure("Secret").unwrap();
     h.until_listed(&[Kind::Secret]).await;
+    let status = h.status.clone();
+    eventually(60, "Secrets listed in every namespace", move || {
+        status.is_listed(&Kind::Secret) && !status.is_retrying(&Kind::Secret)
+    })
+    .await;
 
     let lines = captured.lines();
     let all = lines.join("\n");

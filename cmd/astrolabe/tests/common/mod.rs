@@ -123,10 +123,8 @@ impl Server {
             .arg(kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env(
-                "RUST_LOG",
-                format!("info,{}", astrolabe_informers::KUBE_LOG_DIRECTIVES),
-            )
+            // The binary's default log filter.
+            .env_remove("RUST_LOG")
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())

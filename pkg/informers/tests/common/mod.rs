@@ -52,14 +52,16 @@ impl Harness {
         Self::connect(sim, config, addr, emulator)
     }
 
-    /// Like [`Harness::start`], with the emulator's server stopped before the informers start
-    /// (an API server that is down); `emulator.start_server()` brings it up on the same port.
-    pub async fn start_down(sim: Sim, kinds: &[Kind]) -> Self {
+    /// Like [`Harness::start_with`], with the emulator's server stopped before the informers
+    /// start (an API server that is down); `emulator.start_server()` brings it up on the same
+    /// port.
+    pub async fn start_down(sim: Sim, kinds: &[Kind], namespaces: &[&str]) -> Self {
         let mut emulator = Emulator::serve(sim.clone()).await;
         emulator.stop_server().await;
         let addr = emulator.addr();
         let config = InformerConfig {
             kinds: kinds.to_vec(),
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
             ..InformerConfig::default()
         };
         Self::connect(sim, config, addr, emulator)
