@@ -1,8 +1,11 @@
-//! Secret hygiene end to end: values planted in annotations that carry whole objects (kapp's
-//! `kapp.k14s.io/original`, kubectl's `last-applied-configuration`, a manifest under any key) and
-//! in a Secret's own annotations, data and stringData, on objects listed at start and changed while
-//! watched, never show in any output of the real binary: the HTTP API, the SSE change stream, the
-//! Redis keys, the AOF files, an export, or the logs.
+//! Secret hygiene end to end: values planted through every path that could carry a Secret's
+//! content — annotations that hold whole objects (kapp's `kapp.k14s.io/original` on a Secret and
+//! on a ConfigMap carrying a Secret's `stringData`, kubectl's `last-applied-configuration`, the
+//! annotations of kubecfg, k8s-objectmatcher, wrangler, kopf, Flagger and Cluster API), a
+//! manifest in JSON, YAML or compressed base64 under any key, any annotation of a Secret, and a
+//! Secret's data and stringData — on objects listed at start and changed while watched, never
+//! show in any output of the real binary: the HTTP API, the SSE change stream, every Redis key
+//! (the snapshot decompressed), the AOF and RDB files, an export, or the logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -32,7 +35,8 @@ fn manifest(kind: &str, name: &str, field: &str, value: String) -> String {
     .to_string()
 }
 
-/// A Secret as kapp and kubectl leave it: the applied manifest (with stringData) in annotations.
+/// A Secret as kapp and kubectl leave it: the applied manifest (with stringData) in annotations,
+/// a manifest under an allowlisted key, and a note under another key.
 fn secret(name: &str, tag: &str) -> Value {
     let applied = manifest(
         "Secret",
@@ -46,8 +50,10 @@ fn secret(name: &str, tag: &str) -> Value {
             "annotations": {
                 "kapp.k14s.io/original": applied,
                 "kubectl.kubernetes.io/last-applied-configuration": applied,
+                "helm.sh/hook-delete-policy": applied,
                 "example.com/password-hint": format!("{PLANTED}-{tag}-hint"),
                 "meta.helm.sh/release-name": "vault-release",
+                "kubernetes.io/service-account.name": "builder",
             },
         },
         "type": "Opaque",
@@ -56,24 +62,50 @@ fn secret(name: &str, tag: &str) -> Value {
     })
 }
 
-/// A ConfigMap carrying its whole manifest in kapp's annotation and in an unknown one.
+/// A ConfigMap carrying a Secret's manifest in kapp's annotation, and its own manifest (or a part
+/// of it) in the other deployers' annotations and under unknown keys, as JSON, YAML and
+/// compressed base64.
 fn config_map(name: &str, tag: &str) -> Value {
-    let applied = manifest(
-        "ConfigMap",
-        name,
-        "data",
-        format!("{PLANTED}-{tag}-configmap"),
+    let value = |what: &str| format!("{PLANTED}-{tag}-{what}");
+    let applied = manifest("ConfigMap", name, "data", value("configmap"));
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {}\n",
+        value("yaml")
     );
     json!({
         "metadata": {
             "name": name, "namespace": "hygiene",
             "annotations": {
-                "kapp.k14s.io/original": applied,
+                "kapp.k14s.io/original": manifest("Secret", "db-creds", "stringData", value("kapp")),
                 "example.com/manifest": applied,
+                "example.com/manifest-yaml": yaml,
+                "example.com/partial": json!({"stringData": {"password": value("partial")}}).to_string(),
+                "example.com/packed": format!("H4sIAAAAAAAA/{}", value("gzip")),
+                "objectset.rio.cattle.io/applied": format!("H4sI{}", value("wrangler")),
+                "crdb.io/last-applied": format!("UEsDB{}", value("objectmatcher")),
+                "kopf.zalando.org/last-handled-configuration":
+                    json!({"spec": {"password": value("kopf")}}).to_string(),
                 "owner": KEPT,
             },
         },
-        "data": {"key": format!("{PLANTED}-{tag}-data")},
+        "data": {"key": value("data")},
+    })
+}
+
+/// A ServiceAccount with the annotations of kubecfg, KubeVela, Flagger and Cluster API.
+fn service_account(name: &str, tag: &str) -> Value {
+    let value = |what: &str| format!("{PLANTED}-{tag}-{what}");
+    json!({
+        "metadata": {
+            "name": name, "namespace": "hygiene",
+            "annotations": {
+                "kubecfg.ksonnet.io/last-applied-configuration": value("kubecfg"),
+                "app.oam.dev/last-applied-configuration": value("kubevela"),
+                "flagger.kubernetes.io/original-configuration": value("flagger"),
+                "cluster.x-k8s.io/conversion-data": value("capi"),
+                "owner": KEPT,
+            },
+        },
     })
 }
 
@@ -103,8 +135,11 @@ fn redis_cli(redis: &RedisServer, args: &[&str]) -> Vec<u8> {
 /// Every key's value, read by type (the stream's entries, the snapshot chunks and metadata).
 fn redis_values(redis: &RedisServer) -> Vec<u8> {
     let keys = String::from_utf8(redis_cli(redis, &["KEYS", "*"])).unwrap();
+    let mut keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    // Snapshot chunks in order, so a frame cut between two chunks reads whole.
+    keys.sort_unstable();
     let mut out = Vec::new();
-    for key in keys.lines().filter(|k| !k.is_empty()) {
+    for key in keys {
         let kind = String::from_utf8(redis_cli(redis, &["TYPE", key])).unwrap();
         let read: &[&str] = match kind.trim() {
             "string" => &["GET"],
@@ -139,6 +174,31 @@ fn files_under(dir: &Path) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What every zstd frame found in `bytes` decompresses to (the snapshot's chunks in Redis, in
+/// its files and in an export are zstd): a grep of `bytes` alone would not see into them.
+fn zstd_frames(bytes: &[u8]) -> Vec<u8> {
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    let mut out = Vec::new();
+    for at in 0..bytes.len().saturating_sub(MAGIC.len()) {
+        if bytes[at..].starts_with(&MAGIC) {
+            let decoder = zstd::stream::read::Decoder::with_buffer(&bytes[at..]);
+            if let Ok(decoder) = decoder {
+                // A damaged or cut frame still gives what it decoded before the damage.
+                let _ = std::io::Read::read_to_end(&mut decoder.single_frame(), &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Asserts `bytes` and what its zstd frames decompress to are clean; returns the latter.
+fn assert_clean_with_frames(what: &str, bytes: &[u8]) -> Vec<u8> {
+    assert_clean(what, bytes);
+    let inflated = zstd_frames(bytes);
+    assert_clean(&format!("{what}, decompressed"), &inflated);
+    inflated
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -183,6 +243,9 @@ async fn planted_annotation_values_never_leave_the_process() {
     emu.sim
         .create("ConfigMap", config_map("listed-config", "b"))
         .unwrap();
+    emu.sim
+        .create("ServiceAccount", service_account("listed-account", "e"))
+        .unwrap();
 
     let logs = tempfile::tempdir().unwrap();
     let redis_url = redis.url();
@@ -200,9 +263,13 @@ async fn planted_annotation_values_never_leave_the_process() {
     let mut server = Server::start(&emu.kubeconfig(), logs.path(), &flags);
     server.wait_ready().await;
 
-    // Changed while watched: a new Secret, an updated ConfigMap, and last a marker object.
+    // Changed while watched: a new Secret and ServiceAccount, an updated ConfigMap, and last a
+    // marker object.
     emu.sim
         .create("Secret", secret("watched-creds", "c"))
+        .unwrap();
+    emu.sim
+        .create("ServiceAccount", service_account("watched-account", "f"))
         .unwrap();
     emu.sim
         .update("ConfigMap", "hygiene", "listed-config", |o| {
@@ -228,7 +295,7 @@ async fn planted_annotation_values_never_leave_the_process() {
     )
     .await;
 
-    // Kept: the objects, the Secret's allowlisted annotation, the ConfigMap's harmless one.
+    // Kept: the objects, the Secret's allowlisted annotations, the other kinds' harmless one.
     let items = objects["items"].as_array().unwrap();
     let by_name = |name: &str| {
         items
@@ -240,12 +307,15 @@ async fn planted_annotation_values_never_leave_the_process() {
     let creds = by_name("watched-creds");
     assert_eq!(
         creds["annotations"],
-        json!({"meta.helm.sh/release-name": "vault-release"})
+        json!({"meta.helm.sh/release-name": "vault-release", "kubernetes.io/service-account.name": "builder"})
     );
-    assert_eq!(
-        by_name("listed-config")["annotations"],
-        json!({"owner": KEPT})
-    );
+    for name in ["listed-config", "listed-account", "watched-account"] {
+        assert_eq!(
+            by_name(name)["annotations"],
+            json!({"owner": KEPT}),
+            "{name}"
+        );
+    }
 
     // The HTTP API: every listing, the Go-compatible ones, single resources, traversals.
     let uid = creds["uid"].as_str().unwrap().to_owned();
@@ -261,6 +331,7 @@ async fn planted_annotation_values_never_leave_the_process() {
         format!("/api/v1/resources/{uid}"),
         "/api/v1/namespaces/hygiene/Secret/watched-creds".to_owned(),
         "/api/v1/namespaces/hygiene/ConfigMap/listed-config".to_owned(),
+        "/api/v1/namespaces/hygiene/ServiceAccount/watched-account".to_owned(),
         format!("/api/v1/neighbors/{uid}?depth=3"),
         format!("/api/v1/impact/{uid}"),
         "/api/v1/dangling".to_owned(),
@@ -290,7 +361,7 @@ async fn planted_annotation_values_never_leave_the_process() {
         },
     )
     .await;
-    assert_clean("the Redis keys", &values);
+    assert_clean_with_frames("the Redis keys", &values);
     assert!(contains(&values, KEPT));
 
     // Shutdown: a final snapshot; then an export of it, decoded.
@@ -305,9 +376,20 @@ async fn planted_annotation_values_never_leave_the_process() {
         contains(&bytes, "last-marker").then_some(bytes)
     })
     .await;
-    assert_clean("the AOF and data files", &aof);
+    assert_clean_with_frames("the AOF", &aof);
     assert!(contains(&aof, KEPT));
-    assert_clean("the Redis keys after shutdown", &redis_values(&redis));
+    // The final snapshot, decompressed from the keys: the check above saw into it.
+    let snapshot = assert_clean_with_frames("the Redis keys after shutdown", &redis_values(&redis));
+    assert!(contains(&snapshot, KEPT) && contains(&snapshot, "watched-creds"));
+    // An RDB file too, its strings left uncompressed so the snapshot's frames show.
+    for line in ["CONFIG SET rdbcompression no", "SAVE"] {
+        let reply = redis.command_line(line).unwrap();
+        assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    }
+    let files = files_under(redis.dir());
+    assert!(contains(&files, "REDIS"), "no RDB file");
+    let inflated = assert_clean_with_frames("the AOF and RDB files", &files);
+    assert!(contains(&inflated, KEPT));
 
     let file = logs.path().join("export.snap");
     let out = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
@@ -317,7 +399,7 @@ async fn planted_annotation_values_never_leave_the_process() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_clean("the export's output", &[out.stdout, out.stderr].concat());
-    assert_clean("the export file", &std::fs::read(&file).unwrap());
+    assert_clean_with_frames("the export file", &std::fs::read(&file).unwrap());
     let exported = astrolabe_server::snapshot::read_file(&file).unwrap();
     let decoded = serde_json::to_vec(&exported.resources).unwrap();
     assert_clean("the decoded export", &decoded);

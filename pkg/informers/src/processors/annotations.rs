@@ -9,9 +9,11 @@
 //! 1. On a Secret, only the keys in [`SECRET_ALLOWED`] are kept.
 //! 2. On every kind, keys in [`WHOLE_OBJECT`], or ending in one of [`WHOLE_OBJECT_SUFFIXES`], are
 //!    dropped, as are [`NOISY`] keys.
-//! 3. On every kind, a value that looks like a whole object is dropped whatever its key: a JSON
-//!    object with a top-level `apiVersion` or `kind`, a YAML manifest (lines starting with
-//!    `apiVersion:` and `kind:`), or a gzip stream in base64 (which tools use to fit a manifest).
+//! 3. On every kind, a value that looks like a whole object, or a part of one, is dropped
+//!    whatever its key: a JSON object with a top-level field of [`OBJECT_FIELDS`] (`apiVersion`,
+//!    `kind`, `metadata`, `spec`, `data`, `stringData`, …), a YAML manifest (lines starting with
+//!    `apiVersion:` and `kind:`), or a gzip, zip or zstd stream in base64 (which tools use to fit
+//!    a manifest).
 //! 4. A value longer than [`MAX_VALUE_BYTES`] is dropped.
 
 use astrolabe_model::Kind;
@@ -23,7 +25,9 @@ use astrolabe_model::well_known::{HELM_CHART, HELM_RELEASE, HELM_RELEASE_NAMESPA
 ///   and its chart (`name-version`);
 /// - the ServiceAccount a `kubernetes.io/service-account-token` Secret belongs to (name, uid);
 /// - Helm's `helm.sh/resource-policy` (`keep`) and hook annotations (hook names, a weight,
-///   deletion policies).
+///   deletion policies);
+/// - cert-manager's owner of a certificate Secret: the Certificate's name and its issuer's name,
+///   kind and group.
 pub const SECRET_ALLOWED: &[&str] = &[
     HELM_RELEASE,
     HELM_RELEASE_NAMESPACE,
@@ -34,32 +38,59 @@ pub const SECRET_ALLOWED: &[&str] = &[
     "helm.sh/hook",
     "helm.sh/hook-weight",
     "helm.sh/hook-delete-policy",
+    "cert-manager.io/certificate-name",
+    "cert-manager.io/issuer-name",
+    "cert-manager.io/issuer-kind",
+    "cert-manager.io/issuer-group",
 ];
 
-/// Annotation keys whose value is a whole object (or a diff of one), dropped on every kind.
+/// Annotation keys whose value is a whole object (or a diff of one), dropped on every kind; the
+/// keys a [`WHOLE_OBJECT_SUFFIXES`] entry covers are not repeated here.
 pub const WHOLE_OBJECT: &[&str] = &[
-    // kubectl (client-side `kubectl apply`; also Argo CD's, Pulumi's and Spinnaker's default
-    // apply paths, which run it): the applied manifest as JSON.
-    // https://kubernetes.io/docs/reference/labels-annotations-taints/#kubectl-kubernetes-io-last-applied-configuration
-    "kubectl.kubernetes.io/last-applied-configuration",
     // kapp (Carvel): the applied manifest, and the debugging diffs against it
     // (carvel-dev/kapp pkg/kapp/diff/resource_with_history.go; docs/diff.md).
     "kapp.k14s.io/original",
     "kapp.k14s.io/original-diff",
     "kapp.k14s.io/original-diff-full",
-    // k8s-objectmatcher (Banzai Cloud / cisco-open), used by the Kafka, Istio, Vault and other
-    // operators: the applied object, zipped and base64-encoded (patch/annotation.go).
-    "banzaicloud.com/last-applied",
     // Rancher wrangler's apply (Fleet, k3s and RKE2 add-ons): the applied object, gzipped and
     // base64-encoded (rancher/wrangler pkg/apply/patch.go, `LabelApplied`).
     "objectset.rio.cattle.io/applied",
+    // Cluster API's conversion webhooks: the object as the other API version holds it, for a
+    // lossless round trip (sigs.k8s.io/cluster-api util/conversion, `DataAnnotation`).
+    "cluster.x-k8s.io/conversion-data",
 ];
 
-/// Key suffixes whose value is a whole object under a configurable prefix, dropped on every
-/// kind: kopf's diff base (`<prefix>/last-handled-configuration`, the handled object's essence;
-/// nolar/kopf `AnnotationsDiffBaseStorage`) and any other tool's copy of kubectl's annotation.
-pub const WHOLE_OBJECT_SUFFIXES: &[&str] =
-    &["/last-handled-configuration", "/last-applied-configuration"];
+/// Key suffixes whose value is a whole object under a tool's own prefix, dropped on every kind:
+/// - `/last-applied-configuration`: kubectl's client-side apply
+///   (`kubectl.kubernetes.io/last-applied-configuration`, also what Argo CD, Pulumi and
+///   Spinnaker run) and the tools that keep a copy of it under their own prefix (kubecfg's
+///   `kubecfg.ksonnet.io/`, gzipped; KubeVela's `app.oam.dev/`; Kubekit's `kubekit/`);
+/// - `/last-applied`: k8s-objectmatcher's patch annotation (Banzai Cloud / cisco-open, used by the
+///   Kafka, Istio, Vault, CockroachDB and Seldon operators), `banzaicloud.com/last-applied` by
+///   default and the operator's own prefix otherwise (`crdb.io/`, `seldon.io/`); zipped and
+///   base64-encoded;
+/// - `/last-handled-configuration`: kopf's diff base, the handled object's essence
+///   (`kopf.zalando.org/` by default; nolar/kopf `AnnotationsDiffBaseStorage`);
+/// - `/original-configuration`: Flagger's copy of the spec of the object it takes over
+///   (`flagger.kubernetes.io/`).
+pub const WHOLE_OBJECT_SUFFIXES: &[&str] = &[
+    "/last-applied-configuration",
+    "/last-applied",
+    "/last-handled-configuration",
+    "/original-configuration",
+];
+
+/// Top-level fields that make a JSON object value an object, or a part of one (its metadata,
+/// spec or a Secret's or ConfigMap's data).
+pub const OBJECT_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+    "data",
+    "stringData",
+    "binaryData",
+];
 
 /// Annotation keys dropped as large and noisy (they change often and say little).
 pub const NOISY: &[&str] = &[
@@ -82,17 +113,21 @@ pub fn keep(kind: &Kind, key: &str, value: &str) -> bool {
         && !looks_like_an_object(value)
 }
 
-/// Whether a value looks like a serialized object: a JSON object with a top-level `apiVersion`
-/// or `kind`, a YAML manifest, or base64 of a gzip stream (it starts `H4sI`, the encoding of
-/// gzip's magic bytes).
+/// How base64 of a compressed stream starts (the encoding of its magic bytes): gzip (`H4sI`, as
+/// wrangler and kubecfg store manifests), zip (`UEsDB`, as k8s-objectmatcher does) and zstd
+/// (`KLUv/`).
+const PACKED_PREFIXES: &[&str] = &["H4sI", "UEsDB", "KLUv/"];
+
+/// Whether a value looks like a serialized object: a JSON object with a top-level field of
+/// [`OBJECT_FIELDS`], a YAML manifest, or base64 of a compressed stream ([`PACKED_PREFIXES`]).
 fn looks_like_an_object(value: &str) -> bool {
     let v = value.trim_start();
-    if v.starts_with("H4sI") {
+    if PACKED_PREFIXES.iter().any(|p| v.starts_with(p)) {
         return true;
     }
     if v.starts_with('{') {
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(v) {
-            return map.contains_key("apiVersion") || map.contains_key("kind");
+            return OBJECT_FIELDS.iter().any(|f| map.contains_key(*f));
         }
         return false;
     }
@@ -138,10 +173,25 @@ mod tests {
         ));
     }
 
+    /// The keys deployers are known to keep whole objects under.
+    const KNOWN: &[&str] = &[
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "kapp.k14s.io/original",
+        "kapp.k14s.io/original-diff",
+        "banzaicloud.com/last-applied",
+        "crdb.io/last-applied",
+        "objectset.rio.cattle.io/applied",
+        "kubecfg.ksonnet.io/last-applied-configuration",
+        "app.oam.dev/last-applied-configuration",
+        "kopf.zalando.org/last-handled-configuration",
+        "flagger.kubernetes.io/original-configuration",
+        "cluster.x-k8s.io/conversion-data",
+    ];
+
     #[test]
     fn whole_object_keys_are_dropped_on_every_kind() {
         for kind in [Kind::Secret, Kind::ConfigMap, Kind::Deployment, Kind::Pod] {
-            for key in WHOLE_OBJECT.iter().chain(NOISY) {
+            for key in KNOWN.iter().chain(WHOLE_OBJECT).chain(NOISY) {
                 assert!(!keep(&kind, key, "short"), "{kind} {key}");
             }
         }
@@ -150,13 +200,13 @@ mod tests {
     #[test]
     fn whole_object_suffixes_are_dropped_under_any_prefix() {
         for key in [
-            "kopf.zalando.org/last-handled-configuration",
             "airflow.example.com/last-handled-configuration",
             "kubernetes.crossplane.io/last-applied-configuration",
+            "example.com/last-applied",
         ] {
-            assert!(!keep(&Kind::ConfigMap, key, "{\"spec\":{}}"), "{key}");
+            assert!(!keep(&Kind::ConfigMap, key, "v2"), "{key}");
         }
-        assert!(keep(&Kind::ConfigMap, "example.com/last-applied", "v2"));
+        assert!(keep(&Kind::ConfigMap, "example.com/last-applied-at", "v2"));
     }
 
     #[test]
@@ -165,8 +215,12 @@ mod tests {
         for value in [
             manifest(),
             format!("  {{\"kind\":\"ConfigMap\",\"data\":{{\"k\":\"{PLANTED}\"}}}}"),
+            format!("{{\"stringData\":{{\"password\":\"{PLANTED}\"}}}}"),
+            format!("{{\"spec\":{{\"template\":{{\"env\":\"{PLANTED}\"}}}}}}"),
             yaml,
             "H4sIAAAAAAAA/4yRz47UMAyHXwX53JYpnamqSBxg".to_owned(),
+            "UEsDBBQACAAIAAAAAAAAAAAAAAAAAAAAAAAIAAAA".to_owned(),
+            "KLUv/QBYVQAAeyJraW5kIjoiU2VjcmV0In0=".to_owned(),
         ] {
             assert!(
                 !keep(&Kind::ConfigMap, "example.com/manifest", &value),
