@@ -237,15 +237,13 @@ async fn planted_annotation_values_never_leave_the_process() {
         .create("Namespace", json!({"metadata": {"name": "hygiene"}}))
         .unwrap();
     // Listed at start.
-    emu.sim
-        .create("Secret", secret("listed-creds", "a"))
-        .unwrap();
-    emu.sim
-        .create("ConfigMap", config_map("listed-config", "b"))
-        .unwrap();
-    emu.sim
-        .create("ServiceAccount", service_account("listed-account", "e"))
-        .unwrap();
+    for (kind, object) in [
+        ("Secret", secret("listed-creds", "a")),
+        ("ConfigMap", config_map("listed-config", "b")),
+        ("ServiceAccount", service_account("listed-account", "e")),
+    ] {
+        emu.sim.create(kind, object).unwrap();
+    }
 
     let logs = tempfile::tempdir().unwrap();
     let redis_url = redis.url();
@@ -265,12 +263,12 @@ async fn planted_annotation_values_never_leave_the_process() {
 
     // Changed while watched: a new Secret and ServiceAccount, an updated ConfigMap, and last a
     // marker object.
-    emu.sim
-        .create("Secret", secret("watched-creds", "c"))
-        .unwrap();
-    emu.sim
-        .create("ServiceAccount", service_account("watched-account", "f"))
-        .unwrap();
+    for (kind, object) in [
+        ("Secret", secret("watched-creds", "c")),
+        ("ServiceAccount", service_account("watched-account", "f")),
+    ] {
+        emu.sim.create(kind, object).unwrap();
+    }
     emu.sim
         .update("ConfigMap", "hygiene", "listed-config", |o| {
             let changed = config_map("listed-config", "d");

@@ -123,8 +123,8 @@ impl Server {
             .arg(kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            // The binary's default log filter.
-            .env_remove("RUST_LOG")
+            // As deploy/ and docker-compose.yaml set it.
+            .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
