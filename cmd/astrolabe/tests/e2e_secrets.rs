@@ -317,9 +317,11 @@ async fn planted_annotation_values_never_leave_the_process() {
 
     // The HTTP API: every listing, the Go-compatible ones, single resources, traversals.
     let uid = creds["uid"].as_str().unwrap().to_owned();
+    let config_uid = by_name("listed-config")["uid"].as_str().unwrap().to_owned();
     let mut api = objects.to_string().into_bytes();
     for path in [
         "/api/v1/resources".to_owned(),
+        "/api/v1/resources?namespace=hygiene".to_owned(),
         "/api/v1/releases".to_owned(),
         "/api/v1/charts".to_owned(),
         "/api/v1/namespaces".to_owned(),
@@ -332,10 +334,15 @@ async fn planted_annotation_values_never_leave_the_process() {
         "/api/v1/namespaces/hygiene/ServiceAccount/watched-account".to_owned(),
         format!("/api/v1/neighbors/{uid}?depth=3"),
         format!("/api/v1/impact/{uid}"),
+        format!("/api/v1/path?from={uid}&to={config_uid}"),
         "/api/v1/dangling".to_owned(),
+        "/api/v1/kinds".to_owned(),
+        "/api/v1/edge-kinds".to_owned(),
         "/health".to_owned(),
+        "/healthz".to_owned(),
         "/readyz".to_owned(),
         "/metrics".to_owned(),
+        "/openapi.json".to_owned(),
     ] {
         let text = server.get_text(&path).await;
         assert_clean(&path, text.as_bytes());
