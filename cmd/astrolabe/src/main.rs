@@ -107,7 +107,7 @@ async fn signals(shutdown: CancellationToken) {
 fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     let kube = astrolabe_informers::KUBE_LOG_DIRECTIVES;
     let directives = match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(set) if set.contains("kube") => set.to_owned(),
+        Some(set) if set.split(',').any(|d| d.trim_start().starts_with("kube")) => set.to_owned(),
         Some(set) => format!("{set},{kube}"),
         None => format!("info,{kube}"),
     };
@@ -138,7 +138,7 @@ mod tests {
             None,
             Some(""),
             Some("info"),
-            Some("debug,astrolabe_persist=trace"),
+            Some("debug,astrolabe_kubesim=trace"),
         ] {
             let filter = log_filter(set).to_string();
             assert!(
