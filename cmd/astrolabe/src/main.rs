@@ -102,15 +102,51 @@ async fn signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// The log filter: `RUST_LOG` (default `info`) with kube's per-request and per-retry lines off
+/// ([`astrolabe_informers::KUBE_LOG_DIRECTIVES`]) unless it names a kube target itself.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let kube = astrolabe_informers::KUBE_LOG_DIRECTIVES;
+    let directives = match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(set) if set.split(',').any(|d| d.trim_start().starts_with("kube")) => set.to_owned(),
+        Some(set) => format!("{set},{kube}"),
+        None => format!("info,{kube}"),
+    };
+    tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{kube}")))
+}
+
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client=warn")
-    });
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    // Colours only on a terminal: not in a file or a pod's log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn kube_lines_stay_off_unless_rust_log_names_kube() {
+        for set in [
+            None,
+            Some(""),
+            Some("info"),
+            Some("debug,astrolabe_kubesim=trace"),
+        ] {
+            let filter = log_filter(set).to_string();
+            assert!(
+                filter.contains("kube_client::client::builder=off"),
+                "{set:?}: {filter}"
+            );
+        }
+        let filter = log_filter(Some("info,kube_client=debug")).to_string();
+        assert!(!filter.contains("builder=off"), "{filter}");
     }
 }

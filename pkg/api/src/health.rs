@@ -49,7 +49,9 @@ pub struct KindReadiness {
     pub listed: bool,
     /// Whether listing it was forbidden (RBAC).
     pub forbidden: bool,
-    /// The last error listing or watching it.
+    /// Whether its watcher is retrying after errors (nothing has succeeded since).
+    pub retrying: bool,
+    /// While it is retrying, the last error listing or watching it.
     pub error: Option<String>,
 }
 

@@ -43,6 +43,7 @@ async fn readyz_reports_detail() {
             kind: "Pod".into(),
             listed: false,
             forbidden: true,
+            retrying: true,
             error: Some("pods is forbidden".into()),
         }],
         persistence: Some(PersistenceReadiness {

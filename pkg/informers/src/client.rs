@@ -50,6 +50,28 @@ pub fn client_for_url(url: &str) -> Result<kube::Client> {
     kube::Client::try_from(kube::Config::new(uri)).map_err(Error::ClientBuild)
 }
 
+/// `client`, with `answered` told each time the API server answers one of its requests with a
+/// 2xx status. A watch that starts again after errors emits no event until an object changes,
+/// so this is how a watcher learns that the API server is back (see [`crate::watch`]).
+pub(crate) fn telling_answers(
+    client: kube::Client,
+    answered: tokio::sync::watch::Sender<()>,
+) -> kube::Client {
+    let namespace = client.default_namespace().to_owned();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let client = client.clone();
+        let answered = answered.clone();
+        async move {
+            let response = client.send(request).await?;
+            if response.status().is_success() {
+                answered.send_replace(());
+            }
+            Ok::<_, kube::Error>(response)
+        }
+    });
+    kube::Client::new(service, namespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,10 @@
 //!
 //! No reflector store is kept: the graph is the cache. A kind the API server refuses (403) is
 //! marked forbidden in [`SyncStatus`] and retried with backoff; since its list never completes,
-//! no `ListCompleted` can empty it.
+//! no `ListCompleted` can empty it. Errors are retried with kube's default backoff and logged
+//! once per kind and state change (its first error, each new reason, its recovery; again every
+//! [`watch::STILL_FAILING_EVERY`]), not per retry nor per namespace; the retrying state is in
+//! [`SyncStatus`] and [`InformerMetrics`].
 //!
 //! # Layout
 //!
@@ -50,3 +53,12 @@ pub use event::IngestEvent;
 pub use metrics::InformerMetrics;
 pub use status::{KindReport, SyncStatus};
 pub use watch::spawn;
+
+/// Log directives (`tracing_subscriber::EnvFilter` syntax) for kube's own log targets, which the
+/// binary adds to its log filter. The watchers report every API server error themselves, once per
+/// kind and state change (see [`watch::STILL_FAILING_EVERY`]), with the state in [`SyncStatus`]
+/// and [`InformerMetrics`]; kube would otherwise repeat it on every retry: its HTTP client's
+/// trace layer logs each failed request at ERROR (`kube_client::client::builder`), and the
+/// watcher logs each 403 at WARN (`kube_runtime::watcher`).
+pub const KUBE_LOG_DIRECTIVES: &str = "kube_runtime=warn,kube_runtime::watcher=error,\
+                                       kube_client=warn,kube_client::client::builder=off";

@@ -14,6 +14,7 @@ pub struct InformerMetrics {
     errors: IntCounterVec,
     last_sync: GaugeVec,
     forbidden: IntGaugeVec,
+    retrying: IntGaugeVec,
 }
 
 impl InformerMetrics {
@@ -70,6 +71,14 @@ impl InformerMetrics {
             &["kind"],
         )
         .map_err(Error::Metrics)?;
+        let retrying = IntGaugeVec::new(
+            Opts::new(
+                "astrolabe_informer_retrying",
+                "1 while the kind's watcher retries after errors (nothing succeeded since), else 0.",
+            ),
+            &["kind"],
+        )
+        .map_err(Error::Metrics)?;
         for c in [&events, &relists, &watch_restarts, &errors] {
             registry
                 .register(Box::new(c.clone()))
@@ -78,9 +87,11 @@ impl InformerMetrics {
         registry
             .register(Box::new(last_sync.clone()))
             .map_err(Error::Metrics)?;
-        registry
-            .register(Box::new(forbidden.clone()))
-            .map_err(Error::Metrics)?;
+        for g in [&forbidden, &retrying] {
+            registry
+                .register(Box::new(g.clone()))
+                .map_err(Error::Metrics)?;
+        }
         Ok(InformerMetrics {
             events,
             relists,
@@ -88,6 +99,7 @@ impl InformerMetrics {
             errors,
             last_sync,
             forbidden,
+            retrying,
         })
     }
 
@@ -134,6 +146,12 @@ impl InformerMetrics {
             .with_label_values(&[kind.as_str()])
             .set(i64::from(forbidden));
     }
+
+    pub(crate) fn retrying(&self, kind: &Kind, retrying: bool) {
+        self.retrying
+            .with_label_values(&[kind.as_str()])
+            .set(i64::from(retrying));
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +169,7 @@ mod tests {
         m.error(&Kind::Secret, "forbidden");
         m.synced(&Kind::Pod, 1_700_000_000);
         m.forbidden(&Kind::Secret, true);
+        m.retrying(&Kind::Pod, true);
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()
             .encode(&registry.gather(), &mut buf)
@@ -163,6 +182,7 @@ mod tests {
             "astrolabe_informer_errors_total{kind=\"Secret\",reason=\"forbidden\"} 1",
             "astrolabe_informer_last_sync_timestamp_seconds{kind=\"Pod\"} 1700000000",
             "astrolabe_informer_forbidden{kind=\"Secret\"} 1",
+            "astrolabe_informer_retrying{kind=\"Pod\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

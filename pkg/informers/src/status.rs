@@ -1,10 +1,13 @@
 //! `SyncStatus`: per-kind sync state the watchers write and readiness reads.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use astrolabe_model::Kind;
 use dashmap::DashMap;
 use serde::Serialize;
+
+use crate::watch::STILL_FAILING_EVERY;
 
 /// Per-kind state. Several watcher tasks (one per namespace scope) write it.
 #[derive(Clone, Debug, Default)]
@@ -17,6 +20,10 @@ struct KindState {
     relisting_scopes: usize,
     /// Scopes whose last request was refused with 403.
     forbidden_scopes: usize,
+    /// Scopes whose watcher failed and has not succeeded since (retrying with backoff).
+    retrying_scopes: usize,
+    /// The kind's retry episode (from its first failing scope until none fails), for its log.
+    episode: Episode,
     last_error: Option<String>,
     /// Seconds since the epoch of the last completed list.
     last_sync: Option<i64>,
@@ -24,6 +31,31 @@ struct KindState {
     deletes: u64,
     relists: u64,
     errors: u64,
+}
+
+/// What a kind's watchers have logged while they retry: an episode lasts from the first scope
+/// that fails until every scope succeeds again.
+#[derive(Clone, Debug, Default)]
+struct Episode {
+    /// Errors in the episode, over every scope.
+    errors: u64,
+    /// The reasons already logged at WARN in the episode.
+    warned: Vec<&'static str>,
+    /// When the last WARN was.
+    warned_at: Option<Instant>,
+}
+
+/// What a watcher logs for an error, as [`SyncStatus::retry_failed`] decides for its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryLog {
+    /// The kind's retry state changed (it started failing, or fails for a reason not yet
+    /// logged in the episode): WARN.
+    Changed,
+    /// Nothing was logged at WARN for [`STILL_FAILING_EVERY`]: WARN again, with the
+    /// episode's error count.
+    StillFailing(u64),
+    /// Nothing new: DEBUG.
+    Unchanged,
 }
 
 /// One kind's sync state, for readiness detail.
@@ -37,7 +69,9 @@ pub struct KindReport {
     pub relisting: bool,
     /// Whether the API server refuses access (403); retried with backoff.
     pub forbidden: bool,
-    /// The last error seen, if any since the last success.
+    /// Whether the watcher is retrying after errors in any scope (nothing has succeeded since).
+    pub retrying: bool,
+    /// The last error seen while retrying: `None` once every scope succeeds again.
     pub last_error: Option<String>,
     /// When the last list completed, in seconds since the epoch.
     pub last_sync: Option<i64>,
@@ -91,6 +125,11 @@ impl SyncStatus {
         self.kinds.get(kind).is_some_and(|e| e.forbidden_scopes > 0)
     }
 
+    /// Whether `kind`'s watcher is retrying after errors in any scope.
+    pub fn is_retrying(&self, kind: &Kind) -> bool {
+        self.kinds.get(kind).is_some_and(|e| e.retrying_scopes > 0)
+    }
+
     /// Every registered kind's state, in [`Kind`] order.
     pub fn report(&self) -> Vec<KindReport> {
         let mut out: Vec<KindReport> = self
@@ -103,6 +142,7 @@ impl SyncStatus {
                     listed: s.scopes > 0 && s.listed_scopes >= s.scopes,
                     relisting: s.relisting_scopes > 0,
                     forbidden: s.forbidden_scopes > 0,
+                    retrying: s.retrying_scopes > 0,
                     last_error: s.last_error.clone(),
                     last_sync: s.last_sync,
                     upserts: s.upserts,
@@ -116,8 +156,8 @@ impl SyncStatus {
         out
     }
 
-    fn update(&self, kind: &Kind, f: impl FnOnce(&mut KindState)) {
-        f(&mut self.kinds.entry(kind.clone()).or_default());
+    fn update<R>(&self, kind: &Kind, f: impl FnOnce(&mut KindState) -> R) -> R {
+        f(&mut self.kinds.entry(kind.clone()).or_default())
     }
 
     pub(crate) fn list_started(&self, kind: &Kind) {
@@ -155,15 +195,64 @@ impl SyncStatus {
         });
     }
 
+    /// A scope of `kind` failed with `reason` (`entered`: it was not failing before) at `now`.
+    /// Says what to log, once per kind however many scopes fail: a WARN for each reason the
+    /// first time it shows in the episode (so reasons that alternate cost one line each), one
+    /// more every [`STILL_FAILING_EVERY`], DEBUG for the rest.
+    pub(crate) fn retry_failed(
+        &self,
+        kind: &Kind,
+        entered: bool,
+        reason: &'static str,
+        now: Instant,
+    ) -> RetryLog {
+        self.update(kind, |s| {
+            if entered {
+                s.retrying_scopes += 1;
+            }
+            let e = &mut s.episode;
+            e.errors += 1;
+            let log = if !e.warned.contains(&reason) {
+                e.warned.push(reason);
+                RetryLog::Changed
+            } else if e
+                .warned_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= STILL_FAILING_EVERY)
+            {
+                RetryLog::StillFailing(e.errors)
+            } else {
+                return RetryLog::Unchanged;
+            };
+            e.warned_at = Some(now);
+            log
+        })
+    }
+
+    /// A failing scope of `kind` succeeded. When it was the last one, the episode ends, the last
+    /// error is forgotten, and its error count is returned (the kind recovered).
+    pub(crate) fn retry_recovered(&self, kind: &Kind) -> Option<u64> {
+        self.update(kind, |s| {
+            count_scope(&mut s.retrying_scopes, false);
+            if s.retrying_scopes > 0 {
+                return None;
+            }
+            s.last_error = None;
+            Some(std::mem::take(&mut s.episode).errors)
+        })
+    }
+
     /// Moves one scope in or out of the forbidden state.
     pub(crate) fn set_forbidden(&self, kind: &Kind, forbidden: bool) {
-        self.update(kind, |s| {
-            if forbidden {
-                s.forbidden_scopes += 1;
-            } else {
-                s.forbidden_scopes = s.forbidden_scopes.saturating_sub(1);
-            }
-        });
+        self.update(kind, |s| count_scope(&mut s.forbidden_scopes, forbidden));
+    }
+}
+
+/// One more scope in a state when `entered`, one fewer (never below zero) otherwise.
+fn count_scope(scopes: &mut usize, entered: bool) {
+    if entered {
+        *scopes += 1;
+    } else {
+        *scopes = scopes.saturating_sub(1);
     }
 }
 
@@ -205,7 +294,46 @@ mod tests {
         assert_eq!(r.last_error.as_deref(), Some("forbidden"));
         s.set_forbidden(&Kind::Secret, false);
         assert!(!s.is_forbidden(&Kind::Secret));
+        s.retry_failed(&Kind::Secret, true, "forbidden", Instant::now());
+        assert!(s.report()[0].retrying);
+        assert_eq!(s.retry_recovered(&Kind::Secret), Some(1));
+        assert!(!s.is_retrying(&Kind::Secret));
+        assert_eq!(s.report()[0].last_error, None);
         let json = serde_json::to_string(&s.report()).expect("serializes");
         assert!(json.contains("\"kind\":\"Secret\""));
+    }
+
+    #[test]
+    fn one_warn_per_kind_and_reason_in_an_episode() {
+        use RetryLog::{Changed, StillFailing, Unchanged};
+        let s = SyncStatus::new();
+        let kind = Kind::Pod;
+        s.register(&kind, 2);
+        let t0 = Instant::now();
+        // Two scopes fail; reasons alternate: one WARN per reason, then quiet.
+        let logs: Vec<RetryLog> = [
+            (true, "transport"),
+            (true, "transport"),
+            (false, "server"),
+            (false, "transport"),
+            (false, "server"),
+        ]
+        .into_iter()
+        .map(|(entered, reason)| s.retry_failed(&kind, entered, reason, t0))
+        .collect();
+        assert_eq!(logs, [Changed, Unchanged, Changed, Unchanged, Unchanged]);
+        // Once the interval has passed, one more WARN with the count, then quiet again.
+        let later = t0 + STILL_FAILING_EVERY;
+        assert_eq!(
+            s.retry_failed(&kind, false, "server", later),
+            StillFailing(6)
+        );
+        assert_eq!(s.retry_failed(&kind, false, "transport", later), Unchanged);
+        // The kind recovers when its last failing scope does; a new episode warns again.
+        assert_eq!(s.retry_recovered(&kind), None);
+        assert!(s.is_retrying(&kind));
+        assert_eq!(s.retry_recovered(&kind), Some(7));
+        assert!(!s.is_retrying(&kind));
+        assert_eq!(s.retry_failed(&kind, true, "transport", later), Changed);
     }
 }

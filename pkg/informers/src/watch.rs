@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::pin::pin;
+use std::time::{Duration, Instant};
 
 use astrolabe_model::{Kind, ObjectKey, Str, Uid};
 use futures::{FutureExt, StreamExt};
@@ -13,11 +14,25 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::processors::{Processor, kind_type_match, with_kind_type};
+use crate::status::RetryLog;
 use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 
 /// Most ingest events one watcher takes from its stream before sending them: what a listed page
 /// already holds is translated in one go, then sent, instead of one task wake-up per object.
 pub const SEND_BATCH: usize = 512;
+
+/// How often a kind whose watchers keep failing logs it again (at WARN, with the count). The
+/// first error of a kind, each new reason and the recovery are logged when they happen, once per
+/// kind whatever the number of scopes; the errors in between only at DEBUG, so an unreachable
+/// API server costs one line per kind and state change instead of one per retry.
+pub const STILL_FAILING_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a failing watcher's request must have succeeded, with no error since, before the
+/// watcher counts as recovered. A watch that starts again emits no event until an object
+/// changes, so a successful answer is the sign; the wait keeps a watch that is accepted and
+/// then fails at once (an error event, an undecodable list) one retry episode, not a recovery
+/// and a new WARN per retry.
+pub const RECOVERED_AFTER: Duration = Duration::from_secs(1);
 
 /// Starts one watcher per configured kind (and per namespace when namespaces are given), all
 /// sending into `tx`. The returned task ends when `shutdown` is cancelled, when the receiver is
@@ -96,18 +111,34 @@ struct Ctx {
 /// One watcher: kind `K` in one scope.
 async fn run<K: Processor>(ctx: Ctx) {
     let kind = <K as Processor>::kind();
-    let api = K::api(ctx.client.clone(), ctx.scope.as_deref());
+    let (answered_tx, mut answered) = tokio::sync::watch::channel(());
+    let client = crate::client::telling_answers(ctx.client.clone(), answered_tx);
+    let api = K::api(client, ctx.scope.as_deref());
     let mut stream = pin!(watcher(api, ctx.config.clone()).default_backoff());
     let mut state = Translator::new(kind.clone(), ctx.scope.as_deref().map(Str::from));
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher started");
     let mut out: Vec<IngestEvent> = Vec::with_capacity(SEND_BATCH);
     let mut ended = false;
+    // While failing: when the API server answered a request of this watcher again, plus
+    // RECOVERED_AFTER (the watcher recovers then unless an error came first).
+    let mut recovers_at: Option<tokio::time::Instant> = None;
     while !ended {
+        let errors = state.errors;
         let item = tokio::select! {
             biased;
             () = ctx.shutdown.cancelled() => break,
             () = ctx.tx.closed() => break,
             item = stream.next() => item,
+            Ok(()) = answered.changed(), if state.failing && recovers_at.is_none() => {
+                recovers_at = Some(tokio::time::Instant::now() + RECOVERED_AFTER);
+                continue;
+            }
+            () = tokio::time::sleep_until(recovers_at.unwrap_or_else(tokio::time::Instant::now)),
+                if state.failing && recovers_at.is_some() => {
+                recovers_at = None;
+                state.succeeded(&ctx);
+                continue;
+            }
         };
         match item {
             Some(item) => state.on_item(item, &ctx, &mut out),
@@ -121,6 +152,11 @@ async fn run<K: Processor>(ctx: Ctx) {
                 Some(None) => ended = true,
                 None => break,
             }
+        }
+        if state.errors != errors {
+            // Answers before the error do not count; the watcher backs off before asking again.
+            answered.borrow_and_update();
+            recovers_at = None;
         }
         for event in out.drain(..) {
             let sent = tokio::select! {
@@ -151,6 +187,10 @@ struct Translator {
     listed_once: bool,
     /// The last error was a 403 (and nothing has succeeded since).
     forbidden: bool,
+    /// An error came since the last success: the watcher is retrying.
+    failing: bool,
+    /// Errors seen.
+    errors: u64,
 }
 
 impl Translator {
@@ -162,6 +202,8 @@ impl Translator {
             listing: false,
             listed_once: false,
             forbidden: false,
+            failing: false,
+            errors: 0,
         }
     }
 
@@ -255,8 +297,15 @@ impl Translator {
         }
     }
 
-    /// Something came back from the server: access is granted again.
+    /// Something came back from the server: a retry streak is over, access is granted again.
     fn succeeded(&mut self, ctx: &Ctx) {
+        if self.failing {
+            self.failing = false;
+            if let Some(errors) = ctx.status.retry_recovered(&self.kind) {
+                ctx.metrics.retrying(&self.kind, false);
+                tracing::info!(kind = %self.kind, scope = ?self.scope, errors, "watch recovered");
+            }
+        }
         if self.forbidden {
             self.forbidden = false;
             ctx.status.set_forbidden(&self.kind, false);
@@ -268,6 +317,7 @@ impl Translator {
 
     fn on_error(&mut self, err: &watcher::Error, ctx: &Ctx) {
         let (reason, code) = classify(err);
+        self.errors += 1;
         ctx.metrics.error(&self.kind, reason);
         ctx.status.error(&self.kind, err.to_string());
         if !matches!(err, watcher::Error::InitialListFailed(_)) {
@@ -280,8 +330,24 @@ impl Translator {
         }
         if code == Some(410) {
             tracing::info!(kind = %self.kind, scope = ?self.scope, "watch expired (410); relisting");
-        } else {
-            tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch error; retrying with backoff");
+            return;
+        }
+        let entered = !self.failing;
+        self.failing = true;
+        ctx.metrics.retrying(&self.kind, true);
+        match ctx
+            .status
+            .retry_failed(&self.kind, entered, reason, Instant::now())
+        {
+            RetryLog::Changed => {
+                tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch failing; retrying with backoff");
+            }
+            RetryLog::StillFailing(errors) => {
+                tracing::warn!(kind = %self.kind, scope = ?self.scope, reason, errors, error = %err, "watch still failing; retrying with backoff");
+            }
+            RetryLog::Unchanged => {
+                tracing::debug!(kind = %self.kind, scope = ?self.scope, reason, error = %err, "watch error; retrying with backoff");
+            }
         }
     }
 }
@@ -406,6 +472,37 @@ mod tests {
         let report = ctx.status.report();
         assert_eq!(report[0].relists, 2);
         assert_eq!(report[0].deletes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_streak_is_one_state_until_something_succeeds() {
+        let (ctx, _rx) = ctx();
+        let mut t = Translator::new(Kind::ConfigMap, None);
+        for code in [500, 500, 429] {
+            t.on_error(&watcher::Error::WatchStartFailed(api_error(code)), &ctx);
+        }
+        assert!(t.failing);
+        assert!(ctx.status.report()[0].retrying);
+        // A 410 is routine: no streak starts.
+        let mut quiet = Translator::new(Kind::ConfigMap, None);
+        quiet.on_error(
+            &watcher::Error::WatchError(Box::new(
+                kube::core::Status::failure("too old", "Expired").with_code(410),
+            )),
+            &ctx,
+        );
+        assert!(!quiet.failing);
+        // An event ends the streak: no longer retrying, the error forgotten.
+        assert!(ctx.status.report()[0].last_error.is_some());
+        let mut out = Vec::new();
+        t.on_item(Ok(watcher::Event::Apply(cm("a"))), &ctx, &mut out);
+        assert!(!t.failing);
+        let report = &ctx.status.report()[0];
+        assert!(
+            !report.retrying && report.last_error.is_none(),
+            "{report:?}"
+        );
+        assert_eq!(report.errors, 4);
     }
 
     #[test]

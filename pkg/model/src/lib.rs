@@ -27,7 +27,7 @@ pub use labels::Labels;
 pub use reference::{Reference, Target};
 pub use resource::{
     ClaimRef, Fact, FactSet, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling,
-    Status, Uid, keep_annotation,
+    Status, Uid,
 };
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
 

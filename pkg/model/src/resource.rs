@@ -364,7 +364,8 @@ pub struct Resource {
     pub name: Str,
     /// `metadata.labels`.
     pub labels: Labels,
-    /// The annotations worth keeping (see [`crate::keep_annotation`]).
+    /// The annotations worth keeping: the informers drop those that carry whole objects, keep only
+    /// an allowlist on Secrets, and drop long values.
     pub annotations: Labels,
     /// `metadata.creationTimestamp`, in seconds since the Unix epoch (0 when unknown).
     pub created_at: i64,
@@ -502,16 +503,4 @@ impl Resource {
             + self.facts.heap_bytes()
             + self.references.capacity() * std::mem::size_of::<Reference>()
     }
-}
-
-/// Annotation keys never kept: large, noisy or secret-bearing.
-const DROPPED_ANNOTATIONS: &[&str] = &[
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "deployment.kubernetes.io/revision-history",
-    "control-plane.alpha.kubernetes.io/leader",
-];
-
-/// Whether an annotation is worth keeping: not in the drop list and not larger than 512 bytes.
-pub fn keep_annotation(key: &str, value: &str) -> bool {
-    !DROPPED_ANNOTATIONS.contains(&key) && value.len() <= 512
 }

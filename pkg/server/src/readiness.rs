@@ -44,6 +44,7 @@ impl ReadinessSource for AppReadiness {
                 kind: k.kind,
                 listed: k.listed,
                 forbidden: k.forbidden,
+                retrying: k.retrying,
                 error: k.last_error,
             })
             .collect();

@@ -125,7 +125,8 @@ impl Server {
             .arg(kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env("RUST_LOG", "info,kube_runtime=warn,kube_client=warn")
+            // As deploy/ and docker-compose.yaml set it.
+            .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use astrolabe_model::{
     Health, Kind, LabelSelector, Labels, OwnerRef, Reference, Resource, Status, Str,
-    keep_annotation,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
-/// Builds a [`Resource`] of `kind` from the object's metadata: identity, labels, kept
-/// annotations, creation time, resourceVersion and owners (with their reverse `owns`
+/// Builds a [`Resource`] of `kind` from the object's metadata: identity, labels, the
+/// annotations [`super::annotations::keep`] keeps, creation time, resourceVersion and owners (with their reverse `owns`
 /// references). Helm identity and `managed-by` are read from the kept labels and annotations
 /// by the model. Status, facts and other references are the caller's.
 pub fn from_meta(kind: Kind, m: &meta::ObjectMeta) -> Resource {
@@ -25,13 +24,14 @@ pub fn from_meta(kind: Kind, m: &meta::ObjectMeta) -> Resource {
         m.name.as_deref().unwrap_or_default(),
     );
     r.labels = labels(m.labels.as_ref());
-    r.annotations = m
+    let kept = m
         .annotations
         .iter()
         .flatten()
-        .filter(|(k, v)| keep_annotation(k, v))
+        .filter(|(k, v)| super::annotations::keep(&r.kind, k, v))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    r.annotations = kept;
     r.created_at = m.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
     r.resource_version = m.resource_version.as_deref().unwrap_or_default().into();
     for o in m.owner_references.iter().flatten() {

@@ -101,10 +101,19 @@ mod tests {
     #[test]
     fn secret_is_read_from_metadata() {
         let mut m = meta("ns", "creds");
-        m.annotations = Some(map(&[(
-            "kubectl.kubernetes.io/last-applied-configuration",
-            "{\"stringData\":{\"password\":\"hunter2-applied\"}}",
-        )]));
+        m.annotations = Some(map(&[
+            (
+                "kubectl.kubernetes.io/last-applied-configuration",
+                "{\"stringData\":{\"password\":\"hunter2-applied\"}}",
+            ),
+            (
+                "kapp.k14s.io/original",
+                "{\"stringData\":{\"password\":\"hunter2-original\"}}",
+            ),
+            ("example.com/password-hint", "hunter2-hint"),
+            ("meta.helm.sh/release-name", "shop"),
+            ("kubernetes.io/service-account.name", "builder"),
+        ]));
         let s = PartialObjectMeta::<Secret> {
             metadata: m,
             ..Default::default()
@@ -114,6 +123,15 @@ mod tests {
         for needle in ["hunter2", "password"] {
             assert!(!json.contains(needle), "{needle} leaked into {json}");
         }
+        let kept: Vec<_> = r.annotations.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kept,
+            [
+                "kubernetes.io/service-account.name",
+                "meta.helm.sh/release-name"
+            ]
+        );
+        assert_eq!(r.release(), "shop");
         assert_eq!(r.key().to_string(), "Secret/ns/creds");
         assert_eq!(r.status, status(Health::Ready, "Secret exists"));
         assert!(r.references.is_empty());
@@ -121,14 +139,24 @@ mod tests {
 
     #[test]
     fn config_map_is_metadata_only() {
+        let mut m = meta("ns", "cfg");
+        m.annotations = Some(map(&[
+            (
+                "kapp.k14s.io/original",
+                "{\"data\":{\"key\":\"value-in-original\"}}",
+            ),
+            ("owner", "team-a"),
+        ]));
         let cm = ConfigMap {
-            metadata: meta("ns", "cfg"),
+            metadata: m,
             data: Some(map(&[("key", "value-not-kept")])),
             ..Default::default()
         };
         let r = config_map(&cm);
         let json = serde_json::to_string(&r).expect("serializes");
         assert!(!json.contains("value-not-kept"));
+        assert!(!json.contains("value-in-original"));
+        assert_eq!(r.annotations.get("owner"), Some("team-a"));
         assert_eq!(r.status, status(Health::Ready, "ConfigMap exists"));
     }
 

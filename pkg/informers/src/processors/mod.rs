@@ -2,6 +2,8 @@
 //! family. Only this module (and the watchers that call it) knows Kubernetes types.
 //!
 //! - [`common`]: metadata, label selectors, status helpers.
+//! - [`annotations`]: which annotations are kept (none carrying a whole object; on Secrets only
+//!   an allowlist).
 //! - [`pod_spec`]: the references a pod spec makes (Pods and every workload template).
 //! - [`mod@pod`], [`core`], [`storage`], [`workloads`], [`networking`], [`policy`], [`rbac`]: the
 //!   kinds.
@@ -12,6 +14,7 @@ use astrolabe_model::{Kind, Resource};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
+pub mod annotations;
 pub mod common;
 pub mod core;
 pub mod networking;

@@ -52,6 +52,21 @@ impl Harness {
         Self::connect(sim, config, addr, emulator)
     }
 
+    /// Like [`Harness::start_with`], with the emulator's server stopped before the informers
+    /// start (an API server that is down); `emulator.start_server()` brings it up on the same
+    /// port.
+    pub async fn start_down(sim: Sim, kinds: &[Kind], namespaces: &[&str]) -> Self {
+        let mut emulator = Emulator::serve(sim.clone()).await;
+        emulator.stop_server().await;
+        let addr = emulator.addr();
+        let config = InformerConfig {
+            kinds: kinds.to_vec(),
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            ..InformerConfig::default()
+        };
+        Self::connect(sim, config, addr, emulator)
+    }
+
     /// Like [`Harness::start_config`], with the informers talking to the emulator through a
     /// proxy that records every byte the emulator sends them.
     pub async fn start_recorded(sim: Sim, config: InformerConfig) -> (Self, Recorder) {
