@@ -136,6 +136,9 @@ pub enum PersistError {
     /// Deleting orphan snapshot chunks failed.
     #[error("sweeping orphan snapshot chunks failed")]
     SweepFailed(#[source] redis::RedisError),
+    /// Setting a damaged stream aside failed (see `EventLog::set_aside_beyond`).
+    #[error("setting the damaged event stream aside failed")]
+    SetAsideFailed(#[source] redis::RedisError),
     /// A cluster name that cannot be used inside a Redis hash tag.
     #[error("invalid cluster name {0:?}: must be non-empty and contain no braces")]
     InvalidClusterName(String),
@@ -161,7 +164,61 @@ pub enum PersistError {
     WriterStopped,
 }
 
+/// Which key of the store an error is about (see [`PersistError::wrong_type_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// The event stream ([`crate::Keys::events`]).
+    Events,
+    /// The snapshot metadata hash ([`crate::Keys::snapshot_meta`]) or a chunk of a snapshot.
+    Snapshot,
+}
+
+impl KeyRole {
+    /// Both roles.
+    pub const ALL: [KeyRole; 2] = [KeyRole::Events, KeyRole::Snapshot];
+
+    /// The metric label: `events` or `snapshot`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyRole::Events => "events",
+            KeyRole::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// Redis's reply code for a command against a key holding another type.
+const WRONGTYPE: &str = "WRONGTYPE";
+
 impl PersistError {
+    /// The key this error found holding another Redis type (a `WRONGTYPE` reply): the store is
+    /// damaged there, and retrying does not help until someone removes or renames the key.
+    #[must_use]
+    pub fn wrong_type_key(&self) -> Option<KeyRole> {
+        let wrong = |e: &redis::RedisError| e.code() == Some(WRONGTYPE);
+        match self {
+            Self::AppendFailed { source: e, .. }
+            | Self::ReadFailed(e)
+            | Self::TrimFailed(e)
+            | Self::SetAsideFailed(e)
+                if wrong(e) =>
+            {
+                Some(KeyRole::Events)
+            }
+            Self::AppendRejected { message, .. } | Self::AppendGap { message, .. }
+                if message.contains(WRONGTYPE) =>
+            {
+                Some(KeyRole::Events)
+            }
+            Self::SnapshotRead(e) | Self::SnapshotWrite { source: e, .. } | Self::SweepFailed(e)
+                if wrong(e) =>
+            {
+                Some(KeyRole::Snapshot)
+            }
+            _ => None,
+        }
+    }
+
     /// True when retrying later may succeed (connection or timeout problems).
     #[must_use]
     pub fn is_transient(&self) -> bool {
@@ -172,7 +229,8 @@ impl PersistError {
             | Self::TrimFailed(e)
             | Self::SnapshotWrite { source: e, .. }
             | Self::SnapshotRead(e)
-            | Self::SweepFailed(e) => is_transient_redis(e),
+            | Self::SweepFailed(e)
+            | Self::SetAsideFailed(e) => is_transient_redis(e),
             _ => false,
         }
     }
@@ -198,6 +256,7 @@ impl PersistError {
             Self::EntryDecode { .. } => "decode",
             Self::SnapshotCompress(_) | Self::SnapshotSource(_) => "snapshot_source",
             Self::SweepFailed(_) => "sweep",
+            Self::SetAsideFailed(_) => "set_aside",
             _ => "other",
         }
     }

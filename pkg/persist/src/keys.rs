@@ -9,6 +9,8 @@ use crate::error::{PersistError, Result};
 ///                                           ID `<seq of the entry's last change>-1`
 /// astrolabe:{<cluster>}:snapshot:meta       hash, the committed snapshot (see `SnapshotMeta`)
 /// astrolabe:{<cluster>}:snapshot:<gen>:<i>  string, chunk i of snapshot generation gen
+/// astrolabe:{<cluster>}:events:damaged:<ms> stream, a damaged event stream set aside at <ms>
+///                                           (see `EventLog::set_aside_beyond`), never read
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -39,6 +41,13 @@ impl Keys {
     #[must_use]
     pub fn events(&self) -> &str {
         &self.events
+    }
+
+    /// Where the event stream is set aside when it is found damaged at `at_ms` (Unix
+    /// milliseconds).
+    #[must_use]
+    pub fn damaged_events(&self, at_ms: i64) -> String {
+        format!("{}:damaged:{at_ms}", self.events)
     }
 
     /// The committed snapshot's metadata hash.

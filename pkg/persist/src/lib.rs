@@ -28,6 +28,7 @@
 //! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
 //! - [`snapshotter`]: the periodic [`Snapshotter`] task.
 //! - [`recovery`]: [`recover`] at start-up.
+//! - [`plausible`]: the ceiling above which a sequence is corrupt (never trusted, never wraps).
 //! - [`model_codec`]: the typed layer over `astrolabe-model` ([`ModelDecoder`], `Record` for
 //!   `Change`).
 //! - [`metrics`]: [`PersistMetrics`] (`astrolabe_persist_*`).
@@ -53,6 +54,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod model_codec;
+pub mod plausible;
 pub mod priority;
 pub mod recovery;
 pub mod redis_log;
@@ -65,11 +67,11 @@ pub mod writer;
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use connection::RedisTarget;
 pub use encoder::{EncodeStats, SnapshotEncoder};
-pub use error::{PersistError, Result};
+pub use error::{KeyRole, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
-    SnapshotStream, TrimOutcome,
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SetAside, SnapshotBlob,
+    SnapshotMeta, SnapshotStream, TrimOutcome,
 };
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};

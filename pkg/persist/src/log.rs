@@ -44,6 +44,18 @@ pub struct TrimOutcome {
     pub removed: u64,
 }
 
+/// Result of [`EventLog::set_aside_beyond`]: the stream held entries above the plausible
+/// ceiling and was moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// The key the whole stream, as found, was renamed to.
+    pub key: String,
+    /// Entries above the ceiling (left out of the stream written back).
+    pub entries: u64,
+    /// Entries at or below the ceiling, written back to the stream.
+    pub kept: u64,
+}
+
 /// An encoded full state at a known sequence, as produced by a [`crate::SnapshotSource`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotBlob {
@@ -231,6 +243,18 @@ pub trait EventLog: Send + Sync + 'static {
         after: u64,
         page_size: usize,
     ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
+
+    /// When the stream holds entries with a sequence above `ceiling` (see [`crate::plausible`]),
+    /// rename it to a new key and write its entries at or below `ceiling` back under the stream's
+    /// name, in one atomic step: appends above the last plausible entry succeed again, and
+    /// nothing is deleted. `None` when no entry is above `ceiling`.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::SetAsideFailed`] when Redis refuses or cannot be reached.
+    fn set_aside_beyond(
+        &self,
+        ceiling: u64,
+    ) -> impl Future<Output = Result<Option<SetAside>>> + Send;
 
     /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the committed snapshot's covered
     /// sequence (never trims what no snapshot covers).

@@ -1,8 +1,11 @@
 //! Start-up recovery: sweep orphan chunks, load the committed snapshot, replay the stream after
 //! it in pages. Corrupt entries are skipped and counted; a corrupt or unknown-format snapshot
 //! is refused, and the state is rebuilt from the whole stream if it still starts at sequence 1,
-//! else recovery starts empty. Never a panic, never half-applied: the caller gets everything or
-//! an error.
+//! else recovery starts empty. Entries above the plausible ceiling ([`crate::plausible`]) are
+//! corrupt: counted, skipped, and never trusted for the sequence; when the stream's top is one,
+//! [`recover`] sets the stream aside so appends work again. A key holding another Redis type
+//! is reported ([`Recovered::wrong_type`]) and recovery uses the other keys. Never a panic,
+//! never half-applied: the caller gets everything or an error.
 
 use std::io::Read;
 use std::ops::Range;
@@ -11,9 +14,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use crate::error::{PersistError, Result};
-use crate::log::EventLog;
+use crate::error::{KeyRole, PersistError, Result};
+use crate::log::{EventLog, SetAside};
 use crate::metrics::PersistMetrics;
+use crate::plausible::seq_ceiling_now;
 
 /// Default replay page size, in stream entries (each holds up to
 /// [`crate::entry::ENTRY_MAX_CHANGES`] changes and about [`crate::entry::ENTRY_MAX_BYTES`]).
@@ -87,10 +91,21 @@ pub struct Recovered<S, C> {
     pub gaps: u64,
     /// Why a committed snapshot was refused, if it was.
     pub snapshot_refused: Option<String>,
+    /// The stream's top sequence when it is above the plausible ceiling
+    /// ([`crate::plausible`]): appends below it would be refused, so [`recover`] sets the
+    /// stream aside. Not part of `last_seq`.
+    pub implausible_top: Option<u64>,
+    /// Where [`recover`] moved the stream found with an implausible top.
+    pub set_aside: Option<SetAside>,
+    /// Keys found holding another Redis type (WRONGTYPE), left as they are: recovery used what
+    /// the other keys hold (the snapshot alone, or the stream from its start).
+    pub wrong_type: Vec<KeyRole>,
 }
 
 /// Recover the state from `log` at start-up: sweep orphan chunks of uncommitted snapshot
-/// generations (only the process that owns the log may do this), then [`read_state`].
+/// generations (only the process that owns the log may do this), then [`read_state`]; when the
+/// stream's top is above the plausible ceiling, set the stream aside
+/// ([`EventLog::set_aside_beyond`]) so that appends after `last_seq` are accepted again.
 ///
 /// # Errors
 /// Only Redis-level failures (unreachable, unexpected replies); the caller retries or exits.
@@ -105,7 +120,24 @@ pub async fn recover<L: EventLog, D: Decoder>(
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan sweep skipped"),
     }
-    read_state(log, decoder, page_size, metrics).await
+    let ceiling = seq_ceiling_now();
+    let mut out = read_state_below(log, decoder, page_size, metrics, ceiling).await?;
+    if let Some(top) = out.implausible_top {
+        out.set_aside = log.set_aside_beyond(ceiling).await?;
+        if let Some(aside) = &out.set_aside {
+            metrics.streams_set_aside.inc();
+            tracing::error!(
+                top,
+                ceiling,
+                set_aside_to = %aside.key,
+                beyond = aside.entries,
+                kept = aside.kept,
+                last_seq = out.last_seq,
+                "event stream top is beyond any plausible sequence: the stream was renamed and its plausible entries written back; the sequence continues from the last plausible one"
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Read the persisted state without changing anything in Redis: load the committed snapshot and
@@ -122,6 +154,17 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     page_size: usize,
     metrics: &PersistMetrics,
 ) -> Result<Recovered<D::Snapshot, D::Change>> {
+    read_state_below(log, decoder, page_size, metrics, seq_ceiling_now()).await
+}
+
+/// [`read_state`], with stream entries above `ceiling` counted as corrupt.
+async fn read_state_below<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    metrics: &PersistMetrics,
+    ceiling: u64,
+) -> Result<Recovered<D::Snapshot, D::Change>> {
     let started = Instant::now();
     let mut out = Recovered {
         snapshot: None,
@@ -132,18 +175,24 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         skipped_corrupt: 0,
         gaps: 0,
         snapshot_refused: None,
+        implausible_top: None,
+        set_aside: None,
+        wrong_type: Vec::new(),
     };
     // Where the tail starts if the snapshot loads (a metadata error is reported by the load).
     let expected = match log.snapshot_meta().await {
         Ok(meta) => meta.map_or(0, |m| m.covered_seq),
         Err(e) if e.is_transient() => return Err(e),
-        Err(_) => 0,
+        Err(e) => {
+            note_wrong_type(&e, metrics, &mut out.wrong_type);
+            0
+        }
     };
     let (loaded, tail) = tokio::join!(
         load(log, decoder),
-        read_tail(log, decoder, page_size, expected)
+        read_tail(log, decoder, page_size, expected, ceiling)
     );
-    let mut tail = Some(tail?);
+    let mut tail = unless_wrong_type(tail.map(Some), metrics, &mut out.wrong_type)?;
     let start = match loaded {
         Ok(Some((seq, snapshot))) => {
             out.snapshot = Some(snapshot);
@@ -153,7 +202,7 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         Ok(None) => Some(0),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
-            let first = log.first_seq().await?;
+            let first = unless_wrong_type(log.first_seq().await, metrics, &mut out.wrong_type)?;
             let replay = first.is_none_or(|f| f <= 1);
             if replay {
                 tracing::error!(error = %format!("{e:#}"), "snapshot refused; rebuilding from the whole stream");
@@ -171,8 +220,8 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     };
     match start {
         // The snapshot committed meanwhile (or refused) starts elsewhere: read again from there.
-        Some(start) if start != expected => {
-            tail = Some(read_tail(log, decoder, page_size, start).await?);
+        Some(start) if start != expected && !out.wrong_type.contains(&KeyRole::Events) => {
+            tail = Some(read_tail(log, decoder, page_size, start, ceiling).await?);
         }
         Some(_) => {}
         None => tail = None,
@@ -187,10 +236,15 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         out.skipped_corrupt = tail.corrupt;
         out.gaps = tail.gaps;
     }
-    out.last_seq = out
-        .last_seq
-        .max(out.snapshot_seq)
-        .max(log.last_seq().await?.unwrap_or(0));
+    // The top tells of entries a trimmed tail no longer shows, unless it is implausible.
+    let top = unless_wrong_type(log.last_seq().await, metrics, &mut out.wrong_type)?.unwrap_or(0);
+    if top > ceiling {
+        out.implausible_top = Some(top);
+    }
+    out.last_seq = out.last_seq.max(out.snapshot_seq);
+    if top <= ceiling {
+        out.last_seq = out.last_seq.max(top);
+    }
     metrics
         .recovery_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -205,6 +259,37 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         "recovery finished"
     );
     Ok(out)
+}
+
+/// `result`, or the default when it failed on a key of the wrong type (noted once, loudly).
+fn unless_wrong_type<T: Default>(
+    result: Result<T>,
+    metrics: &PersistMetrics,
+    wrong_type: &mut Vec<KeyRole>,
+) -> Result<T> {
+    match result {
+        Err(e) if e.wrong_type_key().is_some() => {
+            note_wrong_type(&e, metrics, wrong_type);
+            Ok(T::default())
+        }
+        other => other,
+    }
+}
+
+/// Note a key of the wrong type in `wrong_type` and the metrics, and log it once per key.
+fn note_wrong_type(e: &PersistError, metrics: &PersistMetrics, wrong_type: &mut Vec<KeyRole>) {
+    let Some(role) = e.wrong_type_key() else {
+        return;
+    };
+    metrics.redis_error(e);
+    if !wrong_type.contains(&role) {
+        wrong_type.push(role);
+        tracing::error!(
+            key = role.label(),
+            error = %format!("{e:#}"),
+            "a key of the store holds another redis type: recovering from the other keys; it is left as it is and not written until removed or renamed"
+        );
+    }
 }
 
 /// Load the committed snapshot and decode it on a blocking thread.
@@ -255,6 +340,7 @@ async fn read_tail<L: EventLog, D: Decoder>(
     decoder: &D,
     page_size: usize,
     start: u64,
+    ceiling: u64,
 ) -> Result<Tail<D::Change>> {
     let page_size = page_size.max(1);
     let mut tail = Tail {
@@ -277,13 +363,25 @@ async fn read_tail<L: EventLog, D: Decoder>(
         };
         reads.reserve(page.len());
         for entry in page {
+            if entry.seq > ceiling {
+                // Not written by this design (stream IDs only grow: every later entry is
+                // beyond too); trusting it would carry the sequence toward wraparound.
+                tail.read += 1;
+                tail.corrupt += 1;
+                tracing::error!(
+                    seq = entry.seq,
+                    ceiling,
+                    "stream entry beyond any plausible sequence skipped"
+                );
+                continue;
+            }
             if entry.seq <= tail.last_seq {
                 return Err(PersistError::UnexpectedReply {
                     op: "XRANGE",
                     detail: format!("entry {} not after {}", entry.seq, tail.last_seq),
                 });
             }
-            let expected = tail.last_seq + 1;
+            let expected = tail.last_seq.saturating_add(1);
             tail.last_seq = entry.seq;
             tail.read += 1;
             if let Some(defect) = &entry.defect {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use astrolabe_model::now_ms;
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig};
@@ -12,7 +13,8 @@ use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
 use crate::log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SnapshotBlob, SnapshotMeta, TrimOutcome,
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
+    TrimOutcome,
 };
 
 /// Default response timeout for appends and reads (never the crate's 500 ms default).
@@ -31,6 +33,22 @@ const TRIM_LIMIT: u64 = 10_000;
 const TRIM_MAX_CALLS: usize = 10_000;
 /// The server's answer when an explicit ID is not above the stream's top: already appended.
 const ALREADY_PRESENT: &str = "equal or smaller than the target stream top item";
+
+/// Sets a stream with entries at or above `ARGV[1]` aside: renames it to `KEYS[2]` (refused if
+/// that key exists) and writes the entries below `ARGV[1]` back to `KEYS[1]` with their IDs.
+/// Returns `{entries at or above, entries written back}`, or `{0, 0}` when none is above.
+const SET_ASIDE_SCRIPT: &str = r"
+local beyond = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+if #beyond == 0 then return {0, 0} end
+local keep = redis.call('XRANGE', KEYS[1], '-', '(' .. ARGV[1])
+if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then
+  return redis.error_reply('ERR set-aside key exists: ' .. KEYS[2])
+end
+for _, e in ipairs(keep) do
+  redis.call('XADD', KEYS[1], e[1], unpack(e[2]))
+end
+return {#beyond, #keep}
+";
 
 /// How to reach Redis and which cluster's keys to use.
 #[derive(Debug, Clone)]
@@ -240,6 +258,21 @@ impl EventLog for RedisLog {
             keep
         });
         Ok(entries)
+    }
+
+    async fn set_aside_beyond(&self, ceiling: u64) -> Result<Option<SetAside>> {
+        let Some(first) = ceiling.checked_add(1) else {
+            return Ok(None);
+        };
+        let key = self.inner.keys.damaged_events(now_ms());
+        let (entries, kept): (u64, u64) = redis::Script::new(SET_ASIDE_SCRIPT)
+            .key(self.inner.keys.events())
+            .key(&key)
+            .arg(format!("{first}-0"))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(PersistError::SetAsideFailed)?;
+        Ok((entries > 0).then_some(SetAside { key, entries, kept }))
     }
 
     async fn trim_to(&self, upto: u64) -> Result<TrimOutcome> {

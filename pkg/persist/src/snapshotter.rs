@@ -208,6 +208,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
         self.metrics
             .snapshot_last_success
             .set(meta.created_at_ms as f64 / 1000.0);
+        self.metrics.key_ok(crate::error::KeyRole::Snapshot);
         self.last = meta.covered_seq;
         self.committed_tx.send_replace(meta.covered_seq);
         tracing::info!(

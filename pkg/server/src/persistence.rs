@@ -154,6 +154,7 @@ pub async fn start(
         snapshotter.request_snapshot();
     }
     let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
+    let keys = log.keys().clone();
     let health = tokio::spawn(health_loop(
         log,
         connected.clone(),
@@ -165,6 +166,8 @@ pub async fn start(
         sender: sender.clone(),
         metrics,
         origin,
+        damage: hydrated.damage,
+        keys,
     };
     Ok((
         Persistence {
@@ -177,4 +180,68 @@ pub async fn start(
         },
         origin,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use astrolabe_persist::RedisTarget;
+    use astrolabe_testkit::RedisServer;
+
+    use super::*;
+
+    /// Starts persistence on a fresh redis-server after `damage` (an inline command) ran
+    /// against it; returns the readiness detail.
+    async fn detail_after(damage: &str) -> String {
+        let redis = RedisServer::start().unwrap();
+        let reply = redis.command_line(damage).unwrap();
+        assert!(!reply.starts_with('-'), "{reply}");
+        let config = PersistConfig {
+            enabled: true,
+            redis: RedisTarget {
+                url: Some(redis.url()),
+                ..RedisTarget::default()
+            },
+            ..PersistConfig::default()
+        };
+        let graph = SharedGraph::new();
+        let (persistence, _) = start(&config, &Registry::new(), &graph, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let detail = persistence.status.report().detail.unwrap_or_default();
+        persistence.cancel.cancel();
+        detail
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_stream_key_of_another_type() {
+        let detail = detail_after("SET astrolabe:{default}:events garbage").await;
+        assert!(
+            detail.contains(
+                "damaged store: key astrolabe:{default}:events holds another redis type (WRONGTYPE)"
+            ),
+            "{detail}"
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_metadata_key_of_another_type() {
+        let detail = detail_after("SET astrolabe:{default}:snapshot:meta garbage").await;
+        assert!(
+            detail.contains(
+                "damaged store: key astrolabe:{default}:snapshot:meta holds another redis type (WRONGTYPE)"
+            ),
+            "{detail}"
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_names_where_a_stream_with_an_implausible_top_went() {
+        let detail =
+            detail_after("XADD astrolabe:{default}:events 18446744073709551000-1 x y").await;
+        assert!(
+            detail.contains("top sequence 18446744073709551000 is beyond any plausible sequence")
+                && detail.contains("renamed to astrolabe:{default}:events:damaged:"),
+            "{detail}"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Writer;
-use crate::error::{PersistError, Result};
+use crate::error::{KeyRole, PersistError, Result};
 use crate::log::{AppendOutcome, EventLog};
 use crate::source::{Record, SnapshotSource};
 
@@ -273,7 +273,7 @@ where
         };
         let present: HashSet<u64> = self
             .log
-            .read_after(first - 1, encoded.len())
+            .read_after(first.saturating_sub(1), encoded.len())
             .await?
             .into_iter()
             .map(|e| e.seq)
@@ -298,6 +298,7 @@ where
                 m.batch_size.observe(encoded.len() as f64);
                 m.appended_changes
                     .inc_by((outcome.appended + outcome.already_present) as u64);
+                m.key_ok(KeyRole::Events);
                 self.stream_top = Some(last);
                 self.set_acked(last);
                 Ok(())

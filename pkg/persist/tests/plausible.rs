@@ -1,0 +1,117 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Sequences beyond the plausible ceiling against a real redis-server: an entry near 2^64 is
+//! corrupt, never trusted for the sequence, and set aside so appends after it succeed.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, Result, SendOutcome, SnapshotBlob, Writer,
+    WriterConfig, recover, wait_acked,
+};
+use astrolabe_testkit::RedisServer;
+use bytes::Bytes;
+use common::{ToyDecoder, batch, log, payload, raw, toy_snapshot};
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+/// Where a stray writer (or garbage) put an entry: 616 sequences below `u64::MAX`.
+const NEAR_WRAP: &str = "18446744073709551000-1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_near_wraparound_is_set_aside_and_later_changes_persist() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=50)).await.unwrap();
+    log.write_snapshot(&toy_snapshot(20)).await.unwrap();
+    let events = log.keys().events().to_owned();
+    let mut conn = raw(&server).await;
+    let _: String = conn
+        .xadd(&events, NEAR_WRAP, &[("p", &b"\x02garbage"[..])])
+        .await
+        .unwrap();
+
+    let m = PersistMetrics::unregistered().unwrap();
+    let first = recover(&log, &ToyDecoder, DEFAULT_REPLAY_PAGE, &m)
+        .await
+        .unwrap();
+    assert_eq!(first.tail, (21..=50).collect::<Vec<_>>());
+    assert_eq!(first.last_seq, 50, "the implausible entry is not trusted");
+    assert_eq!(first.implausible_top, Some(18_446_744_073_709_551_000));
+    assert_eq!(first.skipped_corrupt, 1);
+    assert_eq!(m.corrupt_entries.get(), 1);
+    assert_eq!(m.streams_set_aside.get(), 1);
+    let aside = first.set_aside.clone().expect("the stream is set aside");
+    assert_eq!(aside.entries, 1);
+    // Nothing is deleted: the whole stream, as found, is under the new key.
+    let kept: u64 = conn.xlen(&aside.key).await.unwrap();
+    assert_eq!(kept, aside.kept + 1);
+    assert!(aside.key.starts_with(&format!("{events}:damaged:")));
+
+    // Continue the sequence as the server does, and append 1,000 changes through the writer.
+    let cancel = CancellationToken::new();
+    let source = Arc::new(|| -> Result<SnapshotBlob> { Ok(toy_snapshot(20)) });
+    let (tx, handle) = Writer::<_, _, (u64, Bytes)>::spawn(
+        log.clone(),
+        source,
+        WriterConfig {
+            start_seq: first.last_seq,
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+            ..WriterConfig::default()
+        },
+        m.clone(),
+        cancel.clone(),
+    );
+    let mut acked = handle.acked_seq();
+    let mut last = first.last_seq;
+    for _ in 0..1000 {
+        last = last.checked_add(1).expect("the sequence never wraps");
+        assert_eq!(tx.send((last, payload(last))), SendOutcome::Queued);
+    }
+    astrolabe_testkit::within(
+        Duration::from_secs(30),
+        "every change acknowledged",
+        wait_acked(&mut acked, last),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    cancel.cancel();
+    drop(tx);
+    handle.join().await.unwrap();
+    assert!(!handle_diverged(&m), "no change was dropped");
+
+    // A restart recovers every change.
+    let m = PersistMetrics::unregistered().unwrap();
+    let second = recover(&log, &ToyDecoder, DEFAULT_REPLAY_PAGE, &m)
+        .await
+        .unwrap();
+    assert_eq!(second.tail, (21..=1050).collect::<Vec<_>>());
+    assert_eq!((second.last_seq, second.skipped_corrupt), (1050, 0));
+    assert_eq!((second.implausible_top, second.set_aside), (None, None));
+}
+
+fn handle_diverged(m: &PersistMetrics) -> bool {
+    m.diverged.get() != 0 || m.dropped_changes.get() != 0
+}
+
+#[tokio::test]
+async fn read_state_counts_an_implausible_top_but_changes_nothing() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&batch(1..=5)).await.unwrap();
+    let events = log.keys().events().to_owned();
+    let mut conn = raw(&server).await;
+    let _: String = conn.xadd(&events, NEAR_WRAP, &[("x", "y")]).await.unwrap();
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = astrolabe_persist::read_state(&log, &ToyDecoder, 2, &m)
+        .await
+        .unwrap();
+    assert_eq!((r.tail.len(), r.last_seq, r.skipped_corrupt), (5, 5, 1));
+    assert_eq!(r.implausible_top, Some(18_446_744_073_709_551_000));
+    assert_eq!(r.set_aside, None);
+    assert_eq!(log.last_seq().await.unwrap(), Some(18_446_744_073_709_551_000));
+}
