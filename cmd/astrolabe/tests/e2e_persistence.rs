@@ -320,6 +320,97 @@ async fn corrupt_entries_and_snapshots_are_counted_and_survived() {
     wait_durable(&server, &redis).await;
 }
 
+/// A damaged committed snapshot, a restart with the API server down and a graceful stop
+/// (whose final snapshot is taken before any relist): the previous generation and the stream
+/// after it recover everything acknowledged, and the final snapshot never replaces the
+/// persisted state with less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_with_the_api_server_down_loses_nothing() {
+    let redis = RedisServer::start().unwrap();
+    let mut emu = Emulator::start(26, 300).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut flags = persist_flags(&redis);
+    flags.extend(["--stream-retention".to_owned(), "0".to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let start = |emu: &Emulator| Server::start(&emu.kubeconfig(), logs.path(), &flags);
+
+    let mut server = start(&emu);
+    server.wait_ready().await;
+    wait_durable(&server, &redis).await;
+    let first = eventually(
+        "a snapshot is committed",
+        || server.log_tail(),
+        || async { log(&redis).snapshot_meta().await.ok().flatten() },
+    )
+    .await;
+    // Many small stream entries after it: trimming removes whole stream nodes.
+    emu.start_churn(200.0, 7);
+    eventually(
+        "churn reaches the graph",
+        || server.log_tail(),
+        || async { (server.seq().await > first.covered_seq + 600).then_some(()) },
+    )
+    .await;
+    emu.stop_churn().await;
+    server
+        .wait_graph("graph equals the emulator after churn", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    let before = wait_durable(&server, &redis).await;
+    server.sigterm();
+    assert!(
+        server.exit_status().await.success(),
+        "{}",
+        server.log_tail()
+    );
+    let committed = log(&redis).snapshot_meta().await.unwrap().unwrap();
+    assert!(committed.generation > first.generation);
+
+    // Damage the committed snapshot; restart with the API server down, stop gracefully.
+    let chunk = log(&redis).keys().chunk(committed.generation, 0);
+    redis
+        .command_line(&format!("SETRANGE {chunk} 16 XXXXXXXXXXXXXXXX"))
+        .unwrap();
+    emu.stop_server().await;
+    let mut server = start(&emu);
+    let body = wait_hydrated(&server).await;
+    assert!(
+        body["persistence"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("previous generation")),
+        "{body}"
+    );
+    assert!(
+        server
+            .metric("astrolabe_persist_recovery_fallbacks_total")
+            .await
+            >= 1.0
+    );
+    let served = server.sets().await;
+    assert_eq!(served, before, "{}", served.diff(&before));
+    server.sigterm();
+    assert!(
+        server.exit_status().await.success(),
+        "{}",
+        server.log_tail()
+    );
+    let kept = persisted(&redis).await.expect("the persisted state reads");
+    assert_eq!(kept, before, "{}", kept.diff(&before));
+
+    // Start again, the API server still down: everything acknowledged is recovered; then up.
+    let server = start(&emu);
+    wait_hydrated(&server).await;
+    let served = server.sets().await;
+    assert_eq!(served, before, "{}", served.diff(&before));
+    emu.start_server().await;
+    server
+        .wait_graph("graph equals the emulator once it answers", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_export_and_import_round_trip() {
     let redis = RedisServer::start().unwrap();

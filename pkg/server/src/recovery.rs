@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_model::Change;
 use astrolabe_persist::retry::backoff;
-use astrolabe_persist::{DEFAULT_REPLAY_PAGE, PersistMetrics, Recovered, RedisLog, recover};
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, Fallback, PersistMetrics, Recovered, RedisLog, recover,
+};
 use backon::Retryable as _;
 
 use crate::decoder::DECODER;
@@ -32,6 +34,8 @@ pub struct Hydrated {
     pub snapshot_seq: u64,
     /// The log had holes, corrupt entries or a refused snapshot: a clean snapshot is due.
     pub problems: bool,
+    /// What recovery fell back to when it refused the committed snapshot.
+    pub fallback: Option<Fallback>,
 }
 
 /// Recovers the graph from `log` into `graph`, trying for at most `deadline`; when Redis does
@@ -48,6 +52,7 @@ pub async fn hydrate(
                 || recovered.gaps > 0
                 || recovered.snapshot_refused.is_some();
             let snapshot_seq = recovered.snapshot_seq;
+            let fallback = recovered.fallback;
             let origin = if recovered.last_seq == 0 {
                 Origin::Fresh
             } else {
@@ -58,6 +63,7 @@ pub async fn hydrate(
                 origin,
                 snapshot_seq,
                 problems,
+                fallback,
             }
         }
         None => {
@@ -70,6 +76,7 @@ pub async fn hydrate(
                 origin: Origin::Unreachable,
                 snapshot_seq: 0,
                 problems: false,
+                fallback: None,
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use astrolabe_api::PersistenceReadiness;
 use astrolabe_graph::now_ms;
 use astrolabe_model::Change;
-use astrolabe_persist::{ChangeSender, PersistMetrics};
+use astrolabe_persist::{ChangeSender, Fallback, PersistMetrics};
 
 /// What recovery gave the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct PersistStatus {
     pub(crate) sender: ChangeSender<Change>,
     pub(crate) metrics: PersistMetrics,
     pub(crate) origin: Origin,
+    /// What recovery fell back to when it refused the committed snapshot.
+    pub(crate) fallback: Option<Fallback>,
 }
 
 impl PersistStatus {
@@ -45,6 +47,7 @@ impl PersistStatus {
             ),
             _ => None,
         };
+        let detail = detail.or_else(|| self.fallback_detail());
         PersistenceReadiness {
             enabled: true,
             connected,
@@ -53,5 +56,17 @@ impl PersistStatus {
                 .then(|| (now_ms() as f64 / 1000.0 - last).max(0.0)),
             detail,
         }
+    }
+
+    /// That recovery refused the committed snapshot at start, and what it used instead.
+    fn fallback_detail(&self) -> Option<String> {
+        let used = match self.fallback? {
+            Fallback::PreviousSnapshot => "recovered from the previous generation and the stream",
+            Fallback::WholeStream => "recovered from the whole stream",
+            Fallback::Nothing => "nothing else was complete: started empty",
+        };
+        Some(format!(
+            "the committed snapshot was refused at start; {used}"
+        ))
     }
 }
