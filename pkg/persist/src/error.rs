@@ -210,7 +210,9 @@ impl PersistError {
             {
                 Some(KeyRole::Events)
             }
-            Self::SnapshotRead(e) | Self::SnapshotWrite { source: e, .. } | Self::SweepFailed(e)
+            Self::SnapshotRead(e)
+            | Self::SnapshotWrite { source: e, .. }
+            | Self::SweepFailed(e)
                 if wrong(e) =>
             {
                 Some(KeyRole::Snapshot)

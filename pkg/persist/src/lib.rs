@@ -10,7 +10,8 @@
 //!     │                                                  ──► astrolabe:{c}:events
 //!     │ SnapshotSource (encoded state + seq)   acked_seq (watch)
 //!     └────────────────────────────────► Snapshotter task ──► chunks + meta (one script), trim
-//! start-up: recover() = sweep orphans, load snapshot, replay the stream after it in pages
+//! start-up: recover() = sweep orphans, load snapshot (else the previous generation), replay
+//!           the stream after it in pages
 //! ```
 //!
 //! # Layout
@@ -40,10 +41,12 @@
 //! Appends are idempotent (stream ID `<last seq of the entry>-1`, a batch always packed the same
 //! way; an ID not above the top is "already there").
 //! Snapshots are atomic (new generation uploaded, then one Lua script checks and switches the
-//! metadata and unlinks the previous generation).
-//! The stream is trimmed only behind the committed snapshot. If the producer's channel
-//! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
-//! answers.
+//! metadata, keeps the generation it replaced as the previous one and unlinks the one before).
+//! The stream is trimmed only behind the previous generation, so a refused committed snapshot
+//! falls back to the previous one and the stream after it. Before the graph is complete, a
+//! snapshot that would shrink the persisted state is skipped ([`ShrinkGuard`]). If the
+//! producer's channel overflows, the log is marked diverged and a full snapshot supersedes it as
+//! soon as Redis answers.
 
 pub mod compress;
 pub mod connection;
@@ -75,8 +78,10 @@ pub use log::{
 };
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
-pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Fallback, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
-pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
+pub use snapshotter::{
+    ShrinkGuard, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,
+};
 pub use source::{Record, SnapshotSource, take_snapshot};
 pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

@@ -1,5 +1,6 @@
 //! The [`EventLog`] trait: an append-only log of opaque change payloads keyed by sequence number,
-//! plus one committed snapshot. [`crate::RedisLog`] implements it on Redis Streams.
+//! plus the committed snapshot and the generation before it. [`crate::RedisLog`] implements it
+//! on Redis Streams.
 
 use std::future::Future;
 use std::io::Read;
@@ -206,7 +207,7 @@ impl SnapshotStream<'_> {
     }
 }
 
-/// A durable, append-only log of changes plus one committed snapshot.
+/// A durable, append-only log of changes plus the committed snapshot and the one before it.
 ///
 /// Sequences start at 1 and strictly increase. Implementations must make [`EventLog::append`]
 /// idempotent: re-appending a batch already present is not an error and writes nothing, and
@@ -256,15 +257,17 @@ pub trait EventLog: Send + Sync + 'static {
         ceiling: u64,
     ) -> impl Future<Output = Result<Option<SetAside>>> + Send;
 
-    /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the committed snapshot's covered
-    /// sequence (never trims what no snapshot covers).
+    /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the
+    /// previous snapshot generation's covered sequence (never trims what the older of the two
+    /// kept generations does not cover; nothing while only one generation exists).
     ///
     /// # Errors
     /// [`crate::PersistError::TrimFailed`] or a snapshot metadata error.
     fn trim_to(&self, upto: u64) -> impl Future<Output = Result<TrimOutcome>> + Send;
 
-    /// Compress, upload as a new generation and commit atomically; then delete the previous
-    /// generation.
+    /// Compress, upload as a new generation and commit atomically; the generation it replaces
+    /// becomes the previous one ([`EventLog::load_previous_snapshot`]) and the one before that
+    /// is deleted.
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotWrite`] (the previous snapshot stays committed),
@@ -287,8 +290,16 @@ pub trait EventLog: Send + Sync + 'static {
     /// Any snapshot error: unknown format, missing chunk, checksum mismatch, decompression.
     fn load_snapshot(&self) -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
 
-    /// Delete chunks of every generation other than the committed one (left by a crash between
-    /// upload and commit). Returns the number of keys deleted.
+    /// Load and verify the previous snapshot generation (the one the last commit replaced),
+    /// `None` if there is none: recovery's fallback when the committed one is refused.
+    ///
+    /// # Errors
+    /// As [`EventLog::load_snapshot`].
+    fn load_previous_snapshot(&self)
+    -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
+
+    /// Delete chunks of every generation other than the committed and the previous one (left
+    /// by a crash between upload and commit). Returns the number of keys deleted.
     ///
     /// # Errors
     /// [`crate::PersistError::SweepFailed`], or a metadata error (then nothing is deleted).

@@ -51,6 +51,12 @@ pub struct PersistMetrics {
     pub streams_set_aside: IntCounter,
     /// Duration of recovery.
     pub recovery_seconds: Histogram,
+    /// Recoveries that fell back after refusing the committed snapshot, by what they used
+    /// (`source`: see [`crate::recovery::Fallback::as_str`]).
+    pub recovery_fallbacks: IntCounterVec,
+    /// Snapshots not committed because they would have shrunk the persisted state before the
+    /// graph was complete (see [`crate::snapshotter::ShrinkGuard`]).
+    pub skipped_snapshots: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter> {
@@ -162,6 +168,18 @@ impl PersistMetrics {
                 "Duration of recovery (snapshot load and replay).",
                 slow,
             )?,
+            recovery_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "astrolabe_persist_recovery_fallbacks_total",
+                    "Recoveries that refused the committed snapshot, by what they used instead.",
+                ),
+                &["source"],
+            )
+            .map_err(PersistError::Metrics)?,
+            skipped_snapshots: counter(
+                "astrolabe_persist_skipped_snapshots_total",
+                "Snapshots not committed: taken before the graph was complete, they would have shrunk the persisted state.",
+            )?,
         })
     }
 
@@ -190,6 +208,8 @@ impl PersistMetrics {
             Box::new(m.refused_snapshots.clone()),
             Box::new(m.streams_set_aside.clone()),
             Box::new(m.recovery_seconds.clone()),
+            Box::new(m.recovery_fallbacks.clone()),
+            Box::new(m.skipped_snapshots.clone()),
         ];
         for c in collectors {
             registry.register(c).map_err(PersistError::Metrics)?;

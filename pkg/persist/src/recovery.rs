@@ -1,8 +1,9 @@
 //! Start-up recovery: sweep orphan chunks, load the committed snapshot, replay the stream after
 //! it in pages. Corrupt entries are skipped and counted; a corrupt or unknown-format snapshot
-//! is refused, and the state is rebuilt from the whole stream if it still starts at sequence 1,
-//! else recovery starts empty. Entries above the plausible ceiling ([`crate::plausible`]) are
-//! corrupt: counted, skipped, and never trusted for the sequence; when the stream's top is one,
+//! is refused, and recovery falls back ([`Fallback`]) to the previous snapshot generation and
+//! the stream after it, else to the whole stream if it still starts at sequence 1, else it
+//! starts empty. Entries above the plausible ceiling ([`crate::plausible`]) are corrupt:
+//! counted, skipped, and never trusted for the sequence; when the stream's top is one,
 //! [`recover`] sets the stream aside so appends work again. A key holding another Redis type
 //! is reported ([`Recovered::wrong_type`]) and recovery uses the other keys. Never a panic,
 //! never half-applied: the caller gets everything or an error.
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
 use crate::error::{KeyRole, PersistError, Result};
-use crate::log::{EventLog, SetAside};
+use crate::log::{EventLog, LoadedSnapshot, SetAside};
 use crate::metrics::PersistMetrics;
 use crate::plausible::seq_ceiling_now;
 
@@ -100,6 +101,32 @@ pub struct Recovered<S, C> {
     /// Keys found holding another Redis type (WRONGTYPE), left as they are: recovery used what
     /// the other keys hold (the snapshot alone, or the stream from its start).
     pub wrong_type: Vec<KeyRole>,
+    /// What recovery fell back to when the committed snapshot was refused.
+    pub fallback: Option<Fallback>,
+}
+
+/// What recovery used instead of a refused committed snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The previous snapshot generation and the stream after it.
+    PreviousSnapshot,
+    /// The whole stream, which still starts at sequence 1.
+    WholeStream,
+    /// Nothing usable: the previous generation is missing or refused too and the stream is
+    /// trimmed. Recovery starts empty and leaves the old keys untouched.
+    Nothing,
+}
+
+impl Fallback {
+    /// A short name, the `source` label of `astrolabe_persist_recovery_fallbacks_total`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::PreviousSnapshot => "previous_snapshot",
+            Fallback::WholeStream => "whole_stream",
+            Fallback::Nothing => "nothing",
+        }
+    }
 }
 
 /// Recover the state from `log` at start-up: sweep orphan chunks of uncommitted snapshot
@@ -178,6 +205,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         implausible_top: None,
         set_aside: None,
         wrong_type: Vec::new(),
+        fallback: None,
     };
     // Where the tail starts if the snapshot loads (a metadata error is reported by the load).
     let expected = match log.snapshot_meta().await {
@@ -189,7 +217,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         }
     };
     let (loaded, tail) = tokio::join!(
-        load(log, decoder),
+        decode(log.load_snapshot(), decoder),
         read_tail(log, decoder, page_size, expected, ceiling)
     );
     let mut tail = unless_wrong_type(tail.map(Some), metrics, &mut out.wrong_type)?;
@@ -202,20 +230,15 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         Ok(None) => Some(0),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
-            let first = unless_wrong_type(log.first_seq().await, metrics, &mut out.wrong_type)?;
-            let replay = first.is_none_or(|f| f <= 1);
-            if replay {
-                tracing::error!(error = %format!("{e:#}"), "snapshot refused; rebuilding from the whole stream");
-            } else {
-                tracing::error!(
-                    error = %format!("{e:#}"),
-                    first_seq = first,
-                    "snapshot refused and the stream is trimmed; starting empty (old keys left untouched)"
-                );
-            }
             metrics.refused_snapshots.inc();
             out.snapshot_refused = Some(format!("{e:#}"));
-            replay.then_some(0)
+            let (fallback, start) = fall_back(log, decoder, &e, metrics, &mut out).await?;
+            metrics
+                .recovery_fallbacks
+                .with_label_values(&[fallback.as_str()])
+                .inc();
+            out.fallback = Some(fallback);
+            start
         }
     };
     match start {
@@ -292,9 +315,60 @@ fn note_wrong_type(e: &PersistError, metrics: &PersistMetrics, wrong_type: &mut 
     }
 }
 
-/// Load the committed snapshot and decode it on a blocking thread.
-async fn load<L: EventLog, D: Decoder>(log: &L, decoder: &D) -> Result<Option<(u64, D::Snapshot)>> {
-    let Some(loaded) = log.load_snapshot().await? else {
+/// After the committed snapshot was refused with `refused`: the previous generation if it
+/// loads (into `out`), else the whole stream if it starts at sequence 1, else nothing. Returns
+/// what was used and where the tail starts (`None`: no tail, recovery starts empty).
+async fn fall_back<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    refused: &PersistError,
+    metrics: &PersistMetrics,
+    out: &mut Recovered<D::Snapshot, D::Change>,
+) -> Result<(Fallback, Option<u64>)> {
+    let refused = format!("{refused:#}");
+    let previous = match decode(log.load_previous_snapshot(), decoder).await {
+        Ok(Some((seq, snapshot))) => {
+            tracing::error!(
+                error = %refused,
+                previous_seq = seq,
+                "snapshot refused; recovering from the previous generation and the stream after it"
+            );
+            out.snapshot = Some(snapshot);
+            out.snapshot_seq = seq;
+            return Ok((Fallback::PreviousSnapshot, Some(seq)));
+        }
+        Ok(None) => "none kept".to_owned(),
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => {
+            note_wrong_type(&e, metrics, &mut out.wrong_type);
+            format!("{e:#}")
+        }
+    };
+    let first = unless_wrong_type(log.first_seq().await, metrics, &mut out.wrong_type)?;
+    if first.is_none_or(|f| f <= 1) {
+        tracing::error!(
+            error = %refused,
+            previous = %previous,
+            "snapshot and previous generation refused; rebuilding from the whole stream"
+        );
+        Ok((Fallback::WholeStream, Some(0)))
+    } else {
+        tracing::error!(
+            error = %refused,
+            previous = %previous,
+            first_seq = first,
+            "snapshot and previous generation refused and the stream is trimmed; starting empty (old keys left untouched)"
+        );
+        Ok((Fallback::Nothing, None))
+    }
+}
+
+/// Await a loaded snapshot and decode it on a blocking thread.
+async fn decode<D: Decoder>(
+    loaded: impl std::future::Future<Output = Result<Option<LoadedSnapshot>>>,
+    decoder: &D,
+) -> Result<Option<(u64, D::Snapshot)>> {
+    let Some(loaded) = loaded.await? else {
         return Ok(None);
     };
     let decoder = decoder.clone();

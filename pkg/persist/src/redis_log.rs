@@ -276,7 +276,14 @@ impl EventLog for RedisLog {
     }
 
     async fn trim_to(&self, upto: u64) -> Result<TrimOutcome> {
-        let covered = self.snapshot_meta().await?.map_or(0, |m| m.covered_seq);
+        // Behind the older of the two kept generations only: without a previous generation
+        // nothing is trimmed, so a damaged committed snapshot always has a fallback.
+        let covered = match self.snapshot_meta().await? {
+            Some(committed) => self.previous_meta_impl().await?.map_or(0, |previous| {
+                previous.covered_seq.min(committed.covered_seq)
+            }),
+            None => 0,
+        };
         let upto = upto.min(covered);
         if upto == 0 {
             return Ok(TrimOutcome::default());
@@ -314,6 +321,10 @@ impl EventLog for RedisLog {
 
     async fn load_snapshot(&self) -> Result<Option<LoadedSnapshot>> {
         self.load_snapshot_impl().await
+    }
+
+    async fn load_previous_snapshot(&self) -> Result<Option<LoadedSnapshot>> {
+        self.load_previous_impl().await
     }
 
     async fn sweep_orphans(&self) -> Result<u64> {

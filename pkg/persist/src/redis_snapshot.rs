@@ -1,7 +1,7 @@
 //! Snapshots on Redis: zstd-compressed, uploaded in chunks as a new generation outside any
-//! transaction, then committed by one script that checks the committed record, rewrites it and
-//! unlinks the previous generation, atomically. A crash at any point leaves the old or the new
-//! snapshot committed.
+//! transaction, then committed by one script that checks the committed record, rewrites it,
+//! keeps the record it replaced as the previous generation and unlinks the one before,
+//! atomically. A crash at any point leaves the old or the new snapshot committed.
 
 use astrolabe_model::now_ms;
 use std::collections::HashMap;
@@ -19,16 +19,20 @@ const COMMITTED: i64 = 1;
 
 /// Commits a snapshot in one atomic step and one round trip: refuses it if the committed
 /// snapshot (of this format) covers a later sequence, else replaces the metadata record (keeping
-/// the generation counter monotonic) and unlinks the previous generation's chunks. A record this
-/// build cannot parse (another format, or damaged) is replaced, not obeyed: its chunks are left
-/// for `sweep_orphans`, and a damaged record can no longer stop every later snapshot.
+/// the generation counter monotonic), demotes the record it replaced to the previous
+/// generation's record and unlinks the chunks of the generation before that one. Two
+/// generations stay: the committed one and the one before it (recovery's fallback). A record
+/// this build cannot parse (another format, or damaged) is replaced, not obeyed and not
+/// demoted: its chunks are left for `sweep_orphans`, the previous record stays as it was, and a
+/// damaged record can no longer stop every later snapshot.
 ///
-/// KEYS[1] the metadata hash; ARGV[1] the snapshot format; ARGV[2] the new covered sequence;
-/// ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5..] the record's fields and
-/// values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`: `none`,
-/// `replaced` (a record of this format, whose chunks it unlinked), `format <f>` or `damaged`.
-/// Sequences are compared as decimal strings: Lua's numbers are doubles and sequences may exceed
-/// 2^53. The generation counter's field is [`NEXT_GEN`].
+/// KEYS[1] the metadata hash; KEYS[2] the previous generation's metadata hash; ARGV[1] the
+/// snapshot format; ARGV[2] the new covered sequence; ARGV[3] the new generation; ARGV[4] the
+/// chunk key prefix; ARGV[5..] the record's fields and values. Returns `{0, committed
+/// sequence}` when refused, else `{1, what it replaced}`: `none`, `replaced` (a record of this
+/// format, now the previous one), `format <f>` or `damaged`. Sequences are compared as decimal
+/// strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation counter's
+/// field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -41,9 +45,16 @@ local function above(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
-local flat = redis.call('HGETALL', KEYS[1])
-local prev = {}
-for i = 1, #flat, 2 do prev[flat[i]] = flat[i + 1] end
+local function record(key)
+  local flat = redis.call('HGETALL', key)
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  return r, #flat
+end
+local function sound(r)
+  return decimal(r['generation']) and decimal(r['chunks']) and #r['chunks'] <= 4
+end
+local prev, n = record(KEYS[1])
 local ours = prev['format'] == ARGV[1]
 if ours and decimal(prev['covered_seq']) and above(prev['covered_seq'], ARGV[2]) then
   return {0, prev['covered_seq']}
@@ -55,20 +66,34 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 5))
 local gen = prev['generation']
-if #flat == 0 or (prev['format'] == nil and gen == nil) then
+if n == 0 or (prev['format'] == nil and gen == nil) then
   return {1, 'none'}
 end
 if not ours then
   return {1, 'format ' .. tostring(prev['format'])}
 end
-if not (decimal(gen) and decimal(prev['chunks']) and #prev['chunks'] <= 4) then
+if not sound(prev) then
   return {1, 'damaged'}
 end
-if gen ~= ARGV[3] then
-  for i = 0, tonumber(prev['chunks']) - 1 do
-    redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
+if gen == ARGV[3] then
+  return {1, 'replaced'}
+end
+local older = record(KEYS[2])
+local old_gen = older['generation']
+if sound(older) and old_gen ~= gen and old_gen ~= ARGV[3] then
+  for i = 0, tonumber(older['chunks']) - 1 do
+    redis.call('UNLINK', ARGV[4] .. old_gen .. ':' .. i)
   end
 end
+redis.call('DEL', KEYS[2])
+local demoted = {}
+for field, value in pairs(prev) do
+  if field ~= 'next_gen' then
+    demoted[#demoted + 1] = field
+    demoted[#demoted + 1] = value
+  end
+end
+redis.call('HSET', KEYS[2], unpack(demoted))
 return {1, 'replaced'}
 "#,
     )
@@ -154,6 +179,7 @@ impl RedisLog {
         let mut commit = COMMIT.prepare_invoke();
         commit
             .key(keys.snapshot_meta())
+            .key(keys.previous_meta())
             .arg(SNAPSHOT_FORMAT)
             .arg(blob.seq)
             .arg(generation)
@@ -183,12 +209,29 @@ impl RedisLog {
     }
 
     pub(crate) async fn snapshot_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
+        self.read_meta(self.inner.keys.snapshot_meta()).await
+    }
+
+    /// The previous generation's record (the one the last commit replaced), `None` if there is
+    /// none.
+    pub(crate) async fn previous_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
+        self.read_meta(self.inner.keys.previous_meta()).await
+    }
+
+    async fn read_meta(&self, key: &str) -> Result<Option<SnapshotMeta>> {
         let map: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.snapshot_meta())
+            .arg(key)
             .query_async(&mut self.inner.snap_conn.clone())
             .await
             .map_err(PersistError::SnapshotRead)?;
         parse_meta(&map)
+    }
+
+    pub(crate) async fn load_previous_impl(&self) -> Result<Option<LoadedSnapshot>> {
+        match self.previous_meta_impl().await? {
+            Some(meta) => self.load_generation(meta).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn load_snapshot_impl(&self) -> Result<Option<LoadedSnapshot>> {
@@ -274,6 +317,7 @@ impl RedisLog {
     pub(crate) async fn sweep_orphans_impl(&self) -> Result<u64> {
         let _guard = self.inner.snapshot_lock.lock().await;
         let committed = self.snapshot_meta_impl().await?.map(|m| m.generation);
+        let previous = self.previous_meta_impl().await?.map(|m| m.generation);
         let keys = &self.inner.keys;
         let pattern = keys.chunk_pattern();
         let mut conn = self.inner.snap_conn.clone();
@@ -290,8 +334,9 @@ impl RedisLog {
                 .await
                 .map_err(PersistError::SweepFailed)?;
             orphans.extend(found.into_iter().filter(|k| {
-                keys.parse_chunk(k)
-                    .is_some_and(|(generation, _)| Some(generation) != committed)
+                keys.parse_chunk(k).is_some_and(|(generation, _)| {
+                    Some(generation) != committed && Some(generation) != previous
+                })
             }));
             cursor = next;
             if cursor == 0 {

@@ -113,5 +113,8 @@ async fn read_state_counts_an_implausible_top_but_changes_nothing() {
     assert_eq!((r.tail.len(), r.last_seq, r.skipped_corrupt), (5, 5, 1));
     assert_eq!(r.implausible_top, Some(18_446_744_073_709_551_000));
     assert_eq!(r.set_aside, None);
-    assert_eq!(log.last_seq().await.unwrap(), Some(18_446_744_073_709_551_000));
+    assert_eq!(
+        log.last_seq().await.unwrap(),
+        Some(18_446_744_073_709_551_000)
+    );
 }

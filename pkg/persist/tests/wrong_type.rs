@@ -4,9 +4,7 @@
 
 mod common;
 
-use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, KeyRole, PersistMetrics, recover,
-};
+use astrolabe_persist::{DEFAULT_REPLAY_PAGE, EventLog, KeyRole, PersistMetrics, recover};
 use astrolabe_testkit::RedisServer;
 use common::{ToyDecoder, batch, log, raw, toy_snapshot};
 use redis::AsyncCommands;

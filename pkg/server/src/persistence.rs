@@ -8,7 +8,7 @@ use std::time::Duration;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, SnapshotBlob,
+    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, ShrinkGuard, SnapshotBlob,
     SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig,
     WriterHandle, copy_then_encode,
 };
@@ -82,6 +82,8 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
 }
 
 /// Recovers the graph from Redis into `graph` and starts the writer and snapshotter.
+/// `complete` says whether the graph is complete (every kind listed once): until it is, a
+/// snapshot that would shrink the persisted state is skipped ([`ShrinkGuard`]).
 ///
 /// # Errors
 /// Only for invalid configuration (a malformed Redis URL) or metrics registration; Redis being
@@ -91,6 +93,7 @@ pub async fn start(
     registry: &Registry,
     graph: &SharedGraph,
     shutdown_grace: Duration,
+    complete: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Result<(Persistence, Origin), PersistenceError> {
     let metrics = PersistMetrics::register(registry).map_err(PersistenceError::RegisterMetrics)?;
     let log = connect(config)?;
@@ -100,10 +103,14 @@ pub async fn start(
     // first is cloned from it off the start-up path (see `SharedGraph::replace`).
     let catch_up = graph.clone();
     tokio::task::spawn_blocking(move || catch_up.catch_up());
-    let start_seq = if origin == Origin::Unreachable {
-        0
-    } else {
-        graph.read().seq()
+    let (start_seq, recovered_resources) = {
+        let g = graph.read();
+        let seq = if origin == Origin::Unreachable {
+            0
+        } else {
+            g.seq()
+        };
+        (seq, g.node_count() as u64)
     };
 
     let source_graph = graph.clone();
@@ -144,6 +151,7 @@ pub async fn start(
             snapshot_on_shutdown: true,
             shutdown_grace,
             start_seq: hydrated.snapshot_seq,
+            shrink_guard: Some(ShrinkGuard::new(complete, recovered_resources)),
         },
         writer.acked_seq(),
         metrics.clone(),
@@ -168,6 +176,7 @@ pub async fn start(
         origin,
         damage: hydrated.damage,
         keys,
+        fallback: hydrated.fallback,
     };
     Ok((
         Persistence {
@@ -204,9 +213,15 @@ mod tests {
             ..PersistConfig::default()
         };
         let graph = SharedGraph::new();
-        let (persistence, _) = start(&config, &Registry::new(), &graph, Duration::from_secs(1))
-            .await
-            .unwrap();
+        let (persistence, _) = start(
+            &config,
+            &Registry::new(),
+            &graph,
+            Duration::from_secs(1),
+            || true,
+        )
+        .await
+        .unwrap();
         let detail = persistence.status.report().detail.unwrap_or_default();
         persistence.cancel.cancel();
         detail

@@ -8,7 +8,7 @@ use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_model::Change;
 use astrolabe_persist::retry::backoff;
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, KeyRole, PersistMetrics, Recovered, RedisLog, recover,
+    DEFAULT_REPLAY_PAGE, Fallback, KeyRole, PersistMetrics, Recovered, RedisLog, recover,
 };
 use backon::Retryable as _;
 
@@ -36,6 +36,8 @@ pub struct Hydrated {
     pub problems: bool,
     /// Damage found in the store and worked around, for readiness.
     pub damage: Option<String>,
+    /// What recovery fell back to when it refused the committed snapshot.
+    pub fallback: Option<Fallback>,
 }
 
 /// Recovers the graph from `log` into `graph`, trying for at most `deadline`; when Redis does
@@ -55,6 +57,7 @@ pub async fn hydrate(
                 || !recovered.wrong_type.is_empty();
             let damage = damage(&recovered);
             let snapshot_seq = recovered.snapshot_seq;
+            let fallback = recovered.fallback;
             let origin = if recovered.last_seq == 0 {
                 Origin::Fresh
             } else {
@@ -72,6 +75,7 @@ pub async fn hydrate(
                 snapshot_seq,
                 problems,
                 damage,
+                fallback,
             }
         }
         None => {
@@ -85,6 +89,7 @@ pub async fn hydrate(
                 snapshot_seq: 0,
                 problems: false,
                 damage: None,
+                fallback: None,
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use astrolabe_api::PersistenceReadiness;
 use astrolabe_graph::now_ms;
 use astrolabe_model::Change;
-use astrolabe_persist::{ChangeSender, KeyRole, Keys, PersistMetrics};
+use astrolabe_persist::{ChangeSender, Fallback, KeyRole, Keys, PersistMetrics};
 
 /// What recovery gave the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct PersistStatus {
     pub(crate) damage: Option<String>,
     /// The store's keys, to name a damaged one.
     pub(crate) keys: Keys,
+    /// What recovery fell back to when it refused the committed snapshot.
+    pub(crate) fallback: Option<Fallback>,
 }
 
 impl PersistStatus {
@@ -54,7 +56,7 @@ impl PersistStatus {
             ),
             _ => None,
         };
-        let detail = [state, self.damage.clone()]
+        let detail = [state, self.fallback_detail(), self.damage.clone()]
             .into_iter()
             .chain(KeyRole::ALL.into_iter().map(|role| self.wrong_type(role)))
             .flatten()
@@ -84,6 +86,18 @@ impl PersistStatus {
                 self.keys.snapshot_meta()
             ),
         })
+    }
+
+    /// That recovery refused the committed snapshot at start, and what it used instead.
+    fn fallback_detail(&self) -> Option<String> {
+        let used = match self.fallback? {
+            Fallback::PreviousSnapshot => "recovered from the previous generation and the stream",
+            Fallback::WholeStream => "recovered from the whole stream",
+            Fallback::Nothing => "nothing else was complete: started empty",
+        };
+        Some(format!(
+            "the committed snapshot was refused at start; {used}"
+        ))
     }
 }
 
@@ -125,6 +139,7 @@ mod tests {
             origin: Origin::Recovered,
             damage: None,
             keys: Keys::new("status").unwrap(),
+            fallback: None,
         }
     }
 

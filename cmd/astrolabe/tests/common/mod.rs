@@ -13,6 +13,8 @@ use astrolabe_graph::Graph;
 use astrolabe_model::Kind;
 use serde_json::Value;
 
+pub mod persist;
+
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
