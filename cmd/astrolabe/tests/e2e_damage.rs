@@ -40,6 +40,24 @@ async fn metric(server: &Server, name: &str) -> f64 {
     server.metric(name).await
 }
 
+/// Waits until the server committed a snapshot or skipped one (the shrink guard).
+async fn snapshot_settled(server: &Server) {
+    eventually(
+        "a snapshot is committed or skipped",
+        || server.log_tail(),
+        || async {
+            let committed = metric(
+                server,
+                "astrolabe_persist_snapshot_last_success_timestamp_seconds",
+            )
+            .await;
+            let skipped = metric(server, "astrolabe_persist_skipped_snapshots_total").await;
+            (committed > 0.0 || skipped > 0.0).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_near_wraparound_is_skipped_and_every_later_change_persists() {
     let redis = RedisServer::start().unwrap();
@@ -81,7 +99,7 @@ async fn an_entry_near_wraparound_is_skipped_and_every_later_change_persists() {
     eventually(
         "churn reaches the graph",
         || server.log_tail(),
-        || async { (server.seq().await > seq0 + 700).then_some(()) },
+        || async { (server.seq().await > seq0.saturating_add(700)).then_some(()) },
     )
     .await;
     emu.stop_churn().await;
@@ -199,6 +217,8 @@ async fn a_damaged_snapshot_with_the_api_server_down_loses_nothing(damage: Damag
     emu.stop_server().await;
     let server = trimming(&emu, logs.path(), &redis);
     let body = wait_hydrated(&server).await;
+    let served = server.sets().await;
+    assert_eq!(served, before, "{damage:?}: {}", served.diff(&before));
     assert!(
         body["persistence"]["detail"]
             .as_str()
@@ -209,24 +229,9 @@ async fn a_damaged_snapshot_with_the_api_server_down_loses_nothing(damage: Damag
         metric(&server, "astrolabe_persist_recovery_fallbacks_total").await,
         1.0
     );
-    let served = server.sets().await;
-    assert_eq!(served, before, "{damage:?}: {}", served.diff(&before));
     // The snapshot requested at start is committed (it holds everything) or skipped (the
     // committed metadata is unreadable, so the guard cannot tell it would not shrink).
-    eventually(
-        "the snapshot requested at start is settled",
-        || server.log_tail(),
-        || async {
-            let committed = metric(
-                &server,
-                "astrolabe_persist_snapshot_last_success_timestamp_seconds",
-            )
-            .await;
-            let skipped = metric(&server, "astrolabe_persist_skipped_snapshots_total").await;
-            (committed > 0.0 || skipped > 0.0).then_some(())
-        },
-    )
-    .await;
+    snapshot_settled(&server).await;
     stop(server).await;
     if let Ok(Some(meta)) = log(&redis).snapshot_meta().await {
         assert!(meta.resource_count >= nodes, "{damage:?}: {meta:?}");
@@ -316,15 +321,7 @@ async fn a_snapshot_taken_before_the_relist_never_shrinks_the_persisted_state() 
         "{body}"
     );
     assert!(server.sets().await.nodes.is_empty());
-    eventually(
-        "the snapshot requested at start is skipped",
-        || server.log_tail(),
-        || async {
-            (metric(&server, "astrolabe_persist_skipped_snapshots_total").await >= 1.0)
-                .then_some(())
-        },
-    )
-    .await;
+    snapshot_settled(&server).await;
     stop(server).await;
     let kept = log(&redis).snapshot_meta().await.unwrap().unwrap();
     assert_eq!(kept, committed, "the damaged state is left for repair");
