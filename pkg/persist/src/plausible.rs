@@ -12,6 +12,9 @@
 
 use astrolabe_model::now_ms;
 
+use crate::log::SetAside;
+use crate::metrics::PersistMetrics;
+
 /// Clock skew allowed between the writer of an entry and its reader: one day, in milliseconds.
 pub const CLOCK_SKEW_MS: u64 = 24 * 60 * 60 * 1000;
 /// The earliest clock reading trusted for the ceiling: 2026-01-01T00:00:00Z, in milliseconds.
@@ -34,6 +37,26 @@ pub fn seq_ceiling(now_ms: i64) -> u64 {
 #[must_use]
 pub fn seq_ceiling_now() -> u64 {
     seq_ceiling(now_ms())
+}
+
+/// Count and log, loudly, a stream whose top `top` was above `ceiling` and that was set aside
+/// ([`crate::EventLog::set_aside_beyond`]): the sequence continues from its last plausible
+/// entry.
+pub(crate) fn set_aside_reported(
+    metrics: &PersistMetrics,
+    aside: &SetAside,
+    top: u64,
+    ceiling: u64,
+) {
+    metrics.streams_set_aside.inc();
+    tracing::error!(
+        top,
+        ceiling,
+        set_aside_to = %aside.key,
+        beyond = aside.entries,
+        kept = aside.kept,
+        "event stream top is beyond any plausible sequence: the stream was renamed and its plausible entries written back; the sequence continues from the last plausible one"
+    );
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{KeyRole, PersistError, Result};
 use crate::log::{EventLog, LoadedSnapshot, SetAside};
 use crate::metrics::PersistMetrics;
-use crate::plausible::seq_ceiling_now;
+use crate::plausible::{seq_ceiling_now, set_aside_reported};
 
 /// Default replay page size, in stream entries (each holds up to
 /// [`crate::entry::ENTRY_MAX_CHANGES`] changes and about [`crate::entry::ENTRY_MAX_BYTES`]).
@@ -152,16 +152,7 @@ pub async fn recover<L: EventLog, D: Decoder>(
     if let Some(top) = out.implausible_top {
         out.set_aside = log.set_aside_beyond(ceiling).await?;
         if let Some(aside) = &out.set_aside {
-            metrics.streams_set_aside.inc();
-            tracing::error!(
-                top,
-                ceiling,
-                set_aside_to = %aside.key,
-                beyond = aside.entries,
-                kept = aside.kept,
-                last_seq = out.last_seq,
-                "event stream top is beyond any plausible sequence: the stream was renamed and its plausible entries written back; the sequence continues from the last plausible one"
-            );
+            set_aside_reported(metrics, aside, top, ceiling);
         }
     }
     Ok(out)

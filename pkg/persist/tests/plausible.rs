@@ -118,3 +118,95 @@ async fn read_state_counts_an_implausible_top_but_changes_nothing() {
         Some(18_446_744_073_709_551_000)
     );
 }
+
+/// Another writer's entry (or garbage) near 2^64 lands while the writer runs: its appends are
+/// refused as "already present", the missing entries diverge the log, and the writer sets the
+/// stream aside before its next append, so later changes reach the stream again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_near_wraparound_written_while_running_is_set_aside_by_the_writer() {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    let applied = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let state = applied.clone();
+    let source = Arc::new(move || -> Result<SnapshotBlob> {
+        Ok(toy_snapshot(
+            state.load(std::sync::atomic::Ordering::SeqCst),
+        ))
+    });
+    let m = PersistMetrics::unregistered().unwrap();
+    let cancel = CancellationToken::new();
+    let (tx, handle) = Writer::<_, _, (u64, Bytes)>::spawn(
+        log.clone(),
+        source,
+        WriterConfig {
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+            ..WriterConfig::default()
+        },
+        m.clone(),
+        cancel.clone(),
+    );
+    let mut acked = handle.acked_seq();
+    let send = |seq: u64| {
+        applied.store(seq, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(tx.send((seq, payload(seq))), SendOutcome::Queued);
+    };
+    for seq in 1..=100 {
+        send(seq);
+    }
+    within(wait_acked(&mut acked, 100)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: String = conn
+        .xadd(
+            log.keys().events(),
+            NEAR_WRAP,
+            &[("p", &b"\x02garbage"[..])],
+        )
+        .await
+        .unwrap();
+
+    // One change at a time, each acknowledged, until the stream's top is the last one again.
+    let mut seq = 100;
+    astrolabe_testkit::eventually(
+        "later changes reach the stream",
+        Duration::from_secs(30),
+        || {
+            seq += 1;
+            send(seq);
+            let (log, mut acked, last) = (log.clone(), acked.clone(), seq);
+            async move {
+                wait_acked(&mut acked, last)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let top = log.last_seq().await.map_err(|e| e.to_string())?;
+                if top == Some(last) {
+                    Ok(())
+                } else {
+                    Err(format!("top {top:?}, sent {last}"))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(m.streams_set_aside.get(), 1);
+    cancel.cancel();
+    handle.join().await.unwrap();
+
+    // A restart recovers every change: the divergence snapshot and the stream after it.
+    let r = recover(
+        &log,
+        &ToyDecoder,
+        DEFAULT_REPLAY_PAGE,
+        &PersistMetrics::unregistered().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.last_seq, r.implausible_top), (seq, None));
+    assert_eq!(r.tail, (r.snapshot_seq + 1..=seq).collect::<Vec<_>>());
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    astrolabe_testkit::within(Duration::from_secs(30), "acknowledged", f)
+        .await
+        .unwrap()
+}
