@@ -56,7 +56,7 @@ impl PersistStatus {
             ),
             _ => None,
         };
-        let detail = [state, self.fallback_detail(), self.damage.clone()]
+        let detail = [state, self.fallback_detail(last > 0.0), self.damage.clone()]
             .into_iter()
             .chain(KeyRole::ALL.into_iter().map(|role| self.wrong_type(role)))
             .flatten()
@@ -88,15 +88,21 @@ impl PersistStatus {
         })
     }
 
-    /// That recovery refused the committed snapshot at start, and what it used instead.
-    fn fallback_detail(&self) -> Option<String> {
+    /// That recovery refused the committed snapshot at start, what it used instead, and
+    /// whether a snapshot this process committed has `replaced` it.
+    fn fallback_detail(&self, replaced: bool) -> Option<String> {
         let used = match self.fallback? {
             Fallback::PreviousSnapshot => "recovered from the previous generation and the stream",
             Fallback::WholeStream => "recovered from the whole stream",
             Fallback::Nothing => "nothing else was complete: started empty",
         };
+        let now = if replaced {
+            "a fresh snapshot has replaced it"
+        } else {
+            "a fresh snapshot is pending"
+        };
         Some(format!(
-            "the committed snapshot was refused at start; {used}"
+            "the committed snapshot was refused at start; {used}; {now}"
         ))
     }
 }
@@ -159,6 +165,25 @@ mod tests {
         assert_eq!(
             detail,
             "log diverged: a full snapshot is pending; damaged store: key k"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fallback_is_reported_until_a_fresh_snapshot_replaced_it() {
+        let mut status = diverged_status(true).await;
+        status.fallback = Some(Fallback::PreviousSnapshot);
+        let detail = status.report().detail.unwrap();
+        assert!(
+            detail.ends_with(
+                "the committed snapshot was refused at start; recovered from the previous generation and the stream; a fresh snapshot is pending"
+            ),
+            "{detail}"
+        );
+        status.metrics.snapshot_last_success.set(1.0);
+        let detail = status.report().detail.unwrap();
+        assert!(
+            detail.ends_with("a fresh snapshot has replaced it"),
+            "{detail}"
         );
     }
 }
