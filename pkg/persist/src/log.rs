@@ -298,6 +298,11 @@ pub trait EventLog: Send + Sync + 'static {
     fn load_previous_snapshot(&self)
     -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
 
+    /// Note that recovery refused the committed snapshot of `generation` and fell back: the
+    /// commit that replaces it unlinks it instead of keeping it as the previous generation, so
+    /// the generation recovery used stays the fallback (and the stream behind it stays).
+    fn refuse_generation(&self, generation: u64);
+
     /// Delete chunks of every generation other than the committed and the previous one (left
     /// by a crash between upload and commit). Returns the number of keys deleted.
     ///

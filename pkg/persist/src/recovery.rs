@@ -103,6 +103,8 @@ pub struct Recovered<S, C> {
     pub wrong_type: Vec<KeyRole>,
     /// What recovery fell back to when the committed snapshot was refused.
     pub fallback: Option<Fallback>,
+    /// The generation of the refused committed snapshot, when its metadata could be read.
+    pub refused_generation: Option<u64>,
 }
 
 /// What recovery used instead of a refused committed snapshot.
@@ -132,7 +134,9 @@ impl Fallback {
 /// Recover the state from `log` at start-up: sweep orphan chunks of uncommitted snapshot
 /// generations (only the process that owns the log may do this), then [`read_state`]; when the
 /// stream's top is above the plausible ceiling, set the stream aside
-/// ([`EventLog::set_aside_beyond`]) so that appends after `last_seq` are accepted again.
+/// ([`EventLog::set_aside_beyond`]) so that appends after `last_seq` are accepted again; when
+/// the committed snapshot was refused, tell the log ([`EventLog::refuse_generation`]) so the
+/// next commit does not keep it as the previous generation.
 ///
 /// # Errors
 /// Only Redis-level failures (unreachable, unexpected replies); the caller retries or exits.
@@ -149,6 +153,9 @@ pub async fn recover<L: EventLog, D: Decoder>(
     }
     let ceiling = seq_ceiling_now();
     let mut out = read_state_below(log, decoder, page_size, metrics, ceiling).await?;
+    if let Some(generation) = out.refused_generation {
+        log.refuse_generation(generation);
+    }
     if let Some(top) = out.implausible_top {
         out.set_aside = log.set_aside_beyond(ceiling).await?;
         if let Some(aside) = &out.set_aside {
@@ -197,14 +204,15 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         set_aside: None,
         wrong_type: Vec::new(),
         fallback: None,
+        refused_generation: None,
     };
     // Where the tail starts if the snapshot loads (a metadata error is reported by the load).
-    let expected = match log.snapshot_meta().await {
-        Ok(meta) => meta.map_or(0, |m| m.covered_seq),
+    let (expected, generation) = match log.snapshot_meta().await {
+        Ok(meta) => meta.map_or((0, None), |m| (m.covered_seq, Some(m.generation))),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             note_wrong_type(&e, metrics, &mut out.wrong_type);
-            0
+            (0, None)
         }
     };
     let (loaded, tail) = tokio::join!(
@@ -223,6 +231,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         Err(e) => {
             metrics.refused_snapshots.inc();
             out.snapshot_refused = Some(format!("{e:#}"));
+            out.refused_generation = generation;
             let (fallback, start) = fall_back(log, decoder, &e, metrics, &mut out).await?;
             metrics
                 .recovery_fallbacks

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) zstd_level: i32,
     /// Serialises snapshot writes (and sweeps) within this process.
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
+    /// The committed generation recovery refused (0: none; generations start at 1).
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -151,6 +153,7 @@ impl RedisLog {
                 chunk_size: config.chunk_size.max(1),
                 zstd_level: config.zstd_level,
                 snapshot_lock: tokio::sync::Mutex::new(()),
+                refused: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -325,6 +328,12 @@ impl EventLog for RedisLog {
 
     async fn load_previous_snapshot(&self) -> Result<Option<LoadedSnapshot>> {
         self.load_previous_impl().await
+    }
+
+    fn refuse_generation(&self, generation: u64) {
+        self.inner
+            .refused
+            .store(generation, std::sync::atomic::Ordering::Release);
     }
 
     async fn sweep_orphans(&self) -> Result<u64> {

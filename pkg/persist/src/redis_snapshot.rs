@@ -5,6 +5,7 @@
 
 use astrolabe_model::now_ms;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use redis::Value;
@@ -24,13 +25,16 @@ const COMMITTED: i64 = 1;
 /// generations stay: the committed one and the one before it (recovery's fallback). A record
 /// this build cannot parse (another format, or damaged) is replaced, not obeyed and not
 /// demoted: its chunks are left for `sweep_orphans`, the previous record stays as it was, and a
-/// damaged record can no longer stop every later snapshot.
+/// damaged record can no longer stop every later snapshot. A record of the generation recovery
+/// refused ([`crate::EventLog::refuse_generation`]) is not demoted either: its chunks are
+/// unlinked and the previous record, the one recovery fell back to, stays.
 ///
 /// KEYS[1] the metadata hash; KEYS[2] the previous generation's metadata hash; ARGV[1] the
 /// snapshot format; ARGV[2] the new covered sequence; ARGV[3] the new generation; ARGV[4] the
-/// chunk key prefix; ARGV[5..] the record's fields and values. Returns `{0, committed
-/// sequence}` when refused, else `{1, what it replaced}`: `none`, `replaced` (a record of this
-/// format, now the previous one), `format <f>` or `damaged`. Sequences are compared as decimal
+/// chunk key prefix; ARGV[5] the refused generation (`0`: none); ARGV[6..] the record's fields
+/// and values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`:
+/// `none`, `replaced` (a record of this format, now the previous one), `refused` (the refused
+/// generation, unlinked), `format <f>` or `damaged`. Sequences are compared as decimal
 /// strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation counter's
 /// field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -64,7 +68,7 @@ if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
   next_gen = prev['next_gen']
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 6))
 local gen = prev['generation']
 if n == 0 or (prev['format'] == nil and gen == nil) then
   return {1, 'none'}
@@ -77,6 +81,12 @@ if not sound(prev) then
 end
 if gen == ARGV[3] then
   return {1, 'replaced'}
+end
+if gen == ARGV[5] then
+  for i = 0, tonumber(prev['chunks']) - 1 do
+    redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
+  end
+  return {1, 'refused'}
 end
 local older = record(KEYS[2])
 local old_gen = older['generation']
@@ -183,7 +193,8 @@ impl RedisLog {
             .arg(SNAPSHOT_FORMAT)
             .arg(blob.seq)
             .arg(generation)
-            .arg(keys.chunk_prefix());
+            .arg(keys.chunk_prefix())
+            .arg(self.inner.refused.load(Ordering::Acquire));
         for (field, value) in meta_fields(&meta) {
             commit.arg(field).arg(value);
         }
@@ -198,7 +209,13 @@ impl RedisLog {
                 committed_seq: detail.parse().unwrap_or(u64::MAX),
             });
         }
-        if detail != "none" && detail != "replaced" {
+        if detail == "refused" {
+            self.inner.refused.store(0, Ordering::Release);
+            tracing::info!(
+                generation,
+                "replaced the snapshot recovery refused; the generation it fell back to stays the previous one"
+            );
+        } else if detail != "none" && detail != "replaced" {
             tracing::warn!(
                 previous = %detail,
                 generation,

@@ -179,6 +179,23 @@ async fn recovers_through_previous_generation(damage: Damage) {
     assert_eq!((r.last_seq, r.gaps, r.skipped_corrupt), (1000, 0, 0));
     assert_eq!(m.refused_snapshots.get(), 1);
     assert_eq!(fallbacks(&m, Fallback::PreviousSnapshot), 1);
+
+    // The next commit replaces the refused generation without keeping it as the previous one:
+    // the generation recovery used stays the fallback, and the stream after it stays.
+    let repaired = log.write_snapshot(&snapshot(1000)).await.unwrap();
+    let kept = log.load_previous_snapshot().await.unwrap().unwrap();
+    assert_eq!(kept.meta, previous, "{damage:?}");
+    assert_eq!(log.trim_to(1000).await.unwrap().upto, 400, "{damage:?}");
+    let r = recover(&log, &ToyDecoder, 7, &m).await.unwrap();
+    assert_eq!(r.snapshot_seq, repaired.covered_seq, "{damage:?}");
+    assert!(r.snapshot_refused.is_none(), "{damage:?}");
+    for i in 0..committed.chunks {
+        let gone: Option<Vec<u8>> = conn
+            .get(log.keys().chunk(committed.generation, i))
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "{damage:?}: refused chunk {i} is unlinked");
+    }
 }
 
 #[tokio::test]
