@@ -343,3 +343,68 @@ async fn a_snapshot_taken_before_the_relist_never_shrinks_the_persisted_state() 
     let served = server.sets().await;
     assert_eq!(served, before, "{}", served.diff(&before));
 }
+
+/// `astrolabe_persist_damaged_key{key="<role>"}` as `/metrics` shows it.
+async fn damaged_key(server: &Server, role: &str) -> Option<f64> {
+    let prefix = format!("astrolabe_persist_damaged_key{{key=\"{role}\"}} ");
+    server
+        .get_text("/metrics")
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// The snapshot metadata, then the stream key, holding a string: readiness and the metrics
+/// name the key, the server serves the graph, and once the key is put right it persists again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_the_wrong_type_are_named_and_the_server_keeps_serving() {
+    let redis = RedisServer::start().unwrap();
+    let emu = Emulator::start(29, 200).await;
+    let logs = tempfile::tempdir().unwrap();
+    let server = start(&emu, logs.path(), &redis);
+    server.wait_ready().await;
+    let before = wait_durable(&server, &redis).await;
+    stop(server).await;
+
+    let keys = log(&redis).keys().clone();
+    for (role, key) in [
+        ("snapshot", keys.snapshot_meta().to_owned()),
+        ("events", keys.events().to_owned()),
+    ] {
+        // The real key is kept aside; a string takes its place.
+        let reply = redis
+            .command_line(&format!("RENAME {key} {key}:kept"))
+            .unwrap();
+        assert!(reply.starts_with("+OK"), "{reply}");
+        redis.command_line(&format!("SET {key} garbage")).unwrap();
+        let server = start(&emu, logs.path(), &redis);
+        let body = server.wait_ready().await;
+        let detail = body["persistence"]["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!(
+                "damaged store: key {key} holds another redis type (WRONGTYPE)"
+            )),
+            "{role}: {body}"
+        );
+        assert_eq!(damaged_key(&server, role).await, Some(1.0), "{role}");
+        let served = server.sets().await;
+        assert_eq!(served, before, "{role}: {}", served.diff(&before));
+
+        // Put right: the next write on the key succeeds, and the damage is no longer named.
+        redis.command_line(&format!("DEL {key}")).unwrap();
+        redis
+            .command_line(&format!("RENAME {key}:kept {key}"))
+            .unwrap();
+        server
+            .wait_readyz("the damage is no longer named", |_, b| {
+                !b["persistence"]["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("WRONGTYPE")
+            })
+            .await;
+        assert_eq!(damaged_key(&server, role).await, Some(0.0), "{role}");
+        wait_durable(&server, &redis).await;
+        stop(server).await;
+    }
+}

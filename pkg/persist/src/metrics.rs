@@ -227,7 +227,14 @@ impl PersistMetrics {
 
     /// An operation on the key of `role` succeeded: it is no longer damaged.
     pub fn key_ok(&self, role: KeyRole) {
-        self.damaged_keys.with_label_values(&[role.label()]).set(0);
+        self.set_damaged(role, false);
+    }
+
+    /// Whether the key of `role` holds another Redis type, as a check of the key's type found.
+    pub fn set_damaged(&self, role: KeyRole, damaged: bool) {
+        self.damaged_keys
+            .with_label_values(&[role.label()])
+            .set(i64::from(damaged));
     }
 
     /// Whether the key of `role` was last seen holding another Redis type.

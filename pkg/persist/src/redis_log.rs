@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use redis::{ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig};
 
 use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
-use crate::error::{PersistError, Result};
+use crate::error::{KeyRole, PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
 use crate::log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
@@ -174,6 +174,36 @@ impl RedisLog {
             .query_async::<()>(&mut conn)
             .await
             .map_err(PersistError::Connect)
+    }
+
+    /// The keys of the store that hold another Redis type than this layout gives them: the
+    /// stream not a stream, a snapshot record not a hash (a missing key is fine). One round
+    /// trip (`TYPE` of each).
+    ///
+    /// # Errors
+    /// [`PersistError::ReadFailed`] when Redis cannot be read.
+    pub async fn wrong_type_keys(&self) -> Result<Vec<KeyRole>> {
+        let keys = &self.inner.keys;
+        let expected = [
+            (KeyRole::Events, keys.events(), "stream"),
+            (KeyRole::Snapshot, keys.snapshot_meta(), "hash"),
+            (KeyRole::Snapshot, keys.previous_meta(), "hash"),
+        ];
+        let mut pipe = redis::pipe();
+        for (_, key, _) in &expected {
+            pipe.cmd("TYPE").arg(*key);
+        }
+        let types: Vec<String> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(PersistError::ReadFailed)?;
+        let mut wrong = Vec::new();
+        for ((role, _, want), found) in expected.iter().zip(&types) {
+            if found != "none" && found != want && !wrong.contains(role) {
+                wrong.push(*role);
+            }
+        }
+        Ok(wrong)
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {

@@ -168,6 +168,7 @@ pub async fn start(
         connected.clone(),
         origin == Origin::Unreachable,
         snapshotter.requester(),
+        metrics.clone(),
     ));
     let status = PersistStatus {
         connected,
