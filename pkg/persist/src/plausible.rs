@@ -1,5 +1,5 @@
 //! The plausible range of change sequences: the bound past which a stream entry cannot have
-//! been written by this design, and is corrupt (see `docs/adr/0003-sequence-epochs.md`).
+//! been written by this design, and is corrupt (see `docs/adr/0013-plausible-sequences-and-two-snapshot-generations.md`).
 //!
 //! A history's sequences either run densely from 1 or start at an epoch base
 //! `unix_millis × 1000` and then grow by one per change. Unless a run sustained more than a
