@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, Result, SendOutcome, SnapshotBlob, Writer,
-    WriterConfig, recover, wait_acked,
+    ChangeSender, DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, RedisLog, Result, SendOutcome,
+    SnapshotBlob, Writer, WriterConfig, WriterHandle, recover, wait_acked,
 };
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
@@ -53,18 +53,7 @@ async fn an_entry_near_wraparound_is_set_aside_and_later_changes_persist() {
     // Continue the sequence as the server does, and append 1,000 changes through the writer.
     let cancel = CancellationToken::new();
     let source = Arc::new(|| -> Result<SnapshotBlob> { Ok(toy_snapshot(20)) });
-    let (tx, handle) = Writer::<_, _, (u64, Bytes)>::spawn(
-        log.clone(),
-        source,
-        WriterConfig {
-            start_seq: first.last_seq,
-            retry_min: Duration::from_millis(10),
-            retry_max: Duration::from_millis(100),
-            ..WriterConfig::default()
-        },
-        m.clone(),
-        cancel.clone(),
-    );
+    let (tx, handle) = writer(&log, source, first.last_seq, &m, &cancel);
     let mut acked = handle.acked_seq();
     let mut last = first.last_seq;
     for _ in 0..1000 {
@@ -92,6 +81,28 @@ async fn an_entry_near_wraparound_is_set_aside_and_later_changes_persist() {
     assert_eq!(second.tail, (21..=1050).collect::<Vec<_>>());
     assert_eq!((second.last_seq, second.skipped_corrupt), (1050, 0));
     assert_eq!((second.implausible_top, second.set_aside), (None, None));
+}
+
+/// A writer on `log` continuing after `start_seq`, retrying fast.
+fn writer(
+    log: &RedisLog,
+    source: Arc<impl Fn() -> Result<SnapshotBlob> + Send + Sync + 'static>,
+    start_seq: u64,
+    m: &PersistMetrics,
+    cancel: &CancellationToken,
+) -> (ChangeSender<(u64, Bytes)>, WriterHandle) {
+    Writer::spawn(
+        log.clone(),
+        source,
+        WriterConfig {
+            start_seq,
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+            ..WriterConfig::default()
+        },
+        m.clone(),
+        cancel.clone(),
+    )
 }
 
 fn handle_diverged(m: &PersistMetrics) -> bool {
@@ -135,17 +146,7 @@ async fn an_entry_near_wraparound_written_while_running_is_set_aside_by_the_writ
     });
     let m = PersistMetrics::unregistered().unwrap();
     let cancel = CancellationToken::new();
-    let (tx, handle) = Writer::<_, _, (u64, Bytes)>::spawn(
-        log.clone(),
-        source,
-        WriterConfig {
-            retry_min: Duration::from_millis(10),
-            retry_max: Duration::from_millis(100),
-            ..WriterConfig::default()
-        },
-        m.clone(),
-        cancel.clone(),
-    );
+    let (tx, handle) = writer(&log, source, 0, &m, &cancel);
     let mut acked = handle.acked_seq();
     let send = |seq: u64| {
         applied.store(seq, std::sync::atomic::Ordering::SeqCst);

@@ -124,13 +124,7 @@ async fn recovers_through_previous_generation(damage: Damage) {
         let mut bytes = vec![1u8];
         bytes.extend((0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
         bytes.extend_from_slice(&seq.to_le_bytes());
-        SnapshotBlob {
-            zstd_raw_len: None,
-            seq,
-            copied_until: seq,
-            resource_count: 1,
-            bytes: Bytes::from(bytes),
-        }
+        common::blob(seq, bytes)
     };
     let previous = log.write_snapshot(&snapshot(400)).await.unwrap();
     let committed = log.write_snapshot(&snapshot(800)).await.unwrap();

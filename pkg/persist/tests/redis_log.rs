@@ -3,22 +3,12 @@
 
 mod common;
 
-use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
+use astrolabe_persist::{EventLog, PersistError};
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
-use common::{all_seqs, append_in, batch, log, log_with, raw};
+use common::{all_seqs, append_in, batch, blob, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
-
-fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
-    SnapshotBlob {
-        zstd_raw_len: None,
-        seq,
-        copied_until: seq,
-        resource_count: 1,
-        bytes: Bytes::from(bytes),
-    }
-}
 
 #[tokio::test]
 async fn append_is_idempotent() {

@@ -52,6 +52,17 @@ pub async fn append_in(log: &RedisLog, range: std::ops::RangeInclusive<u64>, per
     }
 }
 
+/// A snapshot of one resource at `seq` whose payload is `bytes`.
+pub fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
+    SnapshotBlob {
+        zstd_raw_len: None,
+        seq,
+        copied_until: seq,
+        resource_count: 1,
+        bytes: Bytes::from(bytes),
+    }
+}
+
 /// A snapshot in the toy format at `seq`, holding the byte `0xaa`.
 pub fn toy_snapshot(seq: u64) -> SnapshotBlob {
     SnapshotBlob {
