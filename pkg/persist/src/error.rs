@@ -84,6 +84,9 @@ pub enum PersistError {
     /// Reading snapshot metadata or chunks failed at the Redis level.
     #[error("reading the snapshot failed")]
     SnapshotRead(#[source] redis::RedisError),
+    /// Reading the previous snapshot generation's record failed at the Redis level.
+    #[error("reading the previous snapshot generation's record failed")]
+    PreviousSnapshotRead(#[source] redis::RedisError),
     /// The snapshot metadata hash is incomplete or malformed.
     #[error("snapshot metadata is invalid: {0}")]
     SnapshotMeta(String),
@@ -171,18 +174,25 @@ pub enum KeyRole {
     Events,
     /// The snapshot metadata hash ([`crate::Keys::snapshot_meta`]) or a chunk of a snapshot.
     Snapshot,
+    /// The previous snapshot generation's record ([`crate::Keys::previous_meta`]).
+    PreviousSnapshot,
 }
 
 impl KeyRole {
-    /// Both roles.
-    pub const ALL: [KeyRole; 2] = [KeyRole::Events, KeyRole::Snapshot];
+    /// Every role.
+    pub const ALL: [KeyRole; 3] = [
+        KeyRole::Events,
+        KeyRole::Snapshot,
+        KeyRole::PreviousSnapshot,
+    ];
 
-    /// The metric label: `events` or `snapshot`.
+    /// The metric label: `events`, `snapshot` or `snapshot_previous`.
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
             KeyRole::Events => "events",
             KeyRole::Snapshot => "snapshot",
+            KeyRole::PreviousSnapshot => "snapshot_previous",
         }
     }
 }
@@ -217,6 +227,7 @@ impl PersistError {
             {
                 Some(KeyRole::Snapshot)
             }
+            Self::PreviousSnapshotRead(e) if wrong(e) => Some(KeyRole::PreviousSnapshot),
             _ => None,
         }
     }
@@ -231,6 +242,7 @@ impl PersistError {
             | Self::TrimFailed(e)
             | Self::SnapshotWrite { source: e, .. }
             | Self::SnapshotRead(e)
+            | Self::PreviousSnapshotRead(e)
             | Self::SweepFailed(e)
             | Self::SetAsideFailed(e) => is_transient_redis(e),
             _ => false,
@@ -250,6 +262,7 @@ impl PersistError {
             Self::TrimFailed(_) => "trim",
             Self::SnapshotWrite { .. } | Self::SnapshotSuperseded { .. } => "snapshot_write",
             Self::SnapshotRead(_)
+            | Self::PreviousSnapshotRead(_)
             | Self::SnapshotMeta(_)
             | Self::SnapshotMissingChunk { .. }
             | Self::SnapshotCorrupt { .. }

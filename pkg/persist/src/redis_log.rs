@@ -187,7 +187,7 @@ impl RedisLog {
         let expected = [
             (KeyRole::Events, keys.events(), "stream"),
             (KeyRole::Snapshot, keys.snapshot_meta(), "hash"),
-            (KeyRole::Snapshot, keys.previous_meta(), "hash"),
+            (KeyRole::PreviousSnapshot, keys.previous_meta(), "hash"),
         ];
         let mut pipe = redis::pipe();
         for (_, key, _) in &expected {
@@ -197,13 +197,12 @@ impl RedisLog {
             .query_async(&mut self.conn())
             .await
             .map_err(PersistError::ReadFailed)?;
-        let mut wrong = Vec::new();
-        for ((role, _, want), found) in expected.iter().zip(&types) {
-            if found != "none" && found != want && !wrong.contains(role) {
-                wrong.push(*role);
-            }
-        }
-        Ok(wrong)
+        Ok(expected
+            .iter()
+            .zip(&types)
+            .filter(|((_, _, want), found)| *found != "none" && found != want)
+            .map(|((role, _, _), _)| *role)
+            .collect())
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {

@@ -34,7 +34,8 @@ const COMMITTED: i64 = 1;
 /// chunk key prefix; ARGV[5] the refused generation (`0`: none); ARGV[6..] the record's fields
 /// and values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`:
 /// `none`, `replaced` (a record of this format, now the previous one), `refused` (the refused
-/// generation, unlinked), `format <f>` or `damaged`. Sequences are compared as decimal
+/// generation, unlinked), `previous damaged` (KEYS[2] holds another Redis type: left as it is,
+/// the replaced generation is not kept), `format <f>` or `damaged`. Sequences are compared as decimal
 /// strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation counter's
 /// field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -87,6 +88,10 @@ if gen == ARGV[5] then
     redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
   end
   return {1, 'refused'}
+end
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  return {1, 'previous damaged'}
 end
 local older = record(KEYS[2])
 local old_gen = older['generation']
@@ -215,6 +220,12 @@ impl RedisLog {
                 generation,
                 "replaced the snapshot recovery refused; the generation it fell back to stays the previous one"
             );
+        } else if detail == "previous damaged" {
+            tracing::error!(
+                key = keys.previous_meta(),
+                generation,
+                "the previous generation's record holds another redis type: the replaced generation is not kept"
+            );
         } else if detail != "none" && detail != "replaced" {
             tracing::warn!(
                 previous = %detail,
@@ -232,7 +243,12 @@ impl RedisLog {
     /// The previous generation's record (the one the last commit replaced), `None` if there is
     /// none.
     pub(crate) async fn previous_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
-        self.read_meta(self.inner.keys.previous_meta()).await
+        self.read_meta(self.inner.keys.previous_meta())
+            .await
+            .map_err(|e| match e {
+                PersistError::SnapshotRead(e) => PersistError::PreviousSnapshotRead(e),
+                other => other,
+            })
     }
 
     async fn read_meta(&self, key: &str) -> Result<Option<SnapshotMeta>> {

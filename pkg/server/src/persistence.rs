@@ -200,8 +200,8 @@ mod tests {
     use super::*;
 
     /// Starts persistence on a fresh redis-server after `damage` (an inline command) ran
-    /// against it; returns the readiness detail.
-    async fn detail_after(damage: &str) -> String {
+    /// against it, and waits (10 s at most) until the readiness detail holds each of `named`.
+    async fn names_after(damage: &str, named: &[&str]) {
         let redis = RedisServer::start().unwrap();
         let reply = redis.command_line(damage).unwrap();
         assert!(!reply.starts_with('-'), "{reply}");
@@ -223,41 +223,51 @@ mod tests {
         )
         .await
         .unwrap();
-        let detail = persistence.status.report().detail.unwrap_or_default();
+        astrolabe_testkit::eventually("the damage is named", Duration::from_secs(10), || {
+            let detail = persistence.status.report().detail.unwrap_or_default();
+            let named = named.iter().all(|n| detail.contains(n));
+            async move { if named { Ok(()) } else { Err(detail) } }
+        })
+        .await;
         persistence.cancel.cancel();
-        detail
     }
 
     #[tokio::test]
     async fn readiness_names_a_stream_key_of_another_type() {
-        let detail = detail_after("SET astrolabe:{default}:events garbage").await;
-        assert!(
-            detail.contains(
-                "damaged store: key astrolabe:{default}:events holds another redis type (WRONGTYPE)"
-            ),
-            "{detail}"
-        );
+        names_after(
+            "SET astrolabe:{default}:events garbage",
+            &["damaged store: key astrolabe:{default}:events holds another redis type (WRONGTYPE)"],
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn readiness_names_a_metadata_key_of_another_type() {
-        let detail = detail_after("SET astrolabe:{default}:snapshot:meta garbage").await;
-        assert!(
-            detail.contains(
-                "damaged store: key astrolabe:{default}:snapshot:meta holds another redis type (WRONGTYPE)"
-            ),
-            "{detail}"
-        );
+        names_after(
+            "SET astrolabe:{default}:snapshot:meta garbage",
+            &["damaged store: key astrolabe:{default}:snapshot:meta holds another redis type (WRONGTYPE)"],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_previous_record_of_another_type() {
+        names_after(
+            "SET astrolabe:{default}:snapshot:previous garbage",
+            &["damaged store: key astrolabe:{default}:snapshot:previous holds another redis type (WRONGTYPE)"],
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn readiness_names_where_a_stream_with_an_implausible_top_went() {
-        let detail =
-            detail_after("XADD astrolabe:{default}:events 18446744073709551000-1 x y").await;
-        assert!(
-            detail.contains("top sequence 18446744073709551000 is beyond any plausible sequence")
-                && detail.contains("renamed to astrolabe:{default}:events:damaged:"),
-            "{detail}"
-        );
+        names_after(
+            "XADD astrolabe:{default}:events 18446744073709551000-1 x y",
+            &[
+                "top sequence 18446744073709551000 is beyond any plausible sequence",
+                "renamed to astrolabe:{default}:events:damaged:",
+            ],
+        )
+        .await;
     }
 }

@@ -85,6 +85,10 @@ impl PersistStatus {
                 "damaged store: key {} holds another redis type (WRONGTYPE); snapshots are not written until it is removed or renamed",
                 self.keys.snapshot_meta()
             ),
+            KeyRole::PreviousSnapshot => format!(
+                "damaged store: key {} holds another redis type (WRONGTYPE); no previous generation is kept and the stream is not trimmed until it is removed or renamed",
+                self.keys.previous_meta()
+            ),
         })
     }
 
