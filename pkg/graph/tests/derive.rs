@@ -328,6 +328,17 @@ fn identical_upserts_are_no_ops_and_sequence_numbers_are_gapless() {
 }
 
 #[test]
+fn an_exhausted_sequence_never_wraps_and_leaves_the_graph_unchanged() {
+    let mut g = Graph::new();
+    g.advance_seq(u64::MAX - 1);
+    let last = g.upsert(res("a", Kind::ConfigMap, "ns", "a")).unwrap();
+    assert_eq!(last.seq, u64::MAX);
+    assert!(g.upsert(res("b", Kind::ConfigMap, "ns", "b")).is_none());
+    assert!(g.delete(&Uid::from("a")).is_none());
+    assert_eq!((g.seq(), g.node_count()), (u64::MAX, 1));
+}
+
+#[test]
 fn events_report_nodes_and_net_edge_changes() {
     let mut g = Graph::new();
     let mut events: Vec<GraphEvent> = Vec::new();

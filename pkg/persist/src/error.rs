@@ -108,6 +108,9 @@ pub enum PersistError {
     /// Reading snapshot metadata or chunks failed at the Redis level.
     #[error("reading the snapshot failed{}", auth_named(.0))]
     SnapshotRead(#[source] redis::RedisError),
+    /// Reading the previous snapshot generation's record failed at the Redis level.
+    #[error("reading the previous snapshot generation's record failed{}", auth_named(.0))]
+    PreviousSnapshotRead(#[source] redis::RedisError),
     /// The snapshot metadata hash is incomplete or malformed.
     #[error("snapshot metadata is invalid: {0}")]
     SnapshotMeta(String),
@@ -160,6 +163,9 @@ pub enum PersistError {
     /// Deleting orphan snapshot chunks failed.
     #[error("sweeping orphan snapshot chunks failed{}", auth_named(.0))]
     SweepFailed(#[source] redis::RedisError),
+    /// Setting a damaged stream aside failed (see `EventLog::set_aside_beyond`).
+    #[error("setting the damaged event stream aside failed{}", auth_named(.0))]
+    SetAsideFailed(#[source] redis::RedisError),
     /// A cluster name that cannot be used inside a Redis hash tag.
     #[error("invalid cluster name {0:?}: must be non-empty and contain no braces")]
     InvalidClusterName(String),
@@ -183,6 +189,72 @@ pub enum PersistError {
     /// The writer task is gone.
     #[error("the persistence writer has stopped")]
     WriterStopped,
+}
+
+/// Which key of the store an error is about (see [`PersistError::wrong_type_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// The event stream ([`crate::Keys::events`]).
+    Events,
+    /// The snapshot metadata hash ([`crate::Keys::snapshot_meta`]) or a chunk of a snapshot.
+    Snapshot,
+    /// The previous snapshot generation's record ([`crate::Keys::previous_meta`]).
+    PreviousSnapshot,
+}
+
+impl KeyRole {
+    /// Every role.
+    pub const ALL: [KeyRole; 3] = [
+        KeyRole::Events,
+        KeyRole::Snapshot,
+        KeyRole::PreviousSnapshot,
+    ];
+
+    /// The metric label: `events`, `snapshot` or `snapshot_previous`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyRole::Events => "events",
+            KeyRole::Snapshot => "snapshot",
+            KeyRole::PreviousSnapshot => "snapshot_previous",
+        }
+    }
+}
+
+/// Redis's reply code for a command against a key holding another type.
+const WRONGTYPE: &str = "WRONGTYPE";
+
+impl PersistError {
+    /// The key this error found holding another Redis type (a `WRONGTYPE` reply): the store is
+    /// damaged there, and retrying does not help until someone removes or renames the key.
+    #[must_use]
+    pub fn wrong_type_key(&self) -> Option<KeyRole> {
+        let wrong = |e: &redis::RedisError| e.code() == Some(WRONGTYPE);
+        match self {
+            Self::AppendFailed { source: e, .. }
+            | Self::ReadFailed(e)
+            | Self::TrimFailed(e)
+            | Self::SetAsideFailed(e)
+                if wrong(e) =>
+            {
+                Some(KeyRole::Events)
+            }
+            Self::AppendRejected { message, .. } | Self::AppendGap { message, .. }
+                if message.contains(WRONGTYPE) =>
+            {
+                Some(KeyRole::Events)
+            }
+            Self::SnapshotRead(e)
+            | Self::SnapshotWrite { source: e, .. }
+            | Self::SweepFailed(e)
+                if wrong(e) =>
+            {
+                Some(KeyRole::Snapshot)
+            }
+            Self::PreviousSnapshotRead(e) if wrong(e) => Some(KeyRole::PreviousSnapshot),
+            _ => None,
+        }
+    }
 }
 
 /// Why Redis refused this client's credentials. The one classification of authentication
@@ -248,7 +320,9 @@ impl PersistError {
             | Self::TrimFailed(e)
             | Self::SnapshotWrite { source: e, .. }
             | Self::SnapshotRead(e)
-            | Self::SweepFailed(e) => Some(e),
+            | Self::PreviousSnapshotRead(e)
+            | Self::SweepFailed(e)
+            | Self::SetAsideFailed(e) => Some(e),
             _ => None,
         }
     }
@@ -279,6 +353,7 @@ impl PersistError {
             Self::TrimFailed(_) => "trim",
             Self::SnapshotWrite { .. } | Self::SnapshotSuperseded { .. } => "snapshot_write",
             Self::SnapshotRead(_)
+            | Self::PreviousSnapshotRead(_)
             | Self::SnapshotMeta(_)
             | Self::SnapshotMissingChunk { .. }
             | Self::SnapshotCorrupt { .. }
@@ -287,6 +362,7 @@ impl PersistError {
             Self::EntryDecode { .. } => "decode",
             Self::SnapshotCompress(_) | Self::SnapshotSource(_) => "snapshot_source",
             Self::SweepFailed(_) => "sweep",
+            Self::SetAsideFailed(_) => "set_aside",
             _ => "other",
         }
     }

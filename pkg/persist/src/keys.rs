@@ -8,12 +8,21 @@ use crate::error::{PersistError, Result};
 /// astrolabe:{<cluster>}:events              stream, changes packed into entries (see `entry`),
 ///                                           ID `<seq of the entry's last change>-1`
 /// astrolabe:{<cluster>}:snapshot:meta       hash, the committed snapshot (see `SnapshotMeta`)
+/// astrolabe:{<cluster>}:snapshot:previous   hash, the generation the last commit replaced
+///                                           (same fields): recovery's fallback
 /// astrolabe:{<cluster>}:snapshot:<gen>:<i>  string, chunk i of snapshot generation gen
+/// astrolabe:{<cluster>}:events:damaged:<ms> stream, a damaged event stream set aside at <ms>
+///                                           (see `EventLog::set_aside_beyond`), never read
 /// ```
+///
+/// Two generations are kept, the committed one and the previous one; the stream is trimmed
+/// only behind the previous one, so the previous generation and the stream after it are a
+/// complete history when the committed snapshot is damaged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     events: String,
     meta: String,
+    previous: String,
     chunk_prefix: String,
 }
 
@@ -31,6 +40,7 @@ impl Keys {
         Ok(Self {
             events: format!("{base}:events"),
             meta: format!("{base}:snapshot:meta"),
+            previous: format!("{base}:snapshot:previous"),
             chunk_prefix: format!("{base}:snapshot:"),
         })
     }
@@ -41,10 +51,23 @@ impl Keys {
         &self.events
     }
 
+    /// Where the event stream is set aside when it is found damaged at `at_ms` (Unix
+    /// milliseconds).
+    #[must_use]
+    pub fn damaged_events(&self, at_ms: i64) -> String {
+        format!("{}:damaged:{at_ms}", self.events)
+    }
+
     /// The committed snapshot's metadata hash.
     #[must_use]
     pub fn snapshot_meta(&self) -> &str {
         &self.meta
+    }
+
+    /// The previous snapshot generation's metadata hash (the record the last commit replaced).
+    #[must_use]
+    pub fn previous_meta(&self) -> &str {
+        &self.previous
     }
 
     /// Chunk `index` of snapshot generation `generation`.
@@ -111,6 +134,8 @@ mod tests {
         assert_eq!(k.chunk(3, 7), "astrolabe:{prod-a}:snapshot:3:7");
         assert_eq!(k.parse_chunk(&k.chunk(3, 7)), Some((3, 7)));
         assert_eq!(k.parse_chunk(k.snapshot_meta()), None);
+        assert_eq!(k.previous_meta(), "astrolabe:{prod-a}:snapshot:previous");
+        assert_eq!(k.parse_chunk(k.previous_meta()), None);
         assert!(Keys::new("a{b").is_err());
         assert!(Keys::new("").is_err());
     }

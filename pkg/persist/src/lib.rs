@@ -10,7 +10,8 @@
 //!     │                                                  ──► astrolabe:{c}:events
 //!     │ SnapshotSource (encoded state + seq)   acked_seq (watch)
 //!     └────────────────────────────────► Snapshotter task ──► chunks + meta (one script), trim
-//! start-up: recover() = sweep orphans, load snapshot, replay the stream after it in pages
+//! start-up: recover() = sweep orphans, load snapshot (else the previous generation), replay
+//!           the stream after it in pages
 //! ```
 //!
 //! # Layout
@@ -29,6 +30,7 @@
 //! - [`writer`]: the batching [`Writer`] task, divergence handling, acknowledgements.
 //! - [`snapshotter`]: the periodic [`Snapshotter`] task.
 //! - [`recovery`]: [`recover`] at start-up.
+//! - [`plausible`]: the ceiling above which a sequence is corrupt (never trusted, never wraps).
 //! - [`model_codec`]: the typed layer over `astrolabe-model` ([`ModelDecoder`], `Record` for
 //!   `Change`).
 //! - [`metrics`]: [`PersistMetrics`] (`astrolabe_persist_*`).
@@ -40,10 +42,12 @@
 //! Appends are idempotent (stream ID `<last seq of the entry>-1`, a batch always packed the same
 //! way; an ID not above the top is "already there").
 //! Snapshots are atomic (new generation uploaded, then one Lua script checks and switches the
-//! metadata and unlinks the previous generation).
-//! The stream is trimmed only behind the committed snapshot. If the producer's channel
-//! overflows, the log is marked diverged and a full snapshot supersedes it as soon as Redis
-//! answers.
+//! metadata, keeps the generation it replaced as the previous one and unlinks the one before).
+//! The stream is trimmed only behind the previous generation, so a refused committed snapshot
+//! falls back to the previous one and the stream after it. Before the graph is complete, a
+//! snapshot that would shrink the persisted state is skipped ([`ShrinkGuard`]). If the
+//! producer's channel overflows, the log is marked diverged and a full snapshot supersedes it as
+//! soon as Redis answers.
 
 pub mod compress;
 pub mod connection;
@@ -54,6 +58,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod model_codec;
+pub mod plausible;
 pub mod priority;
 pub mod recovery;
 pub mod redis_log;
@@ -66,16 +71,18 @@ pub mod writer;
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use connection::{RedisTarget, RedisTls};
 pub use encoder::{EncodeStats, SnapshotEncoder};
-pub use error::{AuthFailure, PersistError, Result};
+pub use error::{AuthFailure, KeyRole, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta,
-    SnapshotStream, TrimOutcome,
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SetAside, SnapshotBlob,
+    SnapshotMeta, SnapshotStream, TrimOutcome,
 };
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
-pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Recovered, read_state, recover};
+pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Fallback, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
-pub use snapshotter::{SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle};
+pub use snapshotter::{
+    ShrinkGuard, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,
+};
 pub use source::{Record, SnapshotSource, take_snapshot};
 pub use writer::{ChangeSender, SendOutcome, Writer, WriterConfig, WriterHandle, wait_acked};

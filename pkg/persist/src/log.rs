@@ -1,5 +1,6 @@
 //! The [`EventLog`] trait: an append-only log of opaque change payloads keyed by sequence number,
-//! plus one committed snapshot. [`crate::RedisLog`] implements it on Redis Streams.
+//! plus the committed snapshot and the generation before it. [`crate::RedisLog`] implements it
+//! on Redis Streams.
 
 use std::future::Future;
 use std::io::Read;
@@ -42,6 +43,18 @@ pub struct TrimOutcome {
     pub upto: u64,
     /// Stream entries actually removed.
     pub removed: u64,
+}
+
+/// Result of [`EventLog::set_aside_beyond`]: the stream held entries above the plausible
+/// ceiling and was moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// The key the whole stream, as found, was renamed to.
+    pub key: String,
+    /// Entries above the ceiling (left out of the stream written back).
+    pub entries: u64,
+    /// Entries at or below the ceiling, written back to the stream.
+    pub kept: u64,
 }
 
 /// An encoded full state at a known sequence, as produced by a [`crate::SnapshotSource`].
@@ -194,7 +207,7 @@ impl SnapshotStream<'_> {
     }
 }
 
-/// A durable, append-only log of changes plus one committed snapshot.
+/// A durable, append-only log of changes plus the committed snapshot and the one before it.
 ///
 /// Sequences start at 1 and strictly increase. Implementations must make [`EventLog::append`]
 /// idempotent: re-appending a batch already present is not an error and writes nothing, and
@@ -232,15 +245,29 @@ pub trait EventLog: Send + Sync + 'static {
         page_size: usize,
     ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
 
-    /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the committed snapshot's covered
-    /// sequence (never trims what no snapshot covers).
+    /// When the stream holds entries with a sequence above `ceiling` (see [`crate::plausible`]),
+    /// rename it to a new key and write its entries at or below `ceiling` back under the stream's
+    /// name, in one atomic step: appends above the last plausible entry succeed again, and
+    /// nothing is deleted. `None` when no entry is above `ceiling`.
+    ///
+    /// # Errors
+    /// [`crate::PersistError::SetAsideFailed`] when Redis refuses or cannot be reached.
+    fn set_aside_beyond(
+        &self,
+        ceiling: u64,
+    ) -> impl Future<Output = Result<Option<SetAside>>> + Send;
+
+    /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the
+    /// previous snapshot generation's covered sequence (never trims what the older of the two
+    /// kept generations does not cover; nothing while only one generation exists).
     ///
     /// # Errors
     /// [`crate::PersistError::TrimFailed`] or a snapshot metadata error.
     fn trim_to(&self, upto: u64) -> impl Future<Output = Result<TrimOutcome>> + Send;
 
-    /// Compress, upload as a new generation and commit atomically; then delete the previous
-    /// generation.
+    /// Compress, upload as a new generation and commit atomically; the generation it replaces
+    /// becomes the previous one ([`EventLog::load_previous_snapshot`]) and the one before that
+    /// is deleted.
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotWrite`] (the previous snapshot stays committed),
@@ -263,8 +290,21 @@ pub trait EventLog: Send + Sync + 'static {
     /// Any snapshot error: unknown format, missing chunk, checksum mismatch, decompression.
     fn load_snapshot(&self) -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
 
-    /// Delete chunks of every generation other than the committed one (left by a crash between
-    /// upload and commit). Returns the number of keys deleted.
+    /// Load and verify the previous snapshot generation (the one the last commit replaced),
+    /// `None` if there is none: recovery's fallback when the committed one is refused.
+    ///
+    /// # Errors
+    /// As [`EventLog::load_snapshot`].
+    fn load_previous_snapshot(&self)
+    -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
+
+    /// Note that recovery refused the committed snapshot of `generation` and fell back: the
+    /// commit that replaces it unlinks it instead of keeping it as the previous generation, so
+    /// the generation recovery used stays the fallback (and the stream behind it stays).
+    fn refuse_generation(&self, generation: u64);
+
+    /// Delete chunks of every generation other than the committed and the previous one (left
+    /// by a crash between upload and commit). Returns the number of keys deleted.
     ///
     /// # Errors
     /// [`crate::PersistError::SweepFailed`], or a metadata error (then nothing is deleted).

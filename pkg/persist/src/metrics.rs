@@ -2,10 +2,11 @@
 //! registry the caller owns.
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
-use crate::error::{PersistError, Result};
+use crate::error::{KeyRole, PersistError, Result};
 
 /// All persistence metrics. Cheap to clone (each metric is reference counted).
 #[derive(Clone, Debug)]
@@ -22,6 +23,10 @@ pub struct PersistMetrics {
     pub queue_depth: IntGauge,
     /// Redis errors by operation.
     pub redis_errors: IntCounterVec,
+    /// 1 while a key of the store holds another Redis type (WRONGTYPE), by key role
+    /// ([`KeyRole::label`]): set by [`PersistMetrics::redis_error`], cleared by the next success
+    /// on that key ([`PersistMetrics::key_ok`]).
+    pub damaged_keys: IntGaugeVec,
     /// 1 while the log is diverged (changes dropped, snapshot pending), else 0.
     pub diverged: IntGauge,
     /// Changes the producer could not queue (each one makes the log diverge).
@@ -41,8 +46,17 @@ pub struct PersistMetrics {
     pub superseded_entries: IntCounter,
     /// Committed snapshots refused during recovery (corrupt or of an unknown format).
     pub refused_snapshots: IntCounter,
+    /// Event streams set aside by recovery because their top was beyond any plausible sequence
+    /// (see [`crate::plausible`]).
+    pub streams_set_aside: IntCounter,
     /// Duration of recovery.
     pub recovery_seconds: Histogram,
+    /// Recoveries that fell back after refusing the committed snapshot, by what they used
+    /// (`source`: see [`crate::recovery::Fallback::as_str`]).
+    pub recovery_fallbacks: IntCounterVec,
+    /// Snapshots not committed because they would have shrunk the persisted state before the
+    /// graph was complete (see [`crate::snapshotter::ShrinkGuard`]).
+    pub skipped_snapshots: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter> {
@@ -99,6 +113,14 @@ impl PersistMetrics {
                 &["op"],
             )
             .map_err(PersistError::Metrics)?,
+            damaged_keys: IntGaugeVec::new(
+                Opts::new(
+                    "astrolabe_persist_damaged_key",
+                    "1 while a key of the store holds another Redis type (WRONGTYPE), by key role.",
+                ),
+                &["key"],
+            )
+            .map_err(PersistError::Metrics)?,
             diverged: gauge(
                 "astrolabe_persist_diverged",
                 "1 while changes were dropped and no snapshot has superseded the log yet.",
@@ -137,10 +159,26 @@ impl PersistMetrics {
                 "astrolabe_persist_refused_snapshots_total",
                 "Committed snapshots refused during recovery (corrupt or of an unknown format).",
             )?,
+            streams_set_aside: counter(
+                "astrolabe_persist_streams_set_aside_total",
+                "Event streams set aside by recovery: their top was beyond any plausible sequence.",
+            )?,
             recovery_seconds: histogram(
                 "astrolabe_persist_recovery_seconds",
                 "Duration of recovery (snapshot load and replay).",
                 slow,
+            )?,
+            recovery_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "astrolabe_persist_recovery_fallbacks_total",
+                    "Recoveries that refused the committed snapshot, by what they used instead.",
+                ),
+                &["source"],
+            )
+            .map_err(PersistError::Metrics)?,
+            skipped_snapshots: counter(
+                "astrolabe_persist_skipped_snapshots_total",
+                "Snapshots not committed: taken before the graph was complete, they would have shrunk the persisted state.",
             )?,
         })
     }
@@ -158,6 +196,7 @@ impl PersistMetrics {
             Box::new(m.append_seconds.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.redis_errors.clone()),
+            Box::new(m.damaged_keys.clone()),
             Box::new(m.diverged.clone()),
             Box::new(m.dropped_changes.clone()),
             Box::new(m.snapshot_seconds.clone()),
@@ -167,7 +206,10 @@ impl PersistMetrics {
             Box::new(m.corrupt_entries.clone()),
             Box::new(m.superseded_entries.clone()),
             Box::new(m.refused_snapshots.clone()),
+            Box::new(m.streams_set_aside.clone()),
             Box::new(m.recovery_seconds.clone()),
+            Box::new(m.recovery_fallbacks.clone()),
+            Box::new(m.skipped_snapshots.clone()),
         ];
         for c in collectors {
             registry.register(c).map_err(PersistError::Metrics)?;
@@ -175,9 +217,30 @@ impl PersistMetrics {
         Ok(m)
     }
 
-    /// Count a Redis error under its operation label.
+    /// Count a Redis error under its operation label; a key of the wrong type marks it damaged.
     pub fn redis_error(&self, err: &PersistError) {
         self.redis_errors.with_label_values(&[err.op()]).inc();
+        if let Some(role) = err.wrong_type_key() {
+            self.damaged_keys.with_label_values(&[role.label()]).set(1);
+        }
+    }
+
+    /// An operation on the key of `role` succeeded: it is no longer damaged.
+    pub fn key_ok(&self, role: KeyRole) {
+        self.set_damaged(role, false);
+    }
+
+    /// Whether the key of `role` holds another Redis type, as a check of the key's type found.
+    pub fn set_damaged(&self, role: KeyRole, damaged: bool) {
+        self.damaged_keys
+            .with_label_values(&[role.label()])
+            .set(i64::from(damaged));
+    }
+
+    /// Whether the key of `role` was last seen holding another Redis type.
+    #[must_use]
+    pub fn is_damaged(&self, role: KeyRole) -> bool {
+        self.damaged_keys.with_label_values(&[role.label()]).get() != 0
     }
 }
 

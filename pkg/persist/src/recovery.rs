@@ -1,8 +1,12 @@
 //! Start-up recovery: sweep orphan chunks, load the committed snapshot, replay the stream after
 //! it in pages. Corrupt entries are skipped and counted; a corrupt or unknown-format snapshot
-//! is refused, and the state is rebuilt from the whole stream if it still starts at sequence 1,
-//! else recovery starts empty. Never a panic, never half-applied: the caller gets everything or
-//! an error.
+//! is refused, and recovery falls back ([`Fallback`]) to the previous snapshot generation and
+//! the stream after it, else to the whole stream if it still starts at sequence 1, else it
+//! starts empty. Entries above the plausible ceiling ([`crate::plausible`]) are corrupt:
+//! counted, skipped, and never trusted for the sequence; when the stream's top is one,
+//! [`recover`] sets the stream aside so appends work again. A key holding another Redis type
+//! is reported ([`Recovered::wrong_type`]) and recovery uses the other keys. Never a panic,
+//! never half-applied: the caller gets everything or an error.
 
 use std::io::Read;
 use std::ops::Range;
@@ -11,9 +15,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use crate::error::{PersistError, Result};
-use crate::log::EventLog;
+use crate::error::{KeyRole, PersistError, Result};
+use crate::log::{EventLog, LoadedSnapshot, SetAside};
 use crate::metrics::PersistMetrics;
+use crate::plausible::{seq_ceiling_now, set_aside_reported};
 
 /// Default replay page size, in stream entries (each holds up to
 /// [`crate::entry::ENTRY_MAX_CHANGES`] changes and about [`crate::entry::ENTRY_MAX_BYTES`]).
@@ -87,10 +92,51 @@ pub struct Recovered<S, C> {
     pub gaps: u64,
     /// Why a committed snapshot was refused, if it was.
     pub snapshot_refused: Option<String>,
+    /// The stream's top sequence when it is above the plausible ceiling
+    /// ([`crate::plausible`]): appends below it would be refused, so [`recover`] sets the
+    /// stream aside. Not part of `last_seq`.
+    pub implausible_top: Option<u64>,
+    /// Where [`recover`] moved the stream found with an implausible top.
+    pub set_aside: Option<SetAside>,
+    /// Keys found holding another Redis type (WRONGTYPE), left as they are: recovery used what
+    /// the other keys hold (the snapshot alone, or the stream from its start).
+    pub wrong_type: Vec<KeyRole>,
+    /// What recovery fell back to when the committed snapshot was refused.
+    pub fallback: Option<Fallback>,
+    /// The generation of the refused committed snapshot, when its metadata could be read.
+    pub refused_generation: Option<u64>,
+}
+
+/// What recovery used instead of a refused committed snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The previous snapshot generation and the stream after it.
+    PreviousSnapshot,
+    /// The whole stream, which still starts at sequence 1.
+    WholeStream,
+    /// Nothing usable: the previous generation is missing or refused too and the stream is
+    /// trimmed. Recovery starts empty and leaves the old keys untouched.
+    Nothing,
+}
+
+impl Fallback {
+    /// A short name, the `source` label of `astrolabe_persist_recovery_fallbacks_total`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::PreviousSnapshot => "previous_snapshot",
+            Fallback::WholeStream => "whole_stream",
+            Fallback::Nothing => "nothing",
+        }
+    }
 }
 
 /// Recover the state from `log` at start-up: sweep orphan chunks of uncommitted snapshot
-/// generations (only the process that owns the log may do this), then [`read_state`].
+/// generations (only the process that owns the log may do this), then [`read_state`]; when the
+/// stream's top is above the plausible ceiling, set the stream aside
+/// ([`EventLog::set_aside_beyond`]) so that appends after `last_seq` are accepted again; when
+/// the committed snapshot was refused, tell the log ([`EventLog::refuse_generation`]) so the
+/// next commit does not keep it as the previous generation.
 ///
 /// # Errors
 /// Only Redis-level failures (unreachable, unexpected replies); the caller retries or exits.
@@ -105,7 +151,18 @@ pub async fn recover<L: EventLog, D: Decoder>(
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan sweep skipped"),
     }
-    read_state(log, decoder, page_size, metrics).await
+    let ceiling = seq_ceiling_now();
+    let mut out = read_state_below(log, decoder, page_size, metrics, ceiling).await?;
+    if let Some(generation) = out.refused_generation {
+        log.refuse_generation(generation);
+    }
+    if let Some(top) = out.implausible_top {
+        out.set_aside = log.set_aside_beyond(ceiling).await?;
+        if let Some(aside) = &out.set_aside {
+            set_aside_reported(metrics, aside, top, ceiling);
+        }
+    }
+    Ok(out)
 }
 
 /// Read the persisted state without changing anything in Redis: load the committed snapshot and
@@ -122,6 +179,17 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     page_size: usize,
     metrics: &PersistMetrics,
 ) -> Result<Recovered<D::Snapshot, D::Change>> {
+    read_state_below(log, decoder, page_size, metrics, seq_ceiling_now()).await
+}
+
+/// [`read_state`], with stream entries above `ceiling` counted as corrupt.
+async fn read_state_below<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    metrics: &PersistMetrics,
+    ceiling: u64,
+) -> Result<Recovered<D::Snapshot, D::Change>> {
     let started = Instant::now();
     let mut out = Recovered {
         snapshot: None,
@@ -132,18 +200,26 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         skipped_corrupt: 0,
         gaps: 0,
         snapshot_refused: None,
+        implausible_top: None,
+        set_aside: None,
+        wrong_type: Vec::new(),
+        fallback: None,
+        refused_generation: None,
     };
     // Where the tail starts if the snapshot loads (a metadata error is reported by the load).
-    let expected = match log.snapshot_meta().await {
-        Ok(meta) => meta.map_or(0, |m| m.covered_seq),
+    let (expected, generation) = match log.snapshot_meta().await {
+        Ok(meta) => meta.map_or((0, None), |m| (m.covered_seq, Some(m.generation))),
         Err(e) if e.is_transient() => return Err(e),
-        Err(_) => 0,
+        Err(e) => {
+            note_wrong_type(&e, metrics, &mut out.wrong_type);
+            (0, None)
+        }
     };
     let (loaded, tail) = tokio::join!(
-        load(log, decoder),
-        read_tail(log, decoder, page_size, expected)
+        decode(log.load_snapshot(), decoder),
+        read_tail(log, decoder, page_size, expected, ceiling)
     );
-    let mut tail = Some(tail?);
+    let mut tail = unless_wrong_type(tail.map(Some), metrics, &mut out.wrong_type)?;
     let start = match loaded {
         Ok(Some((seq, snapshot))) => {
             out.snapshot = Some(snapshot);
@@ -153,26 +229,22 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         Ok(None) => Some(0),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
-            let first = log.first_seq().await?;
-            let replay = first.is_none_or(|f| f <= 1);
-            if replay {
-                tracing::error!(error = %format!("{e:#}"), "snapshot refused; rebuilding from the whole stream");
-            } else {
-                tracing::error!(
-                    error = %format!("{e:#}"),
-                    first_seq = first,
-                    "snapshot refused and the stream is trimmed; starting empty (old keys left untouched)"
-                );
-            }
             metrics.refused_snapshots.inc();
             out.snapshot_refused = Some(format!("{e:#}"));
-            replay.then_some(0)
+            out.refused_generation = generation;
+            let (fallback, start) = fall_back(log, decoder, &e, metrics, &mut out).await?;
+            metrics
+                .recovery_fallbacks
+                .with_label_values(&[fallback.as_str()])
+                .inc();
+            out.fallback = Some(fallback);
+            start
         }
     };
     match start {
         // The snapshot committed meanwhile (or refused) starts elsewhere: read again from there.
-        Some(start) if start != expected => {
-            tail = Some(read_tail(log, decoder, page_size, start).await?);
+        Some(start) if start != expected && !out.wrong_type.contains(&KeyRole::Events) => {
+            tail = Some(read_tail(log, decoder, page_size, start, ceiling).await?);
         }
         Some(_) => {}
         None => tail = None,
@@ -187,10 +259,15 @@ pub async fn read_state<L: EventLog, D: Decoder>(
         out.skipped_corrupt = tail.corrupt;
         out.gaps = tail.gaps;
     }
-    out.last_seq = out
-        .last_seq
-        .max(out.snapshot_seq)
-        .max(log.last_seq().await?.unwrap_or(0));
+    // The top tells of entries a trimmed tail no longer shows, unless it is implausible.
+    let top = unless_wrong_type(log.last_seq().await, metrics, &mut out.wrong_type)?.unwrap_or(0);
+    if top > ceiling {
+        out.implausible_top = Some(top);
+    }
+    out.last_seq = out.last_seq.max(out.snapshot_seq);
+    if top <= ceiling {
+        out.last_seq = out.last_seq.max(top);
+    }
     metrics
         .recovery_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -207,9 +284,91 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     Ok(out)
 }
 
-/// Load the committed snapshot and decode it on a blocking thread.
-async fn load<L: EventLog, D: Decoder>(log: &L, decoder: &D) -> Result<Option<(u64, D::Snapshot)>> {
-    let Some(loaded) = log.load_snapshot().await? else {
+/// `result`, or the default when it failed on a key of the wrong type (noted once, loudly).
+fn unless_wrong_type<T: Default>(
+    result: Result<T>,
+    metrics: &PersistMetrics,
+    wrong_type: &mut Vec<KeyRole>,
+) -> Result<T> {
+    match result {
+        Err(e) if e.wrong_type_key().is_some() => {
+            note_wrong_type(&e, metrics, wrong_type);
+            Ok(T::default())
+        }
+        other => other,
+    }
+}
+
+/// Note a key of the wrong type in `wrong_type` and the metrics, and log it once per key.
+fn note_wrong_type(e: &PersistError, metrics: &PersistMetrics, wrong_type: &mut Vec<KeyRole>) {
+    let Some(role) = e.wrong_type_key() else {
+        return;
+    };
+    metrics.redis_error(e);
+    if !wrong_type.contains(&role) {
+        wrong_type.push(role);
+        tracing::error!(
+            key = role.label(),
+            error = %format!("{e:#}"),
+            "a key of the store holds another redis type: recovering from the other keys; it is left as it is and not written until removed or renamed"
+        );
+    }
+}
+
+/// After the committed snapshot was refused with `refused`: the previous generation if it
+/// loads (into `out`), else the whole stream if it starts at sequence 1, else nothing. Returns
+/// what was used and where the tail starts (`None`: no tail, recovery starts empty).
+async fn fall_back<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    refused: &PersistError,
+    metrics: &PersistMetrics,
+    out: &mut Recovered<D::Snapshot, D::Change>,
+) -> Result<(Fallback, Option<u64>)> {
+    let refused = format!("{refused:#}");
+    let previous = match decode(log.load_previous_snapshot(), decoder).await {
+        Ok(Some((seq, snapshot))) => {
+            tracing::error!(
+                error = %refused,
+                previous_seq = seq,
+                "snapshot refused; recovering from the previous generation and the stream after it"
+            );
+            out.snapshot = Some(snapshot);
+            out.snapshot_seq = seq;
+            return Ok((Fallback::PreviousSnapshot, Some(seq)));
+        }
+        Ok(None) => "none kept".to_owned(),
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => {
+            note_wrong_type(&e, metrics, &mut out.wrong_type);
+            format!("{e:#}")
+        }
+    };
+    let first = unless_wrong_type(log.first_seq().await, metrics, &mut out.wrong_type)?;
+    if first.is_none_or(|f| f <= 1) {
+        tracing::error!(
+            error = %refused,
+            previous = %previous,
+            "snapshot and previous generation refused; rebuilding from the whole stream"
+        );
+        Ok((Fallback::WholeStream, Some(0)))
+    } else {
+        tracing::error!(
+            error = %refused,
+            previous = %previous,
+            first_seq = first,
+            "snapshot and previous generation refused and the stream is trimmed; starting empty (old keys left untouched)"
+        );
+        Ok((Fallback::Nothing, None))
+    }
+}
+
+/// Await a loaded snapshot and decode it on a blocking thread.
+async fn decode<D: Decoder>(
+    loaded: impl std::future::Future<Output = Result<Option<LoadedSnapshot>>>,
+    decoder: &D,
+) -> Result<Option<(u64, D::Snapshot)>> {
+    let Some(loaded) = loaded.await? else {
         return Ok(None);
     };
     let decoder = decoder.clone();
@@ -255,6 +414,7 @@ async fn read_tail<L: EventLog, D: Decoder>(
     decoder: &D,
     page_size: usize,
     start: u64,
+    ceiling: u64,
 ) -> Result<Tail<D::Change>> {
     let page_size = page_size.max(1);
     let mut tail = Tail {
@@ -277,13 +437,25 @@ async fn read_tail<L: EventLog, D: Decoder>(
         };
         reads.reserve(page.len());
         for entry in page {
+            if entry.seq > ceiling {
+                // Not written by this design (stream IDs only grow: every later entry is
+                // beyond too); trusting it would carry the sequence toward wraparound.
+                tail.read += 1;
+                tail.corrupt += 1;
+                tracing::error!(
+                    seq = entry.seq,
+                    ceiling,
+                    "stream entry beyond any plausible sequence skipped"
+                );
+                continue;
+            }
             if entry.seq <= tail.last_seq {
                 return Err(PersistError::UnexpectedReply {
                     op: "XRANGE",
                     detail: format!("entry {} not after {}", entry.seq, tail.last_seq),
                 });
             }
-            let expected = tail.last_seq + 1;
+            let expected = tail.last_seq.saturating_add(1);
             tail.last_seq = entry.seq;
             tail.read += 1;
             if let Some(defect) = &entry.defect {

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use astrolabe_model::now_ms;
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig};
 
 use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
-use crate::error::{PersistError, Result};
+use crate::error::{KeyRole, PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
 use crate::log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SnapshotBlob, SnapshotMeta, TrimOutcome,
+    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
+    TrimOutcome,
 };
 
 /// Default response timeout for appends and reads (never the crate's 500 ms default).
@@ -31,6 +33,22 @@ const TRIM_LIMIT: u64 = 10_000;
 const TRIM_MAX_CALLS: usize = 10_000;
 /// The server's answer when an explicit ID is not above the stream's top: already appended.
 const ALREADY_PRESENT: &str = "equal or smaller than the target stream top item";
+
+/// Sets a stream with entries at or above `ARGV[1]` aside: renames it to `KEYS[2]` (refused if
+/// that key exists) and writes the entries below `ARGV[1]` back to `KEYS[1]` with their IDs.
+/// Returns `{entries at or above, entries written back}`, or `{0, 0}` when none is above.
+const SET_ASIDE_SCRIPT: &str = r"
+local beyond = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+if #beyond == 0 then return {0, 0} end
+local keep = redis.call('XRANGE', KEYS[1], '-', '(' .. ARGV[1])
+if redis.call('RENAMENX', KEYS[1], KEYS[2]) == 0 then
+  return redis.error_reply('ERR set-aside key exists: ' .. KEYS[2])
+end
+for _, e in ipairs(keep) do
+  redis.call('XADD', KEYS[1], e[1], unpack(e[2]))
+end
+return {#beyond, #keep}
+";
 
 /// How to reach Redis and which cluster's keys to use.
 #[derive(Debug, Clone)]
@@ -94,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) zstd_level: i32,
     /// Serialises snapshot writes (and sweeps) within this process.
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
+    /// The committed generation recovery refused (0: none; generations start at 1).
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -133,6 +153,7 @@ impl RedisLog {
                 chunk_size: config.chunk_size.max(1),
                 zstd_level: config.zstd_level,
                 snapshot_lock: tokio::sync::Mutex::new(()),
+                refused: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -153,6 +174,35 @@ impl RedisLog {
             .query_async::<()>(&mut conn)
             .await
             .map_err(PersistError::Connect)
+    }
+
+    /// The keys of the store that hold another Redis type than this layout gives them: the
+    /// stream not a stream, a snapshot record not a hash (a missing key is fine). One round
+    /// trip (`TYPE` of each).
+    ///
+    /// # Errors
+    /// [`PersistError::ReadFailed`] when Redis cannot be read.
+    pub async fn wrong_type_keys(&self) -> Result<Vec<KeyRole>> {
+        let keys = &self.inner.keys;
+        let expected = [
+            (KeyRole::Events, keys.events(), "stream"),
+            (KeyRole::Snapshot, keys.snapshot_meta(), "hash"),
+            (KeyRole::PreviousSnapshot, keys.previous_meta(), "hash"),
+        ];
+        let mut pipe = redis::pipe();
+        for (_, key, _) in &expected {
+            pipe.cmd("TYPE").arg(*key);
+        }
+        let types: Vec<String> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(PersistError::ReadFailed)?;
+        Ok(expected
+            .iter()
+            .zip(&types)
+            .filter(|((_, _, want), found)| *found != "none" && found != want)
+            .map(|((role, _, _), _)| *role)
+            .collect())
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {
@@ -242,8 +292,30 @@ impl EventLog for RedisLog {
         Ok(entries)
     }
 
+    async fn set_aside_beyond(&self, ceiling: u64) -> Result<Option<SetAside>> {
+        let Some(first) = ceiling.checked_add(1) else {
+            return Ok(None);
+        };
+        let key = self.inner.keys.damaged_events(now_ms());
+        let (entries, kept): (u64, u64) = redis::Script::new(SET_ASIDE_SCRIPT)
+            .key(self.inner.keys.events())
+            .key(&key)
+            .arg(format!("{first}-0"))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(PersistError::SetAsideFailed)?;
+        Ok((entries > 0).then_some(SetAside { key, entries, kept }))
+    }
+
     async fn trim_to(&self, upto: u64) -> Result<TrimOutcome> {
-        let covered = self.snapshot_meta().await?.map_or(0, |m| m.covered_seq);
+        // Behind the older of the two kept generations only: without a previous generation
+        // nothing is trimmed, so a damaged committed snapshot always has a fallback.
+        let covered = match self.snapshot_meta().await? {
+            Some(committed) => self.previous_meta_impl().await?.map_or(0, |previous| {
+                previous.covered_seq.min(committed.covered_seq)
+            }),
+            None => 0,
+        };
         let upto = upto.min(covered);
         if upto == 0 {
             return Ok(TrimOutcome::default());
@@ -281,6 +353,16 @@ impl EventLog for RedisLog {
 
     async fn load_snapshot(&self) -> Result<Option<LoadedSnapshot>> {
         self.load_snapshot_impl().await
+    }
+
+    async fn load_previous_snapshot(&self) -> Result<Option<LoadedSnapshot>> {
+        self.load_previous_impl().await
+    }
+
+    fn refuse_generation(&self, generation: u64) {
+        self.inner
+            .refused
+            .store(generation, std::sync::atomic::Ordering::Release);
     }
 
     async fn sweep_orphans(&self) -> Result<u64> {

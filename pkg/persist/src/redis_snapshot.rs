@@ -1,10 +1,11 @@
 //! Snapshots on Redis: zstd-compressed, uploaded in chunks as a new generation outside any
-//! transaction, then committed by one script that checks the committed record, rewrites it and
-//! unlinks the previous generation, atomically. A crash at any point leaves the old or the new
-//! snapshot committed.
+//! transaction, then committed by one script that checks the committed record, rewrites it,
+//! keeps the record it replaced as the previous generation and unlinks the one before,
+//! atomically. A crash at any point leaves the old or the new snapshot committed.
 
 use astrolabe_model::now_ms;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use redis::Value;
@@ -19,16 +20,24 @@ const COMMITTED: i64 = 1;
 
 /// Commits a snapshot in one atomic step and one round trip: refuses it if the committed
 /// snapshot (of this format) covers a later sequence, else replaces the metadata record (keeping
-/// the generation counter monotonic) and unlinks the previous generation's chunks. A record this
-/// build cannot parse (another format, or damaged) is replaced, not obeyed: its chunks are left
-/// for `sweep_orphans`, and a damaged record can no longer stop every later snapshot.
+/// the generation counter monotonic), demotes the record it replaced to the previous
+/// generation's record and unlinks the chunks of the generation before that one. Two
+/// generations stay: the committed one and the one before it (recovery's fallback). A record
+/// this build cannot parse (another format, or damaged) is replaced, not obeyed and not
+/// demoted: its chunks are left for `sweep_orphans`, the previous record stays as it was, and a
+/// damaged record can no longer stop every later snapshot. A record of the generation recovery
+/// refused ([`crate::EventLog::refuse_generation`]) is not demoted either: its chunks are
+/// unlinked and the previous record, the one recovery fell back to, stays.
 ///
-/// KEYS[1] the metadata hash; ARGV[1] the snapshot format; ARGV[2] the new covered sequence;
-/// ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5..] the record's fields and
-/// values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`: `none`,
-/// `replaced` (a record of this format, whose chunks it unlinked), `format <f>` or `damaged`.
-/// Sequences are compared as decimal strings: Lua's numbers are doubles and sequences may exceed
-/// 2^53. The generation counter's field is [`NEXT_GEN`].
+/// KEYS[1] the metadata hash; KEYS[2] the previous generation's metadata hash; ARGV[1] the
+/// snapshot format; ARGV[2] the new covered sequence; ARGV[3] the new generation; ARGV[4] the
+/// chunk key prefix; ARGV[5] the refused generation (`0`: none); ARGV[6..] the record's fields
+/// and values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`:
+/// `none`, `replaced` (a record of this format, now the previous one), `refused` (the refused
+/// generation, unlinked), `previous damaged` (KEYS[2] holds another Redis type: left as it is,
+/// the replaced generation is not kept), `format <f>` or `damaged`. Sequences are compared as decimal
+/// strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation counter's
+/// field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -41,9 +50,16 @@ local function above(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
-local flat = redis.call('HGETALL', KEYS[1])
-local prev = {}
-for i = 1, #flat, 2 do prev[flat[i]] = flat[i + 1] end
+local function record(key)
+  local flat = redis.call('HGETALL', key)
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  return r, #flat
+end
+local function sound(r)
+  return decimal(r['generation']) and decimal(r['chunks']) and #r['chunks'] <= 4
+end
+local prev, n = record(KEYS[1])
 local ours = prev['format'] == ARGV[1]
 if ours and decimal(prev['covered_seq']) and above(prev['covered_seq'], ARGV[2]) then
   return {0, prev['covered_seq']}
@@ -53,22 +69,46 @@ if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
   next_gen = prev['next_gen']
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 6))
 local gen = prev['generation']
-if #flat == 0 or (prev['format'] == nil and gen == nil) then
+if n == 0 or (prev['format'] == nil and gen == nil) then
   return {1, 'none'}
 end
 if not ours then
   return {1, 'format ' .. tostring(prev['format'])}
 end
-if not (decimal(gen) and decimal(prev['chunks']) and #prev['chunks'] <= 4) then
+if not sound(prev) then
   return {1, 'damaged'}
 end
-if gen ~= ARGV[3] then
+if gen == ARGV[3] then
+  return {1, 'replaced'}
+end
+if gen == ARGV[5] then
   for i = 0, tonumber(prev['chunks']) - 1 do
     redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
   end
+  return {1, 'refused'}
 end
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  return {1, 'previous damaged'}
+end
+local older = record(KEYS[2])
+local old_gen = older['generation']
+if sound(older) and old_gen ~= gen and old_gen ~= ARGV[3] then
+  for i = 0, tonumber(older['chunks']) - 1 do
+    redis.call('UNLINK', ARGV[4] .. old_gen .. ':' .. i)
+  end
+end
+redis.call('DEL', KEYS[2])
+local demoted = {}
+for field, value in pairs(prev) do
+  if field ~= 'next_gen' then
+    demoted[#demoted + 1] = field
+    demoted[#demoted + 1] = value
+  end
+end
+redis.call('HSET', KEYS[2], unpack(demoted))
 return {1, 'replaced'}
 "#,
     )
@@ -154,10 +194,12 @@ impl RedisLog {
         let mut commit = COMMIT.prepare_invoke();
         commit
             .key(keys.snapshot_meta())
+            .key(keys.previous_meta())
             .arg(SNAPSHOT_FORMAT)
             .arg(blob.seq)
             .arg(generation)
-            .arg(keys.chunk_prefix());
+            .arg(keys.chunk_prefix())
+            .arg(self.inner.refused.load(Ordering::Acquire));
         for (field, value) in meta_fields(&meta) {
             commit.arg(field).arg(value);
         }
@@ -172,7 +214,19 @@ impl RedisLog {
                 committed_seq: detail.parse().unwrap_or(u64::MAX),
             });
         }
-        if detail != "none" && detail != "replaced" {
+        if detail == "refused" {
+            self.inner.refused.store(0, Ordering::Release);
+            tracing::info!(
+                generation,
+                "replaced the snapshot recovery refused; the generation it fell back to stays the previous one"
+            );
+        } else if detail == "previous damaged" {
+            tracing::error!(
+                key = keys.previous_meta(),
+                generation,
+                "the previous generation's record holds another redis type: the replaced generation is not kept"
+            );
+        } else if detail != "none" && detail != "replaced" {
             tracing::warn!(
                 previous = %detail,
                 generation,
@@ -183,12 +237,34 @@ impl RedisLog {
     }
 
     pub(crate) async fn snapshot_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
+        self.read_meta(self.inner.keys.snapshot_meta()).await
+    }
+
+    /// The previous generation's record (the one the last commit replaced), `None` if there is
+    /// none.
+    pub(crate) async fn previous_meta_impl(&self) -> Result<Option<SnapshotMeta>> {
+        self.read_meta(self.inner.keys.previous_meta())
+            .await
+            .map_err(|e| match e {
+                PersistError::SnapshotRead(e) => PersistError::PreviousSnapshotRead(e),
+                other => other,
+            })
+    }
+
+    async fn read_meta(&self, key: &str) -> Result<Option<SnapshotMeta>> {
         let map: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.snapshot_meta())
+            .arg(key)
             .query_async(&mut self.inner.snap_conn.clone())
             .await
             .map_err(PersistError::SnapshotRead)?;
         parse_meta(&map)
+    }
+
+    pub(crate) async fn load_previous_impl(&self) -> Result<Option<LoadedSnapshot>> {
+        match self.previous_meta_impl().await? {
+            Some(meta) => self.load_generation(meta).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn load_snapshot_impl(&self) -> Result<Option<LoadedSnapshot>> {
@@ -274,6 +350,7 @@ impl RedisLog {
     pub(crate) async fn sweep_orphans_impl(&self) -> Result<u64> {
         let _guard = self.inner.snapshot_lock.lock().await;
         let committed = self.snapshot_meta_impl().await?.map(|m| m.generation);
+        let previous = self.previous_meta_impl().await?.map(|m| m.generation);
         let keys = &self.inner.keys;
         let pattern = keys.chunk_pattern();
         let mut conn = self.inner.snap_conn.clone();
@@ -290,8 +367,9 @@ impl RedisLog {
                 .await
                 .map_err(PersistError::SweepFailed)?;
             orphans.extend(found.into_iter().filter(|k| {
-                keys.parse_chunk(k)
-                    .is_some_and(|(generation, _)| Some(generation) != committed)
+                keys.parse_chunk(k).is_some_and(|(generation, _)| {
+                    Some(generation) != committed && Some(generation) != previous
+                })
             }));
             cursor = next;
             if cursor == 0 {

@@ -1,6 +1,8 @@
 //! The [`Snapshotter`] task: periodically, after enough changes, on demand and at shutdown it
 //! takes the encoded state from the [`SnapshotSource`], waits until the writer has acknowledged
-//! every change the snapshot covers, commits it, then trims the stream behind it.
+//! every change the snapshot covers, commits it, then trims the stream behind the previous
+//! generation. A [`ShrinkGuard`] keeps it from shrinking the persisted state before the graph
+//! is complete.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{PersistError, Result};
-use crate::log::{EventLog, SnapshotMeta};
+use crate::log::{EventLog, SnapshotBlob, SnapshotMeta};
 use crate::metrics::PersistMetrics;
 use crate::source::{SnapshotSource, take_snapshot};
 use crate::writer::wait_acked;
@@ -40,6 +42,68 @@ pub struct SnapshotterConfig {
     pub shutdown_grace: Duration,
     /// Sequence covered by the committed snapshot at start (from recovery).
     pub start_seq: u64,
+    /// Skips snapshots that would shrink the persisted state before the graph is complete;
+    /// `None` commits every snapshot.
+    pub shrink_guard: Option<ShrinkGuard>,
+}
+
+/// Keeps a snapshot taken before the graph is complete (before the watchers listed every kind
+/// once: with the cluster unreachable, the graph may hold less than Redis) from replacing a
+/// larger persisted state. While `complete` says no, a snapshot with fewer resources than
+/// recovery put into the graph, or than the committed snapshot's metadata records, is skipped
+/// (logged at WARN, counted in `astrolabe_persist_skipped_snapshots_total`), and so is one
+/// whose comparison cannot be made because the committed metadata is unreadable: the persisted
+/// state stays as it is until the graph is complete.
+#[derive(Clone)]
+pub struct ShrinkGuard {
+    complete: Arc<dyn Fn() -> bool + Send + Sync>,
+    recovered_resources: u64,
+}
+
+impl std::fmt::Debug for ShrinkGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShrinkGuard")
+            .field("complete", &(self.complete)())
+            .field("recovered_resources", &self.recovered_resources)
+            .finish()
+    }
+}
+
+impl ShrinkGuard {
+    /// A guard that holds while `complete` returns false; `recovered_resources` is what
+    /// recovery put into the graph.
+    pub fn new(
+        complete: impl Fn() -> bool + Send + Sync + 'static,
+        recovered_resources: u64,
+    ) -> Self {
+        Self {
+            complete: Arc::new(complete),
+            recovered_resources,
+        }
+    }
+
+    /// Why `blob` must not be committed, or `None` when it may be.
+    async fn refuses<L: EventLog>(&self, log: &L, blob: &SnapshotBlob) -> Result<Option<String>> {
+        if (self.complete)() {
+            return Ok(None);
+        }
+        let committed = match log.snapshot_meta().await {
+            Ok(meta) => meta.map_or(0, |m| m.resource_count),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the committed snapshot is unreadable ({e:#})"
+                )));
+            }
+        };
+        let floor = self.recovered_resources.max(committed);
+        Ok((blob.resource_count < floor).then(|| {
+            format!(
+                "{} resources, fewer than the {floor} persisted or recovered",
+                blob.resource_count
+            )
+        }))
+    }
 }
 
 impl Default for SnapshotterConfig {
@@ -51,6 +115,7 @@ impl Default for SnapshotterConfig {
             snapshot_on_shutdown: true,
             shutdown_grace: DEFAULT_FINAL_SNAPSHOT_GRACE,
             start_seq: 0,
+            shrink_guard: None,
         }
     }
 }
@@ -110,6 +175,9 @@ pub struct Snapshotter<L, S> {
     metrics: PersistMetrics,
     committed_tx: watch::Sender<u64>,
     last: u64,
+    /// The sequence of the last snapshot the guard skipped: the change-count trigger counts
+    /// from it, so a skipped snapshot is not retaken at once.
+    skipped_at: u64,
 }
 
 impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
@@ -128,6 +196,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
             log,
             source,
             last: config.start_seq,
+            skipped_at: 0,
             config,
             acked,
             metrics,
@@ -148,7 +217,10 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let threshold = self.last.saturating_add(self.config.every_changes.max(1));
+            let threshold = self
+                .last
+                .max(self.skipped_at)
+                .saturating_add(self.config.every_changes.max(1));
             let mut acked = self.acked.clone();
             tokio::select! {
                 biased;
@@ -186,6 +258,18 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
         if blob.seq <= self.last && self.last > 0 {
             return Ok(None);
         }
+        if let Some(guard) = &self.config.shrink_guard
+            && let Some(why) = guard.refuses(&self.log, &blob).await?
+        {
+            self.metrics.skipped_snapshots.inc();
+            self.skipped_at = blob.seq;
+            tracing::warn!(
+                seq = blob.seq,
+                reason = %why,
+                "snapshot skipped: the graph is not complete yet and it would shrink the persisted state"
+            );
+            return Ok(None);
+        }
         let mut acked = self.acked.clone();
         tokio::select! {
             r = wait_acked(&mut acked, blob.seq.max(blob.copied_until)) => r?,
@@ -208,6 +292,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
         self.metrics
             .snapshot_last_success
             .set(meta.created_at_ms as f64 / 1000.0);
+        self.metrics.key_ok(crate::error::KeyRole::Snapshot);
         self.last = meta.covered_seq;
         self.committed_tx.send_replace(meta.covered_seq);
         tracing::info!(

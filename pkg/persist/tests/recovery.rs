@@ -3,7 +3,9 @@
 
 mod common;
 
-use astrolabe_persist::{DEFAULT_REPLAY_PAGE, EventLog, PersistMetrics, SnapshotBlob, recover};
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, EventLog, Fallback, PersistMetrics, SnapshotBlob, recover,
+};
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 use common::{ToyDecoder, batch, log, raw};
@@ -92,6 +94,122 @@ async fn corrupt_snapshot_falls_back_to_full_stream() {
         "stream still starts at 1"
     );
     assert_eq!(r.last_seq, 10);
+    assert_eq!(r.fallback, Some(Fallback::WholeStream));
+    assert_eq!(fallbacks(&m, Fallback::WholeStream), 1);
+}
+
+fn fallbacks(m: &PersistMetrics, used: Fallback) -> u64 {
+    m.recovery_fallbacks
+        .with_label_values(&[used.as_str()])
+        .get()
+}
+
+/// A damage done to the committed snapshot's keys.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    FlipByte,
+    Truncate,
+    DeleteChunk,
+    CorruptMeta,
+}
+
+/// Two snapshot generations (at 400 and 800, chunked), the stream trimmed as far as it may be
+/// and going on to 1000; then `damage` to the committed one. Recovery must yield the full
+/// state: the previous generation and the stream after it.
+async fn recovers_through_previous_generation(damage: Damage) {
+    let server = RedisServer::start().unwrap();
+    let log = common::log_with(&server, |c| c.chunk_size = 16);
+    common::append_in(&log, 1..=1000, 100).await;
+    let snapshot = |seq: u64| {
+        let mut bytes = vec![1u8];
+        bytes.extend((0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        bytes.extend_from_slice(&seq.to_le_bytes());
+        common::blob(seq, bytes)
+    };
+    let previous = log.write_snapshot(&snapshot(400)).await.unwrap();
+    let committed = log.write_snapshot(&snapshot(800)).await.unwrap();
+    assert!(committed.chunks > 2, "{committed:?}");
+    assert_eq!(
+        log.trim_to(800).await.unwrap().upto,
+        400,
+        "trimmed behind the previous generation only"
+    );
+    let first = log.first_seq().await.unwrap().unwrap();
+    assert!(first > 1 && first <= 401, "{first}");
+
+    let mut conn = raw(&server).await;
+    let chunk = log.keys().chunk(committed.generation, 1);
+    match damage {
+        Damage::FlipByte => {
+            let mut bytes: Vec<u8> = conn.get(&chunk).await.unwrap();
+            bytes[3] ^= 0x01;
+            let _: () = conn.set(&chunk, bytes).await.unwrap();
+        }
+        Damage::Truncate => {
+            let bytes: Vec<u8> = conn.get(&chunk).await.unwrap();
+            let _: () = conn.set(&chunk, &bytes[..bytes.len() / 2]).await.unwrap();
+        }
+        Damage::DeleteChunk => {
+            let _: () = conn.del(&chunk).await.unwrap();
+        }
+        Damage::CorruptMeta => {
+            let _: () = conn
+                .hset(log.keys().snapshot_meta(), "chunks", "lots")
+                .await
+                .unwrap();
+        }
+    }
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ToyDecoder, 7, &m).await.unwrap();
+    assert!(r.snapshot_refused.is_some(), "{damage:?}");
+    assert_eq!(r.fallback, Some(Fallback::PreviousSnapshot), "{damage:?}");
+    assert_eq!(
+        r.snapshot.as_deref(),
+        Some(&snapshot(400).bytes[1..]),
+        "{damage:?}"
+    );
+    assert_eq!(r.snapshot_seq, previous.covered_seq);
+    assert_eq!(r.tail, (401..=1000).collect::<Vec<_>>(), "{damage:?}");
+    assert_eq!((r.last_seq, r.gaps, r.skipped_corrupt), (1000, 0, 0));
+    assert_eq!(m.refused_snapshots.get(), 1);
+    assert_eq!(fallbacks(&m, Fallback::PreviousSnapshot), 1);
+
+    // The next commit replaces the refused generation without keeping it as the previous one:
+    // the generation recovery used stays the fallback, and the stream after it stays.
+    let repaired = log.write_snapshot(&snapshot(1000)).await.unwrap();
+    let kept = log.load_previous_snapshot().await.unwrap().unwrap();
+    assert_eq!(kept.meta, previous, "{damage:?}");
+    assert_eq!(log.trim_to(1000).await.unwrap().upto, 400, "{damage:?}");
+    let r = recover(&log, &ToyDecoder, 7, &m).await.unwrap();
+    assert_eq!(r.snapshot_seq, repaired.covered_seq, "{damage:?}");
+    assert!(r.snapshot_refused.is_none(), "{damage:?}");
+    for i in 0..committed.chunks {
+        let gone: Option<Vec<u8>> = conn
+            .get(log.keys().chunk(committed.generation, i))
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "{damage:?}: refused chunk {i} is unlinked");
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_chunk_falls_back_to_the_previous_generation() {
+    recovers_through_previous_generation(Damage::FlipByte).await;
+}
+
+#[tokio::test]
+async fn a_truncated_chunk_falls_back_to_the_previous_generation() {
+    recovers_through_previous_generation(Damage::Truncate).await;
+}
+
+#[tokio::test]
+async fn a_missing_chunk_falls_back_to_the_previous_generation() {
+    recovers_through_previous_generation(Damage::DeleteChunk).await;
+}
+
+#[tokio::test]
+async fn corrupt_metadata_falls_back_to_the_previous_generation() {
+    recovers_through_previous_generation(Damage::CorruptMeta).await;
 }
 
 #[tokio::test]
@@ -99,7 +217,8 @@ async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
     let server = RedisServer::start().unwrap();
     let log = log(&server);
     common::append_in(&log, 1..=1000, 100).await;
-    // Unknown payload version inside a valid container.
+    // Unknown payload versions inside valid containers, in both kept generations.
+    log.write_snapshot(&toy_snapshot(700, 7)).await.unwrap();
     let meta = log.write_snapshot(&toy_snapshot(800, 7)).await.unwrap();
     log.trim_to(800).await.unwrap();
     assert!(log.first_seq().await.unwrap().unwrap() > 1);
@@ -107,6 +226,8 @@ async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
     let r = recover(&log, &ToyDecoder, 100, &m).await.unwrap();
     assert!(r.snapshot.is_none());
     assert!(r.tail.is_empty(), "never half-applied");
+    assert_eq!(r.fallback, Some(Fallback::Nothing));
+    assert_eq!(fallbacks(&m, Fallback::Nothing), 1);
     assert!(
         r.snapshot_refused
             .unwrap()

@@ -3,22 +3,12 @@
 
 mod common;
 
-use astrolabe_persist::{EventLog, PersistError, SnapshotBlob};
+use astrolabe_persist::{EventLog, PersistError};
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
-use common::{all_seqs, append_in, batch, log, log_with, raw};
+use common::{all_seqs, append_in, batch, blob, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
-
-fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
-    SnapshotBlob {
-        zstd_raw_len: None,
-        seq,
-        copied_until: seq,
-        resource_count: 1,
-        bytes: Bytes::from(bytes),
-    }
-}
 
 #[tokio::test]
 async fn append_is_idempotent() {
@@ -158,12 +148,15 @@ async fn snapshot_round_trip_across_chunks() {
     assert_eq!(loaded.meta, meta);
     assert!(loaded.decompress().unwrap() == data);
 
-    // A new generation replaces the old one and the old chunks are removed.
+    // A new generation replaces the old one, which stays as the previous generation.
     let meta2 = log.write_snapshot(&blob(43, vec![7u8; 100])).await.unwrap();
     assert!(meta2.generation > meta.generation);
     let mut conn = raw(&server).await;
     let keys: Vec<String> = conn.keys("astrolabe:{test}:snapshot:*").await.unwrap();
-    assert_eq!(keys.len(), 2, "meta + one chunk: {keys:?}");
+    assert_eq!(keys.len(), 6, "two records, 3 + 1 chunks: {keys:?}");
+    let previous = log.load_previous_snapshot().await.unwrap().unwrap();
+    assert_eq!(previous.meta, meta);
+    assert!(previous.decompress().unwrap() == data);
     assert_eq!(
         &log.load_snapshot()
             .await
@@ -312,13 +305,74 @@ async fn sequences_past_two_to_the_53_are_compared_exactly() {
         .await
         .unwrap();
     assert_eq!(newer.covered_seq, high + 1);
-    // Only the newest generation's chunk and the record are left.
+    // The two kept generations' chunks and records are left, not the refused one's.
     let keys: Vec<String> = raw(&server)
         .await
         .keys("astrolabe:{test}:snapshot:*")
         .await
         .unwrap();
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
+}
+
+/// The committed generation and the previous one are kept (a third commit unlinks the first),
+/// the sweep leaves both, and the stream is trimmed only behind the previous one.
+#[tokio::test]
+async fn two_generations_are_kept_and_the_stream_is_trimmed_behind_the_older() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.chunk_size = 4);
+    append_in(&log, 1..=3000, 1).await;
+    let first = log
+        .write_snapshot(&blob(1000, vec![1u8; 64]))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.trim_to(1000).await.unwrap().upto,
+        0,
+        "one generation: no trim"
+    );
+    assert_eq!(log.first_seq().await.unwrap(), Some(1));
+    let second = log
+        .write_snapshot(&blob(2000, vec![2u8; 64]))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.sweep_orphans().await.unwrap(),
+        0,
+        "both generations kept"
+    );
+    let previous = log.load_previous_snapshot().await.unwrap().unwrap();
+    assert_eq!(previous.meta, first);
+    let trimmed = log.trim_to(2000).await.unwrap();
+    assert_eq!(trimmed.upto, 1000);
+    let first_seq = log.first_seq().await.unwrap().unwrap();
+    assert!(first_seq > 1 && first_seq <= 1001, "{first_seq}");
+
+    let third = log
+        .write_snapshot(&blob(2500, vec![3u8; 64]))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.load_previous_snapshot().await.unwrap().unwrap().meta,
+        second
+    );
+    let mut conn = raw(&server).await;
+    for i in 0..first.chunks {
+        let gone: Option<Vec<u8>> = conn
+            .get(log.keys().chunk(first.generation, i))
+            .await
+            .unwrap();
+        assert!(
+            gone.is_none(),
+            "the oldest generation's chunk {i} is unlinked"
+        );
+    }
+    let keys: Vec<String> = conn.keys("astrolabe:{test}:snapshot:*").await.unwrap();
+    assert_eq!(
+        keys.len() as u64,
+        2 + second.chunks + third.chunks,
+        "{keys:?}"
+    );
+    assert_eq!(log.trim_to(2500).await.unwrap().upto, 2000);
 }
 
 #[tokio::test]

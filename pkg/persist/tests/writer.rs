@@ -5,12 +5,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use astrolabe_persist::{
-    ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, SnapshotBlob,
-    Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
+    ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, ShrinkGuard,
+    SnapshotBlob, Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
 };
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
@@ -279,17 +279,26 @@ async fn snapshotter_commits_after_writer_ack_and_trims() {
         *writer.acked_seq().borrow() >= meta.covered_seq,
         "committed only after the ack"
     );
+    for seq in 2501..=3000 {
+        tx.send(applied.apply(seq));
+    }
     cancel.cancel();
     writer.join().await.unwrap();
     snap.join().await.unwrap();
     // The final snapshot at shutdown covers everything.
     let meta = log.snapshot_meta().await.unwrap().unwrap();
-    assert_eq!(meta.covered_seq, 2500);
+    assert_eq!(meta.covered_seq, 3000);
+    // Trimmed only behind the previous generation (whole stream nodes, `~`): the previous
+    // generation and the stream after it stay a complete history.
+    let previous = log.load_previous_snapshot().await.unwrap().unwrap().meta;
+    assert!(previous.covered_seq >= 1000 && previous.covered_seq <= 2500);
     let first = log.first_seq().await.unwrap().unwrap();
     assert!(
-        first > 1 && first <= 2401,
-        "trimmed behind the snapshot minus retention: {first}"
+        first <= previous.covered_seq + 1,
+        "never trimmed past the previous generation: {first} > {}",
+        previous.covered_seq
     );
+    assert_eq!(log.trim_to(3000).await.unwrap().upto, previous.covered_seq);
     assert!(metrics.snapshot_seconds.get_sample_count() >= 1);
 }
 
@@ -380,4 +389,82 @@ async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
     cancel.cancel();
     writer.join().await.unwrap();
     snap.join().await.unwrap();
+}
+
+/// Before the graph is complete, a snapshot with fewer resources than the committed one (or
+/// than recovery put into the graph) is skipped, the final one at shutdown included; once the
+/// graph is complete, the same snapshot commits.
+#[tokio::test]
+async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
+    let (_server, log, _applied, metrics, _cancel) = fixture();
+    let persisted = SnapshotBlob {
+        zstd_raw_len: None,
+        seq: 500,
+        copied_until: 500,
+        resource_count: 500,
+        bytes: Bytes::from_static(b"everything"),
+    };
+    log.write_snapshot(&persisted).await.unwrap();
+    let smaller = Arc::new(|| -> Result<SnapshotBlob> {
+        Ok(SnapshotBlob {
+            zstd_raw_len: None,
+            seq: 600,
+            copied_until: 600,
+            resource_count: 3,
+            bytes: Bytes::from_static(b"little"),
+        })
+    });
+    let complete = Arc::new(AtomicBool::new(false));
+    let (_acked_tx, acked) = tokio::sync::watch::channel(600u64);
+    let run = |recovered: u64| {
+        let complete = complete.clone();
+        let cancel = CancellationToken::new();
+        let snap = Snapshotter::spawn(
+            log.clone(),
+            smaller.clone(),
+            SnapshotterConfig {
+                interval: Duration::from_secs(3600),
+                start_seq: 500,
+                shrink_guard: Some(ShrinkGuard::new(
+                    move || complete.load(Ordering::SeqCst),
+                    recovered,
+                )),
+                ..SnapshotterConfig::default()
+            },
+            acked.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        snap.request_snapshot();
+        cancel.cancel();
+        snap.join()
+    };
+    within("guarded final snapshot", run(0)).await.unwrap();
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert_eq!((meta.covered_seq, meta.resource_count), (500, 500));
+    assert!(metrics.skipped_snapshots.get() >= 1);
+
+    // Nothing committed yet, but recovery put more into the graph than the snapshot holds.
+    let (_server2, log2, ..) = fixture();
+    let guard = ShrinkGuard::new(|| false, 10);
+    let cancel = CancellationToken::new();
+    let snap = Snapshotter::spawn(
+        log2.clone(),
+        smaller.clone(),
+        SnapshotterConfig {
+            shrink_guard: Some(guard),
+            ..SnapshotterConfig::default()
+        },
+        acked.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    );
+    cancel.cancel();
+    within("guarded final snapshot", snap.join()).await.unwrap();
+    assert!(log2.snapshot_meta().await.unwrap().is_none());
+
+    complete.store(true, Ordering::SeqCst);
+    within("final snapshot", run(0)).await.unwrap();
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert_eq!((meta.covered_seq, meta.resource_count), (600, 3));
 }

@@ -18,7 +18,7 @@ use crate::apply::ApplyOutputs;
 use crate::config::Config;
 use crate::ingest::{Ingest, IngestError};
 use crate::persistence::{self, PersistenceError};
-use crate::readiness::AppReadiness;
+use crate::readiness::{AppReadiness, graph_complete};
 use crate::status::Origin;
 
 /// What can stop the server with an error.
@@ -118,7 +118,9 @@ pub async fn serve(
     let sync = SyncStatus::new();
 
     let (persistence, origin) = if config.persist.enabled {
-        let (p, origin) = persistence::start(&config.persist, &registry, &graph, grace)
+        let listed = sync.clone();
+        let complete = move || graph_complete(&listed);
+        let (p, origin) = persistence::start(&config.persist, &registry, &graph, grace, complete)
             .await
             .map_err(ServerError::PersistenceStart)?;
         (Some(p), origin)

@@ -1,12 +1,12 @@
 //! The health task: pings Redis for readiness detail (connected, or why not: unreachable, or
-//! the credentials refused), and asks for the superseding snapshot once Redis answers when it
-//! was down at start.
+//! the credentials refused), checks the type of the store's keys, and asks for the superseding
+//! snapshot once Redis answers when it was down at start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use astrolabe_persist::{AuthFailure, RedisLog, SnapshotRequester};
+use astrolabe_persist::{AuthFailure, KeyRole, PersistMetrics, RedisLog, SnapshotRequester};
 
 /// How often the health task pings Redis.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -31,14 +31,16 @@ impl LastAuthFailure {
 }
 
 /// Pings `log` every [`HEALTH_INTERVAL`] and keeps `connected` and `auth_failure` up to date,
-/// logging each change; when `supersede`, the first answer requests a full snapshot. Runs until
-/// aborted.
+/// logging each change, and the damaged-key gauge of `metrics` too (a key put right is no longer
+/// named while nothing writes to it); when `supersede`, the first answer requests a full
+/// snapshot. Runs until aborted.
 pub(crate) async fn health_loop(
     log: RedisLog,
     connected: Arc<AtomicBool>,
     auth_failure: Arc<LastAuthFailure>,
     mut supersede: bool,
     snapshots: SnapshotRequester,
+    metrics: PersistMetrics,
 ) {
     let mut tick = tokio::time::interval(HEALTH_INTERVAL);
     loop {
@@ -55,6 +57,25 @@ pub(crate) async fn health_loop(
                 _ if up => tracing::info!("redis answers again"),
                 Some(failure) => tracing::error!("{failure}; serving from memory"),
                 None => tracing::warn!("redis unreachable: serving from memory, buffering changes"),
+            }
+        }
+        if up
+            && let Ok(Ok(wrong)) =
+                tokio::time::timeout(HEALTH_INTERVAL, log.wrong_type_keys()).await
+        {
+            for role in KeyRole::ALL {
+                let damaged = wrong.contains(&role);
+                if metrics.is_damaged(role) != damaged {
+                    if damaged {
+                        tracing::error!(
+                            key = role.label(),
+                            "a key of the store holds another redis type"
+                        );
+                    } else {
+                        tracing::info!(key = role.label(), "a key of the store is sound again");
+                    }
+                    metrics.set_damaged(role, damaged);
+                }
             }
         }
         if up && supersede {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, SnapshotBlob,
+    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, ShrinkGuard, SnapshotBlob,
     SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig,
     WriterHandle, copy_then_encode,
 };
@@ -82,6 +82,8 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
 }
 
 /// Recovers the graph from Redis into `graph` and starts the writer and snapshotter.
+/// `complete` says whether the graph is complete (every kind listed once): until it is, a
+/// snapshot that would shrink the persisted state is skipped ([`ShrinkGuard`]).
 ///
 /// # Errors
 /// Only for invalid configuration (a malformed Redis URL) or metrics registration; Redis being
@@ -91,6 +93,7 @@ pub async fn start(
     registry: &Registry,
     graph: &SharedGraph,
     shutdown_grace: Duration,
+    complete: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Result<(Persistence, Origin), PersistenceError> {
     let metrics = PersistMetrics::register(registry).map_err(PersistenceError::RegisterMetrics)?;
     let log = connect(config)?;
@@ -100,10 +103,14 @@ pub async fn start(
     // first is cloned from it off the start-up path (see `SharedGraph::replace`).
     let catch_up = graph.clone();
     tokio::task::spawn_blocking(move || catch_up.catch_up());
-    let start_seq = if origin == Origin::Unreachable {
-        0
-    } else {
-        graph.read().seq()
+    let (start_seq, recovered_resources) = {
+        let g = graph.read();
+        let seq = if origin == Origin::Unreachable {
+            0
+        } else {
+            g.seq()
+        };
+        (seq, g.node_count() as u64)
     };
 
     let source_graph = graph.clone();
@@ -144,6 +151,7 @@ pub async fn start(
             snapshot_on_shutdown: true,
             shutdown_grace,
             start_seq: hydrated.snapshot_seq,
+            shrink_guard: Some(ShrinkGuard::new(complete, recovered_resources)),
         },
         writer.acked_seq(),
         metrics.clone(),
@@ -155,12 +163,14 @@ pub async fn start(
     }
     let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
     let auth_failure = Arc::new(LastAuthFailure::default());
+    let keys = log.keys().clone();
     let health = tokio::spawn(health_loop(
         log,
         connected.clone(),
         auth_failure.clone(),
         origin == Origin::Unreachable,
         snapshotter.requester(),
+        metrics.clone(),
     ));
     let status = PersistStatus {
         connected,
@@ -168,6 +178,9 @@ pub async fn start(
         sender: sender.clone(),
         metrics,
         origin,
+        damage: hydrated.damage,
+        keys,
+        fallback: hydrated.fallback,
     };
     Ok((
         Persistence {
@@ -180,4 +193,84 @@ pub async fn start(
         },
         origin,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use astrolabe_persist::RedisTarget;
+    use astrolabe_testkit::RedisServer;
+
+    use super::*;
+
+    /// Starts persistence on a fresh redis-server after `damage` (an inline command) ran
+    /// against it, and waits (10 s at most) until the readiness detail holds each of `named`.
+    async fn names_after(damage: &str, named: &[&str]) {
+        let redis = RedisServer::start().unwrap();
+        let reply = redis.command_line(damage).unwrap();
+        assert!(!reply.starts_with('-'), "{reply}");
+        let config = PersistConfig {
+            enabled: true,
+            redis: RedisTarget {
+                url: Some(redis.url()),
+                ..RedisTarget::default()
+            },
+            ..PersistConfig::default()
+        };
+        let graph = SharedGraph::new();
+        let (persistence, _) = start(
+            &config,
+            &Registry::new(),
+            &graph,
+            Duration::from_secs(1),
+            || true,
+        )
+        .await
+        .unwrap();
+        astrolabe_testkit::eventually("the damage is named", Duration::from_secs(10), || {
+            let detail = persistence.status.report().detail.unwrap_or_default();
+            let named = named.iter().all(|n| detail.contains(n));
+            async move { if named { Ok(()) } else { Err(detail) } }
+        })
+        .await;
+        persistence.cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_stream_key_of_another_type() {
+        names_after(
+            "SET astrolabe:{default}:events garbage",
+            &["damaged store: key astrolabe:{default}:events holds another redis type (WRONGTYPE)"],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_metadata_key_of_another_type() {
+        names_after(
+            "SET astrolabe:{default}:snapshot:meta garbage",
+            &["damaged store: key astrolabe:{default}:snapshot:meta holds another redis type (WRONGTYPE)"],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_previous_record_of_another_type() {
+        names_after(
+            "SET astrolabe:{default}:snapshot:previous garbage",
+            &["damaged store: key astrolabe:{default}:snapshot:previous holds another redis type (WRONGTYPE)"],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn readiness_names_where_a_stream_with_an_implausible_top_went() {
+        names_after(
+            "XADD astrolabe:{default}:events 18446744073709551000-1 x y",
+            &[
+                "top sequence 18446744073709551000 is beyond any plausible sequence",
+                "renamed to astrolabe:{default}:events:damaged:",
+            ],
+        )
+        .await;
+    }
 }

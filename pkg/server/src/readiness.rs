@@ -66,3 +66,11 @@ impl ReadinessSource for AppReadiness {
         }
     }
 }
+
+/// Whether the watchers have listed every kind once (a kind the API server forbids counts as
+/// listed, as for readiness), and kinds are registered at all: the graph is as complete as
+/// the cluster lets it be.
+pub fn graph_complete(sync: &SyncStatus) -> bool {
+    let kinds = sync.report();
+    !kinds.is_empty() && kinds.iter().all(|k| k.listed || k.forbidden)
+}

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_model::Change;
 use astrolabe_persist::retry::backoff;
-use astrolabe_persist::{DEFAULT_REPLAY_PAGE, PersistMetrics, Recovered, RedisLog, recover};
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, Fallback, KeyRole, PersistMetrics, Recovered, RedisLog, recover,
+};
 use backon::Retryable as _;
 
 use crate::decoder::DECODER;
@@ -24,7 +26,7 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 pub type RecoveredGraph = Recovered<Graph, Change>;
 
 /// What recovery put into the graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hydrated {
     /// Where the graph came from.
     pub origin: Origin,
@@ -32,6 +34,10 @@ pub struct Hydrated {
     pub snapshot_seq: u64,
     /// The log had holes, corrupt entries or a refused snapshot: a clean snapshot is due.
     pub problems: bool,
+    /// Damage found in the store and worked around, for readiness.
+    pub damage: Option<String>,
+    /// What recovery fell back to when it refused the committed snapshot.
+    pub fallback: Option<Fallback>,
 }
 
 /// Recovers the graph from `log` into `graph`, trying for at most `deadline`; when Redis does
@@ -46,18 +52,30 @@ pub async fn hydrate(
         Some(recovered) => {
             let problems = recovered.skipped_corrupt > 0
                 || recovered.gaps > 0
-                || recovered.snapshot_refused.is_some();
+                || recovered.snapshot_refused.is_some()
+                || recovered.implausible_top.is_some()
+                || !recovered.wrong_type.is_empty();
+            let damage = damage(&recovered);
             let snapshot_seq = recovered.snapshot_seq;
+            let fallback = recovered.fallback;
             let origin = if recovered.last_seq == 0 {
                 Origin::Fresh
             } else {
                 Origin::Recovered
             };
-            graph.replace(build(recovered));
+            // The stream's contents are unknown: start a new epoch above anything it may hold.
+            let new_epoch = recovered.wrong_type.contains(&KeyRole::Events);
+            let mut g = build(recovered);
+            if new_epoch {
+                g.advance_seq(epoch_seq());
+            }
+            graph.replace(g);
             Hydrated {
                 origin,
                 snapshot_seq,
                 problems,
+                damage,
+                fallback,
             }
         }
         None => {
@@ -70,9 +88,25 @@ pub async fn hydrate(
                 origin: Origin::Unreachable,
                 snapshot_seq: 0,
                 problems: false,
+                damage: None,
+                fallback: None,
             }
         }
     }
+}
+
+/// What readiness says about damage recovery found in the store, naming the keys.
+fn damage(recovered: &RecoveredGraph) -> Option<String> {
+    let top = recovered.implausible_top?;
+    Some(match &recovered.set_aside {
+        Some(aside) => format!(
+            "damaged store: the event stream's top sequence {top} is beyond any plausible sequence; the stream was renamed to {} and its {} plausible entries written back",
+            aside.key, aside.kept
+        ),
+        None => format!(
+            "damaged store: the event stream's top sequence {top} is beyond any plausible sequence"
+        ),
+    })
 }
 
 /// [`recover`] with the server's decoder, retried with backoff until it succeeds or `deadline`

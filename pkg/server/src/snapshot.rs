@@ -2,9 +2,12 @@
 //!
 //! The file is the model's versioned snapshot encoding (see `docs/adr/0001`), zstd-compressed.
 //! Export reads the committed snapshot and replays the stream after it, so the file holds the
-//! state at the last persisted change. Import writes the file as a new snapshot covering every
-//! sequence Redis knows of and trims the stream behind it, so the imported state is what a
-//! restarting server recovers.
+//! state at the last persisted change; when the committed snapshot is refused, it exports what
+//! recovery falls back to if that is a complete history (the previous generation and the
+//! stream after it, or the whole stream). Import writes the file as a new snapshot covering
+//! every sequence Redis knows of, so the imported state is what a restarting server recovers;
+//! the snapshot it replaced stays as the previous generation and the stream is trimmed behind
+//! that one.
 
 use std::fmt;
 use std::io::Write as _;
@@ -13,7 +16,8 @@ use std::path::{Path, PathBuf};
 use astrolabe_graph::now_ms;
 use astrolabe_model::codec::{self, CodecError, Snapshot};
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, PersistError, PersistMetrics, read_state, snapshot_blob,
+    DEFAULT_REPLAY_PAGE, EventLog, Fallback, PersistError, PersistMetrics, read_state,
+    snapshot_blob,
 };
 
 use crate::config::PersistConfig;
@@ -36,7 +40,8 @@ pub enum SnapshotError {
     /// Reading the persisted state (snapshot and stream) from Redis failed.
     #[error("reading the persisted state from redis failed")]
     ReadState(#[source] PersistError),
-    /// The committed snapshot cannot be read.
+    /// The committed snapshot cannot be read, and neither the previous generation nor the whole
+    /// stream can stand in for it.
     #[error("the persisted snapshot cannot be read: {0}")]
     SnapshotRefused(String),
     /// Nothing is persisted under this cluster name.
@@ -151,7 +156,15 @@ pub async fn export(config: &PersistConfig, file: &Path) -> Result<Exported, Sna
         .await
         .map_err(SnapshotError::ReadState)?;
     if let Some(why) = &recovered.snapshot_refused {
-        return Err(SnapshotError::SnapshotRefused(why.clone()));
+        // The previous generation or the whole stream is a complete history; nothing is not.
+        match recovered.fallback {
+            Some(Fallback::PreviousSnapshot | Fallback::WholeStream) => tracing::warn!(
+                refused = %why,
+                fallback = recovered.fallback.map_or("", Fallback::as_str),
+                "the committed snapshot is refused; exporting what recovery fell back to"
+            ),
+            _ => return Err(SnapshotError::SnapshotRefused(why.clone())),
+        }
     }
     if recovered.snapshot.is_none() && recovered.last_seq == 0 {
         return Err(SnapshotError::NothingPersisted {

@@ -154,8 +154,11 @@ impl Graph {
 
     /// Applies one operation, stamps it with the next sequence number and reports the node and
     /// edge events to `sink`. Returns `None` for a no-op (an identical upsert, or a delete of an
-    /// absent UID), which consumes no sequence number.
+    /// absent UID), which consumes no sequence number, and leaves the graph unchanged when the
+    /// sequence is exhausted (`u64::MAX`; sequences never wrap, and persistence keeps them far
+    /// below it, see `astrolabe_persist::plausible`).
     pub fn apply(&mut self, op: ChangeOp, ts_ms: i64, sink: &mut impl EventSink) -> Option<Change> {
+        let seq = self.seq.checked_add(1)?;
         let recording = sink.enabled();
         if recording {
             self.edge_log = Some(Vec::new());
@@ -166,8 +169,7 @@ impl Graph {
         };
         let edge_log = self.edge_log.take();
         let applied = applied?;
-        self.seq += 1;
-        let seq = self.seq;
+        self.seq = seq;
         let op = match (op, &applied) {
             (ChangeOp::Delete { uid, .. }, Applied::Removed(key)) => ChangeOp::Delete {
                 uid,

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Writer;
-use crate::error::{PersistError, Result};
+use crate::error::{KeyRole, PersistError, Result};
 use crate::log::{AppendOutcome, EventLog};
+use crate::plausible::{seq_ceiling_now, set_aside_reported};
 use crate::source::{Record, SnapshotSource};
 
 /// A batch taken from the channel for one append.
@@ -127,6 +128,8 @@ where
                         "entries missing behind a later batch; log diverged"
                     );
                     self.shared.diverge(missing);
+                    // The stream's top may be beyond them (another writer's entry): check it.
+                    self.check_top = true;
                 }
                 Err(e) => result = Err(e),
             }
@@ -231,12 +234,20 @@ where
             .collect()
     }
 
-    /// One append, after checking the stream's top if an error happened since the last one.
-    /// With `verify`, entries reported already present are read back; missing ones diverge the
-    /// log.
+    /// One append, after checking the stream's top if an error happened since the last one (a
+    /// top beyond the plausible ceiling, [`crate::plausible`], is set aside first). With
+    /// `verify`, entries reported already present are read back; missing ones diverge the log.
     async fn try_append(&mut self, encoded: &[(u64, Bytes)], verify: bool) -> Result<()> {
         if self.check_top {
-            let top = self.log.last_seq().await?.unwrap_or(0);
+            let mut top = self.log.last_seq().await?.unwrap_or(0);
+            let ceiling = seq_ceiling_now();
+            if top > ceiling {
+                // Every append below it would be refused as "already present".
+                if let Some(aside) = self.log.set_aside_beyond(ceiling).await? {
+                    set_aside_reported(&self.shared.metrics, &aside, top, ceiling);
+                }
+                top = self.log.last_seq().await?.unwrap_or(0);
+            }
             match self.stream_top {
                 Some(known) if top < known => {
                     tracing::error!(top, known, "redis lost acknowledged changes; log diverged");
@@ -261,6 +272,7 @@ where
                     "entries missing behind a later batch; log diverged"
                 );
                 self.shared.diverge(missing);
+                self.check_top = true;
             }
         }
         self.on_append(encoded, started, result)
@@ -273,7 +285,7 @@ where
         };
         let present: HashSet<u64> = self
             .log
-            .read_after(first - 1, encoded.len())
+            .read_after(first.saturating_sub(1), encoded.len())
             .await?
             .into_iter()
             .map(|e| e.seq)
@@ -298,6 +310,7 @@ where
                 m.batch_size.observe(encoded.len() as f64);
                 m.appended_changes
                     .inc_by((outcome.appended + outcome.already_present) as u64);
+                m.key_ok(KeyRole::Events);
                 self.stream_top = Some(last);
                 self.set_acked(last);
                 Ok(())

@@ -410,6 +410,7 @@ where
                     .set(i64::try_from(meta.bytes).unwrap_or(i64::MAX));
                 m.snapshot_last_success
                     .set(meta.created_at_ms as f64 / 1000.0);
+                m.key_ok(crate::error::KeyRole::Snapshot);
                 Ok(meta.covered_seq)
             }
             // A newer snapshot (taken after the drop) already covers everything dropped.

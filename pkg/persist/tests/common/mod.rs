@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use astrolabe_persist::{Decoder, PersistError, RedisConfig, RedisLog, Result};
+use astrolabe_persist::{Decoder, PersistError, RedisConfig, RedisLog, Result, SnapshotBlob};
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 
@@ -49,6 +49,28 @@ pub async fn append_in(log: &RedisLog, range: std::ops::RangeInclusive<u64>, per
         let stop = (start + per_batch - 1).min(end);
         log.append(&batch(start..=stop)).await.unwrap();
         start = stop + 1;
+    }
+}
+
+/// A snapshot of one resource at `seq` whose payload is `bytes`.
+pub fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
+    SnapshotBlob {
+        zstd_raw_len: None,
+        seq,
+        copied_until: seq,
+        resource_count: 1,
+        bytes: Bytes::from(bytes),
+    }
+}
+
+/// A snapshot in the toy format at `seq`, holding the byte `0xaa`.
+pub fn toy_snapshot(seq: u64) -> SnapshotBlob {
+    SnapshotBlob {
+        zstd_raw_len: None,
+        seq,
+        copied_until: seq,
+        resource_count: 0,
+        bytes: Bytes::from(vec![1, 0xaa]),
     }
 }
 
