@@ -1,6 +1,7 @@
 //! Redis connection settings end to end: the real binary against a real redis-server serving
 //! TLS with a CA made by the test (mutual TLS), a bad CA file refused at start-up, and a wrong
-//! password named in readiness while queries go on being served.
+//! password and a refused server certificate named in readiness while queries go on being
+//! served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -160,4 +161,29 @@ async fn a_wrong_password_is_named_in_readiness_and_queries_go_on() {
         "{log}"
     );
     assert!(!log.contains("redis unreachable"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_server_certificate_is_named_in_readiness_and_the_logs() {
+    let pki = TestPki::generate().unwrap();
+    let redis = RedisServer::start_tls(&pki, false).unwrap();
+    let url = redis.tls_url().unwrap();
+    let emu = Emulator::start(5, 60).await;
+    let logs = tempfile::tempdir().unwrap();
+    // No --redis-ca-file: the private CA's certificate is not trusted.
+    let server = start(&emu, logs.path(), &url, &[]);
+    let body = server
+        .wait_readyz("readiness names the refused certificate", |_, b| {
+            b["persistence"]["detail"].as_str().is_some_and(|d| {
+                d.starts_with("redis unreachable (") && d.contains("UnknownIssuer")
+            })
+        })
+        .await;
+    assert_eq!(body["persistence"]["connected"], false, "{body}");
+    server.wait_ready().await;
+    server
+        .wait_graph("the graph equals the emulator", || Sets::of(&emu.truth()))
+        .await;
+    let log = server.log_text();
+    assert!(log.contains("UnknownIssuer"), "{log}");
 }

@@ -368,6 +368,28 @@ impl PersistError {
     }
 }
 
+/// Displays an error followed by its sources, `": "`-separated (what `{:#}` does for anyhow
+/// errors; thiserror's `Display` shows the outermost message only). A source whose message the
+/// previous one already contains is not repeated.
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(source) = next {
+            let text = source.to_string();
+            if !text.is_empty() && !shown.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = source.source();
+        }
+        Ok(())
+    }
+}
+
 /// `": <the authentication failure>"` when `e` is one, so that every message of an error that
 /// carries it (logs, readiness) names it; else nothing.
 fn auth_named(e: &redis::RedisError) -> String {
@@ -394,6 +416,15 @@ mod tests {
     use redis::{ErrorKind, RedisError};
 
     use super::*;
+
+    #[test]
+    fn an_error_chain_shows_every_source_once() {
+        let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let e = PersistError::Connect(RedisError::from(io));
+        let shown = ErrorChain(&e).to_string();
+        assert!(shown.starts_with("cannot connect to redis: "), "{shown}");
+        assert_eq!(shown.matches("UnknownIssuer").count(), 1, "{shown}");
+    }
 
     #[test]
     fn authentication_failures_are_named() {

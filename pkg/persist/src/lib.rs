@@ -71,7 +71,7 @@ pub mod writer;
 pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
 pub use connection::{RedisTarget, RedisTls};
 pub use encoder::{EncodeStats, SnapshotEncoder};
-pub use error::{AuthFailure, KeyRole, PersistError, Result};
+pub use error::{AuthFailure, ErrorChain, KeyRole, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SetAside, SnapshotBlob,

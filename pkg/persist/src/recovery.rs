@@ -8,6 +8,7 @@
 //! is reported ([`Recovered::wrong_type`]) and recovery uses the other keys. Never a panic,
 //! never half-applied: the caller gets everything or an error.
 
+use crate::error::ErrorChain;
 use std::io::Read;
 use std::ops::Range;
 use std::time::Instant;
@@ -149,7 +150,7 @@ pub async fn recover<L: EventLog, D: Decoder>(
     match log.sweep_orphans().await {
         Ok(_) => {}
         Err(e) if e.is_transient() => return Err(e),
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan sweep skipped"),
+        Err(e) => tracing::warn!(error = %ErrorChain(&e), "orphan sweep skipped"),
     }
     let ceiling = seq_ceiling_now();
     let mut out = read_state_below(log, decoder, page_size, metrics, ceiling).await?;
@@ -230,7 +231,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             metrics.refused_snapshots.inc();
-            out.snapshot_refused = Some(format!("{e:#}"));
+            out.snapshot_refused = Some(ErrorChain(&e).to_string());
             out.refused_generation = generation;
             let (fallback, start) = fall_back(log, decoder, &e, metrics, &mut out).await?;
             metrics
@@ -309,7 +310,7 @@ fn note_wrong_type(e: &PersistError, metrics: &PersistMetrics, wrong_type: &mut 
         wrong_type.push(role);
         tracing::error!(
             key = role.label(),
-            error = %format!("{e:#}"),
+            error = %ErrorChain(e),
             "a key of the store holds another redis type: recovering from the other keys; it is left as it is and not written until removed or renamed"
         );
     }
@@ -341,7 +342,7 @@ async fn fall_back<L: EventLog, D: Decoder>(
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             note_wrong_type(&e, metrics, &mut out.wrong_type);
-            format!("{e:#}")
+            ErrorChain(&e).to_string()
         }
     };
     let first = unless_wrong_type(log.first_seq().await, metrics, &mut out.wrong_type)?;
@@ -515,7 +516,7 @@ fn decode_latest<D: Decoder>(decoder: &D, reads: &[ReadChange], tail: &mut Tail<
                 }
                 Err(e) => {
                     tail.corrupt += 1;
-                    tracing::error!(seq = read.seq, error = %format!("{e:#}"), "corrupt stream entry skipped");
+                    tracing::error!(seq = read.seq, error = %ErrorChain(&e), "corrupt stream entry skipped");
                     at = read.prev;
                 }
             }

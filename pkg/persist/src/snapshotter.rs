@@ -4,6 +4,7 @@
 //! generation. A [`ShrinkGuard`] keeps it from shrinking the persisted state before the graph
 //! is complete.
 
+use crate::error::ErrorChain;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,7 +93,8 @@ impl ShrinkGuard {
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 return Ok(Some(format!(
-                    "the committed snapshot is unreadable ({e:#})"
+                    "the committed snapshot is unreadable ({})",
+                    ErrorChain(&e)
                 )));
             }
         };
@@ -235,7 +237,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
             }
             if let Err(e) = self.snapshot(&cancel).await {
                 self.metrics.redis_error(&e);
-                tracing::warn!(error = %format!("{e:#}"), "snapshot failed; next attempt at the next trigger");
+                tracing::warn!(error = %ErrorChain(&e), "snapshot failed; next attempt at the next trigger");
             }
         }
         if !self.config.snapshot_on_shutdown {
@@ -307,7 +309,7 @@ impl<L: EventLog, S: SnapshotSource> Snapshotter<L, S> {
                 Ok(t) => tracing::debug!(upto = t.upto, removed = t.removed, "stream trimmed"),
                 Err(e) => {
                     self.metrics.redis_error(&e);
-                    tracing::warn!(error = %format!("{e:#}"), "trimming the stream failed");
+                    tracing::warn!(error = %ErrorChain(&e), "trimming the stream failed");
                 }
             }
         }

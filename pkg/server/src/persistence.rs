@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PersistConfig;
-use crate::health::{LastAuthFailure, health_loop};
+use crate::health::{LastPingFailure, health_loop};
 use crate::recovery::{RECOVERY_DEADLINE, hydrate};
 use crate::status::{Origin, PersistStatus};
 
@@ -162,19 +162,19 @@ pub async fn start(
         snapshotter.request_snapshot();
     }
     let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
-    let auth_failure = Arc::new(LastAuthFailure::default());
+    let ping_failure = Arc::new(LastPingFailure::default());
     let keys = log.keys().clone();
     let health = tokio::spawn(health_loop(
         log,
         connected.clone(),
-        auth_failure.clone(),
+        ping_failure.clone(),
         origin == Origin::Unreachable,
         snapshotter.requester(),
         metrics.clone(),
     ));
     let status = PersistStatus {
         connected,
-        auth_failure,
+        ping_failure,
         sender: sender.clone(),
         metrics,
         origin,

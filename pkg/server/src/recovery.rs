@@ -8,7 +8,8 @@ use astrolabe_graph::{Graph, SharedGraph, now_ms};
 use astrolabe_model::Change;
 use astrolabe_persist::retry::backoff;
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, Fallback, KeyRole, PersistMetrics, Recovered, RedisLog, recover,
+    DEFAULT_REPLAY_PAGE, ErrorChain, Fallback, KeyRole, PersistMetrics, Recovered, RedisLog,
+    recover,
 };
 use backon::Retryable as _;
 
@@ -121,14 +122,14 @@ pub async fn recover_with_deadline(
         .retry(backoff(RETRY_MIN, RETRY_MAX))
         .sleep(tokio::time::sleep)
         .notify(|e, delay| {
-            tracing::warn!(error = %format!("{e:#}"), ?delay, "recovery failed; retrying");
-            last_error = Some(format!("{e:#}"));
+            tracing::warn!(error = %ErrorChain(&e), ?delay, "recovery failed; retrying");
+            last_error = Some(ErrorChain(&e).to_string());
         });
     let outcome = tokio::time::timeout(deadline, attempts).await;
     match outcome {
         Ok(Ok(recovered)) => Some(recovered),
         Ok(Err(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "redis unavailable at start: starting with an empty graph; a full snapshot will supersede the old log when redis answers");
+            tracing::error!(error = %ErrorChain(&e), "redis unavailable at start: starting with an empty graph; a full snapshot will supersede the old log when redis answers");
             None
         }
         Err(_) => {

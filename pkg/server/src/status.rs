@@ -9,7 +9,7 @@ use astrolabe_graph::now_ms;
 use astrolabe_model::Change;
 use astrolabe_persist::{ChangeSender, Fallback, KeyRole, Keys, PersistMetrics};
 
-use crate::health::LastAuthFailure;
+use crate::health::{LastPingFailure, PingFailure};
 
 /// What recovery gave the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Origin {
 #[derive(Clone)]
 pub struct PersistStatus {
     pub(crate) connected: Arc<AtomicBool>,
-    pub(crate) auth_failure: Arc<LastAuthFailure>,
+    pub(crate) ping_failure: Arc<LastPingFailure>,
     pub(crate) sender: ChangeSender<Change>,
     pub(crate) metrics: PersistMetrics,
     pub(crate) origin: Origin,
@@ -44,9 +44,9 @@ impl PersistStatus {
         let last = self.metrics.snapshot_last_success.get();
         let connected = self.connected.load(Ordering::Acquire);
         let diverged = self.sender.is_diverged();
-        // Why Redis does not answer: refused credentials are named as such.
+        // Why Redis does not answer: refused credentials are named as such, else the error.
         let down = || {
-            self.auth_failure
+            self.ping_failure
                 .get()
                 .map_or_else(|| "redis unreachable".to_owned(), |f| f.to_string())
         };
@@ -57,8 +57,11 @@ impl PersistStatus {
                 down()
             )),
             (true, true, _) => Some("log diverged: a full snapshot is pending".to_owned()),
-            (false, false, _) => Some(match self.auth_failure.get() {
-                Some(failure) => format!("{failure}; serving from memory, buffering changes"),
+            (false, false, _) => Some(match self.ping_failure.get() {
+                Some(PingFailure::Refused(refused)) => {
+                    format!("{refused}; serving from memory, buffering changes")
+                }
+                Some(down) => format!("{down}: serving from memory, buffering changes"),
                 None => "redis unreachable: serving from memory, buffering changes".to_owned(),
             }),
             (true, false, Origin::Unreachable) if last <= 0.0 => Some(
@@ -154,7 +157,7 @@ mod tests {
         assert!(sender.is_diverged());
         PersistStatus {
             connected: Arc::new(AtomicBool::new(connected)),
-            auth_failure: Arc::default(),
+            ping_failure: Arc::default(),
             sender,
             metrics,
             origin: Origin::Recovered,

@@ -3,6 +3,7 @@
 //! after a failure, batches appended again one at a time with backoff, and entries reported
 //! present verified.
 
+use crate::error::ErrorChain;
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -141,7 +142,7 @@ where
             }
             Err(e) => {
                 self.shared.metrics.redis_error(&e);
-                tracing::warn!(error = %format!("{e:#}"), "redis append failed, retrying");
+                tracing::warn!(error = %ErrorChain(&e), "redis append failed, retrying");
                 self.check_top = true;
                 self.unsent.push_back(launched);
                 while let Some((later, _)) = self.in_flight.next().await {
@@ -190,7 +191,7 @@ where
                     failures += 1;
                     self.shared.metrics.redis_error(&e);
                     if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(error = %format!("{e:#}"), failures, "redis append failed, retrying");
+                        tracing::warn!(error = %ErrorChain(&e), failures, "redis append failed, retrying");
                     }
                     self.check_top = true;
                 }

@@ -7,6 +7,7 @@
 //! Producers use [`ChangeSender::send`], which never blocks and never drops silently: when the
 //! channel is full the change is dropped, the drop is counted, and the log is marked diverged.
 
+use crate::error::ErrorChain;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -389,7 +390,7 @@ where
                 }
                 Err(e) => {
                     self.shared.metrics.redis_error(&e);
-                    tracing::warn!(error = %format!("{e:#}"), "divergence snapshot failed, retrying");
+                    tracing::warn!(error = %ErrorChain(&e), "divergence snapshot failed, retrying");
                 }
             }
             let delay = delays.next().unwrap_or(self.config.retry_max);
