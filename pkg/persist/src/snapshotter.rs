@@ -84,7 +84,11 @@ impl ShrinkGuard {
     }
 
     /// Why `blob` must not be committed, or `None` when it may be.
-    async fn refuses<L: EventLog>(&self, log: &L, blob: &SnapshotBlob) -> Result<Option<String>> {
+    pub(crate) async fn refuses<L: EventLog>(
+        &self,
+        log: &L,
+        blob: &SnapshotBlob,
+    ) -> Result<Option<String>> {
         if (self.complete)() {
             return Ok(None);
         }

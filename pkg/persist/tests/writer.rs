@@ -468,3 +468,78 @@ async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
     let meta = log.snapshot_meta().await.unwrap().unwrap();
     assert_eq!((meta.covered_seq, meta.resource_count), (600, 3));
 }
+
+/// The snapshot that resolves a divergence goes through the same guard: while the graph is not
+/// complete, a smaller state than the committed snapshot is not committed over it (the writer
+/// retries); once complete, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_divergence_snapshot_never_shrinks_the_persisted_state_before_the_graph_is_complete() {
+    let (server, log, applied, metrics, cancel) = fixture();
+    let persisted = SnapshotBlob {
+        zstd_raw_len: None,
+        seq: 500,
+        copied_until: 500,
+        resource_count: 500,
+        bytes: Bytes::from_static(b"everything"),
+    };
+    log.write_snapshot(&persisted).await.unwrap();
+    applied.0.store(500, Ordering::SeqCst);
+    // The live graph holds 3 resources (the cluster not listed yet), whatever its sequence.
+    let small = {
+        let applied = applied.clone();
+        Arc::new(move || -> Result<SnapshotBlob> {
+            let seq = applied.0.load(Ordering::SeqCst);
+            Ok(SnapshotBlob {
+                zstd_raw_len: None,
+                seq,
+                copied_until: seq,
+                resource_count: 3,
+                bytes: Bytes::from_static(b"little"),
+            })
+        })
+    };
+    let complete = Arc::new(AtomicBool::new(false));
+    let guard = {
+        let complete = complete.clone();
+        ShrinkGuard::new(move || complete.load(Ordering::SeqCst), 0)
+    };
+    let (tx, handle) = Writer::<_, _, Rec>::spawn(
+        log.clone(),
+        small,
+        WriterConfig {
+            channel_capacity: 8,
+            max_batch: 4,
+            start_seq: 500,
+            shrink_guard: Some(guard),
+            ..fast_retry()
+        },
+        metrics.clone(),
+        cancel.clone(),
+    );
+    // Redis holds every write for 3 s: the channel overflows and the log diverges.
+    let reply = server.command_line("CLIENT PAUSE 3000 WRITE").unwrap();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    for seq in 501..=700 {
+        tx.send(applied.apply(seq));
+    }
+    assert!(tx.is_diverged());
+    astrolabe_testkit::until(
+        "the divergence snapshot is refused by the guard",
+        Duration::from_secs(30),
+        || metrics.skipped_snapshots.get() >= 1,
+    )
+    .await;
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert_eq!((meta.covered_seq, meta.resource_count), (500, 500));
+    assert!(handle.is_diverged());
+
+    complete.store(true, Ordering::SeqCst);
+    astrolabe_testkit::until("divergence resolved", Duration::from_secs(30), || {
+        !handle.is_diverged()
+    })
+    .await;
+    let meta = log.snapshot_meta().await.unwrap().unwrap();
+    assert_eq!((meta.covered_seq, meta.resource_count), (700, 3));
+    cancel.cancel();
+    handle.join().await.unwrap();
+}

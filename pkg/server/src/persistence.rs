@@ -127,6 +127,7 @@ pub async fn start(
         copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
     });
     let cancel = CancellationToken::new();
+    let shrink_guard = ShrinkGuard::new(complete, recovered_resources);
     let (sender, writer) = Writer::spawn(
         log.clone(),
         source.clone(),
@@ -136,6 +137,7 @@ pub async fn start(
             linger: config.batch_linger,
             shutdown_grace,
             start_seq,
+            shrink_guard: Some(shrink_guard.clone()),
             ..WriterConfig::default()
         },
         metrics.clone(),
@@ -151,7 +153,7 @@ pub async fn start(
             snapshot_on_shutdown: true,
             shutdown_grace,
             start_seq: hydrated.snapshot_seq,
-            shrink_guard: Some(ShrinkGuard::new(complete, recovered_resources)),
+            shrink_guard: Some(shrink_guard),
         },
         writer.acked_seq(),
         metrics.clone(),

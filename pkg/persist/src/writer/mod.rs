@@ -69,6 +69,10 @@ pub struct WriterConfig {
     pub shutdown_grace: Duration,
     /// Last change already durable (from recovery); the writer skips changes at or below it.
     pub start_seq: u64,
+    /// Keeps the snapshot that resolves a divergence from shrinking the persisted state before
+    /// the graph is complete, as it keeps the snapshotter's ([`crate::ShrinkGuard`]); a refused
+    /// one is retried with backoff.
+    pub shrink_guard: Option<crate::ShrinkGuard>,
 }
 
 impl Default for WriterConfig {
@@ -82,6 +86,7 @@ impl Default for WriterConfig {
             retry_max: DEFAULT_RETRY_MAX,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             start_seq: 0,
+            shrink_guard: None,
         }
     }
 }
@@ -369,11 +374,22 @@ where
     /// Write a full snapshot that supersedes the log. Returns false if cancelled first.
     async fn resolve_divergence(&mut self, cancel: &CancellationToken) -> bool {
         let mut delays = crate::retry::backoff(self.config.retry_min, self.config.retry_max);
+        let mut skipped = false;
         loop {
             let target = self.shared.dropped.load(Ordering::Acquire);
             let started = Instant::now();
             match self.snapshot_once().await {
-                Ok(covered) => {
+                Ok(None) => {
+                    self.shared.metrics.skipped_snapshots.inc();
+                    if !skipped {
+                        tracing::warn!(
+                            "divergence snapshot skipped: the graph is not complete yet and it \
+                             would shrink the persisted state; retrying until it is complete"
+                        );
+                        skipped = true;
+                    }
+                }
+                Ok(Some(covered)) => {
                     self.shared.resolved.store(target, Ordering::Release);
                     if !self.shared.is_diverged() {
                         self.shared.metrics.diverged.set(0);
@@ -401,9 +417,16 @@ where
         }
     }
 
-    /// Take and commit a snapshot; returns the sequence now covered.
-    async fn snapshot_once(&mut self) -> Result<u64> {
+    /// Take and commit a snapshot; returns the sequence now covered, or `None` when the shrink
+    /// guard refused it.
+    async fn snapshot_once(&mut self) -> Result<Option<u64>> {
         let blob = take_snapshot(&self.source).await?;
+        if let Some(guard) = &self.config.shrink_guard
+            && let Some(why) = guard.refuses(&*self.log, &blob).await?
+        {
+            tracing::debug!(seq = blob.seq, reason = %why, "divergence snapshot refused by the shrink guard");
+            return Ok(None);
+        }
         match self.log.write_snapshot(&blob).await {
             Ok(meta) => {
                 let m = &self.shared.metrics;
@@ -412,10 +435,10 @@ where
                 m.snapshot_last_success
                     .set(meta.created_at_ms as f64 / 1000.0);
                 m.key_ok(crate::error::KeyRole::Snapshot);
-                Ok(meta.covered_seq)
+                Ok(Some(meta.covered_seq))
             }
             // A newer snapshot (taken after the drop) already covers everything dropped.
-            Err(PersistError::SnapshotSuperseded { committed_seq, .. }) => Ok(committed_seq),
+            Err(PersistError::SnapshotSuperseded { committed_seq, .. }) => Ok(Some(committed_seq)),
             Err(e) => Err(e),
         }
     }
