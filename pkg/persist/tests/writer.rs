@@ -14,7 +14,7 @@ use astrolabe_persist::{
 };
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
-use common::{all_seqs, log, payload};
+use common::{all_seqs, blob, log, payload};
 use tokio_util::sync::CancellationToken;
 
 type Rec = (u64, Bytes);
@@ -398,20 +398,14 @@ async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
 async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
     let (_server, log, _applied, metrics, _cancel) = fixture();
     let persisted = SnapshotBlob {
-        zstd_raw_len: None,
-        seq: 500,
-        copied_until: 500,
         resource_count: 500,
-        bytes: Bytes::from_static(b"everything"),
+        ..blob(500, b"everything".to_vec())
     };
     log.write_snapshot(&persisted).await.unwrap();
     let smaller = Arc::new(|| -> Result<SnapshotBlob> {
         Ok(SnapshotBlob {
-            zstd_raw_len: None,
-            seq: 600,
-            copied_until: 600,
             resource_count: 3,
-            bytes: Bytes::from_static(b"little"),
+            ..blob(600, b"little".to_vec())
         })
     });
     let complete = Arc::new(AtomicBool::new(false));
@@ -476,11 +470,8 @@ async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
 async fn a_divergence_snapshot_never_shrinks_the_persisted_state_before_the_graph_is_complete() {
     let (server, log, applied, metrics, cancel) = fixture();
     let persisted = SnapshotBlob {
-        zstd_raw_len: None,
-        seq: 500,
-        copied_until: 500,
         resource_count: 500,
-        bytes: Bytes::from_static(b"everything"),
+        ..blob(500, b"everything".to_vec())
     };
     log.write_snapshot(&persisted).await.unwrap();
     applied.0.store(500, Ordering::SeqCst);
@@ -490,11 +481,8 @@ async fn a_divergence_snapshot_never_shrinks_the_persisted_state_before_the_grap
         Arc::new(move || -> Result<SnapshotBlob> {
             let seq = applied.0.load(Ordering::SeqCst);
             Ok(SnapshotBlob {
-                zstd_raw_len: None,
-                seq,
-                copied_until: seq,
                 resource_count: 3,
-                bytes: Bytes::from_static(b"little"),
+                ..blob(seq, b"little".to_vec())
             })
         })
     };
