@@ -282,13 +282,18 @@ async fn planted_annotation_values_never_leave_the_process() {
             json!({"metadata": {"name": "last-marker", "namespace": "hygiene"}}),
         )
         .unwrap();
+    // Each kind has its own watcher: the marker orders the ConfigMap changes only, so the
+    // Secret and the ServiceAccount are waited for by name.
     let objects = eventually(
-        "the marker is served",
+        "the marker, the new Secret and the new ServiceAccount are served",
         || server.log_tail(),
         || async {
             let (_, body) = server.get("/api/v1/objects?limit=5000").await?;
             let text = body.to_string();
-            text.contains("last-marker").then_some(body)
+            ["last-marker", "watched-creds", "watched-account"]
+                .iter()
+                .all(|name| text.contains(name))
+                .then_some(body)
         },
     )
     .await;
