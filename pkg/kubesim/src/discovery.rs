@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn documents() {
-        assert_eq!(groups()["groups"].as_array().map(Vec::len), Some(8));
+        assert_eq!(groups()["groups"].as_array().map(Vec::len), Some(9));
         let core = resources("", "v1").expect("core");
         assert!(
             core["resources"]

@@ -21,11 +21,15 @@ use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::partial::Shape;
-use crate::patch::merge_patch;
+use crate::patch::apply::{self, Applier};
+use crate::patch::{PatchType, apply_patch};
+use crate::protobuf;
 use crate::reviews;
 use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
+use crate::store::Write;
 use crate::table;
+use crate::validate;
 use crate::watch::{self, WatchQuery};
 
 impl IntoResponse for SimError {
@@ -67,6 +71,7 @@ pub fn router(sim: Sim) -> Router {
             get(|| async { axum::Json(openapi::index()) }),
         )
         .route("/openapi/v3/{*gv}", get(openapi_gv))
+        .route("/openapi/v2", get(openapi_v2))
         .route(reviews::TOKEN_REVIEWS, post(reviews::token_review))
         .route(reviews::ACCESS_REVIEWS, post(reviews::access_review))
         .fallback(resource)
@@ -95,6 +100,28 @@ async fn openapi_gv(axum::extract::Path(gv): axum::extract::Path<String>) -> Res
     match openapi::group_version(gv.trim_matches('/')) {
         Some(doc) => json_response(StatusCode::OK, &doc),
         None => not_found().into_response(),
+    }
+}
+
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("protobuf") {
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            )],
+            openapi::v2_protobuf(),
+        )
+            .into_response()
+    } else {
+        json_response(StatusCode::OK, &openapi::v2_json())
     }
 }
 
@@ -238,6 +265,7 @@ fn handle_scale(
     sim: &Sim,
     t: &Target,
     method: &Method,
+    ct: &str,
     body: &Bytes,
 ) -> Result<Response, SimError> {
     let (info, ns) = (t.info, t.namespace.as_deref().unwrap_or_default());
@@ -248,7 +276,10 @@ fn handle_scale(
     match *method {
         Method::GET => return Ok(json_response(StatusCode::OK, &scale)),
         Method::PUT => scale = parse_body(body)?,
-        Method::PATCH => merge_patch(&mut scale, &parse_body(body)?),
+        Method::PATCH => {
+            let ty = PatchType::from_content_type(ct).unwrap_or(PatchType::Merge);
+            apply_patch("Scale", ty, &mut scale, &parse_body(body)?)?;
+        }
         _ => return Err(SimError::MethodNotAllowed),
     }
     let replicas = scale
@@ -285,6 +316,120 @@ async fn resource(
     }
 }
 
+/// The write options of a request's query: `dryRun=All`; creates need their namespace.
+fn write_options(q: &HashMap<String, String>) -> Write {
+    Write {
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        require_namespace: true,
+    }
+}
+
+fn unsupported_media_type(ct: &str) -> Response {
+    json_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &crate::error::status_object(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (for the kinds kubectl's generators create), application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {ct}"
+            ),
+        ),
+    )
+}
+
+/// The object in a POST or PUT body: JSON, or the Kubernetes protobuf encoding of the kinds
+/// [`protobuf`] knows; strictly checked against the kind's type when `fieldValidation=Strict`.
+fn object_body(
+    info: &KindInfo,
+    ct: &str,
+    body: &Bytes,
+    q: &HashMap<String, String>,
+) -> Result<Value, SimError> {
+    let obj = if ct.contains("protobuf") {
+        protobuf::decode(info, body)?
+    } else {
+        parse_body(body)?
+    };
+    if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
+        validate::strict(info, &obj)?;
+    }
+    Ok(obj)
+}
+
+/// A server-side apply (PATCH with `application/apply-patch+yaml`): creates or merges.
+fn server_side_apply(
+    sim: &Sim,
+    t: &Target,
+    name: &str,
+    body: &Bytes,
+    q: &HashMap<String, String>,
+) -> Result<Response, SimError> {
+    let info = t.info;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| SimError::BadRequest("the apply configuration is not UTF-8".into()))?;
+    let applied: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => serde_saphyr::from_str(text).map_err(|e| {
+            SimError::BadRequest(format!("the apply configuration is not valid YAML: {e}"))
+        })?,
+    };
+    if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
+        validate::strict(info, &applied)?;
+    }
+    let body_name = applied.pointer("/metadata/name").and_then(Value::as_str);
+    if body_name.is_some_and(|b| b != name) {
+        return Err(SimError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            body_name.unwrap_or_default()
+        )));
+    }
+    let manager = q
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            SimError::BadRequest(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+            )
+        })?;
+    let now = crate::store::now_rfc3339();
+    let applier = Applier {
+        manager,
+        force: flag(q, "force"),
+        now: &now,
+    };
+    let write = write_options(q);
+    let ns = t.namespace.as_deref();
+    let mut state = sim.inner.state.lock();
+    let live = match state.get(info, ns.unwrap_or_default(), name) {
+        Ok(obj) => Some(obj),
+        Err(SimError::NotFound(..)) => None,
+        Err(e) => return Err(e),
+    };
+    let mut merged = apply::apply(
+        info.kind,
+        &info.api_version(),
+        live.as_deref(),
+        &applied,
+        applier,
+    )?;
+    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("name".into(), serde_json::json!(name));
+    }
+    match live {
+        None => {
+            let obj = state.create_with(info, merged, ns, false, write)?;
+            Ok(json_response(StatusCode::CREATED, &*obj))
+        }
+        Some(_) => {
+            if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("resourceVersion");
+            }
+            let obj = state.replace(info, merged, ns, Some(name), write)?;
+            Ok(json_response(StatusCode::OK, &*obj))
+        }
+    }
+}
+
 async fn handle(
     sim: &Sim,
     method: &Method,
@@ -310,22 +455,14 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .unwrap_or_default();
-    if !body.is_empty() && ct.contains("protobuf") {
-        return Ok(json_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &crate::error::status_object(
-                415,
-                "UnsupportedMediaType",
-                &format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json; got {ct}"
-                ),
-            ),
-        ));
+    if !body.is_empty() && ct.contains("protobuf") && !protobuf::supports(info) {
+        return Ok(unsupported_media_type(ct));
     }
     if target.subresource.as_deref() == Some("scale") {
-        return handle_scale(sim, &target, method, body);
+        return handle_scale(sim, &target, method, ct, body);
     }
     let state = &sim.inner.state;
+    let write = write_options(&q);
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if flag(&q, "watch") => {
             let wq = WatchQuery {
@@ -393,40 +530,44 @@ async fn handle(
             Ok(json_response(StatusCode::OK, &*shape.object(&obj)))
         }
         (Method::POST, None) => {
-            let obj = state.lock().create(info, parse_body(body)?, ns)?;
+            let obj = object_body(info, ct, body, &q)?;
+            let obj = state.lock().create_with(info, obj, ns, false, write)?;
             Ok(json_response(StatusCode::CREATED, &*obj))
         }
         (Method::PUT, Some(name)) => {
-            let obj = state
-                .lock()
-                .replace(info, parse_body(body)?, ns, Some(name))?;
+            let obj = object_body(info, ct, body, &q)?;
+            let obj = state.lock().replace(info, obj, ns, Some(name), write)?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         (Method::PATCH, Some(name)) => {
-            if ct.starts_with("application/json-patch+json")
-                || ct.starts_with("application/apply-patch")
-            {
-                return Ok(json_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    &crate::error::status_object(
-                        415,
-                        "UnsupportedMediaType",
-                        &format!(
-                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json; got {ct}"
-                        ),
-                    ),
-                ));
+            let ty = PatchType::from_content_type(ct)
+                .ok_or_else(|| SimError::UnsupportedMediaType(ct.to_owned()))?;
+            if ty == PatchType::Apply {
+                return server_side_apply(sim, &target, name, body, &q);
             }
             let patch = parse_body(body)?;
-            let obj = state
-                .lock()
-                .update_with(info, ns.unwrap_or_default(), name, |o| {
-                    merge_patch(o, &patch)
-                })?;
+            let obj =
+                state
+                    .lock()
+                    .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
+                        apply_patch(info.kind, ty, o, &patch)
+                    })?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         (Method::DELETE, Some(name)) => {
-            let obj = state.lock().delete(info, ns.unwrap_or_default(), name)?;
+            // client-go sends DeleteOptions (with its dryRun) in the body.
+            let options: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let write = Write {
+                dry_run: write.dry_run
+                    || options
+                        .get("dryRun")
+                        .and_then(Value::as_array)
+                        .is_some_and(|d| d.iter().any(|x| x == "All")),
+                ..write
+            };
+            let obj = state
+                .lock()
+                .delete_with(info, ns.unwrap_or_default(), name, write)?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         _ => Err(SimError::MethodNotAllowed),
