@@ -1,6 +1,7 @@
 //! The Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`) of the objects
 //! kubectl's generators send (`kubectl create namespace|configmap|secret|serviceaccount|deployment|
-//! service`), decoded to JSON.
+//! service|job|cronjob|role|clusterrole|rolebinding|clusterrolebinding|pdb|ingress`), decoded
+//! to JSON.
 //!
 //! kubectl's typed clients send protobuf bodies for built-in kinds and do not fall back to JSON on
 //! 415, so the emulator decodes them. The body is the `k8s\0` magic and a `runtime.Unknown`
@@ -30,6 +31,8 @@ enum Ty {
     /// `resource.Quantity`: one string.
     Quantity,
     Msg(&'static [Field]),
+    /// An embedded message whose fields JSON shows in the parent (`json:",inline"`).
+    Inline(&'static [Field]),
     /// `map<string, V>` (entries with key 1 and value 2).
     Map(&'static Ty),
 }
@@ -267,6 +270,151 @@ const SERVICE: &[Field] = &[
     f(2, "spec", Ty::Msg(SERVICE_SPEC)),
 ];
 
+const JOB_SPEC: &[Field] = &[
+    ptr(1, "parallelism", Ty::Int),
+    ptr(2, "completions", Ty::Int),
+    ptr(3, "activeDeadlineSeconds", Ty::Int),
+    f(4, "selector", Ty::Msg(LABEL_SELECTOR)),
+    ptr(5, "manualSelector", Ty::Bool),
+    f(6, "template", Ty::Msg(POD_TEMPLATE_SPEC)),
+    ptr(7, "backoffLimit", Ty::Int),
+    ptr(8, "ttlSecondsAfterFinished", Ty::Int),
+    f(9, "completionMode", Ty::Str),
+    ptr(10, "suspend", Ty::Bool),
+];
+
+const JOB: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(JOB_SPEC)),
+];
+
+const JOB_TEMPLATE_SPEC: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(JOB_SPEC)),
+];
+
+const CRON_JOB_SPEC: &[Field] = &[
+    f(1, "schedule", Ty::Str),
+    ptr(2, "startingDeadlineSeconds", Ty::Int),
+    f(3, "concurrencyPolicy", Ty::Str),
+    ptr(4, "suspend", Ty::Bool),
+    f(5, "jobTemplate", Ty::Msg(JOB_TEMPLATE_SPEC)),
+    ptr(6, "successfulJobsHistoryLimit", Ty::Int),
+    ptr(7, "failedJobsHistoryLimit", Ty::Int),
+    f(8, "timeZone", Ty::Str),
+];
+
+const CRON_JOB: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(CRON_JOB_SPEC)),
+];
+
+const POLICY_RULE: &[Field] = &[
+    list(1, "verbs", Ty::Str),
+    list(2, "apiGroups", Ty::Str),
+    list(3, "resources", Ty::Str),
+    list(4, "resourceNames", Ty::Str),
+    list(5, "nonResourceURLs", Ty::Str),
+];
+
+const ROLE: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    list(2, "rules", Ty::Msg(POLICY_RULE)),
+];
+
+const CLUSTER_ROLE: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    list(2, "rules", Ty::Msg(POLICY_RULE)),
+    f(
+        3,
+        "aggregationRule",
+        Ty::Msg(&[list(1, "clusterRoleSelectors", Ty::Msg(LABEL_SELECTOR))]),
+    ),
+];
+
+const SUBJECT: &[Field] = &[
+    f(1, "kind", Ty::Str),
+    f(2, "apiGroup", Ty::Str),
+    f(3, "name", Ty::Str),
+    f(4, "namespace", Ty::Str),
+];
+
+const ROLE_REF: &[Field] = &[
+    f(1, "apiGroup", Ty::Str),
+    f(2, "kind", Ty::Str),
+    f(3, "name", Ty::Str),
+];
+
+const ROLE_BINDING: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    list(2, "subjects", Ty::Msg(SUBJECT)),
+    f(3, "roleRef", Ty::Msg(ROLE_REF)),
+];
+
+const PDB: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(1, "minAvailable", Ty::IntOrStr),
+            f(2, "selector", Ty::Msg(LABEL_SELECTOR)),
+            f(3, "maxUnavailable", Ty::IntOrStr),
+            f(4, "unhealthyPodEvictionPolicy", Ty::Str),
+        ]),
+    ),
+];
+
+const INGRESS_BACKEND: &[Field] = &[f(
+    4,
+    "service",
+    Ty::Msg(&[
+        f(1, "name", Ty::Str),
+        f(
+            2,
+            "port",
+            Ty::Msg(&[f(1, "name", Ty::Str), f(2, "number", Ty::Int)]),
+        ),
+    ]),
+)];
+
+const HTTP_INGRESS_PATH: &[Field] = &[
+    f(1, "path", Ty::Str),
+    f(2, "backend", Ty::Msg(INGRESS_BACKEND)),
+    f(3, "pathType", Ty::Str),
+];
+
+const INGRESS_RULE: &[Field] = &[
+    f(1, "host", Ty::Str),
+    f(
+        2,
+        "ingressRuleValue",
+        Ty::Inline(&[f(
+            1,
+            "http",
+            Ty::Msg(&[list(1, "paths", Ty::Msg(HTTP_INGRESS_PATH))]),
+        )]),
+    ),
+];
+
+const INGRESS: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(1, "defaultBackend", Ty::Msg(INGRESS_BACKEND)),
+            list(
+                2,
+                "tls",
+                Ty::Msg(&[list(1, "hosts", Ty::Str), f(2, "secretName", Ty::Str)]),
+            ),
+            list(3, "rules", Ty::Msg(INGRESS_RULE)),
+            f(4, "ingressClassName", Ty::Str),
+        ]),
+    ),
+];
+
 /// The message table of a kind, if its protobuf form is understood.
 fn table(info: &KindInfo) -> Option<&'static [Field]> {
     Some(match (info.group, info.kind) {
@@ -276,6 +424,13 @@ fn table(info: &KindInfo) -> Option<&'static [Field]> {
         ("", "ServiceAccount") => SERVICE_ACCOUNT,
         ("", "Service") => SERVICE,
         ("apps", "Deployment") => DEPLOYMENT,
+        ("batch", "Job") => JOB,
+        ("batch", "CronJob") => CRON_JOB,
+        ("rbac.authorization.k8s.io", "Role") => ROLE,
+        ("rbac.authorization.k8s.io", "ClusterRole") => CLUSTER_ROLE,
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
+        ("policy", "PodDisruptionBudget") => PDB,
+        ("networking.k8s.io", "Ingress") => INGRESS,
         _ => return None,
     })
 }
@@ -403,7 +558,9 @@ fn value(ty: Ty, wire: u64, r: &mut Reader<'_>) -> Result<Value> {
                 m.get("intVal").cloned().unwrap_or_else(|| json!(0))
             }
         }
-        Ty::Msg(fields) if wire == 2 => Value::Object(message(fields, r.bytes()?)?),
+        Ty::Msg(fields) | Ty::Inline(fields) if wire == 2 => {
+            Value::Object(message(fields, r.bytes()?)?)
+        }
         _ => return Err(malformed("unexpected wire type")),
     })
 }
@@ -443,7 +600,9 @@ fn message(fields: &[Field], buf: &[u8]) -> Result<Map<String, Value>> {
             continue;
         }
         let v = value(field.ty, wire, &mut r)?;
-        if field.repeated {
+        if let (Ty::Inline(_), Value::Object(inner)) = (field.ty, &v) {
+            out.extend(inner.clone());
+        } else if field.repeated {
             if let Value::Array(items) = out.entry(field.name).or_insert_with(|| json!([])) {
                 items.push(v);
             }

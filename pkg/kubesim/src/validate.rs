@@ -122,6 +122,14 @@ mod tests {
                 .contains("spec.template.spec.containers[0].imagee"),
             "{err}"
         );
+        // A partial apply configuration lacks required fields; that is not a decoding error.
+        assert!(
+            strict(
+                deploy,
+                &json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}})
+            )
+            .is_ok()
+        );
         let typed = json!({"metadata": {"name": "d"}, "spec": {"replicas": "three"}});
         assert!(strict(deploy, &typed).is_err());
     }

@@ -45,72 +45,141 @@ spec:
         image: "example/proxy:1"
 "#;
 
+/// Asserts that every field `expected` sets (nulls, empty objects and `status` aside) has the same
+/// value in `actual`.
+fn assert_contains(expected: &Value, actual: &Value, path: &str) {
+    match (expected, actual) {
+        (Value::Object(e), _) => {
+            for (k, v) in e {
+                if v.is_null()
+                    || v.as_object().is_some_and(serde_json::Map::is_empty)
+                    || (path.matches('.').count() == 0 && k == "status")
+                {
+                    continue;
+                }
+                let got = actual.get(k).unwrap_or(&Value::Null);
+                assert_contains(v, got, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (n, (ev, av)) in e.iter().zip(a).enumerate() {
+                assert_contains(ev, av, &format!("{path}[{n}]"));
+            }
+        }
+        _ => assert_eq!(expected, actual, "at {path}"),
+    }
+}
+
+/// Each generator, as `kubectl create` arguments (all in namespace `shop`).
+const GENERATORS: &[&[&str]] = &[
+    &[
+        "configmap",
+        "cfg",
+        "--from-literal=mode=blue",
+        "--from-literal=level=info",
+    ],
+    &["secret", "generic", "creds", "--from-literal=k=value"],
+    &[
+        "secret",
+        "docker-registry",
+        "pull",
+        "--docker-server=r.example",
+        "--docker-username=u",
+        "--docker-password=p",
+    ],
+    &[
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--port=80",
+        "--replicas=3",
+    ],
+    &[
+        "deployment",
+        "zero",
+        "--image=nginx",
+        "--replicas=0",
+        "--",
+        "sleep",
+        "1d",
+    ],
+    &["serviceaccount", "robot"],
+    &["service", "clusterip", "web", "--tcp=80:8080"],
+    &["service", "nodeport", "np", "--tcp=443:8443"],
+    &["job", "once", "--image=busybox", "--", "echo", "hi"],
+    &[
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+        "--",
+        "date",
+    ],
+    &[
+        "role",
+        "reader",
+        "--verb=get,list",
+        "--resource=pods,configmaps",
+    ],
+    &[
+        "rolebinding",
+        "readers",
+        "--role=reader",
+        "--user=alice",
+        "--serviceaccount=shop:robot",
+    ],
+    &["clusterrole", "watcher", "--verb=watch", "--resource=nodes"],
+    &["clusterrole", "aggregated", "--aggregation-rule=team=a"],
+    &[
+        "clusterrolebinding",
+        "watchers",
+        "--clusterrole=watcher",
+        "--group=ops",
+    ],
+    &[
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=50%",
+    ],
+    &[
+        "ingress",
+        "web",
+        "--class=nginx",
+        "--rule=shop.example/api*=web:80,tls=shop-tls",
+        "--default-backend=web:http",
+    ],
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_generators() {
     let (served, k) = start().await;
     k.ok(&["create", "namespace", "team"]).await;
-    k.ok(&[
-        "create",
-        "configmap",
-        "cfg",
-        "-n",
-        "shop",
-        "--from-literal=mode=blue",
-    ])
-    .await;
-    k.ok(&[
-        "create",
-        "secret",
-        "generic",
-        "creds",
-        "-n",
-        "shop",
-        "--from-literal=k=value",
-    ])
-    .await;
-    k.ok(&[
-        "create",
-        "deployment",
-        "web",
-        "-n",
-        "shop",
-        "--image=nginx:1.27",
-        "--port=80",
-        "--replicas=3",
-    ])
-    .await;
-    k.ok(&["create", "serviceaccount", "robot", "-n", "shop"])
-        .await;
-    k.ok(&[
-        "create",
-        "service",
-        "clusterip",
-        "web",
-        "-n",
-        "shop",
-        "--tcp=80:8080",
-    ])
-    .await;
-
-    let sim = &served.sim;
-    assert!(sim.get("Namespace", "", "team").is_ok());
-    assert_eq!(
-        get(sim, "ConfigMap", "cfg")["data"],
-        json!({"mode": "blue"})
-    );
-    let secret = get(sim, "Secret", "creds");
+    assert!(served.sim.get("Namespace", "", "team").is_ok());
+    for args in GENERATORS {
+        let mut cmd = vec!["create", "-n", "shop"];
+        cmd.extend_from_slice(args);
+        // What kubectl sends, as JSON: every field of it must arrive.
+        let (head, command) = match cmd.iter().position(|a| *a == "--") {
+            Some(p) => cmd.split_at(p),
+            None => (cmd.as_slice(), &[][..]),
+        };
+        let mut dry = head.to_vec();
+        dry.extend_from_slice(&["--dry-run=client", "-o", "json"]);
+        dry.extend_from_slice(command);
+        let expected: Value = serde_json::from_str(&k.ok(&dry).await).unwrap();
+        k.ok(&cmd).await;
+        let kind = expected["kind"].as_str().unwrap();
+        let name = expected["metadata"]["name"].as_str().unwrap();
+        let stored = served.sim.get(kind, "shop", name).unwrap();
+        assert_contains(&expected, &stored, &format!("{kind}/{name}"));
+    }
+    let secret = get(&served.sim, "Secret", "creds");
     assert_eq!(secret["data"]["k"], "dmFsdWU=");
-    assert_eq!(secret["type"], "Opaque");
-    let web = get(sim, "Deployment", "web");
-    assert_eq!(web["spec"]["replicas"], 3);
-    assert_eq!(web["spec"]["selector"]["matchLabels"]["app"], "web");
-    let c = &web["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(c["image"], "nginx:1.27");
-    assert_eq!(c["ports"][0]["containerPort"], 80);
-    assert!(sim.get("ServiceAccount", "shop", "robot").is_ok());
-    let svc = get(sim, "Service", "web");
-    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
-    assert_eq!(svc["spec"]["selector"]["app"], "web");
+    assert_eq!(
+        get(&served.sim, "Deployment", "zero")["spec"]["replicas"],
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,6 +423,11 @@ async fn get_events() {
         .unwrap();
     let one = k.ok(&["get", "events", "-n", "shop", "-o", "name"]).await;
     assert_eq!(one.trim(), "event/api.1");
+    let table = k.ok(&["get", "events", "-n", "shop"]).await;
+    assert!(
+        table.contains("Scheduled") && table.contains("placed"),
+        "{table}"
+    );
     let newer = k.ok(&["get", "events.events.k8s.io", "-A"]).await;
     assert!(newer.contains("No resources found"), "{newer}");
 }
