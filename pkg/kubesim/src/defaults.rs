@@ -157,6 +157,11 @@ fn job_spec(spec: &mut Map<String, Value>) {
     or_set(spec, "completionMode", json!("NonIndexed"));
     or_set(spec, "suspend", json!(false));
     or_set(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    template_pod_spec(spec);
+}
+
+/// The pod spec of `spec.template`, if any.
+fn template_pod_spec(spec: &mut Map<String, Value>) {
     if let Some(pod) = spec
         .get_mut("template")
         .and_then(|t| t.get_mut("spec"))
@@ -176,13 +181,7 @@ fn workload_template(spec: &mut Map<String, Value>) {
     if let Some(labels) = labels {
         or_set(spec, "selector", json!({"matchLabels": labels}));
     }
-    if let Some(pod) = spec
-        .get_mut("template")
-        .and_then(|t| t.get_mut("spec"))
-        .and_then(Value::as_object_mut)
-    {
-        pod_spec(pod);
-    }
+    template_pod_spec(spec);
 }
 
 fn pod_spec(spec: &mut Map<String, Value>) {

@@ -370,16 +370,21 @@ mod tests {
                "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
     }
 
-    #[test]
-    fn ownership_conflicts_and_force() {
-        let first = apply(
+    /// The Deployment `cfg(1, "x:1")` applied by "a".
+    fn created() -> Value {
+        apply(
             "Deployment",
             "apps/v1",
             None,
             &cfg(1, "x:1"),
             who("a", false),
         )
-        .expect("create");
+        .expect("create")
+    }
+
+    #[test]
+    fn ownership_conflicts_and_force() {
+        let first = created();
         let entry = &first["metadata"]["managedFields"][0];
         assert_eq!(entry["manager"], "a");
         assert!(entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
@@ -436,14 +441,7 @@ mod tests {
 
     #[test]
     fn dropped_fields_are_removed() {
-        let first = apply(
-            "Deployment",
-            "apps/v1",
-            None,
-            &cfg(1, "x:1"),
-            who("a", false),
-        )
-        .expect("create");
+        let first = created();
         let mut smaller = cfg(1, "x:2");
         smaller["metadata"]
             .as_object_mut()
