@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::kubectl::Kubectl;
+use astrolabe_testkit::Kubectl;
 use common::{Served, fast_config, fixture};
 use serde_json::json;
 
@@ -46,7 +46,7 @@ fn write(path: &Path, text: &str) {
 async fn kubectl_round_trip() {
     let served = Served::start(fast_config()).await;
     fixture(&served.sim);
-    let k = Kubectl::new(&served);
+    let k = Kubectl::new(&served.url());
 
     let pods = k.ok(&["get", "pods", "-A"]).await;
     assert!(

@@ -6,7 +6,7 @@
 mod common;
 
 use astrolabe_kubesim::Sim;
-use common::kubectl::Kubectl;
+use astrolabe_testkit::Kubectl;
 use common::{Served, fast_config};
 use serde_json::{Value, json};
 
@@ -17,7 +17,7 @@ async fn start() -> (Served, Kubectl) {
         .sim
         .create("Namespace", json!({"metadata": {"name": "shop"}}))
         .unwrap();
-    let k = Kubectl::new(&served);
+    let k = Kubectl::new(&served.url());
     (served, k)
 }
 

@@ -2,8 +2,6 @@
 //! condition waits (from `astrolabe_testkit`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod kubectl;
-
 use std::future::Future;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
-//! The real kubectl against a served emulator.
+//! The real kubectl against a served emulator, with its own cache and home directory.
 
 use std::process::Command;
+use std::time::Duration;
 
 /// Finds kubectl on the PATH or in the usual places; panics, naming the script that installs it,
 /// when there is none.
@@ -33,16 +34,24 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    /// kubectl for `served`.
-    pub fn new(served: &super::Served) -> Self {
+    /// kubectl for the API server at `server` (e.g. [`crate::Emulator::url`]).
+    ///
+    /// # Panics
+    /// When kubectl is not installed or no temporary directory can be made.
+    #[must_use]
+    pub fn new(server: &str) -> Self {
         Self {
             bin: kubectl_path(),
-            server: served.url(),
-            dir: tempfile::tempdir().unwrap(),
+            server: server.to_owned(),
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}")),
         }
     }
 
-    /// Runs kubectl; returns whether it succeeded and its stdout and stderr.
+    /// Runs kubectl (for at most a minute); returns whether it succeeded and its stdout and
+    /// stderr.
+    ///
+    /// # Panics
+    /// When kubectl cannot be started or does not finish within a minute.
     pub async fn run(&self, args: &[&str]) -> (bool, String) {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.arg("--server").arg(&self.server);
@@ -50,7 +59,10 @@ impl Kubectl {
         cmd.env("KUBECONFIG", self.dir.path().join("no-kubeconfig"));
         cmd.env("HOME", self.dir.path());
         cmd.args(args);
-        let out = super::within(60, "kubectl", cmd.output()).await.unwrap();
+        let out = crate::within(Duration::from_secs(60), "kubectl", cmd.output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("kubectl {args:?} did not start: {e}"));
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -60,6 +72,9 @@ impl Kubectl {
     }
 
     /// Runs kubectl and asserts that it succeeded; returns its output.
+    ///
+    /// # Panics
+    /// When kubectl fails (the panic carries its output).
     pub async fn ok(&self, args: &[&str]) -> String {
         let (ok, text) = self.run(args).await;
         assert!(ok, "kubectl {args:?} failed: {text}");
@@ -67,9 +82,13 @@ impl Kubectl {
     }
 
     /// Writes `text` to `name` in the scratch directory; returns the path.
+    ///
+    /// # Panics
+    /// When the file cannot be written.
+    #[must_use]
     pub fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path.to_string_lossy().into_owned()
     }
 }
