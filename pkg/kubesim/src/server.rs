@@ -550,6 +550,17 @@ async fn handle(
                 state
                     .lock()
                     .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
+                        // A resourceVersion in a merge or strategic patch is a precondition.
+                        let want = patch
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .filter(|rv| !rv.is_empty());
+                        let have = o
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str);
+                        if ty != PatchType::Json && want.is_some_and(|rv| Some(rv) != have) {
+                            return Err(SimError::Conflict(info.plural.into(), name.to_owned()));
+                        }
                         apply_patch(info.kind, ty, o, &patch)
                     })?;
             Ok(json_response(StatusCode::OK, &*obj))

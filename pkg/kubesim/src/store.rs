@@ -318,10 +318,14 @@ impl State {
             meta.insert("generation".into(), json!(1));
             meta.remove("deletionTimestamp");
         }
-        let obj = Arc::new(obj);
         if write.dry_run {
-            return Ok(obj);
+            // Nothing is stored, so no resourceVersion is issued.
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("resourceVersion");
+            }
+            return Ok(Arc::new(obj));
         }
+        let obj = Arc::new(obj);
         self.rv = rv;
         self.kinds[index_of(info)].objects.insert(key, obj.clone());
         self.commit(
@@ -449,10 +453,17 @@ impl State {
                 json!(if bump { generation + 1 } else { generation }),
             );
         }
-        let new = Arc::new(new);
         if write.dry_run {
-            return new;
+            // Nothing is stored: the answer keeps the stored resourceVersion.
+            if let (Some(meta), Some(rv)) = (
+                new.get_mut("metadata").and_then(Value::as_object_mut),
+                old.pointer("/metadata/resourceVersion"),
+            ) {
+                meta.insert("resourceVersion".into(), rv.clone());
+            }
+            return Arc::new(new);
         }
+        let new = Arc::new(new);
         self.rv = rv;
         self.kinds[index_of(info)].objects.insert(key, new.clone());
         self.commit(

@@ -306,6 +306,22 @@ async fn patches_keep_unrelated_list_entries() {
     assert_eq!(obj["spec"]["replicas"], 4);
     assert_eq!(obj["metadata"]["labels"]["tier"], "backend");
     assert_eq!(containers(&served.sim).as_array().map(Vec::len), Some(2));
+
+    // A resourceVersion in a patch is a precondition.
+    let (ok, out) = k
+        .run(&[
+            "patch",
+            "deployment",
+            "api",
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":9}}"#,
+        ])
+        .await;
+    assert!(!ok && out.contains("the object has been modified"), "{out}");
+    assert_eq!(get(&served.sim, "Deployment", "api")["spec"]["replicas"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,17 +356,27 @@ async fn dry_run_server_persists_nothing() {
     k.ok(&["apply", "-f", &file, "--dry-run=server"]).await;
     k.ok(&["apply", "--server-side", "-f", &file, "--dry-run=server"])
         .await;
-    k.ok(&[
-        "patch",
-        "cm",
-        "kept",
-        "-n",
-        "shop",
-        "--dry-run=server",
-        "-p",
-        r#"{"data":{"a":"2"}}"#,
-    ])
-    .await;
+    let patched = k
+        .ok(&[
+            "patch",
+            "cm",
+            "kept",
+            "-n",
+            "shop",
+            "--dry-run=server",
+            "-p",
+            r#"{"data":{"a":"2"}}"#,
+            "-o",
+            "json",
+        ])
+        .await;
+    let patched: Value = serde_json::from_str(&patched).unwrap();
+    assert_eq!(patched["data"]["a"], "2", "the answer shows the change");
+    assert_eq!(
+        patched["metadata"]["resourceVersion"],
+        get(&served.sim, "ConfigMap", "kept")["metadata"]["resourceVersion"],
+        "a dry run issues no resourceVersion"
+    );
     k.ok(&["delete", "cm", "kept", "-n", "shop", "--dry-run=server"])
         .await;
 
