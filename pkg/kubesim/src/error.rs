@@ -39,7 +39,8 @@ pub enum SimError {
     /// The HTTP method is not supported on this path (HTTP 405).
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
-    /// A server-side apply changes fields other appliers own: `(manager, field path)` per field.
+    /// A server-side apply changes fields other managers own: `(manager as named in the message,
+    /// field path)` per field.
     #[error("Apply failed with {} conflict{}: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, conflict_list(.0))]
     ApplyConflicts(Vec<(String, String)>),
     /// A failure injected with [`crate::Sim::fail_kind`] (HTTP code, plural).
@@ -50,7 +51,7 @@ pub enum SimError {
 fn conflict_list(conflicts: &[(String, String)]) -> String {
     conflicts
         .iter()
-        .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
+        .map(|(m, f)| format!("conflict with {m}: {f}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -116,7 +117,7 @@ impl SimError {
             Self::ApplyConflicts(conflicts) => {
                 let causes: Vec<Value> = conflicts
                     .iter()
-                    .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f}))
+                    .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": f}))
                     .collect();
                 details = json!({"causes": causes});
             }

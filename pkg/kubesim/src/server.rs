@@ -316,9 +316,21 @@ async fn resource(
     }
 }
 
-/// The write options of a request's query: `dryRun=All`; creates need their namespace.
-fn write_options(q: &HashMap<String, String>) -> Write {
+/// The write options of a request: `dryRun=All`; the field manager (`fieldManager`, else the
+/// User-Agent's product, as the API server defaults it); creates need their namespace.
+fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Write {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|u| u.to_str().ok())
+        .and_then(|u| u.split('/').next())
+        .filter(|u| !u.is_empty());
     Write {
+        manager: q
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(String::as_str)
+            .or(agent)
+            .map(str::to_owned),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
         require_namespace: true,
     }
@@ -363,6 +375,7 @@ fn server_side_apply(
     name: &str,
     body: &Bytes,
     q: &HashMap<String, String>,
+    headers: &HeaderMap,
 ) -> Result<Response, SimError> {
     let info = t.info;
     let text = std::str::from_utf8(body)
@@ -397,7 +410,11 @@ fn server_side_apply(
         force: flag(q, "force"),
         now: &now,
     };
-    let write = write_options(q);
+    // The applier is recorded by the apply itself, not as an Update.
+    let write = Write {
+        manager: None,
+        ..write_options(q, headers)
+    };
     let ns = t.namespace.as_deref();
     let mut state = sim.inner.state.lock();
     let live = match state.get(info, ns.unwrap_or_default(), name) {
@@ -462,7 +479,7 @@ async fn handle(
         return handle_scale(sim, &target, method, ct, body);
     }
     let state = &sim.inner.state;
-    let write = write_options(&q);
+    let write = write_options(&q, headers);
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if flag(&q, "watch") => {
             let wq = WatchQuery {
@@ -543,7 +560,7 @@ async fn handle(
             let ty = PatchType::from_content_type(ct)
                 .ok_or_else(|| SimError::UnsupportedMediaType(ct.to_owned()))?;
             if ty == PatchType::Apply {
-                return server_side_apply(sim, &target, name, body, &q);
+                return server_side_apply(sim, &target, name, body, &q, headers);
             }
             let patch = parse_body(body)?;
             let obj =

@@ -12,6 +12,7 @@ use crate::defaults;
 use crate::error::{Result, SimError};
 use crate::kinds::{KINDS, KindInfo};
 use crate::list::ContinueStore;
+use crate::patch::apply::record_update;
 
 /// The type of a change event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,11 @@ pub(crate) struct State {
 }
 
 /// How a write from the API is carried out.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Write {
+    /// The field manager of a non-apply write, recorded as an `Update` entry in
+    /// `metadata.managedFields` ([`crate::patch::apply::record_update`]).
+    pub manager: Option<String>,
     /// `dryRun=All`: answer as if done; store, version and broadcast nothing.
     pub dry_run: bool,
     /// A namespaced create needs its namespace to exist (API requests; the library API and the
@@ -297,6 +301,17 @@ impl State {
             self.require_namespace(&ns)?;
         }
         defaults::apply(info, &mut obj);
+        if let Some(manager) = &write.manager {
+            let now = now_rfc3339();
+            record_update(
+                info.kind,
+                &info.api_version(),
+                None,
+                &mut obj,
+                manager,
+                &now,
+            );
+        }
         let key = (ns, name);
         if self.kind(info).objects.contains_key(&key) {
             return Err(SimError::AlreadyExists(info.plural.into(), key.1));

@@ -257,6 +257,68 @@ async fn server_side_apply_conflicts_and_force() {
     );
 }
 
+/// The managers of an object's `managedFields`, as `operation/manager`.
+fn managers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["operation"].as_str().unwrap(),
+                        e["manager"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_after_imperative_writes() {
+    let (served, k) = start().await;
+    // `kubectl create` owns what it set: a server-side apply changing it conflicts.
+    k.ok(&[
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "shop",
+        "--image=example/api:1",
+    ])
+    .await;
+    let created = get(&served.sim, "Deployment", "api");
+    assert_eq!(managers(&created), ["Update/kubectl-create"]);
+    let file = k.file("d.yaml", DEPLOY);
+    let (ok, out) = k.run(&["apply", "--server-side", "-f", &file]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("conflict with \"kubectl-create\" using apps/v1 at")
+            && out.contains(".spec.replicas"),
+        "{out}"
+    );
+    k.ok(&["apply", "--server-side", "--force-conflicts", "-f", &file])
+        .await;
+    assert_eq!(get(&served.sim, "Deployment", "api")["spec"]["replicas"], 2);
+
+    // Client-side apply, then server-side: the fields of the last-applied annotation pass over.
+    let other = DEPLOY.replace("name: api,", "name: web,");
+    let file = k.file("w.yaml", &other);
+    k.ok(&["apply", "-f", &file]).await;
+    let file = k.file("w2.yaml", &other.replace("example/api:1", "example/api:2"));
+    k.ok(&["apply", "--server-side", "-f", &file]).await;
+    let web = get(&served.sim, "Deployment", "web");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "example/api:2"
+    );
+    assert!(
+        managers(&web).contains(&"Apply/kubectl".to_owned()),
+        "{web}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patches_keep_unrelated_list_entries() {
     let (served, k) = start().await;

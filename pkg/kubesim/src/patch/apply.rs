@@ -1,19 +1,24 @@
 //! Server-side apply (`application/apply-patch+yaml`): create-or-merge with field ownership kept
-//! in `metadata.managedFields` (`FieldsV1`), conflicts between appliers, and `force`.
+//! in `metadata.managedFields` (`FieldsV1`), conflicts, and `force`.
 //!
 //! How complete it is (see ADR 0015):
-//! - Ownership is tracked for `Apply` operations only. Each applier owns the leaf fields of its
-//!   last applied configuration (items of keyed lists by their merge key, items of set lists by
-//!   value, atomic lists whole). Writes by create, replace and the other patch types keep the
-//!   recorded entries but do not record `Update` managers, so an applier never conflicts with
-//!   `kubectl edit`, `patch`, `create` or `replace`, where a real API server would.
-//! - Applying a value to a field another applier owns with a different value is a conflict (409
+//! - Each applier (`Apply` entry) owns the leaf fields of its last applied configuration (items
+//!   of keyed lists by their merge key, items of set lists by value, atomic lists whole).
+//! - Other writes that name a field manager (create, replace, JSON/merge/strategic patch; kubectl
+//!   names one for each command) record an `Update` entry owning the fields they changed, defaults
+//!   included, and take those fields from every other manager ([`record_update`]).
+//! - Applying a value to a field another manager owns with a different value is a conflict (409
 //!   with one cause per field); `force=true` takes the field over. Applying the same value shares
 //!   ownership.
+//! - A field `kubectl apply` (client-side, manager `kubectl-client-side-apply`) owns and recorded
+//!   in its last-applied annotation passes to a server-side applier without a conflict, as the
+//!   API server's last-applied manager allows, so switching to `--server-side` works.
 //! - A field the applier owned before and leaves out of its new configuration is removed, unless
-//!   another applier owns it too.
+//!   another manager owns it too.
 //! - The configuration merges into the live object with the list keys of [`super::keys`];
 //!   `status` is ignored, as on the main resource of a real API server.
+//! - Not modelled: per-version field sets (every entry is compared in the served version),
+//!   subresource managers, and the reset of managed fields on a body that sends an empty list.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +34,9 @@ type FieldPath = Vec<String>;
 
 /// A set of owned fields.
 type FieldSet = BTreeSet<FieldPath>;
+
+/// The manager of client-side `kubectl apply`.
+const CLIENT_SIDE_APPLY: &str = "kubectl-client-side-apply";
 
 /// The request's applier.
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +233,7 @@ fn display(path: &[String]) -> String {
     out
 }
 
-/// The managed-fields entries of `obj` by manager (Apply entries carry ownership).
+/// The managed-fields entries of `obj` by `<operation>/<manager>`, with their field sets.
 fn managers(obj: &Value) -> BTreeMap<String, (Value, FieldSet)> {
     let mut out = BTreeMap::new();
     let entries = obj
@@ -248,6 +256,84 @@ fn managers(obj: &Value) -> BTreeMap<String, (Value, FieldSet)> {
         out.insert(format!("{op}/{name}"), (e, set));
     }
     out
+}
+
+/// A manager as a conflict names it: `"kubectl"`, or `"kubectl-create" using apps/v1 at <time>`
+/// for an `Update` entry.
+fn describe(entry: &Value) -> String {
+    let name = entry
+        .get("manager")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if entry.get("operation") == Some(&json!("Update")) {
+        let version = entry
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let time = entry
+            .get("time")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        format!("\"{name}\" using {version} at {time}")
+    } else {
+        format!("\"{name}\"")
+    }
+}
+
+/// The managed-fields entries to store: every manager's set written back, empty ones dropped.
+fn entries(owners: BTreeMap<String, (Value, FieldSet)>) -> Vec<Value> {
+    owners
+        .into_values()
+        .filter(|(_, set)| !set.is_empty())
+        .map(|(mut e, set)| {
+            e["fieldsV1"] = encode(&set);
+            e
+        })
+        .collect()
+}
+
+fn set_entries(obj: &mut Value, entries: Vec<Value>) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if entries.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(entries));
+        }
+    }
+}
+
+/// Records a non-apply write by `manager` (`Update` operation): the fields of `new` whose value
+/// differs from `old` (None: a create) become the manager's and leave every other manager; fields
+/// no longer in `new` leave every manager.
+pub fn record_update(
+    kind: &str,
+    api_version: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    now: &str,
+) {
+    let mut owners = managers(new);
+    let changed: FieldSet = fields_of(kind, new)
+        .into_iter()
+        .filter(|p| old.and_then(|o| value_at(o, p)) != value_at(new, p))
+        .collect();
+    for (_, set) in owners.values_mut() {
+        set.retain(|p| !changed.contains(p) && value_at(new, p).is_some());
+    }
+    if !changed.is_empty() {
+        let id = format!("Update/{manager}");
+        let entry = owners.entry(id).or_insert_with(|| {
+            (
+                json!({"manager": manager, "operation": "Update", "apiVersion": api_version,
+                       "fieldsType": "FieldsV1"}),
+                FieldSet::new(),
+            )
+        });
+        entry.0["time"] = json!(now);
+        entry.1.extend(changed);
+    }
+    set_entries(new, entries(owners));
 }
 
 /// Applies `applied` (the request body) for `applier` to `live` (None: the object does not
@@ -288,7 +374,16 @@ pub fn apply(
     let me = format!("Apply/{}", applier.manager);
     let previous = owners.remove(&me).map(|(_, s)| s).unwrap_or_default();
 
+    // Like the API server's last-applied manager: fields that `kubectl apply` (client-side) set,
+    // as its annotation records, pass to a server-side applier without a conflict.
+    let client_side: FieldSet = base
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .and_then(Value::as_str)
+        .and_then(|a| serde_json::from_str::<Value>(a).ok())
+        .map(|v| fields_of(kind, &v))
+        .unwrap_or_default();
     let mut conflicts = Vec::new();
+    let mut taken = FieldSet::new();
     for path in new_set
         .iter()
         .filter(|p| p.last().is_some_and(|s| s != "."))
@@ -296,23 +391,23 @@ pub fn apply(
         if value_at(&base, path) == value_at(&config, path) {
             continue;
         }
-        for (id, (_, set)) in &owners {
-            if id.starts_with("Apply/") && set.contains(path) {
-                conflicts.push((id["Apply/".len()..].to_owned(), display(path)));
+        for (entry, set) in owners.values() {
+            if !set.contains(path) {
+                continue;
+            }
+            taken.insert(path.clone());
+            let upgraded = entry.get("manager") == Some(&json!(CLIENT_SIDE_APPLY))
+                && client_side.contains(path);
+            if !upgraded {
+                conflicts.push((describe(entry), display(path)));
             }
         }
     }
-    if !conflicts.is_empty() {
-        if !applier.force {
-            return Err(SimError::ApplyConflicts(conflicts));
-        }
-        for (_, set) in owners.values_mut() {
-            set.retain(|p| {
-                !new_set.contains(p)
-                    || p.last().is_some_and(|s| s == ".")
-                    || value_at(&base, p) == value_at(&config, p)
-            });
-        }
+    if !conflicts.is_empty() && !applier.force {
+        return Err(SimError::ApplyConflicts(conflicts));
+    }
+    for (_, set) in owners.values_mut() {
+        set.retain(|p| !taken.contains(p));
     }
 
     let others: FieldSet = owners
@@ -329,16 +424,7 @@ pub fn apply(
     }
     strategic::apply(kind, &mut base, &config)?;
 
-    let mut entries: Vec<Value> = owners
-        .into_values()
-        .filter(|(e, set)| !set.is_empty() || e.get("operation") != Some(&json!("Apply")))
-        .map(|(mut e, set)| {
-            if e.get("operation") == Some(&json!("Apply")) {
-                e["fieldsV1"] = encode(&set);
-            }
-            e
-        })
-        .collect();
+    let mut entries = entries(owners);
     entries.push(json!({
         "manager": applier.manager,
         "operation": "Apply",
@@ -347,9 +433,7 @@ pub fn apply(
         "fieldsType": "FieldsV1",
         "fieldsV1": encode(&new_set),
     }));
-    if let Some(meta) = base.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("managedFields".into(), Value::Array(entries));
-    }
+    set_entries(&mut base, entries);
     Ok(base)
 }
 
@@ -409,7 +493,7 @@ mod tests {
         .expect_err("conflict");
         assert_eq!(
             err,
-            SimError::ApplyConflicts(vec![("a".into(), ".spec.replicas".into())])
+            SimError::ApplyConflicts(vec![("\"a\"".into(), ".spec.replicas".into())])
         );
         let forced = apply(
             "Deployment",
@@ -435,8 +519,62 @@ mod tests {
         .expect_err("conflict");
         assert_eq!(
             err,
-            SimError::ApplyConflicts(vec![("b".into(), ".spec.replicas".into())])
+            SimError::ApplyConflicts(vec![("\"b\"".into(), ".spec.replicas".into())])
         );
+    }
+
+    #[test]
+    fn updates_take_fields_and_conflict_with_appliers() {
+        let mut live = created();
+        let before = live.clone();
+        live["spec"]["replicas"] = json!(3);
+        live["spec"]["paused"] = json!(true);
+        record_update(
+            "Deployment",
+            "apps/v1",
+            Some(&before),
+            &mut live,
+            "kubectl-edit",
+            "t1",
+        );
+        let fields = &live["metadata"]["managedFields"];
+        assert_eq!(fields[0]["manager"], "a");
+        assert!(
+            fields[0]["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+            "{fields}"
+        );
+        assert_eq!(fields[1]["manager"], "kubectl-edit");
+        assert_eq!(fields[1]["operation"], "Update");
+        assert!(
+            fields[1]["fieldsV1"]["f:spec"]["f:paused"].is_object(),
+            "{fields}"
+        );
+        let err = apply(
+            "Deployment",
+            "apps/v1",
+            Some(&live),
+            &json!({"spec": {"paused": false}}),
+            who("b", false),
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            err,
+            SimError::ApplyConflicts(vec![(
+                "\"kubectl-edit\" using apps/v1 at t1".into(),
+                ".spec.paused".into()
+            )])
+        );
+        // Nothing changed: no entry.
+        let mut same = before.clone();
+        record_update(
+            "Deployment",
+            "apps/v1",
+            Some(&before),
+            &mut same,
+            "noop",
+            "t2",
+        );
+        assert_eq!(same, before);
     }
 
     #[test]
