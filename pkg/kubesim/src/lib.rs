@@ -18,7 +18,8 @@
 //! - [`openapi`]: OpenAPI v2 and v3 documents: kubectl reads v3 to use server-side field
 //!   validation, and v2 to validate `List` manifests on the client.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
-//! - [`server`]: the axum router and [`serve`].
+//! - [`server`]: the axum router and [`serve`]; its `write` module parses request bodies and
+//!   write options and serves server-side apply and the Scale subresource.
 //! - [`reviews`]: TokenReview and SubjectAccessReview, answered from [`SimAuth`].
 //! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
 //!   the controllers report it); [`Sim::with_generated`].

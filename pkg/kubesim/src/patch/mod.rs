@@ -3,6 +3,7 @@
 //! request's `Content-Type`.
 
 pub mod apply;
+mod fields;
 pub mod keys;
 pub mod strategic;
 

@@ -15,13 +15,18 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+mod write;
+
+use write::{
+    handle_scale, object_body, parse_body, server_side_apply, unsupported_media_type, write_options,
+};
+
 use crate::discovery;
 use crate::error::SimError;
 use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::partial::Shape;
-use crate::patch::apply::{self, Applier};
 use crate::patch::{PatchType, apply_patch};
 use crate::protobuf;
 use crate::reviews;
@@ -29,7 +34,6 @@ use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
 use crate::store::Write;
 use crate::table;
-use crate::validate;
 use crate::watch::{self, WatchQuery};
 
 impl IntoResponse for SimError {
@@ -235,71 +239,6 @@ fn scope_query(q: &HashMap<String, String>, t: &Target) -> Result<ListQuery, Sim
     })
 }
 
-/// The `autoscaling/v1` Scale of a workload.
-fn scale_of(obj: &Value) -> Value {
-    let meta = obj
-        .get("metadata")
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
-    let replicas = obj
-        .pointer("/spec/replicas")
-        .cloned()
-        .unwrap_or(serde_json::json!(1));
-    serde_json::json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-        },
-        "spec": {"replicas": replicas},
-        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(serde_json::json!(0))},
-    })
-}
-
-/// Reads, changes (PUT body or PATCH) and writes back the Scale subresource.
-fn handle_scale(
-    sim: &Sim,
-    t: &Target,
-    method: &Method,
-    ct: &str,
-    body: &Bytes,
-) -> Result<Response, SimError> {
-    let (info, ns) = (t.info, t.namespace.as_deref().unwrap_or_default());
-    let name = t.name.as_deref().unwrap_or_default();
-    let mut state = sim.inner.state.lock();
-    let current = state.get(info, ns, name)?;
-    let mut scale = scale_of(&current);
-    match *method {
-        Method::GET => return Ok(json_response(StatusCode::OK, &scale)),
-        Method::PUT => scale = parse_body(body)?,
-        Method::PATCH => {
-            let ty = PatchType::from_content_type(ct).unwrap_or(PatchType::Merge);
-            apply_patch("Scale", ty, &mut scale, &parse_body(body)?)?;
-        }
-        _ => return Err(SimError::MethodNotAllowed),
-    }
-    let replicas = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let obj = state.update_with(info, ns, name, |o| {
-        o["spec"]["replicas"] = serde_json::json!(replicas)
-    })?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj)))
-}
-
-fn parse_body(body: &Bytes) -> Result<Value, SimError> {
-    serde_json::from_slice(body).map_err(|e| {
-        SimError::BadRequest(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
-    })
-}
-
 async fn resource(
     State(sim): State<Sim>,
     method: Method,
@@ -312,137 +251,6 @@ async fn resource(
         Err(e) => {
             tracing::debug!(%method, %uri, error = %e, "kubesim request failed");
             e.into_response()
-        }
-    }
-}
-
-/// The write options of a request: `dryRun=All`; the field manager (`fieldManager`, else the
-/// User-Agent's product, as the API server defaults it); creates need their namespace.
-fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Write {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|u| u.to_str().ok())
-        .and_then(|u| u.split('/').next())
-        .filter(|u| !u.is_empty());
-    Write {
-        manager: q
-            .get("fieldManager")
-            .filter(|m| !m.is_empty())
-            .map(String::as_str)
-            .or(agent)
-            .map(str::to_owned),
-        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
-        require_namespace: true,
-    }
-}
-
-fn unsupported_media_type(ct: &str) -> Response {
-    json_response(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        &crate::error::status_object(
-            415,
-            "UnsupportedMediaType",
-            &format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (for the kinds kubectl's generators create), application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {ct}"
-            ),
-        ),
-    )
-}
-
-/// The object in a POST or PUT body: JSON, or the Kubernetes protobuf encoding of the kinds
-/// [`protobuf`] knows; strictly checked against the kind's type when `fieldValidation=Strict`.
-fn object_body(
-    info: &KindInfo,
-    ct: &str,
-    body: &Bytes,
-    q: &HashMap<String, String>,
-) -> Result<Value, SimError> {
-    let obj = if ct.contains("protobuf") {
-        protobuf::decode(info, body)?
-    } else {
-        parse_body(body)?
-    };
-    if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
-        validate::strict(info, &obj)?;
-    }
-    Ok(obj)
-}
-
-/// A server-side apply (PATCH with `application/apply-patch+yaml`): creates or merges.
-fn server_side_apply(
-    sim: &Sim,
-    t: &Target,
-    name: &str,
-    body: &Bytes,
-    q: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<Response, SimError> {
-    let info = t.info;
-    let text = std::str::from_utf8(body)
-        .map_err(|_| SimError::BadRequest("the apply configuration is not UTF-8".into()))?;
-    let applied: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => serde_saphyr::from_str(text).map_err(|e| {
-            SimError::BadRequest(format!("the apply configuration is not valid YAML: {e}"))
-        })?,
-    };
-    if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
-        validate::strict(info, &applied)?;
-    }
-    let body_name = applied.pointer("/metadata/name").and_then(Value::as_str);
-    if body_name.is_some_and(|b| b != name) {
-        return Err(SimError::BadRequest(format!(
-            "the name of the object ({}) does not match the name on the URL ({name})",
-            body_name.unwrap_or_default()
-        )));
-    }
-    let manager = q
-        .get("fieldManager")
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| {
-            SimError::BadRequest(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
-            )
-        })?;
-    let now = crate::store::now_rfc3339();
-    let applier = Applier {
-        manager,
-        force: flag(q, "force"),
-        now: &now,
-    };
-    // The applier is recorded by the apply itself, not as an Update.
-    let write = Write {
-        manager: None,
-        ..write_options(q, headers)
-    };
-    let ns = t.namespace.as_deref();
-    let mut state = sim.inner.state.lock();
-    let live = match state.get(info, ns.unwrap_or_default(), name) {
-        Ok(obj) => Some(obj),
-        Err(SimError::NotFound(..)) => None,
-        Err(e) => return Err(e),
-    };
-    let mut merged = apply::apply(
-        info.kind,
-        &info.api_version(),
-        live.as_deref(),
-        &applied,
-        applier,
-    )?;
-    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("name".into(), serde_json::json!(name));
-    }
-    match live {
-        None => {
-            let obj = state.create_with(info, merged, ns, false, write)?;
-            Ok(json_response(StatusCode::CREATED, &*obj))
-        }
-        Some(_) => {
-            if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("resourceVersion");
-            }
-            let obj = state.replace(info, merged, ns, Some(name), write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
         }
     }
 }
