@@ -4,7 +4,8 @@
 //! Covered: workload specs (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob), pod
 //! specs wherever they appear (Pods and the templates of the workloads), containers, Services,
 //! Namespaces, Secrets and PersistentVolumeClaims. Not covered: values an admission plugin or a
-//! controller would fill (a Service's clusterIP, a Pod's serviceAccountName, node assignment).
+//! controller would fill (a Pod's serviceAccountName, node assignment). A Service's clusterIP is
+//! allocated by the store on create.
 
 use serde_json::{Map, Value, json};
 

@@ -30,6 +30,12 @@ impl KindInfo {
         }
     }
 
+    /// Whether the kind has a `scale` subresource.
+    #[must_use]
+    pub fn scalable(&self) -> bool {
+        self.group == "apps" && matches!(self.kind, "Deployment" | "ReplicaSet" | "StatefulSet")
+    }
+
     /// The list kind, e.g. `DeploymentList`.
     #[must_use]
     pub fn list_kind(&self) -> String {

@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub continues: ContinueStore,
     /// Cancelled (and replaced) to close every open watch.
     pub watch_cancel: CancellationToken,
+    /// Cluster IPs handed to Services created without one.
+    service_ips: u32,
     history_size: usize,
 }
 
@@ -163,6 +165,7 @@ impl State {
             kinds,
             continues: ContinueStore::new(continue_capacity),
             watch_cancel: CancellationToken::new(),
+            service_ips: 0,
             history_size: history_size.max(1),
         }
     }
@@ -286,6 +289,28 @@ impl State {
         }
     }
 
+    /// Gives a Service without a clusterIP (and not `ExternalName`) the next one of 10.100.0.0/16,
+    /// as the API server's allocator does (the generator's Services use 10.96.0.0/16).
+    fn allocate_cluster_ip(&mut self, svc: &mut Value, dry_run: bool) {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let has_ip = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_some_and(|ip| !ip.is_empty());
+        if has_ip || spec.get("type") == Some(&json!("ExternalName")) {
+            return;
+        }
+        let n = self.service_ips % (250 * 256);
+        let ip = format!("10.100.{}.{}", n / 250, n % 250 + 1);
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+        if !dry_run {
+            self.service_ips += 1;
+        }
+    }
+
     /// Creates an object; with `keep_identity`, a given `uid` and `creationTimestamp` are kept
     /// (used to load generated clusters whose references point at UIDs).
     pub(crate) fn create_with(
@@ -301,6 +326,9 @@ impl State {
             self.require_namespace(&ns)?;
         }
         defaults::apply(info, &mut obj);
+        if info.group.is_empty() && info.kind == "Service" {
+            self.allocate_cluster_ip(&mut obj, write.dry_run);
+        }
         if let Some(manager) = &write.manager {
             let now = now_rfc3339();
             record_update(

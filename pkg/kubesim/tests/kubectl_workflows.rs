@@ -174,6 +174,30 @@ async fn create_generators() {
         let stored = served.sim.get(kind, "shop", name).unwrap();
         assert_contains(&expected, &stored, &format!("{kind}/{name}"));
     }
+    // `kubectl autoscale` needs the scale subresource in discovery, and sends protobuf too.
+    k.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--max=5",
+        "--cpu-percent=70",
+    ])
+    .await;
+    let hpa = get(&served.sim, "HorizontalPodAutoscaler", "web");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "web");
+    assert_eq!(hpa["spec"]["maxReplicas"], 5);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    // A Service gets a cluster IP.
+    let ip = get(&served.sim, "Service", "web")["spec"]["clusterIP"].clone();
+    assert!(
+        ip.as_str().is_some_and(|ip| ip.starts_with("10.100.")),
+        "{ip}"
+    );
     let secret = get(&served.sim, "Secret", "creds");
     assert_eq!(secret["data"]["k"], "dmFsdWU=");
     assert_eq!(

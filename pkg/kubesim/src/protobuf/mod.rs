@@ -1,7 +1,7 @@
 //! The Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`) of the objects
 //! kubectl's generators send (`kubectl create namespace|configmap|secret|serviceaccount|deployment|
-//! service|job|cronjob|role|clusterrole|rolebinding|clusterrolebinding|pdb|ingress`), decoded
-//! to JSON.
+//! service|job|cronjob|role|clusterrole|rolebinding|clusterrolebinding|pdb|ingress`,
+//! `kubectl autoscale`), decoded to JSON.
 //!
 //! kubectl's typed clients send protobuf bodies for built-in kinds and do not fall back to JSON on
 //! 415, so the emulator decodes them. The body is the `k8s\0` magic and a `runtime.Unknown`

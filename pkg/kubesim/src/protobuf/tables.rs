@@ -402,6 +402,49 @@ const INGRESS: &[Field] = &[
     ),
 ];
 
+const METRIC_TARGET: &[Field] = &[
+    f(1, "type", Ty::Str),
+    f(2, "value", Ty::Quantity),
+    f(3, "averageValue", Ty::Quantity),
+    ptr(4, "averageUtilization", Ty::Int),
+];
+
+const HPA: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(
+                1,
+                "scaleTargetRef",
+                Ty::Msg(&[
+                    f(1, "kind", Ty::Str),
+                    f(2, "name", Ty::Str),
+                    f(3, "apiVersion", Ty::Str),
+                ]),
+            ),
+            ptr(2, "minReplicas", Ty::Int),
+            f(3, "maxReplicas", Ty::Int),
+            list(
+                4,
+                "metrics",
+                Ty::Msg(&[
+                    f(1, "type", Ty::Str),
+                    f(
+                        4,
+                        "resource",
+                        Ty::Msg(&[
+                            f(1, "name", Ty::Str),
+                            f(2, "target", Ty::Msg(METRIC_TARGET)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]),
+    ),
+];
+
 /// The message table of a kind, if its protobuf form is understood.
 pub(super) fn table(info: &KindInfo) -> Option<&'static [Field]> {
     Some(match (info.group, info.kind) {
@@ -418,6 +461,7 @@ pub(super) fn table(info: &KindInfo) -> Option<&'static [Field]> {
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
         ("policy", "PodDisruptionBudget") => PDB,
         ("networking.k8s.io", "Ingress") => INGRESS,
+        ("autoscaling", "HorizontalPodAutoscaler") => HPA,
         _ => return None,
     })
 }

@@ -190,10 +190,9 @@ fn parse_path(path: &str) -> Result<Route, SimError> {
         }
         _ => return Err(not_found()),
     };
-    let scalable = matches!(info.kind, "Deployment" | "ReplicaSet" | "StatefulSet");
     match sub {
         None | Some("status") => {}
-        Some("scale") if scalable => {}
+        Some("scale") if info.scalable() => {}
         Some(_) => return Err(not_found()),
     }
     // Namespaced kinds have no un-namespaced item path; cluster-scoped kinds have no namespaced path.
