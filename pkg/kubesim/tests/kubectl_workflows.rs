@@ -411,6 +411,58 @@ async fn patches_keep_unrelated_list_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_edits() {
+    let (served, k) = start().await;
+    let file = k.file("d.yaml", DEPLOY);
+    k.ok(&["apply", "-f", &file]).await;
+    let (ok, out) = k
+        .run_with(
+            &["edit", "deployment", "api", "-n", "shop"],
+            &[("EDITOR", "sed -i s,proxy:1,proxy:2,")],
+        )
+        .await;
+    assert!(ok && out.contains("edited"), "{out}");
+    k.ok(&[
+        "set",
+        "image",
+        "deployment/api",
+        "-n",
+        "shop",
+        "api=example/api:3",
+    ])
+    .await;
+    k.ok(&[
+        "set",
+        "env",
+        "deployment/api",
+        "-n",
+        "shop",
+        "-c",
+        "proxy",
+        "UP=1",
+    ])
+    .await;
+    k.ok(&[
+        "expose",
+        "deployment",
+        "api",
+        "-n",
+        "shop",
+        "--port=80",
+        "--target-port=8080",
+    ])
+    .await;
+    let c = get(&served.sim, "Deployment", "api")["spec"]["template"]["spec"]["containers"].clone();
+    assert_eq!(c[0]["image"], "example/api:3");
+    assert_eq!(c[0]["env"].as_array().map(Vec::len), Some(2));
+    assert_eq!(c[1]["image"], "example/proxy:2");
+    assert_eq!(c[1]["env"], json!([{"name": "UP", "value": "1"}]));
+    let svc = get(&served.sim, "Service", "api");
+    assert_eq!(svc["spec"]["selector"], json!({"app": "api"}));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_server_persists_nothing() {
     let (served, k) = start().await;
     let file = k.file("d.yaml", DEPLOY);

@@ -53,7 +53,16 @@ impl Kubectl {
     /// # Panics
     /// When kubectl cannot be started or does not finish within a minute.
     pub async fn run(&self, args: &[&str]) -> (bool, String) {
+        self.run_with(args, &[]).await
+    }
+
+    /// [`Kubectl::run`] with extra environment variables (`EDITOR` for `kubectl edit`).
+    ///
+    /// # Panics
+    /// When kubectl cannot be started or does not finish within a minute.
+    pub async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
         let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.envs(env.iter().copied());
         cmd.arg("--server").arg(&self.server);
         cmd.arg("--cache-dir").arg(self.dir.path().join("cache"));
         cmd.env("KUBECONFIG", self.dir.path().join("no-kubeconfig"));
