@@ -33,7 +33,7 @@ pub enum SimError {
     TooLargeResourceVersion(u64, u64),
     /// The request body's media type is not accepted here (HTTP 415); carries the type.
     #[error(
-        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {0}"
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (for the kinds kubectl's generators create), application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {0}"
     )]
     UnsupportedMediaType(String),
     /// The HTTP method is not supported on this path (HTTP 405).

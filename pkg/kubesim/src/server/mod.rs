@@ -17,9 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 mod write;
 
-use write::{
-    handle_scale, object_body, parse_body, server_side_apply, unsupported_media_type, write_options,
-};
+use write::{handle_scale, object_body, parse_body, server_side_apply, write_options};
 
 use crate::discovery;
 use crate::error::SimError;
@@ -280,7 +278,7 @@ async fn handle(
         .and_then(|c| c.to_str().ok())
         .unwrap_or_default();
     if !body.is_empty() && ct.contains("protobuf") && !protobuf::supports(info) {
-        return Ok(unsupported_media_type(ct));
+        return Err(SimError::UnsupportedMediaType(ct.to_owned()));
     }
     if target.subresource.as_deref() == Some("scale") {
         return handle_scale(sim, &target, method, ct, body);

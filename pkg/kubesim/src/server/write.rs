@@ -103,19 +103,6 @@ pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) ->
     }
 }
 
-pub(super) fn unsupported_media_type(ct: &str) -> Response {
-    json_response(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        &crate::error::status_object(
-            415,
-            "UnsupportedMediaType",
-            &format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (for the kinds kubectl's generators create), application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {ct}"
-            ),
-        ),
-    )
-}
-
 /// The object in a POST or PUT body: JSON, or the Kubernetes protobuf encoding of the kinds
 /// [`protobuf`] knows; strictly checked against the kind's type when `fieldValidation=Strict`.
 pub(super) fn object_body(
