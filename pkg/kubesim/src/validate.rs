@@ -1,4 +1,5 @@
-//! Strict field validation (`fieldValidation=Strict`, which kubectl sends): a body is decoded into
+//! Strict field validation (`fieldValidation=Strict`, which kubectl sends with create, apply,
+//! replace and edit; checked on bodies and on the result of a patch): a body is decoded into
 //! its kind's `k8s-openapi` type and encoded back; a field of the body missing from the result is
 //! unknown to the type, and a body that does not decode has a value of the wrong type. Both are
 //! answered 400, as the API server's strict decoding does.

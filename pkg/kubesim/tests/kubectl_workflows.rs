@@ -422,6 +422,22 @@ async fn imperative_edits() {
         )
         .await;
     assert!(ok && out.contains("edited"), "{out}");
+    // kubectl edit patches with strict field validation: a field the type lacks is refused.
+    let (ok, out) = k
+        .run_with(
+            &["edit", "deployment", "api", "-n", "shop"],
+            &[(
+                "EDITOR",
+                "sed -i s,progressDeadlineSeconds,progressDeadlineSecondz,",
+            )],
+        )
+        .await;
+    assert!(
+        !ok && out.contains("unknown field \"spec.progressDeadlineSecondz\""),
+        "{out}"
+    );
+    let spec = get(&served.sim, "Deployment", "api")["spec"].clone();
+    assert!(spec.get("progressDeadlineSecondz").is_none(), "{spec}");
     k.ok(&[
         "set",
         "image",

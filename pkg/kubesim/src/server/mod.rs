@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 mod write;
 
-use write::{handle_scale, object_body, parse_body, server_side_apply, write_options};
+use write::{
+    handle_scale, object_body, parse_body, patch_object, server_side_apply, write_options,
+};
 
 use crate::discovery;
 use crate::error::SimError;
@@ -25,7 +27,7 @@ use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::partial::Shape;
-use crate::patch::{PatchType, apply_patch};
+use crate::patch::PatchType;
 use crate::protobuf;
 use crate::reviews;
 use crate::selector::{FieldSelector, parse_labels};
@@ -368,22 +370,12 @@ async fn handle(
                 return server_side_apply(sim, &target, name, body, &q, headers);
             }
             let patch = parse_body(body)?;
+            let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
             let obj =
                 state
                     .lock()
                     .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
-                        // A resourceVersion in a merge or strategic patch is a precondition.
-                        let want = patch
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .filter(|rv| !rv.is_empty());
-                        let have = o
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str);
-                        if ty != PatchType::Json && want.is_some_and(|rv| Some(rv) != have) {
-                            return Err(SimError::Conflict(info.plural.into(), name.to_owned()));
-                        }
-                        apply_patch(info.kind, ty, o, &patch)
+                        patch_object(info, name, ty, &patch, strict, o)
                     })?;
             Ok(json_response(StatusCode::OK, &*obj))
         }

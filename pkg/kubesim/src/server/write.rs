@@ -122,6 +122,34 @@ pub(super) fn object_body(
     Ok(obj)
 }
 
+/// Applies a JSON, merge or strategic `patch` request to `obj`: a `metadata.resourceVersion` in a
+/// merge or strategic patch is a precondition, and with `strict` (`fieldValidation=Strict`) the
+/// result must decode strictly into the kind's type.
+pub(super) fn patch_object(
+    info: &KindInfo,
+    name: &str,
+    ty: PatchType,
+    patch: &Value,
+    strict: bool,
+    obj: &mut Value,
+) -> Result<(), SimError> {
+    let want = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty());
+    let have = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
+    if ty != PatchType::Json && want.is_some_and(|rv| Some(rv) != have) {
+        return Err(SimError::Conflict(info.plural.into(), name.to_owned()));
+    }
+    apply_patch(info.kind, ty, obj, patch)?;
+    if strict {
+        validate::strict(info, obj)?;
+    }
+    Ok(())
+}
+
 /// A server-side apply (PATCH with `application/apply-patch+yaml`): creates or merges.
 pub(super) fn server_side_apply(
     sim: &Sim,
