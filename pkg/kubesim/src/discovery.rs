@@ -103,20 +103,37 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     if kinds.is_empty() {
         return None;
     }
-    let resources: Vec<Value> = kinds
-        .iter()
-        .map(|k| {
-            json!({
-                "name": k.plural,
-                "singularName": k.singular,
+    let mut resources: Vec<Value> = Vec::new();
+    for k in kinds {
+        resources.push(json!({
+            "name": k.plural,
+            "singularName": k.singular,
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": VERBS,
+            "shortNames": k.short_names,
+            "categories": categories(k),
+        }));
+        // Subresources, which kubectl looks up here (`autoscale` needs `scale`).
+        resources.push(json!({
+            "name": format!("{}/status", k.plural),
+            "singularName": "",
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": ["get", "patch", "update"],
+        }));
+        if k.scalable() {
+            resources.push(json!({
+                "name": format!("{}/scale", k.plural),
+                "singularName": "",
                 "namespaced": k.namespaced,
-                "kind": k.kind,
-                "verbs": VERBS,
-                "shortNames": k.short_names,
-                "categories": categories(k),
-            })
-        })
-        .collect();
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
     let gv = if group.is_empty() {
         version.to_owned()
     } else {
@@ -133,7 +150,7 @@ mod tests {
 
     #[test]
     fn documents() {
-        assert_eq!(groups()["groups"].as_array().map(Vec::len), Some(8));
+        assert_eq!(groups()["groups"].as_array().map(Vec::len), Some(9));
         let core = resources("", "v1").expect("core");
         assert!(
             core["resources"]
@@ -141,6 +158,11 @@ mod tests {
                 .is_some_and(|r| r.iter().any(|x| x["name"] == "pods"))
         );
         assert!(resources("apps", "v2").is_none());
+        let apps = resources("apps", "v1").expect("apps");
+        assert!(apps["resources"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|x| x["name"] == "deployments/scale" && x["kind"] == "Scale")
+        }));
         assert_eq!(
             group("apps").expect("apps")["preferredVersion"]["groupVersion"],
             "apps/v1"

@@ -31,12 +31,29 @@ pub enum SimError {
     /// The requested resourceVersion is newer than the server's (HTTP 504).
     #[error("Too large resource version: {0}, current: {1}")]
     TooLargeResourceVersion(u64, u64),
+    /// The request body's media type is not accepted here (HTTP 415); carries the type.
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (for the kinds kubectl's generators create), application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {0}"
+    )]
+    UnsupportedMediaType(String),
     /// The HTTP method is not supported on this path (HTTP 405).
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    /// A server-side apply changes fields other managers own: `(manager as named in the message,
+    /// field path)` per field.
+    #[error("Apply failed with {} conflict{}: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, conflict_list(.0))]
+    ApplyConflicts(Vec<(String, String)>),
     /// A failure injected with [`crate::Sim::fail_kind`] (HTTP code, plural).
     #[error("injected failure {0} for {1}")]
     Injected(u16, String),
+}
+
+fn conflict_list(conflicts: &[(String, String)]) -> String {
+    conflicts
+        .iter()
+        .map(|(m, f)| format!("conflict with {m}: {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A `Result` with [`SimError`].
@@ -48,12 +65,13 @@ impl SimError {
     pub fn code(&self) -> u16 {
         match self {
             Self::UnknownKind(_) | Self::NotFound(..) => 404,
-            Self::AlreadyExists(..) | Self::Conflict(..) => 409,
+            Self::AlreadyExists(..) | Self::Conflict(..) | Self::ApplyConflicts(_) => 409,
             Self::Invalid(_) => 422,
             Self::BadRequest(_) => 400,
             Self::Expired(_) => 410,
             Self::TooLargeResourceVersion(..) => 504,
             Self::MethodNotAllowed => 405,
+            Self::UnsupportedMediaType(_) => 415,
             Self::Injected(code, _) => *code,
         }
     }
@@ -64,12 +82,13 @@ impl SimError {
         match self {
             Self::UnknownKind(_) | Self::NotFound(..) => "NotFound",
             Self::AlreadyExists(..) => "AlreadyExists",
-            Self::Conflict(..) => "Conflict",
+            Self::Conflict(..) | Self::ApplyConflicts(_) => "Conflict",
             Self::Invalid(_) => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Expired(_) => "Expired",
             Self::TooLargeResourceVersion(..) => "Timeout",
             Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Injected(code, _) => match code {
                 401 => "Unauthorized",
                 403 => "Forbidden",
@@ -95,6 +114,13 @@ impl SimError {
                 details = json!({"name": name, "kind": plural});
             }
             Self::Injected(_, plural) => details = json!({"kind": plural}),
+            Self::ApplyConflicts(conflicts) => {
+                let causes: Vec<Value> = conflicts
+                    .iter()
+                    .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": f}))
+                    .collect();
+                details = json!({"causes": causes});
+            }
             _ => {}
         }
         let message = match self {

@@ -30,6 +30,12 @@ impl KindInfo {
         }
     }
 
+    /// Whether the kind has a `scale` subresource.
+    #[must_use]
+    pub fn scalable(&self) -> bool {
+        self.group == "apps" && matches!(self.kind, "Deployment" | "ReplicaSet" | "StatefulSet")
+    }
+
     /// The list kind, e.g. `DeploymentList`.
     #[must_use]
     pub fn list_kind(&self) -> String {
@@ -77,7 +83,7 @@ macro_rules! served_kinds {
         rust $($path:ident)::+;
     )*) => {
         /// Every kind the emulator serves: the kinds Astrolabe watches, in its order, then the
-        /// ones only the emulator serves ([`ENDPOINTS`]).
+        /// ones only the emulator serves ([`ENDPOINTS`], [`EVENTS`], [`EVENTS_V1`]).
         pub static KINDS: &[KindInfo] = &[
             $(KindInfo {
                 kind: $name,
@@ -104,7 +110,29 @@ pub const ENDPOINTS: KindInfo = KindInfo {
     short_names: &["ep"],
 };
 
-astrolabe_model::for_each_kind!(served_kinds, ENDPOINTS);
+/// core/v1 `Event`: served (initially empty) so `kubectl get events` and `describe` find it.
+pub const EVENTS: KindInfo = KindInfo {
+    kind: "Event",
+    group: "",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    namespaced: true,
+    short_names: &["ev"],
+};
+
+/// `events.k8s.io/v1` `Event`: the same events in the newer group, served like [`EVENTS`].
+pub const EVENTS_V1: KindInfo = KindInfo {
+    kind: "Event",
+    group: "events.k8s.io",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    namespaced: true,
+    short_names: &["ev"],
+};
+
+astrolabe_model::for_each_kind!(served_kinds, ENDPOINTS, EVENTS, EVENTS_V1);
 
 /// Finds a kind by its kind name, plural, singular or short name (case-insensitive).
 #[must_use]
@@ -163,7 +191,9 @@ mod tests {
             cr.namespaced_path("a"),
             "/apis/rbac.authorization.k8s.io/v1/clusterroles"
         );
-        assert_eq!(KINDS.len(), astrolabe_model::Kind::WATCHED.len() + 1);
+        assert_eq!(KINDS.len(), astrolabe_model::Kind::WATCHED.len() + 3);
+        assert_eq!(lookup("events").map(|k| k.group), Some(""));
+        assert!(by_path("events.k8s.io", "v1", "events").is_some());
         assert_eq!(lookup("ep").map(|k| k.plural), Some("endpoints"));
         assert!(by_path("apps", "v1", "deployments").is_some());
     }

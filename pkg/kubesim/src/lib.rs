@@ -8,13 +8,18 @@
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
 //! - [`selector`]: label selectors (the model's) matched against JSON labels; field selectors.
-//! - [`patch`]: merge patches (PATCH from kubectl).
+//! - [`patch`]: JSON, merge and strategic merge patches, and server-side apply with managed fields.
+//! - [`defaults`]: the defaulting of every write (workload, pod and Service fields).
+//! - [`validate`]: strict field validation (`fieldValidation=Strict`) against the k8s-openapi types.
+//! - [`protobuf`]: the Kubernetes protobuf encoding of the kinds kubectl's generators create.
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
 //! - [`partial`]: `meta.k8s.io/v1` PartialObjectMetadata responses for metadata-only clients.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
-//! - [`openapi`]: minimal OpenAPI v3 documents so kubectl uses server-side field validation.
+//! - [`openapi`]: OpenAPI v2 and v3 documents: kubectl reads v3 to use server-side field
+//!   validation, and v2 to validate `List` manifests on the client.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
-//! - [`server`]: the axum router and [`serve`].
+//! - [`server`]: the axum router and [`serve`]; its `write` module parses request bodies and
+//!   write options and serves server-side apply and the Scale subresource.
 //! - [`reviews`]: TokenReview and SubjectAccessReview, answered from [`SimAuth`].
 //! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
 //!   the controllers report it); [`Sim::with_generated`].
@@ -24,11 +29,13 @@
 //! Data flow: HTTP handlers and the library API both lock the one `State`, mutate it, append the
 //! event to the kind's history and broadcast it; each open watch is a task that filters the
 //! broadcast for its scope and writes newline-delimited JSON to a streaming response body.
-//! Objects are plain Kubernetes JSON (`serde_json::Value`); the crate does not use `k8s-openapi`.
+//! Objects are plain Kubernetes JSON (`serde_json::Value`); `k8s-openapi` types serve only to
+//! check request bodies strictly ([`validate`]).
 //! It depends on `astrolabe-model` (ADR 0002) for label selectors ([`selector`]) and to render
 //! generated clusters ([`render`]).
 
 pub mod churn;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 mod faults;
@@ -37,6 +44,7 @@ pub mod list;
 pub mod openapi;
 pub mod partial;
 pub mod patch;
+pub mod protobuf;
 pub mod render;
 pub mod reviews;
 pub mod selector;
@@ -44,6 +52,7 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod table;
+pub mod validate;
 pub mod watch;
 
 pub use churn::{ChurnAction, ChurnConfig, Churner, run_churn};

@@ -1,5 +1,12 @@
-//! Minimal OpenAPI v3 documents: just enough for kubectl to see that server-side field validation
-//! (`fieldValidation=Strict`) is supported, so it skips client-side schema validation.
+//! OpenAPI documents for kubectl's validation (ADR 0015).
+//!
+//! - v3 (`/openapi/v3`, JSON): per group version, the item paths of each kind with the
+//!   `fieldValidation` parameter on PATCH, which tells kubectl the server validates fields
+//!   (`fieldValidation=Strict`, see [`crate::validate`]), so it skips client-side schema validation.
+//! - v2 (`/openapi/v2`): kubectl still reads it to validate `kind: List` manifests and kinds the
+//!   v3 documents do not name. It is served as the protobuf (`gnostic` `Document`) kubectl asks for,
+//!   or as JSON, with no schema definitions: client-side validation of those manifests passes, and
+//!   each item is then validated strictly by the server when kubectl sends it.
 
 use serde_json::{Map, Value, json};
 
@@ -11,6 +18,29 @@ fn gv_path(group: &str, version: &str) -> String {
     } else {
         format!("apis/{group}/{version}")
     }
+}
+
+/// The v2 title and version.
+const TITLE: &str = "Kubernetes";
+const VERSION: &str = "v1.33.0";
+
+/// `GET /openapi/v2` as JSON: a Swagger 2.0 document without definitions.
+#[must_use]
+pub fn v2_json() -> Value {
+    json!({"swagger": "2.0", "info": {"title": TITLE, "version": VERSION}, "paths": {}, "definitions": {}})
+}
+
+/// `GET /openapi/v2` as the protobuf of a `gnostic` `openapi_v2.Document` (`swagger` = 1,
+/// `info` = 2 with `title` = 1 and `version` = 2), the same document as [`v2_json`].
+#[must_use]
+pub fn v2_protobuf() -> Vec<u8> {
+    let mut info = Vec::new();
+    crate::protobuf::put_bytes(&mut info, 1, TITLE.as_bytes());
+    crate::protobuf::put_bytes(&mut info, 2, VERSION.as_bytes());
+    let mut doc = Vec::new();
+    crate::protobuf::put_bytes(&mut doc, 1, b"2.0");
+    crate::protobuf::put_bytes(&mut doc, 2, &info);
+    doc
 }
 
 /// `GET /openapi/v3`: the index of group-version documents.
@@ -60,7 +90,7 @@ pub fn group_version(path: &str) -> Option<Value> {
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "info": {"title": TITLE, "version": VERSION},
         "paths": paths,
         "components": {"schemas": {}}
     }))
@@ -81,5 +111,7 @@ mod tests {
             "Deployment"
         );
         assert!(group_version("apis/foo/v1").is_none());
+        assert!(v2_protobuf().starts_with(b"\x0a\x032.0\x12"));
+        assert_eq!(v2_json()["swagger"], "2.0");
     }
 }

@@ -128,7 +128,14 @@ impl Sim {
     /// Unknown kind, not found, or a conflict (stale resourceVersion).
     pub fn replace(&self, kind: &str, object: Value) -> Result<Value> {
         let info = resolve(kind)?;
-        Ok((*self.inner.state.lock().replace(info, object, None, None)?).clone())
+        Ok((*self.inner.state.lock().replace(
+            info,
+            object,
+            None,
+            None,
+            crate::store::Write::default(),
+        )?)
+        .clone())
     }
 
     /// Changes an object in place with `f` (read-modify-write under the lock, no conflict possible).
@@ -163,7 +170,10 @@ impl Sim {
                 if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.remove("resourceVersion");
                 }
-                Ok((*state.replace(info, object, None, None)?).clone())
+                Ok(
+                    (*state.replace(info, object, None, None, crate::store::Write::default())?)
+                        .clone(),
+                )
             }
             other => Ok((*other?).clone()),
         }

@@ -8,9 +8,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::defaults;
 use crate::error::{Result, SimError};
 use crate::kinds::{KINDS, KindInfo};
 use crate::list::ContinueStore;
+use crate::patch::apply::record_update;
 
 /// The type of a change event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +72,34 @@ pub(crate) struct State {
     pub continues: ContinueStore,
     /// Cancelled (and replaced) to close every open watch.
     pub watch_cancel: CancellationToken,
+    /// Cluster IPs handed to Services created without one.
+    service_ips: u32,
     history_size: usize,
 }
+
+/// How a write from the API is carried out.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Write {
+    /// The field manager of a non-apply write, recorded as an `Update` entry in
+    /// `metadata.managedFields` ([`crate::patch::apply::record_update`]).
+    pub manager: Option<String>,
+    /// `dryRun=All`: answer as if done; store, version and broadcast nothing.
+    pub dry_run: bool,
+    /// A namespaced create needs its namespace to exist (API requests; the library API and the
+    /// loaders of generated clusters do not check).
+    pub require_namespace: bool,
+}
+
+/// The Namespace kind (for existence checks).
+const NAMESPACE: KindInfo = KindInfo {
+    kind: "Namespace",
+    group: "",
+    version: "v1",
+    plural: "namespaces",
+    singular: "namespace",
+    namespaced: false,
+    short_names: &["ns"],
+};
 
 /// Index of a kind in [`KINDS`].
 pub(crate) fn index_of(info: &KindInfo) -> usize {
@@ -137,6 +165,7 @@ impl State {
             kinds,
             continues: ContinueStore::new(continue_capacity),
             watch_cancel: CancellationToken::new(),
+            service_ips: 0,
             history_size: history_size.max(1),
         }
     }
@@ -247,7 +276,39 @@ impl State {
         obj: Value,
         path_ns: Option<&str>,
     ) -> Result<Arc<Value>> {
-        self.create_with(info, obj, path_ns, false)
+        self.create_with(info, obj, path_ns, false, Write::default())
+    }
+
+    /// Whether the namespace `ns` exists (answers `NotFound` for the namespace when not).
+    pub(crate) fn require_namespace(&self, ns: &str) -> Result<()> {
+        let key = (String::new(), ns.to_owned());
+        if self.kinds[index_of(&NAMESPACE)].objects.contains_key(&key) {
+            Ok(())
+        } else {
+            Err(SimError::NotFound("namespaces".into(), ns.to_owned()))
+        }
+    }
+
+    /// Gives a Service without a clusterIP (and not `ExternalName`) the next one of 10.100.0.0/16,
+    /// as the API server's allocator does (the generator's Services use 10.96.0.0/16).
+    fn allocate_cluster_ip(&mut self, svc: &mut Value, dry_run: bool) {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let has_ip = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_some_and(|ip| !ip.is_empty());
+        if has_ip || spec.get("type") == Some(&json!("ExternalName")) {
+            return;
+        }
+        let n = self.service_ips % (250 * 256);
+        let ip = format!("10.100.{}.{}", n / 250, n % 250 + 1);
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+        if !dry_run {
+            self.service_ips += 1;
+        }
     }
 
     /// Creates an object; with `keep_identity`, a given `uid` and `creationTimestamp` are kept
@@ -258,14 +319,32 @@ impl State {
         obj: Value,
         path_ns: Option<&str>,
         keep_identity: bool,
+        write: Write,
     ) -> Result<Arc<Value>> {
         let (mut obj, ns, name) = Self::normalise(info, obj, path_ns)?;
+        if write.require_namespace && info.namespaced {
+            self.require_namespace(&ns)?;
+        }
+        defaults::apply(info, &mut obj);
+        if info.group.is_empty() && info.kind == "Service" {
+            self.allocate_cluster_ip(&mut obj, write.dry_run);
+        }
+        if let Some(manager) = &write.manager {
+            let now = now_rfc3339();
+            record_update(
+                info.kind,
+                &info.api_version(),
+                None,
+                &mut obj,
+                manager,
+                &now,
+            );
+        }
         let key = (ns, name);
         if self.kind(info).objects.contains_key(&key) {
             return Err(SimError::AlreadyExists(info.plural.into(), key.1));
         }
-        self.rv += 1;
-        let rv = self.rv;
+        let rv = self.rv + 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             let has = |m: &Map<String, Value>, f: &str| {
                 m.get(f)
@@ -282,7 +361,15 @@ impl State {
             meta.insert("generation".into(), json!(1));
             meta.remove("deletionTimestamp");
         }
+        if write.dry_run {
+            // Nothing is stored, so no resourceVersion is issued.
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("resourceVersion");
+            }
+            return Ok(Arc::new(obj));
+        }
         let obj = Arc::new(obj);
+        self.rv = rv;
         self.kinds[index_of(info)].objects.insert(key, obj.clone());
         self.commit(
             info,
@@ -303,6 +390,7 @@ impl State {
         obj: Value,
         path_ns: Option<&str>,
         path_name: Option<&str>,
+        write: Write,
     ) -> Result<Arc<Value>> {
         let (obj, ns, name) = Self::normalise(info, obj, path_ns)?;
         if let Some(p) = path_name
@@ -324,7 +412,7 @@ impl State {
         {
             return Err(SimError::Conflict(info.plural.into(), key.1));
         }
-        Ok(self.store_update(info, key, &old, obj))
+        Ok(self.store_update(info, key, &old, obj, write))
     }
 
     /// Applies `f` to the current state of an object and stores the result (no conflict check).
@@ -334,6 +422,22 @@ impl State {
         ns: &str,
         name: &str,
         f: impl FnOnce(&mut Value),
+    ) -> Result<Arc<Value>> {
+        self.try_update_with(info, ns, name, Write::default(), |o| {
+            f(o);
+            Ok(())
+        })
+    }
+
+    /// Applies the fallible `f` to the current state of an object and stores the result (nothing
+    /// is stored when `f` fails or the write is a dry run).
+    pub(crate) fn try_update_with(
+        &mut self,
+        info: &KindInfo,
+        ns: &str,
+        name: &str,
+        write: Write,
+        f: impl FnOnce(&mut Value) -> Result<()>,
     ) -> Result<Arc<Value>> {
         let key = (
             if info.namespaced {
@@ -350,8 +454,8 @@ impl State {
             .cloned()
             .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))?;
         let mut new = (*old).clone();
-        f(&mut new);
-        Ok(self.store_update(info, key, &old, new))
+        f(&mut new)?;
+        Ok(self.store_update(info, key, &old, new, write))
     }
 
     fn store_update(
@@ -360,9 +464,17 @@ impl State {
         key: (String, String),
         old: &Arc<Value>,
         mut new: Value,
+        write: Write,
     ) -> Arc<Value> {
-        self.rv += 1;
-        let rv = self.rv;
+        defaults::apply(info, &mut new);
+        // A body without managed fields keeps the recorded ones, as on a real API server.
+        if let Some(fields) = old.pointer("/metadata/managedFields")
+            && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.entry("managedFields")
+                .or_insert_with(|| fields.clone());
+        }
+        let rv = self.rv + 1;
         let generation = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -384,7 +496,18 @@ impl State {
                 json!(if bump { generation + 1 } else { generation }),
             );
         }
+        if write.dry_run {
+            // Nothing is stored: the answer keeps the stored resourceVersion.
+            if let (Some(meta), Some(rv)) = (
+                new.get_mut("metadata").and_then(Value::as_object_mut),
+                old.pointer("/metadata/resourceVersion"),
+            ) {
+                meta.insert("resourceVersion".into(), rv.clone());
+            }
+            return Arc::new(new);
+        }
         let new = Arc::new(new);
+        self.rv = rv;
         self.kinds[index_of(info)].objects.insert(key, new.clone());
         self.commit(
             info,
@@ -400,6 +523,20 @@ impl State {
 
     /// Deletes an object; returns its last state carrying the deletion's RV.
     pub(crate) fn delete(&mut self, info: &KindInfo, ns: &str, name: &str) -> Result<Arc<Value>> {
+        self.delete_with(info, ns, name, Write::default())
+    }
+
+    /// [`State::delete`]; a dry run answers the object as it is and removes nothing.
+    pub(crate) fn delete_with(
+        &mut self,
+        info: &KindInfo,
+        ns: &str,
+        name: &str,
+        write: Write,
+    ) -> Result<Arc<Value>> {
+        if write.dry_run {
+            return self.get(info, ns, name);
+        }
         let key = (
             if info.namespaced {
                 ns.to_owned()
@@ -501,12 +638,14 @@ mod tests {
         let mut stale = cm("a");
         stale["metadata"]["resourceVersion"] = json!("0");
         assert!(matches!(
-            s.replace(info, stale, None, None),
+            s.replace(info, stale, None, None, Write::default()),
             Err(SimError::Conflict(..))
         ));
         let mut upd = (*a).clone();
         upd["data"]["a"] = json!("2");
-        let b = s.replace(info, upd, None, Some("a")).expect("replace");
+        let b = s
+            .replace(info, upd, None, Some("a"), Write::default())
+            .expect("replace");
         assert_eq!(b["metadata"]["generation"], 2);
         assert_eq!(b["metadata"]["uid"], a["metadata"]["uid"]);
         let d = s.delete(info, "ns", "a").expect("delete");

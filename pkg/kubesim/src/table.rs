@@ -38,6 +38,12 @@ fn extra_columns(info: &KindInfo) -> &'static [(&'static str, &'static str)] {
         "Pod" => &[("Status", "/status/phase"), ("Node", "/spec/nodeName")],
         "Service" => &[("Type", "/spec/type"), ("Cluster-IP", "/spec/clusterIP")],
         "Deployment" | "ReplicaSet" | "StatefulSet" => &[("Replicas", "/spec/replicas")],
+        "Event" => &[
+            ("Type", "/type"),
+            ("Reason", "/reason"),
+            ("Object", "/involvedObject/name"),
+            ("Message", "/message"),
+        ],
         "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" => {
             &[("Status", "/status/phase")]
         }

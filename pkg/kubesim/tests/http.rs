@@ -221,6 +221,19 @@ async fn crud_status_codes() {
     let served = Served::start(fast_config()).await;
     let http = reqwest::Client::new();
     let base = format!("{}/api/v1/namespaces/ns/configmaps", served.url());
+    let missing = http
+        .post(&base)
+        .json(&configmap("ns", "a", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let status: Value = missing.json().await.unwrap();
+    assert_eq!(status["message"], "namespaces \"ns\" not found");
+    served
+        .sim
+        .create("Namespace", json!({"metadata": {"name": "ns"}}))
+        .unwrap();
     let created = http
         .post(&base)
         .json(&configmap("ns", "a", json!({})))

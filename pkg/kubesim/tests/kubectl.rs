@@ -4,62 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use astrolabe_testkit::Kubectl;
 use common::{Served, fast_config, fixture};
 use serde_json::json;
-
-/// Finds kubectl on the PATH or in the usual places; panics, naming the script that installs it,
-/// when there is none.
-fn kubectl_path() -> String {
-    let found = |p: &str| {
-        Command::new(p)
-            .arg("version")
-            .arg("--client")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    ["kubectl", "/usr/bin/kubectl", "/usr/local/bin/kubectl"]
-        .into_iter()
-        .find(|p| found(p))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl not found (tried the PATH, /usr/bin and /usr/local/bin): \
-                 scripts/test.sh installs it (Debian package kubernetes-client)"
-            )
-        })
-}
-
-struct Kubectl {
-    bin: String,
-    server: String,
-    dir: tempfile::TempDir,
-}
-
-impl Kubectl {
-    async fn run(&self, args: &[&str]) -> (bool, String) {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.arg("--server").arg(&self.server);
-        cmd.arg("--cache-dir").arg(self.dir.path().join("cache"));
-        cmd.env("KUBECONFIG", self.dir.path().join("no-kubeconfig"));
-        cmd.env("HOME", self.dir.path());
-        cmd.args(args);
-        let out = common::within(60, "kubectl", cmd.output()).await.unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, text) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {text}");
-        text
-    }
-}
 
 const MANIFEST: &str = r#"
 apiVersion: v1
@@ -98,11 +46,7 @@ fn write(path: &Path, text: &str) {
 async fn kubectl_round_trip() {
     let served = Served::start(fast_config()).await;
     fixture(&served.sim);
-    let k = Kubectl {
-        bin: kubectl_path(),
-        server: served.url(),
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let k = Kubectl::new(&served.url());
 
     let pods = k.ok(&["get", "pods", "-A"]).await;
     assert!(

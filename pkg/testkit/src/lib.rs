@@ -7,15 +7,18 @@
 //! - [`tls`]: a private CA with server and client certificates made for one test.
 //! - [`emulator`]: the Kubernetes API emulator served on a free port, with a `kube::Client` and a
 //!   kubeconfig file for it.
+//! - [`kubectl`]: the real kubectl against a served API (the emulator), in a scratch directory.
 //! - [`bench`]: the figure lines the benches print (parsed by scripts) and their Pod churn.
 
 pub mod bench;
 pub mod emulator;
+pub mod kubectl;
 pub mod redis;
 pub mod tls;
 pub mod wait;
 
 pub use emulator::Emulator;
+pub use kubectl::Kubectl;
 pub use redis::RedisServer;
 pub use tls::TestPki;
 pub use wait::{eventually, until, within};

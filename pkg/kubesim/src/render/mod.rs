@@ -462,9 +462,15 @@ impl Sim {
                 continue;
             };
             let obj = render(res);
-            match state.create_with(info, obj.clone(), None, true) {
+            match state.create_with(
+                info,
+                obj.clone(),
+                None,
+                true,
+                crate::store::Write::default(),
+            ) {
                 Err(crate::SimError::AlreadyExists(..)) => {
-                    state.replace(info, obj, None, None)?;
+                    state.replace(info, obj, None, None, crate::store::Write::default())?;
                 }
                 other => {
                     other?;

@@ -105,9 +105,15 @@ pub(super) fn replicas(res: &Resource) -> (i64, Value) {
             "observedGeneration": 1,
         })
     } else {
+        // A ReplicaSet counts fully labeled replicas; Deployments and StatefulSets updated ones.
+        let counted = if res.kind == Kind::ReplicaSet {
+            "fullyLabeledReplicas"
+        } else {
+            "updatedReplicas"
+        };
         json!({
             "replicas": r.current,
-            "updatedReplicas": r.current,
+            counted: r.current,
             "readyReplicas": r.ready,
             "availableReplicas": r.available,
             "observedGeneration": 1,

@@ -15,16 +15,24 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+mod write;
+
+use write::{
+    handle_scale, object_body, parse_body, patch_object, server_side_apply, write_options,
+};
+
 use crate::discovery;
 use crate::error::SimError;
 use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
 use crate::openapi;
 use crate::partial::Shape;
-use crate::patch::merge_patch;
+use crate::patch::PatchType;
+use crate::protobuf;
 use crate::reviews;
 use crate::selector::{FieldSelector, parse_labels};
 use crate::sim::Sim;
+use crate::store::Write;
 use crate::table;
 use crate::watch::{self, WatchQuery};
 
@@ -67,6 +75,7 @@ pub fn router(sim: Sim) -> Router {
             get(|| async { axum::Json(openapi::index()) }),
         )
         .route("/openapi/v3/{*gv}", get(openapi_gv))
+        .route("/openapi/v2", get(openapi_v2))
         .route(reviews::TOKEN_REVIEWS, post(reviews::token_review))
         .route(reviews::ACCESS_REVIEWS, post(reviews::access_review))
         .fallback(resource)
@@ -95,6 +104,28 @@ async fn openapi_gv(axum::extract::Path(gv): axum::extract::Path<String>) -> Res
     match openapi::group_version(gv.trim_matches('/')) {
         Some(doc) => json_response(StatusCode::OK, &doc),
         None => not_found().into_response(),
+    }
+}
+
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("protobuf") {
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            )],
+            openapi::v2_protobuf(),
+        )
+            .into_response()
+    } else {
+        json_response(StatusCode::OK, &openapi::v2_json())
     }
 }
 
@@ -159,10 +190,9 @@ fn parse_path(path: &str) -> Result<Route, SimError> {
         }
         _ => return Err(not_found()),
     };
-    let scalable = matches!(info.kind, "Deployment" | "ReplicaSet" | "StatefulSet");
     match sub {
         None | Some("status") => {}
-        Some("scale") if scalable => {}
+        Some("scale") if info.scalable() => {}
         Some(_) => return Err(not_found()),
     }
     // Namespaced kinds have no un-namespaced item path; cluster-scoped kinds have no namespaced path.
@@ -208,67 +238,6 @@ fn scope_query(q: &HashMap<String, String>, t: &Target) -> Result<ListQuery, Sim
     })
 }
 
-/// The `autoscaling/v1` Scale of a workload.
-fn scale_of(obj: &Value) -> Value {
-    let meta = obj
-        .get("metadata")
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
-    let replicas = obj
-        .pointer("/spec/replicas")
-        .cloned()
-        .unwrap_or(serde_json::json!(1));
-    serde_json::json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-        },
-        "spec": {"replicas": replicas},
-        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(serde_json::json!(0))},
-    })
-}
-
-/// Reads, changes (PUT body or PATCH) and writes back the Scale subresource.
-fn handle_scale(
-    sim: &Sim,
-    t: &Target,
-    method: &Method,
-    body: &Bytes,
-) -> Result<Response, SimError> {
-    let (info, ns) = (t.info, t.namespace.as_deref().unwrap_or_default());
-    let name = t.name.as_deref().unwrap_or_default();
-    let mut state = sim.inner.state.lock();
-    let current = state.get(info, ns, name)?;
-    let mut scale = scale_of(&current);
-    match *method {
-        Method::GET => return Ok(json_response(StatusCode::OK, &scale)),
-        Method::PUT => scale = parse_body(body)?,
-        Method::PATCH => merge_patch(&mut scale, &parse_body(body)?),
-        _ => return Err(SimError::MethodNotAllowed),
-    }
-    let replicas = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let obj = state.update_with(info, ns, name, |o| {
-        o["spec"]["replicas"] = serde_json::json!(replicas)
-    })?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj)))
-}
-
-fn parse_body(body: &Bytes) -> Result<Value, SimError> {
-    serde_json::from_slice(body).map_err(|e| {
-        SimError::BadRequest(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
-    })
-}
-
 async fn resource(
     State(sim): State<Sim>,
     method: Method,
@@ -310,22 +279,14 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .unwrap_or_default();
-    if !body.is_empty() && ct.contains("protobuf") {
-        return Ok(json_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &crate::error::status_object(
-                415,
-                "UnsupportedMediaType",
-                &format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json; got {ct}"
-                ),
-            ),
-        ));
+    if !body.is_empty() && ct.contains("protobuf") && !protobuf::supports(info) {
+        return Err(SimError::UnsupportedMediaType(ct.to_owned()));
     }
     if target.subresource.as_deref() == Some("scale") {
-        return handle_scale(sim, &target, method, body);
+        return handle_scale(sim, &target, method, ct, body);
     }
     let state = &sim.inner.state;
+    let write = write_options(&q, headers);
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if flag(&q, "watch") => {
             let wq = WatchQuery {
@@ -393,40 +354,45 @@ async fn handle(
             Ok(json_response(StatusCode::OK, &*shape.object(&obj)))
         }
         (Method::POST, None) => {
-            let obj = state.lock().create(info, parse_body(body)?, ns)?;
+            let obj = object_body(info, ct, body, &q)?;
+            let obj = state.lock().create_with(info, obj, ns, false, write)?;
             Ok(json_response(StatusCode::CREATED, &*obj))
         }
         (Method::PUT, Some(name)) => {
-            let obj = state
-                .lock()
-                .replace(info, parse_body(body)?, ns, Some(name))?;
+            let obj = object_body(info, ct, body, &q)?;
+            let obj = state.lock().replace(info, obj, ns, Some(name), write)?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         (Method::PATCH, Some(name)) => {
-            if ct.starts_with("application/json-patch+json")
-                || ct.starts_with("application/apply-patch")
-            {
-                return Ok(json_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    &crate::error::status_object(
-                        415,
-                        "UnsupportedMediaType",
-                        &format!(
-                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json; got {ct}"
-                        ),
-                    ),
-                ));
+            let ty = PatchType::from_content_type(ct)
+                .ok_or_else(|| SimError::UnsupportedMediaType(ct.to_owned()))?;
+            if ty == PatchType::Apply {
+                return server_side_apply(sim, &target, name, body, &q, headers);
             }
             let patch = parse_body(body)?;
-            let obj = state
-                .lock()
-                .update_with(info, ns.unwrap_or_default(), name, |o| {
-                    merge_patch(o, &patch)
-                })?;
+            let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
+            let obj =
+                state
+                    .lock()
+                    .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
+                        patch_object(info, name, ty, &patch, strict, o)
+                    })?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         (Method::DELETE, Some(name)) => {
-            let obj = state.lock().delete(info, ns.unwrap_or_default(), name)?;
+            // client-go sends DeleteOptions (with its dryRun) in the body.
+            let options: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let write = Write {
+                dry_run: write.dry_run
+                    || options
+                        .get("dryRun")
+                        .and_then(Value::as_array)
+                        .is_some_and(|d| d.iter().any(|x| x == "All")),
+                ..write
+            };
+            let obj = state
+                .lock()
+                .delete_with(info, ns.unwrap_or_default(), name, write)?;
             Ok(json_response(StatusCode::OK, &*obj))
         }
         _ => Err(SimError::MethodNotAllowed),
