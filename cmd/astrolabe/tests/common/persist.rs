@@ -38,6 +38,20 @@ pub fn log(redis: &RedisServer) -> RedisLog {
     RedisLog::new(&RedisConfig::from_url(&redis.url(), CLUSTER).unwrap()).unwrap()
 }
 
+/// The last sequence Redis holds: the stream's top, or the committed snapshot's when the stream
+/// is empty (it is trimmed behind the older of the two snapshot generations, which may cover
+/// everything).
+pub async fn top_seq(redis: &RedisServer) -> u64 {
+    use astrolabe_persist::EventLog as _;
+    let log = log(redis);
+    let covered = log
+        .snapshot_meta()
+        .await
+        .unwrap()
+        .map_or(0, |meta| meta.covered_seq);
+    log.last_seq().await.unwrap().unwrap_or(0).max(covered)
+}
+
 /// What a restarting server would load: snapshot + replayed stream, as a graph. Read-only
 /// (`read_state`, not `recover`): the server may be uploading a snapshot generation right now,
 /// and sweeping its chunks as orphans would corrupt it.
