@@ -78,11 +78,17 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     let router = router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(CatchPanicLayer::custom(panic_response));
+    // With authentication off the layer would only pass requests through: leave it out.
+    let router = if state.auth.is_on() {
+        router.layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require,
         ))
+    } else {
+        router
+    };
+    let router = router
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
