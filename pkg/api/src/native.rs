@@ -234,11 +234,7 @@ fn static_kind_name(k: &'static Kind) -> &'static str {
 }
 
 fn dependency_name(d: Dependency) -> &'static str {
-    match d {
-        Dependency::SourceNeedsTarget => "source-needs-target",
-        Dependency::TargetNeedsSource => "target-needs-source",
-        Dependency::None => "none",
-    }
+    d.as_str()
 }
 
 /// Which end of an edge depends on the other.

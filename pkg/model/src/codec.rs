@@ -8,10 +8,28 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kind::LegacyKinds;
 use crate::{Change, Resource};
 
-/// The format version written by this build.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written by this build. Version 2 writes a kind outside the table of kinds
+/// with its group, version, plural and scope; version 1 wrote every kind as its bare name.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest format version this build still reads.
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
+
+/// Decodes `body` of a payload in format `version`: the current one as is, version 1 with kinds
+/// read by bare name ([`LegacyKinds`]).
+fn decode_body<T>(version: u8, decode: impl FnOnce() -> T) -> Option<T> {
+    match version {
+        FORMAT_VERSION => Some(decode()),
+        1 => {
+            let _legacy = LegacyKinds::enter();
+            Some(decode())
+        }
+        _ => None,
+    }
+}
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +38,9 @@ pub enum CodecError {
     #[error("empty payload")]
     Empty,
     /// The first byte names a format version this build does not know.
-    #[error("unknown format version {found} (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "unknown format version {found} (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+    )]
     UnknownVersion {
         /// The version found.
         found: u8,
@@ -82,11 +102,11 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
-    match bytes.split_first() {
-        None => Err(CodecError::Empty),
-        Some((&FORMAT_VERSION, body)) => postcard::from_bytes(body).map_err(CodecError::Malformed),
-        Some((&found, _)) => Err(CodecError::UnknownVersion { found }),
-    }
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    decode_body(version, || {
+        postcard::from_bytes(body).map_err(CodecError::Malformed)
+    })
+    .unwrap_or(Err(CodecError::UnknownVersion { found: version }))
 }
 
 /// Encodes one change.
@@ -124,9 +144,10 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
 /// `astrolabe_persist::Decoder::change_key`). `None` when the bytes are not a change of this
 /// format version, or are cut short.
 pub fn change_uid_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
-    let (&FORMAT_VERSION, body) = bytes.split_first()? else {
+    let (&version, body) = bytes.split_first()?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return None;
-    };
+    }
     // `Change { seq, ts_ms, op }`: two integers, the variant's index, then both variants
     // (`Upsert(Arc<Resource>)`, `Delete { uid, .. }`) start with the UID as a string: its
     // length, then its bytes.
@@ -236,6 +257,7 @@ pub fn read_snapshot<R: Read>(source: R) -> Result<SnapshotReader<R>, CodecError
         seq: 0,
         taken_at_ms: 0,
         remaining: 0,
+        version: FORMAT_VERSION,
         source,
         buf: Vec::new(),
         start: 0,
@@ -245,9 +267,10 @@ pub fn read_snapshot<R: Read>(source: R) -> Result<SnapshotReader<R>, CodecError
         CodecError::Malformed(_) => CodecError::Empty,
         other => other,
     })?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(CodecError::UnknownVersion { found: version });
     }
+    reader.version = version;
     // `Snapshot { seq, taken_at_ms, resources }`: two integers, then a sequence (its length,
     // then its elements).
     reader.seq = reader.take_value::<u64>()?;
@@ -265,6 +288,8 @@ pub struct SnapshotReader<R> {
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_at_ms: i64,
     remaining: u64,
+    /// The payload's format version.
+    version: u8,
     source: R,
     /// Bytes read from `source`; those before `start` are decoded.
     buf: Vec<u8>,
@@ -332,7 +357,11 @@ impl<R: Read> Iterator for SnapshotReader<R> {
         if self.remaining == 0 {
             return None;
         }
-        match self.take_value::<Resource>() {
+        let resource = {
+            let _legacy = (self.version == 1).then(LegacyKinds::enter);
+            self.take_value::<Resource>()
+        };
+        match resource {
             Ok(resource) => {
                 self.remaining -= 1;
                 Some(Ok(resource))

@@ -1,8 +1,11 @@
 //! `Kind`: the Kubernetes kinds Astrolabe knows, plus any other kind by name, and
 //! [`for_each_kind!`](crate::for_each_kind), the one table of the watched kinds.
 
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -134,16 +137,17 @@ macro_rules! define_kind {
         short [$($short:literal),*], metadata_only $metadata_only:literal, snake $snake:ident,
         rust $($path:ident)::+;
     )*) => {
-        /// A Kubernetes kind. The kinds Astrolabe watches are variants; anything else (a CRD used as
-        /// an HPA scale target, say) is `Other` with its name.
+        /// A Kubernetes kind, group-qualified. The built-in kinds Astrolabe has processors for
+        /// are variants; any other kind (a CRD, an aggregated API's kind, a kind only named by an
+        /// owner reference) is `Other`, identified by its group and name.
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
         pub enum Kind {
             $(
                 #[doc = concat!("`", $name, "` (", api_version!($group, $version), ")")]
                 $variant,
             )*
-            /// A kind Astrolabe does not watch, by its name.
-            Other(Str),
+            /// Any other kind, by group and name ([`OtherKind`]).
+            Other(OtherKind),
         }
 
         impl Kind {
@@ -154,7 +158,7 @@ macro_rules! define_kind {
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Kind::$variant => $name,)*
-                    Kind::Other(name) => name,
+                    Kind::Other(other) => other.kind(),
                 }
             }
 
@@ -175,15 +179,20 @@ macro_rules! define_kind {
                 }
             }
 
-            /// Parses a kind name; unknown names become `Other`. Matching is exact first, then
-            /// case-insensitive (`pod`, `POD` and `Pod` are all `Pod`).
-            pub fn parse(name: &str) -> Kind {
+            /// The built-in kind of this name, matched exactly first, then case-insensitively
+            /// (`pod`, `POD` and `Pod` are all `Pod`).
+            fn builtin(name: &str) -> Option<Kind> {
                 match name {
-                    $($name => return Kind::$variant,)*
+                    $($name => return Some(Kind::$variant),)*
                     _ => {}
                 }
-                $(if name.eq_ignore_ascii_case($name) { return Kind::$variant; })*
-                Kind::Other(Str::from(name))
+                $(if name.eq_ignore_ascii_case($name) { return Some(Kind::$variant); })*
+                None
+            }
+
+            /// The built-in kind of this group and name (exact group, name as [`Kind::parse`]).
+            fn builtin_in(group: &str, name: &str) -> Option<Kind> {
+                Kind::builtin(name).filter(|k| k.group() == group)
             }
         }
     };
@@ -203,30 +212,230 @@ struct Row {
 
 for_each_kind!(define_kind);
 
+/// What Astrolabe knows of a kind outside its table: its identity (group and name) and, when it
+/// was discovered, the version it is read at, its plural and its scope. Shared and interned:
+/// every resource of one kind points at one allocation.
+#[derive(Clone)]
+pub struct OtherKind(Arc<OtherInfo>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct OtherInfo {
+    kind: Str,
+    group: Str,
+    version: Str,
+    api_version: Str,
+    plural: Str,
+    namespaced: bool,
+}
+
+/// The description of a kind outside the table, as discovery reports it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+pub struct KindInfo {
+    /// The kind's name (`Certificate`).
+    pub kind: Str,
+    /// The API group (`cert-manager.io`; empty for the core group).
+    pub group: Str,
+    /// The version it is read at (`v1`; empty when unknown).
+    pub version: Str,
+    /// The plural resource name (`certificates`; empty when unknown).
+    pub plural: Str,
+    /// Whether its objects live in a namespace.
+    pub namespaced: bool,
+}
+
+/// Distinct kinds interned at most; beyond, kinds are still made, just not shared.
+const INTERN_CAP: usize = 4096;
+
+fn interned() -> &'static Mutex<HashSet<Arc<OtherInfo>>> {
+    static KINDS: OnceLock<Mutex<HashSet<Arc<OtherInfo>>>> = OnceLock::new();
+    KINDS.get_or_init(Mutex::default)
+}
+
+impl OtherKind {
+    fn new(info: &KindInfo) -> OtherKind {
+        let api_version = match (info.group.is_empty(), info.version.is_empty()) {
+            (_, true) => Str::default(),
+            (true, false) => info.version.clone(),
+            (false, false) => compact_str::format_compact!("{}/{}", info.group, info.version),
+        };
+        let other = OtherInfo {
+            kind: info.kind.clone(),
+            group: info.group.clone(),
+            version: info.version.clone(),
+            api_version,
+            plural: info.plural.clone(),
+            namespaced: info.namespaced,
+        };
+        let mut set = interned()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(shared) = set.get(&other) {
+            return OtherKind(shared.clone());
+        }
+        let arc = Arc::new(other);
+        if set.len() < INTERN_CAP {
+            set.insert(arc.clone());
+        }
+        OtherKind(arc)
+    }
+
+    /// The kind's name (`Certificate`).
+    pub fn kind(&self) -> &str {
+        &self.0.kind
+    }
+
+    /// The API group (empty for the core group).
+    pub fn group(&self) -> &str {
+        &self.0.group
+    }
+
+    /// What this build knows of the kind.
+    pub fn info(&self) -> KindInfo {
+        KindInfo {
+            kind: self.0.kind.clone(),
+            group: self.0.group.clone(),
+            version: self.0.version.clone(),
+            plural: self.0.plural.clone(),
+            namespaced: self.0.namespaced,
+        }
+    }
+}
+
+// Identity is the group and the name: the version read and the plural are facts about the kind,
+// and two references to one kind (an owner reference without a plural, a watched object with
+// one) must meet.
+impl PartialEq for OtherKind {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.kind == other.0.kind && self.0.group == other.0.group)
+    }
+}
+
+impl Eq for OtherKind {}
+
+impl std::hash::Hash for OtherKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.kind.hash(state);
+        self.0.group.hash(state);
+    }
+}
+
+impl PartialOrd for OtherKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OtherKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.0.kind, &self.0.group).cmp(&(&other.0.kind, &other.0.group))
+    }
+}
+
+impl fmt::Debug for OtherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.group.is_empty() {
+            write!(f, "{}", self.0.kind)
+        } else {
+            write!(f, "{}.{}", self.0.kind, self.0.group)
+        }
+    }
+}
+
 impl Kind {
-    /// Whether this is one of the kinds Astrolabe watches.
+    /// Parses a kind as Kubernetes and kubectl name it: `Kind` or `Kind.group`. A built-in name
+    /// (matched case-insensitively, with its own group if one is given) is the built-in kind;
+    /// anything else is [`Kind::Other`] in the given group (the core group without one).
+    pub fn parse(name: &str) -> Kind {
+        match name.split_once('.') {
+            None => Kind::builtin(name).unwrap_or_else(|| Kind::other(Str::default(), name)),
+            Some((kind, group)) => Kind::builtin_in(group, kind)
+                .or_else(|| {
+                    // `Pod.core`, `Pod.` or a core kind qualified by the empty group.
+                    (group == "core" || group.is_empty())
+                        .then(|| Kind::builtin_in("", kind))
+                        .flatten()
+                })
+                .unwrap_or_else(|| Kind::other(group, kind)),
+        }
+    }
+
+    /// The kind named by an `apiVersion` and a `kind` (an owner reference, a `scaleTargetRef`):
+    /// the built-in kind when the group is its group, else [`Kind::Other`] read at that version.
+    /// Without an apiVersion, the kind is parsed by name alone ([`Kind::parse`]).
+    pub fn from_api_version(api_version: &str, kind: &str) -> Kind {
+        if api_version.is_empty() {
+            return Kind::parse(kind);
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        if let Some(builtin) = Kind::builtin_in(group, kind) {
+            return builtin;
+        }
+        Kind::discovered(&KindInfo {
+            kind: kind.into(),
+            group: group.into(),
+            version: version.into(),
+            plural: Str::default(),
+            namespaced: true,
+        })
+    }
+
+    /// A kind outside the table, by group and name, with nothing else known (assumed
+    /// namespaced).
+    pub fn other(group: impl Into<Str>, kind: impl Into<Str>) -> Kind {
+        Kind::discovered(&KindInfo {
+            kind: kind.into(),
+            group: group.into(),
+            version: Str::default(),
+            plural: Str::default(),
+            namespaced: true,
+        })
+    }
+
+    /// The kind a discovery reports: the built-in kind when group and name are one of the table's
+    /// (exactly), else [`Kind::Other`] with what discovery said.
+    pub fn discovered(info: &KindInfo) -> Kind {
+        match Kind::builtin(&info.kind) {
+            Some(k) if k.as_str() == info.kind && k.group() == info.group => k,
+            _ => Kind::Other(OtherKind::new(info)),
+        }
+    }
+
+    /// Whether this is one of the built-in kinds (the table's, with their own processors).
     pub fn is_watched(&self) -> bool {
         !matches!(self, Kind::Other(_))
     }
 
-    /// The apiVersion Astrolabe reads this kind at (`apps/v1`); empty for `Other`.
-    pub fn api_version(&self) -> &'static str {
-        self.row().map_or("", |r| r.api_version)
+    /// The apiVersion this kind is read at (`apps/v1`); empty when unknown.
+    pub fn api_version(&self) -> &str {
+        match self {
+            Kind::Other(o) => &o.0.api_version,
+            _ => self.row().map_or("", |r| r.api_version),
+        }
     }
 
-    /// The API group (`apps`; empty for the core group and for `Other`).
-    pub fn group(&self) -> &'static str {
-        self.row().map_or("", |r| r.group)
+    /// The API group (`apps`; empty for the core group).
+    pub fn group(&self) -> &str {
+        match self {
+            Kind::Other(o) => &o.0.group,
+            _ => self.row().map_or("", |r| r.group),
+        }
     }
 
-    /// The version within the group (`v1`); empty for `Other`.
-    pub fn version(&self) -> &'static str {
-        self.row().map_or("", |r| r.version)
+    /// The version within the group (`v1`); empty when unknown.
+    pub fn version(&self) -> &str {
+        match self {
+            Kind::Other(o) => &o.0.version,
+            _ => self.row().map_or("", |r| r.version),
+        }
     }
 
-    /// The plural resource name in URL paths (`deployments`); empty for `Other`.
-    pub fn plural(&self) -> &'static str {
-        self.row().map_or("", |r| r.plural)
+    /// The plural resource name in URL paths (`deployments`); empty when unknown.
+    pub fn plural(&self) -> &str {
+        match self {
+            Kind::Other(o) => &o.0.plural,
+            _ => self.row().map_or("", |r| r.plural),
+        }
     }
 
     /// The singular resource name (`deployment`); empty for `Other`.
@@ -239,15 +448,30 @@ impl Kind {
         self.row().map_or(&[], |r| r.short_names)
     }
 
-    /// Whether objects of this kind live in a namespace (`Other` kinds are assumed to).
+    /// Whether objects of this kind live in a namespace (`Other` kinds: as discovered, and
+    /// assumed when unknown).
     pub fn is_namespaced(&self) -> bool {
-        self.row().is_none_or(|r| r.namespaced)
+        match self {
+            Kind::Other(o) => o.0.namespaced,
+            _ => self.row().is_none_or(|r| r.namespaced),
+        }
     }
 
     /// Whether Astrolabe reads only the metadata of this kind's objects (Secrets), never their
     /// contents.
     pub fn is_metadata_only(&self) -> bool {
         self.row().is_some_and(|r| r.metadata_only)
+    }
+
+    /// The kind group-qualified, as kubectl accepts it: `Deployment.apps`, `Pod` for the core
+    /// group.
+    pub fn qualified(&self) -> std::borrow::Cow<'_, str> {
+        let group = self.group();
+        if group.is_empty() {
+            std::borrow::Cow::Borrowed(self.as_str())
+        } else {
+            std::borrow::Cow::Owned(format!("{}.{group}", self.as_str()))
+        }
     }
 }
 
@@ -265,15 +489,59 @@ impl FromStr for Kind {
     }
 }
 
+thread_local! {
+    /// Set while the codec decodes a payload of format version 1, which wrote every kind as its
+    /// bare name ([`LegacyKinds`]).
+    static LEGACY_KINDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, binary decoding on this thread reads kinds as format version 1 wrote them: a bare
+/// name, every kind outside the table in the core group. The codec holds one while it decodes
+/// a version-1 payload; the serde data model has no other way to pass a format version down.
+pub struct LegacyKinds {
+    previous: bool,
+}
+
+impl LegacyKinds {
+    /// Starts reading kinds the version-1 way on this thread.
+    pub fn enter() -> LegacyKinds {
+        LegacyKinds {
+            previous: LEGACY_KINDS.with(|l| l.replace(true)),
+        }
+    }
+}
+
+impl Drop for LegacyKinds {
+    fn drop(&mut self) {
+        LEGACY_KINDS.with(|l| l.set(self.previous));
+    }
+}
+
+/// How a kind is written in binary formats: a built-in kind by its name (stable across table
+/// reorderings), any other with what is known of it.
+#[derive(Serialize, Deserialize)]
+enum KindWire<'a> {
+    Builtin(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Other(KindInfo),
+}
+
 impl Serialize for Kind {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        if serializer.is_human_readable() {
+            return serializer.serialize_str(self.as_str());
+        }
+        match self {
+            Kind::Other(o) => KindWire::Other(o.info()).serialize(serializer),
+            builtin => KindWire::Builtin(std::borrow::Cow::Borrowed(builtin.as_str()))
+                .serialize(serializer),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Kind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Parsed from the borrowed text: no string is built for the watched kinds.
+        // Text (and version-1 binary) holds a name, parsed from the borrowed text: no string is
+        // built for the built-in kinds.
         struct KindVisitor;
         impl serde::de::Visitor<'_> for KindVisitor {
             type Value = Kind;
@@ -284,7 +552,15 @@ impl<'de> Deserialize<'de> for Kind {
                 Ok(Kind::parse(name))
             }
         }
-        deserializer.deserialize_str(KindVisitor)
+        if deserializer.is_human_readable() || LEGACY_KINDS.with(Cell::get) {
+            return deserializer.deserialize_str(KindVisitor);
+        }
+        match KindWire::deserialize(deserializer)? {
+            KindWire::Builtin(name) => Kind::builtin(&name).ok_or_else(|| {
+                serde::de::Error::custom(format_args!("{name:?} is not a built-in kind"))
+            }),
+            KindWire::Other(info) => Ok(Kind::discovered(&info)),
+        }
     }
 }
 
@@ -324,7 +600,7 @@ mod tests {
     #[test]
     fn unknown_kind_is_other_and_namespaced() {
         let kind = Kind::parse("Rollout");
-        assert_eq!(kind, Kind::Other("Rollout".into()));
+        assert_eq!(kind, Kind::other("", "Rollout"));
         assert!(kind.is_namespaced());
         assert!(!kind.is_watched());
         assert!(!Kind::Node.is_namespaced());

@@ -21,8 +21,8 @@ pub mod resource;
 pub mod selector;
 
 pub use change::{Change, ChangeOp};
-pub use edge::{Dependency, EdgeKind, UnknownEdgeKind};
-pub use kind::Kind;
+pub use edge::{Dependency, EdgeDeclError, EdgeKind, UnknownEdgeKind, valid_edge_name};
+pub use kind::{Kind, KindInfo, OtherKind};
 pub use labels::Labels;
 pub use reference::{Reference, Target};
 pub use resource::{

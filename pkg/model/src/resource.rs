@@ -412,7 +412,7 @@ impl Resource {
     }
 
     /// The apiVersion Astrolabe reads this kind at.
-    pub fn api_version(&self) -> &'static str {
+    pub fn api_version(&self) -> &str {
         self.kind.api_version()
     }
 

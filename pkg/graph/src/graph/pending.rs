@@ -67,7 +67,7 @@ impl Graph {
             })
             .unwrap_or_else(|| Target::Uid {
                 uid: uid.clone(),
-                kind: Kind::Other(Str::default()),
+                kind: Kind::other("", ""),
                 name: Str::default(),
             })
     }

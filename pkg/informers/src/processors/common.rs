@@ -35,7 +35,7 @@ pub fn from_meta(kind: Kind, m: &meta::ObjectMeta) -> Resource {
     r.created_at = m.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
     r.resource_version = m.resource_version.as_deref().unwrap_or_default().into();
     for o in m.owner_references.iter().flatten() {
-        let kind = Kind::parse(&o.kind);
+        let kind = Kind::from_api_version(&o.api_version, &o.kind);
         r.owners.push(OwnerRef {
             kind: kind.clone(),
             name: o.name.as_str().into(),

@@ -208,6 +208,6 @@ mod tests {
         let r = process_json(&Kind::ConfigMap, value).expect("decodes");
         assert_eq!(r.key().to_string(), "ConfigMap/ns/c");
         assert!(process_json(&Kind::Pod, serde_json::json!({"spec": 3})).is_err());
-        assert!(process_json(&Kind::Other("X".into()), serde_json::json!({})).is_err());
+        assert!(process_json(&Kind::other("", "X"), serde_json::json!({})).is_err());
     }
 }

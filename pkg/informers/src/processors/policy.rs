@@ -16,7 +16,10 @@ pub fn horizontal_pod_autoscaler(obj: &HorizontalPodAutoscaler) -> Resource {
     let target = &spec.scale_target_ref;
     let mut facts = Facts::default();
     if !target.name.is_empty() && !target.kind.is_empty() {
-        let kind = Kind::parse(&target.kind);
+        let kind = Kind::from_api_version(
+            target.api_version.as_deref().unwrap_or_default(),
+            &target.kind,
+        );
         r.references.push(Reference::to_key(
             EdgeKind::Scales,
             kind.clone(),
@@ -153,10 +156,17 @@ mod tests {
             r.facts().scale_target,
             Some((Kind::Deployment, Str::from("web")))
         );
-        let crd = horizontal_pod_autoscaler(&hpa("Rollout", vec![("AbleToScale", "True")]));
+        // A custom workload is named by its group, from the target's apiVersion.
+        let mut rollout = hpa("Rollout", vec![("AbleToScale", "True")]);
+        rollout.spec.scale_target_ref.api_version = Some("argoproj.io/v1alpha1".into());
+        let crd = horizontal_pod_autoscaler(&rollout);
         assert_eq!(
             crd.references[0].target_kind(),
-            &Kind::Other("Rollout".into())
+            &Kind::other("argoproj.io", "Rollout")
+        );
+        assert_eq!(
+            crd.references[0].target_kind().api_version(),
+            "argoproj.io/v1alpha1"
         );
     }
 

@@ -361,8 +361,9 @@ pub fn render(res: &Resource) -> Value {
                 spec["minReplicas"] = json!(min);
             }
             if let Some((kind, _, name)) = target {
-                let api = Kind::parse(kind).api_version();
-                spec["scaleTargetRef"] = json!({"apiVersion": api, "kind": kind, "name": name});
+                let target_kind = Kind::parse(kind);
+                spec["scaleTargetRef"] =
+                    json!({"apiVersion": target_kind.api_version(), "kind": kind, "name": name});
             }
             (Some(spec), Some(status::hpa(res)))
         }
