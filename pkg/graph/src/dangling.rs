@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use astrolabe_model::{EdgeKind, Kind, Resource, Target};
+use astrolabe_model::{EdgeKind, Kind, Namespaces, Resource, Target};
 
 use crate::Graph;
 
@@ -25,7 +25,9 @@ impl Dangling {
     /// The missing target's kind.
     pub fn target_kind(&self) -> &Kind {
         match &self.target {
-            Target::Uid { kind, .. } | Target::Selector { kind, .. } => kind,
+            Target::Uid { kind, .. }
+            | Target::Selector { kind, .. }
+            | Target::SelectorIn { kind, .. } => kind,
             Target::Key(key) => &key.kind,
         }
     }
@@ -37,6 +39,16 @@ impl Dangling {
             Target::Uid { uid, kind, name } => format!("uid:{uid} ({kind}/{name})"),
             Target::Key(key) => key.to_string(),
             Target::Selector { kind, selector, .. } => format!("{kind} matching {selector}"),
+            Target::SelectorIn {
+                kind,
+                selector,
+                namespaces: Namespaces::All,
+            } => format!("{kind} matching {selector} in every namespace"),
+            Target::SelectorIn {
+                kind,
+                selector,
+                namespaces: Namespaces::Names(names),
+            } => format!("{kind} matching {selector} in {}", names.join(",")),
         }
     }
 }
@@ -70,12 +82,7 @@ pub fn dangling(g: &Graph, namespace: Option<&str>, edge: Option<EdgeKind>) -> V
             continue;
         }
         for r in &source.references {
-            if let Target::Selector {
-                empty_selects_all: false,
-                ..
-            } = &r.target
-                && r.edge == e
-            {
+            if crate::graph::selects_something_or_should(&r.target) && r.edge == e {
                 out.push(Dangling {
                     source: source.clone(),
                     edge: e,

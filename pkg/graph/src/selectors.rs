@@ -23,6 +23,8 @@ use std::hash::BuildHasher;
 
 use astrolabe_model::{Kind, LabelSelector, Labels, Resource, Str};
 use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::ALL_NAMESPACES;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 /// The selector and target indexes. Owned by the graph, which keeps them in step with its nodes.
@@ -40,6 +42,8 @@ pub(crate) struct SelectorIndex {
     keys: FxHashMap<Kind, Vec<Str>>,
     /// Objects by (namespace, kind, key, value), for each key in `keys` of their kind.
     targets: FxHashMap<u64, Vec<NodeIndex>>,
+    /// Selectors filed under [`ALL_NAMESPACES`] (objects look there too while there are any).
+    every_namespace: usize,
 }
 
 /// Where a selector is filed, as [`SelectorIndex::place`] decides.
@@ -79,6 +83,9 @@ impl SelectorIndex {
         declarer: NodeIndex,
     ) -> bool {
         self.declarers.insert(declarer);
+        if namespace == ALL_NAMESPACES && !matches!(place, Place::Nowhere) {
+            self.every_namespace += 1;
+        }
         let scope = scope_hash(namespace, kind);
         match *place {
             Place::Nowhere => false,
@@ -111,6 +118,9 @@ impl SelectorIndex {
         declarer: NodeIndex,
     ) {
         self.declarers.remove(&declarer);
+        if namespace == ALL_NAMESPACES && !matches!(place, Place::Nowhere) {
+            self.every_namespace = self.every_namespace.saturating_sub(1);
+        }
         let scope = scope_hash(namespace, kind);
         match *place {
             Place::Nowhere => {}
@@ -138,6 +148,20 @@ impl SelectorIndex {
         if self.anchored.is_empty() && self.unanchored.is_empty() {
             return;
         }
+        self.selectors_in(namespace, kind, labels, out);
+        if self.every_namespace > 0 {
+            self.selectors_in(ALL_NAMESPACES, kind, labels, out);
+        }
+    }
+
+    /// [`SelectorIndex::selectors_for`] among the selectors filed under `namespace`.
+    fn selectors_in(
+        &self,
+        namespace: &str,
+        kind: &Kind,
+        labels: &Labels,
+        out: &mut Vec<NodeIndex>,
+    ) {
         let scope = scope_hash(namespace, kind);
         if let Some(all) = self.unanchored.get(&scope) {
             out.extend_from_slice(all);

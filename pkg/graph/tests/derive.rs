@@ -413,3 +413,88 @@ fn snapshot_round_trip_rebuilds_the_same_graph() {
     assert_eq!(back.edge_set(), g.edge_set());
     assert_eq!(back.pending_count(), g.pending_count());
 }
+
+/// A selector over other namespaces (a ServiceMonitor's `namespaceSelector`), with an edge kind
+/// a rule declares: it links matching objects in the namespaces it names (or in every one),
+/// whichever arrives first, follows label changes, and is reported when it matches nothing.
+#[test]
+fn a_selector_over_other_namespaces_links_there_in_either_order() {
+    use astrolabe_model::{Dependency, Namespaces, Target};
+    let monitors = E::declare("test-scrapes", Dependency::None, "").unwrap();
+    let monitor_kind = Kind::other("monitoring.coreos.com", "ServiceMonitor");
+    let monitor = |uid: &str, selector: &str, namespaces: Namespaces| {
+        refs(
+            res(uid, monitor_kind.clone(), "monitoring", uid),
+            vec![Reference {
+                edge: monitors,
+                target: Target::SelectorIn {
+                    kind: Kind::Service,
+                    selector: sel(selector),
+                    namespaces,
+                },
+                reverse: false,
+                key: None,
+                optional: false,
+            }],
+        )
+    };
+    let svc = |uid: &str, ns: &str, app: &str| {
+        labelled(res(uid, Kind::Service, ns, uid), &[("app", app)])
+    };
+    let named = Namespaces::Names(vec!["a".into(), "b".into()]);
+    for monitors_first in [true, false] {
+        let mut g = Graph::new();
+        let services = [
+            svc("svc-a", "a", "web"),
+            svc("svc-b", "b", "web"),
+            svc("svc-c", "c", "web"),
+            svc("svc-a-db", "a", "db"),
+            svc("svc-mon", "monitoring", "web"),
+        ];
+        let mons = [
+            monitor("named", "app=web", named.clone()),
+            monitor("every", "app=web", Namespaces::All),
+            monitor("every-unanchored", "app", Namespaces::All),
+        ];
+        if monitors_first {
+            mons.iter().cloned().for_each(|m| drop(g.upsert(m)));
+            services.iter().cloned().for_each(|s| drop(g.upsert(s)));
+        } else {
+            services.iter().cloned().for_each(|s| drop(g.upsert(s)));
+            mons.iter().cloned().for_each(|m| drop(g.upsert(m)));
+        }
+        for (from, to, linked) in [
+            ("named", "svc-a", true),
+            ("named", "svc-b", true),
+            ("named", "svc-c", false),
+            ("named", "svc-mon", false),
+            ("named", "svc-a-db", false),
+            ("every", "svc-a", true),
+            ("every", "svc-c", true),
+            ("every", "svc-mon", true),
+            ("every", "svc-a-db", false),
+            ("every-unanchored", "svc-a-db", true),
+        ] {
+            assert_eq!(
+                has(&g, from, to, monitors),
+                linked,
+                "{from} -> {to} (monitors first: {monitors_first})"
+            );
+        }
+        // A relabelled Service leaves the anchored selectors.
+        g.upsert(svc("svc-b", "b", "api"));
+        assert!(!has(&g, "named", "svc-b", monitors));
+        g.delete(&Uid::from("every"));
+        assert!(!has(&g, "every", "svc-c", monitors));
+        assert!(has(&g, "every-unanchored", "svc-c", monitors));
+    }
+    // Matching nothing is dangling.
+    let mut g = Graph::new();
+    g.upsert(monitor("lonely", "app=none", Namespaces::All));
+    let dangling = astrolabe_graph::query::dangling(&g, None, None);
+    assert_eq!(dangling.len(), 1);
+    assert_eq!(
+        dangling[0].target_text(),
+        "Service matching app=none in every namespace"
+    );
+}

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use astrolabe_graph::Graph;
-use astrolabe_model::{EdgeKind, Kind, LabelSelector, Reference, Resource, Str, Uid};
+use astrolabe_model::{
+    Dependency, EdgeKind, Kind, KindInfo, LabelSelector, Namespaces, Reference, Resource, Str,
+    Target, Uid,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestRunner};
 
@@ -64,7 +67,93 @@ fn pool() -> Vec<Resource> {
             pool.push(r);
         }
     }
+    pool.extend(custom_kinds(&namespaces_of(&pool)));
     pool
+}
+
+fn namespaces_of(pool: &[Resource]) -> Vec<Str> {
+    let set: BTreeSet<Str> = pool
+        .iter()
+        .map(|r| r.namespace.clone())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Objects of kinds outside the table, as relationship rules describe them: a kind whose name
+/// exists in two groups, references by name to built-in objects, and selectors over other
+/// namespaces (every namespace, two named ones; anchored and not) with a declared edge kind.
+fn custom_kinds(namespaces: &[Str]) -> Vec<Resource> {
+    let monitor = Kind::discovered(&KindInfo {
+        kind: "ServiceMonitor".into(),
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        plural: "servicemonitors".into(),
+        namespaced: true,
+    });
+    let certificate = Kind::other("cert-manager.io", "Certificate");
+    let gateway_a = Kind::other("gateway.networking.k8s.io", "Gateway");
+    let gateway_b = Kind::other("networking.istio.io", "Gateway");
+    let monitors = EdgeKind::declare("test-monitors", Dependency::None, "").unwrap();
+    let writes = EdgeKind::declare("test-writes", Dependency::TargetNeedsSource, "").unwrap();
+    let two: Vec<Str> = namespaces.iter().take(2).cloned().collect();
+    let scopes = [
+        (parse("app.kubernetes.io/name=shared"), Namespaces::All),
+        (parse("variant"), Namespaces::All),
+        (
+            parse("app.kubernetes.io/name=shared"),
+            Namespaces::Names(two.clone()),
+        ),
+        (LabelSelector::default(), Namespaces::Names(two)),
+    ];
+    let mut out = Vec::new();
+    for (i, (selector, namespaces)) in scopes.into_iter().enumerate() {
+        let mut m = Resource::new(
+            format!("mon-{i}"),
+            monitor.clone(),
+            "monitoring",
+            format!("m{i}"),
+        );
+        m.references.push(Reference {
+            edge: monitors,
+            target: Target::SelectorIn {
+                kind: Kind::Pod,
+                selector,
+                namespaces,
+            },
+            reverse: false,
+            key: None,
+            optional: false,
+        });
+        out.push(m);
+    }
+    for ns in namespaces.iter().take(3) {
+        for (i, gateway) in [&gateway_a, &gateway_b].into_iter().enumerate() {
+            out.push(Resource::new(
+                format!("gw-{ns}-{i}"),
+                gateway.clone(),
+                ns.clone(),
+                "edge",
+            ));
+        }
+        let mut c = Resource::new(format!("cert-{ns}"), certificate.clone(), ns.clone(), "tls");
+        c.references
+            .push(Reference::to_key(writes, Kind::Secret, ns.clone(), "tls"));
+        c.references.push(Reference::to_key(
+            EdgeKind::RoutesTo,
+            gateway_b.clone(),
+            ns.clone(),
+            "edge",
+        ));
+        out.push(c);
+        out.push(Resource::new(
+            format!("secret-tls-{ns}"),
+            Kind::Secret,
+            ns.clone(),
+            "tls",
+        ));
+    }
+    out
 }
 
 fn parse(s: &str) -> LabelSelector {

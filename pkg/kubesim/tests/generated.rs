@@ -48,7 +48,7 @@ fn rendered_json_carries_the_references() {
                     r.edge,
                     k.name
                 ),
-                Target::Selector { selector, .. } => {
+                Target::Selector { selector, .. } | Target::SelectorIn { selector, .. } => {
                     for (key, value) in selector.match_labels.iter() {
                         assert!(
                             text.contains(key) && text.contains(value),

@@ -24,7 +24,7 @@ pub use change::{Change, ChangeOp};
 pub use edge::{Dependency, EdgeDeclError, EdgeKind, UnknownEdgeKind, valid_edge_name};
 pub use kind::{Kind, KindInfo, OtherKind};
 pub use labels::Labels;
-pub use reference::{Reference, Target};
+pub use reference::{Namespaces, Reference, Target};
 pub use resource::{
     ClaimRef, Fact, FactSet, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling,
     Status, Uid,

@@ -28,6 +28,55 @@ pub enum Target {
         /// NetworkPolicy's podSelector or a PodDisruptionBudget.
         empty_selects_all: bool,
     },
+    /// Every object of `kind` in `namespaces` whose labels match `selector` (an empty selector
+    /// matches every object there): a ServiceMonitor's `selector` with its `namespaceSelector`.
+    SelectorIn {
+        /// The kind selected.
+        kind: Kind,
+        /// The selector.
+        selector: LabelSelector,
+        /// The namespaces it selects in.
+        namespaces: Namespaces,
+    },
+}
+
+/// The namespaces a [`Target::SelectorIn`] selects in.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub enum Namespaces {
+    /// Every namespace.
+    All,
+    /// These namespaces (sorted, without repeats).
+    Names(Vec<Str>),
+}
+
+impl Namespaces {
+    /// Whether `namespace` is one of them.
+    pub fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Namespaces::All => true,
+            Namespaces::Names(names) => names.iter().any(|n| n == namespace),
+        }
+    }
+}
+
+impl Target {
+    /// The selector of a selector target, what its empty form selects, and the namespaces it
+    /// selects in relative to its declarer's namespace (`None`: the declarer's own).
+    pub fn as_selector(&self) -> Option<(&Kind, &LabelSelector, bool, Option<&Namespaces>)> {
+        match self {
+            Target::Selector {
+                kind,
+                selector,
+                empty_selects_all,
+            } => Some((kind, selector, *empty_selects_all, None)),
+            Target::SelectorIn {
+                kind,
+                selector,
+                namespaces,
+            } => Some((kind, selector, true, Some(namespaces))),
+            Target::Uid { .. } | Target::Key(_) => None,
+        }
+    }
 }
 
 /// A relationship an object declares. The graph turns it into an edge when the target exists and
@@ -126,7 +175,9 @@ impl Reference {
     /// The target's kind.
     pub fn target_kind(&self) -> &Kind {
         match &self.target {
-            Target::Uid { kind, .. } | Target::Selector { kind, .. } => kind,
+            Target::Uid { kind, .. }
+            | Target::Selector { kind, .. }
+            | Target::SelectorIn { kind, .. } => kind,
             Target::Key(key) => &key.kind,
         }
     }

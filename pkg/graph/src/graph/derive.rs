@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use astrolabe_model::{ChangeOp, EdgeKind, Kind, LabelSelector, ObjectKey, Resource, Target, Uid};
+use astrolabe_model::{
+    ChangeOp, EdgeKind, Kind, LabelSelector, Namespaces, ObjectKey, Resource, Str, Target, Uid,
+};
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -32,33 +34,36 @@ impl Graph {
                     Some(t) => self.link(idx, t, edge, reverse, Via::Key),
                     None => wait_for(&mut self.pending_key, key.clone(), waiting),
                 },
-                Declared::Selector(kind, selector, empty_selects_all) => {
+                Declared::Selector(kind, selector, empty_selects_all, scope) => {
                     let place = SelectorIndex::place(selector, empty_selects_all);
-                    let new_key = self
-                        .selector_index
-                        .add_selector(&r.namespace, kind, &place, idx);
-                    let candidates: Vec<NodeIndex> = match place {
-                        Place::Nowhere => continue,
-                        Place::Unanchored => self.members(kind, Some(&r.namespace)).collect(),
-                        Place::Anchored(key, value) => {
-                            if new_key {
-                                let all: Vec<NodeIndex> = self.members(kind, None).collect();
-                                for t in all {
-                                    self.selector_index.file_by(t, &self.g[t], key);
+                    for filed in filings(&r.namespace, scope) {
+                        let new_key = self.selector_index.add_selector(filed, kind, &place, idx);
+                        let candidates: Vec<NodeIndex> = match place {
+                            Place::Nowhere => continue,
+                            // Every namespace: tried against every object of the kind (such
+                            // selectors are few: a ServiceMonitor with `any: true`).
+                            _ if filed == ALL_NAMESPACES => self.members(kind, None).collect(),
+                            Place::Unanchored => self.members(kind, Some(filed)).collect(),
+                            Place::Anchored(key, value) => {
+                                if new_key {
+                                    let all: Vec<NodeIndex> = self.members(kind, None).collect();
+                                    for t in all {
+                                        self.selector_index.file_by(t, &self.g[t], key);
+                                    }
                                 }
+                                self.selector_index
+                                    .targets(filed, kind, key, value)
+                                    .to_vec()
                             }
-                            self.selector_index
-                                .targets(&r.namespace, kind, key, value)
-                                .to_vec()
-                        }
-                    };
-                    for t in candidates {
-                        let target = &self.g[t];
-                        if target.kind == *kind
-                            && target.namespace == r.namespace
-                            && selector.matches_with_empty(&target.labels, empty_selects_all)
-                        {
-                            self.link(idx, t, edge, reverse, Via::Selector);
+                        };
+                        for t in candidates {
+                            let target = &self.g[t];
+                            if target.kind == *kind
+                                && covers(&r.namespace, scope, &target.namespace)
+                                && selector.matches_with_empty(&target.labels, empty_selects_all)
+                            {
+                                self.link(idx, t, edge, reverse, Via::Selector);
+                            }
                         }
                     }
                 }
@@ -80,13 +85,15 @@ impl Graph {
             match target {
                 Declared::Uid(uid) => drop_pending(&mut self.pending_uid, uid, idx),
                 Declared::Key(key) => drop_pending(&mut self.pending_key, key, idx),
-                Declared::Selector(kind, selector, empty_selects_all) => {
-                    self.selector_index.remove_selector(
-                        &old.namespace,
-                        kind,
-                        &SelectorIndex::place(selector, empty_selects_all),
-                        idx,
-                    );
+                Declared::Selector(kind, selector, empty_selects_all, scope) => {
+                    for filed in filings(&old.namespace, scope) {
+                        self.selector_index.remove_selector(
+                            filed,
+                            kind,
+                            &SelectorIndex::place(selector, empty_selects_all),
+                            idx,
+                        );
+                    }
                 }
             }
         }
@@ -105,17 +112,13 @@ impl Graph {
         selecting.dedup();
         let mut links = Vec::new();
         for s in selecting {
-            if self.g[s].namespace != r.namespace {
-                continue;
-            }
-            for reference in &self.g[s].references {
-                if let Target::Selector {
-                    kind,
-                    selector,
-                    empty_selects_all,
-                } = &reference.target
+            let declarer = &self.g[s];
+            for reference in &declarer.references {
+                if let Some((kind, selector, empty_selects_all, scope)) =
+                    reference.target.as_selector()
                     && *kind == r.kind
-                    && selector.matches_with_empty(&r.labels, *empty_selects_all)
+                    && covers(&declarer.namespace, scope, &r.namespace)
+                    && selector.matches_with_empty(&r.labels, empty_selects_all)
                 {
                     links.push((s, reference.edge, reference.reverse));
                 }
@@ -223,11 +226,34 @@ impl Graph {
     }
 }
 
-/// A target as declared: by UID, by key or by selector.
+/// A target as declared: by UID, by key or by selector (with the namespaces it selects in;
+/// `None`: its declarer's).
 enum Declared<'a> {
     Uid(&'a Uid),
     Key(&'a ObjectKey),
-    Selector(&'a Kind, &'a LabelSelector, bool),
+    Selector(&'a Kind, &'a LabelSelector, bool, Option<&'a Namespaces>),
+}
+
+/// The namespace a selector covering every namespace is filed under in the selector index: no
+/// namespace is named so (names are DNS labels).
+pub(crate) const ALL_NAMESPACES: &str = "*";
+
+/// The namespaces a selector is filed under: its declarer's, the ones it names, or
+/// [`ALL_NAMESPACES`].
+fn filings<'a>(declarer_namespace: &'a str, scope: Option<&'a Namespaces>) -> Vec<&'a str> {
+    match scope {
+        None => vec![declarer_namespace],
+        Some(Namespaces::All) => vec![ALL_NAMESPACES],
+        Some(Namespaces::Names(names)) => names.iter().map(Str::as_str).collect(),
+    }
+}
+
+/// Whether a selector declared in `declarer_namespace` with `scope` selects in `namespace`.
+fn covers(declarer_namespace: &str, scope: Option<&Namespaces>, namespace: &str) -> bool {
+    match scope {
+        None => declarer_namespace == namespace,
+        Some(namespaces) => namespaces.contains(namespace),
+    }
 }
 
 /// Everything `r` declares, as (edge kind, reverse, target): its owner references (each an
@@ -245,7 +271,12 @@ fn declared(r: &Resource) -> impl Iterator<Item = (EdgeKind, bool, Declared<'_>)
                 kind,
                 selector,
                 empty_selects_all,
-            } => Declared::Selector(kind, selector, *empty_selects_all),
+            } => Declared::Selector(kind, selector, *empty_selects_all, None),
+            Target::SelectorIn {
+                kind,
+                selector,
+                namespaces,
+            } => Declared::Selector(kind, selector, true, Some(namespaces)),
         };
         (x.edge, x.reverse, target)
     });

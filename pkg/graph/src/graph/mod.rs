@@ -34,7 +34,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::event::{EventSink, GraphChange, GraphEvent};
 use crate::selectors::SelectorIndex;
+pub(crate) use derive::ALL_NAMESPACES;
 use pending::PendingRef;
+pub(crate) use pending::selects_something_or_should;
 pub use stats::GraphStats;
 
 /// Edges per node reserved when loading a snapshot (generated clusters have about 2.6).

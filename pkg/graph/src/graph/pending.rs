@@ -81,10 +81,7 @@ impl Graph {
                 .references
                 .iter()
                 .filter_map(move |r| match &r.target {
-                    Target::Selector {
-                        empty_selects_all: false,
-                        ..
-                    } => {
+                    target if selects_something_or_should(target) => {
                         let has_edge = self
                             .g
                             .edges_directed(idx, Outgoing)
@@ -117,5 +114,17 @@ pub(super) fn drop_pending<K: std::hash::Hash + Eq>(
         if waiting.is_empty() {
             map.remove(key);
         }
+    }
+}
+
+/// Whether a selector reference that matches nothing is worth reporting: a Service's (an empty
+/// one selects nothing, by design), or a non-empty selector over namespaces (a ServiceMonitor's).
+pub(crate) fn selects_something_or_should(target: &Target) -> bool {
+    match target {
+        Target::Selector {
+            empty_selects_all, ..
+        } => !empty_selects_all,
+        Target::SelectorIn { selector, .. } => !selector.is_empty(),
+        Target::Uid { .. } | Target::Key(_) => false,
     }
 }

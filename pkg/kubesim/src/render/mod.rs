@@ -50,7 +50,7 @@ fn key_of(r: &Reference) -> Option<(&str, &str, &str)> {
     match &r.target {
         Target::Key(k) => Some((k.kind.as_str(), k.namespace.as_str(), k.name.as_str())),
         Target::Uid { kind, name, .. } => Some((kind.as_str(), "", name.as_str())),
-        Target::Selector { .. } => None,
+        Target::Selector { .. } | Target::SelectorIn { .. } => None,
     }
 }
 
