@@ -13,7 +13,7 @@ use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Uid};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{json_response, with_seq};
-use crate::params::{Params, encode_continue};
+use crate::params::{Params, encode_continue, resolve_kind};
 use crate::queries::{DanglingQuery, ImpactQuery, NeighborsQuery, ObjectsQuery, PathQuery};
 use crate::state::AppState;
 use crate::view::{
@@ -75,7 +75,7 @@ pub async fn by_key(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let Path((namespace, kind, name)) = path.map_err(path_error)?;
-    let key = ObjectKey::new(Kind::parse(&kind), namespace, name);
+    let key = ObjectKey::new(resolve_kind("kind", &kind)?, namespace, name);
     detail(&state, key.to_string(), |g| {
         g.get_by_key(&key).map(|r| r.uid.clone())
     })
@@ -93,7 +93,7 @@ pub async fn by_cluster_key(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let Path((kind, name)) = path.map_err(path_error)?;
-    let key = ObjectKey::new(Kind::parse(&kind), "", name);
+    let key = ObjectKey::new(resolve_kind("kind", &kind)?, "", name);
     detail(&state, key.to_string(), |g| {
         g.get_by_key(&key).map(|r| r.uid.clone())
     })
@@ -258,17 +258,23 @@ pub struct EdgeKindJson {
     /// Which end depends on the other.
     #[schema(value_type = DependencyName)]
     dependency: &'static str,
+    /// What the edge means.
+    description: &'static str,
+    /// Whether a relationship rule declares it (else it is built in).
+    declared: bool,
 }
 
 /// `GET /api/v1/edge-kinds`: every edge kind and which end depends on the other.
 #[utoipa::path(get, path = "/api/v1/edge-kinds", summary = "Edge kinds.",
     responses((status = 200, description = "Every edge kind.", body = Vec<EdgeKindJson>)))]
 pub async fn edge_kinds() -> Response {
-    let body: Vec<EdgeKindJson> = EdgeKind::ALL
-        .iter()
+    let body: Vec<EdgeKindJson> = EdgeKind::all()
+        .into_iter()
         .map(|e| EdgeKindJson {
             name: e.as_str(),
             dependency: dependency_name(e.dependency()),
+            description: e.description(),
+            declared: !e.is_builtin(),
         })
         .collect();
     Json(body).into_response()

@@ -132,9 +132,13 @@ impl Params {
         Ok((!kinds.is_empty()).then_some(kinds))
     }
 
-    /// A kind name (case-insensitive; unknown names are kinds Astrolabe does not watch).
-    pub fn kind(&self, name: &str) -> Option<Kind> {
-        self.get(name).map(Kind::parse)
+    /// A kind as kubectl names it (`Kind`, `Kind.group`, plural or short name; see
+    /// [`Kind::resolve`]).
+    ///
+    /// # Errors
+    /// 400 naming close matches for an unknown kind, or the choices for an ambiguous one.
+    pub fn kind(&self, name: &str) -> Result<Option<Kind>, ApiError> {
+        self.get(name).map(|v| resolve_kind(name, v)).transpose()
     }
 
     /// A Kubernetes label selector.
@@ -158,6 +162,14 @@ impl Params {
             })
             .transpose()
     }
+}
+
+/// Resolves a kind parameter (or path segment) `name` = `value`.
+///
+/// # Errors
+/// 400 naming close matches for an unknown kind, or the choices for an ambiguous one.
+pub fn resolve_kind(name: &str, value: &str) -> Result<Kind, ApiError> {
+    Kind::resolve(value).map_err(|e| ApiError::param(name, e))
 }
 
 fn parse_edge_kind(name: &str, value: &str) -> Result<EdgeKind, ApiError> {

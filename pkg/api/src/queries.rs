@@ -93,7 +93,7 @@ impl ObjectsQuery {
     /// 400 for a malformed selector, limit or continue token.
     pub fn parse(p: &Params, limits: &Limits) -> ApiResult<Self> {
         Ok(ObjectsQuery {
-            kind: p.kind("kind"),
+            kind: p.kind("kind")?,
             namespace: p.get("namespace").map(Str::from),
             label_selector: p.selector("labelSelector")?,
             name: p.get("name").map(Str::from),
@@ -265,7 +265,7 @@ impl WatchQuery {
     pub fn parse(p: &Params) -> ApiResult<Self> {
         Ok(WatchQuery {
             namespace: p.get("namespace").map(Str::from),
-            kind: p.kind("kind"),
+            kind: p.kind("kind")?,
             last_event_id: p.u64("lastEventId")?,
         })
     }

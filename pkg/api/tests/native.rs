@@ -53,9 +53,10 @@ async fn one_resource_by_uid_and_by_key() {
         &get(&app, "/api/v1/namespaces/shop/Pod/nope").await,
         StatusCode::NOT_FOUND,
     );
+    // A kind nobody knows is a bad request, not a missing object.
     assert_error(
         &get(&app, "/api/v1/cluster/Widget/x").await,
-        StatusCode::NOT_FOUND,
+        StatusCode::BAD_REQUEST,
     );
 }
 
@@ -255,14 +256,47 @@ async fn dangling_and_kind_lists() {
                 == &json!({"kind": "Deployment", "apiVersion": "apps/v1", "namespaced": true}))
     );
     let edges = get(&app, "/api/v1/edge-kinds").await;
+    assert!(edges.json.as_array().unwrap().iter().any(|k| {
+        k["name"] == "owns"
+            && k["dependency"] == "target-needs-source"
+            && k["declared"] == false
+            && k["description"]
+                .as_str()
+                .unwrap()
+                .contains("ownerReferences")
+    }));
+}
+
+/// `kind=` and the kind path segment accept what kubectl accepts (names, plurals, short names,
+/// group-qualified names); an unknown kind is a 400 that names close matches.
+#[tokio::test]
+async fn kind_parameters_resolve_like_kubectl() {
+    let app = shop_app();
+    let all = get(&app, "/api/v1/objects?kind=Deployment").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    assert!(!all.json["items"].as_array().unwrap().is_empty());
+    for spelling in [
+        "deploy",
+        "deployments",
+        "Deployment.apps",
+        "deployments.v1.apps",
+    ] {
+        let other = get(&app, &format!("/api/v1/objects?kind={spelling}")).await;
+        assert_eq!(other.json["items"], all.json["items"], "{spelling}");
+    }
+    let typo = get(&app, "/api/v1/objects?kind=Deploymnet").await;
+    assert_error(&typo, StatusCode::BAD_REQUEST);
     assert!(
-        edges
-            .json
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k == &json!({"name": "owns", "dependency": "target-needs-source"}))
+        typo.text.contains("did you mean Deployment.apps"),
+        "{}",
+        typo.text
     );
+    assert_error(
+        &get(&app, "/api/v1/namespaces/shop/Deploymnet/web").await,
+        StatusCode::BAD_REQUEST,
+    );
+    let by_short = get(&app, "/api/v1/namespaces/shop/deploy/web").await;
+    assert_eq!(by_short.status, StatusCode::OK, "{}", by_short.text);
 }
 
 /// Node lists reuse each resource's rendered JSON; an update must show at once in every view.

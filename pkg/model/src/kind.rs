@@ -475,6 +475,214 @@ impl Kind {
     }
 }
 
+/// Why a kind name (a `kind=` parameter) names no single kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindLookupError {
+    /// No known kind has that name.
+    #[error("unknown kind {name:?}{}", suggest(close))]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// Known kinds with a close name, group-qualified.
+        close: Vec<String>,
+    },
+    /// Kinds of several groups have that name.
+    #[error("kind {name:?} is ambiguous: qualify it with its group ({})", choices.join(", "))]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+        /// The kinds it could be, group-qualified.
+        choices: Vec<String>,
+    },
+}
+
+fn suggest(close: &[String]) -> String {
+    if close.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", close.join(", "))
+    }
+}
+
+/// Names kubectl also accepts for kinds outside the table (a discovered singular and short
+/// names), by kind.
+type ExtraNames = Mutex<Vec<(Kind, Vec<Str>)>>;
+
+fn extra_names() -> &'static ExtraNames {
+    static NAMES: OnceLock<ExtraNames> = OnceLock::new();
+    NAMES.get_or_init(Mutex::default)
+}
+
+impl Kind {
+    /// Records the singular and short names discovery reports for a kind outside the table, so
+    /// that [`Kind::resolve`] accepts them as kubectl does.
+    pub fn register_names<'a>(kind: &Kind, names: impl IntoIterator<Item = &'a str>) {
+        if kind.is_watched() {
+            return;
+        }
+        let mut all = extra_names()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names: Vec<Str> = names
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(Str::from)
+            .collect();
+        if let Some((_, known)) = all.iter_mut().find(|(k, _)| k == kind) {
+            for n in names {
+                if !known.contains(&n) {
+                    known.push(n);
+                }
+            }
+        } else if all.len() < INTERN_CAP {
+            all.push((kind.clone(), names));
+        }
+    }
+
+    /// Every kind this process knows: the table's, then every other kind met so far
+    /// (discovered, watched, referenced or read back), each once, in kind order.
+    pub fn known() -> Vec<Kind> {
+        let mut out: Vec<Kind> = Kind::WATCHED.to_vec();
+        let mut others: Vec<Kind> = interned()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|o| !o.kind.is_empty())
+            .map(|o| Kind::Other(OtherKind(o.clone())))
+            .collect();
+        // Several versions of one kind are one kind; the one with the most known wins.
+        others.sort_by(|a, b| {
+            a.cmp(b)
+                .then_with(|| b.plural().len().cmp(&a.plural().len()))
+        });
+        others.dedup();
+        out.extend(others);
+        out
+    }
+
+    /// Every name kubectl accepts for this kind, lowercase: its name, plural, singular and
+    /// short names.
+    fn names(&self) -> Vec<String> {
+        let mut names = vec![self.as_str().to_ascii_lowercase()];
+        if !self.plural().is_empty() {
+            names.push(self.plural().to_ascii_lowercase());
+        }
+        names.push(self.singular().to_ascii_lowercase());
+        names.extend(self.short_names().iter().map(|s| s.to_ascii_lowercase()));
+        if !self.is_watched() {
+            let extra = extra_names()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, more)) = extra.iter().find(|(k, _)| k == self) {
+                names.extend(more.iter().map(|s| s.as_str().to_ascii_lowercase()));
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        names
+    }
+
+    /// Resolves a kind as kubectl names it: `Kind`, `plural`, `singular` or a short name, each
+    /// optionally qualified by its group (`Certificate.cert-manager.io`,
+    /// `certificates.v1.cert-manager.io`), case-insensitively, among [`Kind::known`]. A
+    /// built-in kind wins over a kind of the same name in another group, as in kubectl.
+    ///
+    /// # Errors
+    /// [`KindLookupError::Unknown`] with close names when none matches;
+    /// [`KindLookupError::Ambiguous`] when kinds of several groups match.
+    pub fn resolve(name: &str) -> Result<Kind, KindLookupError> {
+        let trimmed = name.trim();
+        let (resource, group) = match trimmed.split_once('.') {
+            None => (trimmed, None),
+            Some((resource, rest)) => {
+                // `resource.version.group`: drop the version.
+                let group = match rest.split_once('.') {
+                    Some((v, g)) if is_version(v) => g,
+                    _ if is_version(rest) => "",
+                    _ => rest,
+                };
+                (resource, Some(if group == "core" { "" } else { group }))
+            }
+        };
+        let wanted = resource.to_ascii_lowercase();
+        let known = Kind::known();
+        let mut matches: Vec<&Kind> = known
+            .iter()
+            .filter(|k| group.is_none_or(|g| k.group().eq_ignore_ascii_case(g)))
+            .filter(|k| k.names().contains(&wanted))
+            .collect();
+        if matches.len() > 1 && matches.iter().any(|k| k.is_watched()) {
+            matches.retain(|k| k.is_watched());
+        }
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(KindLookupError::Unknown {
+                name: name.to_owned(),
+                close: close_names(&wanted, &known),
+            }),
+            many => Err(KindLookupError::Ambiguous {
+                name: name.to_owned(),
+                choices: many.iter().map(|k| k.qualified().into_owned()).collect(),
+            }),
+        }
+    }
+}
+
+/// Whether a URL segment is a Kubernetes API version (`v1`, `v1beta1`, `v2alpha3`).
+fn is_version(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('v') else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let tail = &rest[digits..];
+    if digits == 0 || tail.is_empty() {
+        return digits > 0;
+    }
+    ["alpha", "beta"].iter().any(|stage| {
+        tail.strip_prefix(stage)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Up to five known kinds whose names are close to `wanted` (within two edits, or sharing a
+/// prefix of four letters), group-qualified.
+fn close_names(wanted: &str, known: &[Kind]) -> Vec<String> {
+    let mut scored: Vec<(usize, String)> = known
+        .iter()
+        .filter_map(|k| {
+            let best = k
+                .names()
+                .iter()
+                .map(|n| {
+                    let d = edit_distance(wanted, n);
+                    let shared = wanted.len() >= 4 && n.starts_with(&wanted[..4]);
+                    if d <= 2 || shared { d } else { usize::MAX }
+                })
+                .min()
+                .unwrap_or(usize::MAX);
+            (best != usize::MAX).then(|| (best, k.qualified().into_owned()))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(5).map(|(_, n)| n).collect()
+}
+
+/// Levenshtein distance, for short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -607,6 +815,83 @@ mod tests {
         assert_eq!(kind.group(), "");
         assert!(kind.short_names().is_empty());
         assert!(!kind.is_metadata_only());
+    }
+
+    #[test]
+    fn resolve_accepts_what_kubectl_accepts_and_explains_the_rest() {
+        let cert = Kind::discovered(&KindInfo {
+            kind: "Certificate".into(),
+            group: "cert-manager.io".into(),
+            version: "v1".into(),
+            plural: "certificates".into(),
+            namespaced: true,
+        });
+        Kind::register_names(&cert, ["certificate", "cert", "certs"]);
+        let gateway = |group: &str| {
+            Kind::discovered(&KindInfo {
+                kind: "Gateway".into(),
+                group: group.into(),
+                version: "v1".into(),
+                plural: "gateways".into(),
+                namespaced: true,
+            })
+        };
+        let (gw_api, gw_istio) = (
+            gateway("gateway.networking.k8s.io"),
+            gateway("networking.istio.io"),
+        );
+        for name in [
+            "Certificate",
+            "certificates",
+            "cert",
+            "CERTS",
+            "Certificate.cert-manager.io",
+            "certificates.cert-manager.io",
+            "certificates.v1.cert-manager.io",
+        ] {
+            assert_eq!(Kind::resolve(name), Ok(cert.clone()), "{name}");
+        }
+        for (name, kind) in [
+            ("deploy", Kind::Deployment),
+            ("Deployment.apps", Kind::Deployment),
+            ("deployments.v1.apps", Kind::Deployment),
+            ("pods", Kind::Pod),
+            ("Pod.core", Kind::Pod),
+            ("svc", Kind::Service),
+            ("hpa", Kind::HorizontalPodAutoscaler),
+            ("Gateway.networking.istio.io", gw_istio.clone()),
+            ("gateways.gateway.networking.k8s.io", gw_api.clone()),
+        ] {
+            assert_eq!(Kind::resolve(name), Ok(kind), "{name}");
+        }
+        match Kind::resolve("gateway") {
+            Err(KindLookupError::Ambiguous { choices, .. }) => assert_eq!(
+                choices,
+                [
+                    "Gateway.gateway.networking.k8s.io",
+                    "Gateway.networking.istio.io"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        match Kind::resolve("deploymnet") {
+            Err(e @ KindLookupError::Unknown { .. }) => {
+                assert!(
+                    e.to_string().contains("did you mean Deployment.apps"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Kind::resolve("Certificate.example.com"),
+            Err(KindLookupError::Unknown { .. })
+        ));
+        // A built-in kind wins over a custom kind of the same name.
+        let _custom_service = Kind::other("example.com", "Service");
+        assert_eq!(Kind::resolve("Service"), Ok(Kind::Service));
+        assert!(is_version("v1") && is_version("v1beta1") && is_version("v2alpha3"));
+        assert!(!is_version("v") && !is_version("vbeta1") && !is_version("v1beta"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod selector;
 
 pub use change::{Change, ChangeOp};
 pub use edge::{Dependency, EdgeDeclError, EdgeKind, UnknownEdgeKind, valid_edge_name};
-pub use kind::{Kind, KindInfo, OtherKind};
+pub use kind::{Kind, KindInfo, KindLookupError, OtherKind};
 pub use labels::Labels;
 pub use reference::{Namespaces, Reference, Target};
 pub use resource::{
