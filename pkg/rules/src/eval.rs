@@ -88,7 +88,15 @@ impl Rule {
             }),
             Match::Ref { kind, group } => self.path.for_each(object, &mut |v| {
                 if let Some(r) = v.as_object() {
-                    push_ref(self, r, kind.as_deref(), group.as_deref(), source_namespace, object, &mut push);
+                    push_ref(
+                        self,
+                        r,
+                        kind.as_deref(),
+                        group.as_deref(),
+                        source_namespace,
+                        object,
+                        &mut push,
+                    );
                 }
             }),
             Match::Selector { namespaces } => self.path.for_each(object, &mut |v| {
@@ -372,4 +380,3 @@ fn namespace_scope(
         },
     }
 }
-

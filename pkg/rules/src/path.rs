@@ -91,7 +91,10 @@ impl FieldPath {
             if key.is_empty() {
                 return Err(fail("empty segment"));
             }
-            if let Some(bad) = key.chars().find(|c| c.is_whitespace() || matches!(c, ']' | '"')) {
+            if let Some(bad) = key
+                .chars()
+                .find(|c| c.is_whitespace() || matches!(c, ']' | '"'))
+            {
                 return Err(fail(&format!(
                     "unexpected {bad:?} in a key; quote keys like [\"a.b\"]"
                 )));

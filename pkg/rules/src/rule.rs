@@ -229,7 +229,8 @@ impl Compiler<'_> {
     }
 
     fn path(&self, text: &Spanned<String>, what: &str) -> Result<FieldPath, RulesError> {
-        FieldPath::parse(&text.value).map_err(|e| self.fail(text.referenced, format!("{what}: {e}")))
+        FieldPath::parse(&text.value)
+            .map_err(|e| self.fail(text.referenced, format!("{what}: {e}")))
     }
 
     fn single_path(&self, text: &str, at: Location, what: &str) -> Result<FieldPath, RulesError> {
@@ -243,7 +244,13 @@ impl Compiler<'_> {
         Ok(path)
     }
 
-    fn kind(&self, group: &str, kind: &str, at: Location, what: &str) -> Result<GroupKind, RulesError> {
+    fn kind(
+        &self,
+        group: &str,
+        kind: &str,
+        at: Location,
+        what: &str,
+    ) -> Result<GroupKind, RulesError> {
         if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(self.fail(at, format!("{what}: bad kind {kind:?}")));
         }
@@ -288,7 +295,12 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        let from = self.kind(&r.from.value.group, &r.from.value.kind, r.from.referenced, "from")?;
+        let from = self.kind(
+            &r.from.value.group,
+            &r.from.value.kind,
+            r.from.referenced,
+            "from",
+        )?;
         let path = self.path(&r.path, "path")?;
         let to_at = r.to.referenced;
         let to = match &r.to.value {
@@ -310,8 +322,8 @@ impl Compiler<'_> {
             }
         };
         let matcher_kind = r.matcher.value;
-        let picks_kind = matches!(&to, Targets::Any)
-            || matches!(&to, Targets::Listed(list) if list.len() > 1);
+        let picks_kind =
+            matches!(&to, Targets::Any) || matches!(&to, Targets::Listed(list) if list.len() > 1);
         if picks_kind && matcher_kind != RawMatch::Ref {
             return Err(self.fail(
                 to_at,
@@ -349,7 +361,11 @@ impl Compiler<'_> {
                 "a selector rule says where it selects with `namespaces`, not `namespace`",
             ));
         }
-        let ignore = r.ignore.as_ref().map(|i| i.value.clone()).unwrap_or_default();
+        let ignore = r
+            .ignore
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
         let matcher = match matcher_kind {
             RawMatch::Name => Match::Name {
                 default: match &r.default {
@@ -368,9 +384,9 @@ impl Compiler<'_> {
                     Some((RawNamespaces::From(p), at)) => {
                         NamespacesPolicy::From(self.single_path(p, at, "namespaces.from")?)
                     }
-                    Some((RawNamespaces::Selector(p), at)) => {
-                        NamespacesPolicy::Selector(self.single_path(p, at, "namespaces.selector")?)
-                    }
+                    Some((RawNamespaces::Selector(p), at)) => NamespacesPolicy::Selector(
+                        self.single_path(p, at, "namespaces.selector")?,
+                    ),
                 },
             },
         };

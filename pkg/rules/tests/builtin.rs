@@ -33,8 +33,14 @@ fn cert_manager_certificate() {
     assert_eq!(
         edges(&evaluate(&rules, &certificate())),
         [
-            e("writes", named("", "Secret", Some("shop"), "web-tls-secret")),
-            e("issued-by", named("cert-manager.io", "ClusterIssuer", None, "letsencrypt")),
+            e(
+                "writes",
+                named("", "Secret", Some("shop"), "web-tls-secret")
+            ),
+            e(
+                "issued-by",
+                named("cert-manager.io", "ClusterIssuer", None, "letsencrypt")
+            ),
         ]
     );
     // issuerRef with only a name: an Issuer of the Certificate's namespace.
@@ -42,7 +48,10 @@ fn cert_manager_certificate() {
     defaulted["spec"]["issuerRef"] = json!({"name": "local-ca"});
     assert_eq!(
         edges(&evaluate(&rules, &defaulted))[1],
-        e("issued-by", named("cert-manager.io", "Issuer", Some("shop"), "local-ca"))
+        e(
+            "issued-by",
+            named("cert-manager.io", "Issuer", Some("shop"), "local-ca")
+        )
     );
     // An external issuer's group is outside the rule.
     defaulted["spec"]["issuerRef"] =
@@ -64,8 +73,14 @@ fn cert_manager_ingress_annotations() {
     assert_eq!(
         edges(&evaluate(&RuleSet::builtin(), &ingress)),
         [
-            e("issued-by", named("cert-manager.io", "Issuer", Some("shop"), "shop-ca")),
-            e("issued-by", named("cert-manager.io", "ClusterIssuer", None, "letsencrypt")),
+            e(
+                "issued-by",
+                named("cert-manager.io", "Issuer", Some("shop"), "shop-ca")
+            ),
+            e(
+                "issued-by",
+                named("cert-manager.io", "ClusterIssuer", None, "letsencrypt")
+            ),
         ]
     );
 }
@@ -93,9 +108,18 @@ fn gateway_api_gateway() {
     assert_eq!(
         edges(&evaluate(&RuleSet::builtin(), &gateway())),
         [
-            e("uses-gateway-class", named("gateway.networking.k8s.io", "GatewayClass", None, "istio")),
-            e("uses-tls-secret", named("", "Secret", Some("infra"), "edge-tls")),
-            e("uses-tls-secret", named("", "Secret", Some("shop"), "shop-tls")),
+            e(
+                "uses-gateway-class",
+                named("gateway.networking.k8s.io", "GatewayClass", None, "istio")
+            ),
+            e(
+                "uses-tls-secret",
+                named("", "Secret", Some("infra"), "edge-tls")
+            ),
+            e(
+                "uses-tls-secret",
+                named("", "Secret", Some("shop"), "shop-tls")
+            ),
         ]
     );
 }
@@ -128,9 +152,20 @@ fn gateway_api_routes() {
         assert_eq!(
             edges(&evaluate(&RuleSet::builtin(), &http_route(kind))),
             [
-                e("attaches-to", named("gateway.networking.k8s.io", "Gateway", Some("infra"), "edge")),
+                e(
+                    "attaches-to",
+                    named(
+                        "gateway.networking.k8s.io",
+                        "Gateway",
+                        Some("infra"),
+                        "edge"
+                    )
+                ),
                 e("routes-to", named("", "Service", Some("shop"), "api")),
-                e("routes-to", named("", "Service", Some("shop"), "api-canary")),
+                e(
+                    "routes-to",
+                    named("", "Service", Some("shop"), "api-canary")
+                ),
                 e("routes-to", named("", "Service", Some("shop"), "web")),
             ],
             "{kind}"
@@ -177,7 +212,12 @@ fn prometheus_operator() {
         edges(&evaluate(&rules, &pod_monitor)),
         [e(
             "monitors",
-            selected("", "Pod", sel(&[("team", "batch")], &[]), NamespaceScope::Namespace("batch".into()))
+            selected(
+                "",
+                "Pod",
+                sel(&[("team", "batch")], &[]),
+                NamespaceScope::Namespace("batch".into())
+            )
         )]
     );
     let prometheus = json!({
@@ -188,7 +228,10 @@ fn prometheus_operator() {
     });
     assert_eq!(
         edges(&evaluate(&rules, &prometheus)),
-        [e("uses-sa", named("", "ServiceAccount", Some("monitoring"), "prometheus-k8s"))]
+        [e(
+            "uses-sa",
+            named("", "ServiceAccount", Some("monitoring"), "prometheus-k8s")
+        )]
     );
 }
 
@@ -217,18 +260,35 @@ fn argo_cd_application() {
     assert_eq!(
         edges(&refs),
         [
-            e("in-project", named("argoproj.io", "AppProject", Some("argocd"), "retail")),
+            e(
+                "in-project",
+                named("argoproj.io", "AppProject", Some("argocd"), "retail")
+            ),
             e("deploys-to", named("", "Namespace", None, "shop")),
             e("manages", named("", "Service", Some("shop"), "api")),
             e("manages", named("apps", "Deployment", Some("shop"), "api")),
-            e("manages", named("rbac.authorization.k8s.io", "ClusterRole", None, "shop-reader")),
+            e(
+                "manages",
+                named(
+                    "rbac.authorization.k8s.io",
+                    "ClusterRole",
+                    None,
+                    "shop-reader"
+                )
+            ),
         ]
     );
     assert_eq!(refs[2].dependency, Dependency::TargetNeedsSource);
     // An Application deploying to another cluster points at nothing of this one but its project.
     assert_eq!(
-        edges(&evaluate(&rules, &application("https://prod.example.com:6443"))),
-        [e("in-project", named("argoproj.io", "AppProject", Some("argocd"), "retail"))]
+        edges(&evaluate(
+            &rules,
+            &application("https://prod.example.com:6443")
+        )),
+        [e(
+            "in-project",
+            named("argoproj.io", "AppProject", Some("argocd"), "retail")
+        )]
     );
     let mut by_name = application("");
     by_name["spec"]["destination"] = json!({"name": "in-cluster", "namespace": "shop"});
@@ -254,10 +314,24 @@ fn keda_scaled_object_and_job() {
     assert_eq!(
         edges(&evaluate(&rules, &scaled)),
         [
-            e("scales", named("apps", "Deployment", Some("jobs"), "worker")),
+            e(
+                "scales",
+                named("apps", "Deployment", Some("jobs"), "worker")
+            ),
             // Sorted within a rule.
-            e("uses-trigger-auth", named("keda.sh", "ClusterTriggerAuthentication", None, "aws")),
-            e("uses-trigger-auth", named("keda.sh", "TriggerAuthentication", Some("jobs"), "rabbit-auth")),
+            e(
+                "uses-trigger-auth",
+                named("keda.sh", "ClusterTriggerAuthentication", None, "aws")
+            ),
+            e(
+                "uses-trigger-auth",
+                named(
+                    "keda.sh",
+                    "TriggerAuthentication",
+                    Some("jobs"),
+                    "rabbit-auth"
+                )
+            ),
         ]
     );
     let mut rollout = scaled.clone();
@@ -265,7 +339,10 @@ fn keda_scaled_object_and_job() {
         json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "worker"});
     assert_eq!(
         edges(&evaluate(&rules, &rollout))[0],
-        e("scales", named("argoproj.io", "Rollout", Some("jobs"), "worker"))
+        e(
+            "scales",
+            named("argoproj.io", "Rollout", Some("jobs"), "worker")
+        )
     );
     let job = json!({
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
@@ -275,7 +352,15 @@ fn keda_scaled_object_and_job() {
     });
     assert_eq!(
         edges(&evaluate(&rules, &job)),
-        [e("uses-trigger-auth", named("keda.sh", "TriggerAuthentication", Some("jobs"), "redis-auth"))]
+        [e(
+            "uses-trigger-auth",
+            named(
+                "keda.sh",
+                "TriggerAuthentication",
+                Some("jobs"),
+                "redis-auth"
+            )
+        )]
     );
 }
 
@@ -295,7 +380,10 @@ fn external_secrets() {
     assert_eq!(
         edges(&evaluate(&rules, &es)),
         [
-            e("uses-secret-store", named("external-secrets.io", "ClusterSecretStore", None, "vault")),
+            e(
+                "uses-secret-store",
+                named("external-secrets.io", "ClusterSecretStore", None, "vault")
+            ),
             e("writes", named("", "Secret", Some("shop"), "db")),
         ]
     );
@@ -305,8 +393,19 @@ fn external_secrets() {
     assert_eq!(
         edges(&evaluate(&rules, &defaulted)),
         [
-            e("uses-secret-store", named("external-secrets.io", "SecretStore", Some("shop"), "shop-vault")),
-            e("writes", named("", "Secret", Some("shop"), "db-credentials")),
+            e(
+                "uses-secret-store",
+                named(
+                    "external-secrets.io",
+                    "SecretStore",
+                    Some("shop"),
+                    "shop-vault"
+                )
+            ),
+            e(
+                "writes",
+                named("", "Secret", Some("shop"), "db-credentials")
+            ),
         ]
     );
 }
@@ -332,12 +431,34 @@ fn istio_virtual_service() {
     assert_eq!(
         edges(&evaluate(&RuleSet::builtin(), &vs)),
         [
-            e("routes-to", named("", "Service", Some("bookinfo"), "reviews")),
+            e(
+                "routes-to",
+                named("", "Service", Some("bookinfo"), "reviews")
+            ),
             e("routes-to", named("", "Service", Some("other"), "ratings")),
             e("routes-to", named("", "Service", Some("db"), "mongo")),
-            e("routes-to", named("", "Service", Some("bookinfo"), "x-backend")),
-            e("attaches-to", named("networking.istio.io", "Gateway", Some("bookinfo"), "internal")),
-            e("attaches-to", named("networking.istio.io", "Gateway", Some("istio-system"), "public")),
+            e(
+                "routes-to",
+                named("", "Service", Some("bookinfo"), "x-backend")
+            ),
+            e(
+                "attaches-to",
+                named(
+                    "networking.istio.io",
+                    "Gateway",
+                    Some("bookinfo"),
+                    "internal"
+                )
+            ),
+            e(
+                "attaches-to",
+                named(
+                    "networking.istio.io",
+                    "Gateway",
+                    Some("istio-system"),
+                    "public"
+                )
+            ),
         ]
     );
 }
@@ -345,27 +466,14 @@ fn istio_virtual_service() {
 #[test]
 fn every_builtin_rule_is_exercised_by_these_objects() {
     let rules = RuleSet::builtin();
-    let objects = [
+    let mut objects = vec![
         certificate(),
         gateway(),
         http_route("HTTPRoute"),
-        http_route("GRPCRoute"),
         service_monitor(),
         application("https://kubernetes.default.svc"),
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"namespace": "a",
-            "annotations": {"cert-manager.io/issuer": "i", "cert-manager.io/cluster-issuer": "c"}}}),
-        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"namespace": "a"}, "spec": {"selector": {}}}),
-        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"namespace": "a"}, "spec": {"serviceAccountName": "p"}}),
-        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"namespace": "a"},
-            "spec": {"scaleTargetRef": {"name": "w"}, "triggers": [{"authenticationRef": {"name": "t"}}]}}),
-        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"namespace": "a"},
-            "spec": {"triggers": [{"authenticationRef": {"name": "t"}}]}}),
-        json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "x", "namespace": "a"},
-            "spec": {"secretStoreRef": {"name": "s"}}}),
-        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"namespace": "a"},
-            "spec": {"gateways": ["g"], "http": [{"route": [{"destination": {"host": "h"}}]}],
-                     "tcp": [{"route": [{"destination": {"host": "h"}}]}], "tls": [{"route": [{"destination": {"host": "h"}}]}]}}),
     ];
+    objects.extend(common::one_object_per_builtin_kind());
     let used: BTreeSet<String> = objects
         .iter()
         .flat_map(|o| evaluate(&rules, o))
@@ -402,7 +510,10 @@ fn builtin_kinds_and_paths() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert_eq!(paths, ["spec.secretStoreRef", "spec.target.name", "metadata.name"]);
+    assert_eq!(
+        paths,
+        ["spec.secretStoreRef", "spec.target.name", "metadata.name"]
+    );
     let paths: Vec<String> = rules
         .paths("argoproj.io", "Application")
         .iter()

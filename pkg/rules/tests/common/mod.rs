@@ -3,7 +3,7 @@
 
 use astrolabe_model::{Dependency, LabelSelector};
 use astrolabe_rules::{GroupKind, NamespaceScope, RefTarget, RuleRef, RuleSet};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A group-qualified kind.
 pub fn gk(group: &str, kind: &str) -> GroupKind {
@@ -87,4 +87,37 @@ pub fn thing(rules: &RuleSet, object: &Value) -> Vec<RefTarget> {
 /// Shorthand for the dependency of every reference.
 pub fn dependencies(refs: &[RuleRef]) -> Vec<Dependency> {
     refs.iter().map(|r| r.dependency).collect()
+}
+
+/// A small object of each kind the built-in pack reads, on which every built-in rule makes at
+/// least one reference.
+pub fn one_object_per_builtin_kind() -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"namespace": "a"},
+            "spec": {"secretName": "s", "issuerRef": {"name": "i"}}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"namespace": "a"},
+            "spec": {"gatewayClassName": "c", "listeners": [{"tls": {"certificateRefs": [{"name": "s"}]}}]}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"namespace": "a"},
+            "spec": {"parentRefs": [{"name": "g"}], "rules": [{"backendRefs": [{"name": "b"}]}]}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"namespace": "a"},
+            "spec": {"parentRefs": [{"name": "g"}], "rules": [{"backendRefs": [{"name": "b"}]}]}}),
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"namespace": "a"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "namespaceSelector": {"any": true}}}),
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"namespace": "a"},
+            "spec": {"project": "p", "destination": {"server": "https://kubernetes.default.svc", "namespace": "d"}},
+            "status": {"resources": [{"kind": "Service", "namespace": "d", "name": "s"}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"namespace": "a",
+            "annotations": {"cert-manager.io/issuer": "i", "cert-manager.io/cluster-issuer": "c"}}}),
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"namespace": "a"}, "spec": {"selector": {}}}),
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"namespace": "a"}, "spec": {"serviceAccountName": "p"}}),
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"namespace": "a"},
+            "spec": {"scaleTargetRef": {"name": "w"}, "triggers": [{"authenticationRef": {"name": "t"}}]}}),
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"namespace": "a"},
+            "spec": {"triggers": [{"authenticationRef": {"name": "t"}}]}}),
+        json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "x", "namespace": "a"},
+            "spec": {"secretStoreRef": {"name": "s"}, "target": {"name": "t"}}}),
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"namespace": "a"},
+            "spec": {"gateways": ["g"], "http": [{"route": [{"destination": {"host": "h"}}]}],
+                     "tcp": [{"route": [{"destination": {"host": "h"}}]}], "tls": [{"route": [{"destination": {"host": "h"}}]}]}}),
+    ]
 }
