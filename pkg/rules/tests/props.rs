@@ -5,6 +5,8 @@
 mod common;
 
 use astrolabe_rules::{Match, RuleSet, Segment};
+use std::sync::LazyLock;
+
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -154,16 +156,207 @@ fn replace_at(value: &mut Value, segments: &[Segment], with: &Option<Value>) {
     }
 }
 
+/// The built-in pack, parsed once for all cases.
+static BUILTIN: LazyLock<RuleSet> = LazyLock::new(RuleSet::builtin);
+
 fn kind_of(object: &Value) -> (&str, &str) {
     let api_version = object["apiVersion"].as_str().unwrap();
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     (group, object["kind"].as_str().unwrap())
 }
 
+/// Every JSON pointer into `value` (the root excluded).
+fn pointers(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(p.clone());
+                pointers(v, &p, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(v, &p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A YAML single-quoted scalar.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Text that looks like a path, often a broken one.
+fn path_text() -> impl Strategy<Value = String> {
+    let token = prop::sample::select(vec![
+        "a", "spec", ".", "[*]", "[\"", "\"]", "[", "]", "\"", "x.y", "a/b", " ", "\\", "*",
+    ]);
+    prop::collection::vec(token, 0..7).prop_map(|t| t.concat())
+}
+
+/// Values for each key of a rule: the first fits, the others may not.
+fn values_for(key: &'static str) -> BoxedStrategy<String> {
+    // Mostly the fitting value, so that most rules get as far as the key being varied.
+    let fixed = |v: Vec<&'static str>| {
+        let fit = v[0].to_owned();
+        prop_oneof![3 => Just(fit), 1 => prop::sample::select(v).prop_map(str::to_owned)].boxed()
+    };
+    match key {
+        "name" => fixed(vec!["r", "r", "Bad", "''", "a-"]),
+        "from" => fixed(vec![
+            "{group: x.io, kind: T}",
+            "{group: '', kind: ''}",
+            "{kind: T}",
+            "x",
+        ]),
+        "path" | "default" => path_text().prop_map(|p| quoted(&p)).boxed(),
+        "match" => fixed(vec![
+            "name",
+            "ref",
+            "selector",
+            "host",
+            "other",
+            "{name: {}}",
+        ]),
+        "to" => fixed(vec![
+            "{group: '', kind: Secret}",
+            "any",
+            "[]",
+            "[{group: a, kind: B}, {group: a, kind: C, namespace: cluster}]",
+            "[{group: a, kind: B}, {group: a, kind: B}]",
+            "{group: a, kind: B, namespace: same}",
+            "7",
+        ]),
+        "edge" => fixed(vec!["e", "uses-secret", "owns", "E", "''"]),
+        "dependency" => fixed(vec![
+            "source-needs-target",
+            "target-needs-source",
+            "none",
+            "up",
+        ]),
+        "optional" => fixed(vec!["true", "false", "yes", "[]"]),
+        "defaults" => fixed(vec![
+            "{kind: B}",
+            "{kind: C, group: a}",
+            "{apiVersion: a/v1, group: a}",
+            "{kind: Z}",
+            "x",
+        ]),
+        "namespace" => prop_oneof![
+            fixed(vec!["same", "cluster", "all"]),
+            path_text().prop_map(|p| format!("{{field: {}}}", quoted(&p))),
+        ]
+        .boxed(),
+        "namespaces" => prop_oneof![
+            fixed(vec!["same", "all", "cluster", "every"]),
+            path_text().prop_map(|p| format!("{{from: {}}}", quoted(&p))),
+            path_text().prop_map(|p| format!("{{selector: {}}}", quoted(&p))),
+        ]
+        .boxed(),
+        "ignore" => fixed(vec!["[mesh]", "[]", "mesh"]),
+        _ => prop_oneof![
+            path_text().prop_map(|p| format!("[{{path: {}, in: [a]}}]", quoted(&p))),
+            Just("[]".to_owned()),
+        ]
+        .boxed(),
+    }
+}
+
+const REQUIRED: &[&str] = &["name", "from", "path", "match", "to", "edge", "dependency"];
+const OPTIONAL: &[&str] = &[
+    "optional",
+    "defaults",
+    "default",
+    "namespace",
+    "namespaces",
+    "ignore",
+    "whenAny",
+];
+
+/// One rule: every required key, some optional ones, each with a value that may not fit; now
+/// and then a required key left out.
+fn rule_text() -> impl Strategy<Value = String> {
+    let keys = (
+        prop::sample::subsequence(OPTIONAL, 0..4),
+        prop::option::weighted(0.1, prop::sample::select(REQUIRED)),
+    );
+    keys.prop_flat_map(|(optional, dropped)| {
+        let keys: Vec<&'static str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|k| Some(*k) != dropped)
+            .chain(optional)
+            .collect();
+        let values: Vec<BoxedStrategy<String>> = keys.iter().map(|k| values_for(k)).collect();
+        (Just(keys), values)
+    })
+    .prop_map(|(keys, values)| {
+        let mut text = String::new();
+        for (i, (k, v)) in keys.iter().zip(values).enumerate() {
+            text.push_str(if i == 0 { "- " } else { "  " });
+            text.push_str(&format!("{k}: {v}\n"));
+        }
+        text
+    })
+}
+
+/// A rule file of such rules.
+fn rule_file() -> impl Strategy<Value = String> {
+    prop::collection::vec(rule_text(), 0..4).prop_map(|rules| rules.concat())
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn evaluation_never_panics_on_mangled_objects(
+        which in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), json_value()), 1..4),
+    ) {
+        let objects = common::one_object_per_builtin_kind();
+        let mut object = objects[which.index(objects.len())].clone();
+        let (group, kind) = {
+            let (g, k) = kind_of(&object);
+            (g.to_owned(), k.to_owned())
+        };
+        for (at, value) in edits {
+            let mut all = Vec::new();
+            pointers(&object, "", &mut all);
+            if all.is_empty() {
+                break;
+            }
+            if let Some(slot) = object.pointer_mut(&all[at.index(all.len())]) {
+                *slot = value;
+            }
+        }
+        let rules = &*BUILTIN;
+        for r in rules.evaluate(&group, &kind, Some("a"), &object) {
+            if let astrolabe_rules::RefTarget::Name { name, .. } = &r.target {
+                prop_assert!(!name.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn parsing_generated_rule_files_never_panics(text in rule_file()) {
+        match RuleSet::parse(&text, "gen.yaml") {
+            Ok(set) => {
+                for rule in set.rules() {
+                    let _ = rule.evaluate(Some("a"), &json!({}));
+                }
+            }
+            Err(e) => prop_assert_eq!(e.file.as_str(), "gen.yaml"),
+        }
+    }
+
     #[test]
     fn evaluation_never_panics_on_any_json(object in json_value(), ns in prop::option::of("[a-z]{0,3}")) {
-        let rules = RuleSet::builtin();
+        let rules = &*BUILTIN;
         for kind in rules.kinds() {
             let refs = rules.evaluate(&kind.group, &kind.kind, ns.as_deref(), &object);
             for r in refs {
@@ -179,7 +372,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         odd in any::<prop::sample::Index>(),
     ) {
-        let rules = RuleSet::builtin();
+        let rules = &*BUILTIN;
         let rule = &rules.rules()[pick.index(rules.rules().len())];
         let object = common::one_object_per_builtin_kind()
             .into_iter()
