@@ -11,9 +11,9 @@
 //! Layout:
 //! - [`set`]: [`RuleSet`]: parsing, the built-in pack, merging, the index by source kind.
 //! - [`rule`]: [`Rule`], one validated rule, and its compilation from the file.
-//! - [`spec`](mod@spec) (private): the file's YAML shapes, with locations.
+//! - `spec` (private): the file's YAML shapes, with locations.
 //! - [`path`]: [`FieldPath`], the dotted paths rules read.
-//! - [`eval`] (private): one rule applied to one object.
+//! - `eval` (private): one rule applied to one object ([`Rule::evaluate`]).
 //! - [`reference`]: [`RuleRef`], what evaluation returns.
 //! - [`error`]: [`RulesError`], a refused file with its line, rule and reason.
 //!

@@ -266,6 +266,19 @@ impl Compiler<'_> {
         })
     }
 
+    fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), RulesError> {
+        if is_valid_name(&name.value) {
+            return Ok(());
+        }
+        Err(self.fail(
+            name.referenced,
+            format!(
+                "bad {what} {:?}: lowercase letters, digits and dashes, starting with a letter",
+                name.value
+            ),
+        ))
+    }
+
     fn target(&self, raw: &RawTarget, at: Location) -> Result<Target, RulesError> {
         Ok(Target {
             kind: self.kind(&raw.group, &raw.kind, at, "to")?,
@@ -277,24 +290,8 @@ impl Compiler<'_> {
     pub fn compile(&self, raw: &Spanned<RawRule>) -> Result<Rule, RulesError> {
         let at = raw.referenced;
         let r = &raw.value;
-        if !is_valid_name(&r.name.value) {
-            return Err(self.fail(
-                r.name.referenced,
-                format!(
-                    "bad rule name {:?}: lowercase letters, digits and dashes, starting with a letter",
-                    r.name.value
-                ),
-            ));
-        }
-        if !is_valid_name(&r.edge.value) {
-            return Err(self.fail(
-                r.edge.referenced,
-                format!(
-                    "bad edge name {:?}: lowercase letters, digits and dashes, starting with a letter",
-                    r.edge.value
-                ),
-            ));
-        }
+        self.name(&r.name, "rule name")?;
+        self.name(&r.edge, "edge name")?;
         let from = self.kind(
             &r.from.value.group,
             &r.from.value.kind,
