@@ -187,14 +187,15 @@ impl Rule {
     }
 }
 
-/// Whether `name` is a valid rule or edge name: lowercase letters, digits and dashes, starting
-/// with a letter, not ending with a dash, at most 63 characters.
+/// Whether `name` is a valid rule or edge name: lowercase letters, digits and single dashes,
+/// starting with a letter, not ending with a dash, at most 63 characters.
 pub fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
         && bytes[0].is_ascii_lowercase()
         && bytes[bytes.len() - 1] != b'-'
+        && !name.contains("--")
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')

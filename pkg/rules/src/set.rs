@@ -101,7 +101,8 @@ impl RuleSet {
     fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
         let mut edges: HashMap<&str, &Rule> = HashMap::new();
         for rule in &rules {
-            if let Some(builtin) = EdgeKind::parse(&rule.edge)
+            // Only the built-in kinds: names declared at run time are this set's own business.
+            if let Some(builtin) = EdgeKind::ALL.iter().find(|k| k.as_str() == &*rule.edge)
                 && builtin.dependency() != rule.dependency
             {
                 return Err(rule.error(

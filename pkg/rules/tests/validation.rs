@@ -96,6 +96,7 @@ fn bad_edge_name() {
         "feeds_secret",
         "-feeds",
         "feeds-",
+        "feeds--x",
         "\"\"",
         "9lives",
     ] {
