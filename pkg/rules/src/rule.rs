@@ -124,6 +124,8 @@ pub struct Condition {
 pub struct Rule {
     /// The rule's unique name.
     pub name: Arc<str>,
+    /// What the rule finds, in a sentence (for listings of rules and edge kinds); may be empty.
+    pub description: Arc<str>,
     /// The file the rule came from.
     pub file: Arc<str>,
     /// The rule's position in its file, from 0.
@@ -409,6 +411,7 @@ impl Compiler<'_> {
         }
         Ok(Rule {
             name: r.name.value.as_str().into(),
+            description: r.description.as_deref().unwrap_or("").into(),
             file: self.file.clone(),
             index: self.index,
             line: at.line(),

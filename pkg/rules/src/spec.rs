@@ -12,6 +12,8 @@ use serde_saphyr::Spanned;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawRule {
     pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
     pub from: Spanned<RawKind>,
     pub path: Spanned<String>,
     pub to: Spanned<RawTo>,

@@ -481,6 +481,13 @@ fn every_builtin_rule_is_exercised_by_these_objects() {
         .collect();
     let all: BTreeSet<String> = rules.rules().iter().map(|r| r.name.to_string()).collect();
     assert_eq!(used, all);
+    for rule in rules.rules() {
+        assert!(
+            !rule.description.is_empty(),
+            "{} has no description",
+            rule.name
+        );
+    }
 }
 
 #[test]

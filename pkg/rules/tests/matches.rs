@@ -406,7 +406,7 @@ fn when_any_gates_the_rule() {
 #[test]
 fn references_carry_the_rule_edge_dependency_and_optional() {
     let rules = astrolabe_rules::RuleSet::parse(
-        "- name: r\n  from: {group: example.com, kind: Thing}\n  path: spec.s\n  match: name\n  to: {group: \"\", kind: Secret}\n  edge: feeds\n  dependency: target-needs-source\n  optional: true\n",
+        "- name: r\n  description: Thing → the Secret it feeds.\n  from: {group: example.com, kind: Thing}\n  path: spec.s\n  match: name\n  to: {group: \"\", kind: Secret}\n  edge: feeds\n  dependency: target-needs-source\n  optional: true\n",
         "t.yaml",
     )
     .unwrap();
@@ -418,6 +418,10 @@ fn references_carry_the_rule_edge_dependency_and_optional() {
     );
     assert_eq!(refs.len(), 1);
     assert_eq!(&*refs[0].rule, "r");
+    assert_eq!(
+        &*rules.rules()[0].description,
+        "Thing → the Secret it feeds."
+    );
     assert_eq!(&*refs[0].edge, "feeds");
     assert_eq!(refs[0].dependency, Dependency::TargetNeedsSource);
     assert!(refs[0].optional);

@@ -240,6 +240,7 @@ fn values_for(key: &'static str) -> BoxedStrategy<String> {
             "up",
         ]),
         "optional" => fixed(vec!["true", "false", "yes", "[]"]),
+        "description" => fixed(vec!["'a → b'", "[]", "''"]),
         "defaults" => fixed(vec![
             "{kind: B}",
             "{kind: C, group: a}",
@@ -269,6 +270,7 @@ fn values_for(key: &'static str) -> BoxedStrategy<String> {
 
 const REQUIRED: &[&str] = &["name", "from", "path", "match", "to", "edge", "dependency"];
 const OPTIONAL: &[&str] = &[
+    "description",
     "optional",
     "defaults",
     "default",
