@@ -14,7 +14,7 @@
 //! - `spec` (private): the file's YAML shapes, with locations.
 //! - [`path`]: [`FieldPath`], the dotted paths rules read.
 //! - `eval` (private): one rule applied to one object ([`Rule::evaluate`]).
-//! - [`reference`]: [`RuleRef`], what evaluation returns.
+//! - [`reference`](mod@reference): [`RuleRef`], what evaluation returns.
 //! - [`error`]: [`RulesError`], a refused file with its line, rule and reason.
 //!
 //! The rule-file format is described in the crate's `README.md`; the built-in pack is
