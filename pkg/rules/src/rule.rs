@@ -276,7 +276,7 @@ impl Compiler<'_> {
         Err(self.fail(
             name.referenced,
             format!(
-                "bad {what} {:?}: lowercase letters, digits and dashes, starting with a letter",
+                "bad {what} {:?}: lowercase letters, digits and single dashes, starting with a letter",
                 name.value
             ),
         ))
