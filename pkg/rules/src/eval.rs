@@ -367,16 +367,5 @@ fn namespace_scope(
             }
             Some(_) => None,
         },
-        NamespacesPolicy::Selector(path) => match path.first(object) {
-            None | Some(Value::Null) => Some(same()),
-            Some(v) => {
-                let selector = label_selector(v)?;
-                Some(if selector.is_empty() {
-                    NamespaceScope::All
-                } else {
-                    NamespaceScope::Selector(selector)
-                })
-            }
-        },
     }
 }

@@ -57,6 +57,4 @@ pub enum NamespaceScope {
     All,
     /// These namespaces (a `matchNames` list); never empty.
     Names(Vec<Str>),
-    /// Namespaces whose labels match this selector (never empty: an empty one is `All`).
-    Selector(LabelSelector),
 }

@@ -105,8 +105,6 @@ pub enum NamespacesPolicy {
     /// A Prometheus Operator style `{any: bool, matchNames: [..]}` at this path; the source's
     /// namespace when absent or empty.
     From(FieldPath),
-    /// A label selector on namespaces at this path; the source's namespace when absent.
-    Selector(FieldPath),
 }
 
 /// A condition of `whenAny`: the first value at `path` is one of `values`.
@@ -163,7 +161,7 @@ impl Rule {
                 default: Some(p), ..
             } => paths.push(p),
             Match::Selector {
-                namespaces: NamespacesPolicy::From(p) | NamespacesPolicy::Selector(p),
+                namespaces: NamespacesPolicy::From(p),
             } => paths.push(p),
             _ => {}
         }
@@ -384,9 +382,6 @@ impl Compiler<'_> {
                     Some((RawNamespaces::From(p), at)) => {
                         NamespacesPolicy::From(self.single_path(p, at, "namespaces.from")?)
                     }
-                    Some((RawNamespaces::Selector(p), at)) => NamespacesPolicy::Selector(
-                        self.single_path(p, at, "namespaces.selector")?,
-                    ),
                 },
             },
         };

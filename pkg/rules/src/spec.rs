@@ -129,7 +129,7 @@ pub(crate) enum RawNamespace {
     Field(String),
 }
 
-/// `namespaces` (selector rules): `same`, `all`, `cluster`, `{from: path}` or `{selector: path}`.
+/// `namespaces` (selector rules): `same`, `all`, `cluster` or `{from: path}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RawNamespaces {
@@ -137,7 +137,6 @@ pub(crate) enum RawNamespaces {
     All,
     Cluster,
     From(String),
-    Selector(String),
 }
 
 /// `defaults` (ref rules): what the controller assumes when the reference leaves a field out.

@@ -354,35 +354,12 @@ fn selector_namespaces_all_cluster_and_label_selector() {
             NamespaceScope::Cluster
         )]
     );
-    let by_labels = one_rule(
-        "  path: s\n  match: selector\n  namespaces: {selector: ns}\n  to: {group: \"\", kind: Pod}\n",
+    // Namespaces chosen by their labels are not part of the format.
+    let err = astrolabe_rules::RuleSet::parse(
+        "- name: r\n  from: {group: g.io, kind: K}\n  path: s\n  match: selector\n  namespaces: {selector: ns}\n  to: {group: \"\", kind: Pod}\n  edge: e\n  dependency: none\n",
+        "rules.yaml",
     );
-    let ns_sel = sel(&[("team", "a")], &[]);
-    assert_eq!(
-        thing(
-            &by_labels,
-            &json!({"s": {}, "ns": {"matchLabels": {"team": "a"}}})
-        ),
-        [selected(
-            "",
-            "Pod",
-            sel(&[], &[]),
-            NamespaceScope::Selector(ns_sel)
-        )]
-    );
-    assert_eq!(
-        thing(&by_labels, &json!({"s": {}, "ns": {}})),
-        [selected("", "Pod", sel(&[], &[]), NamespaceScope::All)]
-    );
-    assert_eq!(
-        thing(&by_labels, &json!({"s": {}})),
-        [selected(
-            "",
-            "Pod",
-            sel(&[], &[]),
-            NamespaceScope::Namespace("ns".into())
-        )]
-    );
+    assert!(err.is_err());
 }
 
 #[test]

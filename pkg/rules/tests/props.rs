@@ -256,7 +256,6 @@ fn values_for(key: &'static str) -> BoxedStrategy<String> {
         "namespaces" => prop_oneof![
             fixed(vec!["same", "all", "cluster", "every"]),
             path_text().prop_map(|p| format!("{{from: {}}}", quoted(&p))),
-            path_text().prop_map(|p| format!("{{selector: {}}}", quoted(&p))),
         ]
         .boxed(),
         "ignore" => fixed(vec!["[mesh]", "[]", "mesh"]),
