@@ -3,7 +3,7 @@
 
 import * as api from "./api";
 import { GraphView, GROUP_MIN, edgeColour, setEdgeKinds, statusName, type Drawn } from "./graph";
-import { type View, format, parse, resourceView, scopeView } from "./view";
+import { DEFAULT_DEPTH, type View, format, parse, resourceView, scopeView } from "./view";
 import { startLive, type LiveState } from "./live";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -375,7 +375,7 @@ function renderLegend(): void {
   );
 }
 
-$("depth").addEventListener("change", (ev) => navigate({ ...view, depth: Number((ev.target as HTMLInputElement).value) || 1 }));
+$("depth").addEventListener("change", (ev) => navigate({ ...view, depth: Number((ev.target as HTMLInputElement).value) || DEFAULT_DEPTH }));
 $("direction").addEventListener("change", (ev) => navigate({ ...view, direction: (ev.target as HTMLSelectElement).value as View["direction"] }));
 $("impact").addEventListener("click", () => navigate({ ...view, impact: !view.impact, to: undefined }));
 $("path-clear").addEventListener("click", () => navigate({ ...view, to: undefined }));

@@ -1,5 +1,8 @@
 // The view the URL holds (its hash), so a pasted link opens the same view.
 
+/** Depth of a neighbourhood: a Deployment with its ReplicaSets and their Pods. */
+export const DEFAULT_DEPTH = 2;
+
 export type Mode = "home" | "resource" | "namespace" | "release" | "dangling";
 
 export interface View {
@@ -23,7 +26,7 @@ export interface View {
 export function parse(hash: string): View {
   const p = new URLSearchParams(hash.replace(/^#/, ""));
   const mode = (p.get("view") as Mode) || "home";
-  const depth = Math.min(Math.max(Number(p.get("depth")) || 1, 1), 6);
+  const depth = Math.min(Math.max(Number(p.get("depth")) || DEFAULT_DEPTH, 1), 6);
   const dir = p.get("dir");
   return {
     mode: ["resource", "namespace", "release", "dangling"].includes(mode) ? mode : "home",
@@ -45,7 +48,7 @@ export function format(v: View): string {
   if (v.name) p.set("name", v.name);
   if (v.kind) p.set("kind", v.kind);
   if (v.mode === "resource") {
-    if (v.depth !== 1) p.set("depth", String(v.depth));
+    if (v.depth !== DEFAULT_DEPTH) p.set("depth", String(v.depth));
     if (v.direction !== "both") p.set("dir", v.direction);
     if (v.impact) p.set("impact", "1");
     if (v.to) p.set("to", v.to);
@@ -55,9 +58,9 @@ export function format(v: View): string {
 }
 
 export function resourceView(uid: string): View {
-  return { mode: "resource", uid, depth: 1, direction: "both", edges: [], impact: false };
+  return { mode: "resource", uid, depth: DEFAULT_DEPTH, direction: "both", edges: [], impact: false };
 }
 
 export function scopeView(mode: "namespace" | "release" | "dangling", name: string, kind?: string): View {
-  return { mode, name, kind, depth: 1, direction: "both", edges: [], impact: false };
+  return { mode, name, kind, depth: DEFAULT_DEPTH, direction: "both", edges: [], impact: false };
 }
