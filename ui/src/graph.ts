@@ -20,6 +20,18 @@ const KIND_RANK = [
   "PersistentVolumeClaim", "PersistentVolume", "StorageClass", "Node",
 ];
 
+/** Short kind names shown before a node's name. */
+const ABBR: Record<string, string> = {
+  Deployment: "Deploy", ReplicaSet: "RS", StatefulSet: "STS", DaemonSet: "DS", CronJob: "CJ", Service: "Svc",
+  ConfigMap: "CM", ServiceAccount: "SA", EndpointSlice: "EPS", PersistentVolumeClaim: "PVC", PersistentVolume: "PV",
+  Ingress: "Ing", HorizontalPodAutoscaler: "HPA", Namespace: "NS", RoleBinding: "RB", ClusterRole: "CR",
+  ClusterRoleBinding: "CRB", StorageClass: "SC", PodDisruptionBudget: "PDB", NetworkPolicy: "NetPol",
+};
+
+export function abbr(kind: string): string {
+  return ABBR[kind] ?? kind;
+}
+
 const PALETTE = [
   "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
@@ -58,7 +70,7 @@ function style(): cytoscape.StylesheetJson {
         color: fg,
         "text-valign": "bottom",
         "text-margin-y": 3,
-        "text-max-width": "120px",
+        "text-max-width": "150px",
         "text-wrap": "ellipsis",
         width: 22,
         height: 22,
@@ -95,7 +107,7 @@ function style(): cytoscape.StylesheetJson {
 function nodeData(r: Resource): cytoscape.ElementDefinition {
   return {
     group: "nodes",
-    data: { id: r.uid, label: r.name, kind: r.kind, namespace: r.namespace, name: r.name, status: r.status, message: r.message ?? "" },
+    data: { id: r.uid, label: `${abbr(r.kind)} ${r.name}`, kind: r.kind, namespace: r.namespace, name: r.name, status: r.status, message: r.message ?? "" },
   };
 }
 
@@ -183,7 +195,7 @@ export class GraphView {
       layout = "rows";
     } else {
       cy.add(els);
-      cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 25, rankSep: 70, animate: false } as cytoscape.LayoutOptions).run();
+      cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 70, rankSep: 80, animate: false } as cytoscape.LayoutOptions).run();
       layout = "dagre";
     }
     if (focus) cy.getElementById(focus).addClass("focus");
@@ -224,7 +236,7 @@ export class GraphView {
     cy.add(add);
     cy.add(edges.filter((e) => cy.getElementById(edgeId(e)).empty() && !cy.getElementById(e.from).empty() && !cy.getElementById(e.to).empty()).map(edgeData));
     if (add.length) {
-      if (cy.nodes().length <= LAYERED_MAX) cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 25, rankSep: 70, animate: false } as cytoscape.LayoutOptions).run();
+      if (cy.nodes().length <= LAYERED_MAX) cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 70, rankSep: 80, animate: false } as cytoscape.LayoutOptions).run();
       cy.fit(undefined, 30);
     }
   }
@@ -255,7 +267,7 @@ export class GraphView {
   upsertNode(r: Resource, near?: string): void {
     const n = this.cy.getElementById(r.uid);
     if (!n.empty()) {
-      n.data({ status: r.status, message: r.message ?? "", label: r.name });
+      n.data({ status: r.status, message: r.message ?? "", label: `${abbr(r.kind)} ${r.name}` });
       return;
     }
     const el = nodeData(r);

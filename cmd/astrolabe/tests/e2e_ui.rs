@@ -101,17 +101,12 @@ impl Browser {
 
     /// Waits until `expr` evaluates to something truthy, and returns it.
     async fn until(&self, what: &str, expr: &str) -> Value {
-        eventually(
-            what,
-            || String::new(),
-            || async {
-                let v = self.js(expr).await;
-                let truthy = !matches!(v, Value::Null | Value::Bool(false))
-                    && v != json!(0)
-                    && v != json!("");
-                truthy.then_some(v)
-            },
-        )
+        eventually(what, String::new, || async {
+            let v = self.js(expr).await;
+            let truthy =
+                !matches!(v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
+            truthy.then_some(v)
+        })
         .await
     }
 
@@ -598,15 +593,11 @@ async fn large_namespaces_stay_interactive_then_group() {
     // 1 Namespace + 500 ConfigMaps + 499 Pods: 1,000 nodes, 499 edges.
     fill_namespace(&emu, "big", 500, 499);
     fill_namespace(&emu, "huge", 3_100, 0);
-    eventually(
-        "the large namespaces are served",
-        || String::new(),
-        || async {
-            (served_count(&server, "big").await == 1_000
-                && served_count(&server, "huge").await == 3_101)
-                .then_some(())
-        },
-    )
+    eventually("the large namespaces are served", String::new, || async {
+        (served_count(&server, "big").await == 1_000
+            && served_count(&server, "huge").await == 3_101)
+            .then_some(())
+    })
     .await;
 
     b.client
