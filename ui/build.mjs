@@ -1,4 +1,4 @@
-// Bundles src/ into dist/ (app.js, app.css, index.html) for the astrolabe binary to embed;
+// Bundles src/ into dist/ (app.js, app.css from the modules' imports, index.html) for the astrolabe binary to embed;
 // `node build.mjs DIR` writes into DIR instead.
 // Deterministic: the same sources and lockfile give the same bytes (no timestamps, no hashes
 // of absolute paths), so scripts/ui-build.sh --check can compare against the committed bundle.
@@ -20,4 +20,3 @@ await build({
   logLevel: "warning",
 });
 copyFileSync("static/index.html", `${out}/index.html`);
-copyFileSync("static/app.css", `${out}/app.css`);

@@ -1,6 +1,7 @@
 // The explorer: Find (search), Look (a neighbourhood, namespace or release graph with a side
 // panel), Ask (impact, path, dangling), Live (the change stream). The URL's hash holds the view.
 
+import "./app.css";
 import * as api from "./api";
 import { GraphView, GROUP_MIN, edgeColour, setEdgeKinds, statusName, type Drawn } from "./graph";
 import { DEFAULT_DEPTH, type View, format, parse, resourceView, scopeView } from "./view";

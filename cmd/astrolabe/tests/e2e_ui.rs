@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use astrolabe_testkit::Kubectl;
-use common::{Emulator, Server, eventually};
+use common::{Emulator, Server, Sets, eventually};
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
 
@@ -122,25 +122,8 @@ impl Browser {
     /// The drawn nodes (UIDs) and edges (from, to, type).
     async fn drawn(&self) -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
         let g = self.js("window.astrolabe.graph()").await;
-        let nodes = g["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["id"].as_str().unwrap().to_owned())
-            .collect();
-        let edges = g["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["source"].as_str().unwrap().to_owned(),
-                    e["target"].as_str().unwrap().to_owned(),
-                    e["type"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        (nodes, edges)
+        let sets = Sets::of_json(&g["nodes"], "id", &g["edges"], ["source", "target", "type"]);
+        (sets.nodes, sets.edges)
     }
 
     async fn shot(&self, name: &str) {
@@ -169,8 +152,14 @@ impl Browser {
             .collect()
     }
 
-    async fn close(mut self) {
-        let errors = self.console_errors().await;
+    async fn close(self) {
+        self.close_allowing(&[]).await;
+    }
+
+    /// Closes the session; fails on console errors other than those containing one of `allowed`.
+    async fn close_allowing(mut self, allowed: &[&str]) {
+        let mut errors = self.console_errors().await;
+        errors.retain(|e| !allowed.iter().any(|a| e.contains(a)));
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -194,25 +183,13 @@ fn base(server: &Server) -> String {
 
 /// UIDs of a subgraph answer's nodes, and its edges.
 fn sets_of(body: &Value) -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
-    let nodes = body["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["uid"].as_str().unwrap().to_owned())
-        .collect();
-    let edges = body["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["from"].as_str().unwrap().to_owned(),
-                e["to"].as_str().unwrap().to_owned(),
-                e["type"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    (nodes, edges)
+    let sets = Sets::of_json(
+        &body["nodes"],
+        "uid",
+        &body["edges"],
+        ["from", "to", "type"],
+    );
+    (sets.nodes, sets.edges)
 }
 
 fn kinds_of(body: &Value) -> BTreeSet<String> {
@@ -458,6 +435,96 @@ async fn find_look_ask_and_deep_link() {
         "the deep link draws the neighbourhood"
     );
 
+    // Path to: the shortest path from the Deployment to the Service is highlighted.
+    b.client
+        .goto(&format!(
+            "{}/ui/#view=resource&uid={uid}&to={service}",
+            base(&server)
+        ))
+        .await
+        .unwrap();
+    b.until(
+        "the path view",
+        &format!(
+            "window.astrolabe.view().to === {service:?} && document.body.dataset.state === 'ready'"
+        ),
+    )
+    .await;
+    let (_, path) = server
+        .get(&format!("/api/v1/path?from={uid}&to={service}"))
+        .await
+        .unwrap();
+    assert_eq!(path["found"], json!(true));
+    let (want_path, want_path_edges) = sets_of(&path);
+    let on_path = b
+        .js("(() => { const g = window.astrolabe.graph(); const p = x => x.classes.includes('path');
+              return [g.nodes.filter(p).map(n => n.id),
+                      g.edges.filter(p).map(e => [e.source, e.target, e.type])]; })()")
+        .await;
+    let (path_nodes, path_edges): (BTreeSet<String>, BTreeSet<(String, String, String)>) =
+        serde_json::from_value(on_path).unwrap();
+    assert_eq!(path_nodes, want_path, "the path's nodes are highlighted");
+    assert_eq!(
+        path_edges, want_path_edges,
+        "the path's edges are highlighted"
+    );
+    b.shot("path").await;
+
+    // The Helm release view draws the release's graph.
+    let release = detail["resource"]["release"].as_str().unwrap();
+    b.client
+        .goto(&format!(
+            "{}/ui/#view=release&name={release}",
+            base(&server)
+        ))
+        .await
+        .unwrap();
+    b.until(
+        "the release view",
+        &format!("window.astrolabe.view().name === {release:?} && document.body.dataset.state === 'ready'"),
+    )
+    .await;
+    let (_, release_graph) = server
+        .get(&format!("/api/v1/graph?release={release}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.drawn().await,
+        sets_of(&release_graph),
+        "the release's graph"
+    );
+
+    // The dangling references of the namespace, each linking to its source.
+    b.client
+        .goto(&format!("{}/ui/#view=dangling&name={ns}", base(&server)))
+        .await
+        .unwrap();
+    b.until(
+        "the dangling list",
+        "window.astrolabe.view().mode === 'dangling' && document.body.dataset.state === 'ready'",
+    )
+    .await;
+    let (_, dangling) = server
+        .get(&format!("/api/v1/dangling?namespace={ns}"))
+        .await
+        .unwrap();
+    let want_sources: Vec<String> = dangling["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source"]["uid"].as_str().unwrap().to_owned())
+        .collect();
+    let linked: Vec<String> = serde_json::from_value(
+        b.js("[...document.querySelectorAll('#dangling-list tbody tr a')]
+              .map(a => new URLSearchParams(a.getAttribute('href').slice(1)).get('uid'))")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        linked, want_sources,
+        "one row per dangling reference, linking its source"
+    );
+
     // Themes: dark and back, from the keyboard.
     let background = "getComputedStyle(document.body).backgroundColor";
     let light = b.js(background).await;
@@ -674,4 +741,61 @@ async fn the_ui_flag_turns_the_explorer_off() {
     on.wait_ready().await;
     let page = on.get_text("/ui/").await;
     assert!(page.contains("<title>Astrolabe explorer</title>"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_authentication_the_page_asks_for_a_token() {
+    let emu = Emulator::start(23, 60).await;
+    let logs = tempfile::tempdir().unwrap();
+    let tokens = logs.path().join("tokens.csv");
+    std::fs::write(&tokens, "ui-s3cret,alice\n").unwrap();
+    let server = Server::start(
+        &emu.kubeconfig(),
+        logs.path(),
+        &[
+            "--auth=token-file",
+            "--auth-token-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    server.wait_ready().await;
+    let (status, _) = server.get("/api/v1/namespaces").await.unwrap();
+    assert_eq!(status, 401, "the API needs a token");
+    let b = Browser::start("auth").await;
+    b.client
+        .goto(&format!("{}/ui/", base(&server)))
+        .await
+        .unwrap();
+    b.until(
+        "the page asks for a token",
+        "document.getElementById('token-dialog').open",
+    )
+    .await;
+    b.shot("token-prompt").await;
+    let input = b.client.find(Locator::Id("token-input")).await.unwrap();
+    input.send_keys("ui-s3cret").await.unwrap();
+    input
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    b.until(
+        "the namespaces are listed with the token",
+        "document.querySelectorAll('#namespace option').length > 1",
+    )
+    .await;
+    b.until(
+        "the stream is followed with the token",
+        "window.astrolabe.live().connected",
+    )
+    .await;
+    let (_, namespaces) = server
+        .get_as("/api/v1/namespaces", Some("ui-s3cret"))
+        .await
+        .unwrap();
+    let listed = b
+        .js("[...document.querySelectorAll('#namespace option')].slice(1).map(o => o.value)")
+        .await;
+    assert_eq!(listed, namespaces);
+    // The refused calls before the token was given are the only console errors.
+    b.close_allowing(&["status of 401"]).await;
 }
