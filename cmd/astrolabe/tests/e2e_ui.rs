@@ -110,13 +110,21 @@ impl Browser {
         .await
     }
 
+    /// Opens the explorer's `fragment` (a view, `#view=...`) on `server`.
+    async fn open(&self, server: &Server, fragment: &str) {
+        let url = format!("{}/ui/{fragment}", base(server));
+        self.client.goto(&url).await.unwrap();
+    }
+
+    /// Waits until `cond` holds and the page has drawn its current view.
+    async fn shows(&self, what: &str, cond: &str) -> Value {
+        let ready = format!("({cond}) && document.body.dataset.state === 'ready'");
+        self.until(what, &ready).await
+    }
+
     /// Waits until the page has drawn its current view.
     async fn settled(&self) {
-        self.until(
-            "the view is drawn",
-            "document.body.dataset.state === 'ready'",
-        )
-        .await;
+        self.shows("the view is drawn", "true").await;
     }
 
     /// The drawn nodes (UIDs) and edges (from, to, type).
@@ -181,6 +189,13 @@ fn base(server: &Server) -> String {
     format!("http://127.0.0.1:{}", server.port)
 }
 
+/// `GET path` on the server's API, which must answer 200.
+async fn api(server: &Server, path: &str) -> Value {
+    let (status, body) = server.get(path).await.unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
 /// UIDs of a subgraph answer's nodes, and its edges.
 fn sets_of(body: &Value) -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
     let sets = Sets::of_json(
@@ -204,16 +219,10 @@ fn kinds_of(body: &Value) -> BTreeSet<String> {
 /// A Deployment whose neighbourhood (depth 2) holds a ReplicaSet and Pods, and whose Pods a
 /// Service selects: `(uid, name, namespace, a Pod's uid, the Service's uid)`.
 async fn a_served_deployment(server: &Server) -> (String, String, String, String, String) {
-    let (_, list) = server
-        .get("/api/v1/objects?kind=Deployment&limit=500")
-        .await
-        .unwrap();
+    let list = api(&server, "/api/v1/objects?kind=Deployment&limit=500").await;
     for d in list["items"].as_array().unwrap() {
         let uid = d["uid"].as_str().unwrap();
-        let (_, near) = server
-            .get(&format!("/api/v1/neighbors/{uid}?depth=2"))
-            .await
-            .unwrap();
+        let near = api(&server, &format!("/api/v1/neighbors/{uid}?depth=2")).await;
         let kinds = kinds_of(&near);
         if !(kinds.contains("ReplicaSet") && kinds.contains("Pod")) {
             continue;
@@ -223,10 +232,7 @@ async fn a_served_deployment(server: &Server) -> (String, String, String, String
                 continue;
             }
             let pod_uid = pod["uid"].as_str().unwrap();
-            let (_, detail) = server
-                .get(&format!("/api/v1/resources/{pod_uid}"))
-                .await
-                .unwrap();
+            let detail = api(&server, &format!("/api/v1/resources/{pod_uid}")).await;
             let service = detail["incoming"]
                 .as_array()
                 .unwrap()
@@ -248,16 +254,12 @@ async fn a_served_deployment(server: &Server) -> (String, String, String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_look_ask_and_deep_link() {
-    let (_emu, server, _logs, b) = explorer("find_look_ask", 400).await;
+    let (emu, server, _logs, b) = explorer("find_look_ask", 400).await;
     let (uid, name, ns, pod, service) = a_served_deployment(&server).await;
 
     // The page loads; `/` redirects to it.
     b.client.goto(&format!("{}/", base(&server))).await.unwrap();
-    b.until(
-        "the explorer loaded",
-        "window.astrolabe && document.body.dataset.state === 'ready'",
-    )
-    .await;
+    b.shows("the explorer loaded", "window.astrolabe").await;
     assert!(
         b.client
             .current_url()
@@ -303,19 +305,18 @@ async fn find_look_ask_and_deep_link() {
         .send_keys(&char::from(Key::Enter).to_string())
         .await
         .unwrap();
-    b.until(
+    b.shows(
         "the Deployment's view",
-        &format!(
-            "window.astrolabe.view().uid === {uid:?} && document.body.dataset.state === 'ready'"
-        ),
+        &format!("window.astrolabe.view().uid === {uid:?}"),
     )
     .await;
 
     // Look: the drawn neighbourhood is the API's, with the ReplicaSet and Pods owned in turn.
-    let (_, near) = server
-        .get(&format!("/api/v1/neighbors/{uid}?depth=2&direction=both"))
-        .await
-        .unwrap();
+    let near = api(
+        &server,
+        &format!("/api/v1/neighbors/{uid}?depth=2&direction=both"),
+    )
+    .await;
     let (want_nodes, want_edges) = sets_of(&near);
     let (nodes, edges) = b.drawn().await;
     assert_eq!(nodes, want_nodes, "drawn nodes");
@@ -335,10 +336,7 @@ async fn find_look_ask_and_deep_link() {
     b.shot("neighbourhood").await;
 
     // The side panel lists every edge of the Deployment, each a link to its other end.
-    let (_, detail) = server
-        .get(&format!("/api/v1/resources/{uid}"))
-        .await
-        .unwrap();
+    let detail = api(&server, &format!("/api/v1/resources/{uid}")).await;
     let want_panel: BTreeSet<String> = ["incoming", "outgoing"]
         .iter()
         .flat_map(|dir| detail[dir].as_array().unwrap().clone())
@@ -372,7 +370,7 @@ async fn find_look_ask_and_deep_link() {
         "window.astrolabe.cy.getElementById({pod:?}).emit('dbltap')"
     ))
     .await;
-    b.until(
+    b.shows(
         "the expanded Pod's Service is drawn",
         &format!("window.astrolabe.cy.getElementById({service:?}).nonempty()"),
     )
@@ -388,12 +386,9 @@ async fn find_look_ask_and_deep_link() {
         .click()
         .await
         .unwrap();
-    b.until(
-        "impact is shown",
-        "window.astrolabe.view().impact && document.body.dataset.state === 'ready'",
-    )
-    .await;
-    let (_, impact) = server.get(&format!("/api/v1/impact/{uid}")).await.unwrap();
+    b.shows("impact is shown", "window.astrolabe.view().impact")
+        .await;
+    let impact = api(&server, &format!("/api/v1/impact/{uid}")).await;
     let want_impact: BTreeSet<String> = sets_of(&impact)
         .0
         .into_iter()
@@ -419,9 +414,9 @@ async fn find_look_ask_and_deep_link() {
     assert!(link.contains("impact=1") && link.contains(&uid), "{link}");
     b.client.goto("about:blank").await.unwrap();
     b.client.goto(&link).await.unwrap();
-    b.until(
+    b.shows(
         "the deep link's view",
-        &format!("window.astrolabe && window.astrolabe.view().uid === {uid:?} && document.body.dataset.state === 'ready'"),
+        &format!("window.astrolabe && window.astrolabe.view().uid === {uid:?}"),
     )
     .await;
     assert_eq!(
@@ -436,24 +431,14 @@ async fn find_look_ask_and_deep_link() {
     );
 
     // Path to: the shortest path from the Deployment to the Service is highlighted.
-    b.client
-        .goto(&format!(
-            "{}/ui/#view=resource&uid={uid}&to={service}",
-            base(&server)
-        ))
-        .await
-        .unwrap();
-    b.until(
+    b.open(&server, &format!("#view=resource&uid={uid}&to={service}"))
+        .await;
+    b.shows(
         "the path view",
-        &format!(
-            "window.astrolabe.view().to === {service:?} && document.body.dataset.state === 'ready'"
-        ),
+        &format!("window.astrolabe.view().to === {service:?}"),
     )
     .await;
-    let (_, path) = server
-        .get(&format!("/api/v1/path?from={uid}&to={service}"))
-        .await
-        .unwrap();
+    let path = api(&server, &format!("/api/v1/path?from={uid}&to={service}")).await;
     assert_eq!(path["found"], json!(true));
     let (want_path, want_path_edges) = sets_of(&path);
     let on_path = b
@@ -472,42 +457,47 @@ async fn find_look_ask_and_deep_link() {
 
     // The Helm release view draws the release's graph.
     let release = detail["resource"]["release"].as_str().unwrap();
-    b.client
-        .goto(&format!(
-            "{}/ui/#view=release&name={release}",
-            base(&server)
-        ))
-        .await
-        .unwrap();
-    b.until(
+    b.open(&server, &format!("#view=release&name={release}"))
+        .await;
+    b.shows(
         "the release view",
-        &format!("window.astrolabe.view().name === {release:?} && document.body.dataset.state === 'ready'"),
+        &format!("window.astrolabe.view().name === {release:?}"),
     )
     .await;
-    let (_, release_graph) = server
-        .get(&format!("/api/v1/graph?release={release}"))
-        .await
-        .unwrap();
+    let release_graph = api(&server, &format!("/api/v1/graph?release={release}")).await;
     assert_eq!(
         b.drawn().await,
         sets_of(&release_graph),
         "the release's graph"
     );
 
-    // The dangling references of the namespace, each linking to its source.
-    b.client
-        .goto(&format!("{}/ui/#view=dangling&name={ns}", base(&server)))
-        .await
+    // The dangling references of the namespace, each linking to its source: one of them a Pod
+    // using a ConfigMap that does not exist.
+    emu.sim
+        .create(
+            "Pod",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "needs-missing", "namespace": ns},
+                   "spec": {"containers": [{"name": "c", "image": "x:1",
+                       "envFrom": [{"configMapRef": {"name": "missing-cm"}}]}]}}),
+        )
         .unwrap();
-    b.until(
+    eventually("the dangling reference is served", String::new, || async {
+        let d = api(&server, &format!("/api/v1/dangling?namespace={ns}")).await;
+        let items = d["items"].as_array()?.clone();
+        items
+            .iter()
+            .any(|i| i["source"]["name"] == "needs-missing")
+            .then_some(())
+    })
+    .await;
+    b.open(&server, &format!("#view=dangling&name={ns}")).await;
+    b.shows(
         "the dangling list",
-        "window.astrolabe.view().mode === 'dangling' && document.body.dataset.state === 'ready'",
+        "window.astrolabe.view().mode === 'dangling'",
     )
     .await;
-    let (_, dangling) = server
-        .get(&format!("/api/v1/dangling?namespace={ns}"))
-        .await
-        .unwrap();
+    let dangling = api(&server, &format!("/api/v1/dangling?namespace={ns}")).await;
     let want_sources: Vec<String> = dangling["items"]
         .as_array()
         .unwrap()
@@ -561,10 +551,7 @@ async fn find_look_ask_and_deep_link() {
 async fn changes_appear_live_in_place() {
     let (emu, server, _logs, b) = explorer("live", 200).await;
     let (_, _, ns, _, _) = a_served_deployment(&server).await;
-    b.client
-        .goto(&format!("{}/ui/#view=namespace&name={ns}", base(&server)))
-        .await
-        .unwrap();
+    b.open(&server, &format!("#view=namespace&name={ns}")).await;
     b.settled().await;
     b.until(
         "the stream is followed",
@@ -667,10 +654,7 @@ async fn large_namespaces_stay_interactive_then_group() {
     })
     .await;
 
-    b.client
-        .goto(&format!("{}/ui/#view=namespace&name=big", base(&server)))
-        .await
-        .unwrap();
+    b.open(&server, "#view=namespace&name=big").await;
     b.settled().await;
     let drawn = b.js("window.astrolabe.drawn()").await;
     assert_eq!(drawn["nodes"], json!(1_000), "{drawn}");
@@ -696,10 +680,7 @@ async fn large_namespaces_stay_interactive_then_group() {
     write_timing(&b.shots, &drawn, &frame);
     b.shot("namespace-1000").await;
 
-    b.client
-        .goto(&format!("{}/ui/#view=namespace&name=huge", base(&server)))
-        .await
-        .unwrap();
+    b.open(&server, "#view=namespace&name=huge").await;
     b.settled().await;
     let drawn = b.js("window.astrolabe.drawn()").await;
     assert_eq!(drawn["grouped"], json!(true), "{drawn}");
