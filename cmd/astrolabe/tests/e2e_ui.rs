@@ -219,10 +219,10 @@ fn kinds_of(body: &Value) -> BTreeSet<String> {
 /// A Deployment whose neighbourhood (depth 2) holds a ReplicaSet and Pods, and whose Pods a
 /// Service selects: `(uid, name, namespace, a Pod's uid, the Service's uid)`.
 async fn a_served_deployment(server: &Server) -> (String, String, String, String, String) {
-    let list = api(&server, "/api/v1/objects?kind=Deployment&limit=500").await;
+    let list = api(server, "/api/v1/objects?kind=Deployment&limit=500").await;
     for d in list["items"].as_array().unwrap() {
         let uid = d["uid"].as_str().unwrap();
-        let near = api(&server, &format!("/api/v1/neighbors/{uid}?depth=2")).await;
+        let near = api(server, &format!("/api/v1/neighbors/{uid}?depth=2")).await;
         let kinds = kinds_of(&near);
         if !(kinds.contains("ReplicaSet") && kinds.contains("Pod")) {
             continue;
@@ -232,7 +232,7 @@ async fn a_served_deployment(server: &Server) -> (String, String, String, String
                 continue;
             }
             let pod_uid = pod["uid"].as_str().unwrap();
-            let detail = api(&server, &format!("/api/v1/resources/{pod_uid}")).await;
+            let detail = api(server, &format!("/api/v1/resources/{pod_uid}")).await;
             let service = detail["incoming"]
                 .as_array()
                 .unwrap()
