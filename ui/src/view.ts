@@ -21,6 +21,8 @@ export interface View {
   impact: boolean;
   /** Highlight the shortest path from the resource to this UID. */
   to?: string;
+  // History: a point in time (`at`) and a diff mode belong here, with the controls marked in
+  // index.html, once the API serves past graphs. Not built yet.
 }
 
 export function parse(hash: string): View {
