@@ -214,6 +214,17 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub cors_allow_origins: Vec<String>,
+    /// Serve the graph explorer at `/ui/` (`/` redirects there); `--ui=false` turns it off.
+    #[arg(
+        long,
+        env = "UI",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    pub ui: bool,
     /// Authentication and authorization of API requests.
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -311,6 +322,7 @@ impl Default for ServerArgs {
             watch_max_streams: 256,
             watch_max_pending: 10_000,
             cors_allow_origins: Vec::new(),
+            ui: true,
             auth: AuthArgs::default(),
         }
     }
@@ -346,6 +358,7 @@ impl From<ServerArgs> for ServerConfig {
             max_watchers: args.watch_max_streams,
             watch_max_pending: args.watch_max_pending,
             cors_allow_origins: args.cors_allow_origins,
+            ui: args.ui,
             auth: args.auth.into(),
         }
     }
@@ -521,6 +534,9 @@ mod tests {
         assert_eq!(server.idle_timeout, Duration::from_secs(9));
         assert_eq!(server.max_watchers, 5);
         assert_eq!(server.watch_max_pending, 11);
+        assert!(server.ui, "the explorer is on by default");
+        assert!(!serve(&["--ui=false"]).server.ui);
+        assert!(serve(&["--ui"]).server.ui);
         for zero in ["--http-header-read-timeout", "--http-idle-timeout"] {
             let parsed = Cli::try_parse_from(["astrolabe", "serve", zero, "0"]);
             assert!(

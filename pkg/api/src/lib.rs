@@ -27,6 +27,7 @@
 //! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
 //! - [`health`]: `/healthz`, `/readyz`, [`ReadinessSource`].
 //! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
+//! - [`ui`]: the explorer's embedded assets under `/ui/` (public; the API they call is not).
 //! - [`openapi`]: the OpenAPI document generated from the handlers and types, `/openapi.json`.
 
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod queries;
 pub mod router;
 pub mod serve;
 pub mod state;
+pub mod ui;
 pub mod view;
 pub mod watch;
 

@@ -14,7 +14,9 @@ use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Uid};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{json_response, with_seq};
 use crate::params::{Params, encode_continue, resolve_kind};
-use crate::queries::{DanglingQuery, ImpactQuery, NeighborsQuery, ObjectsQuery, PathQuery};
+use crate::queries::{
+    DanglingQuery, ImpactQuery, NeighborsQuery, ObjectsQuery, PathQuery, SearchQuery,
+};
 use crate::state::AppState;
 use crate::view::{
     DanglingJson, DanglingListJson, Detail, DetailJson, PageSchema, SubgraphSchema, page_body,
@@ -112,6 +114,26 @@ pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Resp
     };
     let next = page.next.as_ref().map(encode_continue);
     let body = page_body(&state.fragments, seq, &page.items, next.as_deref());
+    Ok(with_seq(seq, json_response(body)))
+}
+
+/// `GET /api/v1/search?q=&limit=`.
+#[utoipa::path(get, path = "/api/v1/search",
+    summary = "Resources matching every search term, best name matches first.",
+    params(SearchQuery),
+    responses((status = 200, description = "The matches (`continue` is always null).",
+        body = PageSchema)))]
+pub async fn search(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    let q = SearchQuery::parse(&p, &state.limits)?;
+    let (seq, items) = {
+        let g = state.graph.read();
+        let items =
+            q.q.as_deref()
+                .map(|text| astrolabe_graph::search::search(&g, text, q.limit))
+                .unwrap_or_default();
+        (g.seq(), items)
+    };
+    let body = page_body(&state.fragments, seq, &items, None);
     Ok(with_seq(seq, json_response(body)))
 }
 

@@ -37,6 +37,7 @@ use crate::{auth, compat, health, metrics, native, watch};
         native::by_key,
         native::by_cluster_key,
         native::objects,
+        native::search,
         native::neighbors,
         native::path,
         native::impact,

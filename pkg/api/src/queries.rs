@@ -117,6 +117,35 @@ impl ObjectsQuery {
     }
 }
 
+/// Results `/api/v1/search` returns when `limit` is absent.
+pub const SEARCH_DEFAULT_LIMIT: usize = 20;
+
+/// The query of `/api/v1/search`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Whitespace-separated terms, all of which must match: `kind:X`, `ns:X`, `release:X`,
+    /// `key=value` (a label), or text found in the name, namespace, Helm release or a label,
+    /// or starting the kind.
+    pub q: Option<String>,
+    /// Most results (default 20, at most the listing's maximum page size).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    pub limit: usize,
+}
+
+impl SearchQuery {
+    /// Reads and validates the query.
+    ///
+    /// # Errors
+    /// 400 for a malformed limit.
+    pub fn parse(p: &Params, limits: &Limits) -> ApiResult<Self> {
+        Ok(SearchQuery {
+            q: p.get("q").map(str::to_owned),
+            limit: p.limit("limit", SEARCH_DEFAULT_LIMIT, limits.max_limit)?,
+        })
+    }
+}
+
 /// The query of `/api/v1/neighbors/{uid}`.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]

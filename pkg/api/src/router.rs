@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{auth, compat, health, metrics, native, openapi, watch};
+use crate::{auth, compat, health, metrics, native, openapi, ui, watch};
 
 /// Longest request URI answered; longer ones get a JSON 414 (hyper itself answers 414 with an
 /// empty body past 64 KiB).
@@ -46,6 +46,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/api/v1/cluster/{kind}/{name}", get(native::by_cluster_key)),
         ("/api/v1/objects", get(native::objects)),
+        ("/api/v1/search", get(native::search)),
         ("/api/v1/neighbors/{uid}", get(native::neighbors)),
         ("/api/v1/path", get(native::path)),
         ("/api/v1/impact/{uid}", get(native::impact)),
@@ -88,6 +89,8 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     } else {
         router
     };
+    // After the authentication layer: the explorer's assets are public (see `ui`).
+    let router = if state.ui { ui::routes(router) } else { router };
     let router = router
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

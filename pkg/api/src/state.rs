@@ -127,6 +127,8 @@ pub struct AppState {
     pub cors: Cors,
     /// Who may call the API (off: everyone).
     pub auth: Auth,
+    /// Serve the explorer at `/ui/` (and redirect `/` there).
+    pub ui: bool,
 }
 
 impl AppState {
@@ -153,6 +155,7 @@ impl AppState {
             watchers: Arc::new(Semaphore::new(Limits::default().max_watchers)),
             cors: Cors::default(),
             auth: Auth::off(),
+            ui: false,
         })
     }
 
@@ -186,6 +189,12 @@ impl AppState {
     /// Sets who may call the API.
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Serves the explorer at `/ui/` (and redirects `/` there) when `on`.
+    pub fn with_ui(mut self, on: bool) -> Self {
+        self.ui = on;
         self
     }
 

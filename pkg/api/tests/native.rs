@@ -366,3 +366,49 @@ async fn a_dangling_owner_shows_its_kind_and_name() {
     );
     assert_eq!(d.json["items"][0]["targetKind"], "ReplicaSet");
 }
+
+#[tokio::test]
+async fn search_matches_every_term_best_name_first() {
+    let app = shop_app();
+    let r = get(&app, "/api/v1/search?q=web").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["seq"].as_u64(), Some(seq_header(&r)));
+    let names: Vec<String> = r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["kind"].as_str().unwrap(),
+                i["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let exact = names.iter().take_while(|n| n.ends_with("/web")).count();
+    assert_eq!(exact, 3, "the three objects named web first: {names:?}");
+    assert!(names.contains(&"Deployment/web".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"Pod/web-5d4f-x7k2p".to_owned()),
+        "{names:?}"
+    );
+    assert!(r.json["continue"].is_null());
+
+    let narrowed = get(&app, "/api/v1/search?q=web%20kind:Pod&limit=5").await;
+    let items = narrowed.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", narrowed.text);
+    assert_eq!(items[0]["uid"], "pod-web");
+    let by_release = get(&app, "/api/v1/search?q=release:shop%20kind:service").await;
+    assert_eq!(by_release.json["items"][0]["uid"], "svc-web");
+    let by_label = get(&app, "/api/v1/search?q=app%3Dweb%20kind:Pod").await;
+    assert_eq!(by_label.json["items"][0]["uid"], "pod-web");
+    let one = get(&app, "/api/v1/search?q=web&limit=1").await;
+    assert_eq!(one.json["items"].as_array().unwrap().len(), 1);
+
+    let empty = get(&app, "/api/v1/search").await;
+    assert_eq!(empty.json["items"], json!([]));
+    assert_error(
+        &get(&app, "/api/v1/search?q=web&limit=0").await,
+        StatusCode::BAD_REQUEST,
+    );
+}

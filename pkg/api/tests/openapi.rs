@@ -30,6 +30,10 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     ("/api/v1/releases", &["/api/v1/releases?namespace=shop"]),
     ("/api/v1/charts", &["/api/v1/charts"]),
+    (
+        "/api/v1/search",
+        &["/api/v1/search?q=web", "/api/v1/search?q=kind:Pod&limit=1"],
+    ),
     ("/api/v1/namespaces", &["/api/v1/namespaces"]),
     (
         "/api/v1/graph",

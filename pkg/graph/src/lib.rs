@@ -16,6 +16,7 @@
 //! - [`sliced`]: [`snapshot_sliced`], a snapshot copied a few thousand nodes per read lock.
 //! - [`query`]: read-only queries (resource, list, neighbours, path, impact, and dangling
 //!   references from `dangling`, which keeps their targets typed).
+//! - [`search`]: free-text search over kind, name, namespace, Helm release and labels.
 //! - [`compat`]: the views the Go Astrolabe server's endpoints return.
 //! - [`event`]: [`GraphEvent`], [`GraphChange`], [`EventSink`], and the [`query::EdgeView`]
 //!   they carry.
@@ -28,6 +29,7 @@ pub mod event;
 pub mod graph;
 mod keys;
 pub mod query;
+pub mod search;
 mod selectors;
 pub mod shared;
 pub mod sliced;

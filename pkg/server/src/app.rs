@@ -167,6 +167,7 @@ pub async fn serve(
         })
         .with_cors(cors)
         .with_auth(auth)
+        .with_ui(config.server.ui)
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let bind = |source| ServerError::Bind {
         addr: config.server.listen,

@@ -125,6 +125,8 @@ pub struct ServerConfig {
     pub watch_max_pending: usize,
     /// Origins browsers may call the API from (`*` for any; empty: no CORS headers).
     pub cors_allow_origins: Vec<String>,
+    /// Serve the graph explorer at `/ui/` (and redirect `/` there).
+    pub ui: bool,
     /// Who may call the API.
     pub auth: AuthConfig,
 }
@@ -144,6 +146,7 @@ impl Default for ServerConfig {
             max_watchers: 256,
             watch_max_pending: 10_000,
             cors_allow_origins: Vec::new(),
+            ui: true,
             auth: AuthConfig::default(),
         }
     }

@@ -182,6 +182,12 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
             "curl -s -H 'Authorization: Bearer <a token of the file>'".to_owned()
         }
     };
+    let ui = args.serve.server.ui;
+    let ui_token = match args.serve.server.auth.mode {
+        AuthMode::None => String::new(),
+        AuthMode::Kubernetes => format!("   (token: {DEMO_TOKEN})"),
+        AuthMode::TokenFile => "   (token: one of the token file)".to_owned(),
+    };
     let result = crate::app::serve(args.serve, client, shutdown, |addr| {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
@@ -190,6 +196,9 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         };
         let api = format!("http://{host}:{}", addr.port());
         println!();
+        if ui {
+            println!("Explorer at {api}/ui/{ui_token}");
+        }
         println!("Astrolabe demo: {objects} objects in the emulated cluster at {sim_url}");
         println!("API at {api}   (Ctrl-C to stop)");
         println!("  curl -s {api}/readyz");

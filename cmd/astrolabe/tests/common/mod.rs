@@ -88,6 +88,25 @@ impl Sets {
         }
     }
 
+    /// The sets of JSON lists: each node's `id` field, each edge's `(from, to, kind)` fields.
+    pub fn of_json(nodes: &Value, id: &str, edges: &Value, [from, to, kind]: [&str; 3]) -> Sets {
+        let text = |v: &Value, field: &str| v[field].as_str().unwrap().to_owned();
+        Sets {
+            nodes: nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| text(n, id))
+                .collect(),
+            edges: edges
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (text(e, from), text(e, to), text(e, kind)))
+                .collect(),
+        }
+    }
+
     pub fn diff(&self, other: &Sets) -> String {
         format!(
             "nodes only here {}, only there {}; edges only here {:?}, only there {:?}",
@@ -205,25 +224,12 @@ impl Server {
     pub async fn sets(&self) -> Sets {
         let (status, body) = self.get("/api/v1/graph").await.expect("graph");
         assert_eq!(status, 200);
-        let nodes = body["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["uid"].as_str().unwrap().to_owned())
-            .collect();
-        let edges = body["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["from"].as_str().unwrap().to_owned(),
-                    e["to"].as_str().unwrap().to_owned(),
-                    e["type"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        Sets { nodes, edges }
+        Sets::of_json(
+            &body["nodes"],
+            "uid",
+            &body["edges"],
+            ["from", "to", "type"],
+        )
     }
 
     pub async fn seq(&self) -> u64 {
