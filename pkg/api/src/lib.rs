@@ -23,7 +23,8 @@
 //!   sonic-rs [`json::Json`] responder and [`json::ObjectWriter`].
 //! - [`fragments`]: the bounded cache of each resource's rendered JSON that node lists reuse.
 //! - [`compat`]: the Go server's endpoints and shapes.
-//! - [`view`]: native JSON shapes; [`native`]: native endpoints.
+//! - [`view`]: native JSON shapes; [`native`]: native endpoints; [`rules`]: the relationship
+//!   rules in force.
 //! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
 //! - [`health`]: `/healthz`, `/readyz`, [`ReadinessSource`].
 //! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
@@ -44,6 +45,7 @@ pub mod openapi;
 pub mod params;
 pub mod queries;
 pub mod router;
+pub mod rules;
 pub mod serve;
 pub mod state;
 pub mod ui;

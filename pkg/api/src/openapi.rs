@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::json::Json;
-use crate::{auth, compat, health, metrics, native, watch};
+use crate::{auth, compat, health, metrics, native, rules, watch};
 
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
@@ -44,6 +44,8 @@ use crate::{auth, compat, health, metrics, native, watch};
         native::dangling,
         native::kinds,
         native::edge_kinds,
+        rules::rules,
+        rules::test,
         watch::watch,
         health::healthz,
         health::readyz,

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Response, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::compression::CompressionLayer;
@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{auth, compat, health, metrics, native, openapi, ui, watch};
+use crate::{auth, compat, health, metrics, native, openapi, rules, ui, watch};
 
 /// Longest request URI answered; longer ones get a JSON 414 (hyper itself answers 414 with an
 /// empty body past 64 KiB).
@@ -53,6 +53,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/dangling", get(native::dangling)),
         ("/api/v1/kinds", get(native::kinds)),
         ("/api/v1/edge-kinds", get(native::edge_kinds)),
+        ("/api/v1/rules", get(rules::rules)),
+        ("/api/v1/rules/test", post(rules::test)),
         ("/api/v1/watch", get(watch::watch)),
         // operations
         ("/healthz", get(health::healthz)),

@@ -129,6 +129,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Serve the explorer at `/ui/` (and redirect `/` there).
     pub ui: bool,
+    /// The relationship rules in force (`/api/v1/rules`).
+    pub rules: astrolabe_rules::ActiveRules,
 }
 
 impl AppState {
@@ -156,6 +158,7 @@ impl AppState {
             cors: Cors::default(),
             auth: Auth::off(),
             ui: false,
+            rules: astrolabe_rules::ActiveRules::empty(),
         })
     }
 
@@ -189,6 +192,12 @@ impl AppState {
     /// Sets who may call the API.
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Reports (and tests objects against) these relationship rules.
+    pub fn with_rules(mut self, rules: astrolabe_rules::ActiveRules) -> Self {
+        self.rules = rules;
         self
     }
 

@@ -85,6 +85,9 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     ("/api/v1/kinds", &["/api/v1/kinds"]),
     ("/api/v1/edge-kinds", &["/api/v1/edge-kinds"]),
+    ("/api/v1/rules", &["/api/v1/rules"]),
+    // POSTed: the body is `rules_test_body`.
+    ("/api/v1/rules/test", &["/api/v1/rules/test"]),
     ("/api/v1/watch", &["/api/v1/watch?kind=Pod"]),
     ("/healthz", &["/healthz"]),
     ("/readyz", &["/readyz"]),
@@ -94,6 +97,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
 
 /// Requests whose answers are not 200: a server that is starting and whose apply loop stalled.
 const STARTING_EXAMPLES: &[&str] = &["/readyz", "/healthz", "/health"];
+
+/// Routes answered to POST (every other route is GET).
+const POSTED: &[&str] = &["/api/v1/rules/test"];
+
+/// The object posted to `/api/v1/rules/test` in the examples.
+fn rules_test_body() -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}})
+}
 
 fn document() -> Value {
     serde_json::to_value(astrolabe_api::openapi::document()).unwrap()
@@ -117,7 +128,12 @@ fn strict(schema: &mut Value) {
 /// The documented response of `template` for `status`: its content type and JSON schema (with
 /// the document's components, so `$ref`s resolve), or a panic when it is not documented.
 fn documented(doc: &Value, template: &str, status: StatusCode) -> (String, Value) {
-    let responses = &doc["paths"][template]["get"]["responses"];
+    let method = if POSTED.contains(&template) {
+        "post"
+    } else {
+        "get"
+    };
+    let responses = &doc["paths"][template][method]["responses"];
     let response = &responses[status.as_str()];
     assert!(
         response.is_object(),
@@ -197,7 +213,12 @@ fn documented_routes_are_the_routed_routes() {
     assert_eq!(examples, routed, "every route has an example request");
     for (path, item) in doc["paths"].as_object().unwrap() {
         let methods: Vec<&String> = item.as_object().unwrap().keys().collect();
-        assert_eq!(methods, ["get"], "{path} documents only GET");
+        let method = if POSTED.contains(&path.as_str()) {
+            "post"
+        } else {
+            "get"
+        };
+        assert_eq!(methods, [method], "{path} documents only {method}");
     }
 }
 
@@ -209,6 +230,8 @@ async fn every_answer_matches_its_documented_schema() {
         for uri in *uris {
             let reply = if *template == "/api/v1/watch" {
                 head_of(&app, uri).await
+            } else if POSTED.contains(template) {
+                common::post_json(&app, uri, &rules_test_body()).await
             } else {
                 get(&app, uri).await
             };

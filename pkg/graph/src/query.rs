@@ -437,3 +437,20 @@ pub fn impact(g: &Graph, uid: &Uid, limit: usize) -> Option<Subgraph> {
         truncated,
     })
 }
+
+/// How many edges of each kind objects of each kind declared (the end that holds the reference,
+/// whichever way the edge points): what `/api/v1/rules` reports per rule.
+pub fn declared_edge_counts(g: &Graph) -> HashMap<(Kind, EdgeKind), usize> {
+    let mut counts = HashMap::new();
+    for e in petgraph::visit::IntoEdgeReferences::edge_references(&g.g) {
+        let declarer = if e.weight().reverse {
+            e.target()
+        } else {
+            e.source()
+        };
+        *counts
+            .entry((g.g[declarer].kind.clone(), e.weight().kind))
+            .or_insert(0) += 1;
+    }
+    counts
+}

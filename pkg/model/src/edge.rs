@@ -139,8 +139,8 @@ pub enum EdgeDeclError {
     /// The name is not lowercase letters, digits and single dashes.
     #[error("edge name {0:?} is not lowercase letters, digits and dashes (like `issued-by`)")]
     BadName(String),
-    /// The name was declared with another dependency direction.
-    #[error("edge {name:?} is already declared with dependency {existing}")]
+    /// The name is a built-in edge kind's, with another dependency direction.
+    #[error("edge {name:?} is built in with dependency {existing}")]
     Conflict {
         /// The name.
         name: String,
@@ -180,10 +180,11 @@ impl EdgeKind {
     }
 
     /// Declares an edge kind (a relationship rule's `edge`), or returns the one declared before
-    /// with the same name and direction. A built-in name may be reused with its own direction.
+    /// with the same name, taking the direction and description given now (the rules in force
+    /// decide). A built-in name may be reused with its own direction only.
     ///
     /// # Errors
-    /// [`EdgeDeclError`] for a bad name, another direction than the name already has, or a full
+    /// [`EdgeDeclError`] for a bad name, a built-in name with another direction, or a full
     /// registry.
     pub fn declare(
         name: &str,
@@ -229,18 +230,14 @@ impl EdgeKind {
         let index = match (found, declaration) {
             (Some(i), None) => i,
             (Some(i), Some((dependency, description))) => {
+                // The latest declaration wins: a reloaded rule file may turn an edge around.
+                // Descriptions are leaked only when they change (reloads are rare).
                 let entry = &mut registry[i];
-                if entry.declared && entry.dependency != dependency {
-                    return Err(EdgeDeclError::Conflict {
-                        name: name.to_owned(),
-                        existing: entry.dependency,
-                    });
-                }
-                if !entry.declared {
-                    entry.dependency = dependency;
+                entry.dependency = dependency;
+                if entry.description != description {
                     entry.description = Box::leak(description.into());
-                    entry.declared = true;
                 }
+                entry.declared = true;
                 i
             }
             (None, declaration) => {
@@ -369,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn declared_edges_have_a_name_a_direction_and_no_conflicts() {
+    fn declared_edges_have_a_name_and_the_latest_direction() {
         let issued = EdgeKind::declare("test-issued-by", Dependency::SourceNeedsTarget, "x")
             .expect("declared");
         assert!(!issued.is_builtin());
@@ -381,10 +378,13 @@ mod tests {
             EdgeKind::declare("test-issued-by", Dependency::SourceNeedsTarget, "y"),
             Ok(issued)
         );
-        assert!(matches!(
-            EdgeKind::declare("test-issued-by", Dependency::None, "x"),
-            Err(EdgeDeclError::Conflict { .. })
-        ));
+        assert_eq!(issued.description(), "y");
+        // A reloaded rule file may turn a declared edge around.
+        assert_eq!(
+            EdgeKind::declare("test-issued-by", Dependency::None, "y"),
+            Ok(issued)
+        );
+        assert_eq!(issued.dependency(), Dependency::None);
         assert!(matches!(
             EdgeKind::declare("owns", Dependency::None, ""),
             Err(EdgeDeclError::Conflict { .. })

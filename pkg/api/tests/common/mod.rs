@@ -210,6 +210,28 @@ pub async fn call(app: &Router, method: &str, uri: &str) -> Reply {
     }
 }
 
+/// `POST uri` with a JSON body.
+pub async fn post_json(app: &Router, uri: &str, body: &Value) -> Reply {
+    let req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
 /// `GET uri`.
 pub async fn get(app: &Router, uri: &str) -> Reply {
     call(app, "GET", uri).await
