@@ -8,6 +8,7 @@ use astrolabe_server::config::{
     AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig,
     PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
 };
+use astrolabe_server::rules::RulesConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Astrolabe: a Kubernetes state server. Watches a cluster, keeps every resource and the
@@ -49,7 +50,7 @@ pub enum Command {
 }
 
 /// Where and how to reach the cluster, what to watch.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
     /// Path to a kubeconfig (default: in-cluster config inside a pod, else ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
@@ -76,6 +77,22 @@ pub struct ClusterArgs {
     /// Use streaming lists (WatchList, `sendInitialEvents`) instead of paginated lists.
     #[arg(long, env = "STREAMING_LISTS")]
     pub streaming_lists: bool,
+    /// A relation rule file (YAML) declaring references for any kind; reloaded when it changes
+    /// (a bad edit is refused and the rules in force stay). Format: `pkg/rules/README.md`.
+    #[arg(long, env = "RELATION_RULES")]
+    pub relation_rules: Option<PathBuf>,
+    /// Keep the built-in rule pack (cert-manager, Gateway API, Prometheus Operator, Argo CD,
+    /// KEDA, External Secrets, Istio) in force; `--builtin-rules=false` turns it off.
+    #[arg(
+        long,
+        env = "BUILTIN_RULES",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    pub builtin_rules: bool,
 }
 
 /// Persistence flags (names compatible with the Go server's environment).
@@ -328,6 +345,24 @@ impl Default for ServerArgs {
     }
 }
 
+impl Default for ClusterArgs {
+    fn default() -> Self {
+        let defaults = ClusterConfig::default();
+        ClusterArgs {
+            kubeconfig: None,
+            context: None,
+            namespaces: Vec::new(),
+            label_selector: None,
+            kinds: Vec::new(),
+            exclude_kinds: Vec::new(),
+            page_size: defaults.page_size,
+            streaming_lists: false,
+            relation_rules: None,
+            builtin_rules: defaults.rules.builtin,
+        }
+    }
+}
+
 impl From<ClusterArgs> for ClusterConfig {
     fn from(args: ClusterArgs) -> Self {
         ClusterConfig {
@@ -339,6 +374,10 @@ impl From<ClusterArgs> for ClusterConfig {
             exclude_kinds: args.exclude_kinds,
             page_size: args.page_size,
             streaming_lists: args.streaming_lists,
+            rules: RulesConfig {
+                file: args.relation_rules,
+                builtin: args.builtin_rules,
+            },
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct ActiveRules {
 struct Inner {
     set: RwLock<Arc<RuleSet>>,
     generation: AtomicU64,
+    /// Tells subscribers the generation of each rule set put in force.
+    changes: tokio::sync::watch::Sender<u64>,
     refused: AtomicU64,
     last_refusal: RwLock<Option<String>>,
 }
@@ -28,6 +30,7 @@ impl ActiveRules {
             inner: Arc::new(Inner {
                 set: RwLock::new(Arc::new(set)),
                 generation: AtomicU64::new(1),
+                changes: tokio::sync::watch::Sender::new(1),
                 refused: AtomicU64::new(0),
                 last_refusal: RwLock::new(None),
             }),
@@ -65,7 +68,14 @@ impl ActiveRules {
             .last_refusal
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.changes.send_replace(generation);
+        generation
+    }
+
+    /// A receiver told the generation of every rule set put in force from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Records a refused reload (the rules in force stay).

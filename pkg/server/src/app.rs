@@ -57,6 +57,9 @@ pub enum ServerError {
     /// A `--cors-allow-origin` value is not an origin.
     #[error("invalid CORS settings")]
     Cors(#[source] astrolabe_api::cors::InvalidOrigin),
+    /// The relation rules could not be loaded (the file, line, rule and reason).
+    #[error(transparent)]
+    Rules(crate::rules::RulesLoadError),
     /// Persistence could not start.
     #[error("starting persistence failed")]
     PersistenceStart(#[source] PersistenceError),
@@ -112,8 +115,16 @@ pub async fn serve(
         cluster.streaming_lists,
     )
     .map_err(ServerError::InformerConfig)?;
+    // Before recovery, so the edge kinds rules declare read back with their directions.
+    let (rules, rules_text) = crate::rules::load(&cluster.rules).map_err(ServerError::Rules)?;
     let grace = config.server.shutdown_grace;
     let registry = Registry::new();
+    let rules_metrics = crate::rules::RulesMetrics::register(&registry).map_err(|source| {
+        ServerError::RegisterMetrics {
+            part: "rules",
+            source,
+        }
+    })?;
     let graph = SharedGraph::new();
     let sync = SyncStatus::new();
 
@@ -168,6 +179,7 @@ pub async fn serve(
         .with_cors(cors)
         .with_auth(auth)
         .with_ui(config.server.ui)
+        .with_rules(rules.clone())
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let bind = |source| ServerError::Bind {
         addr: config.server.listen,
@@ -194,6 +206,13 @@ pub async fn serve(
     let ingest = Ingest::spawn(client, informer_config, sync, &registry, outputs)
         .map_err(ServerError::Ingest)?;
     let informer_stop = ingest.stop;
+    let _reloader = crate::rules::spawn_reloader(
+        cluster.rules.clone(),
+        rules,
+        rules_text,
+        rules_metrics,
+        informer_stop.child_token(),
+    );
     let mut informers = Some(ingest.informers);
     let mut apply = Some(ingest.apply);
 

@@ -39,6 +39,8 @@ pub struct ClusterConfig {
     pub page_size: u32,
     /// Streaming lists (WatchList) instead of paginated lists.
     pub streaming_lists: bool,
+    /// The relation rules in force.
+    pub rules: crate::rules::RulesConfig,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +54,7 @@ impl Default for ClusterConfig {
             exclude_kinds: Vec::new(),
             page_size: 500,
             streaming_lists: false,
+            rules: crate::rules::RulesConfig::default(),
         }
     }
 }

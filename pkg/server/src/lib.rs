@@ -30,6 +30,7 @@
 //! - [`status`]: where the graph came from and the state of Redis, for readiness.
 //! - [`health`]: the task that pings Redis.
 //! - [`emulator`]: [`demo`] and [`sim`], the built-in Kubernetes API emulator.
+//! - [`rules`]: the relation rules in force, loaded at start and reloaded when their file changes.
 //! - [`snapshot`]: [`snapshot::export`] and [`snapshot::import`] of the persisted state.
 
 pub mod app;
@@ -43,6 +44,7 @@ pub mod ingest;
 pub mod persistence;
 pub mod readiness;
 pub mod recovery;
+pub mod rules;
 pub mod snapshot;
 pub mod status;
 

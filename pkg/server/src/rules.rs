@@ -1,0 +1,192 @@
+//! The relationship rules: the built-in pack and the user's file, loaded at start (a bad file
+//! stops the server with its file, line, rule and reason) and reloaded when the file changes (a
+//! bad edit is refused, logged and counted; the rules in force stay).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use astrolabe_rules::{ActiveRules, RuleSet, RulesError};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How often the rule file is read again to see whether it changed. Polling works the same for
+/// an edited file and for a ConfigMap volume, whose update swaps a symlink that file-event APIs
+/// report unevenly.
+pub const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+/// Which rules are in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// The user's rule file, if any.
+    pub file: Option<PathBuf>,
+    /// Whether the built-in pack is in force.
+    pub builtin: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            file: None,
+            builtin: true,
+        }
+    }
+}
+
+/// Why the rules could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesLoadError {
+    /// The file could not be read.
+    #[error("reading the relation rules {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid rule file.
+    #[error("invalid relation rules: {0}")]
+    Invalid(#[source] RulesError),
+    /// A rule's edge name cannot be declared.
+    #[error("invalid relation rules: {0}")]
+    Edge(#[source] astrolabe_model::EdgeDeclError),
+}
+
+/// The rules of `config` given the file's text (`None`: no file), their edge kinds declared.
+///
+/// # Errors
+/// [`RulesLoadError`] for an invalid file or an undeclarable edge.
+pub fn rules_from(config: &RulesConfig, text: Option<&str>) -> Result<RuleSet, RulesLoadError> {
+    let builtin = if config.builtin {
+        RuleSet::builtin()
+    } else {
+        RuleSet::default()
+    };
+    let set = match (text, &config.file) {
+        (Some(text), Some(path)) => {
+            let user = RuleSet::parse(text, &path.display().to_string())
+                .map_err(RulesLoadError::Invalid)?;
+            builtin.merge(user).map_err(RulesLoadError::Invalid)?
+        }
+        _ => builtin,
+    };
+    set.declare_edges().map_err(RulesLoadError::Edge)?;
+    Ok(set)
+}
+
+fn read(path: &Path) -> Result<String, RulesLoadError> {
+    std::fs::read_to_string(path).map_err(|source| RulesLoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads the rules of `config` (at start).
+///
+/// # Errors
+/// [`RulesLoadError`]: the server does not start with a rule file it cannot use.
+pub fn load(config: &RulesConfig) -> Result<(ActiveRules, Option<String>), RulesLoadError> {
+    let text = config.file.as_deref().map(read).transpose()?;
+    let set = rules_from(config, text.as_deref())?;
+    tracing::info!(
+        rules = set.rules().len(),
+        file = ?config.file,
+        builtin = config.builtin,
+        "relation rules loaded"
+    );
+    Ok((ActiveRules::new(set), text))
+}
+
+/// The rules' metrics.
+#[derive(Clone)]
+pub struct RulesMetrics {
+    reloads: IntCounterVec,
+    active: IntGauge,
+}
+
+impl RulesMetrics {
+    /// Registers `astrolabe_rules_reloads_total{result}` and `astrolabe_rules_active`.
+    ///
+    /// # Errors
+    /// When they are already registered in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "astrolabe_rules_reloads_total",
+                "Reloads of the relation rule file, by result (accepted, refused).",
+            ),
+            &["result"],
+        )?;
+        let active = IntGauge::new(
+            "astrolabe_rules_active",
+            "Relation rules in force (built-in and from the file).",
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(active.clone()))?;
+        for result in ["accepted", "refused"] {
+            reloads.with_label_values(&[result]);
+        }
+        Ok(RulesMetrics { reloads, active })
+    }
+}
+
+/// Watches the rule file of `config` (when there is one) and puts each valid new version in
+/// force; `last` is the text loaded at start.
+pub fn spawn_reloader(
+    config: RulesConfig,
+    active: ActiveRules,
+    last: Option<String>,
+    metrics: RulesMetrics,
+    shutdown: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    metrics.active.set(gauge(active.get().rules().len()));
+    let path = config.file.clone()?;
+    Some(tokio::spawn(async move {
+        let mut last = last;
+        let mut tick = tokio::time::interval(RELOAD_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let text = match read(&path) {
+                Ok(text) => text,
+                Err(err) => {
+                    // Reported once per state: a file that stays unreadable is not new.
+                    if last.is_some() {
+                        refuse(&active, &metrics, &err);
+                        last = None;
+                    }
+                    continue;
+                }
+            };
+            if last.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            match rules_from(&config, Some(&text)) {
+                Ok(set) => {
+                    let rules = set.rules().len();
+                    let generation = active.replace(set);
+                    metrics.reloads.with_label_values(&["accepted"]).inc();
+                    metrics.active.set(gauge(rules));
+                    tracing::info!(file = %path.display(), rules, generation, "relation rules reloaded");
+                }
+                Err(err) => refuse(&active, &metrics, &err),
+            }
+            last = Some(text);
+        }
+    }))
+}
+
+fn refuse(active: &ActiveRules, metrics: &RulesMetrics, err: &RulesLoadError) {
+    let reason = astrolabe_persist::ErrorChain(err).to_string();
+    tracing::warn!(error = %reason, "relation rules not reloaded; the rules in force stay");
+    metrics.reloads.with_label_values(&["refused"]).inc();
+    active.refused(reason);
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
