@@ -4,6 +4,9 @@
 //! Layout (one concept per module):
 //! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names): the
 //!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`.
+//! - `crd`: what a CustomResourceDefinition serves, its defaults and its `Established` status.
+//! - `registry`: the kinds served from CRDs (interned descriptions, storage), under the store's
+//!   lock beside the built-in kinds.
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
@@ -14,7 +17,7 @@
 //! - [`protobuf`]: the Kubernetes protobuf encoding of the kinds kubectl's generators create.
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
 //! - [`partial`]: `meta.k8s.io/v1` PartialObjectMetadata responses for metadata-only clients.
-//! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
+//! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists, legacy and aggregated.
 //! - [`openapi`]: OpenAPI v2 and v3 documents: kubectl reads v3 to use server-side field
 //!   validation, and v2 to validate `List` manifests on the client.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
@@ -35,6 +38,7 @@
 //! generated clusters ([`render`]).
 
 pub mod churn;
+mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -45,6 +49,7 @@ pub mod openapi;
 pub mod partial;
 pub mod patch;
 pub mod protobuf;
+mod registry;
 pub mod render;
 pub mod reviews;
 pub mod selector;

@@ -158,7 +158,7 @@ pub(crate) fn start(
     let mut first: Vec<Bytes> = Vec::new();
     let (rx, floor, cancel) = {
         let state = inner.state.lock();
-        let ks = state.kind(info);
+        let ks = state.kind(info)?;
         if let Some(x) = requested.filter(|_| !q.send_initial_events) {
             if x < ks.compacted_rv {
                 first.push(expired_line(x, ks.compacted_rv));

@@ -15,7 +15,7 @@ use crate::patch::apply::{self, Applier};
 use crate::patch::{PatchType, apply_patch};
 use crate::protobuf;
 use crate::sim::Sim;
-use crate::store::Write;
+use crate::store::{Part, Write};
 use crate::validate;
 
 /// The `autoscaling/v1` Scale of a workload.
@@ -84,8 +84,9 @@ pub(super) fn parse_body(body: &Bytes) -> Result<Value, SimError> {
 }
 
 /// The write options of a request: `dryRun=All`; the field manager (`fieldManager`, else the
-/// User-Agent's product, as the API server defaults it); creates need their namespace.
-pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Write {
+/// User-Agent's product, as the API server defaults it); creates need their namespace; the part
+/// of the object the target may change (the `status` subresource of a custom kind).
+pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap, t: &Target) -> Write {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|u| u.to_str().ok())
@@ -100,6 +101,7 @@ pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) ->
             .map(str::to_owned),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
         require_namespace: true,
+        part: Part::of(t.info, t.subresource.as_deref()),
     }
 }
 
@@ -195,7 +197,7 @@ pub(super) fn server_side_apply(
     // The applier is recorded by the apply itself, not as an Update.
     let write = Write {
         manager: None,
-        ..write_options(q, headers)
+        ..write_options(q, headers, t)
     };
     let ns = t.namespace.as_deref();
     let mut state = sim.inner.state.lock();

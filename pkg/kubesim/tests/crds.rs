@@ -1,0 +1,781 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! CustomResourceDefinitions served by the emulator, through the real kubectl, the real kube-rs
+//! client (discovery, `DynamicObject` and metadata watchers) and plain HTTP. The CRDs are the
+//! upstream group/version/kind/scope, in `tests/fixtures/crds/`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use astrolabe_testkit::Kubectl;
+use common::{Served, fast_config, within};
+use futures::{Stream, StreamExt};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::discovery::{ApiResource, Discovery, Scope, verbs};
+use kube::runtime::watcher::{self, Event};
+use serde_json::{Value, json};
+
+fn fixture_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/crds")
+        .join(file)
+}
+
+/// The CRDs of a fixture file.
+fn crds(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(fixture_path(file)).unwrap();
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+/// An emulator with the default namespaces and the CRDs of `files` (created over HTTP).
+async fn served_with(files: &[&str]) -> Served {
+    let served = Served::start(astrolabe_kubesim::SimConfig {
+        default_namespaces: true,
+        ..fast_config()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        served.url()
+    );
+    for file in files {
+        for crd in crds(file) {
+            let resp = http.post(&url).json(&crd).send().await.unwrap();
+            assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        }
+    }
+    served
+}
+
+fn certificate(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {"secretName": format!("{name}-tls"), "dnsNames": ["shop.example.com"],
+                 "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}})
+}
+
+const CERTIFICATE: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: shop-tls
+  namespace: default
+spec:
+  secretName: shop-tls
+  dnsNames: [shop.example.com]
+  issuerRef: {name: letsencrypt, kind: ClusterIssuer}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_crds_and_custom_objects() {
+    let served = Served::start(astrolabe_kubesim::SimConfig {
+        default_namespaces: true,
+        ..fast_config()
+    })
+    .await;
+    let k = Kubectl::new(&served.url());
+    let file = fixture_path("cert-manager.yaml");
+    let out = k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/certificates.cert-manager.io created"
+        ),
+        "{out}"
+    );
+    let crd: Value = serde_json::from_str(
+        &k.ok(&["get", "crd", "certificates.cert-manager.io", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    let conditions = crd["status"]["conditions"].as_array().unwrap();
+    for ty in ["NamesAccepted", "Established"] {
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c["type"] == ty && c["status"] == "True"),
+            "{crd}"
+        );
+    }
+    assert_eq!(crd["status"]["acceptedNames"]["kind"], "Certificate");
+    // Applying the same file again updates the CRDs (kubectl computes a patch).
+    let again = k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(
+        again.contains("unchanged") || again.contains("configured"),
+        "{again}"
+    );
+
+    let none = k.ok(&["get", "certificates", "-A"]).await;
+    assert!(none.contains("No resources found"), "{none}");
+    let manifest = k.file("cert.yaml", CERTIFICATE);
+    let out = k.ok(&["apply", "-f", &manifest]).await;
+    assert!(
+        out.contains("certificate.cert-manager.io/shop-tls created"),
+        "{out}"
+    );
+    let listed = k.ok(&["get", "certs"]).await;
+    assert!(listed.contains("shop-tls"), "{listed}");
+    let cert: Value =
+        serde_json::from_str(&k.ok(&["get", "cert", "shop-tls", "-o", "json"]).await).unwrap();
+    assert_eq!(cert["kind"], "Certificate");
+    assert_eq!(cert["apiVersion"], "cert-manager.io/v1");
+    assert_eq!(cert["spec"]["secretName"], "shop-tls");
+
+    k.ok(&[
+        "patch",
+        "certificate",
+        "shop-tls",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"secretName":"shop-tls-2"}}"#,
+    ])
+    .await;
+    // A second apply of the manifest: a merge patch computed by kubectl for a custom kind.
+    k.ok(&["apply", "-f", &manifest]).await;
+    let stored = served
+        .sim
+        .get("Certificate", "default", "shop-tls")
+        .unwrap();
+    assert_eq!(stored["spec"]["secretName"], "shop-tls", "{stored}");
+    assert_eq!(stored["metadata"]["generation"], 3, "{stored}");
+    let (ok, text) = k
+        .run(&[
+            "patch",
+            "certificate",
+            "shop-tls",
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"secretName":"x"}}"#,
+        ])
+        .await;
+    assert!(
+        !ok && (text.contains("UnsupportedMediaType") || text.contains("unknown format")),
+        "{text}"
+    );
+
+    let resources = k
+        .ok(&["api-resources", "--api-group=cert-manager.io"])
+        .await;
+    assert!(
+        resources.contains("certificates") && resources.contains("cert,certs"),
+        "{resources}"
+    );
+
+    k.ok(&["delete", "crd", "certificates.cert-manager.io"])
+        .await;
+    assert!(served.sim.kind_info("Certificate").is_err());
+    let (ok, text) = k.run(&["get", "certificates", "-A"]).await;
+    assert!(!ok, "{text}");
+    assert_eq!(served.sim.list("Issuer").unwrap().len(), 0);
+}
+
+/// The kind `kind` of `group` as discovery reports it.
+fn find(
+    d: &Discovery,
+    group: &str,
+    kind: &str,
+) -> Option<(ApiResource, kube::discovery::ApiCapabilities)> {
+    d.get(group)?
+        .recommended_resources()
+        .into_iter()
+        .find(|(ar, _)| ar.kind == kind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_discovery_finds_custom_kinds_and_kinds_of_one_name_never_collide() {
+    let served = served_with(&["gateway-api.yaml", "istio-networking.yaml"]).await;
+    let client = served.client();
+    for aggregated in [true, false] {
+        let d = if aggregated {
+            Discovery::new(client.clone())
+                .run_aggregated()
+                .await
+                .unwrap()
+        } else {
+            Discovery::new(client.clone()).run().await.unwrap()
+        };
+        let (gw, caps) = find(&d, "gateway.networking.k8s.io", "Gateway").expect("gateway api");
+        assert_eq!(gw.plural, "gateways");
+        assert_eq!(caps.scope, Scope::Namespaced);
+        assert!(caps.supports_operation(verbs::WATCH), "{caps:?}");
+        assert!(
+            caps.subresources.iter().any(|(s, _)| s.plural == "status"),
+            "{caps:?}"
+        );
+        let (_, class) =
+            find(&d, "gateway.networking.k8s.io", "GatewayClass").expect("gateway class");
+        assert_eq!(class.scope, Scope::Cluster);
+        let (istio, _) = find(&d, "networking.istio.io", "Gateway").expect("istio gateway");
+        assert_eq!(istio.api_version, "networking.istio.io/v1");
+        // Built-in kinds are in the same documents.
+        assert!(
+            find(&d, "apps", "Deployment").is_some(),
+            "aggregated={aggregated}"
+        );
+        assert!(find(&d, "", "Pod").is_some(), "aggregated={aggregated}");
+    }
+
+    let d = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let (gw, _) = find(&d, "gateway.networking.k8s.io", "Gateway").unwrap();
+    let (istio, _) = find(&d, "networking.istio.io", "Gateway").unwrap();
+    let gateways: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &gw);
+    let istio_gateways: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &istio);
+    let obj = |ar: &ApiResource, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": ar.api_version, "kind": ar.kind,
+            "metadata": {"name": "edge"}, "spec": spec}))
+        .unwrap()
+    };
+    gateways
+        .create(
+            &PostParams::default(),
+            &obj(&gw, json!({"gatewayClassName": "eg"})),
+        )
+        .await
+        .unwrap();
+    istio_gateways
+        .create(
+            &PostParams::default(),
+            &obj(&istio, json!({"selector": {"istio": "ingress"}})),
+        )
+        .await
+        .unwrap();
+    let a = gateways.get("edge").await.unwrap();
+    let b = istio_gateways.get("edge").await.unwrap();
+    assert_eq!(a.data["spec"]["gatewayClassName"], "eg");
+    assert_eq!(b.data["spec"]["selector"]["istio"], "ingress");
+    assert_ne!(a.metadata.uid, b.metadata.uid);
+    assert_eq!(
+        gateways
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // Deleting one CRD leaves the other's objects.
+    served
+        .sim
+        .delete(
+            "CustomResourceDefinition",
+            "",
+            "gateways.networking.istio.io",
+        )
+        .unwrap();
+    assert!(gateways.get("edge").await.is_ok());
+    assert!(istio_gateways.get("edge").await.is_err());
+}
+
+type Item<K> = Result<Event<K>, watcher::Error>;
+
+/// Reads watcher events until `stop` holds for one; returns them as labels.
+async fn labels_until<K: kube::Resource>(
+    s: &mut (impl Stream<Item = Item<K>> + Unpin),
+    stop: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let name = |k: &K| k.meta().name.clone().unwrap_or_default();
+    within(20, "watcher events", async {
+        let mut seen = Vec::new();
+        while let Some(ev) = s.next().await {
+            let l = match &ev {
+                Ok(Event::Init) => "Init".into(),
+                Ok(Event::InitApply(k)) => format!("InitApply({})", name(k)),
+                Ok(Event::InitDone) => "InitDone".into(),
+                Ok(Event::Apply(k)) => format!("Apply({})", name(k)),
+                Ok(Event::Delete(k)) => format!("Delete({})", name(k)),
+                Err(_) => "Err".into(),
+            };
+            let done = stop(&l);
+            seen.push(l);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_watcher_sees_custom_objects_and_the_crds_deletion() {
+    let served = served_with(&["cert-manager.yaml"]).await;
+    let client = served.client();
+    let d = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let (ar, _) = find(&d, "cert-manager.io", "Certificate").unwrap();
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let mut events = watcher::watcher(all, watcher::Config::default()).boxed();
+    let seen = labels_until(&mut events, |l| l == "InitDone").await;
+    assert_eq!(seen, ["Init", "InitDone"]);
+
+    let certs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    for name in ["a", "b"] {
+        certs
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(certificate("default", name)).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    certs
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"secretName": "a-2"}})),
+        )
+        .await
+        .unwrap();
+    let seen = labels_until(&mut events, |l| l == "Apply(a)").await;
+    assert_eq!(seen, ["Apply(a)"]);
+    let seen = labels_until(&mut events, |l| l == "Apply(a)").await;
+    assert_eq!(seen, ["Apply(b)", "Apply(a)"]);
+    certs.delete("b", &Default::default()).await.unwrap();
+    assert_eq!(
+        labels_until(&mut events, |l| l.starts_with("Delete")).await,
+        ["Delete(b)"]
+    );
+
+    served
+        .sim
+        .delete(
+            "CustomResourceDefinition",
+            "",
+            "certificates.cert-manager.io",
+        )
+        .unwrap();
+    let seen = labels_until(&mut events, |l| l.starts_with("Delete")).await;
+    assert_eq!(seen, ["Delete(a)"]);
+    // The kind is gone: its watch ended and the watcher's relist fails.
+    let seen = labels_until(&mut events, |l| l == "Err").await;
+    assert!(seen.iter().all(|l| l == "Init" || l == "Err"), "{seen:?}");
+    let d = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    assert!(find(&d, "cert-manager.io", "Certificate").is_none());
+    assert!(find(&d, "cert-manager.io", "Issuer").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_watcher_over_a_custom_kind_gets_partial_objects() {
+    let served = served_with(&["prometheus-operator.yaml"]).await;
+    let client = served.client();
+    let d = Discovery::new(client.clone()).run().await.unwrap();
+    let (ar, _) = find(&d, "monitoring.coreos.com", "ServiceMonitor").unwrap();
+    let monitors: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    monitors
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "monitoring.coreos.com/v1",
+                "kind": "ServiceMonitor", "metadata": {"name": "web", "labels": {"team": "a"}},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // kube's metadata watcher: an `Api` of `PartialObjectMeta` asks for metadata only.
+    let all: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), &ar);
+    let mut events = watcher::watcher(all, watcher::Config::default()).boxed();
+    let mut partial: Vec<PartialObjectMeta<DynamicObject>> = Vec::new();
+    within(20, "metadata watcher", async {
+        while let Some(ev) = events.next().await {
+            match ev.unwrap() {
+                Event::InitApply(p) | Event::Apply(p) => partial.push(p),
+                Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(partial.len(), 1);
+    let p = &partial[0];
+    assert_eq!(p.metadata.name.as_deref(), Some("web"));
+    assert_eq!(p.metadata.labels.as_ref().unwrap()["team"], "a");
+    let types = p.types.as_ref().expect("type meta");
+    assert_eq!(types.kind, "PartialObjectMetadata");
+    assert_eq!(types.api_version, "meta.k8s.io/v1");
+}
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    ct: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let resp = http
+        .request(method, url)
+        .header("content-type", ct)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn custom_objects_over_http_have_the_built_in_semantics() {
+    let served = served_with(&["cert-manager.yaml", "prometheus-operator.yaml"]).await;
+    let http = reqwest::Client::new();
+    let base = format!("{}/apis/cert-manager.io/v1", served.url());
+    let certs = format!("{base}/namespaces/default/certificates");
+    let json_ct = "application/json";
+
+    // Legacy discovery names the kinds with their verbs, short names and categories.
+    let list: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let cert = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "certificates")
+        .cloned()
+        .unwrap();
+    assert_eq!(cert["namespaced"], true);
+    assert_eq!(cert["shortNames"], json!(["cert", "certs"]));
+    assert_eq!(cert["categories"], json!(["cert-manager"]));
+    assert!(cert["verbs"].as_array().unwrap().contains(&json!("watch")));
+    let groups: Value = http
+        .get(format!("{}/apis/cert-manager.io", served.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups["preferredVersion"]["groupVersion"],
+        "cert-manager.io/v1"
+    );
+
+    // Aggregated discovery answers with its media type.
+    let resp = http
+        .get(format!("{}/apis", served.url()))
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let agg: Value = resp.json().await.unwrap();
+    let cm = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "cert-manager.io")
+        .cloned()
+        .unwrap();
+    let issuer = cm["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "clusterissuers")
+        .cloned()
+        .unwrap();
+    assert_eq!(issuer["scope"], "Cluster");
+    assert_eq!(issuer["responseKind"]["kind"], "ClusterIssuer");
+
+    // A missing namespace is 404; a kind that does not match the URL is refused.
+    let (code, _) = send(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/namespaces/nowhere/certificates"),
+        json_ct,
+        &certificate("nowhere", "x"),
+    )
+    .await;
+    assert_eq!(code, 404);
+    let mut wrong = certificate("default", "x");
+    wrong["kind"] = json!("Issuer");
+    let (code, _) = send(&http, reqwest::Method::POST, &certs, json_ct, &wrong).await;
+    assert_eq!(code, 400);
+    let mut nameless = certificate("default", "x");
+    nameless["metadata"].as_object_mut().unwrap().remove("name");
+    let (code, _) = send(&http, reqwest::Method::POST, &certs, json_ct, &nameless).await;
+    assert_eq!(code, 422);
+
+    // Create ignores the status (the status subresource owns it); /status changes only it.
+    let mut with_status = certificate("default", "a");
+    with_status["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+    let (code, created) = send(&http, reqwest::Method::POST, &certs, json_ct, &with_status).await;
+    assert_eq!(code, 201, "{created}");
+    assert!(created.get("status").is_none(), "{created}");
+    let (code, st) = send(
+        &http,
+        reqwest::Method::PATCH,
+        &format!("{certs}/a/status"),
+        "application/merge-patch+json",
+        &json!({"spec": {"secretName": "ignored"}, "status": {"revision": 1}}),
+    )
+    .await;
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["status"]["revision"], 1);
+    assert_eq!(st["spec"]["secretName"], "a-tls");
+    assert_eq!(st["metadata"]["generation"], 1);
+    let (_, main) = send(
+        &http,
+        reqwest::Method::PATCH,
+        &format!("{certs}/a"),
+        "application/json-patch+json",
+        &json!([{"op": "replace", "path": "/spec/secretName", "value": "a-2"},
+                {"op": "add", "path": "/status", "value": {"revision": 9}}]),
+    )
+    .await;
+    assert_eq!(main["spec"]["secretName"], "a-2");
+    assert_eq!(main["status"]["revision"], 1, "{main}");
+    assert_eq!(main["metadata"]["generation"], 2);
+    // A kind whose CRD declares no status subresource has no /status.
+    served
+        .sim
+        .create(
+            "ServiceMonitor",
+            json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {}}),
+        )
+        .unwrap();
+    let monitors = format!(
+        "{}/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors/web",
+        served.url()
+    );
+    let (code, _) = send(
+        &http,
+        reqwest::Method::GET,
+        &monitors,
+        json_ct,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = send(
+        &http,
+        reqwest::Method::GET,
+        &format!("{monitors}/status"),
+        json_ct,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // Strategic merge patches are refused for custom kinds.
+    let (code, body) = send(
+        &http,
+        reqwest::Method::PATCH,
+        &format!("{certs}/a"),
+        "application/strategic-merge-patch+json",
+        &json!({"spec": {"secretName": "b"}}),
+    )
+    .await;
+    assert_eq!(code, 415, "{body}");
+
+    // Server-side apply creates and then merges.
+    let apply = |name: &str, dns: &str| {
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": name, "labels": {"app": "b"}},
+            "spec": {"secretName": "b-tls", "dnsNames": [dns], "issuerRef": {"name": "ca"}}})
+    };
+    let ssa = format!("{certs}/b?fieldManager=test");
+    let (code, b) = send(
+        &http,
+        reqwest::Method::PATCH,
+        &ssa,
+        "application/apply-patch+yaml",
+        &apply("b", "one"),
+    )
+    .await;
+    assert_eq!(code, 201, "{b}");
+    let (code, b) = send(
+        &http,
+        reqwest::Method::PATCH,
+        &ssa,
+        "application/apply-patch+yaml",
+        &apply("b", "two"),
+    )
+    .await;
+    assert_eq!(code, 200, "{b}");
+    assert_eq!(b["spec"]["dnsNames"], json!(["two"]));
+    assert_eq!(b["metadata"]["managedFields"][0]["manager"], "test");
+
+    // Lists: label selectors, pages with continue tokens, metadata only.
+    for i in 0..3 {
+        let (code, _) = send(
+            &http,
+            reqwest::Method::POST,
+            &certs,
+            json_ct,
+            &certificate("default", &format!("c{i}")),
+        )
+        .await;
+        assert_eq!(code, 201);
+    }
+    let selected: Value = http
+        .get(format!("{certs}?labelSelector=app%3Db"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(selected["kind"], "CertificateList");
+    assert_eq!(selected["items"].as_array().unwrap().len(), 1);
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page: Value = http
+            .get(format!("{}/certificates?limit=2&continue={token}", base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].clone()),
+        );
+        match page["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["a", "b", "c0", "c1", "c2"]);
+    let partial: Value = http
+        .get(&certs)
+        .header(
+            "accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(partial["kind"], "PartialObjectMetadataList");
+    assert!(partial["items"][0].get("spec").is_none(), "{partial}");
+
+    // A watch with bookmarks from the list's resourceVersion sees the change after it.
+    let rv = selected["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watch = http
+        .get(format!(
+            "{certs}?watch=true&allowWatchBookmarks=true&resourceVersion={rv}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    served.sim.delete("Certificate", "default", "c0").unwrap();
+    let mut text = String::new();
+    within(10, "watch events", async {
+        while !(text.contains("\"DELETED\"") && text.contains("\"BOOKMARK\"")) {
+            let chunk = watch.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    let bookmark = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["type"] == "BOOKMARK")
+        .unwrap();
+    assert_eq!(bookmark["object"]["kind"], "Certificate");
+    assert_eq!(bookmark["object"]["apiVersion"], "cert-manager.io/v1");
+}
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_objects_and_ends_its_watches() {
+    let served = served_with(&["cert-manager.yaml"]).await;
+    for name in ["a", "b"] {
+        served
+            .sim
+            .create("Certificate", certificate("default", name))
+            .unwrap();
+    }
+    served
+        .sim
+        .create(
+            "ClusterIssuer",
+            json!({"metadata": {"name": "ca"}, "spec": {"ca": {"secretName": "ca"}}}),
+        )
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut watch = http
+        .get(format!(
+            "{}/apis/cert-manager.io/v1/certificates?watch=true&resourceVersion={}",
+            served.url(),
+            served.sim.current_rv()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = send(
+        &http,
+        reqwest::Method::DELETE,
+        &format!(
+            "{}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/certificates.cert-manager.io",
+            served.url()
+        ),
+        "application/json",
+        &json!({}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    // The stream carries a DELETED event per object, then ends.
+    let text = within(10, "the watch ends", async {
+        let mut text = String::new();
+        while let Some(chunk) = watch.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await;
+    let deleted: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "DELETED")
+        .map(|e| e["object"]["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(deleted, ["a", "b"], "{text}");
+    let (code, _) = send(
+        &http,
+        reqwest::Method::GET,
+        &format!("{}/apis/cert-manager.io/v1/certificates", served.url()),
+        "application/json",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let list: Value = http
+        .get(format!("{}/apis/cert-manager.io/v1", served.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&Value> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["name"])
+        .collect();
+    assert!(!names.contains(&&json!("certificates")), "{names:?}");
+    assert_eq!(served.sim.list("ClusterIssuer").unwrap().len(), 1);
+    assert!(served.sim.kind_info("Certificate").is_err());
+}
