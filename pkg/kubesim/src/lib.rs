@@ -2,8 +2,9 @@
 //! kube-rs `watcher` (ListWatch and streaming lists) and the real `kubectl` over plain HTTP.
 //!
 //! Layout (one concept per module):
-//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names): the
-//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`.
+//! - [`kinds`]: the table of built-in kinds (group, version, plural, scope, short names): the
+//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`,
+//!   the two `Event` kinds and `CustomResourceDefinition`.
 //! - `crd`: what a CustomResourceDefinition serves, its defaults and its `Established` status.
 //! - `registry`: the kinds served from CRDs (interned descriptions, storage), under the store's
 //!   lock beside the built-in kinds.
@@ -30,7 +31,8 @@
 //! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
 //!
 //! Data flow: HTTP handlers and the library API both lock the one `State`, mutate it, append the
-//! event to the kind's history and broadcast it; each open watch is a task that filters the
+//! event to the kind's history and broadcast it (storing or deleting a CRD also adds or removes
+//! kinds in the same critical section); each open watch is a task that filters the
 //! broadcast for its scope and writes newline-delimited JSON to a streaming response body.
 //! Objects are plain Kubernetes JSON (`serde_json::Value`); `k8s-openapi` types serve only to
 //! check request bodies strictly ([`validate`]).

@@ -231,3 +231,49 @@ impl Registry {
         self.position(group, plural).map(|i| self.stores.remove(i))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(plural: &str, kind: &str) -> CrdSpec {
+        crate::crd::parse(
+            &json!({"metadata": {"name": format!("{plural}.example.com")},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "shortNames": ["x"]},
+                "versions": [{"name": "v1", "served": true, "storage": true},
+                             {"name": "v2", "served": false, "storage": false}]}}),
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn names_are_interned_once_and_bounded() {
+        let mut r = Registry::default();
+        let p = r.prepare(&spec("widgets", "Widget")).expect("prepare");
+        let first = r.interner.bytes;
+        r.install(p, || KindState::new(1));
+        let again = r.prepare(&spec("widgets", "Widget")).expect("again");
+        assert_eq!(r.interner.bytes, first, "the same names leak nothing more");
+        assert!(std::ptr::eq(
+            again.storage,
+            r.by_path("example.com", "v1", "widgets").expect("served")
+        ));
+        assert!(
+            r.by_path("example.com", "v2", "widgets").is_none(),
+            "v2 is not served"
+        );
+        assert_eq!(r.lookup("x.example.com").map(|k| k.kind), Some("Widget"));
+        let huge = "w".repeat(MAX_INTERNED_BYTES);
+        assert!(matches!(
+            r.prepare(&CrdSpec {
+                kind: huge,
+                ..spec("widgets", "Widget")
+            }),
+            Err(SimError::Invalid(_))
+        ));
+        assert!(r.remove("example.com", "widgets").is_some());
+        assert!(r.served().is_empty());
+    }
+}

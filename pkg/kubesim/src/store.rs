@@ -64,6 +64,18 @@ pub(crate) struct KindState {
     pub tx: broadcast::Sender<Arc<Event>>,
 }
 
+impl KindState {
+    /// An empty kind whose broadcast buffers `watch_buffer` live events.
+    pub(crate) fn new(watch_buffer: usize) -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            compacted_rv: 0,
+            tx: broadcast::channel(watch_buffer.max(1)).0,
+        }
+    }
+}
+
 /// Everything behind the emulator's single lock.
 pub(crate) struct State {
     /// The global resourceVersion (the last one issued).
@@ -218,10 +230,7 @@ fn spec_part(obj: &Value) -> Value {
 
 impl State {
     pub(crate) fn new(history_size: usize, watch_buffer: usize, continue_capacity: usize) -> Self {
-        let kinds = KINDS
-            .iter()
-            .map(|_| Self::new_kind_state(watch_buffer.max(1)))
-            .collect();
+        let kinds = KINDS.iter().map(|_| KindState::new(watch_buffer)).collect();
         Self {
             rv: 0,
             kinds,
@@ -264,16 +273,6 @@ impl State {
             .ok_or_else(|| gone(info))
     }
 
-    /// A kind's empty state.
-    fn new_kind_state(watch_buffer: usize) -> KindState {
-        KindState {
-            objects: BTreeMap::new(),
-            history: VecDeque::new(),
-            compacted_rv: 0,
-            tx: broadcast::channel(watch_buffer).0,
-        }
-    }
-
     /// Checks a CRD about to be stored and interns its kinds; sets its defaults and status.
     fn admit_crd(&mut self, obj: &mut Value, old: Option<&Value>) -> Result<(CrdSpec, Prepared)> {
         let spec = crd::parse(obj)?;
@@ -296,8 +295,7 @@ impl State {
     /// Serves the kinds of a stored CRD.
     fn install_crd(&mut self, prepared: Prepared) {
         let buffer = self.watch_buffer;
-        self.custom
-            .install(prepared, || Self::new_kind_state(buffer));
+        self.custom.install(prepared, || KindState::new(buffer));
     }
 
     /// Deletes every object of the CRD for `group`/`plural` (a DELETED event each), then stops

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use astrolabe_testkit::Kubectl;
-use common::{Served, fast_config, within};
+use common::{Served, fast_config, get_json, within};
 use futures::{Stream, StreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
@@ -404,6 +404,8 @@ async fn metadata_watcher_over_a_custom_kind_gets_partial_objects() {
     assert_eq!(types.api_version, "meta.k8s.io/v1");
 }
 
+/// Sends `body` (none for `Value::Null`) with `method` and `ct`; returns the status and the JSON
+/// answer.
 async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -411,13 +413,11 @@ async fn send(
     ct: &str,
     body: &Value,
 ) -> (u16, Value) {
-    let resp = http
-        .request(method, url)
-        .header("content-type", ct)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let mut req = http.request(method, url).header("content-type", ct);
+    if !body.is_null() {
+        req = req.body(body.to_string());
+    }
+    let resp = req.send().await.unwrap();
     let code = resp.status().as_u16();
     (code, resp.json().await.unwrap_or(Value::Null))
 }
@@ -428,10 +428,9 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
     let http = reqwest::Client::new();
     let base = format!("{}/apis/cert-manager.io/v1", served.url());
     let certs = format!("{base}/namespaces/default/certificates");
-    let json_ct = "application/json";
 
     // Legacy discovery names the kinds with their verbs, short names and categories.
-    let list: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let list: Value = get_json(&http, &base, None).await;
     let cert = list["resources"]
         .as_array()
         .unwrap()
@@ -443,14 +442,12 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
     assert_eq!(cert["shortNames"], json!(["cert", "certs"]));
     assert_eq!(cert["categories"], json!(["cert-manager"]));
     assert!(cert["verbs"].as_array().unwrap().contains(&json!("watch")));
-    let groups: Value = http
-        .get(format!("{}/apis/cert-manager.io", served.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let groups: Value = get_json(
+        &http,
+        &format!("{}/apis/cert-manager.io", served.url()),
+        None,
+    )
+    .await;
     assert_eq!(
         groups["preferredVersion"]["groupVersion"],
         "cert-manager.io/v1"
@@ -489,33 +486,30 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
     assert_eq!(issuer["responseKind"]["kind"], "ClusterIssuer");
 
     // A missing namespace is 404; a kind that does not match the URL is refused.
-    let (code, _) = send(
+    let (code, _) = post(
         &http,
-        reqwest::Method::POST,
         &format!("{base}/namespaces/nowhere/certificates"),
-        json_ct,
         &certificate("nowhere", "x"),
     )
     .await;
     assert_eq!(code, 404);
     let mut wrong = certificate("default", "x");
     wrong["kind"] = json!("Issuer");
-    let (code, _) = send(&http, reqwest::Method::POST, &certs, json_ct, &wrong).await;
+    let (code, _) = post(&http, &certs, &wrong).await;
     assert_eq!(code, 400);
     let mut nameless = certificate("default", "x");
     nameless["metadata"].as_object_mut().unwrap().remove("name");
-    let (code, _) = send(&http, reqwest::Method::POST, &certs, json_ct, &nameless).await;
+    let (code, _) = post(&http, &certs, &nameless).await;
     assert_eq!(code, 422);
 
     // Create ignores the status (the status subresource owns it); /status changes only it.
     let mut with_status = certificate("default", "a");
     with_status["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
-    let (code, created) = send(&http, reqwest::Method::POST, &certs, json_ct, &with_status).await;
+    let (code, created) = post(&http, &certs, &with_status).await;
     assert_eq!(code, 201, "{created}");
     assert!(created.get("status").is_none(), "{created}");
-    let (code, st) = send(
+    let (code, st) = patch(
         &http,
-        reqwest::Method::PATCH,
         &format!("{certs}/a/status"),
         "application/merge-patch+json",
         &json!({"spec": {"secretName": "ignored"}, "status": {"revision": 1}}),
@@ -525,9 +519,8 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
     assert_eq!(st["status"]["revision"], 1);
     assert_eq!(st["spec"]["secretName"], "a-tls");
     assert_eq!(st["metadata"]["generation"], 1);
-    let (_, main) = send(
+    let (_, main) = patch(
         &http,
-        reqwest::Method::PATCH,
         &format!("{certs}/a"),
         "application/json-patch+json",
         &json!([{"op": "replace", "path": "/spec/secretName", "value": "a-2"},
@@ -549,29 +542,12 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
         "{}/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors/web",
         served.url()
     );
-    let (code, _) = send(
-        &http,
-        reqwest::Method::GET,
-        &monitors,
-        json_ct,
-        &Value::Null,
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (code, _) = send(
-        &http,
-        reqwest::Method::GET,
-        &format!("{monitors}/status"),
-        json_ct,
-        &Value::Null,
-    )
-    .await;
-    assert_eq!(code, 404);
+    assert_eq!(get_code(&http, &monitors).await, 200);
+    assert_eq!(get_code(&http, &format!("{monitors}/status")).await, 404);
 
     // Strategic merge patches are refused for custom kinds.
-    let (code, body) = send(
+    let (code, body) = patch(
         &http,
-        reqwest::Method::PATCH,
         &format!("{certs}/a"),
         "application/strategic-merge-patch+json",
         &json!({"spec": {"secretName": "b"}}),
@@ -586,18 +562,16 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
             "spec": {"secretName": "b-tls", "dnsNames": [dns], "issuerRef": {"name": "ca"}}})
     };
     let ssa = format!("{certs}/b?fieldManager=test");
-    let (code, b) = send(
+    let (code, b) = patch(
         &http,
-        reqwest::Method::PATCH,
         &ssa,
         "application/apply-patch+yaml",
         &apply("b", "one"),
     )
     .await;
     assert_eq!(code, 201, "{b}");
-    let (code, b) = send(
+    let (code, b) = patch(
         &http,
-        reqwest::Method::PATCH,
         &ssa,
         "application/apply-patch+yaml",
         &apply("b", "two"),
@@ -609,37 +583,21 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
 
     // Lists: label selectors, pages with continue tokens, metadata only.
     for i in 0..3 {
-        let (code, _) = send(
-            &http,
-            reqwest::Method::POST,
-            &certs,
-            json_ct,
-            &certificate("default", &format!("c{i}")),
-        )
-        .await;
+        let (code, _) = post(&http, &certs, &certificate("default", &format!("c{i}"))).await;
         assert_eq!(code, 201);
     }
-    let selected: Value = http
-        .get(format!("{certs}?labelSelector=app%3Db"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let selected: Value = get_json(&http, &format!("{certs}?labelSelector=app%3Db"), None).await;
     assert_eq!(selected["kind"], "CertificateList");
     assert_eq!(selected["items"].as_array().unwrap().len(), 1);
     let mut names = Vec::new();
     let mut token = String::new();
     loop {
-        let page: Value = http
-            .get(format!("{}/certificates?limit=2&continue={token}", base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(
+            &http,
+            &format!("{}/certificates?limit=2&continue={token}", base),
+            None,
+        )
+        .await;
         names.extend(
             page["items"]
                 .as_array()
@@ -653,18 +611,12 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
         }
     }
     assert_eq!(names, ["a", "b", "c0", "c1", "c2"]);
-    let partial: Value = http
-        .get(&certs)
-        .header(
-            "accept",
-            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let partial: Value = get_json(
+        &http,
+        &certs,
+        Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+    )
+    .await;
     assert_eq!(partial["kind"], "PartialObjectMetadataList");
     assert!(partial["items"][0].get("spec").is_none(), "{partial}");
 
@@ -752,23 +704,20 @@ async fn deleting_a_crd_deletes_its_objects_and_ends_its_watches() {
         .map(|e| e["object"]["metadata"]["name"].clone())
         .collect();
     assert_eq!(deleted, ["a", "b"], "{text}");
-    let (code, _) = send(
+    assert_eq!(
+        get_code(
+            &http,
+            &format!("{}/apis/cert-manager.io/v1/certificates", served.url())
+        )
+        .await,
+        404
+    );
+    let list: Value = get_json(
         &http,
-        reqwest::Method::GET,
-        &format!("{}/apis/cert-manager.io/v1/certificates", served.url()),
-        "application/json",
-        &Value::Null,
+        &format!("{}/apis/cert-manager.io/v1", served.url()),
+        None,
     )
     .await;
-    assert_eq!(code, 404);
-    let list: Value = http
-        .get(format!("{}/apis/cert-manager.io/v1", served.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let names: Vec<&Value> = list["resources"]
         .as_array()
         .unwrap()
@@ -778,4 +727,19 @@ async fn deleting_a_crd_deletes_its_objects_and_ends_its_watches() {
     assert!(!names.contains(&&json!("certificates")), "{names:?}");
     assert_eq!(served.sim.list("ClusterIssuer").unwrap().len(), 1);
     assert!(served.sim.kind_info("Certificate").is_err());
+}
+
+/// The status code of a GET of `url`.
+async fn get_code(http: &reqwest::Client, url: &str) -> u16 {
+    http.get(url).send().await.unwrap().status().as_u16()
+}
+
+/// A PATCH of `url` with `body` as `ct`.
+async fn patch(http: &reqwest::Client, url: &str, ct: &str, body: &Value) -> (u16, Value) {
+    send(http, reqwest::Method::PATCH, url, ct, body).await
+}
+
+/// A POST of `body` as JSON to `url`.
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    send(http, reqwest::Method::POST, url, "application/json", body).await
 }
