@@ -239,15 +239,54 @@ pub fn served<'a>(custom: &'a [&'static KindInfo]) -> impl Iterator<Item = &'sta
     KINDS.iter().chain(custom.iter().copied())
 }
 
-/// The distinct group versions of [`served`] kinds, in order, as `(group, version)`.
+/// The priority of an API version as Kubernetes orders them: GA before beta before alpha, a
+/// higher major (then minor) first, and versions of another form last, alphabetically
+/// (`v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > foo`). Smaller sorts first.
+#[must_use]
+pub fn version_priority(
+    version: &str,
+) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, &str) {
+    use std::cmp::Reverse;
+    let other = (3, Reverse(0), Reverse(0), version);
+    let Some(rest) = version.strip_prefix('v') else {
+        return other;
+    };
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let Ok(major) = rest[..digits].parse::<u64>() else {
+        return other;
+    };
+    let (level, minor) = match &rest[digits..] {
+        "" => (0, ""),
+        t if t.starts_with("beta") => (1, &t[4..]),
+        t if t.starts_with("alpha") => (2, &t[5..]),
+        _ => return other,
+    };
+    match minor {
+        "" if level == 0 => (0, Reverse(major), Reverse(0), ""),
+        m => match m.parse::<u64>() {
+            Ok(minor) => (level, Reverse(major), Reverse(minor), ""),
+            Err(_) => other,
+        },
+    }
+}
+
+/// The distinct group versions of [`served`] kinds as `(group, version)`: groups in order of
+/// appearance, the versions of a group by [`version_priority`] (the first is the preferred one).
 #[must_use]
 pub fn group_versions(custom: &[&'static KindInfo]) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
+    let mut groups: Vec<&str> = Vec::new();
     for k in served(custom) {
         if !out.contains(&(k.group, k.version)) {
             out.push((k.group, k.version));
         }
+        if !groups.contains(&k.group) {
+            groups.push(k.group);
+        }
     }
+    out.sort_by_key(|(g, v)| (groups.iter().position(|x| x == g), version_priority(v)));
     out
 }
 
@@ -287,6 +326,12 @@ mod tests {
             Some("Deployment")
         );
         assert!(lookup("deployments.batch").is_none());
+        let mut versions = ["v1alpha1", "foo", "v1", "v1beta1", "v2", "v1beta2", "v10"];
+        versions.sort_by_key(|v| version_priority(v));
+        assert_eq!(
+            versions,
+            ["v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "foo"]
+        );
         for (i, k) in KINDS.iter().enumerate() {
             assert_eq!(index_of(k), Some(i));
             let copy = *k;

@@ -743,3 +743,67 @@ async fn patch(http: &reqwest::Client, url: &str, ct: &str, body: &Value) -> (u1
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     send(http, reqwest::Method::POST, url, "application/json", body).await
 }
+
+#[tokio::test]
+async fn a_crd_with_two_versions_prefers_the_higher_and_both_serve_one_store() {
+    let served = served_with(&[]).await;
+    let version = |name: &str, storage: bool| {
+        json!({"name": name, "served": true, "storage": storage,
+               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+    };
+    served
+        .sim
+        .create(
+            "CustomResourceDefinition",
+            json!({"metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [version("v1alpha1", false), version("v1", true)]}}),
+        )
+        .unwrap();
+    let http = reqwest::Client::new();
+    let group = get_json(&http, &format!("{}/apis/example.com", served.url()), None).await;
+    assert_eq!(group["preferredVersion"]["version"], "v1", "{group}");
+    for d in [
+        Discovery::new(served.client()).run().await.unwrap(),
+        Discovery::new(served.client())
+            .run_aggregated()
+            .await
+            .unwrap(),
+    ] {
+        let g = d.get("example.com").expect("group");
+        assert_eq!(g.preferred_version_or_latest(), "v1");
+        assert_eq!(g.versions().collect::<Vec<_>>(), ["v1", "v1alpha1"]);
+    }
+
+    let v1 = format!(
+        "{}/apis/example.com/v1/namespaces/default/widgets",
+        served.url()
+    );
+    let alpha = format!(
+        "{}/apis/example.com/v1alpha1/namespaces/default/widgets",
+        served.url()
+    );
+    let (code, _) = post(
+        &http,
+        &v1,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(get_code(&http, &format!("{alpha}/w")).await, 200);
+    // Stop serving v1alpha1: its path goes, the objects stay.
+    served
+        .sim
+        .update(
+            "CustomResourceDefinition",
+            "",
+            "widgets.example.com",
+            |crd| {
+                crd["spec"]["versions"][0]["served"] = json!(false);
+            },
+        )
+        .unwrap();
+    assert_eq!(get_code(&http, &format!("{alpha}/w")).await, 404);
+    assert_eq!(get_code(&http, &format!("{v1}/w")).await, 200);
+}
