@@ -1,6 +1,10 @@
 //! The table of built-in Kubernetes kinds the emulator serves (group, version, plural, scope, short
 //! names); kinds defined by CustomResourceDefinitions live in `registry`.
 
+use std::borrow::Cow;
+
+use serde_json::Value;
+
 /// Static description of one Kubernetes resource kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KindInfo {
@@ -183,6 +187,31 @@ impl KindInfo {
     pub fn is_crd(&self) -> bool {
         self.group == CUSTOM_RESOURCE_DEFINITIONS.group
             && self.kind == CUSTOM_RESOURCE_DEFINITIONS.kind
+    }
+
+    /// `obj` as this kind's version serves it: the objects of a custom kind are shared by the
+    /// versions of their CRD, and a read in another version than the one written carries this
+    /// version's `apiVersion` (the conversion of `conversion.strategy: None`). Built-in kinds
+    /// borrow `obj` as it is.
+    #[must_use]
+    pub fn as_served<'a>(&self, obj: &'a Value) -> Cow<'a, Value> {
+        if !self.custom {
+            return Cow::Borrowed(obj);
+        }
+        let same = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|av| av.strip_prefix(self.group))
+            .and_then(|av| av.strip_prefix('/'))
+            .is_some_and(|v| v == self.version);
+        if same {
+            return Cow::Borrowed(obj);
+        }
+        let mut owned = obj.clone();
+        if let Some(map) = owned.as_object_mut() {
+            map.insert("apiVersion".into(), Value::String(self.api_version()));
+        }
+        Cow::Owned(owned)
     }
 
     /// Whether `name` names this kind: its kind, plural, singular or a short name

@@ -10,7 +10,8 @@
 //! by growing memory without end.
 //!
 //! Storage is one [`KindState`] per CRD (its group and plural), shared by its versions: an object
-//! keeps the `apiVersion` it was written with (no conversion, as with `conversion.strategy: None`).
+//! read through another version than the one it was written in carries that version's
+//! `apiVersion` and is otherwise the same ([`KindInfo::as_served`], `conversion.strategy: None`).
 //! Lookups are linear over the CRDs, and happen only for paths the built-in table does not serve.
 
 use std::collections::HashSet;

@@ -791,7 +791,24 @@ async fn a_crd_with_two_versions_prefers_the_higher_and_both_serve_one_store() {
     )
     .await;
     assert_eq!(code, 201);
-    assert_eq!(get_code(&http, &format!("{alpha}/w")).await, 200);
+    // Each version serves the object with its own apiVersion, in reads and in watches.
+    let w = get_json(&http, &format!("{alpha}/w"), None).await;
+    assert_eq!(w["apiVersion"], "example.com/v1alpha1", "{w}");
+    let text = http
+        .get(format!("{alpha}?watch=true&timeoutSeconds=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let added: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        added["object"]["apiVersion"], "example.com/v1alpha1",
+        "{text}"
+    );
+    let w = get_json(&http, &format!("{v1}/w"), None).await;
+    assert_eq!(w["apiVersion"], "example.com/v1", "{w}");
     // Stop serving v1alpha1: its path goes, the objects stay.
     served
         .sim

@@ -408,17 +408,20 @@ async fn handle(
                 ));
             }
             let shape = Shape::from_headers(headers);
-            Ok(json_response(StatusCode::OK, &*shape.object(&obj)))
+            Ok(json_response(
+                StatusCode::OK,
+                &*shape.object(&info.as_served(&obj)),
+            ))
         }
         (Method::POST, None) => {
             let obj = object_body(info, ct, body, &q)?;
             let obj = state.lock().create_with(info, obj, ns, false, write)?;
-            Ok(json_response(StatusCode::CREATED, &*obj))
+            Ok(json_response(StatusCode::CREATED, &*info.as_served(&obj)))
         }
         (Method::PUT, Some(name)) => {
             let obj = object_body(info, ct, body, &q)?;
             let obj = state.lock().replace(info, obj, ns, Some(name), write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         (Method::PATCH, Some(name)) => {
             let ty = PatchType::from_content_type(ct)
@@ -438,7 +441,7 @@ async fn handle(
                     .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
                         patch_object(info, name, ty, &patch, strict, o)
                     })?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         (Method::DELETE, Some(name)) => {
             // client-go sends DeleteOptions (with its dryRun) in the body.
@@ -454,7 +457,7 @@ async fn handle(
             let obj = state
                 .lock()
                 .delete_with(info, ns.unwrap_or_default(), name, write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         _ => Err(SimError::MethodNotAllowed),
     }

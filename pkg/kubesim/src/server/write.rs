@@ -219,14 +219,14 @@ pub(super) fn server_side_apply(
     match live {
         None => {
             let obj = state.create_with(info, merged, ns, false, write)?;
-            Ok(json_response(StatusCode::CREATED, &*obj))
+            Ok(json_response(StatusCode::CREATED, &*info.as_served(&obj)))
         }
         Some(_) => {
             if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.remove("resourceVersion");
             }
             let obj = state.replace(info, merged, ns, Some(name), write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
     }
 }
