@@ -214,6 +214,17 @@ impl KindInfo {
         Cow::Owned(owned)
     }
 
+    /// The kind name whose list merge strategies apply to this kind's objects (in server-side
+    /// apply and managed fields): its own, or [`crate::patch::keys::CUSTOM`] for a custom kind.
+    #[must_use]
+    pub fn merge_kind(&self) -> &'static str {
+        if self.custom {
+            crate::patch::keys::CUSTOM
+        } else {
+            self.kind
+        }
+    }
+
     /// Whether `name` names this kind: its kind, plural, singular or a short name
     /// (case-insensitive), optionally qualified by the group as kubectl spells it
     /// (`certificates.cert-manager.io`).

@@ -493,7 +493,7 @@ impl State {
         if let Some(manager) = &write.manager {
             let now = now_rfc3339();
             record_update(
-                info.kind,
+                info.merge_kind(),
                 &info.api_version(),
                 None,
                 &mut obj,

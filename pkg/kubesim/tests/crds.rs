@@ -580,6 +580,24 @@ async fn custom_objects_over_http_have_the_built_in_semantics() {
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["spec"]["dnsNames"], json!(["two"]));
     assert_eq!(b["metadata"]["managedFields"][0]["manager"], "test");
+    // Lists of custom kinds are atomic: an applied list replaces another manager's whole list
+    // (a built-in `containers` list would merge by name).
+    let mut pod_like = certificate("default", "p");
+    pod_like["spec"]["containers"] = json!([{"name": "a"}]);
+    let (code, _) = post(&http, &format!("{certs}?fieldManager=before"), &pod_like).await;
+    assert_eq!(code, 201);
+    let mut applied = apply("p", "one");
+    applied["spec"]["containers"] = json!([{"name": "b"}]);
+    let (code, p) = patch(
+        &http,
+        &format!("{certs}/p?fieldManager=test&force=true"),
+        "application/apply-patch+yaml",
+        &applied,
+    )
+    .await;
+    assert_eq!(code, 200, "{p}");
+    assert_eq!(p["spec"]["containers"], json!([{"name": "b"}]), "{p}");
+    served.sim.delete("Certificate", "default", "p").unwrap();
 
     // Lists: label selectors, pages with continue tokens, metadata only.
     for i in 0..3 {

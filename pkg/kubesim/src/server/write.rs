@@ -207,7 +207,7 @@ pub(super) fn server_side_apply(
         Err(e) => return Err(e),
     };
     let mut merged = apply::apply(
-        info.kind,
+        info.merge_kind(),
         &info.api_version(),
         live.as_deref(),
         &applied,
