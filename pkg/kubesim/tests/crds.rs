@@ -258,6 +258,14 @@ async fn kube_discovery_finds_custom_kinds_and_kinds_of_one_name_never_collide()
             .len(),
         1
     );
+    // An injected failure names one kind, not every kind of its plural.
+    served
+        .sim
+        .fail_kind("Gateway.networking.istio.io", 500)
+        .unwrap();
+    assert!(istio_gateways.get("edge").await.is_err());
+    assert!(gateways.get("edge").await.is_ok());
+    served.sim.clear_faults();
     // Deleting one CRD leaves the other's objects.
     served
         .sim
