@@ -44,13 +44,19 @@ impl IntoResponse for SimError {
 }
 
 fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
+    typed_json_response(code, "application/json", body)
+}
+
+/// A JSON body with the media type `content_type` (aggregated discovery names its own).
+fn typed_json_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: &impl serde::Serialize,
+) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             code,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
             bytes,
         )
             .into_response(),
@@ -113,18 +119,7 @@ fn aggregated(headers: &HeaderMap) -> Option<Aggregated> {
 /// An aggregated discovery document with its media type.
 fn aggregated_response(form: Aggregated, core: bool, sim: &Sim) -> Response {
     let doc = form.document(core, &custom_kinds(sim));
-    match serde_json::to_vec(&doc) {
-        Ok(bytes) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(form.content_type()),
-            )],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    typed_json_response(StatusCode::OK, form.content_type(), &doc)
 }
 
 async fn api_groups(State(sim): State<Sim>, headers: HeaderMap) -> Response {
