@@ -11,14 +11,15 @@ use crate::kinds::KindInfo;
 /// Injected faults, shared by all requests.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    failing: Mutex<HashMap<&'static str, u16>>,
+    /// Failing kinds by group and plural (two groups may serve one plural).
+    failing: Mutex<HashMap<(&'static str, &'static str), u16>>,
     delay: Mutex<Duration>,
 }
 
 impl Faults {
     /// Makes every request for `info` fail with `code` until cleared.
     pub(crate) fn fail(&self, info: &'static KindInfo, code: u16) {
-        self.failing.lock().insert(info.plural, code);
+        self.failing.lock().insert((info.group, info.plural), code);
     }
 
     /// Clears the failure of `info` (or of every kind when None).
@@ -26,7 +27,7 @@ impl Faults {
         let mut failing = self.failing.lock();
         match info {
             Some(i) => {
-                failing.remove(i.plural);
+                failing.remove(&(i.group, i.plural));
             }
             None => failing.clear(),
         }
@@ -34,7 +35,7 @@ impl Faults {
 
     /// The injected error for `info`, if any.
     pub(crate) fn check(&self, info: &KindInfo) -> Result<(), SimError> {
-        match self.failing.lock().get(info.plural) {
+        match self.failing.lock().get(&(info.group, info.plural)) {
             Some(code) => Err(SimError::Injected(*code, info.plural.to_owned())),
             None => Ok(()),
         }

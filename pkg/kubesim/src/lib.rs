@@ -2,8 +2,12 @@
 //! kube-rs `watcher` (ListWatch and streaming lists) and the real `kubectl` over plain HTTP.
 //!
 //! Layout (one concept per module):
-//! - [`kinds`]: the table of served kinds (group, version, plural, scope, short names): the
-//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`.
+//! - [`kinds`]: the table of built-in kinds (group, version, plural, scope, short names): the
+//!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`,
+//!   the two `Event` kinds and `CustomResourceDefinition`.
+//! - `crd`: what a CustomResourceDefinition serves, its defaults and its `Established` status.
+//! - `registry`: the kinds served from CRDs (interned descriptions, storage), under the store's
+//!   lock beside the built-in kinds.
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
 //! - [`list`]: list requests, `limit`/`continue` pagination over snapshots, resourceVersion rules.
 //! - [`watch`]: watch streams (replay, streaming lists, live events, bookmarks, ERROR 410).
@@ -14,7 +18,7 @@
 //! - [`protobuf`]: the Kubernetes protobuf encoding of the kinds kubectl's generators create.
 //! - [`table`]: `meta.k8s.io/v1` Table responses for kubectl's printers.
 //! - [`partial`]: `meta.k8s.io/v1` PartialObjectMetadata responses for metadata-only clients.
-//! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists.
+//! - [`discovery`]: `/version`, `/api`, `/apis` and APIResourceLists, legacy and aggregated.
 //! - [`openapi`]: OpenAPI v2 and v3 documents: kubectl reads v3 to use server-side field
 //!   validation, and v2 to validate `List` manifests on the client.
 //! - `faults`: injected failures and delays (driven through [`Sim`]).
@@ -27,7 +31,8 @@
 //! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
 //!
 //! Data flow: HTTP handlers and the library API both lock the one `State`, mutate it, append the
-//! event to the kind's history and broadcast it; each open watch is a task that filters the
+//! event to the kind's history and broadcast it (storing or deleting a CRD also adds or removes
+//! kinds in the same critical section); each open watch is a task that filters the
 //! broadcast for its scope and writes newline-delimited JSON to a streaming response body.
 //! Objects are plain Kubernetes JSON (`serde_json::Value`); `k8s-openapi` types serve only to
 //! check request bodies strictly ([`validate`]).
@@ -35,6 +40,7 @@
 //! generated clusters ([`render`]).
 
 pub mod churn;
+mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -45,6 +51,7 @@ pub mod openapi;
 pub mod partial;
 pub mod patch;
 pub mod protobuf;
+mod registry;
 pub mod render;
 pub mod reviews;
 pub mod selector;

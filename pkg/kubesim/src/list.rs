@@ -172,7 +172,7 @@ pub(crate) fn list_page(
     let (rv, items, offset) = if let Some(token) = &q.continue_token {
         let (rv, id, offset) = parse_token(token)?;
         let snap = state.continues.entries.get(&id).filter(|s| s.rv == rv);
-        let compacted = state.kind(info).compacted_rv;
+        let compacted = state.kind(info)?.compacted_rv;
         match snap {
             Some(s) if s.created.elapsed() <= ttl && s.rv >= compacted => {
                 (s.rv, s.items.clone(), offset)
@@ -195,7 +195,7 @@ pub(crate) fn list_page(
             }
         }
         let items: Vec<Arc<Value>> = state
-            .kind(info)
+            .kind(info)?
             .objects
             .values()
             .filter(|o| q.matches(o))

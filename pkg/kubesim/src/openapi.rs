@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::kinds::{KINDS, group_versions};
+use crate::kinds::{KindInfo, group_versions, served};
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -43,11 +43,11 @@ pub fn v2_protobuf() -> Vec<u8> {
     doc
 }
 
-/// `GET /openapi/v3`: the index of group-version documents.
+/// `GET /openapi/v3`: the index of group-version documents, built-in and `custom`.
 #[must_use]
-pub fn index() -> Value {
+pub fn index(custom: &[&'static KindInfo]) -> Value {
     let mut paths = Map::new();
-    for (g, v) in group_versions() {
+    for (g, v) in group_versions(custom) {
         let p = gv_path(g, v);
         paths.insert(
             p.clone(),
@@ -59,15 +59,12 @@ pub fn index() -> Value {
 
 /// `GET /openapi/v3/<api/v1 | apis/group/version>`, or None for an unknown group version.
 #[must_use]
-pub fn group_version(path: &str) -> Option<Value> {
-    let (group, version) = group_versions()
+pub fn group_version(path: &str, custom: &[&'static KindInfo]) -> Option<Value> {
+    let (group, version) = group_versions(custom)
         .into_iter()
         .find(|(g, v)| gv_path(g, v) == path)?;
     let mut paths = Map::new();
-    for k in KINDS
-        .iter()
-        .filter(|k| k.group == group && k.version == version)
-    {
+    for k in served(custom).filter(|k| k.group == group && k.version == version) {
         let item = if k.namespaced {
             format!("/{path}/namespaces/{{namespace}}/{}/{{name}}", k.plural)
         } else {
@@ -102,15 +99,15 @@ mod tests {
 
     #[test]
     fn documents() {
-        assert!(index()["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
-        let doc = group_version("apis/apps/v1").expect("apps");
+        assert!(index(&[])["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
+        let doc = group_version("apis/apps/v1", &[]).expect("apps");
         let patch =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(
             patch["x-kubernetes-group-version-kind"]["kind"],
             "Deployment"
         );
-        assert!(group_version("apis/foo/v1").is_none());
+        assert!(group_version("apis/foo/v1", &[]).is_none());
         assert!(v2_protobuf().starts_with(b"\x0a\x032.0\x12"));
         assert_eq!(v2_json()["swagger"], "2.0");
     }

@@ -70,10 +70,10 @@ impl std::fmt::Debug for Sim {
     }
 }
 
-/// Resolves a kind name, plural, singular or short name.
+/// Resolves a built-in kind's name, plural, singular or short name.
 ///
 /// # Errors
-/// [`SimError::UnknownKind`] when the name matches no served kind.
+/// [`SimError::UnknownKind`] when the name matches no built-in kind.
 pub fn resolve(kind: &str) -> Result<&'static KindInfo> {
     kinds::lookup(kind).ok_or_else(|| SimError::UnknownKind(kind.to_owned()))
 }
@@ -107,6 +107,17 @@ impl Sim {
         sim
     }
 
+    /// Resolves a kind's name, plural, singular or short name, optionally qualified by its group
+    /// (`Gateway.gateway.networking.k8s.io`): the built-in kinds, then those served from CRDs.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownKind`] when the name matches no served kind.
+    pub fn kind_info(&self, kind: &str) -> Result<&'static KindInfo> {
+        kinds::lookup(kind)
+            .or_else(|| self.inner.state.lock().custom.lookup(kind))
+            .ok_or_else(|| SimError::UnknownKind(kind.to_owned()))
+    }
+
     /// The configuration this emulator runs with.
     #[must_use]
     pub fn config(&self) -> &SimConfig {
@@ -118,7 +129,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind, already exists, missing name, or type fields that do not match the kind.
     pub fn create(&self, kind: &str, object: Value) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok((*self.inner.state.lock().create(info, object, None)?).clone())
     }
 
@@ -127,7 +138,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind, not found, or a conflict (stale resourceVersion).
     pub fn replace(&self, kind: &str, object: Value) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok((*self.inner.state.lock().replace(
             info,
             object,
@@ -149,7 +160,7 @@ impl Sim {
         name: &str,
         f: impl FnOnce(&mut Value),
     ) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok((*self
             .inner
             .state
@@ -163,7 +174,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind or an invalid object.
     pub fn upsert(&self, kind: &str, mut object: Value) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         let mut state = self.inner.state.lock();
         match state.create(info, object.clone(), None) {
             Err(SimError::AlreadyExists(..)) => {
@@ -184,7 +195,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind or not found.
     pub fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok((*self.inner.state.lock().delete(info, namespace, name)?).clone())
     }
 
@@ -193,7 +204,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind or not found.
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Value> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok((*self.inner.state.lock().get(info, namespace, name)?).clone())
     }
 
@@ -202,12 +213,12 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn list(&self, kind: &str) -> Result<Vec<Value>> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         let items: Vec<Arc<Value>> = self
             .inner
             .state
             .lock()
-            .kind(info)
+            .kind(info)?
             .objects
             .values()
             .cloned()
@@ -220,11 +231,11 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn list_in(&self, kind: &str, namespace: &str) -> Result<Vec<Value>> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         let ns = namespace.to_owned();
         let state = self.inner.state.lock();
         let items: Vec<Arc<Value>> = state
-            .kind(info)
+            .kind(info)?
             .objects
             .range((ns.clone(), String::new())..)
             .take_while(|((n, _), _)| *n == ns)
@@ -239,12 +250,12 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn keys(&self, kind: &str) -> Result<Vec<(String, String)>> {
-        let info = resolve(kind)?;
+        let info = self.kind_info(kind)?;
         Ok(self
             .inner
             .state
             .lock()
-            .kind(info)
+            .kind(info)?
             .objects
             .keys()
             .cloned()
@@ -294,7 +305,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn fail_kind(&self, kind: &str, code: u16) -> Result<()> {
-        self.inner.faults.fail(resolve(kind)?, code);
+        self.inner.faults.fail(self.kind_info(kind)?, code);
         Ok(())
     }
 
@@ -303,7 +314,7 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn clear_failure(&self, kind: &str) -> Result<()> {
-        self.inner.faults.clear(Some(resolve(kind)?));
+        self.inner.faults.clear(Some(self.kind_info(kind)?));
         Ok(())
     }
 

@@ -8,11 +8,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::crd::{self, CrdSpec};
 use crate::defaults;
 use crate::error::{Result, SimError};
-use crate::kinds::{KINDS, KindInfo};
+use crate::kinds::{self, KINDS, KindInfo};
 use crate::list::ContinueStore;
 use crate::patch::apply::record_update;
+use crate::registry::{Prepared, Registry};
 
 /// The type of a change event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +64,26 @@ pub(crate) struct KindState {
     pub tx: broadcast::Sender<Arc<Event>>,
 }
 
+impl KindState {
+    /// An empty kind whose broadcast buffers `watch_buffer` live events.
+    pub(crate) fn new(watch_buffer: usize) -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            compacted_rv: 0,
+            tx: broadcast::channel(watch_buffer.max(1)).0,
+        }
+    }
+}
+
 /// Everything behind the emulator's single lock.
 pub(crate) struct State {
     /// The global resourceVersion (the last one issued).
     pub rv: u64,
-    /// Per-kind state, indexed like [`KINDS`].
+    /// Per-kind state of the built-in kinds, indexed like [`KINDS`].
     pub kinds: Vec<KindState>,
+    /// The kinds served from CustomResourceDefinitions, with their state.
+    pub custom: Registry,
     /// Snapshots behind continue tokens.
     pub continues: ContinueStore,
     /// Cancelled (and replaced) to close every open watch.
@@ -75,6 +91,7 @@ pub(crate) struct State {
     /// Cluster IPs handed to Services created without one.
     service_ips: u32,
     history_size: usize,
+    watch_buffer: usize,
 }
 
 /// How a write from the API is carried out.
@@ -88,6 +105,68 @@ pub(crate) struct Write {
     /// A namespaced create needs its namespace to exist (API requests; the library API and the
     /// loaders of generated clusters do not check).
     pub require_namespace: bool,
+    /// Which part of the object a write may change.
+    pub part: Part,
+}
+
+/// Which part of an object a write changes: for a custom kind with a `status` subresource, writes
+/// to the object leave the status alone and writes to `status` change only the status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The whole object (built-in kinds, custom kinds without a status subresource).
+    #[default]
+    Whole,
+    /// Everything but `status` (the object of a custom kind with a status subresource).
+    Main,
+    /// Only `status` (the `status` subresource of a custom kind).
+    Status,
+}
+
+impl Part {
+    /// The part a request for `subresource` of `info` may change.
+    pub(crate) fn of(info: &KindInfo, subresource: Option<&str>) -> Self {
+        match (info.custom && info.status_subresource, subresource) {
+            (false, _) => Part::Whole,
+            (true, Some("status")) => Part::Status,
+            (true, _) => Part::Main,
+        }
+    }
+
+    /// Keeps in `new` what this part may not change from `old`.
+    fn restore(self, old: &Value, new: &mut Value) {
+        let Some(map) = new.as_object_mut() else {
+            return;
+        };
+        match self {
+            Part::Whole => {}
+            Part::Main => match old.get("status") {
+                Some(s) => {
+                    map.insert("status".into(), s.clone());
+                }
+                None => {
+                    map.remove("status");
+                }
+            },
+            Part::Status => {
+                let status = map.remove("status");
+                let meta = map.remove("metadata");
+                *map = old.as_object().cloned().unwrap_or_default();
+                if let Some(s) = status {
+                    map.insert("status".into(), s);
+                }
+                // Labels and annotations may change through status, as on a real server.
+                if let (Some(meta), Some(m)) =
+                    (meta, map.get_mut("metadata").and_then(Value::as_object_mut))
+                {
+                    for f in ["labels", "annotations"] {
+                        if let Some(v) = meta.get(f) {
+                            m.insert(f.into(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The Namespace kind (for existence checks).
@@ -99,14 +178,14 @@ const NAMESPACE: KindInfo = KindInfo {
     singular: "namespace",
     namespaced: false,
     short_names: &["ns"],
+    categories: &[],
+    custom: false,
+    status_subresource: true,
 };
 
-/// Index of a kind in [`KINDS`].
-pub(crate) fn index_of(info: &KindInfo) -> usize {
-    KINDS
-        .iter()
-        .position(|k| k.plural == info.plural && k.group == info.group)
-        .unwrap_or(0)
+/// The answer for a custom kind whose CRD is gone (deleted after the request resolved it).
+fn gone(info: &KindInfo) -> SimError {
+    SimError::UnknownKind(info.plural.to_owned())
 }
 
 /// A random UUID (version 4 layout).
@@ -151,15 +230,7 @@ fn spec_part(obj: &Value) -> Value {
 
 impl State {
     pub(crate) fn new(history_size: usize, watch_buffer: usize, continue_capacity: usize) -> Self {
-        let kinds = KINDS
-            .iter()
-            .map(|_| KindState {
-                objects: BTreeMap::new(),
-                history: VecDeque::new(),
-                compacted_rv: 0,
-                tx: broadcast::channel(watch_buffer.max(1)).0,
-            })
-            .collect();
+        let kinds = KINDS.iter().map(|_| KindState::new(watch_buffer)).collect();
         Self {
             rv: 0,
             kinds,
@@ -167,16 +238,94 @@ impl State {
             watch_cancel: CancellationToken::new(),
             service_ips: 0,
             history_size: history_size.max(1),
+            watch_buffer: watch_buffer.max(1),
+            custom: Registry::default(),
         }
     }
 
-    pub(crate) fn kind(&self, info: &KindInfo) -> &KindState {
-        &self.kinds[index_of(info)]
+    /// The state of `info`'s kind: an index into the built-in table, or the CRD's store.
+    ///
+    /// # Errors
+    /// [`SimError::UnknownKind`] for a custom kind whose CRD is gone.
+    pub(crate) fn kind(&self, info: &KindInfo) -> Result<&KindState> {
+        if info.custom {
+            return self
+                .custom
+                .store(info)
+                .map(|s| &s.state)
+                .ok_or_else(|| gone(info));
+        }
+        kinds::index_of(info)
+            .map(|i| &self.kinds[i])
+            .ok_or_else(|| gone(info))
+    }
+
+    fn kind_mut(&mut self, info: &KindInfo) -> Result<&mut KindState> {
+        if info.custom {
+            return self
+                .custom
+                .store_mut(info)
+                .map(|s| &mut s.state)
+                .ok_or_else(|| gone(info));
+        }
+        kinds::index_of(info)
+            .map(|i| &mut self.kinds[i])
+            .ok_or_else(|| gone(info))
+    }
+
+    /// Checks a CRD about to be stored and interns its kinds; sets its defaults and status.
+    fn admit_crd(&mut self, obj: &mut Value, old: Option<&Value>) -> Result<(CrdSpec, Prepared)> {
+        let spec = crd::parse(obj)?;
+        if KINDS.iter().any(|k| k.group == spec.group) {
+            return Err(SimError::Invalid(format!(
+                "CustomResourceDefinition.apiextensions.k8s.io \"{}.{}\" is invalid: spec.group: Invalid value: the group is served by a built-in API",
+                spec.plural, spec.group
+            )));
+        }
+        let prepared = self.custom.prepare(&spec)?;
+        crd::accept(
+            obj,
+            &spec,
+            old.and_then(|o| o.get("status")),
+            &now_rfc3339(),
+        );
+        Ok((spec, prepared))
+    }
+
+    /// Serves the kinds of a stored CRD.
+    fn install_crd(&mut self, prepared: Prepared) {
+        let buffer = self.watch_buffer;
+        self.custom.install(prepared, || KindState::new(buffer));
+    }
+
+    /// Deletes every object of the CRD for `group`/`plural` (a DELETED event each), then stops
+    /// serving its kinds: its broadcast ends with the store, which ends the open watches once they
+    /// have sent those events.
+    fn remove_crd_kinds(&mut self, group: &str, plural: &str) {
+        let Some(storage) = self
+            .custom
+            .stores()
+            .find(|s| s.storage.group == group && s.storage.plural == plural)
+            .map(|s| s.storage)
+        else {
+            return;
+        };
+        let keys: Vec<(String, String)> = self
+            .kind(storage)
+            .map(|k| k.objects.keys().cloned().collect())
+            .unwrap_or_default();
+        for (ns, name) in keys {
+            // Each key was just read under this lock.
+            let _ = self.delete(storage, &ns, &name);
+        }
+        self.custom.remove(group, plural);
     }
 
     fn commit(&mut self, info: &KindInfo, event: Event) {
         let limit = self.history_size;
-        let ks = &mut self.kinds[index_of(info)];
+        let Ok(ks) = self.kind_mut(info) else {
+            return;
+        };
         let event = Arc::new(event);
         ks.history.push_back(event.clone());
         while ks.history.len() > limit {
@@ -282,7 +431,7 @@ impl State {
     /// Whether the namespace `ns` exists (answers `NotFound` for the namespace when not).
     pub(crate) fn require_namespace(&self, ns: &str) -> Result<()> {
         let key = (String::new(), ns.to_owned());
-        if self.kinds[index_of(&NAMESPACE)].objects.contains_key(&key) {
+        if self.kind(&NAMESPACE)?.objects.contains_key(&key) {
             Ok(())
         } else {
             Err(SimError::NotFound("namespaces".into(), ns.to_owned()))
@@ -322,17 +471,29 @@ impl State {
         write: Write,
     ) -> Result<Arc<Value>> {
         let (mut obj, ns, name) = Self::normalise(info, obj, path_ns)?;
+        self.kind(info)?;
         if write.require_namespace && info.namespaced {
             self.require_namespace(&ns)?;
         }
         defaults::apply(info, &mut obj);
+        if write.part == Part::Main
+            && let Some(map) = obj.as_object_mut()
+        {
+            // The status subresource owns the status: a create starts without one.
+            map.remove("status");
+        }
+        let crd = if info.is_crd() {
+            Some(self.admit_crd(&mut obj, None)?.1)
+        } else {
+            None
+        };
         if info.group.is_empty() && info.kind == "Service" {
             self.allocate_cluster_ip(&mut obj, write.dry_run);
         }
         if let Some(manager) = &write.manager {
             let now = now_rfc3339();
             record_update(
-                info.kind,
+                info.merge_kind(),
                 &info.api_version(),
                 None,
                 &mut obj,
@@ -341,7 +502,7 @@ impl State {
             );
         }
         let key = (ns, name);
-        if self.kind(info).objects.contains_key(&key) {
+        if self.kind(info)?.objects.contains_key(&key) {
             return Err(SimError::AlreadyExists(info.plural.into(), key.1));
         }
         let rv = self.rv + 1;
@@ -370,7 +531,7 @@ impl State {
         }
         let obj = Arc::new(obj);
         self.rv = rv;
-        self.kinds[index_of(info)].objects.insert(key, obj.clone());
+        self.kind_mut(info)?.objects.insert(key, obj.clone());
         self.commit(
             info,
             Event {
@@ -380,6 +541,9 @@ impl State {
                 prev: None,
             },
         );
+        if let Some(prepared) = crd {
+            self.install_crd(prepared);
+        }
         Ok(obj)
     }
 
@@ -402,7 +566,7 @@ impl State {
         }
         let key = (ns, name);
         let old = self
-            .kind(info)
+            .kind(info)?
             .objects
             .get(&key)
             .cloned()
@@ -412,7 +576,7 @@ impl State {
         {
             return Err(SimError::Conflict(info.plural.into(), key.1));
         }
-        Ok(self.store_update(info, key, &old, obj, write))
+        self.store_update(info, key, &old, obj, write)
     }
 
     /// Applies `f` to the current state of an object and stores the result (no conflict check).
@@ -448,14 +612,14 @@ impl State {
             name.to_owned(),
         );
         let old = self
-            .kind(info)
+            .kind(info)?
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))?;
         let mut new = (*old).clone();
         f(&mut new)?;
-        Ok(self.store_update(info, key, &old, new, write))
+        self.store_update(info, key, &old, new, write)
     }
 
     fn store_update(
@@ -465,8 +629,14 @@ impl State {
         old: &Arc<Value>,
         mut new: Value,
         write: Write,
-    ) -> Arc<Value> {
+    ) -> Result<Arc<Value>> {
+        write.part.restore(old, &mut new);
         defaults::apply(info, &mut new);
+        let crd = if info.is_crd() {
+            Some(self.admit_crd(&mut new, Some(old))?.1)
+        } else {
+            None
+        };
         // A body without managed fields keeps the recorded ones, as on a real API server.
         if let Some(fields) = old.pointer("/metadata/managedFields")
             && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
@@ -504,11 +674,11 @@ impl State {
             ) {
                 meta.insert("resourceVersion".into(), rv.clone());
             }
-            return Arc::new(new);
+            return Ok(Arc::new(new));
         }
         let new = Arc::new(new);
         self.rv = rv;
-        self.kinds[index_of(info)].objects.insert(key, new.clone());
+        self.kind_mut(info)?.objects.insert(key, new.clone());
         self.commit(
             info,
             Event {
@@ -518,7 +688,10 @@ impl State {
                 prev: Some(old.clone()),
             },
         );
-        new
+        if let Some(prepared) = crd {
+            self.install_crd(prepared);
+        }
+        Ok(new)
     }
 
     /// Deletes an object; returns its last state carrying the deletion's RV.
@@ -545,7 +718,15 @@ impl State {
             },
             name.to_owned(),
         );
-        let old = self.kinds[index_of(info)]
+        if info.is_crd()
+            && let Some(crd) = self.kind(info)?.objects.get(&key).cloned()
+            && let Ok(spec) = crd::parse(&crd)
+        {
+            // As the API server's finalizer does: the objects go first, then the definition.
+            self.remove_crd_kinds(&spec.group, &spec.plural);
+        }
+        let old = self
+            .kind_mut(info)?
             .objects
             .remove(&key)
             .ok_or_else(|| SimError::NotFound(info.plural.into(), name.to_owned()))?;
@@ -578,7 +759,7 @@ impl State {
             },
             name.to_owned(),
         );
-        self.kind(info)
+        self.kind(info)?
             .objects
             .get(&key)
             .cloned()
@@ -589,7 +770,8 @@ impl State {
     pub(crate) fn expire_history(&mut self) {
         self.rv += 1;
         let rv = self.rv;
-        for ks in &mut self.kinds {
+        let custom = self.custom.stores_mut().map(|s| &mut s.state);
+        for ks in self.kinds.iter_mut().chain(custom) {
             ks.history.clear();
             ks.compacted_rv = rv;
         }
@@ -604,7 +786,12 @@ impl State {
 
     /// The number of stored objects over all kinds.
     pub(crate) fn object_count(&self) -> usize {
-        self.kinds.iter().map(|k| k.objects.len()).sum()
+        let custom = self.custom.stores().map(|s| &s.state);
+        self.kinds
+            .iter()
+            .chain(custom)
+            .map(|k| k.objects.len())
+            .sum()
     }
 }
 
@@ -650,8 +837,8 @@ mod tests {
         assert_eq!(b["metadata"]["uid"], a["metadata"]["uid"]);
         let d = s.delete(info, "ns", "a").expect("delete");
         assert_eq!(d["metadata"]["resourceVersion"], "3");
-        assert_eq!(s.kind(info).history.len(), 2);
-        assert_eq!(s.kind(info).compacted_rv, 1);
+        assert_eq!(s.kind(info).expect("kind").history.len(), 2);
+        assert_eq!(s.kind(info).expect("kind").compacted_rv, 1);
         assert!(s.get(info, "ns", "a").is_err());
     }
 }

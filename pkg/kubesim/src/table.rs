@@ -34,6 +34,9 @@ fn age(created: Option<&str>) -> String {
 
 /// Extra columns per kind: (header, JSON pointer).
 fn extra_columns(info: &KindInfo) -> &'static [(&'static str, &'static str)] {
+    if info.custom {
+        return &[];
+    }
     match info.kind {
         "Pod" => &[("Status", "/status/phase"), ("Node", "/spec/nodeName")],
         "Service" => &[("Type", "/spec/type"), ("Cluster-IP", "/spec/clusterIP")],

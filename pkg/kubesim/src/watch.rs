@@ -78,9 +78,9 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(buf)
 }
 
-/// One event line carrying `object` in `shape`.
-fn object_line(kind: &str, object: &Value, shape: Shape) -> Bytes {
-    line(kind, &shape.object(object))
+/// One event line carrying `object` of `info`'s kind (in its version) in `shape`.
+fn object_line(info: &KindInfo, kind: &str, object: &Value, shape: Shape) -> Bytes {
+    line(kind, &shape.object(&info.as_served(object)))
 }
 
 fn bookmark(info: &KindInfo, rv: u64, initial_end: bool, shape: Shape) -> Bytes {
@@ -112,23 +112,23 @@ fn expired_line(requested: u64, oldest: u64) -> Bytes {
 
 /// What one event looks like to a watcher with this query's scope (selector transitions as in
 /// `cache_watcher.go`) and shape.
-fn convert(q: &WatchQuery, ev: &Event) -> Option<Bytes> {
+fn convert(info: &KindInfo, q: &WatchQuery, ev: &Event) -> Option<Bytes> {
     let (scope, shape) = (&q.scope, q.shape);
     let now = scope.matches(&ev.object);
     match ev.kind {
-        EventType::Added => now.then(|| object_line("ADDED", &ev.object, shape)),
-        EventType::Deleted => now.then(|| object_line("DELETED", &ev.object, shape)),
+        EventType::Added => now.then(|| object_line(info, "ADDED", &ev.object, shape)),
+        EventType::Deleted => now.then(|| object_line(info, "DELETED", &ev.object, shape)),
         EventType::Modified => {
             let before = ev.prev.as_ref().is_some_and(|p| scope.matches(p));
             match (before, now) {
-                (true, true) => Some(object_line("MODIFIED", &ev.object, shape)),
-                (false, true) => Some(object_line("ADDED", &ev.object, shape)),
+                (true, true) => Some(object_line(info, "MODIFIED", &ev.object, shape)),
+                (false, true) => Some(object_line(info, "ADDED", &ev.object, shape)),
                 (true, false) => {
                     let mut last = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
                     if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.insert("resourceVersion".into(), json!(ev.rv.to_string()));
                     }
-                    Some(object_line("DELETED", &last, shape))
+                    Some(object_line(info, "DELETED", &last, shape))
                 }
                 (false, false) => None,
             }
@@ -158,7 +158,7 @@ pub(crate) fn start(
     let mut first: Vec<Bytes> = Vec::new();
     let (rx, floor, cancel) = {
         let state = inner.state.lock();
-        let ks = state.kind(info);
+        let ks = state.kind(info)?;
         if let Some(x) = requested.filter(|_| !q.send_initial_events) {
             if x < ks.compacted_rv {
                 first.push(expired_line(x, ks.compacted_rv));
@@ -176,14 +176,14 @@ pub(crate) fn start(
                 ks.history
                     .iter()
                     .filter(|e| e.rv > x)
-                    .filter_map(|e| convert(&q, e)),
+                    .filter_map(|e| convert(info, &q, e)),
             );
         } else {
             first.extend(
                 ks.objects
                     .values()
                     .filter(|o| q.scope.matches(o))
-                    .map(|o| object_line("ADDED", o, q.shape)),
+                    .map(|o| object_line(info, "ADDED", o, q.shape)),
             );
             if q.send_initial_events {
                 first.push(bookmark(info, state.rv, true, q.shape));
@@ -232,7 +232,7 @@ impl WatchTask {
             // Every event <= state.rv is already in the channel (sent under this lock).
             loop {
                 match self.rx.try_recv() {
-                    Ok(ev) if ev.rv > self.floor => batch.extend(convert(&self.q, &ev)),
+                    Ok(ev) if ev.rv > self.floor => batch.extend(convert(self.info, &self.q, &ev)),
                     Ok(_) => {}
                     Err(broadcast::error::TryRecvError::Lagged(_)) => return None,
                     Err(_) => break,
@@ -287,7 +287,7 @@ impl WatchTask {
                 r = self.rx.recv() => match r {
                     Ok(ev) => {
                         if ev.rv > self.floor
-                            && let Some(l) = convert(&self.q, &ev)
+                            && let Some(l) = convert(self.info, &self.q, &ev)
                                 && !self.send(l).await {
                                     return;
                                 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Served, configmap, fast_config, within};
+use common::{Served, configmap, fast_config, get_json, within};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -357,14 +357,6 @@ const META_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8
 const META_OBJECT: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 /// GETs `url` with `accept` (when given) and reads the JSON body.
-async fn get_json(http: &reqwest::Client, url: &str, accept: Option<&str>) -> Value {
-    let mut req = http.get(url);
-    if let Some(accept) = accept {
-        req = req.header("accept", accept);
-    }
-    req.send().await.unwrap().json().await.unwrap()
-}
-
 /// Whether `obj` is a PartialObjectMetadata: kind, apiVersion and metadata, nothing else.
 fn is_partial(obj: &Value) -> bool {
     obj["kind"] == "PartialObjectMetadata"

@@ -12,13 +12,20 @@ pub enum ListStrategy {
     Atomic,
 }
 
+/// The kind name under which the objects of custom kinds merge: their lists are atomic outside
+/// `metadata`, as for a CRD whose schema declares no `x-kubernetes-list-type`.
+pub const CUSTOM: &str = "";
+
 /// The strategy of the list at `path` (field names from the object's root, list items skipped)
-/// in an object of `kind`.
+/// in an object of `kind` ([`CUSTOM`] for custom kinds).
 #[must_use]
 pub fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
     let Some((last, parent)) = path.split_last() else {
         return ListStrategy::Atomic;
     };
+    if kind == CUSTOM && parent.first() != Some(&"metadata") {
+        return ListStrategy::Atomic;
+    }
     match *last {
         "containers"
         | "initContainers"
@@ -67,6 +74,14 @@ mod tests {
         );
         assert_eq!(
             list_strategy("Pod", &["metadata", "finalizers"]),
+            ListStrategy::Set
+        );
+        assert_eq!(
+            list_strategy(CUSTOM, &["spec", "template", "spec", "containers"]),
+            ListStrategy::Atomic
+        );
+        assert_eq!(
+            list_strategy(CUSTOM, &["metadata", "finalizers"]),
             ListStrategy::Set
         );
     }

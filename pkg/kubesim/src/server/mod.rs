@@ -21,7 +21,7 @@ use write::{
     handle_scale, object_body, parse_body, patch_object, server_side_apply, write_options,
 };
 
-use crate::discovery;
+use crate::discovery::{self, Aggregated};
 use crate::error::SimError;
 use crate::kinds::{self, KindInfo};
 use crate::list::{ListBody, ListQuery, list_page};
@@ -44,13 +44,19 @@ impl IntoResponse for SimError {
 }
 
 fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response {
+    typed_json_response(code, "application/json", body)
+}
+
+/// A JSON body with the media type `content_type` (aggregated discovery names its own).
+fn typed_json_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: &impl serde::Serialize,
+) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             code,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
             bytes,
         )
             .into_response(),
@@ -69,11 +75,8 @@ pub fn router(sim: Sim) -> Router {
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/api", get(api_versions))
-        .route("/apis", get(|| async { axum::Json(discovery::groups()) }))
-        .route(
-            "/openapi/v3",
-            get(|| async { axum::Json(openapi::index()) }),
-        )
+        .route("/apis", get(api_groups))
+        .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/{*gv}", get(openapi_gv))
         .route("/openapi/v2", get(openapi_v2))
         .route(reviews::TOKEN_REVIEWS, post(reviews::token_review))
@@ -100,8 +103,41 @@ pub async fn serve(
         .await
 }
 
-async fn openapi_gv(axum::extract::Path(gv): axum::extract::Path<String>) -> Response {
-    match openapi::group_version(gv.trim_matches('/')) {
+/// The custom kinds served at this moment (for discovery documents).
+fn custom_kinds(sim: &Sim) -> Vec<&'static KindInfo> {
+    sim.inner.state.lock().custom.served().to_vec()
+}
+
+/// The aggregated discovery form the request asks for, if any.
+fn aggregated(headers: &HeaderMap) -> Option<Aggregated> {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .and_then(Aggregated::from_accept)
+}
+
+/// An aggregated discovery document with its media type.
+fn aggregated_response(form: Aggregated, core: bool, sim: &Sim) -> Response {
+    let doc = form.document(core, &custom_kinds(sim));
+    typed_json_response(StatusCode::OK, form.content_type(), &doc)
+}
+
+async fn api_groups(State(sim): State<Sim>, headers: HeaderMap) -> Response {
+    match aggregated(&headers) {
+        Some(form) => aggregated_response(form, false, &sim),
+        None => json_response(StatusCode::OK, &discovery::groups(&custom_kinds(&sim))),
+    }
+}
+
+async fn openapi_index(State(sim): State<Sim>) -> Response {
+    json_response(StatusCode::OK, &openapi::index(&custom_kinds(&sim)))
+}
+
+async fn openapi_gv(
+    State(sim): State<Sim>,
+    axum::extract::Path(gv): axum::extract::Path<String>,
+) -> Response {
+    match openapi::group_version(gv.trim_matches('/'), &custom_kinds(&sim)) {
         Some(doc) => json_response(StatusCode::OK, &doc),
         None => not_found().into_response(),
     }
@@ -129,12 +165,15 @@ async fn openapi_v2(headers: HeaderMap) -> Response {
     }
 }
 
-async fn api_versions(headers: HeaderMap) -> axum::Json<Value> {
+async fn api_versions(State(sim): State<Sim>, headers: HeaderMap) -> Response {
+    if let Some(form) = aggregated(&headers) {
+        return aggregated_response(form, true, &sim);
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    axum::Json(discovery::core_versions(host))
+    json_response(StatusCode::OK, &discovery::core_versions(host))
 }
 
 /// A parsed resource path.
@@ -154,7 +193,9 @@ fn not_found() -> SimError {
     SimError::UnknownKind(String::new())
 }
 
-fn parse_path(path: &str) -> Result<Route, SimError> {
+/// Parses a resource or discovery path; built-in kinds resolve from the static table without
+/// taking the lock, custom kinds and discovery documents from the store's registry.
+fn parse_path(path: &str, sim: &Sim) -> Result<Route, SimError> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -163,17 +204,27 @@ fn parse_path(path: &str) -> Result<Route, SimError> {
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g] => {
-            return discovery::group(g)
+            return discovery::group(g, &custom_kinds(sim))
                 .map(Route::Discovery)
                 .ok_or_else(not_found);
         }
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(not_found()),
     };
-    let find = |plural: &str| kinds::by_path(group, version, plural).ok_or_else(not_found);
+    let find = |plural: &str| {
+        kinds::by_path(group, version, plural)
+            .or_else(|| {
+                sim.inner
+                    .state
+                    .lock()
+                    .custom
+                    .by_path(group, version, plural)
+            })
+            .ok_or_else(not_found)
+    };
     let (info, namespace, name, sub) = match rest {
         [] => {
-            return discovery::resources(group, version)
+            return discovery::resources(group, version, &custom_kinds(sim))
                 .map(Route::Discovery)
                 .ok_or_else(not_found);
         }
@@ -191,7 +242,8 @@ fn parse_path(path: &str) -> Result<Route, SimError> {
         _ => return Err(not_found()),
     };
     match sub {
-        None | Some("status") => {}
+        None => {}
+        Some("status") if info.status_subresource => {}
         Some("scale") if info.scalable() => {}
         Some(_) => return Err(not_found()),
     }
@@ -261,7 +313,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, SimError> {
-    let target = match parse_path(uri.path())? {
+    let target = match parse_path(uri.path(), sim)? {
         Route::Discovery(doc) => return Ok(json_response(StatusCode::OK, &doc)),
         Route::Resource(t) => t,
     };
@@ -286,7 +338,7 @@ async fn handle(
         return handle_scale(sim, &target, method, ct, body);
     }
     let state = &sim.inner.state;
-    let write = write_options(&q, headers);
+    let write = write_options(&q, headers, &target);
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if flag(&q, "watch") => {
             let wq = WatchQuery {
@@ -351,23 +403,30 @@ async fn handle(
                 ));
             }
             let shape = Shape::from_headers(headers);
-            Ok(json_response(StatusCode::OK, &*shape.object(&obj)))
+            Ok(json_response(
+                StatusCode::OK,
+                &*shape.object(&info.as_served(&obj)),
+            ))
         }
         (Method::POST, None) => {
             let obj = object_body(info, ct, body, &q)?;
             let obj = state.lock().create_with(info, obj, ns, false, write)?;
-            Ok(json_response(StatusCode::CREATED, &*obj))
+            Ok(json_response(StatusCode::CREATED, &*info.as_served(&obj)))
         }
         (Method::PUT, Some(name)) => {
             let obj = object_body(info, ct, body, &q)?;
             let obj = state.lock().replace(info, obj, ns, Some(name), write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         (Method::PATCH, Some(name)) => {
             let ty = PatchType::from_content_type(ct)
                 .ok_or_else(|| SimError::UnsupportedMediaType(ct.to_owned()))?;
             if ty == PatchType::Apply {
                 return server_side_apply(sim, &target, name, body, &q, headers);
+            }
+            if ty == PatchType::Strategic && info.custom {
+                // Custom kinds have no patch strategy: the API server refuses the type.
+                return Err(SimError::UnsupportedMediaType(ct.to_owned()));
             }
             let patch = parse_body(body)?;
             let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
@@ -377,7 +436,7 @@ async fn handle(
                     .try_update_with(info, ns.unwrap_or_default(), name, write, |o| {
                         patch_object(info, name, ty, &patch, strict, o)
                     })?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         (Method::DELETE, Some(name)) => {
             // client-go sends DeleteOptions (with its dryRun) in the body.
@@ -393,7 +452,7 @@ async fn handle(
             let obj = state
                 .lock()
                 .delete_with(info, ns.unwrap_or_default(), name, write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         _ => Err(SimError::MethodNotAllowed),
     }
@@ -405,7 +464,8 @@ mod tests {
 
     #[test]
     fn paths() {
-        let r = |p: &str| match parse_path(p) {
+        let sim = Sim::new(crate::SimConfig::default());
+        let r = |p: &str| match parse_path(p, &sim) {
             Ok(Route::Resource(t)) => Some((t.info.kind, t.namespace, t.name)),
             _ => None,
         };
@@ -426,9 +486,12 @@ mod tests {
         assert_eq!(r("/api/v1/namespaces/a/nodes"), None);
         assert_eq!(r("/apis/apps/v1/foos"), None);
         assert!(matches!(
-            parse_path("/apis/apps/v1"),
+            parse_path("/apis/apps/v1", &sim),
             Ok(Route::Discovery(_))
         ));
-        assert!(matches!(parse_path("/apis/apps"), Ok(Route::Discovery(_))));
+        assert!(matches!(
+            parse_path("/apis/apps", &sim),
+            Ok(Route::Discovery(_))
+        ));
     }
 }

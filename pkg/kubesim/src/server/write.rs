@@ -15,7 +15,7 @@ use crate::patch::apply::{self, Applier};
 use crate::patch::{PatchType, apply_patch};
 use crate::protobuf;
 use crate::sim::Sim;
-use crate::store::Write;
+use crate::store::{Part, Write};
 use crate::validate;
 
 /// The `autoscaling/v1` Scale of a workload.
@@ -84,8 +84,9 @@ pub(super) fn parse_body(body: &Bytes) -> Result<Value, SimError> {
 }
 
 /// The write options of a request: `dryRun=All`; the field manager (`fieldManager`, else the
-/// User-Agent's product, as the API server defaults it); creates need their namespace.
-pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Write {
+/// User-Agent's product, as the API server defaults it); creates need their namespace; the part
+/// of the object the target may change (the `status` subresource of a custom kind).
+pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap, t: &Target) -> Write {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|u| u.to_str().ok())
@@ -100,6 +101,7 @@ pub(super) fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) ->
             .map(str::to_owned),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
         require_namespace: true,
+        part: Part::of(t.info, t.subresource.as_deref()),
     }
 }
 
@@ -195,7 +197,7 @@ pub(super) fn server_side_apply(
     // The applier is recorded by the apply itself, not as an Update.
     let write = Write {
         manager: None,
-        ..write_options(q, headers)
+        ..write_options(q, headers, t)
     };
     let ns = t.namespace.as_deref();
     let mut state = sim.inner.state.lock();
@@ -205,7 +207,7 @@ pub(super) fn server_side_apply(
         Err(e) => return Err(e),
     };
     let mut merged = apply::apply(
-        info.kind,
+        info.merge_kind(),
         &info.api_version(),
         live.as_deref(),
         &applied,
@@ -217,14 +219,14 @@ pub(super) fn server_side_apply(
     match live {
         None => {
             let obj = state.create_with(info, merged, ns, false, write)?;
-            Ok(json_response(StatusCode::CREATED, &*obj))
+            Ok(json_response(StatusCode::CREATED, &*info.as_served(&obj)))
         }
         Some(_) => {
             if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.remove("resourceVersion");
             }
             let obj = state.replace(info, merged, ns, Some(name), write)?;
-            Ok(json_response(StatusCode::OK, &*obj))
+            Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
     }
 }

@@ -88,3 +88,12 @@ pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// GETs `url` (with `accept`, if any) and decodes the JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str, accept: Option<&str>) -> Value {
+    let mut req = http.get(url);
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
