@@ -190,3 +190,100 @@ fn refuse(active: &ActiveRules, metrics: &RulesMetrics, err: &RulesLoadError) {
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use astrolabe_testkit::until;
+
+    const RULE: &str = "- name: widget-config\n  from: {group: example.com, kind: Widget}\n  path: spec.config\n  match: name\n  to: {group: \"\", kind: ConfigMap}\n  edge: configured-by\n  dependency: source-needs-target\n";
+
+    fn config(dir: &Path, builtin: bool) -> RulesConfig {
+        RulesConfig {
+            file: Some(dir.join("rules.yaml")),
+            builtin,
+        }
+    }
+
+    #[test]
+    fn a_bad_file_at_start_names_its_file_line_and_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), true);
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            RULE.replace("edge: configured-by", "edge: Configured_By"),
+        )
+        .unwrap();
+        let err = load(&config).unwrap_err().to_string();
+        assert!(err.contains("rules.yaml:"), "{err}");
+        assert!(err.contains("widget-config"), "{err}");
+        assert!(err.contains("Configured_By"), "{err}");
+        std::fs::remove_file(dir.path().join("rules.yaml")).unwrap();
+        assert!(matches!(load(&config), Err(RulesLoadError::Read { .. })));
+    }
+
+    #[test]
+    fn the_builtin_pack_can_be_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.yaml"), RULE).unwrap();
+        let (with, _) = load(&config(dir.path(), true)).unwrap();
+        let (without, _) = load(&config(dir.path(), false)).unwrap();
+        assert_eq!(without.get().rules().len(), 1);
+        assert!(with.get().rules().len() > 20);
+        let (none, _) = load(&RulesConfig {
+            file: None,
+            builtin: false,
+        })
+        .unwrap();
+        assert!(none.get().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_put_in_force_and_a_bad_edit_is_refused_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, RULE).unwrap();
+        let config = config(dir.path(), false);
+        let (active, text) = load(&config).unwrap();
+        let registry = Registry::new();
+        let metrics = RulesMetrics::register(&registry).unwrap();
+        let stop = CancellationToken::new();
+        let mut changes = active.subscribe();
+        let task = spawn_reloader(config, active.clone(), text, metrics.clone(), stop.clone())
+            .expect("a file to watch");
+        let bound = RELOAD_POLL * 10;
+
+        // A second rule: in force, generation 2, subscribers told.
+        let two = format!("{RULE}{}", RULE.replace("widget-config", "widget-secret"));
+        std::fs::write(&path, &two).unwrap();
+        until("the edit is in force", bound, || active.generation() == 2).await;
+        assert_eq!(active.get().rules().len(), 2);
+        assert_eq!(*changes.borrow_and_update(), 2);
+        assert_eq!(metrics.active.get(), 2);
+
+        // A broken edit: refused, counted, the two rules stay.
+        std::fs::write(&path, "- name: [oops\n").unwrap();
+        until("the bad edit is refused", bound, || {
+            active.refusals().0 == 1
+        })
+        .await;
+        assert_eq!(active.generation(), 2);
+        assert_eq!(active.get().rules().len(), 2);
+        let (_, reason) = active.refusals();
+        assert!(reason.unwrap().contains("rules.yaml"));
+        assert_eq!(
+            metrics.reloads.with_label_values(&["refused"]).get(),
+            1,
+            "refused once, not on every poll"
+        );
+
+        // Fixed again: in force, the refusal forgotten.
+        std::fs::write(&path, RULE).unwrap();
+        until("the fix is in force", bound, || active.generation() == 3).await;
+        assert_eq!(active.get().rules().len(), 1);
+        assert_eq!(active.refusals().1, None);
+        assert_eq!(metrics.reloads.with_label_values(&["accepted"]).get(), 2);
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
