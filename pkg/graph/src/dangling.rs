@@ -42,13 +42,20 @@ impl Dangling {
             Target::SelectorIn {
                 kind,
                 selector,
-                namespaces: Namespaces::All,
-            } => format!("{kind} matching {selector} in every namespace"),
+                namespaces,
+            } if **namespaces == Namespaces::All => {
+                format!("{kind} matching {selector} in every namespace")
+            }
             Target::SelectorIn {
                 kind,
                 selector,
-                namespaces: Namespaces::Names(names),
-            } => format!("{kind} matching {selector} in {}", names.join(",")),
+                namespaces,
+            } => match &**namespaces {
+                Namespaces::Names(names) => {
+                    format!("{kind} matching {selector} in {}", names.join(","))
+                }
+                Namespaces::All => format!("{kind} matching {selector} in every namespace"),
+            },
         }
     }
 }

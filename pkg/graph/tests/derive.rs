@@ -430,7 +430,7 @@ fn a_selector_over_other_namespaces_links_there_in_either_order() {
                 target: Target::SelectorIn {
                     kind: Kind::Service,
                     selector: sel(selector),
-                    namespaces,
+                    namespaces: Box::new(namespaces),
                 },
                 reverse: false,
                 key: None,

@@ -119,7 +119,7 @@ fn custom_kinds(namespaces: &[Str]) -> Vec<Resource> {
             target: Target::SelectorIn {
                 kind: Kind::Pod,
                 selector,
-                namespaces,
+                namespaces: Box::new(namespaces),
             },
             reverse: false,
             key: None,

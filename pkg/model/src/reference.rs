@@ -35,8 +35,8 @@ pub enum Target {
         kind: Kind,
         /// The selector.
         selector: LabelSelector,
-        /// The namespaces it selects in.
-        namespaces: Namespaces,
+        /// The namespaces it selects in (boxed: rare, and kept out of every reference's size).
+        namespaces: Box<Namespaces>,
     },
 }
 
@@ -73,7 +73,7 @@ impl Target {
                 kind,
                 selector,
                 namespaces,
-            } => Some((kind, selector, true, Some(namespaces))),
+            } => Some((kind, selector, true, Some(&**namespaces))),
             Target::Uid { .. } | Target::Key(_) => None,
         }
     }

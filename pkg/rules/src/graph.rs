@@ -66,22 +66,22 @@ impl RuleRef {
                     NamespaceScope::Namespace(ns) => Target::SelectorIn {
                         kind,
                         selector,
-                        namespaces: Namespaces::Names(vec![ns.clone()]),
+                        namespaces: Box::new(Namespaces::Names(vec![ns.clone()])),
                     },
                     NamespaceScope::Cluster => Target::SelectorIn {
                         kind,
                         selector,
-                        namespaces: Namespaces::Names(vec![Str::default()]),
+                        namespaces: Box::new(Namespaces::Names(vec![Str::default()])),
                     },
                     NamespaceScope::All => Target::SelectorIn {
                         kind,
                         selector,
-                        namespaces: Namespaces::All,
+                        namespaces: Box::new(Namespaces::All),
                     },
                     NamespaceScope::Names(names) => Target::SelectorIn {
                         kind,
                         selector,
-                        namespaces: Namespaces::Names(names.clone()),
+                        namespaces: Box::new(Namespaces::Names(names.clone())),
                     },
                 }
             }

@@ -38,23 +38,26 @@ impl Graph {
                     let place = SelectorIndex::place(selector, empty_selects_all);
                     for filed in filings(&r.namespace, scope) {
                         let new_key = self.selector_index.add_selector(filed, kind, &place, idx);
+                        // A key selectors of this kind did not anchor on yet: the kind's
+                        // objects are filed by it now, whoever else later looks them up by it.
+                        if let Place::Anchored(key, _) = place
+                            && new_key
+                        {
+                            let all: Vec<NodeIndex> = self.members(kind, None).collect();
+                            for t in all {
+                                self.selector_index.file_by(t, &self.g[t], key);
+                            }
+                        }
                         let candidates: Vec<NodeIndex> = match place {
                             Place::Nowhere => continue,
                             // Every namespace: tried against every object of the kind (such
                             // selectors are few: a ServiceMonitor with `any: true`).
                             _ if filed == ALL_NAMESPACES => self.members(kind, None).collect(),
                             Place::Unanchored => self.members(kind, Some(filed)).collect(),
-                            Place::Anchored(key, value) => {
-                                if new_key {
-                                    let all: Vec<NodeIndex> = self.members(kind, None).collect();
-                                    for t in all {
-                                        self.selector_index.file_by(t, &self.g[t], key);
-                                    }
-                                }
-                                self.selector_index
-                                    .targets(filed, kind, key, value)
-                                    .to_vec()
-                            }
+                            Place::Anchored(key, value) => self
+                                .selector_index
+                                .targets(filed, kind, key, value)
+                                .to_vec(),
                         };
                         for t in candidates {
                             let target = &self.g[t];
@@ -276,7 +279,7 @@ fn declared(r: &Resource) -> impl Iterator<Item = (EdgeKind, bool, Declared<'_>)
                 kind,
                 selector,
                 namespaces,
-            } => Declared::Selector(kind, selector, true, Some(namespaces)),
+            } => Declared::Selector(kind, selector, true, Some(&**namespaces)),
         };
         (x.edge, x.reverse, target)
     });
