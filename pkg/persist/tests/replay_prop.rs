@@ -55,12 +55,19 @@ fn crash() -> impl Strategy<Value = Crash> {
 
 type State = BTreeMap<String, Arc<Resource>>;
 
-/// Two kinds, so that the encoder can give one of them parts of its own.
+/// Three kinds, so that the encoder can give each parts of its own: two built in, one outside
+/// the table (a CRD's, group-qualified, with a reference a relationship rule makes).
 fn kind(id: u8) -> Kind {
-    if id.is_multiple_of(2) {
-        Kind::Pod
-    } else {
-        Kind::ConfigMap
+    match id % 3 {
+        0 => Kind::Pod,
+        1 => Kind::ConfigMap,
+        _ => Kind::discovered(&astrolabe_model::KindInfo {
+            kind: "Certificate".into(),
+            group: "cert-manager.io".into(),
+            version: "v1".into(),
+            plural: "certificates".into(),
+            namespaced: true,
+        }),
     }
 }
 
@@ -73,6 +80,20 @@ fn resource(id: u8, version: u16) -> Resource {
     );
     r.labels.insert("v", version.to_string());
     r.resource_version = version.to_string().into();
+    if !r.kind.is_watched() {
+        let writes = astrolabe_model::EdgeKind::declare(
+            "test-writes",
+            astrolabe_model::Dependency::SourceNeedsTarget,
+            "",
+        )
+        .unwrap();
+        r.references.push(astrolabe_model::Reference::to_key(
+            writes,
+            Kind::Secret,
+            "ns",
+            format!("tls-{version}"),
+        ));
+    }
     r
 }
 
