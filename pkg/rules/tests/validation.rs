@@ -341,3 +341,26 @@ fn user_rules_merge_over_the_builtin_pack() {
         "{err}"
     );
 }
+
+/// The rule file `deploy/` ships in its ConfigMap is a valid rule file (and so is its example,
+/// uncommented).
+#[test]
+fn the_deployed_rule_file_and_its_example_are_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/base/relation-rules.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let rules = config["data"]["rules.yaml"].as_str().unwrap();
+    let shipped = astrolabe_rules::RuleSet::parse(rules, "rules.yaml").unwrap();
+    assert!(shipped.is_empty());
+    let example: String = rules
+        .lines()
+        .filter(|l| *l != "[]")
+        .map(|l| l.replacen("# ", "", 1))
+        .filter(|l| !l.starts_with("An example"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let set = astrolabe_rules::RuleSet::parse(&example, "example.yaml")
+        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert_eq!(set.rules().len(), 1);
+}
