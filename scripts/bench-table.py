@@ -28,6 +28,10 @@ import sys
 FIGURES = [
     ("memory", "graph/bytes_per_resource", "Graph memory per resource, 100k cluster (counting allocator)", None, "<= 1024 B"),
     ("memory", "graph/shared_bytes_per_resource", "… as the server keeps it (`SharedGraph`, two copies)", None, None),
+    ("memory", "graph/bytes_per_custom_object_metadata", "Graph memory per custom object, metadata-only (100k Widgets)", None, None),
+    ("memory", "graph/bytes_per_custom_object_rules", "Graph memory per custom object with two rule references (100k Certificates)", None, None),
+    ("rules_eval", "rules/evaluate_httproute-7-backends", "Rule evaluation, the built-in pack on an HTTPRoute with 7 backendRefs", None, None),
+    ("rules_eval", "rules/evaluate_certificate", "Rule evaluation, the built-in pack on a Certificate", None, None),
     ("graph", "apply/initial_load_100k", "Apply: initial load of the 100k cluster, one core", None, ">= 500000 changes/s"),
     ("graph", "apply/pod_updates", "Apply: steady-state Pod updates, one core", None, ">= 500000 changes/s"),
     ("graph", "apply/pod_delete_recreate", "Apply: delete and re-create every Pod", None, None),
