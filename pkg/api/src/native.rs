@@ -231,28 +231,35 @@ pub async fn dangling(State(state): State<AppState>, p: Params) -> ApiResult<Res
 #[serde(rename_all = "camelCase")]
 #[schema(as = KindInfo)]
 pub struct KindJson {
-    kind: &'static str,
-    api_version: &'static str,
+    /// The kind, as Kubernetes spells it.
+    kind: String,
+    /// Its API group (empty for the core group).
+    group: String,
+    /// The apiVersion it is read at (empty when not known: a kind only referenced).
+    api_version: String,
+    /// Whether its objects live in a namespace.
     namespaced: bool,
+    /// Whether it is one of the built-in kinds (with its own processor), else a discovered or
+    /// referenced kind.
+    builtin: bool,
 }
 
-/// `GET /api/v1/kinds`: the kinds Astrolabe watches.
-#[utoipa::path(get, path = "/api/v1/kinds", summary = "Watched kinds.",
-    responses((status = 200, description = "Every watched kind.", body = Vec<KindJson>)))]
+/// `GET /api/v1/kinds`: the built-in kinds, then every other kind the server has met
+/// (discovered, watched, referenced or read back).
+#[utoipa::path(get, path = "/api/v1/kinds", summary = "Known kinds.",
+    responses((status = 200, description = "Every known kind.", body = Vec<KindJson>)))]
 pub async fn kinds() -> Response {
-    let body: Vec<KindJson> = Kind::WATCHED
+    let body: Vec<KindJson> = Kind::known()
         .iter()
         .map(|k| KindJson {
-            kind: static_kind_name(k),
-            api_version: k.api_version(),
+            kind: k.as_str().to_owned(),
+            group: k.group().to_owned(),
+            api_version: k.api_version().to_owned(),
             namespaced: k.is_namespaced(),
+            builtin: k.is_watched(),
         })
         .collect();
     Json(body).into_response()
-}
-
-fn static_kind_name(k: &'static Kind) -> &'static str {
-    k.as_str()
 }
 
 fn dependency_name(d: Dependency) -> &'static str {

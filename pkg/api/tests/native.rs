@@ -253,7 +253,8 @@ async fn dangling_and_kind_lists() {
             .unwrap()
             .iter()
             .any(|k| k
-                == &json!({"kind": "Deployment", "apiVersion": "apps/v1", "namespaced": true}))
+                == &json!({"kind": "Deployment", "group": "apps", "apiVersion": "apps/v1",
+                    "namespaced": true, "builtin": true}))
     );
     let edges = get(&app, "/api/v1/edge-kinds").await;
     assert!(edges.json.as_array().unwrap().iter().any(|k| {
