@@ -66,6 +66,7 @@ pub mod table;
 pub mod validate;
 pub mod watch;
 
+pub use astrolabe_generator::Options as GenerateOptions;
 pub use churn::{ChurnAction, ChurnConfig, Churner, run_churn};
 pub use error::{Result, SimError};
 pub use kinds::{KINDS, KindInfo};
