@@ -442,18 +442,9 @@ pub struct DemoArgs {
     /// Address the emulator listens on (kubectl can use it too).
     #[arg(long, env = "DEMO_SIM_LISTEN", default_value = "127.0.0.1:0")]
     pub sim_listen: SocketAddr,
-    /// Add custom resources (cert-manager, Gateway API, Prometheus Operator) and their CRDs to
-    /// the generated cluster; `--custom-resources=false` generates built-in kinds only.
-    #[arg(
-        long,
-        env = "CUSTOM_RESOURCES",
-        action = clap::ArgAction::Set,
-        default_value_t = true,
-        default_missing_value = "true",
-        num_args = 0..=1,
-        require_equals = true
-    )]
-    pub custom_resources: bool,
+    /// What the generated cluster holds besides built-in kinds.
+    #[command(flatten)]
+    pub generated: GeneratedArgs,
     /// Server flags (persistence, HTTP); cluster flags other than scope are ignored.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -466,10 +457,27 @@ impl From<DemoArgs> for DemoConfig {
             seed: args.seed,
             churn_rate: args.churn_rate,
             sim_listen: args.sim_listen,
-            custom_resources: args.custom_resources,
+            custom_resources: args.generated.custom_resources,
             serve: args.serve.into(),
         }
     }
+}
+
+/// The generated cluster's options, shared by `demo` and `sim`.
+#[derive(Args, Debug, Clone)]
+pub struct GeneratedArgs {
+    /// Add custom resources (cert-manager, Gateway API, Prometheus Operator) and their CRDs to
+    /// the generated cluster; `--custom-resources=false` generates built-in kinds only.
+    #[arg(
+        long,
+        env = "CUSTOM_RESOURCES",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    pub custom_resources: bool,
 }
 
 /// `astrolabe sim`.
@@ -487,18 +495,9 @@ pub struct SimArgs {
     /// Churn changes per second; 0 for none.
     #[arg(long, env = "SIM_CHURN_RATE", default_value_t = 0.0)]
     pub churn_rate: f64,
-    /// Add custom resources (cert-manager, Gateway API, Prometheus Operator) and their CRDs to
-    /// the generated cluster; `--custom-resources=false` generates built-in kinds only.
-    #[arg(
-        long,
-        env = "CUSTOM_RESOURCES",
-        action = clap::ArgAction::Set,
-        default_value_t = true,
-        default_missing_value = "true",
-        num_args = 0..=1,
-        require_equals = true
-    )]
-    pub custom_resources: bool,
+    /// What the generated cluster holds besides built-in kinds.
+    #[command(flatten)]
+    pub generated: GeneratedArgs,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -508,7 +507,7 @@ impl From<SimArgs> for SimConfig {
             generate: args.generate,
             seed: args.seed,
             churn_rate: args.churn_rate,
-            custom_resources: args.custom_resources,
+            custom_resources: args.generated.custom_resources,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use astrolabe_model::well_known::{HELM_CHART, MANAGED_BY};
-use astrolabe_model::{Kind, KindInfo, Resource, Str, Uid};
+use astrolabe_model::{Kind, KindInfo, Reference, Resource, Str, Uid};
 use astrolabe_rules::RuleSet;
 use rand::Rng;
 use serde_json::{Map, Value, json};
@@ -122,6 +122,17 @@ pub fn object_json(res: &Resource, spec: &Value) -> Value {
     })
 }
 
+/// The references `rules` derive from `object`, the JSON of `res` (its kind and namespace
+/// say which rules apply and where the source lives), as the model's references.
+pub fn rule_references(rules: &RuleSet, res: &Resource, object: &Value) -> Vec<Reference> {
+    let ns = res.kind.is_namespaced().then_some(res.namespace.as_str());
+    rules
+        .evaluate(res.kind.group(), res.kind.as_str(), ns, object)
+        .iter()
+        .filter_map(|rr| rr.to_reference(ns.unwrap_or_default()))
+        .collect()
+}
+
 /// A Service of the generated cluster that custom resources point at.
 struct App {
     name: Str,
@@ -164,15 +175,8 @@ struct Custom<'a> {
 
 impl Custom<'_> {
     /// Adds one custom object with `spec`; its references are the rules' evaluation of it.
-    fn push(&mut self, kind: &CustomKind, ns: &str, spec: Value, mut r: Resource) {
-        let source_ns = kind.namespaced.then_some(ns);
-        let object = object_json(&r, &spec);
-        r.references = self
-            .rules
-            .evaluate(kind.group, kind.kind, source_ns, &object)
-            .iter()
-            .filter_map(|rr| rr.to_reference(source_ns.unwrap_or_default()))
-            .collect();
+    fn push(&mut self, spec: Value, mut r: Resource) {
+        r.references = rule_references(&self.rules, &r, &object_json(&r, &spec));
         let (uid, _) = self.g.push(r);
         self.specs.insert(uid, spec);
     }
@@ -186,7 +190,7 @@ impl Custom<'_> {
 
     fn add(&mut self, kind: &CustomKind, ns: &str, name: &str, message: &str, spec: Value) {
         let r = self.object(kind, ns, name, message);
-        self.push(kind, ns, spec, r);
+        self.push(spec, r);
     }
 
     /// Adds an application's custom object, labelled and annotated as part of its Helm release.
@@ -196,7 +200,7 @@ impl Custom<'_> {
             Gen::helm(&mut r, &app.name, ns, chart);
         }
         r.labels.insert("app.kubernetes.io/name", app.name.as_str());
-        self.push(kind, ns, spec, r);
+        self.push(spec, r);
     }
 
     /// The TLS Secret a Certificate writes.

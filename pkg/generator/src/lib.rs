@@ -14,7 +14,7 @@
 
 mod custom;
 
-pub use custom::{custom_kinds, object_json};
+pub use custom::{custom_kinds, object_json, rule_references};
 
 use std::collections::HashMap;
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use astrolabe_generator::{Cluster, Options, custom_kinds, generate_with};
+use astrolabe_generator::{Cluster, Options, custom_kinds, generate_with, rule_references};
 use astrolabe_kubesim::Sim;
 use astrolabe_rules::RuleSet;
 use astrolabe_testkit::Kubectl;
@@ -180,13 +180,8 @@ fn served_objects_make_the_generated_references() {
         );
         let served = sim.get(&r.kind.qualified(), &r.namespace, &r.name).unwrap();
         assert_eq!(served["metadata"]["uid"], r.uid.as_str());
-        let ns = r.kind.is_namespaced().then_some(r.namespace.as_str());
         let mut expected = r.clone();
-        expected.references = rules
-            .evaluate(r.kind.group(), r.kind.as_str(), ns, &served)
-            .iter()
-            .map(|rr| rr.to_reference(ns.unwrap_or_default()).unwrap())
-            .collect();
+        expected.references = rule_references(&rules, r, &served);
         expected.normalize();
         assert_eq!(expected.references, r.references, "{}", r.key());
         checked += 1;
