@@ -442,6 +442,9 @@ pub struct DemoArgs {
     /// Address the emulator listens on (kubectl can use it too).
     #[arg(long, env = "DEMO_SIM_LISTEN", default_value = "127.0.0.1:0")]
     pub sim_listen: SocketAddr,
+    /// What the generated cluster holds besides built-in kinds.
+    #[command(flatten)]
+    pub generated: GeneratedArgs,
     /// Server flags (persistence, HTTP); cluster flags other than scope are ignored.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -454,9 +457,27 @@ impl From<DemoArgs> for DemoConfig {
             seed: args.seed,
             churn_rate: args.churn_rate,
             sim_listen: args.sim_listen,
+            custom_resources: args.generated.custom_resources,
             serve: args.serve.into(),
         }
     }
+}
+
+/// The generated cluster's options, shared by `demo` and `sim`.
+#[derive(Args, Debug, Clone)]
+pub struct GeneratedArgs {
+    /// Add custom resources (cert-manager, Gateway API, Prometheus Operator) and their CRDs to
+    /// the generated cluster; `--custom-resources=false` generates built-in kinds only.
+    #[arg(
+        long,
+        env = "CUSTOM_RESOURCES",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    pub custom_resources: bool,
 }
 
 /// `astrolabe sim`.
@@ -474,6 +495,9 @@ pub struct SimArgs {
     /// Churn changes per second; 0 for none.
     #[arg(long, env = "SIM_CHURN_RATE", default_value_t = 0.0)]
     pub churn_rate: f64,
+    /// What the generated cluster holds besides built-in kinds.
+    #[command(flatten)]
+    pub generated: GeneratedArgs,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -483,6 +507,7 @@ impl From<SimArgs> for SimConfig {
             generate: args.generate,
             seed: args.seed,
             churn_rate: args.churn_rate,
+            custom_resources: args.generated.custom_resources,
         }
     }
 }
@@ -534,6 +559,23 @@ mod tests {
         assert_eq!(config.persist.snapshot_interval, Duration::from_secs(300));
         assert_eq!(config.server.listen.port(), 8080);
         assert!(Cli::try_parse_from(["astrolabe", "serve", "--listen", "nope"]).is_err());
+    }
+
+    #[test]
+    fn demo_and_sim_generate_custom_resources_unless_turned_off() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Some(Command::Demo(a)) => DemoConfig::from(a).custom_resources,
+            Some(Command::Sim(a)) => SimConfig::from(a).custom_resources,
+            _ => panic!("demo or sim expected"),
+        };
+        for cmd in ["demo", "sim"] {
+            assert!(parse(&["astrolabe", cmd]), "{cmd} default");
+            assert!(parse(&["astrolabe", cmd, "--custom-resources"]), "{cmd}");
+            assert!(
+                !parse(&["astrolabe", cmd, "--custom-resources=false"]),
+                "{cmd}"
+            );
+        }
     }
 
     #[test]

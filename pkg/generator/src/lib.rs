@@ -7,6 +7,16 @@
 //! zero) dominate, then ConfigMaps, Secrets, Services and EndpointSlices; about 15 objects per
 //! application. A small share of references is deliberately dangling (a Pod naming an optional
 //! Secret that does not exist), so dangling-reference reports have something to find.
+//!
+//! [`generate`] makes built-in kinds only. [`generate_with`] can add custom resources
+//! (cert-manager, Gateway API, Prometheus Operator; module `custom`), whose references the
+//! built-in relationship rules derive from their `spec`, returned alongside in a [`Cluster`].
+
+mod custom;
+
+pub use custom::{custom_kinds, object_json, rule_references};
+
+use std::collections::HashMap;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -32,13 +42,47 @@ pub const OBJECTS_PER_NODE: usize = 400;
 /// `seed`. The result is in creation order: every owner before what it owns, but references by
 /// name may point forward, as they do in a real cluster.
 pub fn generate(seed: u64, size: usize) -> Vec<Resource> {
+    generate_with(seed, size, &Options::default()).resources
+}
+
+/// What [`generate_with`] adds to [`generate`]'s cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Add custom resources: a cert-manager ClusterIssuer, and per namespace an Issuer, a
+    /// Gateway API Gateway (of one GatewayClass) serving a Certificate's TLS Secret, HTTPRoutes to
+    /// Services, Certificates with their Secrets and Prometheus Operator ServiceMonitors; plus a
+    /// `monitoring` namespace whose ServiceMonitors select Services in other namespaces.
+    pub custom_resources: bool,
+}
+
+/// A generated cluster with the `spec` of its custom resources.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cluster {
+    /// Every resource, in creation order (as [`generate`] orders them).
+    pub resources: Vec<Resource>,
+    /// The `spec` of every custom resource, by UID: the fields the built-in relationship rules
+    /// read, from which its references were derived.
+    pub specs: HashMap<Uid, serde_json::Value>,
+}
+
+/// [`generate`]'s cluster (the same resources, in the same order, for the same `seed` and
+/// `size`) with what `options` adds after it.
+pub fn generate_with(seed: u64, size: usize, options: &Options) -> Cluster {
     let mut g = Gen {
         rng: SmallRng::seed_from_u64(seed),
         out: Vec::with_capacity(size + 64),
         nodes: Vec::new(),
     };
     g.cluster(size);
-    g.out
+    let specs = if options.custom_resources {
+        custom::add(&mut g)
+    } else {
+        HashMap::new()
+    };
+    Cluster {
+        resources: g.out,
+        specs,
+    }
 }
 
 struct Gen {

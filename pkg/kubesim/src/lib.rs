@@ -6,6 +6,8 @@
 //!   model's table of watched kinds ([`astrolabe_model::for_each_kind!`]) plus `Endpoints`,
 //!   the two `Event` kinds and `CustomResourceDefinition`.
 //! - `crd`: what a CustomResourceDefinition serves, its defaults and its `Established` status.
+//! - [`crds`]: the CRDs compiled in (cert-manager, Gateway API, Prometheus Operator, Istio) that
+//!   generated custom resources are served from.
 //! - `registry`: the kinds served from CRDs (interned descriptions, storage), under the store's
 //!   lock beside the built-in kinds.
 //! - [`store`]: objects per kind, the single cluster-wide resourceVersion, bounded per-kind history.
@@ -26,7 +28,8 @@
 //!   write options and serves server-side apply and the Scale subresource.
 //! - [`reviews`]: TokenReview and SubjectAccessReview, answered from [`SimAuth`].
 //! - [`render`]: generated `astrolabe_model::Resource`s as Kubernetes JSON (spec, and status as
-//!   the controllers report it); [`Sim::with_generated`].
+//!   the controllers report it, custom resources with the generator's `spec`);
+//!   [`Sim::with_generated`], [`Sim::generated_with_options`].
 //! - [`churn`]: a seeded task making realistic changes (rolling updates, scaling, config edits).
 //! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
 //!
@@ -41,6 +44,7 @@
 
 pub mod churn;
 mod crd;
+pub mod crds;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -62,6 +66,7 @@ pub mod table;
 pub mod validate;
 pub mod watch;
 
+pub use astrolabe_generator::Options as GenerateOptions;
 pub use churn::{ChurnAction, ChurnConfig, Churner, run_churn};
 pub use error::{Result, SimError};
 pub use kinds::{KINDS, KindInfo};

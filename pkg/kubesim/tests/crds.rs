@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! CustomResourceDefinitions served by the emulator, through the real kubectl, the real kube-rs
 //! client (discovery, `DynamicObject` and metadata watchers) and plain HTTP. The CRDs are the
-//! upstream group/version/kind/scope, in `tests/fixtures/crds/`.
+//! upstream group/version/kind/scope, in `crds/`.
 
 mod common;
 
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 fn fixture_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/crds")
+        .join("crds")
         .join(file)
 }
 

@@ -214,6 +214,8 @@ pub struct DemoConfig {
     pub churn_rate: f64,
     /// Address the emulator listens on.
     pub sim_listen: SocketAddr,
+    /// Add custom resources and their CRDs to the generated cluster.
+    pub custom_resources: bool,
     /// The server's configuration (its cluster access is the emulator's).
     pub serve: Config,
 }
@@ -229,4 +231,6 @@ pub struct SimConfig {
     pub seed: u64,
     /// Churn changes per second (0: none).
     pub churn_rate: f64,
+    /// Add custom resources and their CRDs to the generated cluster.
+    pub custom_resources: bool,
 }

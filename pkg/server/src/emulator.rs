@@ -62,7 +62,8 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator on `listen` with a generated cluster of about `size` objects (none when
-    /// 0) and churn at `rate` changes per second (none when 0).
+    /// 0), with custom resources and their CRDs when `custom_resources`, and churn at `rate`
+    /// changes per second (none when 0).
     ///
     /// # Errors
     /// When the cluster cannot be generated or the address bound.
@@ -70,6 +71,7 @@ impl Emulator {
         listen: SocketAddr,
         size: usize,
         seed: u64,
+        custom_resources: bool,
         rate: f64,
         stop: &CancellationToken,
     ) -> Result<Emulator, EmulatorError> {
@@ -79,7 +81,9 @@ impl Emulator {
             ..astrolabe_kubesim::SimConfig::default()
         };
         let sim = if size > 0 {
-            Sim::generated_with(config, seed, size).map_err(EmulatorError::Generate)?
+            let options = astrolabe_kubesim::GenerateOptions { custom_resources };
+            Sim::generated_with_options(config, seed, size, &options)
+                .map_err(EmulatorError::Generate)?
         } else {
             Sim::new(config)
         };
@@ -135,6 +139,7 @@ pub async fn sim(args: SimConfig, shutdown: CancellationToken) -> Result<(), Emu
         args.listen,
         args.generate,
         args.seed,
+        args.custom_resources,
         args.churn_rate,
         &shutdown,
     )
@@ -167,6 +172,7 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         args.sim_listen,
         args.size,
         args.seed,
+        args.custom_resources,
         args.churn_rate,
         &sim_stop,
     )
@@ -229,9 +235,16 @@ mod tests {
     #[tokio::test]
     async fn the_demo_token_reads_the_api_and_metrics_through_the_emulators_reviews() {
         let stop = CancellationToken::new();
-        let emulator = Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), 0, 1, 0.0, &stop)
-            .await
-            .unwrap();
+        let emulator = Emulator::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            0,
+            1,
+            false,
+            0.0,
+            &stop,
+        )
+        .await
+        .unwrap();
         let client = astrolabe_informers::client_for_url(&emulator.url()).unwrap();
         let auth = KubeAuthorizer::new(client, &AuthConfig::default()).unwrap();
         for target in [Target::Api, Target::Metrics] {
@@ -248,5 +261,28 @@ mod tests {
         }
         stop.cancel();
         emulator.join().await;
+    }
+
+    #[tokio::test]
+    async fn custom_resources_are_generated_only_when_asked() {
+        let stop = CancellationToken::new();
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        for custom in [true, false] {
+            let emulator = Emulator::start(local, 300, 1, custom, 0.0, &stop)
+                .await
+                .unwrap();
+            let certificates = emulator
+                .sim
+                .list("Certificate.cert-manager.io")
+                .map(|l| l.len())
+                .unwrap_or_default();
+            let monitors = emulator
+                .sim
+                .list("ServiceMonitor.monitoring.coreos.com")
+                .map(|l| l.len())
+                .unwrap_or_default();
+            assert_eq!(certificates > 0 && monitors > 0, custom, "custom={custom}");
+        }
+        stop.cancel();
     }
 }

@@ -1,7 +1,11 @@
 //! Rendering the model's generated [`Resource`]s as realistic Kubernetes JSON, so that a processor
-//! reading the JSON recovers the same references (owner UIDs, configMapRef, claimName, selectors, ...).
+//! reading the JSON recovers the same references (owner UIDs, configMapRef, claimName, selectors, ...),
+//! and loading generated clusters (custom resources after their CRDs) into a [`Sim`].
 
-use astrolabe_model::{EdgeKind, Kind, LabelSelector, Operator, Reference, Resource, Target};
+use std::collections::HashMap;
+
+use astrolabe_generator::{Cluster, Options};
+use astrolabe_model::{EdgeKind, Kind, LabelSelector, Operator, Reference, Resource, Target, Uid};
 use serde_json::{Value, json};
 
 mod status;
@@ -212,7 +216,9 @@ fn template(res: &Resource, selector: &Value) -> Value {
     json!({"metadata": {"labels": selector}, "spec": pod_spec(res)})
 }
 
-/// Renders one generated resource as the Kubernetes JSON object of its kind.
+/// Renders one generated resource as the Kubernetes JSON object of its kind. A custom resource
+/// (a kind outside the built-in table) gets its metadata and status here; its `spec` is the
+/// generator's ([`render_generated`]).
 #[must_use]
 pub fn render(res: &Resource) -> Value {
     let mut obj = json!({
@@ -222,6 +228,12 @@ pub fn render(res: &Resource) -> Value {
     });
     let facts = res.facts();
     let ns = res.namespace.as_str();
+    if !res.kind.is_watched() {
+        if let Some(status) = status::custom(res) {
+            obj["status"] = status;
+        }
+        return obj;
+    }
     let (spec, status): (Option<Value>, Option<Value>) = match res.kind.as_str() {
         "Pod" => (Some(pod_spec(res)), Some(status::pod(res))),
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
@@ -448,6 +460,17 @@ pub fn render(res: &Resource) -> Value {
     obj
 }
 
+/// [`render`] with `spec` as the object's `spec` when given (a custom resource's, from
+/// [`Cluster::specs`]).
+#[must_use]
+pub fn render_generated(res: &Resource, spec: Option<&Value>) -> Value {
+    let mut obj = render(res);
+    if let Some(spec) = spec {
+        obj["spec"] = spec.clone();
+    }
+    obj
+}
+
 impl Sim {
     /// Loads resources rendered with [`render`], keeping their UIDs and creation times (existing
     /// objects with the same key are replaced). Resources of kinds the emulator does not serve are
@@ -456,13 +479,35 @@ impl Sim {
     /// # Errors
     /// A rendered object the store rejects.
     pub fn load_resources(&self, resources: &[Resource]) -> Result<usize> {
+        self.load(resources, &HashMap::new())
+    }
+
+    /// Loads a generated [`Cluster`]: the CustomResourceDefinitions of its custom kinds first
+    /// ([`Sim::install_crds`], when it has any), then every resource as [`Sim::load_resources`]
+    /// does, custom resources with their `spec`. Returns how many resources were stored.
+    ///
+    /// # Errors
+    /// A CRD or rendered object the store rejects.
+    pub fn load_cluster(&self, cluster: &Cluster) -> Result<usize> {
+        if !cluster.specs.is_empty() {
+            self.install_crds()?;
+        }
+        self.load(&cluster.resources, &cluster.specs)
+    }
+
+    fn load(&self, resources: &[Resource], specs: &HashMap<Uid, Value>) -> Result<usize> {
         let mut stored = 0;
         let mut state = self.inner.state.lock();
         for res in resources {
-            let Ok(info) = resolve(res.kind.as_str()) else {
+            let info = if res.kind.is_watched() {
+                resolve(res.kind.as_str()).ok()
+            } else {
+                state.custom.lookup(&res.kind.qualified())
+            };
+            let Some(info) = info else {
                 continue;
             };
-            let obj = render(res);
+            let obj = render_generated(res, specs.get(&res.uid));
             match state.create_with(
                 info,
                 obj.clone(),
@@ -495,8 +540,22 @@ impl Sim {
     /// # Errors
     /// A rendered object the store rejects.
     pub fn generated_with(config: crate::SimConfig, seed: u64, size: usize) -> Result<Self> {
+        Self::generated_with_options(config, seed, size, &Options::default())
+    }
+
+    /// An emulator with `config` loaded with
+    /// `astrolabe_generator::generate_with(seed, size, options)` ([`Sim::load_cluster`]).
+    ///
+    /// # Errors
+    /// A CRD or rendered object the store rejects.
+    pub fn generated_with_options(
+        config: crate::SimConfig,
+        seed: u64,
+        size: usize,
+        options: &Options,
+    ) -> Result<Self> {
         let sim = Self::new(config);
-        sim.load_resources(&astrolabe_generator::generate(seed, size))?;
+        sim.load_cluster(&astrolabe_generator::generate_with(seed, size, options))?;
         Ok(sim)
     }
 }

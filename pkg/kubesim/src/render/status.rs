@@ -26,6 +26,29 @@ fn condition(kind: &str, ok: bool, since: &str) -> Value {
     json!({"type": kind, "status": if ok { "True" } else { "False" }, "lastTransitionTime": since})
 }
 
+/// A custom resource's status as its controller reports it: the condition its kind's
+/// controller sets (cert-manager's `Ready`, Gateway API's `Accepted`/`Programmed`), with the
+/// generated message; ServiceMonitors have none.
+pub(super) fn custom(res: &Resource) -> Option<Value> {
+    let ok = res.status.health == Health::Ready;
+    let since = timestamp(res.created_at);
+    let types: &[&str] = match res.kind.as_str() {
+        "GatewayClass" => &["Accepted"],
+        "Gateway" => &["Accepted", "Programmed"],
+        "HTTPRoute" | "ServiceMonitor" => return None,
+        _ => &["Ready"],
+    };
+    let conditions: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            let mut c = condition(t, ok, &since);
+            c["message"] = json!(res.status.message.as_str());
+            c
+        })
+        .collect();
+    Some(json!({"conditions": conditions}))
+}
+
 /// A Pod's status as the kubelet reports it for the generated phase, health and restart count:
 /// Pending before the kubelet reports containers; Running with a running container (not ready
 /// unless the health is Ready), or a waiting one when failing (the reason the message names,
