@@ -246,16 +246,9 @@ async fn dangling_and_kind_lists() {
     );
 
     let kinds = get(&app, "/api/v1/kinds").await;
-    assert!(
-        kinds
-            .json
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k
-                == &json!({"kind": "Deployment", "group": "apps", "apiVersion": "apps/v1",
-                    "namespaced": true, "builtin": true}))
-    );
+    assert!(kinds.json.as_array().unwrap().iter().any(|k| k
+        == &json!({"kind": "Deployment", "group": "apps", "apiVersion": "apps/v1",
+                    "namespaced": true, "builtin": true})));
     let edges = get(&app, "/api/v1/edge-kinds").await;
     assert!(edges.json.as_array().unwrap().iter().any(|k| {
         k["name"] == "owns"

@@ -74,10 +74,12 @@ fn every_custom_kind_is_generated_and_referenced_names_exist() {
                 }
                 Target::Selector { .. } => selectors += 1,
                 Target::SelectorIn {
-                    namespaces: Namespaces::Names(names),
-                    ..
-                } => {
+                    namespaces: scope, ..
+                } if matches!(&**scope, Namespaces::Names(_)) => {
                     selectors += 1;
+                    let Namespaces::Names(names) = &**scope else {
+                        unreachable!("matched above")
+                    };
                     for ns in names {
                         assert!(
                             namespaces.contains(ns.as_str()),
