@@ -39,18 +39,23 @@
 
 pub mod client;
 pub mod config;
+pub mod crd;
+pub mod discovery;
+pub mod dynamic;
 pub mod error;
 pub mod event;
 pub mod metrics;
 pub mod processors;
+pub mod select;
 pub mod status;
 pub mod watch;
 
 pub use client::{client, client_for_url};
-pub use config::InformerConfig;
+pub use config::{Discover, InformerConfig, RuleHook, Rules, RulesFeed, RulesSender};
 pub use error::{Error, Result};
 pub use event::IngestEvent;
 pub use metrics::InformerMetrics;
+pub use select::{Access, Mode, Selection};
 pub use status::{KindReport, SyncStatus};
 pub use watch::spawn;
 

@@ -178,7 +178,8 @@ async fn streaming_lists_and_small_pages_with_a_selector() {
     for (streaming, want) in [(true, 7), (false, 4)] {
         let config = astrolabe_informers::InformerConfig::from_flags(
             &["configmaps".to_owned()],
-            &[],
+            None,
+            astrolabe_informers::Discover::Builtin,
             &[],
             (!streaming).then_some("keep=yes"),
             2,

@@ -23,7 +23,7 @@ pub struct Harness {
     pub rx: Receiver<IngestEvent>,
     pub status: SyncStatus,
     pub registry: prometheus::Registry,
-    pub task: JoinHandle<()>,
+    pub task: JoinHandle<astrolabe_informers::Result<()>>,
     /// Stops the informers.
     pub shutdown: CancellationToken,
     pub emulator: Emulator,
