@@ -65,7 +65,7 @@ fn report_of(h: &Harness, name: &str) -> Option<astrolabe_informers::KindReport>
 #[tokio::test]
 async fn endpoints_are_excluded_by_default() {
     let mut h = Harness::start_config(cluster(), config(&[], None, Discover::All)).await;
-    let events = h.until_listed(&Kind::WATCHED.to_vec()).await;
+    let events = h.until_listed(Kind::WATCHED).await;
     eventually(10, "discovery done and all listed", || {
         h.status.all_listed()
     })
@@ -143,7 +143,7 @@ async fn selected_endpoints_enter_metadata_only_with_their_owner() {
 #[tokio::test]
 async fn builtin_discovers_nothing() {
     let mut h = Harness::start_config(cluster(), config(&[], Some(&[""]), Discover::Builtin)).await;
-    let events = h.until_listed(&Kind::WATCHED.to_vec()).await;
+    let events = h.until_listed(Kind::WATCHED).await;
     assert!(h.status.all_listed());
     assert!(events.iter().all(|e| e.kind().is_watched()));
     assert_eq!(h.status.report().len(), Kind::WATCHED.len());

@@ -114,6 +114,7 @@ async fn shutdown_ends_the_task() {
     h.shutdown.cancel();
     common::within(10, "informer task end", &mut h.task)
         .await
+        .unwrap()
         .unwrap();
 }
 
@@ -126,6 +127,7 @@ async fn dropping_the_receiver_ends_the_task() {
     drop(std::mem::replace(&mut h.rx, rx));
     common::within(10, "informer task end", &mut h.task)
         .await
+        .unwrap()
         .unwrap();
 }
 

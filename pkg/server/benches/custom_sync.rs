@@ -136,7 +136,8 @@ async fn reflector_sync(url: &str, n: usize) -> Result<f64> {
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
-    let (store, writer) = reflector::store_with_capacity(ar.clone(), 0);
+    let writer = reflector::store::Writer::new(ar.clone());
+    let store = writer.as_reader();
     let stream = reflector(
         writer,
         watcher(api, watcher::Config::default()).default_backoff(),
