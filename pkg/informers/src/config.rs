@@ -236,6 +236,26 @@ impl InformerConfig {
         })
     }
 
+    /// [`InformerConfig::from_flags`] with every other setting at its default: the kinds
+    /// `kinds` and `exclude` select (patterns, as the flags take them).
+    ///
+    /// # Errors
+    /// As [`InformerConfig::from_flags`].
+    pub fn selecting(kinds: &[&str], exclude: Option<&[&str]>, discover: Discover) -> Result<Self> {
+        let owned = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let exclude = exclude.map(owned);
+        let page_size = DEFAULT_PAGE_SIZE;
+        Self::from_flags(
+            &owned(kinds),
+            exclude.as_deref(),
+            discover,
+            &[],
+            None,
+            page_size,
+            false,
+        )
+    }
+
     /// The scopes one kind is watched in: each namespace for a namespaced kind when namespaces
     /// are given, else one cluster-wide scope (`None`).
     pub fn scopes(&self, kind: &Kind) -> Vec<Option<String>> {
@@ -269,16 +289,7 @@ mod tests {
         exclude: Option<&[&str]>,
         discover: Discover,
     ) -> Result<InformerConfig> {
-        let exclude = exclude.map(s);
-        InformerConfig::from_flags(
-            &s(kinds),
-            exclude.as_deref(),
-            discover,
-            &[],
-            None,
-            500,
-            false,
-        )
+        InformerConfig::selecting(kinds, exclude, discover)
     }
 
     #[test]

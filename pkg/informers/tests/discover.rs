@@ -42,18 +42,7 @@ fn cluster() -> Sim {
 }
 
 fn config(kinds: &[&str], exclude: Option<&[&str]>, discover: Discover) -> InformerConfig {
-    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let exclude = exclude.map(s);
-    let mut c = InformerConfig::from_flags(
-        &s(kinds),
-        exclude.as_deref(),
-        discover,
-        &[],
-        None,
-        500,
-        false,
-    )
-    .unwrap();
+    let mut c = InformerConfig::selecting(kinds, exclude, discover).unwrap();
     c.list_interval = Duration::from_millis(300);
     c
 }

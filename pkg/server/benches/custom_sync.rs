@@ -101,15 +101,7 @@ async fn run() -> Result<()> {
 
 /// (a) Discovery and the dynamic metadata-only watcher into the graph; objects per second.
 async fn astrolabe_sync(url: &str, n: usize) -> Result<f64> {
-    let config = InformerConfig::from_flags(
-        &["Endpoints".to_owned()],
-        None,
-        Discover::All,
-        &[],
-        None,
-        500,
-        false,
-    )?;
+    let config = InformerConfig::selecting(&["Endpoints"], None, Discover::All)?;
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let pipeline = Pipeline::start_config(url, config)?;
