@@ -360,3 +360,126 @@ pub fn metadata_only(kind: &Kind, obj: &PartialObjectMeta<DynamicObject>) -> Res
     r.status = exists(kind);
     finish(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RulesFeed;
+    use crate::{InformerMetrics, SyncStatus};
+    use tokio::sync::mpsc::Receiver;
+
+    fn served(version: &str) -> Served {
+        let resource = ApiResource {
+            group: "cert-manager.io".into(),
+            version: version.into(),
+            api_version: format!("cert-manager.io/{version}"),
+            kind: "Certificate".into(),
+            plural: "certificates".into(),
+        };
+        Served::new(resource, true).expect("not built-in")
+    }
+
+    fn supervisor(rules: RulesFeed) -> (Supervisor, Receiver<IngestEvent>) {
+        let (tx, rx) = mpsc::channel(16);
+        // Nothing listens there: the watchers retry in the background, which is all this needs.
+        let client = crate::client_for_url("http://127.0.0.1:9").expect("client");
+        let config = InformerConfig {
+            rules,
+            ..InformerConfig::default()
+        };
+        let ctx = Ctx::new(
+            &client,
+            &config,
+            &tx,
+            &SyncStatus::new(),
+            &InformerMetrics::unregistered(),
+            &CancellationToken::new(),
+        );
+        (Supervisor::new(ctx, config, Kind::WATCHED.len()), rx)
+    }
+
+    fn plan(s: &Supervisor, kind: &Kind) -> Option<Plan> {
+        s.running.get(kind).map(|r| r.plan.clone())
+    }
+
+    #[tokio::test]
+    async fn crds_start_change_and_stop_their_watch() {
+        let (mut s, mut rx) = supervisor(RulesFeed::default());
+        let v1 = served("v1beta1");
+        let kind = v1.kind.clone();
+        s.on_crd(CrdEvent::Changed(
+            "certificates.cert-manager.io".into(),
+            Some(v1),
+        ));
+        s.reconcile().await;
+        let p = plan(&s, &kind).expect("watched");
+        assert_eq!((p.mode, p.access), (Mode::Metadata, Access::Watch));
+        assert_eq!(p.served.resource.version, "v1beta1");
+        assert_eq!(s.ctx.status.report()[0].mode, "metadata");
+
+        // A new storage version: watched again at it, nothing purged.
+        s.on_crd(CrdEvent::Changed(
+            "certificates.cert-manager.io".into(),
+            Some(served("v1")),
+        ));
+        s.reconcile().await;
+        assert_eq!(
+            plan(&s, &kind).expect("watched").served.resource.version,
+            "v1"
+        );
+        assert!(rx.try_recv().is_err(), "a re-watch purges nothing");
+
+        // Deleted: the watch stops and every object of the kind leaves the graph.
+        s.on_crd(CrdEvent::Deleted("certificates.cert-manager.io".into()));
+        s.reconcile().await;
+        assert!(plan(&s, &kind).is_none());
+        assert!(s.ctx.status.report().is_empty());
+        assert!(
+            matches!(rx.try_recv(), Ok(IngestEvent::ListStarted { kind: k, namespace: None }) if k == kind)
+        );
+        match rx.try_recv() {
+            Ok(IngestEvent::ListCompleted { kind: k, seen, .. }) => {
+                assert_eq!(k, kind);
+                assert!(seen.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A relist of the CRDs without it says the same.
+        s.on_crd(CrdEvent::Listed(vec![(
+            "certificates.cert-manager.io".into(),
+            Some(served("v1")),
+        )]));
+        s.reconcile().await;
+        assert!(plan(&s, &kind).is_some());
+        s.on_crd(CrdEvent::Listed(Vec::new()));
+        s.reconcile().await;
+        assert!(plan(&s, &kind).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_kind_with_rules_is_watched_again_whole() {
+        let (rules, feed) = RulesFeed::channel(Rules::default());
+        let (mut s, _rx) = supervisor(feed);
+        let v1 = served("v1");
+        let kind = v1.kind.clone();
+        s.on_crd(CrdEvent::Changed("c".into(), Some(v1)));
+        s.reconcile().await;
+        assert_eq!(plan(&s, &kind).expect("watched").mode, Mode::Metadata);
+        rules.set(Rules {
+            kinds: [kind.clone()].into_iter().collect(),
+            hook: None,
+        });
+        s.reconcile().await;
+        assert_eq!(plan(&s, &kind).expect("watched").mode, Mode::Full);
+        assert_eq!(s.ctx.status.report()[0].mode, "full");
+        // No room left past the built-in kinds: polled.
+        s.config.max_watches = Kind::WATCHED.len();
+        s.reconcile().await;
+        assert_eq!(plan(&s, &kind).expect("polled").access, Access::Poll);
+        // Out of the selection: stopped.
+        s.config.selection =
+            crate::Selection::new(&[], Some(&["*.cert-manager.io".to_owned()])).expect("valid");
+        s.reconcile().await;
+        assert!(plan(&s, &kind).is_none());
+    }
+}

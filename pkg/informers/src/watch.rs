@@ -138,7 +138,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn new(
+    pub(crate) fn new(
         client: &kube::Client,
         config: &InformerConfig,
         tx: &Sender<IngestEvent>,
