@@ -42,6 +42,7 @@ FIGURES = [
     ("initial_sync", "initial_sync/astrolabe_objects_per_s", "Initial sync of the 100k cluster through kube-rs, informers to graph", "initial_sync/reflector_objects_per_s", None),
     ("initial_sync", "churn/changes_applied_per_s", "Steady-state churn applied (rolling updates, scaling, edits)", "churn/emulator_writes_per_s", None),
     ("initial_sync", "pod_updates/changes_applied_per_s", "Pod status updates applied, as fast as the emulator writes", "pod_updates/emulator_writes_per_s", None),
+    ("custom_sync", "custom_sync/astrolabe_metadata_objects_per_s", "Initial sync of 100k objects outside the table (core Endpoints), metadata-only, to graph", "custom_sync/metadata_reflector_objects_per_s", None),
     ("restart", "restart/restart_seconds", "Restart to ready from Redis: snapshot + 100k tail changes", None, None),
     ("restart", "restart/restart_vs_relist", "… the same restart against a full relist", "restart/relist_seconds", None),
     ("persist", "appends/writer_durable_per_s", "Durable appends to the Redis Stream (default writer)", "appends/redis_benchmark_xadd_per_s", None),

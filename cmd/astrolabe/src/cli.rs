@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use astrolabe_server::config::{
-    AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig,
+    AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES,
+    DEFAULT_REDISCOVER_INTERVAL, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, Discover,
     PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
 };
 use astrolabe_server::rules::RulesConfig;
@@ -65,12 +66,35 @@ pub struct ClusterArgs {
     /// Server-side label selector applied to every watched kind.
     #[arg(long, env = "LABEL_SELECTOR")]
     pub label_selector: Option<String>,
-    /// Kinds to watch (comma-separated; default: all 26).
+    /// Kinds to watch (comma-separated patterns: `Kind`, `Kind.group`, `plural.group`, globs
+    /// such as `*.cert-manager.io` or `cert*`; default: every kind). A plain name must be a
+    /// kind the cluster serves at start.
     #[arg(long, env = "KINDS", value_delimiter = ',')]
     pub kinds: Vec<String>,
-    /// Kinds not to watch (comma-separated).
+    /// Kinds not to watch (comma-separated patterns). Given, it replaces the default list
+    /// (Event, Event.events.k8s.io, Lease.coordination.k8s.io, Endpoints.core,
+    /// ComponentStatus.core); `--exclude-kinds=` excludes nothing. A kind `--kinds` names
+    /// without a glob is watched despite the default list.
     #[arg(long, env = "EXCLUDE_KINDS", value_delimiter = ',')]
-    pub exclude_kinds: Vec<String>,
+    pub exclude_kinds: Option<Vec<String>>,
+    /// Which kinds are candidates: `all` (the built-in kinds and every kind the API server
+    /// serves, CRDs included) or `builtin` (the built-in kinds only, no discovery).
+    #[arg(long, env = "DISCOVER", value_enum, default_value_t = DiscoverFlag::All)]
+    pub discover: DiscoverFlag,
+    /// Most kinds watched at once (built-in kinds first, then kinds with rules, then the rest);
+    /// the others are listed every --list-interval.
+    #[arg(long, env = "MAX_WATCHES", default_value_t = DEFAULT_MAX_WATCHES)]
+    pub max_watches: usize,
+    /// Seconds between two lists of a kind past --max-watches.
+    #[arg(long, env = "LIST_INTERVAL", default_value_t = DEFAULT_LIST_INTERVAL.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub list_interval: u64,
+    /// Seconds between two discoveries of the API server's kinds (aggregated APIs; CRDs are
+    /// followed as they change).
+    #[arg(long, env = "REDISCOVER_INTERVAL",
+        default_value_t = DEFAULT_REDISCOVER_INTERVAL.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub rediscover_interval: u64,
     /// List page size.
     #[arg(long, env = "LIST_PAGE_SIZE", default_value_t = 500)]
     pub page_size: u32,
@@ -93,6 +117,16 @@ pub struct ClusterArgs {
         require_equals = true
     )]
     pub builtin_rules: bool,
+}
+
+/// `--discover`.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiscoverFlag {
+    /// The built-in kinds and every kind the API server serves.
+    #[default]
+    All,
+    /// The built-in kinds only.
+    Builtin,
 }
 
 /// Persistence flags (names compatible with the Go server's environment).
@@ -354,7 +388,11 @@ impl Default for ClusterArgs {
             namespaces: Vec::new(),
             label_selector: None,
             kinds: Vec::new(),
-            exclude_kinds: Vec::new(),
+            exclude_kinds: None,
+            discover: DiscoverFlag::All,
+            max_watches: DEFAULT_MAX_WATCHES,
+            list_interval: DEFAULT_LIST_INTERVAL.as_secs(),
+            rediscover_interval: DEFAULT_REDISCOVER_INTERVAL.as_secs(),
             page_size: defaults.page_size,
             streaming_lists: false,
             relation_rules: None,
@@ -372,6 +410,13 @@ impl From<ClusterArgs> for ClusterConfig {
             label_selector: args.label_selector,
             kinds: args.kinds,
             exclude_kinds: args.exclude_kinds,
+            discover: match args.discover {
+                DiscoverFlag::All => Discover::All,
+                DiscoverFlag::Builtin => Discover::Builtin,
+            },
+            max_watches: args.max_watches,
+            list_interval: Duration::from_secs(args.list_interval),
+            rediscover_interval: Duration::from_secs(args.rediscover_interval),
             page_size: args.page_size,
             streaming_lists: args.streaming_lists,
             rules: RulesConfig {
@@ -576,6 +621,34 @@ mod tests {
                 "{cmd}"
             );
         }
+    }
+
+    #[test]
+    fn the_kind_flags_reach_the_library() {
+        let cluster = serve(&[]).cluster;
+        assert_eq!(cluster.exclude_kinds, None, "the default exclusions");
+        assert_eq!(cluster.discover, Discover::All);
+        let cluster = serve(&[
+            "--kinds",
+            "*.cert-manager.io,Pod",
+            "--exclude-kinds=",
+            "--discover",
+            "builtin",
+            "--max-watches",
+            "3",
+            "--list-interval",
+            "7",
+            "--rediscover-interval",
+            "9",
+        ])
+        .cluster;
+        assert_eq!(cluster.kinds, ["*.cert-manager.io", "Pod"]);
+        assert_eq!(cluster.exclude_kinds, Some(vec![String::new()]));
+        assert_eq!(cluster.discover, Discover::Builtin);
+        assert_eq!(cluster.max_watches, 3);
+        assert_eq!(cluster.list_interval, Duration::from_secs(7));
+        assert_eq!(cluster.rediscover_interval, Duration::from_secs(9));
+        assert!(Cli::try_parse_from(["astrolabe", "serve", "--list-interval", "0"]).is_err());
     }
 
     #[test]

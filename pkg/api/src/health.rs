@@ -43,8 +43,16 @@ pub struct GraphReadiness {
 /// One watched kind's informer state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct KindReadiness {
-    /// The kind (`Deployment`).
+    /// The kind (`Deployment`; group-qualified outside the built-in kinds:
+    /// `Certificate.cert-manager.io`).
     pub kind: String,
+    /// How its objects are read: `typed`, `metadata` (metadata only) or `full` (whole objects,
+    /// for relationship rules).
+    pub mode: String,
+    /// `watch`, or `poll` (listed periodically: past the watch cap).
+    pub access: String,
+    /// `watched`, `polled`, `forbidden` or `failing`.
+    pub state: String,
     /// Whether its initial list completed.
     pub listed: bool,
     /// Whether listing it was forbidden (RBAC).

@@ -41,6 +41,9 @@ async fn readyz_reports_detail() {
         },
         kinds: vec![KindReadiness {
             kind: "Pod".into(),
+            mode: "typed".into(),
+            access: "watch".into(),
+            state: "forbidden".into(),
             listed: false,
             forbidden: true,
             retrying: true,

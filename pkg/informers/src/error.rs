@@ -13,6 +13,18 @@ pub enum Error {
         /// The valid names, comma-separated.
         valid: String,
     },
+    /// A `--kinds` / `--exclude-kinds` pattern whose glob does not parse.
+    #[error("invalid kind pattern {pattern:?}")]
+    KindPattern {
+        /// The pattern given.
+        pattern: String,
+        /// Why it does not parse.
+        #[source]
+        source: globset::Error,
+    },
+    /// Discovering the API server's resources failed.
+    #[error("discovering the API server's resources")]
+    Discovery(#[source] kube::Error),
     /// Every kind was excluded.
     #[error("no kinds left to watch after exclusions")]
     NoKinds,

@@ -5,10 +5,15 @@
 //! # Data flow
 //!
 //! ```text
-//! API server ──list/watch──► kube::runtime::watcher (one per kind × namespace, default backoff)
+//! discovery + CRD watch ──► dynamic::Supervisor: which kinds outside the table, in which mode
+//!     │ (select: --kinds / --exclude-kinds; the watch cap: watch, or poll past it)
+//!     ▼
+//! API server ──list/watch──► kube::runtime::watcher (one per kind × namespace, default backoff;
+//!     │                      typed for the built-in kinds, PartialObjectMeta<DynamicObject> or
+//!     │                      DynamicObject for the rest; periodic lists past the cap)
 //!     │ Event::Init / InitApply / InitDone / Apply / Delete
 //!     ▼
-//! watch::Translator ──► processors::<kind>(&obj) -> Resource
+//! watch::Translator ──► processors::<kind>(&obj), dynamic::metadata_only, rules hook -> Resource
 //!     │ IngestEvent::ListStarted / Upsert / ListCompleted{seen} / Delete
 //!     ▼
 //! tokio mpsc channel ──► the graph (which applies them; objects of a kind not in `seen`
@@ -29,9 +34,16 @@
 //!   model's table of kinds ([`astrolabe_model::for_each_kind!`]). Secrets are watched as
 //!   `PartialObjectMeta<Secret>`: kube asks for metadata only, so Secret data never enters the
 //!   process.
-//! - [`watch`]: [`spawn`], the watcher tasks and the event translation.
+//! - [`watch`]: [`spawn`], the watcher tasks and the event translation, shared by every kind
+//!   of watch (typed, metadata-only, whole dynamic objects; watched or polled).
+//! - [`discovery`]: the API server's listable and watchable kinds (aggregated or legacy).
+//! - [`crd`]: CustomResourceDefinitions after start, and the kind each serves.
+//! - [`dynamic`]: the supervisor of the kinds outside the table: starts, re-watches (new
+//!   version, new mode) and stops them, purging a stopped kind's objects from the graph.
+//! - [`select`]: kind patterns, the default exclusions, [`Mode`], [`Access`] and the cap's order.
 //! - [`event`]: [`IngestEvent`], the output.
-//! - [`config`]: [`InformerConfig`], which kinds, namespaces and selector.
+//! - [`config`]: [`InformerConfig`], which kinds, namespaces, selector, cap; [`Rules`], the
+//!   kinds with relationship rules and their hook.
 //! - [`status`]: [`SyncStatus`], per-kind sync state for readiness.
 //! - [`metrics`]: [`InformerMetrics`], the Prometheus series.
 //! - [`mod@client`]: building a `kube::Client` (kubeconfig, in-cluster, emulator URL).
@@ -39,18 +51,23 @@
 
 pub mod client;
 pub mod config;
+pub mod crd;
+pub mod discovery;
+pub mod dynamic;
 pub mod error;
 pub mod event;
 pub mod metrics;
 pub mod processors;
+pub mod select;
 pub mod status;
 pub mod watch;
 
 pub use client::{client, client_for_url};
-pub use config::InformerConfig;
+pub use config::{Discover, InformerConfig, RuleHook, Rules, RulesFeed, RulesSender};
 pub use error::{Error, Result};
 pub use event::IngestEvent;
 pub use metrics::InformerMetrics;
+pub use select::{Access, Mode, Selection};
 pub use status::{KindReport, SyncStatus};
 pub use watch::spawn;
 

@@ -3,6 +3,8 @@
 use astrolabe_model::Kind;
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use crate::select::{Access, Mode};
+use crate::status::kind_name;
 use crate::{Error, Result};
 
 /// The informers' metrics. Cheap to clone; clones share the series.
@@ -15,6 +17,7 @@ pub struct InformerMetrics {
     last_sync: GaugeVec,
     forbidden: IntGaugeVec,
     retrying: IntGaugeVec,
+    watched: IntGaugeVec,
 }
 
 impl InformerMetrics {
@@ -79,6 +82,15 @@ impl InformerMetrics {
             &["kind"],
         )
         .map_err(Error::Metrics)?;
+        let watched = IntGaugeVec::new(
+            Opts::new(
+                "astrolabe_informer_kind_watched",
+                "1 for each kind read, by kind, mode (typed, metadata, full) and access (watch, \
+                 or poll: listed periodically past the watch cap).",
+            ),
+            &["kind", "mode", "access"],
+        )
+        .map_err(Error::Metrics)?;
         for c in [&events, &relists, &watch_restarts, &errors] {
             registry
                 .register(Box::new(c.clone()))
@@ -87,7 +99,7 @@ impl InformerMetrics {
         registry
             .register(Box::new(last_sync.clone()))
             .map_err(Error::Metrics)?;
-        for g in [&forbidden, &retrying] {
+        for g in [&forbidden, &retrying, &watched] {
             registry
                 .register(Box::new(g.clone()))
                 .map_err(Error::Metrics)?;
@@ -100,6 +112,7 @@ impl InformerMetrics {
             last_sync,
             forbidden,
             retrying,
+            watched,
         })
     }
 
@@ -114,42 +127,62 @@ impl InformerMetrics {
 
     pub(crate) fn event(&self, kind: &Kind, kind_of_event: &str) {
         self.events
-            .with_label_values(&[kind.as_str(), kind_of_event])
+            .with_label_values(&[&kind_name(kind), kind_of_event])
             .inc();
     }
 
     pub(crate) fn relist(&self, kind: &Kind) {
-        self.relists.with_label_values(&[kind.as_str()]).inc();
+        self.relists.with_label_values(&[&kind_name(kind)]).inc();
     }
 
     pub(crate) fn watch_restart(&self, kind: &Kind) {
         self.watch_restarts
-            .with_label_values(&[kind.as_str()])
+            .with_label_values(&[&kind_name(kind)])
             .inc();
     }
 
     pub(crate) fn error(&self, kind: &Kind, reason: &str) {
         self.errors
-            .with_label_values(&[kind.as_str(), reason])
+            .with_label_values(&[&kind_name(kind), reason])
             .inc();
     }
 
     pub(crate) fn synced(&self, kind: &Kind, at: i64) {
         #[allow(clippy::cast_precision_loss)]
         self.last_sync
-            .with_label_values(&[kind.as_str()])
+            .with_label_values(&[&kind_name(kind)])
             .set(at as f64);
     }
 
     pub(crate) fn forbidden(&self, kind: &Kind, forbidden: bool) {
         self.forbidden
-            .with_label_values(&[kind.as_str()])
+            .with_label_values(&[&kind_name(kind)])
             .set(i64::from(forbidden));
+    }
+
+    /// `kind` is read in `mode` with `access`; `None`: it no longer is (its series go).
+    pub(crate) fn watched(&self, kind: &Kind, how: Option<(Mode, Access)>) {
+        let name = kind_name(kind);
+        for mode in [Mode::Typed, Mode::Metadata, Mode::Full] {
+            for access in [Access::Watch, Access::Poll] {
+                let labels = [&*name, mode.as_str(), access.as_str()];
+                if how == Some((mode, access)) {
+                    self.watched.with_label_values(&labels).set(1);
+                } else {
+                    let _ = self.watched.remove_label_values(&labels);
+                }
+            }
+        }
+        if how.is_none() {
+            for gauge in [&self.forbidden, &self.retrying] {
+                let _ = gauge.remove_label_values(&[&*name]);
+            }
+        }
     }
 
     pub(crate) fn retrying(&self, kind: &Kind, retrying: bool) {
         self.retrying
-            .with_label_values(&[kind.as_str()])
+            .with_label_values(&[&kind_name(kind)])
             .set(i64::from(retrying));
     }
 }
@@ -170,6 +203,10 @@ mod tests {
         m.synced(&Kind::Pod, 1_700_000_000);
         m.forbidden(&Kind::Secret, true);
         m.retrying(&Kind::Pod, true);
+        m.watched(&Kind::Pod, Some((Mode::Typed, Access::Watch)));
+        let cert = Kind::other("cert-manager.io", "Certificate");
+        m.watched(&cert, Some((Mode::Metadata, Access::Watch)));
+        m.watched(&cert, Some((Mode::Metadata, Access::Poll)));
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()
             .encode(&registry.gather(), &mut buf)
@@ -183,9 +220,15 @@ mod tests {
             "astrolabe_informer_last_sync_timestamp_seconds{kind=\"Pod\"} 1700000000",
             "astrolabe_informer_forbidden{kind=\"Secret\"} 1",
             "astrolabe_informer_retrying{kind=\"Pod\"} 1",
+            "astrolabe_informer_kind_watched{access=\"watch\",kind=\"Pod\",mode=\"typed\"} 1",
+            "astrolabe_informer_kind_watched{access=\"poll\",kind=\"Certificate.cert-manager.io\",mode=\"metadata\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+        assert!(
+            !text.contains("access=\"watch\",kind=\"Certificate"),
+            "{text}"
+        );
         assert!(InformerMetrics::new(&registry).is_err());
     }
 }

@@ -1,12 +1,14 @@
 //! `SyncStatus`: per-kind sync state the watchers write and readiness reads.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use astrolabe_model::Kind;
 use dashmap::DashMap;
 use serde::Serialize;
 
+use crate::select::{Access, Mode};
 use crate::watch::STILL_FAILING_EVERY;
 
 /// Per-kind state. Several watcher tasks (one per namespace scope) write it.
@@ -14,6 +16,8 @@ use crate::watch::STILL_FAILING_EVERY;
 struct KindState {
     /// Scopes (namespaces, or one cluster-wide) this kind is watched in.
     scopes: usize,
+    /// How it is read, and whether watched or polled (none: not set, a typed watch).
+    how: Option<(Mode, Access)>,
     /// Scopes that completed a list at least once.
     listed_scopes: usize,
     /// Scopes between a list start and its completion.
@@ -61,8 +65,17 @@ pub(crate) enum RetryLog {
 /// One kind's sync state, for readiness detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KindReport {
-    /// The kind.
+    /// The kind: its name for a built-in kind, else `Kind.group` (`Certificate.cert-manager.io`).
     pub kind: String,
+    /// How its objects are read: `typed` (a built-in kind), `metadata` (metadata only) or `full`
+    /// (whole objects, for relationship rules).
+    pub mode: &'static str,
+    /// `watch` (a list, then a watch) or `poll` (listed every `--list-interval`: past the
+    /// watch cap).
+    pub access: &'static str,
+    /// In one word: `forbidden` (refused, 403), `failing` (retrying after errors), else
+    /// `watched` or `polled`.
+    pub state: &'static str,
     /// Whether every scope of the kind has been listed at least once.
     pub listed: bool,
     /// Whether a (re)list is in progress.
@@ -89,6 +102,8 @@ pub struct KindReport {
 #[derive(Clone, Debug, Default)]
 pub struct SyncStatus {
     kinds: Arc<DashMap<Kind, KindState>>,
+    /// The first discovery has not finished yet: more kinds may come.
+    discovering: Arc<AtomicBool>,
 }
 
 impl SyncStatus {
@@ -106,11 +121,32 @@ impl SyncStatus {
     /// every scope. A forbidden kind never lists, so it keeps this false: the graph is not
     /// complete without it. [`SyncStatus::report`] says which kinds are missing and why.
     pub fn all_listed(&self) -> bool {
-        !self.kinds.is_empty()
+        !self.is_discovering()
+            && !self.kinds.is_empty()
             && self
                 .kinds
                 .iter()
                 .all(|e| e.scopes > 0 && e.listed_scopes >= e.scopes)
+    }
+
+    /// Whether the first discovery is still running (the kinds it finds are not registered
+    /// yet, so the graph cannot be complete).
+    pub fn is_discovering(&self) -> bool {
+        self.discovering.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_discovering(&self, discovering: bool) {
+        self.discovering.store(discovering, Ordering::Release);
+    }
+
+    /// Records how `kind` is read.
+    pub(crate) fn set_how(&self, kind: &Kind, mode: Mode, access: Access) {
+        self.update(kind, |s| s.how = Some((mode, access)));
+    }
+
+    /// Forgets `kind` (no longer watched: its CRD was deleted, or it left the selection).
+    pub(crate) fn unregister(&self, kind: &Kind) {
+        self.kinds.remove(kind);
     }
 
     /// Whether `kind` has been listed in every scope.
@@ -137,8 +173,21 @@ impl SyncStatus {
             .iter()
             .map(|e| {
                 let s = e.value();
+                let (mode, access) = s.how.unwrap_or((Mode::Typed, Access::Watch));
+                let state = if s.forbidden_scopes > 0 {
+                    "forbidden"
+                } else if s.retrying_scopes > 0 {
+                    "failing"
+                } else if access == Access::Poll {
+                    "polled"
+                } else {
+                    "watched"
+                };
                 KindReport {
-                    kind: e.key().to_string(),
+                    kind: kind_name(e.key()).into_owned(),
+                    mode: mode.as_str(),
+                    access: access.as_str(),
+                    state,
                     listed: s.scopes > 0 && s.listed_scopes >= s.scopes,
                     relisting: s.relisting_scopes > 0,
                     forbidden: s.forbidden_scopes > 0,
@@ -244,6 +293,17 @@ impl SyncStatus {
     /// Moves one scope in or out of the forbidden state.
     pub(crate) fn set_forbidden(&self, kind: &Kind, forbidden: bool) {
         self.update(kind, |s| count_scope(&mut s.forbidden_scopes, forbidden));
+    }
+}
+
+/// A kind as the readiness detail and the metrics name it: a built-in kind by its name, any
+/// other group-qualified (`Certificate.cert-manager.io`; `Endpoints` in the core group), so two
+/// kinds of one name in different groups stay apart.
+pub fn kind_name(kind: &Kind) -> std::borrow::Cow<'_, str> {
+    if kind.is_watched() {
+        std::borrow::Cow::Borrowed(kind.as_str())
+    } else {
+        kind.qualified()
     }
 }
 

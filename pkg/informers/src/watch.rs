@@ -1,19 +1,25 @@
-//! The watchers: one `kube::runtime::watcher` per kind and scope, each in its own task, turning
-//! watcher events into [`IngestEvent`]s on one channel.
+//! The watchers: one `kube::runtime::watcher` (or periodic list) per kind and scope, each in its
+//! own task, turning watcher events into [`IngestEvent`]s on one channel.
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use astrolabe_model::{Kind, ObjectKey, Str, Uid};
-use futures::{FutureExt, StreamExt};
-use kube::ResourceExt;
+use astrolabe_model::{Kind, ObjectKey, Resource, Str, Uid};
+use futures::stream::BoxStream;
+use futures::{FutureExt, Stream, StreamExt};
+use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::Sender;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Discover, RulesFeed};
 use crate::processors::{Processor, kind_type_match, with_kind_type};
+use crate::select::{Access, Mode, cap_order};
 use crate::status::RetryLog;
 use crate::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 
@@ -34,14 +40,17 @@ pub const STILL_FAILING_EVERY: Duration = Duration::from_secs(600);
 /// and a new WARN per retry.
 pub const RECOVERED_AFTER: Duration = Duration::from_secs(1);
 
-/// Starts one watcher per configured kind (and per namespace when namespaces are given), all
-/// sending into `tx`. The returned task ends when `shutdown` is cancelled, when the receiver is
-/// dropped, or if a watcher task panics (then every watcher is stopped, so the caller notices).
-/// Errors from the cluster never end it: each watcher retries with kube's default backoff and
-/// reports errors in `status` and `metrics`.
+/// Starts the informers: one typed watcher per selected built-in kind (and per namespace when
+/// namespaces are given), and with [`Discover::All`] the [`crate::dynamic`] supervisor, which
+/// discovers the other kinds and watches CRDs; all send into `tx`. The returned task ends when
+/// `shutdown` is cancelled, when the receiver is dropped, if a watcher task panics (then every
+/// watcher is stopped, so the caller notices), or with an error when a plain name in the
+/// selection names no kind the API server serves. Errors from the cluster never end it: each
+/// watcher retries with kube's default backoff and reports errors in `status` and `metrics`.
 ///
-/// Must be called within a Tokio runtime. The kinds are registered in `status` before this
-/// returns, so readiness is "not listed" from the start.
+/// Must be called within a Tokio runtime. The built-in kinds are registered in `status` before
+/// this returns, and with discovery `status` says it is discovering, so readiness is "not
+/// listed" from the start.
 pub fn spawn(
     client: kube::Client,
     config: InformerConfig,
@@ -49,39 +58,54 @@ pub fn spawn(
     status: SyncStatus,
     metrics: InformerMetrics,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    for kind in &config.kinds {
+) -> JoinHandle<crate::Result<()>> {
+    let with_rules = config.rules.current().kinds.clone();
+    let typed = cap_order(
+        config.kinds.iter().cloned(),
+        &with_rules,
+        config.max_watches,
+    );
+    for (kind, access) in &typed {
         status.register(kind, config.scopes(kind).len());
+        status.set_how(kind, Mode::Typed, *access);
+        metrics.watched(kind, Some((Mode::Typed, *access)));
     }
+    let discover = config.discover == Discover::All;
+    status.set_discovering(discover);
     tokio::spawn(async move {
         let stop = shutdown.child_token();
         let mut tasks = JoinSet::new();
-        let watcher_config = watcher_config(&config);
-        for kind in &config.kinds {
+        let base = Ctx::new(&client, &config, &tx, &status, &metrics, &stop);
+        for (kind, access) in &typed {
             for scope in config.scopes(kind) {
-                let ctx = Ctx {
-                    client: client.clone(),
-                    scope,
-                    config: watcher_config.clone(),
-                    tx: tx.clone(),
-                    status: status.clone(),
-                    metrics: metrics.clone(),
-                    shutdown: stop.clone(),
-                };
+                let ctx = base.scoped(scope);
                 with_kind_type!(kind, K => {
-                    tasks.spawn(run::<K>(ctx));
-                }, _ => tracing::warn!(%kind, "not a watched kind; skipped"));
+                    tasks.spawn(run_typed::<K>(ctx, *access));
+                }, _ => tracing::warn!(%kind, "not a built-in kind; skipped"));
             }
         }
+        if discover {
+            let supervisor = crate::dynamic::Supervisor::new(base, config, typed.len());
+            tasks.spawn(supervisor.run());
+        }
         drop(tx);
+        let mut outcome = Ok(());
         while let Some(done) = tasks.join_next().await {
-            if let Err(err) = done {
-                tracing::error!(%err, "informer task failed; stopping every watcher");
+            match done {
+                Err(err) => {
+                    tracing::error!(%err, "informer task failed; stopping every watcher");
+                }
+                Ok(Err(err)) => {
+                    tracing::error!(error = %format!("{err:#}"), "informers cannot go on; stopping every watcher");
+                    outcome = Err(err);
+                }
+                Ok(Ok(())) => {}
             }
             // A watcher only ends on shutdown, a dropped receiver or a panic: stop the rest.
             stop.cancel();
         }
         tracing::info!("informers stopped");
+        outcome
     })
 }
 
@@ -98,23 +122,174 @@ fn watcher_config(config: &InformerConfig) -> watcher::Config {
 }
 
 /// What one watcher task needs.
-struct Ctx {
-    client: kube::Client,
-    scope: Option<String>,
-    config: watcher::Config,
-    tx: Sender<IngestEvent>,
-    status: SyncStatus,
-    metrics: InformerMetrics,
-    shutdown: CancellationToken,
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) client: kube::Client,
+    pub(crate) scope: Option<String>,
+    pub(crate) config: watcher::Config,
+    /// Lists of a polled kind: the page size and the label selector.
+    pub(crate) list: ListParams,
+    pub(crate) list_interval: Duration,
+    pub(crate) rules: RulesFeed,
+    pub(crate) tx: Sender<IngestEvent>,
+    pub(crate) status: SyncStatus,
+    pub(crate) metrics: InformerMetrics,
+    pub(crate) shutdown: CancellationToken,
 }
 
-/// One watcher: kind `K` in one scope.
-async fn run<K: Processor>(ctx: Ctx) {
+impl Ctx {
+    pub(crate) fn new(
+        client: &kube::Client,
+        config: &InformerConfig,
+        tx: &Sender<IngestEvent>,
+        status: &SyncStatus,
+        metrics: &InformerMetrics,
+        shutdown: &CancellationToken,
+    ) -> Ctx {
+        let mut list = ListParams::default().limit(config.page_size);
+        if let Some(sel) = &config.label_selector {
+            list = list.labels(sel);
+        }
+        Ctx {
+            client: client.clone(),
+            scope: None,
+            config: watcher_config(config),
+            list,
+            list_interval: config.list_interval,
+            rules: config.rules.clone(),
+            tx: tx.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        }
+    }
+
+    /// This context for one scope.
+    pub(crate) fn scoped(&self, scope: Option<String>) -> Ctx {
+        Ctx {
+            scope,
+            ..self.clone()
+        }
+    }
+}
+
+/// The events of a watcher (`Access::Watch`) or of periodic lists (`Access::Poll`) over `api`,
+/// with kube's default backoff after errors.
+pub(crate) fn events<K>(api: Api<K>, ctx: &Ctx, access: Access) -> BoxStream<'static, WatchItem<K>>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    match access {
+        Access::Watch => watcher(api, ctx.config.clone()).default_backoff().boxed(),
+        Access::Poll => polled(api, ctx.list.clone(), ctx.list_interval)
+            .default_backoff()
+            .boxed(),
+    }
+}
+
+/// One item of a watcher stream.
+pub(crate) type WatchItem<K> = watcher::Result<watcher::Event<K>>;
+
+/// A kind listed every `interval` instead of watched, as watcher events: `Init`, an
+/// `InitApply` per object (page by page), `InitDone`, then a wait. A failed page is an
+/// `InitialListFailed` error and the list starts over (after the caller's backoff), so the
+/// translator sees exactly what a relisting watcher would show, and objects deleted between
+/// two lists leave the graph when the next list completes.
+pub(crate) fn polled<K>(
+    api: Api<K>,
+    params: ListParams,
+    interval: Duration,
+) -> impl Stream<Item = WatchItem<K>> + Send + 'static
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    enum Step {
+        Start,
+        Page(Option<String>),
+        Done,
+        Wait,
+    }
+    futures::stream::unfold(Step::Start, move |step| {
+        let api = api.clone();
+        let mut params = params.clone();
+        async move {
+            let (items, next) = match step {
+                Step::Start => (vec![Ok(watcher::Event::Init)], Step::Page(None)),
+                Step::Page(token) => {
+                    params.continue_token = token;
+                    match api.list(&params).await {
+                        Ok(list) => {
+                            let next = match list.metadata.continue_ {
+                                Some(c) if !c.is_empty() => Step::Page(Some(c)),
+                                _ => Step::Done,
+                            };
+                            let items = list
+                                .items
+                                .into_iter()
+                                .map(|o| Ok(watcher::Event::InitApply(o)))
+                                .collect();
+                            (items, next)
+                        }
+                        Err(err) => (
+                            vec![Err(watcher::Error::InitialListFailed(err))],
+                            Step::Start,
+                        ),
+                    }
+                }
+                Step::Done => (vec![Ok(watcher::Event::InitDone)], Step::Wait),
+                Step::Wait => {
+                    tokio::time::sleep(interval).await;
+                    (Vec::new(), Step::Start)
+                }
+            };
+            Some((futures::stream::iter(items), next))
+        }
+    })
+    .flatten()
+}
+
+/// One watcher of a built-in kind `K` in one scope. When the kind has rules, the hook gets the
+/// object as JSON (serialized from its type).
+async fn run_typed<K: Processor + serde::Serialize>(ctx: Ctx, access: Access) -> crate::Result<()> {
     let kind = <K as Processor>::kind();
+    let rules = ctx.rules.clone();
+    let scope = ctx.scope.clone();
+    let process = {
+        let kind = kind.clone();
+        move |obj: K| {
+            let mut r = obj.process();
+            rules
+                .current()
+                .apply(&kind, &mut r, || serde_json::to_value(&obj).ok());
+            r
+        }
+    };
+    run(
+        ctx,
+        kind,
+        move |client, ctx| events(K::api(client, scope.as_deref()), ctx, access),
+        process,
+    )
+    .await;
+    Ok(())
+}
+
+/// One watcher (or poller): the stream `make` builds over a client, translated with `process`
+/// into ingest events sent in batches. Every kind of watch (typed, metadata-only, whole
+/// dynamic objects; watched or polled) runs through here: one translation, one status, metrics,
+/// backoff and logging path.
+pub(crate) async fn run<K, S>(
+    ctx: Ctx,
+    kind: Kind,
+    make: impl FnOnce(kube::Client, &Ctx) -> S,
+    mut process: impl FnMut(K) -> Resource,
+) where
+    K: kube::Resource,
+    S: Stream<Item = WatchItem<K>>,
+{
     let (answered_tx, mut answered) = tokio::sync::watch::channel(());
     let client = crate::client::telling_answers(ctx.client.clone(), answered_tx);
-    let api = K::api(client, ctx.scope.as_deref());
-    let mut stream = pin!(watcher(api, ctx.config.clone()).default_backoff());
+    let mut stream = pin!(make(client, &ctx));
     let mut state = Translator::new(kind.clone(), ctx.scope.as_deref().map(Str::from));
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher started");
     let mut out: Vec<IngestEvent> = Vec::with_capacity(SEND_BATCH);
@@ -141,14 +316,14 @@ async fn run<K: Processor>(ctx: Ctx) {
             }
         };
         match item {
-            Some(item) => state.on_item(item, &ctx, &mut out),
+            Some(item) => state.on_item(item, &ctx, &mut process, &mut out),
             None => ended = true,
         }
         // The rest of a listed page is already decoded: take it without waiting, so a page
         // costs one wake-up and the watcher asks for the next page sooner.
         while !ended && out.len() < SEND_BATCH {
             match stream.next().now_or_never() {
-                Some(Some(item)) => state.on_item(item, &ctx, &mut out),
+                Some(Some(item)) => state.on_item(item, &ctx, &mut process, &mut out),
                 Some(None) => ended = true,
                 None => break,
             }
@@ -207,23 +382,25 @@ impl Translator {
         }
     }
 
-    /// Translates one item of the watcher stream into `out`.
-    fn on_item<K: Processor>(
+    /// Translates one item of the watcher stream into `out`, objects through `process`.
+    fn on_item<K: kube::Resource>(
         &mut self,
-        item: watcher::Result<watcher::Event<K>>,
+        item: WatchItem<K>,
         ctx: &Ctx,
+        process: &mut impl FnMut(K) -> Resource,
         out: &mut Vec<IngestEvent>,
     ) {
         match item {
-            Ok(event) => out.extend(self.on_event(event, ctx)),
+            Ok(event) => out.extend(self.on_event(event, ctx, process)),
             Err(err) => self.on_error(&err, ctx),
         }
     }
 
-    fn on_event<K: Processor>(
+    fn on_event<K: kube::Resource>(
         &mut self,
         event: watcher::Event<K>,
         ctx: &Ctx,
+        process: &mut impl FnMut(K) -> Resource,
     ) -> Option<IngestEvent> {
         match event {
             watcher::Event::Init => {
@@ -243,7 +420,7 @@ impl Translator {
             }
             watcher::Event::InitApply(obj) => {
                 self.succeeded(ctx);
-                let resource = obj.process();
+                let resource = process(obj);
                 if resource.uid.as_str().is_empty() {
                     tracing::warn!(kind = %self.kind, name = %resource.name, "object without uid skipped");
                     return None;
@@ -270,7 +447,7 @@ impl Translator {
             }
             watcher::Event::Apply(obj) => {
                 self.succeeded(ctx);
-                let resource = obj.process();
+                let resource = process(obj);
                 if resource.uid.as_str().is_empty() {
                     tracing::warn!(kind = %self.kind, name = %resource.name, "object without uid skipped");
                     return None;
@@ -396,6 +573,9 @@ mod tests {
                 client,
                 scope: None,
                 config: watcher::Config::default(),
+                list: ListParams::default(),
+                list_interval: Duration::from_secs(1),
+                rules: RulesFeed::default(),
                 tx,
                 status,
                 metrics: InformerMetrics::unregistered(),
@@ -412,6 +592,11 @@ mod tests {
         }
     }
 
+    /// The ConfigMap processor, as the typed watcher calls it.
+    fn processor() -> impl FnMut(ConfigMap) -> Resource {
+        |obj: ConfigMap| obj.process()
+    }
+
     fn api_error(code: u16) -> kube::Error {
         kube::Error::Api(Box::new(
             kube::core::Status::failure("nope", "Forbidden").with_code(code),
@@ -421,8 +606,9 @@ mod tests {
     #[tokio::test]
     async fn list_cycle_and_forbidden() {
         let (ctx, _rx) = ctx();
+        let mut process = processor();
         let mut t = Translator::new(Kind::ConfigMap, None);
-        let started = t.on_event::<ConfigMap>(watcher::Event::Init, &ctx);
+        let started = t.on_event(watcher::Event::Init, &ctx, &mut process);
         assert!(matches!(
             started,
             Some(IngestEvent::ListStarted {
@@ -434,16 +620,21 @@ mod tests {
         assert!(ctx.status.is_forbidden(&Kind::ConfigMap));
         // The watcher starts over: a second Init sends nothing new.
         assert!(
-            t.on_event::<ConfigMap>(watcher::Event::Init, &ctx)
+            t.on_event(watcher::Event::Init, &ctx, &mut process)
                 .is_none()
         );
         assert!(!ctx.status.all_listed());
         // Through `on_item`, as the watcher task calls it.
         let mut up = Vec::new();
-        t.on_item(Ok(watcher::Event::InitApply(cm("a"))), &ctx, &mut up);
+        t.on_item(
+            Ok(watcher::Event::InitApply(cm("a"))),
+            &ctx,
+            &mut process,
+            &mut up,
+        );
         assert!(matches!(&up[..], [IngestEvent::Upsert(r)] if r.name == "a"));
         assert!(!ctx.status.is_forbidden(&Kind::ConfigMap));
-        let done = t.on_event::<ConfigMap>(watcher::Event::InitDone, &ctx);
+        let done = t.on_event(watcher::Event::InitDone, &ctx, &mut process);
         match &done {
             Some(IngestEvent::ListCompleted { seen, .. }) => {
                 assert_eq!(seen.len(), 1);
@@ -452,7 +643,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(ctx.status.all_listed());
-        let del = t.on_event(watcher::Event::Delete(cm("a")), &ctx);
+        let del = t.on_event(watcher::Event::Delete(cm("a")), &ctx, &mut process);
         assert_eq!(
             del,
             Some(IngestEvent::Delete {
@@ -462,10 +653,10 @@ mod tests {
         );
         // A relist starts a fresh seen set.
         assert!(
-            t.on_event::<ConfigMap>(watcher::Event::Init, &ctx)
+            t.on_event(watcher::Event::Init, &ctx, &mut process)
                 .is_some()
         );
-        match &t.on_event::<ConfigMap>(watcher::Event::InitDone, &ctx) {
+        match &t.on_event(watcher::Event::InitDone, &ctx, &mut process) {
             Some(IngestEvent::ListCompleted { seen, .. }) => assert!(seen.is_empty()),
             other => panic!("unexpected {other:?}"),
         }
@@ -477,6 +668,7 @@ mod tests {
     #[tokio::test]
     async fn a_retry_streak_is_one_state_until_something_succeeds() {
         let (ctx, _rx) = ctx();
+        let mut process = processor();
         let mut t = Translator::new(Kind::ConfigMap, None);
         for code in [500, 500, 429] {
             t.on_error(&watcher::Error::WatchStartFailed(api_error(code)), &ctx);
@@ -495,7 +687,12 @@ mod tests {
         // An event ends the streak: no longer retrying, the error forgotten.
         assert!(ctx.status.report()[0].last_error.is_some());
         let mut out = Vec::new();
-        t.on_item(Ok(watcher::Event::Apply(cm("a"))), &ctx, &mut out);
+        t.on_item(
+            Ok(watcher::Event::Apply(cm("a"))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
         assert!(!t.failing);
         let report = &ctx.status.report()[0];
         assert!(

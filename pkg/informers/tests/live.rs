@@ -114,6 +114,7 @@ async fn shutdown_ends_the_task() {
     h.shutdown.cancel();
     common::within(10, "informer task end", &mut h.task)
         .await
+        .unwrap()
         .unwrap();
 }
 
@@ -126,6 +127,7 @@ async fn dropping_the_receiver_ends_the_task() {
     drop(std::mem::replace(&mut h.rx, rx));
     common::within(10, "informer task end", &mut h.task)
         .await
+        .unwrap()
         .unwrap();
 }
 
@@ -178,7 +180,8 @@ async fn streaming_lists_and_small_pages_with_a_selector() {
     for (streaming, want) in [(true, 7), (false, 4)] {
         let config = astrolabe_informers::InformerConfig::from_flags(
             &["configmaps".to_owned()],
-            &[],
+            None,
+            astrolabe_informers::Discover::Builtin,
             &[],
             (!streaming).then_some("keep=yes"),
             2,

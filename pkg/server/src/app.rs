@@ -106,9 +106,10 @@ pub async fn serve(
     announce: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
     let cluster = &config.cluster;
-    let informer_config = InformerConfig::from_flags(
+    let mut informer_config = InformerConfig::from_flags(
         &cluster.kinds,
-        &cluster.exclude_kinds,
+        cluster.exclude_kinds.as_deref(),
+        cluster.discover,
         &cluster.namespaces,
         cluster.label_selector.as_deref(),
         cluster.page_size,
@@ -117,6 +118,9 @@ pub async fn serve(
     .map_err(ServerError::InformerConfig)?;
     // Before recovery, so the edge kinds rules declare read back with their directions.
     let (rules, rules_text) = crate::rules::load(&cluster.rules).map_err(ServerError::Rules)?;
+    informer_config.max_watches = cluster.max_watches;
+    informer_config.list_interval = cluster.list_interval;
+    informer_config.rediscover_interval = cluster.rediscover_interval;
     let grace = config.server.shutdown_grace;
     let registry = Registry::new();
     let rules_metrics = crate::rules::RulesMetrics::register(&registry).map_err(|source| {

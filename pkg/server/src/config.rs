@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use astrolabe_informers::Discover;
+pub use astrolabe_informers::config::{
+    DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES, DEFAULT_REDISCOVER_INTERVAL,
+};
 pub use astrolabe_persist::{RedisTarget, RedisTls};
 
 pub use astrolabe_persist::snapshotter::DEFAULT_SNAPSHOT_EVERY_CHANGES;
@@ -31,10 +35,19 @@ pub struct ClusterConfig {
     pub namespaces: Vec<String>,
     /// Server-side label selector for every watched kind.
     pub label_selector: Option<String>,
-    /// Kinds to watch (empty: all).
+    /// Kind patterns to watch (empty: all); see `astrolabe_informers::select`.
     pub kinds: Vec<String>,
-    /// Kinds not to watch.
-    pub exclude_kinds: Vec<String>,
+    /// Kind patterns not to watch (`None`: the default exclusions,
+    /// `astrolabe_informers::select::DEFAULT_EXCLUDED`).
+    pub exclude_kinds: Option<Vec<String>>,
+    /// The built-in kinds only, or every kind the API server serves.
+    pub discover: Discover,
+    /// At most this many kinds are watched; the rest are listed every `list_interval`.
+    pub max_watches: usize,
+    /// Time between two lists of a kind past the watch cap.
+    pub list_interval: Duration,
+    /// Time between two discoveries.
+    pub rediscover_interval: Duration,
     /// List page size.
     pub page_size: u32,
     /// Streaming lists (WatchList) instead of paginated lists.
@@ -51,7 +64,11 @@ impl Default for ClusterConfig {
             namespaces: Vec::new(),
             label_selector: None,
             kinds: Vec::new(),
-            exclude_kinds: Vec::new(),
+            exclude_kinds: None,
+            discover: Discover::All,
+            max_watches: DEFAULT_MAX_WATCHES,
+            list_interval: DEFAULT_LIST_INTERVAL,
+            rediscover_interval: DEFAULT_REDISCOVER_INTERVAL,
             page_size: 500,
             streaming_lists: false,
             rules: crate::rules::RulesConfig::default(),

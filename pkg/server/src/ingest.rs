@@ -23,8 +23,9 @@ pub enum IngestError {
 /// The running pipeline.
 #[derive(Debug)]
 pub struct Ingest {
-    /// The informers' task; ends after [`Ingest::stop`] is cancelled.
-    pub informers: JoinHandle<()>,
+    /// The informers' task; ends after [`Ingest::stop`] is cancelled, or with an error when
+    /// the selection names a kind the cluster does not serve.
+    pub informers: JoinHandle<astrolabe_informers::Result<()>>,
     /// The apply loop; ends with the number of changes applied once the informers are gone and
     /// it has drained the channel.
     pub apply: JoinHandle<u64>,

@@ -1,5 +1,5 @@
-//! Readiness: the graph is hydrated (recovered, or nothing to recover) and every watched kind
-//! has completed its first list. A kind the API server forbids (403) is reported but does not
+//! Readiness: the graph is hydrated (recovered, or nothing to recover), the first discovery of
+//! the API server's kinds is done and every watched kind has completed its first list. A kind the API server forbids (403) is reported but does not
 //! hold readiness back: the graph is as complete as RBAC allows, and waiting would never end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,9 @@ impl ReadinessSource for AppReadiness {
             .into_iter()
             .map(|k| KindReadiness {
                 kind: k.kind,
+                mode: k.mode.to_owned(),
+                access: k.access.to_owned(),
+                state: k.state.to_owned(),
                 listed: k.listed,
                 forbidden: k.forbidden,
                 retrying: k.retrying,
@@ -49,9 +52,11 @@ impl ReadinessSource for AppReadiness {
             })
             .collect();
         let hydrated = self.hydrated.load(Ordering::Acquire);
-        let synced = kinds.iter().all(|k| k.listed || k.forbidden);
+        let discovering = self.sync.is_discovering();
+        let synced = !discovering && kinds.iter().all(|k| k.listed || k.forbidden);
         let source = match (synced, self.origin) {
             (true, _) => "synced",
+            (false, _) if discovering => "discovering the API server's kinds",
             (false, Origin::Recovered) => "recovered, not yet synced",
             (false, _) => "empty, syncing",
         };
@@ -72,5 +77,5 @@ impl ReadinessSource for AppReadiness {
 /// the cluster lets it be.
 pub fn graph_complete(sync: &SyncStatus) -> bool {
     let kinds = sync.report();
-    !kinds.is_empty() && kinds.iter().all(|k| k.listed || k.forbidden)
+    !sync.is_discovering() && !kinds.is_empty() && kinds.iter().all(|k| k.listed || k.forbidden)
 }

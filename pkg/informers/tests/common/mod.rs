@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use astrolabe_informers::{InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
+use astrolabe_informers::{Discover, InformerConfig, InformerMetrics, IngestEvent, SyncStatus};
 use astrolabe_kubesim::Sim;
 use astrolabe_model::Kind;
 use astrolabe_testkit::Emulator;
@@ -23,21 +23,25 @@ pub struct Harness {
     pub rx: Receiver<IngestEvent>,
     pub status: SyncStatus,
     pub registry: prometheus::Registry,
-    pub task: JoinHandle<()>,
+    pub task: JoinHandle<astrolabe_informers::Result<()>>,
     /// Stops the informers.
     pub shutdown: CancellationToken,
     pub emulator: Emulator,
 }
 
 impl Harness {
-    /// Serves `sim` and starts informers for `kinds` (all kinds when empty).
+    /// Serves `sim` and starts typed informers for `kinds` (all built-in kinds when empty; no
+    /// discovery).
     pub async fn start(sim: Sim, kinds: &[Kind]) -> Self {
         Self::start_with(sim, kinds, &[]).await
     }
 
     /// Like [`Harness::start`], watching namespaced kinds only in `namespaces` (all when empty).
     pub async fn start_with(sim: Sim, kinds: &[Kind], namespaces: &[&str]) -> Self {
-        let mut config = InformerConfig::default();
+        let mut config = InformerConfig {
+            discover: Discover::Builtin,
+            ..InformerConfig::default()
+        };
         if !kinds.is_empty() {
             config.kinds = kinds.to_vec();
         }
@@ -62,6 +66,7 @@ impl Harness {
         let config = InformerConfig {
             kinds: kinds.to_vec(),
             namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            discover: Discover::Builtin,
             ..InformerConfig::default()
         };
         Self::connect(sim, config, addr, emulator)

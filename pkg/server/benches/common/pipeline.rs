@@ -34,6 +34,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn start(url: &str) -> Result<Self> {
+        Self::start_config(url, InformerConfig::default())
+    }
+
+    /// [`Pipeline::start`] with informers configured by `config`.
+    pub fn start_config(url: &str, config: InformerConfig) -> Result<Self> {
         let client = astrolabe_informers::client_for_url(url)?;
         let registry = Registry::new();
         let graph = SharedGraph::new();
@@ -42,13 +47,7 @@ impl Pipeline {
         readiness.set_hydrated();
         let feed = ChangeFeed::new(ServerConfig::default().watch_history, 1024);
         let outputs = ApplyOutputs::new(graph.clone(), feed, None, &registry)?;
-        let ingest = Ingest::spawn(
-            client,
-            InformerConfig::default(),
-            sync.clone(),
-            &registry,
-            outputs,
-        )?;
+        let ingest = Ingest::spawn(client, config, sync.clone(), &registry, outputs)?;
         Ok(Self {
             graph,
             sync,
@@ -118,7 +117,7 @@ impl Pipeline {
             "informers to stop",
             self.ingest.informers,
         )
-        .await??;
+        .await???;
         within(
             Duration::from_secs(10),
             "the apply loop to drain",
