@@ -1,7 +1,7 @@
 //! `InformerConfig`: which kinds to watch, where, and how; [`Rules`], the seam through which the
 //! relationship rules see whole objects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +46,17 @@ pub struct Rules {
     pub kinds: HashSet<Kind>,
     /// Applies them (none: the kinds are still read whole, nothing is added).
     pub hook: Option<RuleHook>,
+    /// A fingerprint of each kind's rules: when a new set gives a kind another one, its
+    /// watchers list it again, so every object is judged by the rules now in force.
+    pub fingerprints: HashMap<Kind, u64>,
 }
 
 impl Rules {
+    /// The fingerprint of `kind`'s rules (0 without rules).
+    pub fn fingerprint(&self, kind: &Kind) -> u64 {
+        self.fingerprints.get(kind).copied().unwrap_or(0)
+    }
+
     /// Runs the hook on `resource` when `kind` has rules, with the object as `json` makes it
     /// (called only then: a kind without rules costs no JSON).
     pub(crate) fn apply(
@@ -386,6 +394,7 @@ mod tests {
         let rules = Rules {
             kinds: [Kind::ConfigMap].into_iter().collect(),
             hook: Some(hook),
+            ..Rules::default()
         };
         let mut r = Resource::new("u", Kind::ConfigMap, "ns", "a");
         rules.apply(&Kind::ConfigMap, &mut r, || {

@@ -468,6 +468,7 @@ mod tests {
         rules.set(Rules {
             kinds: [kind.clone()].into_iter().collect(),
             hook: None,
+            ..Rules::default()
         });
         s.reconcile().await;
         assert_eq!(plan(&s, &kind).expect("watched").mode, Mode::Full);

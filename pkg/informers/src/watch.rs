@@ -281,7 +281,7 @@ async fn run_typed<K: Processor + serde::Serialize>(ctx: Ctx, access: Access) ->
 pub(crate) async fn run<K, S>(
     ctx: Ctx,
     kind: Kind,
-    make: impl FnOnce(kube::Client, &Ctx) -> S,
+    make: impl Fn(kube::Client, &Ctx) -> S,
     mut process: impl FnMut(K) -> Resource,
 ) where
     K: kube::Resource,
@@ -289,8 +289,13 @@ pub(crate) async fn run<K, S>(
 {
     let (answered_tx, mut answered) = tokio::sync::watch::channel(());
     let client = crate::client::telling_answers(ctx.client.clone(), answered_tx);
-    let mut stream = pin!(make(client, &ctx));
+    let mut stream = pin!(make(client.clone(), &ctx));
     let mut state = Translator::new(kind.clone(), ctx.scope.as_deref().map(Str::from));
+    // A reload that changes this kind's rules lists it again (a new stream), so every object is
+    // judged by the rules in force.
+    let mut rules = ctx.rules.clone();
+    let mut rules_live = true;
+    let mut fingerprint = rules.current().fingerprint(&kind);
     tracing::debug!(%kind, scope = ?ctx.scope, "watcher started");
     let mut out: Vec<IngestEvent> = Vec::with_capacity(SEND_BATCH);
     let mut ended = false;
@@ -304,6 +309,16 @@ pub(crate) async fn run<K, S>(
             () = ctx.shutdown.cancelled() => break,
             () = ctx.tx.closed() => break,
             item = stream.next() => item,
+            live = rules.changed(), if rules_live => {
+                rules_live = live;
+                let now = rules.current().fingerprint(&kind);
+                if now != fingerprint {
+                    fingerprint = now;
+                    tracing::info!(kind = %kind.qualified(), scope = ?ctx.scope, "rules changed; listing again");
+                    stream.set(make(client.clone(), &ctx));
+                }
+                continue;
+            }
             Ok(()) = answered.changed(), if state.failing && recovers_at.is_none() => {
                 recovers_at = Some(tokio::time::Instant::now() + RECOVERED_AFTER);
                 continue;

@@ -207,6 +207,9 @@ pub async fn serve(
         },
         http_stop.clone(),
     )));
+    let (rules_feed, _rules_feed_task) =
+        crate::rules::spawn_informer_feed(&rules, shutdown.child_token());
+    informer_config.rules = rules_feed;
     let ingest = Ingest::spawn(client, informer_config, sync, &registry, outputs)
         .map_err(ServerError::Ingest)?;
     let informer_stop = ingest.stop;

@@ -2,8 +2,14 @@
 //! stops the server with its file, line, rule and reason) and reloaded when the file changes (a
 //! bad edit is refused, logged and counted; the rules in force stay).
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use astrolabe_informers::config::{RuleHook, Rules, RulesFeed};
+use astrolabe_model::{Kind, Resource};
 
 use astrolabe_rules::{ActiveRules, RuleSet, RulesError};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
@@ -189,6 +195,63 @@ fn refuse(active: &ActiveRules, metrics: &RulesMetrics, err: &RulesLoadError) {
 
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// What the informers need of a rule set: the kinds with rules, a fingerprint of each kind's
+/// rules, and the hook that adds the references the rules find to a resource.
+pub fn informer_rules(set: Arc<RuleSet>) -> Rules {
+    let mut kinds = HashSet::new();
+    let mut fingerprints = HashMap::new();
+    for from in set.kinds() {
+        let kind = from.to_kind();
+        let mut hasher = std::hash::DefaultHasher::new();
+        for rule in set.rules_for(&from.group, &from.kind) {
+            format!("{rule:?}").hash(&mut hasher);
+        }
+        fingerprints.insert(kind.clone(), hasher.finish());
+        kinds.insert(kind);
+    }
+    let hook: RuleHook = Arc::new(
+        move |kind: &Kind, object: &serde_json::Value, r: &mut Resource| {
+            let namespace = (!r.namespace.is_empty()).then_some(r.namespace.as_str());
+            let found = set.evaluate(kind.group(), kind.as_str(), namespace, object);
+            let references: Vec<_> = found
+                .iter()
+                .filter_map(|found| found.to_reference(&r.namespace))
+                .collect();
+            r.references.extend(references);
+        },
+    );
+    Rules {
+        kinds,
+        hook: Some(hook),
+        fingerprints,
+    }
+}
+
+/// Keeps the informers' rules in step with the rules in force: each accepted reload is handed
+/// on, and the watchers of kinds whose rules changed list them again.
+pub fn spawn_informer_feed(
+    active: &ActiveRules,
+    shutdown: CancellationToken,
+) -> (RulesFeed, JoinHandle<()>) {
+    let (sender, feed) = RulesFeed::channel(informer_rules(active.get()));
+    let mut changes = active.subscribe();
+    let active = active.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    sender.set(informer_rules(active.get()));
+                }
+            }
+        }
+    });
+    (feed, task)
 }
 
 #[cfg(test)]
