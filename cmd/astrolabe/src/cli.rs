@@ -73,7 +73,8 @@ pub struct ClusterArgs {
     pub kinds: Vec<String>,
     /// Kinds not to watch (comma-separated patterns). Given, it replaces the default list
     /// (Event, Event.events.k8s.io, Lease.coordination.k8s.io, Endpoints.core,
-    /// ComponentStatus.core); `--exclude-kinds=` excludes nothing. A kind `--kinds` names
+    /// ComponentStatus.core, CustomResourceDefinition.apiextensions.k8s.io); `--exclude-kinds=`
+    /// excludes nothing. A kind `--kinds` names
     /// without a glob is watched despite the default list.
     #[arg(long, env = "EXCLUDE_KINDS", value_delimiter = ',')]
     pub exclude_kinds: Option<Vec<String>>,

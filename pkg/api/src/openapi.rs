@@ -76,17 +76,22 @@ impl Modify for CommonErrors {
             .get_or_insert_with(Default::default)
             .add_security_scheme(BEARER, SecurityScheme::Http(bearer));
         for (path, item) in &mut doc.paths.paths {
+            let authenticated = !auth::OPEN_PATHS.contains(&path.as_str());
             if let Some(get) = item.get.as_mut() {
-                add_common_errors(get, !auth::OPEN_PATHS.contains(&path.as_str()));
+                add_common_errors(get, authenticated);
+            }
+            if let Some(post) = item.post.as_mut() {
+                add_common_errors(post, authenticated);
             }
         }
     }
 }
 
 fn add_common_errors(op: &mut Operation, authenticated: bool) {
-    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_params =
+        op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
     let mut errors = vec![
-        ("405", "Only GET (and HEAD) is served."),
+        ("405", "Another method than the route's."),
         ("500", "Internal error (logged; the body is generic)."),
         (
             "503",
@@ -94,7 +99,7 @@ fn add_common_errors(op: &mut Operation, authenticated: bool) {
         ),
     ];
     if has_params {
-        errors.push(("400", "A malformed parameter."));
+        errors.push(("400", "A malformed parameter or body."));
     }
     if authenticated {
         op.security = Some(vec![
@@ -148,7 +153,11 @@ mod tests {
         let scheme = &doc["components"]["securitySchemes"][BEARER];
         assert_eq!(scheme["scheme"], "bearer", "{scheme}");
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-            let get = &item["get"];
+            let get = if item["get"].is_null() {
+                &item["post"]
+            } else {
+                &item["get"]
+            };
             let open = auth::OPEN_PATHS.contains(&path.as_str());
             assert_eq!(get["security"].is_null(), open, "{path}");
             assert_eq!(get["responses"]["401"].is_null(), open, "{path}");

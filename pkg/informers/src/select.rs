@@ -19,14 +19,16 @@ use crate::{Error, Result};
 /// names one of them without a glob: high churn and no graph value. Events (both groups) are a
 /// record of what happened, not state; Leases are renewed every few seconds by every controller
 /// and node; `Endpoints` duplicates `EndpointSlice`s; `ComponentStatus` is deprecated and
-/// answered by probing the control plane on every list; `Binding` and the review kinds are
-/// create-only.
+/// answered by probing the control plane on every list; `CustomResourceDefinition`s are
+/// schemas (watched anyway, apart, to follow the kinds they define); `Binding` and the review
+/// kinds are create-only.
 pub const DEFAULT_EXCLUDED: &[&str] = &[
     "Event",
     "Event.events.k8s.io",
     "Lease.coordination.k8s.io",
     "Endpoints.core",
     "ComponentStatus.core",
+    "CustomResourceDefinition.apiextensions.k8s.io",
 ];
 
 /// One `--kinds` / `--exclude-kinds` pattern.

@@ -1,14 +1,12 @@
-//! Initial sync of N objects of a kind outside the table, metadata-only: Astrolabe's dynamic
-//! watcher into the graph against a plain kube-rs reflector over `PartialObjectMeta` of the
-//! same kind, in the same run and emulator. The objects are core `Endpoints` (served by the
-//! emulator, outside the table of built-in kinds, so discovered and watched as any custom kind
-//! would be) until the emulator serves CRDs.
+//! Initial sync of N custom objects (cert-manager Certificates, from the emulator's CRD) in the
+//! same run and emulator, two ways:
 //!
-//! (a) The server's `Ingest` with `--kinds=Endpoints` (discovery, the dynamic metadata-only
-//!     watcher, the ingest channel, the apply loop) until readiness says ready and the graph
-//!     holds every object.
-//! (b) A kube-rs `reflector` over `Api<PartialObjectMeta<DynamicObject>>` (default watcher
-//!     config) until its store is ready.
+//! - **metadata-only** (the kind without rules): the server's `Ingest` with
+//!   `--kinds=Certificate.cert-manager.io` and no rules (discovery, the dynamic metadata-only
+//!   watcher, the ingest channel, the apply loop) until the graph holds every object, against a
+//!   kube-rs `reflector` over `Api<PartialObjectMeta<DynamicObject>>` until its store is ready;
+//! - **with rules** (the built-in pack): the kind read whole (`DynamicObject`) and every object
+//!   through the rules, against a kube-rs `reflector` over `Api<DynamicObject>`.
 //!
 //! `CUSTOM_SYNC_OBJECTS=100000 cargo bench -p astrolabe-server --bench custom_sync` (or
 //! `-- --objects 100000`; default 10 000). Figures go to docs/benchmarks.md.
@@ -19,7 +17,7 @@ mod common;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use astrolabe_informers::{Discover, InformerConfig};
+use astrolabe_informers::{Discover, InformerConfig, Rules, RulesFeed};
 use astrolabe_kubesim::{Sim, SimConfig};
 use common::pipeline::{SYNC_TIMEOUT, process_cpu_seconds};
 use common::{Emulator, Pipeline, Versus, figure, within};
@@ -58,50 +56,81 @@ fn objects_wanted() -> Result<usize> {
 async fn run() -> Result<()> {
     let n = objects_wanted()?;
     let sim = Sim::new(SimConfig::default());
-    for i in 0..n {
+    sim.install_crds()?;
+    for i in 0..50 {
         sim.create(
-            "Endpoints",
-            serde_json::json!({"metadata": {"name": format!("ep-{i}"), "namespace": format!("ns-{}", i % 50),
-                "labels": {"app": format!("app-{}", i % 100)}},
-                "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}),
+            "Namespace",
+            serde_json::json!({"metadata": {"name": format!("ns-{i}")}}),
+        )?;
+    }
+    for i in 0..n {
+        let ns = format!("ns-{}", i % 50);
+        sim.create(
+            "Certificate",
+            serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "metadata": {"name": format!("cert-{i}"), "namespace": ns,
+                    "labels": {"app": format!("app-{}", i % 100)}},
+                "spec": {"secretName": format!("cert-{i}-tls"), "dnsNames": [format!("app-{i}.example.com")],
+                    "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}}),
         )?;
     }
     let emulator = Emulator::try_serve(sim.clone()).await?;
-    println!("custom_sync: {n} Endpoints objects in the emulator");
-    let (mut ours, mut theirs) = (0.0f64, 0.0f64);
-    for round in 0..ROUNDS {
-        if round % 2 == 1 {
-            theirs = theirs.max(reflector_sync(&emulator.url(), n).await?);
+    println!("custom_sync: {n} Certificates in the emulator");
+    for with_rules in [false, true] {
+        let (mut ours, mut theirs) = (0.0f64, 0.0f64);
+        for round in 0..ROUNDS {
+            if round % 2 == 1 {
+                theirs = theirs.max(reflector_sync(&emulator.url(), n, with_rules).await?);
+            }
+            ours = ours.max(astrolabe_sync(&emulator.url(), n, with_rules).await?);
+            if round % 2 == 0 {
+                theirs = theirs.max(reflector_sync(&emulator.url(), n, with_rules).await?);
+            }
         }
-        ours = ours.max(astrolabe_sync(&emulator.url(), n).await?);
-        if round % 2 == 0 {
-            theirs = theirs.max(reflector_sync(&emulator.url(), n).await?);
-        }
+        let ratio = ours / theirs;
+        let (mode, baseline) = if with_rules {
+            ("rules", "kube DynamicObject reflector")
+        } else {
+            ("metadata", "kube metadata reflector")
+        };
+        figure(
+            &format!(
+                "custom_sync/{}_reflector_objects_per_s",
+                if with_rules { "dynamic" } else { "metadata" }
+            ),
+            theirs,
+            "objects/s",
+            None,
+        );
+        figure(
+            &format!("custom_sync/astrolabe_{mode}_objects_per_s"),
+            ours,
+            "objects/s",
+            Some(Versus {
+                ratio,
+                baseline,
+                target: ">= 0.80x",
+                met: ratio >= TARGET_RATIO,
+            }),
+        );
     }
-    let ratio = ours / theirs;
-    figure(
-        "custom_sync/metadata_reflector_objects_per_s",
-        theirs,
-        "objects/s",
-        None,
-    );
-    figure(
-        "custom_sync/astrolabe_metadata_objects_per_s",
-        ours,
-        "objects/s",
-        Some(Versus {
-            ratio,
-            baseline: "kube metadata reflector",
-            target: ">= 0.80x",
-            met: ratio >= TARGET_RATIO,
-        }),
-    );
     Ok(())
 }
 
-/// (a) Discovery and the dynamic metadata-only watcher into the graph; objects per second.
-async fn astrolabe_sync(url: &str, n: usize) -> Result<f64> {
-    let config = InformerConfig::selecting(&["Endpoints"], None, Discover::All)?;
+/// Discovery and the dynamic watcher into the graph, metadata-only or whole with the built-in
+/// rules; objects per second.
+async fn astrolabe_sync(url: &str, n: usize, with_rules: bool) -> Result<f64> {
+    let mut config =
+        InformerConfig::selecting(&["Certificate.cert-manager.io"], None, Discover::All)?;
+    config.rules = if with_rules {
+        let set = astrolabe_rules::RuleSet::builtin();
+        set.declare_edges()?;
+        RulesFeed::fixed(astrolabe_server::rules::informer_rules(
+            std::sync::Arc::new(set),
+        ))
+    } else {
+        RulesFeed::fixed(Rules::default())
+    };
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let pipeline = Pipeline::start_config(url, config)?;
@@ -115,35 +144,53 @@ async fn astrolabe_sync(url: &str, n: usize) -> Result<f64> {
     Ok(n as f64 / seconds)
 }
 
-/// (b) A kube-rs metadata reflector over the same kind; objects per second.
-async fn reflector_sync(url: &str, n: usize) -> Result<f64> {
+/// A kube-rs reflector over the same kind, of metadata or of whole objects; objects per second.
+async fn reflector_sync(url: &str, n: usize, whole: bool) -> Result<f64> {
     let client = astrolabe_informers::client_for_url(url)?;
     let ar = ApiResource {
-        group: String::new(),
+        group: "cert-manager.io".into(),
         version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "Endpoints".into(),
-        plural: "endpoints".into(),
+        api_version: "cert-manager.io/v1".into(),
+        kind: "Certificate".into(),
+        plural: "certificates".into(),
     };
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
-    let writer = reflector::store::Writer::new(ar.clone());
-    let store = writer.as_reader();
-    let stream = reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
-    let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-    within(
-        SYNC_TIMEOUT,
-        "the reflector store to be ready",
-        store.wait_until_ready(),
-    )
-    .await??;
+    let (drain, ready, stored): (_, _, Box<dyn Fn() -> usize + Send>) = if whole {
+        let api: Api<DynamicObject> = Api::all_with(client, &ar);
+        let writer = reflector::store::Writer::new(ar.clone());
+        let store = writer.as_reader();
+        let stream = reflector(
+            writer,
+            watcher(api, watcher::Config::default()).default_backoff(),
+        );
+        let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+        let waiting = store.clone();
+        (
+            drain,
+            futures::future::FutureExt::boxed(async move { waiting.wait_until_ready().await }),
+            Box::new(move || store.state().len()),
+        )
+    } else {
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
+        let writer = reflector::store::Writer::new(ar.clone());
+        let store = writer.as_reader();
+        let stream = reflector(
+            writer,
+            watcher(api, watcher::Config::default()).default_backoff(),
+        );
+        let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+        let waiting = store.clone();
+        (
+            drain,
+            futures::future::FutureExt::boxed(async move { waiting.wait_until_ready().await }),
+            Box::new(move || store.state().len()),
+        )
+    };
+    within(SYNC_TIMEOUT, "the reflector store to be ready", ready).await??;
     let seconds = started.elapsed().as_secs_f64();
     drain.abort();
-    let stored = store.state().len();
+    let stored = stored();
     if stored != n {
         bail!("the reflector store holds {stored} objects, expected {n}");
     }

@@ -56,8 +56,9 @@ impl ReadinessSource for AppReadiness {
         let synced = !discovering && kinds.iter().all(|k| k.listed || k.forbidden);
         let source = match (synced, self.origin) {
             (true, _) => "synced",
-            (false, _) if discovering => "discovering the API server's kinds",
+            // The graph's origin first: a recovered graph is served while discovery waits.
             (false, Origin::Recovered) => "recovered, not yet synced",
+            (false, _) if discovering => "discovering the API server's kinds",
             (false, _) => "empty, syncing",
         };
         ReadinessReport {
