@@ -230,6 +230,13 @@ async fn custom_kinds_and_rules_end_to_end() {
     let (_, body) = server.get(cert).await.unwrap();
     assert_eq!(body["resource"]["apiVersion"], "cert-manager.io/v1");
     assert_eq!(body["resource"]["kind"], "Certificate");
+    // kind= accepts the CRD's short name, as kubectl does.
+    let (status, by_short) = server
+        .get("/api/v1/namespaces/apps/cert/web")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{by_short}");
+    assert_eq!(by_short["resource"]["uid"], body["resource"]["uid"]);
 
     // What breaks if the Secret goes: the Certificate that writes it, the Gateway serving it.
     let (_, secret) = server

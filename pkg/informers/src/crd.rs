@@ -59,7 +59,18 @@ pub fn served(crd: &CustomResourceDefinition) -> Option<Served> {
         kind: spec.names.kind.clone(),
         plural: spec.names.plural.clone(),
     };
-    Served::new(resource, spec.scope == "Namespaced")
+    let served = Served::new(resource, spec.scope == "Namespaced")?;
+    // kubectl's other names for the kind, so that `kind=` parameters accept them too.
+    let names = &spec.names;
+    astrolabe_model::Kind::register_names(
+        &served.kind,
+        names
+            .singular
+            .iter()
+            .chain(names.short_names.iter().flatten())
+            .map(String::as_str),
+    );
+    Some(served)
 }
 
 /// Watches CRDs until `shutdown`, sending what changes to `tx`. Errors are retried with kube's
