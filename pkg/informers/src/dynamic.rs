@@ -343,15 +343,46 @@ async fn watch_dynamic(ctx: Ctx, kind: Kind, plan: Plan) {
                     let mut r = from_meta(k.clone(), &obj.metadata);
                     r.status = exists(&k);
                     let mut r = finish(r);
-                    rules
-                        .current()
-                        .apply(&k, &mut r, || serde_json::to_value(&obj).ok());
+                    rules.current().apply(&k, &mut r, || Some(rule_view(obj)));
                     r
                 },
             )
             .await;
         }
     }
+}
+
+/// The object as rules read it, built by moving its contents rather than copying them: its
+/// fields (`spec`, `status`, ...), `apiVersion`, `kind`, and the parts of `metadata` rules may
+/// read (name, namespace, labels, annotations; not `managedFields`).
+fn rule_view(obj: DynamicObject) -> serde_json::Value {
+    let mut map = match obj.data {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(types) = obj.types {
+        map.insert("apiVersion".into(), types.api_version.into());
+        map.insert("kind".into(), types.kind.into());
+    }
+    let m = obj.metadata;
+    let mut meta = serde_json::Map::new();
+    let strings = |v: std::collections::BTreeMap<String, String>| {
+        serde_json::Value::Object(v.into_iter().map(|(k, v)| (k, v.into())).collect())
+    };
+    if let Some(name) = m.name {
+        meta.insert("name".into(), name.into());
+    }
+    if let Some(namespace) = m.namespace {
+        meta.insert("namespace".into(), namespace.into());
+    }
+    if let Some(labels) = m.labels {
+        meta.insert("labels".into(), strings(labels));
+    }
+    if let Some(annotations) = m.annotations {
+        meta.insert("annotations".into(), strings(annotations));
+    }
+    map.insert("metadata".into(), serde_json::Value::Object(meta));
+    serde_json::Value::Object(map)
 }
 
 /// A kind outside the table read metadata-only: identity, labels, kept annotations, owners.
