@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use astrolabe_model::{Dependency, EdgeKind, Kind, ObjectKey, Uid};
+use astrolabe_model::{EdgeKind, Kind, ObjectKey, Uid};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::{json_response, with_seq};
@@ -262,10 +262,6 @@ pub async fn kinds() -> Response {
     Json(body).into_response()
 }
 
-fn dependency_name(d: Dependency) -> &'static str {
-    d.as_str()
-}
-
 /// Which end of an edge depends on the other.
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "kebab-case")]
@@ -301,7 +297,7 @@ pub async fn edge_kinds() -> Response {
         .into_iter()
         .map(|e| EdgeKindJson {
             name: e.as_str(),
-            dependency: dependency_name(e.dependency()),
+            dependency: e.dependency().as_str(),
             description: e.description(),
             declared: !e.is_builtin(),
         })

@@ -24,12 +24,7 @@ pub struct Dangling {
 impl Dangling {
     /// The missing target's kind.
     pub fn target_kind(&self) -> &Kind {
-        match &self.target {
-            Target::Uid { kind, .. }
-            | Target::Selector { kind, .. }
-            | Target::SelectorIn { kind, .. } => kind,
-            Target::Key(key) => &key.kind,
-        }
+        self.target.kind()
     }
 
     /// The missing target as text: `ConfigMap/ns/name`, `uid:<uid> (Kind/name)`, or
@@ -39,13 +34,6 @@ impl Dangling {
             Target::Uid { uid, kind, name } => format!("uid:{uid} ({kind}/{name})"),
             Target::Key(key) => key.to_string(),
             Target::Selector { kind, selector, .. } => format!("{kind} matching {selector}"),
-            Target::SelectorIn {
-                kind,
-                selector,
-                namespaces,
-            } if **namespaces == Namespaces::All => {
-                format!("{kind} matching {selector} in every namespace")
-            }
             Target::SelectorIn {
                 kind,
                 selector,

@@ -603,16 +603,26 @@ impl Kind {
                 (resource, Some(if group == "core" { "" } else { group }))
             }
         };
+        // A built-in kind wins over any other of the same name: answer those (most `kind=`
+        // parameters) without listing every known kind.
+        if let Some(builtin) = Kind::WATCHED.iter().find(|k| {
+            group.is_none_or(|g| k.group().eq_ignore_ascii_case(g))
+                && (k.as_str().eq_ignore_ascii_case(resource)
+                    || k.plural().eq_ignore_ascii_case(resource)
+                    || k.singular().eq_ignore_ascii_case(resource)
+                    || k.short_names()
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(resource)))
+        }) {
+            return Ok(builtin.clone());
+        }
         let wanted = resource.to_ascii_lowercase();
         let known = Kind::known();
-        let mut matches: Vec<&Kind> = known
+        let matches: Vec<&Kind> = known
             .iter()
             .filter(|k| group.is_none_or(|g| k.group().eq_ignore_ascii_case(g)))
             .filter(|k| k.names().contains(&wanted))
             .collect();
-        if matches.len() > 1 && matches.iter().any(|k| k.is_watched()) {
-            matches.retain(|k| k.is_watched());
-        }
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(KindLookupError::Unknown {

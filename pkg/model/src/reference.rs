@@ -60,6 +60,15 @@ impl Namespaces {
 }
 
 impl Target {
+    /// The kind of what it points at.
+    pub fn kind(&self) -> &Kind {
+        match self {
+            Target::Uid { kind, .. }
+            | Target::Selector { kind, .. }
+            | Target::SelectorIn { kind, .. } => kind,
+            Target::Key(key) => &key.kind,
+        }
+    }
     /// The selector of a selector target, what its empty form selects, and the namespaces it
     /// selects in relative to its declarer's namespace (`None`: the declarer's own).
     pub fn as_selector(&self) -> Option<(&Kind, &LabelSelector, bool, Option<&Namespaces>)> {
@@ -174,11 +183,6 @@ impl Reference {
 
     /// The target's kind.
     pub fn target_kind(&self) -> &Kind {
-        match &self.target {
-            Target::Uid { kind, .. }
-            | Target::Selector { kind, .. }
-            | Target::SelectorIn { kind, .. } => kind,
-            Target::Key(key) => &key.kind,
-        }
+        self.target.kind()
     }
 }

@@ -38,6 +38,5 @@ pub use path::{FieldPath, PathError, Segment};
 pub use reference::{NamespaceScope, RefTarget, RuleRef};
 pub use rule::{
     Condition, GroupKind, Match, NamespacePolicy, NamespacesPolicy, Rule, Target, Targets,
-    is_valid_name,
 };
-pub use set::{BUILTIN_SOURCE, RuleSet, dependency_name};
+pub use set::{BUILTIN_SOURCE, RuleSet};

@@ -187,20 +187,6 @@ impl Rule {
     }
 }
 
-/// Whether `name` is a valid rule or edge name: lowercase letters, digits and single dashes,
-/// starting with a letter, not ending with a dash, at most 63 characters.
-pub fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes[0].is_ascii_lowercase()
-        && bytes[bytes.len() - 1] != b'-'
-        && !name.contains("--")
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
 /// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → core).
 pub(crate) fn group_of_api_version(api_version: &str) -> &str {
     api_version
@@ -268,7 +254,7 @@ impl Compiler<'_> {
     }
 
     fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), RulesError> {
-        if is_valid_name(&name.value) {
+        if astrolabe_model::valid_edge_name(&name.value) {
             return Ok(());
         }
         Err(self.fail(

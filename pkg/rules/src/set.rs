@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use astrolabe_model::{Dependency, EdgeKind, Str};
+use astrolabe_model::{EdgeKind, Str};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
@@ -25,15 +25,6 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// group → kind → positions in `rules`.
     by_kind: HashMap<Str, HashMap<Str, Vec<usize>>>,
-}
-
-/// The stable name of a dependency direction, as rule files spell it.
-pub fn dependency_name(dependency: Dependency) -> &'static str {
-    match dependency {
-        Dependency::SourceNeedsTarget => "source-needs-target",
-        Dependency::TargetNeedsSource => "target-needs-source",
-        Dependency::None => "none",
-    }
 }
 
 impl RuleSet {
@@ -110,8 +101,8 @@ impl RuleSet {
                     format!(
                         "edge {:?} is a built-in edge kind whose dependency is {}, not {}",
                         &*rule.edge,
-                        dependency_name(builtin.dependency()),
-                        dependency_name(rule.dependency)
+                        builtin.dependency().as_str(),
+                        rule.dependency.as_str()
                     ),
                 ));
             }
@@ -122,8 +113,8 @@ impl RuleSet {
                         format!(
                             "edge {:?} has dependency {} here but {} in rule {:?} ({}:{})",
                             &*rule.edge,
-                            dependency_name(rule.dependency),
-                            dependency_name(first.dependency),
+                            rule.dependency.as_str(),
+                            first.dependency.as_str(),
                             &*first.name,
                             first.file,
                             first.line

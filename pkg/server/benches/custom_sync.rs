@@ -156,41 +156,16 @@ async fn reflector_sync(url: &str, n: usize, whole: bool) -> Result<f64> {
     };
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    let (drain, ready, stored): (_, _, Box<dyn Fn() -> usize + Send>) = if whole {
-        let api: Api<DynamicObject> = Api::all_with(client, &ar);
-        let writer = reflector::store::Writer::new(ar.clone());
-        let store = writer.as_reader();
-        let stream = reflector(
-            writer,
-            watcher(api, watcher::Config::default()).default_backoff(),
-        );
-        let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-        let waiting = store.clone();
-        (
-            drain,
-            futures::future::FutureExt::boxed(async move { waiting.wait_until_ready().await }),
-            Box::new(move || store.state().len()),
-        )
+    let stored = if whole {
+        reflect(Api::<DynamicObject>::all_with(client, &ar), &ar).await?
     } else {
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
-        let writer = reflector::store::Writer::new(ar.clone());
-        let store = writer.as_reader();
-        let stream = reflector(
-            writer,
-            watcher(api, watcher::Config::default()).default_backoff(),
-        );
-        let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-        let waiting = store.clone();
-        (
-            drain,
-            futures::future::FutureExt::boxed(async move { waiting.wait_until_ready().await }),
-            Box::new(move || store.state().len()),
+        reflect(
+            Api::<PartialObjectMeta<DynamicObject>>::all_with(client, &ar),
+            &ar,
         )
+        .await?
     };
-    within(SYNC_TIMEOUT, "the reflector store to be ready", ready).await??;
     let seconds = started.elapsed().as_secs_f64();
-    drain.abort();
-    let stored = stored();
     if stored != n {
         bail!("the reflector store holds {stored} objects, expected {n}");
     }
@@ -199,4 +174,32 @@ async fn reflector_sync(url: &str, n: usize, whole: bool) -> Result<f64> {
         process_cpu_seconds() - cpu_before
     );
     Ok(stored as f64 / seconds)
+}
+
+/// Runs a kube-rs reflector over `api` until its store is ready; the objects it holds then.
+async fn reflect<K>(api: Api<K>, ar: &ApiResource) -> Result<usize>
+where
+    K: kube::Resource<DynamicType = ApiResource>
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let writer = reflector::store::Writer::new(ar.clone());
+    let store = writer.as_reader();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    let drain = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    within(
+        SYNC_TIMEOUT,
+        "the reflector store to be ready",
+        store.wait_until_ready(),
+    )
+    .await??;
+    drain.abort();
+    Ok(store.state().len())
 }

@@ -196,18 +196,7 @@ pub async fn call(app: &Router, method: &str, uri: &str) -> Reply {
         .uri(uri)
         .body(Body::empty())
         .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        text,
-        json,
-    }
+    send(app, req).await
 }
 
 /// `POST uri` with a JSON body.
@@ -218,6 +207,11 @@ pub async fn post_json(app: &Router, uri: &str, body: &Value) -> Reply {
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
+    send(app, req).await
+}
+
+/// Sends `req` to `app` and reads the whole answer.
+async fn send(app: &Router, req: Request<Body>) -> Reply {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
