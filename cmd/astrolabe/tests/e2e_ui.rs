@@ -1,6 +1,7 @@
 //! The explorer at `/ui/` in a real headless Chromium (Debian's `chromium` and `chromedriver`,
-//! driven over WebDriver by fantoccini), against the real `astrolabe` binary watching the
-//! emulator. The page's graph is read back through its test hook `window.astrolabe` (the
+//! driven over WebDriver by fantoccini), against the real `astrolabe demo` (changed through its
+//! emulator with the real kubectl), and against `astrolabe serve` watching an emulator the test
+//! fills directly where it needs thousands of objects at once. The page's graph is read back through its test hook `window.astrolabe` (the
 //! cytoscape model), and compared with what the API answers. Screenshots are saved under
 //! `target/tmp/ui-e2e/` for review.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -175,6 +176,16 @@ impl Browser {
     }
 }
 
+/// `astrolabe demo` (a generated cluster of about `size` objects, no churn), the URL of its
+/// emulator (for kubectl) and a browser on its explorer.
+async fn demo(test: &str, size: usize) -> (Server, Kubectl, tempfile::TempDir, Browser) {
+    let logs = tempfile::tempdir().unwrap();
+    let (server, sim_url) = Server::demo(logs.path(), size, &[]);
+    server.wait_ready().await;
+    let browser = Browser::start(test).await;
+    (server, Kubectl::new(&sim_url), logs, browser)
+}
+
 /// The server, its emulator and a browser on its explorer.
 async fn explorer(test: &str, size: usize) -> (Emulator, Server, tempfile::TempDir, Browser) {
     let emu = Emulator::start(23, size).await;
@@ -254,7 +265,7 @@ async fn a_served_deployment(server: &Server) -> (String, String, String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_look_ask_and_deep_link() {
-    let (emu, server, _logs, b) = explorer("find_look_ask", 400).await;
+    let (server, k, _logs, b) = demo("find_look_ask", 400).await;
     let (uid, name, ns, pod, service) = a_served_deployment(&server).await;
 
     // The page loads; `/` redirects to it.
@@ -473,15 +484,15 @@ async fn find_look_ask_and_deep_link() {
 
     // The dangling references of the namespace, each linking to its source: one of them a Pod
     // using a ConfigMap that does not exist.
-    emu.sim
-        .create(
-            "Pod",
-            json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "needs-missing", "namespace": ns},
-                   "spec": {"containers": [{"name": "c", "image": "x:1",
-                       "envFrom": [{"configMapRef": {"name": "missing-cm"}}]}]}}),
-        )
-        .unwrap();
+    let manifest = k.file(
+        "needs-missing.json",
+        &json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "needs-missing", "namespace": ns},
+                "spec": {"containers": [{"name": "c", "image": "x:1",
+                    "envFrom": [{"configMapRef": {"name": "missing-cm"}}]}]}})
+        .to_string(),
+    );
+    k.ok(&["apply", "-f", &manifest]).await;
     eventually("the dangling reference is served", String::new, || async {
         let d = api(&server, &format!("/api/v1/dangling?namespace={ns}")).await;
         let items = d["items"].as_array()?.clone();
@@ -549,8 +560,8 @@ async fn find_look_ask_and_deep_link() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_appear_live_in_place() {
-    let (emu, server, _logs, b) = explorer("live", 200).await;
-    let (_, _, ns, _, _) = a_served_deployment(&server).await;
+    let (server, k, _logs, b) = demo("live", 200).await;
+    let (deployment, name, ns, _, _) = a_served_deployment(&server).await;
     b.open(&server, &format!("#view=namespace&name={ns}")).await;
     b.settled().await;
     b.until(
@@ -564,7 +575,6 @@ async fn changes_appear_live_in_place() {
         "Object.fromEntries(window.astrolabe.cy.nodes().map(n => [n.id(), n.position()]))";
     let before = b.js(positions).await;
 
-    let k = Kubectl::new(&emu.url());
     k.ok(&[
         "create",
         "configmap",
@@ -600,6 +610,28 @@ async fn changes_appear_live_in_place() {
         .js("document.getElementById('st-ready').textContent")
         .await;
     assert_eq!(bar, json!("ready"));
+
+    // kubectl scale: the Deployment's node changes its status message in place.
+    let message = format!("window.astrolabe.cy.getElementById({deployment:?}).data('message')");
+    let was = b.js(&message).await;
+    assert!(was.as_str().is_some_and(|m| !m.is_empty()), "{was}");
+    k.ok(&["scale", "deployment", &name, "-n", &ns, "--replicas=17"])
+        .await;
+    let now = b
+        .until(
+            "the scaled Deployment's new status is drawn",
+            &format!(
+                "(() => {{ const m = {message}; return m && m.endsWith('/17)') ? m : null; }})()"
+            ),
+        )
+        .await;
+    assert_ne!(now, was);
+    assert_eq!(b.js("window.notReloaded").await, json!(true), "no reload");
+    let after = b.js(positions).await;
+    for (uid, at) in before.as_object().unwrap() {
+        assert_eq!(&after[uid], at, "{uid} stayed where it was after the scale");
+    }
+    b.shot("live-scaled").await;
     b.close().await;
 }
 

@@ -159,6 +159,35 @@ impl Server {
         }
     }
 
+    /// `astrolabe demo --size <size> --churn-rate 0 --sim-listen 127.0.0.1:<free port>
+    /// --listen 127.0.0.1:<free port> <extra...>`: the demo, without churn so that what a test
+    /// sees changes only when it changes something. Returns the server and its emulator's URL
+    /// (for kubectl).
+    pub fn demo(log_dir: &Path, size: usize, extra: &[&str]) -> (Server, String) {
+        let port = astrolabe_testkit::free_port().unwrap();
+        let sim_port = astrolabe_testkit::free_port().unwrap();
+        let log = log_dir.join(format!("astrolabe-demo-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
+            .arg("demo")
+            .args(["--size", &size.to_string(), "--churn-rate", "0"])
+            .args(["--sim-listen", &format!("127.0.0.1:{sim_port}")])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            port,
+            log,
+            http: reqwest::Client::new(),
+        };
+        (server, format!("http://127.0.0.1:{sim_port}"))
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
