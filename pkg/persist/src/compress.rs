@@ -3,11 +3,17 @@
 //! cores (up to [`MAX_THREADS`]). The frames, concatenated in order ([`concat_frames`]), are one
 //! valid zstd stream: the ordinary decompressor reads them back as the payload the parts make
 //! together. A caller may also keep a part's frame and use it again in a later stream while the
-//! part is unchanged ([`crate::SnapshotEncoder`] does).
+//! part is unchanged ([`crate::SnapshotEncoder`] does). [`compress_blob`] compresses a snapshot
+//! handed to a log uncompressed, off the async threads.
 
 use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+use crate::error::{PersistError, Result};
+use crate::log::SnapshotBlob;
 
 /// zstd level for snapshots. Level 1 compresses the model's encoding about as well as level 3
 /// here (docs/benchmarks.md) at about half the CPU time.
@@ -100,6 +106,24 @@ pub fn concat_frames<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) ->
         raw += frame.raw_len;
     }
     (out, raw)
+}
+
+/// The compressed payload of `blob` and its uncompressed length: its bytes as they are when
+/// they are already zstd frames (`zstd_raw_len` set), else compressed at `level` on a blocking
+/// thread.
+///
+/// # Errors
+/// [`PersistError::SnapshotCompress`] when the compressor fails.
+pub async fn compress_blob(blob: &SnapshotBlob, level: i32) -> Result<(Bytes, u64)> {
+    if let Some(raw_len) = blob.zstd_raw_len {
+        return Ok((blob.bytes.clone(), raw_len));
+    }
+    let raw = blob.bytes.clone();
+    let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
+        .await
+        .map_err(|e| PersistError::SnapshotCompress(io::Error::other(e)))?
+        .map_err(PersistError::SnapshotCompress)?;
+    Ok((Bytes::from(compressed), blob.bytes.len() as u64))
 }
 
 /// Why [`compress_parts`] failed.

@@ -1,4 +1,5 @@
-//! Event-sourced persistence of the Astrolabe graph on Redis Streams.
+//! Event-sourced persistence of the Astrolabe graph: an event log on Redis Streams (durable) or
+//! in memory (persistence off), with snapshots that double as checkpoints for history.
 //!
 //! # Data flow
 //!
@@ -17,6 +18,10 @@
 //! # Layout
 //!
 //! - [`log`]: the [`EventLog`] trait and its data types (bytes and sequence numbers only).
+//! - [`retention`]: [`HistoryRetention`], which checkpoints a log keeps and how far the stream
+//!   may be trimmed.
+//! - [`memory_log`]: [`MemoryLog`], the in-memory implementation (the backend when
+//!   persistence is off; history still works).
 //! - [`keys`]: the Redis key layout (one hash tag per cluster) and the stream ID scheme.
 //! - [`compress`]: snapshot compression in parallel parts ([`compress_parts`]).
 //! - [`encoder`]: [`SnapshotEncoder`], snapshots that re-encode only the parts that changed.
@@ -43,8 +48,11 @@
 //! way; an ID not above the top is "already there").
 //! Snapshots are atomic (new generation uploaded, then one Lua script checks and switches the
 //! metadata, keeps the generation it replaced as the previous one and unlinks the one before).
-//! The stream is trimmed only behind the previous generation, so a refused committed snapshot
-//! falls back to the previous one and the stream after it. Before the graph is complete, a
+//! Snapshots are also checkpoints: a log keeps, besides the committed and the previous
+//! generation, the older ones its [`HistoryRetention`] needs so that every point inside
+//! retention is a checkpoint plus the changes after it ([`EventLog::checkpoints`]). The stream
+//! is trimmed only behind the oldest retained checkpoint (at least the previous generation),
+//! so a refused committed snapshot falls back to the previous one and the stream after it. Before the graph is complete, a
 //! snapshot that would shrink the persisted state is skipped ([`ShrinkGuard`]). If the
 //! producer's channel overflows, the log is marked diverged and a full snapshot supersedes it as
 //! soon as Redis answers.
@@ -56,6 +64,7 @@ pub mod entry;
 pub mod error;
 pub mod keys;
 pub mod log;
+pub mod memory_log;
 pub mod metrics;
 pub mod model_codec;
 pub mod plausible;
@@ -63,12 +72,15 @@ pub mod priority;
 pub mod recovery;
 pub mod redis_log;
 mod redis_snapshot;
+pub mod retention;
 pub mod retry;
 pub mod snapshotter;
 pub mod source;
 pub mod writer;
 
-pub use compress::{CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_parts, concat_frames};
+pub use compress::{
+    CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_blob, compress_parts, concat_frames,
+};
 pub use connection::{RedisTarget, RedisTls};
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{AuthFailure, ErrorChain, KeyRole, PersistError, Result};
@@ -77,10 +89,12 @@ pub use log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SetAside, SnapshotBlob,
     SnapshotMeta, SnapshotStream, TrimOutcome,
 };
+pub use memory_log::MemoryLog;
 pub use metrics::PersistMetrics;
 pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Fallback, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
+pub use retention::HistoryRetention;
 pub use snapshotter::{
     ShrinkGuard, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,
 };

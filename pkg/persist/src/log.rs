@@ -1,13 +1,15 @@
 //! The [`EventLog`] trait: an append-only log of opaque change payloads keyed by sequence number,
-//! plus the committed snapshot and the generation before it. [`crate::RedisLog`] implements it
-//! on Redis Streams.
+//! plus the committed snapshot, the generation before it and the older checkpoints retention
+//! keeps. [`crate::RedisLog`] implements it on Redis Streams, [`crate::MemoryLog`] in memory.
 
 use std::future::Future;
 use std::io::Read;
 
+use astrolabe_model::now_ms;
 use bytes::Bytes;
 
 use crate::error::{PersistError, Result};
+use crate::keys::entry_id;
 
 /// Version of the snapshot container (metadata fields, zstd, chunking) written by this build.
 /// The payload inside carries its own version byte, checked by the model codec.
@@ -100,6 +102,32 @@ pub struct SnapshotMeta {
     pub checksum: u32,
 }
 
+impl SnapshotMeta {
+    /// The metadata of `blob` committed now as `generation`, stored as `compressed` (in
+    /// `chunks` chunks) that decompresses to `raw_bytes`.
+    #[must_use]
+    pub fn committed_now(
+        blob: &SnapshotBlob,
+        generation: u64,
+        chunks: u64,
+        compressed: &[u8],
+        raw_bytes: u64,
+    ) -> Self {
+        Self {
+            format: SNAPSHOT_FORMAT,
+            generation,
+            chunks,
+            covered_seq: blob.seq,
+            stream_id: entry_id(blob.seq),
+            created_at_ms: now_ms(),
+            resource_count: blob.resource_count,
+            bytes: compressed.len() as u64,
+            raw_bytes,
+            checksum: crc32fast::hash(compressed),
+        }
+    }
+}
+
 /// A snapshot read back, its chunks complete and its checksum verified.
 #[derive(Debug, Clone)]
 pub struct LoadedSnapshot {
@@ -110,6 +138,33 @@ pub struct LoadedSnapshot {
 }
 
 impl LoadedSnapshot {
+    /// The payload `compressed` of the snapshot `meta` describes, checked against it: its size
+    /// and its CRC-32.
+    ///
+    /// # Errors
+    /// [`PersistError::SnapshotCorrupt`] when the size or the checksum differs.
+    pub fn verified(meta: SnapshotMeta, compressed: Bytes) -> Result<Self> {
+        let corrupt = |detail: String| PersistError::SnapshotCorrupt {
+            generation: meta.generation,
+            detail,
+        };
+        if compressed.len() as u64 != meta.bytes {
+            return Err(corrupt(format!(
+                "{} bytes, metadata says {}",
+                compressed.len(),
+                meta.bytes
+            )));
+        }
+        let checksum = crc32fast::hash(&compressed);
+        if checksum != meta.checksum {
+            return Err(corrupt(format!(
+                "crc32 {checksum:08x}, metadata says {:08x}",
+                meta.checksum
+            )));
+        }
+        Ok(Self { meta, compressed })
+    }
+
     /// The payload, decompressed as it is read (no buffer the size of the whole); finish with
     /// [`SnapshotStream::finish`], which checks its length against the metadata's.
     ///
@@ -207,7 +262,8 @@ impl SnapshotStream<'_> {
     }
 }
 
-/// A durable, append-only log of changes plus the committed snapshot and the one before it.
+/// An append-only log of changes plus the committed snapshot, the one before it and the older
+/// checkpoints a [`crate::HistoryRetention`] keeps.
 ///
 /// Sequences start at 1 and strictly increase. Implementations must make [`EventLog::append`]
 /// idempotent: re-appending a batch already present is not an error and writes nothing, and
@@ -258,16 +314,18 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<SetAside>>> + Send;
 
     /// Remove stream entries whose changes all have a sequence `<= upto`, clamped to the
-    /// previous snapshot generation's covered sequence (never trims what the older of the two
-    /// kept generations does not cover; nothing while only one generation exists).
+    /// oldest retained checkpoint's covered sequence (with the default retention, the previous
+    /// generation's: never trims what the oldest kept checkpoint does not cover; nothing while
+    /// only one generation exists).
     ///
     /// # Errors
     /// [`crate::PersistError::TrimFailed`] or a snapshot metadata error.
     fn trim_to(&self, upto: u64) -> impl Future<Output = Result<TrimOutcome>> + Send;
 
     /// Compress, upload as a new generation and commit atomically; the generation it replaces
-    /// becomes the previous one ([`EventLog::load_previous_snapshot`]) and the one before that
-    /// is deleted.
+    /// becomes the previous one ([`EventLog::load_previous_snapshot`]) and the older
+    /// checkpoints that retention no longer needs are deleted (with the default retention,
+    /// every one before the previous generation).
     ///
     /// # Errors
     /// [`crate::PersistError::SnapshotWrite`] (the previous snapshot stays committed),
@@ -303,8 +361,25 @@ pub trait EventLog: Send + Sync + 'static {
     /// the generation recovery used stays the fallback (and the stream behind it stays).
     fn refuse_generation(&self, generation: u64);
 
-    /// Delete chunks of every generation other than the committed and the previous one (left
-    /// by a crash between upload and commit). Returns the number of keys deleted.
+    /// Every retained checkpoint's metadata, ordered by `covered_seq` ascending: the committed
+    /// snapshot last, the previous generation before it, older checkpoints before that.
+    ///
+    /// # Errors
+    /// As [`EventLog::snapshot_meta`].
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<SnapshotMeta>>> + Send;
+
+    /// Load and verify the retained checkpoint of `generation` (as [`EventLog::load_snapshot`]
+    /// does), `None` if no retained checkpoint has that generation.
+    ///
+    /// # Errors
+    /// As [`EventLog::load_snapshot`].
+    fn load_checkpoint(
+        &self,
+        generation: u64,
+    ) -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
+
+    /// Delete chunks of every generation that is not a retained checkpoint (left by a crash
+    /// between upload and commit). Returns the number of keys deleted.
     ///
     /// # Errors
     /// [`crate::PersistError::SweepFailed`], or a metadata error (then nothing is deleted).

@@ -16,6 +16,7 @@ use crate::log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
     TrimOutcome,
 };
+use crate::retention::trim_limit;
 
 /// Default response timeout for appends and reads (never the crate's 500 ms default).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -308,15 +309,9 @@ impl EventLog for RedisLog {
     }
 
     async fn trim_to(&self, upto: u64) -> Result<TrimOutcome> {
-        // Behind the older of the two kept generations only: without a previous generation
-        // nothing is trimmed, so a damaged committed snapshot always has a fallback.
-        let covered = match self.snapshot_meta().await? {
-            Some(committed) => self.previous_meta_impl().await?.map_or(0, |previous| {
-                previous.covered_seq.min(committed.covered_seq)
-            }),
-            None => 0,
-        };
-        let upto = upto.min(covered);
+        // Behind the oldest retained checkpoint only: without a previous generation nothing is
+        // trimmed, so a damaged committed snapshot always has a fallback.
+        let upto = upto.min(trim_limit(&self.checkpoints_impl().await?));
         if upto == 0 {
             return Ok(TrimOutcome::default());
         }
@@ -359,6 +354,14 @@ impl EventLog for RedisLog {
         self.load_previous_impl().await
     }
 
+    async fn checkpoints(&self) -> Result<Vec<SnapshotMeta>> {
+        self.checkpoints_impl().await
+    }
+
+    async fn load_checkpoint(&self, generation: u64) -> Result<Option<LoadedSnapshot>> {
+        self.load_checkpoint_impl(generation).await
+    }
+
     fn refuse_generation(&self, generation: u64) {
         self.inner
             .refused
@@ -370,7 +373,8 @@ impl EventLog for RedisLog {
     }
 }
 
-fn check_order(batch: &[(u64, Bytes)]) -> Result<()> {
+/// Refuses a batch whose sequences do not strictly increase from above 0.
+pub(crate) fn check_order(batch: &[(u64, Bytes)]) -> Result<()> {
     let mut previous = 0;
     for (seq, _) in batch {
         if *seq <= previous {

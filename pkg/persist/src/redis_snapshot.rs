@@ -3,15 +3,14 @@
 //! keeps the record it replaced as the previous generation and unlinks the one before,
 //! atomically. A crash at any point leaves the old or the new snapshot committed.
 
-use astrolabe_model::now_ms;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use redis::Value;
 
+use crate::compress::compress_blob;
 use crate::error::{PersistError, Result};
-use crate::keys::entry_id;
 use crate::log::{LoadedSnapshot, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta};
 use crate::redis_log::RedisLog;
 
@@ -129,20 +128,7 @@ impl RedisLog {
     pub(crate) async fn write_snapshot_impl(&self, blob: &SnapshotBlob) -> Result<SnapshotMeta> {
         let _guard = self.inner.snapshot_lock.lock().await;
         let keys = &self.inner.keys;
-        let (compressed, raw_bytes) = match blob.zstd_raw_len {
-            Some(raw_len) => (blob.bytes.clone(), raw_len),
-            None => {
-                let level = self.inner.zstd_level;
-                let raw = blob.bytes.clone();
-                let compressed =
-                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&raw, level))
-                        .await
-                        .map_err(|e| PersistError::SnapshotCompress(std::io::Error::other(e)))?
-                        .map_err(PersistError::SnapshotCompress)?;
-                (Bytes::from(compressed), blob.bytes.len() as u64)
-            }
-        };
-        let checksum = crc32fast::hash(&compressed);
+        let (compressed, raw_bytes) = compress_blob(blob, self.inner.zstd_level).await?;
 
         let mut conn = self.inner.snap_conn.clone();
         let generation: u64 = redis::cmd("HINCRBY")
@@ -179,18 +165,7 @@ impl RedisLog {
             return Err(write_err(source));
         }
 
-        let meta = SnapshotMeta {
-            format: SNAPSHOT_FORMAT,
-            generation,
-            chunks: count,
-            covered_seq: blob.seq,
-            stream_id: entry_id(blob.seq),
-            created_at_ms: now_ms(),
-            resource_count: blob.resource_count,
-            bytes: compressed.len() as u64,
-            raw_bytes,
-            checksum,
-        };
+        let meta = SnapshotMeta::committed_now(blob, generation, count, &compressed, raw_bytes);
         let mut commit = COMMIT.prepare_invoke();
         commit
             .key(keys.snapshot_meta())
@@ -260,6 +235,36 @@ impl RedisLog {
         parse_meta(&map)
     }
 
+    /// The retained checkpoints, oldest first: the previous generation and the committed one.
+    pub(crate) async fn checkpoints_impl(&self) -> Result<Vec<SnapshotMeta>> {
+        let Some(committed) = self.snapshot_meta_impl().await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(2);
+        if let Some(previous) = self.previous_meta_impl().await?
+            && previous.covered_seq <= committed.covered_seq
+        {
+            out.push(previous);
+        }
+        out.push(committed);
+        Ok(out)
+    }
+
+    pub(crate) async fn load_checkpoint_impl(
+        &self,
+        generation: u64,
+    ) -> Result<Option<LoadedSnapshot>> {
+        let found = self
+            .checkpoints_impl()
+            .await?
+            .into_iter()
+            .find(|m| m.generation == generation);
+        match found {
+            Some(meta) => self.load_generation(meta).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) async fn load_previous_impl(&self) -> Result<Option<LoadedSnapshot>> {
         match self.previous_meta_impl().await? {
             Some(meta) => self.load_generation(meta).await.map(Some),
@@ -322,29 +327,8 @@ impl RedisLog {
                 }
             }
         }
-        let corrupt = |detail: String| PersistError::SnapshotCorrupt {
-            generation: meta.generation,
-            detail,
-        };
-        if data.len() as u64 != meta.bytes {
-            return Err(corrupt(format!(
-                "{} bytes, metadata says {}",
-                data.len(),
-                meta.bytes
-            )));
-        }
-        let checksum = crc32fast::hash(&data);
-        if checksum != meta.checksum {
-            return Err(corrupt(format!(
-                "crc32 {checksum:08x}, metadata says {:08x}",
-                meta.checksum
-            )));
-        }
         // Decompressed by whoever reads it, as it is read (`LoadedSnapshot::stream`).
-        Ok(LoadedSnapshot {
-            meta,
-            compressed: data.freeze(),
-        })
+        LoadedSnapshot::verified(meta, data.freeze())
     }
 
     pub(crate) async fn sweep_orphans_impl(&self) -> Result<u64> {
@@ -497,7 +481,7 @@ mod tests {
             generation: 3,
             chunks: 2,
             covered_seq: 99,
-            stream_id: entry_id(99),
+            stream_id: crate::keys::entry_id(99),
             created_at_ms: 1,
             resource_count: 5,
             bytes: 10,

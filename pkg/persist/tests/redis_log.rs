@@ -5,8 +5,7 @@ mod common;
 
 use astrolabe_persist::{EventLog, PersistError};
 use astrolabe_testkit::RedisServer;
-use bytes::Bytes;
-use common::{all_seqs, append_in, batch, blob, log, log_with, raw};
+use common::{all_seqs, append_in, batch, behaviour, blob, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
 
@@ -14,21 +13,10 @@ use redis::AsyncCommands;
 async fn append_is_idempotent() {
     let server = RedisServer::start().unwrap();
     let log = log(&server);
-    let first = log.append(&batch(1..=10)).await.unwrap();
-    assert_eq!((first.appended, first.already_present), (10, 0));
-    let retry = log.append(&batch(1..=10)).await.unwrap();
-    assert_eq!((retry.appended, retry.already_present), (0, 10));
-    // A batch packed differently that overlaps the stream's top: its entry is new, and reads
-    // return each sequence once.
-    let overlap = log.append(&batch(8..=15)).await.unwrap();
-    assert_eq!((overlap.appended, overlap.already_present), (8, 0));
-    assert_eq!(all_seqs(&log).await, (1..=15).collect::<Vec<_>>());
-    assert_eq!(log.last_seq().await.unwrap(), Some(15));
-    assert_eq!(log.first_seq().await.unwrap(), Some(1));
-    assert!(matches!(
-        log.append(&[(3, Bytes::new()), (2, Bytes::new())]).await,
-        Err(PersistError::BatchOrder { .. })
-    ));
+    behaviour::appends_are_idempotent(&log).await;
+    // An overlapping batch packed differently is one new entry: all of it counts as appended.
+    let overlap = log.append(&batch(14..=20)).await.unwrap();
+    assert_eq!((overlap.appended, overlap.already_present), (7, 0));
 }
 
 #[tokio::test]
@@ -54,11 +42,7 @@ async fn a_batch_is_one_entry_and_a_retry_after_partial_success_completes_it() {
 #[tokio::test]
 async fn empty_stream_reads() {
     let server = RedisServer::start().unwrap();
-    let log = log(&server);
-    assert_eq!(log.last_seq().await.unwrap(), None);
-    assert!(log.read_after(0, 10).await.unwrap().is_empty());
-    assert!(log.load_snapshot().await.unwrap().is_none());
-    assert_eq!(log.trim_to(100).await.unwrap().removed, 0);
+    behaviour::an_empty_log_reads_empty(&log(&server)).await;
 }
 
 #[tokio::test]
@@ -320,41 +304,8 @@ async fn sequences_past_two_to_the_53_are_compared_exactly() {
 async fn two_generations_are_kept_and_the_stream_is_trimmed_behind_the_older() {
     let server = RedisServer::start().unwrap();
     let log = log_with(&server, |c| c.chunk_size = 4);
-    append_in(&log, 1..=3000, 1).await;
-    let first = log
-        .write_snapshot(&blob(1000, vec![1u8; 64]))
-        .await
-        .unwrap();
-    assert_eq!(
-        log.trim_to(1000).await.unwrap().upto,
-        0,
-        "one generation: no trim"
-    );
-    assert_eq!(log.first_seq().await.unwrap(), Some(1));
-    let second = log
-        .write_snapshot(&blob(2000, vec![2u8; 64]))
-        .await
-        .unwrap();
-    assert_eq!(
-        log.sweep_orphans().await.unwrap(),
-        0,
-        "both generations kept"
-    );
-    let previous = log.load_previous_snapshot().await.unwrap().unwrap();
-    assert_eq!(previous.meta, first);
-    let trimmed = log.trim_to(2000).await.unwrap();
-    assert_eq!(trimmed.upto, 1000);
-    let first_seq = log.first_seq().await.unwrap().unwrap();
-    assert!(first_seq > 1 && first_seq <= 1001, "{first_seq}");
-
-    let third = log
-        .write_snapshot(&blob(2500, vec![3u8; 64]))
-        .await
-        .unwrap();
-    assert_eq!(
-        log.load_previous_snapshot().await.unwrap().unwrap().meta,
-        second
-    );
+    let [first, second, third] =
+        behaviour::the_stream_is_trimmed_behind_the_previous_generation(&log).await;
     let mut conn = raw(&server).await;
     for i in 0..first.chunks {
         let gone: Option<Vec<u8>> = conn
@@ -372,7 +323,37 @@ async fn two_generations_are_kept_and_the_stream_is_trimmed_behind_the_older() {
         2 + second.chunks + third.chunks,
         "{keys:?}"
     );
-    assert_eq!(log.trim_to(2500).await.unwrap().upto, 2000);
+}
+
+#[tokio::test]
+async fn snapshots_keep_the_previous_and_refuse_stale() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.chunk_size = 1000);
+    behaviour::snapshots_keep_the_previous_and_refuse_stale(&log).await;
+}
+
+#[tokio::test]
+async fn a_compressed_snapshot_is_stored_as_it_is() {
+    let server = RedisServer::start().unwrap();
+    behaviour::a_compressed_snapshot_is_stored_as_it_is(&log(&server)).await;
+}
+
+#[tokio::test]
+async fn reads_page_and_start_inside_a_batch() {
+    let server = RedisServer::start().unwrap();
+    behaviour::reads_page_and_start_inside_a_batch(&log(&server)).await;
+}
+
+#[tokio::test]
+async fn a_refused_generation_is_not_kept() {
+    let server = RedisServer::start().unwrap();
+    behaviour::a_refused_generation_is_not_kept(&log(&server)).await;
+}
+
+#[tokio::test]
+async fn changes_beyond_a_ceiling_are_set_aside() {
+    let server = RedisServer::start().unwrap();
+    behaviour::changes_beyond_a_ceiling_are_set_aside(&log(&server)).await;
 }
 
 #[tokio::test]

@@ -1,9 +1,13 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod behaviour;
+
 use std::time::Duration;
 
-use astrolabe_persist::{Decoder, PersistError, RedisConfig, RedisLog, Result, SnapshotBlob};
+use astrolabe_persist::{
+    Decoder, EventLog, PersistError, RedisConfig, RedisLog, Result, SnapshotBlob,
+};
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
 
@@ -42,8 +46,7 @@ pub fn batch(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Bytes)> {
 }
 
 /// Append `range` in batches of `per_batch` changes (one or more stream entries each).
-pub async fn append_in(log: &RedisLog, range: std::ops::RangeInclusive<u64>, per_batch: u64) {
-    use astrolabe_persist::EventLog;
+pub async fn append_in<L: EventLog>(log: &L, range: std::ops::RangeInclusive<u64>, per_batch: u64) {
     let (mut start, end) = range.into_inner();
     while start <= end {
         let stop = (start + per_batch - 1).min(end);
@@ -116,8 +119,7 @@ impl Decoder for ToyDecoder {
 }
 
 /// Every sequence in the stream, oldest first.
-pub async fn all_seqs(log: &RedisLog) -> Vec<u64> {
-    use astrolabe_persist::EventLog;
+pub async fn all_seqs<L: EventLog>(log: &L) -> Vec<u64> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
