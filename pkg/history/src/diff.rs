@@ -1,0 +1,474 @@
+//! The net difference between two points of the log, found by replaying the changes between them
+//! on the graph at the first.
+//!
+//! [`diff_by_replay`] applies each change through [`Graph::apply`] and keeps, per object and per
+//! edge, the last change that touched it. The net result compares the two ends only, so an
+//! object added then removed inside the window, or an edge removed then derived again, is not in
+//! the diff.
+//!
+//! Edges are compared around the objects the window touched, not over the whole graph: every
+//! edge the graph adds or removes for a change ends at the changed object, or (when an object
+//! is deleted while another holds its name) at the object holding that name. So the edges of the
+//! changed objects and of the holders of their names, read before and after the replay, are
+//! all the edges that can differ; the cost is their degree, not the graph's size.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use astrolabe_graph::query::{self, Direction, EdgeView, NeighborQuery};
+use astrolabe_graph::{Graph, GraphChange, GraphEvent};
+use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource, Str, Uid};
+use serde::Serialize;
+
+use crate::fields::{FieldChange, field_changes};
+use crate::point::serialize_time;
+
+/// Restricts a diff. Every filter given must hold.
+///
+/// - `namespace` and `kind` keep the objects in that namespace and of that kind, and the edges
+///   with at least one end that passes both, so that an edge leaving the namespace (a Pod's
+///   `runs-on` Node, a cluster-wide binding) is still shown from the side that matches.
+/// - `root_and_depth` keeps the objects within `depth` hops of the root (edges followed in both
+///   directions) in the graph at the start or at the end of the window, and the edges whose two
+///   ends are both kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiffFilter {
+    /// Only objects in this namespace (`""` for cluster-scoped objects).
+    pub namespace: Option<Str>,
+    /// Only objects of this kind.
+    pub kind: Option<Kind>,
+    /// Only the neighbourhood of this object, to this many hops.
+    pub root_and_depth: Option<(Uid, u32)>,
+}
+
+/// An object added or removed between the two points.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDiff {
+    /// The object's UID.
+    pub uid: Uid,
+    /// Its kind, namespace and name.
+    #[serde(flatten)]
+    pub key: ObjectKey,
+    /// The sequence number of the last change that touched it in the window.
+    pub seq: u64,
+    /// When that change was applied (RFC 3339 in the answer).
+    #[serde(rename = "time", serialize_with = "serialize_time")]
+    pub ts_ms: i64,
+    /// The object as it is at the end where it exists (the end for an added one, the start for
+    /// a removed one).
+    pub resource: Arc<Resource>,
+}
+
+/// An object present at both points, with different contents.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifiedObject {
+    /// The object's UID.
+    pub uid: Uid,
+    /// Its kind, namespace and name at the end.
+    #[serde(flatten)]
+    pub key: ObjectKey,
+    /// The sequence number of the last change that touched it in the window.
+    pub seq: u64,
+    /// When that change was applied (RFC 3339 in the answer).
+    #[serde(rename = "time", serialize_with = "serialize_time")]
+    pub ts_ms: i64,
+    /// What differs between the two versions.
+    pub changes: Vec<FieldChange>,
+    /// The version at the start.
+    #[serde(skip)]
+    pub old: Arc<Resource>,
+    /// The version at the end.
+    #[serde(skip)]
+    pub new: Arc<Resource>,
+}
+
+/// An edge added or removed between the two points.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeDiff {
+    /// The edge.
+    #[serde(flatten)]
+    pub edge: EdgeView,
+    /// The sequence number of the last change that added or removed it in the window.
+    pub seq: u64,
+    /// When that change was applied (RFC 3339 in the answer).
+    #[serde(rename = "time", serialize_with = "serialize_time")]
+    pub ts_ms: i64,
+}
+
+/// The net difference between two points of the log. Objects are sorted by kind, namespace,
+/// name and UID; edges by kind, source and target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diff {
+    /// The sequence number of the graph at the start.
+    pub from_seq: u64,
+    /// The sequence number of the graph at the end.
+    pub to_seq: u64,
+    /// Objects present at the end only.
+    pub added: Vec<ObjectDiff>,
+    /// Objects present at the start only.
+    pub removed: Vec<ObjectDiff>,
+    /// Objects present at both ends, with different contents.
+    pub modified: Vec<ModifiedObject>,
+    /// Edges present at the end only.
+    pub edges_added: Vec<EdgeDiff>,
+    /// Edges present at the start only.
+    pub edges_removed: Vec<EdgeDiff>,
+}
+
+/// Applies `changes` (those after the graph's point, oldest first; any at or below the graph's
+/// sequence number are skipped) to `graph`, which ends at the last of them, and returns what
+/// differs between the two points, restricted by `filter`.
+pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter) -> Diff {
+    let from_seq = graph.seq();
+    let changes: Vec<&Change> = changes.iter().filter(|c| c.seq > from_seq).collect();
+    let hood_before = neighbourhood(graph, filter);
+
+    // The objects whose edges can change, and their versions and edges at the start.
+    let mut around: HashSet<Uid> = HashSet::new();
+    for change in &changes {
+        let uid = change.op.uid();
+        around.insert(uid.clone());
+        let keys = [
+            match &change.op {
+                ChangeOp::Upsert(r) => Some(r.key()),
+                ChangeOp::Delete { key, .. } => Some(key.clone()),
+            },
+            graph.get(uid).map(|r| r.key()),
+        ];
+        for key in keys.into_iter().flatten() {
+            if let Some(holder) = graph.get_by_key(&key) {
+                around.insert(holder.uid.clone());
+            }
+        }
+    }
+    let before: HashMap<Uid, Arc<Resource>> = around
+        .iter()
+        .filter_map(|uid| Some((uid.clone(), graph.get(uid)?.clone())))
+        .collect();
+    let edges_before = edges_around(graph, &around);
+
+    // Replay, remembering the last change of each object and edge.
+    let mut last_change: HashMap<Uid, (u64, i64)> = HashMap::new();
+    let mut last_edge: HashMap<EdgeView, (u64, i64)> = HashMap::new();
+    let mut events: Vec<GraphEvent> = Vec::new();
+    for change in &changes {
+        events.clear();
+        graph.apply(change.op.clone(), change.ts_ms, &mut events);
+        graph.advance_seq(change.seq);
+        let stamp = (change.seq, change.ts_ms);
+        last_change.insert(change.op.uid().clone(), stamp);
+        for event in events.drain(..) {
+            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
+                last_edge.insert(edge, stamp);
+            }
+        }
+    }
+    let hood_after = neighbourhood(graph, filter);
+    let edges_after = edges_around(graph, &around);
+
+    let in_hood = |uid: &Uid| match (&hood_before, &hood_after) {
+        (Some(a), Some(b)) => a.contains(uid) || b.contains(uid),
+        _ => true,
+    };
+    let matches = |r: &Resource| {
+        filter
+            .namespace
+            .as_ref()
+            .is_none_or(|ns| r.namespace == *ns)
+            && filter.kind.as_ref().is_none_or(|k| r.kind == *k)
+    };
+    let object_kept = |r: &Resource| matches(r) && in_hood(&r.uid);
+
+    let mut diff = Diff {
+        from_seq,
+        to_seq: graph.seq(),
+        ..Diff::default()
+    };
+    for (uid, &(seq, ts_ms)) in &last_change {
+        let entry = |resource: &Arc<Resource>| ObjectDiff {
+            uid: uid.clone(),
+            key: resource.key(),
+            seq,
+            ts_ms,
+            resource: resource.clone(),
+        };
+        match (before.get(uid), graph.get(uid)) {
+            (None, Some(new)) if object_kept(new) => diff.added.push(entry(new)),
+            (Some(old), None) if object_kept(old) => diff.removed.push(entry(old)),
+            (Some(old), Some(new)) if old != new && (object_kept(old) || object_kept(new)) => {
+                diff.modified.push(ModifiedObject {
+                    uid: uid.clone(),
+                    key: new.key(),
+                    seq,
+                    ts_ms,
+                    changes: field_changes(old, new),
+                    old: old.clone(),
+                    new: new.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    diff.added
+        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+    diff.removed
+        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+    diff.modified
+        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+
+    let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
+    let by_attributes = filter.namespace.is_some() || filter.kind.is_some();
+    let edge_kept = |e: &EdgeView| {
+        let ends = [end(&e.from), end(&e.to)];
+        (!by_attributes || ends.iter().flatten().any(|r| matches(r)))
+            && (hood_before.is_none() || (in_hood(&e.from) && in_hood(&e.to)))
+    };
+    let last_window_change = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
+    let stamped = |edge: &EdgeView| {
+        let (seq, ts_ms) = last_edge.get(edge).copied().unwrap_or(last_window_change);
+        EdgeDiff {
+            edge: edge.clone(),
+            seq,
+            ts_ms,
+        }
+    };
+    diff.edges_added = edges_after
+        .difference(&edges_before)
+        .filter(|e| edge_kept(e))
+        .map(stamped)
+        .collect();
+    diff.edges_removed = edges_before
+        .difference(&edges_after)
+        .filter(|e| edge_kept(e))
+        .map(stamped)
+        .collect();
+    diff
+}
+
+/// The UIDs within the filter's depth of its root, when it has one (empty when the root is not
+/// in the graph).
+fn neighbourhood(graph: &Graph, filter: &DiffFilter) -> Option<HashSet<Uid>> {
+    let (root, depth) = filter.root_and_depth.as_ref()?;
+    let q = NeighborQuery {
+        depth: *depth,
+        direction: Direction::Both,
+        edge_kinds: None,
+        limit: usize::MAX,
+    };
+    Some(
+        query::neighbors(graph, root, &q).map_or_else(HashSet::new, |sub| {
+            sub.nodes.iter().map(|r| r.uid.clone()).collect()
+        }),
+    )
+}
+
+/// Every edge that ends at one of these objects.
+fn edges_around(graph: &Graph, uids: &HashSet<Uid>) -> BTreeSet<EdgeView> {
+    uids.iter()
+        .flat_map(|uid| {
+            let mut edges = query::in_edges(graph, uid);
+            edges.extend(query::out_edges(graph, uid));
+            edges
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use astrolabe_model::{EdgeKind, LabelSelector, Reference};
+
+    use super::*;
+
+    fn pod(name: &str, app: &str, node: &str) -> Resource {
+        let mut r = Resource::new(name, Kind::Pod, "shop", name);
+        r.labels.insert("app", app);
+        r.references
+            .push(Reference::to_key(EdgeKind::RunsOn, Kind::Node, "", node));
+        r
+    }
+
+    fn service(app: &str) -> Resource {
+        let mut r = Resource::new("svc", Kind::Service, "shop", "web");
+        let selector = LabelSelector::parse(&format!("app={app}")).unwrap();
+        r.references.push(Reference::to_selector(
+            EdgeKind::Selects,
+            Kind::Pod,
+            selector,
+            false,
+        ));
+        r
+    }
+
+    fn node(name: &str) -> Resource {
+        Resource::new(name, Kind::Node, "", name)
+    }
+
+    /// The graph at the start (a Service selecting two Pods on one Node) and the changes of the
+    /// window, stamped by the graph as the server stamps them.
+    fn scenario() -> (Graph, Vec<Change>) {
+        let mut g = Graph::new();
+        for r in [
+            node("n1"),
+            pod("p1", "web", "n1"),
+            pod("p2", "web", "n1"),
+            service("web"),
+        ] {
+            g.upsert(r);
+        }
+        let start = g.clone();
+        let p3 = pod("p3", "web", "n1");
+        let ops = [
+            // The edge svc -> p1 goes and comes back: not in the diff.
+            ChangeOp::Upsert(Arc::new(pod("p1", "x", "n1"))),
+            ChangeOp::Upsert(Arc::new(pod("p1", "web", "n1"))),
+            // Added then removed: not in the diff.
+            ChangeOp::Upsert(Arc::new(p3.clone())),
+            ChangeOp::Delete {
+                uid: p3.uid.clone(),
+                key: p3.key(),
+            },
+            // The broken selector: both selects edges go.
+            ChangeOp::Upsert(Arc::new(service("webx"))),
+            ChangeOp::Upsert(Arc::new(node("n2"))),
+            // p2 moves to n2.
+            ChangeOp::Upsert(Arc::new(pod("p2", "web", "n2"))),
+        ];
+        let changes = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| g.apply(op, 1000 * (i as i64 + 1), &mut ()).unwrap())
+            .collect();
+        (start, changes)
+    }
+
+    fn diff(filter: DiffFilter) -> Diff {
+        let (mut g, changes) = scenario();
+        diff_by_replay(&mut g, &changes, &filter)
+    }
+
+    fn uids(objects: &[ObjectDiff]) -> Vec<&str> {
+        objects.iter().map(|o| o.uid.as_str()).collect()
+    }
+
+    fn modified(d: &Diff) -> Vec<&str> {
+        d.modified.iter().map(|o| o.uid.as_str()).collect()
+    }
+
+    fn edges(edges: &[EdgeDiff]) -> Vec<String> {
+        edges
+            .iter()
+            .map(|e| format!("{}-{}->{}", e.edge.from, e.edge.kind.as_str(), e.edge.to))
+            .collect()
+    }
+
+    #[test]
+    fn net_difference_with_the_last_change_of_each_entry() {
+        let d = diff(DiffFilter::default());
+        assert_eq!((d.from_seq, d.to_seq), (4, 11));
+        assert_eq!(uids(&d.added), ["n2"]);
+        assert_eq!((d.added[0].seq, d.added[0].ts_ms), (10, 6000));
+        assert!(d.removed.is_empty(), "p3 came and went");
+        // Sorted by kind: Pod, then Service.
+        assert_eq!(modified(&d), ["p2", "svc"]);
+        assert_eq!((d.modified[0].seq, d.modified[0].ts_ms), (11, 7000));
+        assert_eq!((d.modified[1].seq, d.modified[1].ts_ms), (9, 5000));
+        assert_eq!(d.modified[1].changes.len(), 1);
+        assert_eq!(d.modified[1].changes[0].field, "references");
+        assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
+        assert_eq!(d.edges_added[0].seq, 11);
+        assert_eq!(
+            edges(&d.edges_removed),
+            ["svc-selects->p1", "svc-selects->p2", "p2-runs-on->n1"],
+            "sorted by edge kind first"
+        );
+        let stamps: Vec<(u64, i64)> = d.edges_removed.iter().map(|e| (e.seq, e.ts_ms)).collect();
+        assert_eq!(stamps, [(9, 5000), (9, 5000), (11, 7000)]);
+    }
+
+    #[test]
+    fn the_graph_ends_at_the_last_change() {
+        let (mut g, changes) = scenario();
+        let mut live = g.clone();
+        for c in &changes {
+            live.replay(c);
+        }
+        diff_by_replay(&mut g, &changes, &DiffFilter::default());
+        assert_eq!(g.seq(), live.seq());
+        assert_eq!(g.edge_set(), live.edge_set());
+        // Changes the graph has already seen are skipped.
+        let again = diff_by_replay(&mut g, &changes, &DiffFilter::default());
+        assert_eq!(again.to_seq, again.from_seq);
+        assert!(again.modified.is_empty() && again.edges_removed.is_empty());
+    }
+
+    #[test]
+    fn a_namespace_keeps_edges_with_one_end_inside() {
+        let d = diff(DiffFilter {
+            namespace: Some("shop".into()),
+            ..DiffFilter::default()
+        });
+        assert!(d.added.is_empty(), "the Node is cluster-scoped");
+        assert_eq!(modified(&d), ["p2", "svc"]);
+        assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
+        assert_eq!(d.edges_removed.len(), 3);
+    }
+
+    #[test]
+    fn a_kind_keeps_its_objects_and_their_edges() {
+        let d = diff(DiffFilter {
+            kind: Some(Kind::Node),
+            ..DiffFilter::default()
+        });
+        assert_eq!(uids(&d.added), ["n2"]);
+        assert!(d.modified.is_empty());
+        assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
+        assert_eq!(edges(&d.edges_removed), ["p2-runs-on->n1"]);
+    }
+
+    #[test]
+    fn a_root_keeps_its_neighbourhood_at_either_end() {
+        // n1's neighbours: p1 and p2 at the start, p1 alone at the end.
+        let d = diff(DiffFilter {
+            root_and_depth: Some((Uid::from("n1"), 1)),
+            ..DiffFilter::default()
+        });
+        assert!(d.added.is_empty());
+        assert_eq!(modified(&d), ["p2"]);
+        assert!(d.edges_added.is_empty(), "n2 is outside");
+        assert_eq!(edges(&d.edges_removed), ["p2-runs-on->n1"]);
+        // Two hops reach the Service through the Pods.
+        let d = diff(DiffFilter {
+            root_and_depth: Some((Uid::from("n1"), 2)),
+            ..DiffFilter::default()
+        });
+        assert_eq!(modified(&d), ["p2", "svc"]);
+        assert_eq!(d.edges_removed.len(), 3);
+        let unknown = diff(DiffFilter {
+            root_and_depth: Some((Uid::from("nope"), 3)),
+            ..DiffFilter::default()
+        });
+        assert!(unknown.modified.is_empty() && unknown.edges_removed.is_empty());
+    }
+
+    #[test]
+    fn serialised_in_camel_case_with_rfc3339_times() {
+        let json = serde_json::to_value(diff(DiffFilter::default())).unwrap();
+        assert_eq!(json["fromSeq"], 4);
+        assert_eq!(json["toSeq"], 11);
+        assert_eq!(json["added"][0]["uid"], "n2");
+        assert_eq!(json["added"][0]["kind"], "Node");
+        assert_eq!(json["added"][0]["name"], "n2");
+        assert_eq!(json["added"][0]["time"], "1970-01-01T00:00:06Z");
+        assert_eq!(json["modified"][1]["changes"][0]["field"], "references");
+        assert!(json["modified"][1].get("old").is_none());
+        assert_eq!(json["edgesAdded"][0]["kind"], "runs-on");
+        assert_eq!(json["edgesAdded"][0]["from"], "p2");
+        assert_eq!(json["edgesRemoved"].as_array().unwrap().len(), 3);
+    }
+}
