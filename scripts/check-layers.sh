@@ -2,7 +2,8 @@
 # The layering check (DESIGN.md §2): dependencies between the workspace's crates point down only.
 #
 #   cmd -> server -> api, informers, persist, kubesim -> graph -> model;
-#   api, informers, generator (and kubesim's tests) -> rules -> model
+#   api, informers, generator (and kubesim's tests) -> rules -> model;
+#   server, api -> history -> graph
 #
 # For every workspace crate the table below says which sibling crates its normal dependencies may
 # name, and which external crates it must not depend on. Dev-dependencies may also name anything
@@ -20,11 +21,13 @@ import sys
 LAYERS = {
     "astrolabe": ({"astrolabe-server", "astrolabe-api", "astrolabe-informers",
                    "astrolabe-persist", "astrolabe-kubesim", "astrolabe-generator",
+                   "astrolabe-history",
                    "astrolabe-graph", "astrolabe-rules", "astrolabe-model"}, set()),
     "astrolabe-server": ({"astrolabe-api", "astrolabe-informers", "astrolabe-persist",
                           "astrolabe-kubesim", "astrolabe-generator", "astrolabe-graph",
-                          "astrolabe-rules", "astrolabe-model"}, set()),
-    "astrolabe-api": ({"astrolabe-graph", "astrolabe-rules", "astrolabe-model"},
+                          "astrolabe-history", "astrolabe-rules", "astrolabe-model"}, set()),
+    "astrolabe-api": ({"astrolabe-graph", "astrolabe-history", "astrolabe-rules",
+                       "astrolabe-model"},
                       {"redis", "kube", "k8s-openapi"}),
     "astrolabe-informers": ({"astrolabe-graph", "astrolabe-rules", "astrolabe-model"}, set()),
     "astrolabe-persist": ({"astrolabe-graph", "astrolabe-model"}, set()),
@@ -32,6 +35,8 @@ LAYERS = {
                            "astrolabe-model"}, set()),
     "astrolabe-graph": ({"astrolabe-model"},
                         {"tokio", "kube", "redis", "axum", "k8s-openapi"}),
+    "astrolabe-history": ({"astrolabe-graph", "astrolabe-model"},
+                          {"tokio", "kube", "redis", "axum", "k8s-openapi"}),
     "astrolabe-rules": ({"astrolabe-model"}, set()),
     "astrolabe-generator": ({"astrolabe-rules", "astrolabe-model"}, set()),
     # Test support, used only as a dev-dependency (see TEST_SUPPORT).

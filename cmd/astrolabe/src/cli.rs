@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use astrolabe_server::config::{
-    AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES,
+    AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_HISTORY_CACHE_MIB,
+    DEFAULT_HISTORY_MAX_CHANGES, DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES,
     DEFAULT_REDISCOVER_INTERVAL, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, Discover,
-    PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
+    HistoryConfig, PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
 };
 use astrolabe_server::rules::RulesConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -189,6 +190,22 @@ pub struct PersistArgs {
     /// full snapshot is written when Redis answers.
     #[arg(long, env = "WRITER_BUFFER", default_value_t = 100_000)]
     pub writer_buffer: usize,
+    /// How far back history reaches (`at=`, diff, timelines): a duration such as 30m, 1h, 1d.
+    /// Kept in Redis with persistence, in memory without.
+    #[arg(long, env = "HISTORY_RETENTION", default_value = "1h", value_parser = duration)]
+    pub history_retention: Duration,
+    /// How many changes back history reaches; 0 keeps no history.
+    #[arg(long, env = "HISTORY_MAX_CHANGES", default_value_t = DEFAULT_HISTORY_MAX_CHANGES)]
+    pub history_max_changes: u64,
+    /// Memory for materialised past graphs (repeated `at=` queries), in MiB.
+    #[arg(long, env = "HISTORY_CACHE_MIB", default_value_t = DEFAULT_HISTORY_CACHE_MIB)]
+    pub history_cache_mib: usize,
+}
+
+/// A duration flag (`90s`, `15m`, `1h`, `1d`, `1h30m`).
+fn duration(text: &str) -> Result<Duration, String> {
+    let ms = astrolabe_server::config::parse_duration_ms(text).map_err(|e| e.to_string())?;
+    Ok(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 impl From<PersistArgs> for PersistConfig {
@@ -214,6 +231,11 @@ impl From<PersistArgs> for PersistConfig {
             batch_size: args.batch_size,
             batch_linger: Duration::from_millis(args.batch_linger_ms),
             writer_buffer: args.writer_buffer,
+            history: HistoryConfig {
+                retention: args.history_retention,
+                max_changes: args.history_max_changes,
+                cache_mib: args.history_cache_mib,
+            },
         }
     }
 }

@@ -15,6 +15,7 @@ use astrolabe_model::{EdgeKind, Kind, Replicas, Resource, Str};
 
 use crate::error::ApiResult;
 use crate::fragments::{FragmentCache, View};
+use crate::history::stamp;
 use crate::json::{
     ClaimRefJson, EdgeJson, KindName, Metadata, ObjectWriter, ReplicasSchema, StatusName, age,
     json_response, now_seconds, size_hint, timestamp, with_seq,
@@ -285,8 +286,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
 pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = ScopeQuery::parse(&p);
     let (release, namespace) = (q.release.as_deref(), q.namespace.as_deref());
+    let snap = state.at(&p).await?;
     let (seq, rows) = {
-        let g = state.graph.read();
+        let g = snap.read();
         let rows: Vec<(Arc<Resource>, Related)> = query::compat_resources(&g, release, namespace)
             .into_iter()
             .map(|r| {
@@ -302,7 +304,8 @@ pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Re
         .map(|(r, rel)| CompatResource::new(r, rel, release, now))
         .collect();
     let size = size_hint(body.len(), 0);
-    Ok(with_seq(seq, Json(body).into_response_sized(size)))
+    let response = with_seq(seq, Json(body).into_response_sized(size));
+    Ok(stamp(&snap, response).await)
 }
 
 /// `GET /api/v1/releases?namespace=`: sorted release names.
@@ -311,7 +314,7 @@ pub async fn resources(State(state): State<AppState>, p: Params) -> ApiResult<Re
     responses((status = 200, description = "Release names.", body = Vec<String>)))]
 pub async fn releases(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = NamespaceQuery::parse(&p);
-    names(&state, |g| query::releases(g, q.namespace.as_deref()))
+    names(&state, &p, |g| query::releases(g, q.namespace.as_deref())).await
 }
 
 /// `GET /api/v1/charts?namespace=`: sorted chart names.
@@ -320,22 +323,27 @@ pub async fn releases(State(state): State<AppState>, p: Params) -> ApiResult<Res
     responses((status = 200, description = "Chart names.", body = Vec<String>)))]
 pub async fn charts(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = NamespaceQuery::parse(&p);
-    names(&state, |g| query::charts(g, q.namespace.as_deref()))
+    names(&state, &p, |g| query::charts(g, q.namespace.as_deref())).await
 }
 
 /// `GET /api/v1/namespaces`: sorted namespace names.
 #[utoipa::path(get, path = "/api/v1/namespaces", summary = "Namespace names, sorted.",
     responses((status = 200, description = "Namespace names.", body = Vec<String>)))]
-pub async fn namespaces(State(state): State<AppState>) -> ApiResult<Response> {
-    names(&state, query::namespaces)
+pub async fn namespaces(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+    names(&state, &p, query::namespaces).await
 }
 
-fn names(state: &AppState, f: impl FnOnce(&Graph) -> Vec<Str>) -> ApiResult<Response> {
+async fn names(
+    state: &AppState,
+    p: &Params,
+    f: impl FnOnce(&Graph) -> Vec<Str>,
+) -> ApiResult<Response> {
+    let snap = state.at(p).await?;
     let (seq, names) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (g.seq(), f(&g))
     };
-    Ok(with_seq(seq, Json(names)))
+    Ok(stamp(&snap, with_seq(seq, Json(names))).await)
 }
 
 /// `GET /api/v1/graph?release=&namespace=`: `{nodes, edges}` of Go graph nodes and edges.
@@ -344,11 +352,12 @@ fn names(state: &AppState, f: impl FnOnce(&Graph) -> Vec<Str>) -> ApiResult<Resp
     responses((status = 200, description = "Go graph nodes and edges.", body = CompatGraphSchema)))]
 pub async fn graph(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = ScopeQuery::parse(&p);
+    let snap = state.at(&p).await?;
     let (seq, sub) = {
-        let g = state.graph.read();
+        let g = snap.read();
         let (release, namespace) = (q.release.as_deref(), q.namespace.as_deref());
         (g.seq(), query::compat_graph(&g, release, namespace))
     };
     let body = compat_graph_body(&state.fragments, seq, &sub);
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }

@@ -39,6 +39,14 @@ pub enum ApiError {
     /// The request's headers are larger than the server reads (431).
     #[error("headers too large: {0}")]
     HeadersTooLarge(String),
+    /// A point of history older than what is kept (410).
+    #[error("gone: {detail}")]
+    Gone {
+        /// What was asked and what is kept.
+        detail: String,
+        /// The oldest point that can be answered.
+        oldest: crate::history::AsOf,
+    },
     /// The server cannot answer right now (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -55,6 +63,9 @@ pub struct ErrorBody {
     pub error: String,
     /// Details for the client.
     pub detail: String,
+    /// With a 410 for a point older than the history kept: the oldest point it can answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<crate::history::AsOf>,
 }
 
 impl ApiError {
@@ -84,12 +95,17 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn body(self) -> ErrorBody {
+        let oldest = match &self {
+            ApiError::Gone { oldest, .. } => Some(*oldest),
+            _ => None,
+        };
         let (error, detail) = match self {
             ApiError::BadRequest { error, detail } => (error, detail),
             ApiError::Unauthenticated(detail) => ("unauthorized".to_owned(), detail),
@@ -101,6 +117,7 @@ impl ApiError {
             ),
             ApiError::UriTooLong(detail) => ("uri too long".to_owned(), detail),
             ApiError::HeadersTooLarge(detail) => ("headers too large".to_owned(), detail),
+            ApiError::Gone { detail, .. } => ("gone".to_owned(), detail),
             ApiError::Unavailable(detail) => ("service unavailable".to_owned(), detail),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error answering a request");
@@ -110,7 +127,11 @@ impl ApiError {
                 )
             }
         };
-        ErrorBody { error, detail }
+        ErrorBody {
+            error,
+            detail,
+            oldest,
+        }
     }
 }
 

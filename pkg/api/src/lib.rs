@@ -38,6 +38,7 @@ pub mod error;
 pub mod feed;
 pub mod fragments;
 pub mod health;
+pub mod history;
 pub mod json;
 pub mod metrics;
 pub mod native;

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use astrolabe_model::{EdgeKind, Kind, ObjectKey, Uid};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::history::stamp;
 use crate::json::{json_response, with_seq};
 use crate::params::{Params, encode_continue, resolve_kind};
 use crate::queries::{
@@ -34,20 +35,22 @@ fn unknown(what: impl std::fmt::Display) -> ApiError {
 }
 
 /// Answers a single-resource request: `find` locates the UID under the read lock.
-fn detail(
+async fn detail(
     state: &AppState,
+    p: &Params,
     what: String,
     find: impl FnOnce(&Graph) -> Option<Uid>,
 ) -> ApiResult<Response> {
+    let snap = state.at(p).await?;
     let (seq, detail) = {
-        let g = state.graph.read();
+        let g = snap.read();
         let detail = find(&g)
             .and_then(|uid| query::resource(&g, &uid))
             .map(|view| Detail::resolve(&g, view));
         (g.seq(), detail)
     };
     let detail = detail.ok_or_else(|| unknown(what))?;
-    Ok(with_seq(seq, Json(DetailJson::new(seq, &detail))))
+    Ok(stamp(&snap, with_seq(seq, Json(DetailJson::new(seq, &detail)))).await)
 }
 
 /// `GET /api/v1/resources/{uid}`.
@@ -58,10 +61,11 @@ fn detail(
 pub async fn by_uid(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    p: Params,
 ) -> ApiResult<Response> {
     let Path(uid) = path.map_err(path_error)?;
     let uid = Uid::from(uid);
-    detail(&state, format!("with uid {uid}"), |_| Some(uid.clone()))
+    detail(&state, &p, format!("with uid {uid}"), |_| Some(uid.clone())).await
 }
 
 /// `GET /api/v1/namespaces/{namespace}/{kind}/{name}`.
@@ -75,12 +79,14 @@ pub async fn by_uid(
 pub async fn by_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    p: Params,
 ) -> ApiResult<Response> {
     let Path((namespace, kind, name)) = path.map_err(path_error)?;
     let key = ObjectKey::new(resolve_kind("kind", &kind)?, namespace, name);
-    detail(&state, key.to_string(), |g| {
+    detail(&state, &p, key.to_string(), |g| {
         g.get_by_key(&key).map(|r| r.uid.clone())
     })
+    .await
 }
 
 /// `GET /api/v1/cluster/{kind}/{name}` (cluster-scoped resources).
@@ -93,12 +99,14 @@ pub async fn by_key(
 pub async fn by_cluster_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    p: Params,
 ) -> ApiResult<Response> {
     let Path((kind, name)) = path.map_err(path_error)?;
     let key = ObjectKey::new(resolve_kind("kind", &kind)?, "", name);
-    detail(&state, key.to_string(), |g| {
+    detail(&state, &p, key.to_string(), |g| {
         g.get_by_key(&key).map(|r| r.uid.clone())
     })
+    .await
 }
 
 /// `GET /api/v1/objects?kind=&namespace=&labelSelector=&name=&release=&limit=&continue=`.
@@ -108,13 +116,14 @@ pub async fn by_cluster_key(
     responses((status = 200, description = "One page.", body = PageSchema)))]
 pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let filter = ObjectsQuery::parse(&p, &state.limits)?.filter();
+    let snap = state.at(&p).await?;
     let (seq, page) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (g.seq(), query::list(&g, &filter))
     };
     let next = page.next.as_ref().map(encode_continue);
     let body = page_body(&state.fragments, seq, &page.items, next.as_deref());
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }
 
 /// `GET /api/v1/search?q=&limit=`.
@@ -125,8 +134,9 @@ pub async fn objects(State(state): State<AppState>, p: Params) -> ApiResult<Resp
         body = PageSchema)))]
 pub async fn search(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = SearchQuery::parse(&p, &state.limits)?;
+    let snap = state.at(&p).await?;
     let (seq, items) = {
-        let g = state.graph.read();
+        let g = snap.read();
         let items =
             q.q.as_deref()
                 .map(|text| astrolabe_graph::search::search(&g, text, q.limit))
@@ -134,7 +144,7 @@ pub async fn search(State(state): State<AppState>, p: Params) -> ApiResult<Respo
         (g.seq(), items)
     };
     let body = page_body(&state.fragments, seq, &items, None);
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }
 
 /// `GET /api/v1/neighbors/{uid}?depth=&direction=&edgeKinds=&limit=`.
@@ -150,13 +160,14 @@ pub async fn neighbors(
     let Path(uid) = path.map_err(path_error)?;
     let q = NeighborsQuery::parse(&p, &state.limits)?.query();
     let uid = Uid::from(uid);
+    let snap = state.at(&p).await?;
     let (seq, sub) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (g.seq(), query::neighbors(&g, &uid, &q))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {uid}")))?;
     let body = subgraph_body(&state.fragments, seq, &sub, None);
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }
 
 /// `GET /api/v1/path?from=&to=&maxDepth=&direction=`: a shortest path, in order (`found: false`
@@ -173,14 +184,15 @@ pub async fn path(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         max_depth,
         direction,
     } = PathQuery::parse(&p, &state.limits)?;
+    let snap = state.at(&p).await?;
     let (seq, sub) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (g.seq(), query::path(&g, &from, &to, max_depth, direction))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {from} or {to}")))?;
     let found = !sub.nodes.is_empty();
     let body = subgraph_body(&state.fragments, seq, &sub, Some(found));
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }
 
 /// `GET /api/v1/impact/{uid}?limit=`: everything that depends on the resource, transitively.
@@ -197,13 +209,14 @@ pub async fn impact(
     let Path(uid) = path.map_err(path_error)?;
     let ImpactQuery { limit } = ImpactQuery::parse(&p, &state.limits)?;
     let uid = Uid::from(uid);
+    let snap = state.at(&p).await?;
     let (seq, sub) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (g.seq(), query::impact(&g, &uid, limit))
     };
     let sub = sub.ok_or_else(|| unknown(format!("with uid {uid}")))?;
     let body = subgraph_body(&state.fragments, seq, &sub, None);
-    Ok(with_seq(seq, json_response(body)))
+    Ok(stamp(&snap, with_seq(seq, json_response(body))).await)
 }
 
 /// `GET /api/v1/dangling?namespace=&edgeKind=`: references whose target does not exist.
@@ -212,8 +225,9 @@ pub async fn impact(
     responses((status = 200, description = "The dangling references.", body = DanglingListJson)))]
 pub async fn dangling(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
     let q = DanglingQuery::parse(&p)?;
+    let snap = state.at(&p).await?;
     let (seq, items) = {
-        let g = state.graph.read();
+        let g = snap.read();
         (
             g.seq(),
             query::dangling(&g, q.namespace.as_deref(), q.edge_kind),
@@ -223,7 +237,7 @@ pub async fn dangling(State(state): State<AppState>, p: Params) -> ApiResult<Res
         seq,
         items: items.iter().map(DanglingJson::from).collect(),
     };
-    Ok(with_seq(seq, Json(body)))
+    Ok(stamp(&snap, with_seq(seq, Json(body))).await)
 }
 
 /// One entry of `/api/v1/kinds`.

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::json::Json;
-use crate::{auth, compat, health, metrics, native, rules, watch};
+use crate::{auth, compat, health, history, metrics, native, rules, watch};
 
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
@@ -44,6 +44,11 @@ use crate::{auth, compat, health, metrics, native, rules, watch};
         native::dangling,
         native::kinds,
         native::edge_kinds,
+        history::diff,
+        history::by_uid,
+        history::by_key,
+        history::by_cluster_key,
+        history::timeline,
         rules::rules,
         rules::test,
         watch::watch,

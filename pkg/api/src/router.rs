@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{auth, compat, health, metrics, native, openapi, rules, ui, watch};
+use crate::{auth, compat, health, history, metrics, native, openapi, rules, ui, watch};
 
 /// Longest request URI answered; longer ones get a JSON 414 (hyper itself answers 414 with an
 /// empty body past 64 KiB).
@@ -53,6 +53,17 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v1/dangling", get(native::dangling)),
         ("/api/v1/kinds", get(native::kinds)),
         ("/api/v1/edge-kinds", get(native::edge_kinds)),
+        ("/api/v1/diff", get(history::diff)),
+        ("/api/v1/history/{uid}", get(history::by_uid)),
+        (
+            "/api/v1/history/namespaces/{namespace}/{kind}/{name}",
+            get(history::by_key),
+        ),
+        (
+            "/api/v1/history/cluster/{kind}/{name}",
+            get(history::by_cluster_key),
+        ),
+        ("/api/v1/timeline", get(history::timeline)),
         ("/api/v1/rules", get(rules::rules)),
         ("/api/v1/rules/test", post(rules::test)),
         ("/api/v1/watch", get(watch::watch)),

@@ -10,9 +10,12 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::cors::Cors;
+use crate::error::ApiError;
 use crate::feed::ChangeFeed;
 use crate::health::ReadinessSource;
+use crate::history::{HistorySource, Snapshot};
 use crate::metrics::ApiMetrics;
+use crate::params::Params;
 use astrolabe_graph::SharedGraph;
 
 /// Bounds on what one request may ask for.
@@ -131,6 +134,8 @@ pub struct AppState {
     pub ui: bool,
     /// The relationship rules in force (`/api/v1/rules`).
     pub rules: astrolabe_rules::ActiveRules,
+    /// The log read as history (`at=`, diff, timelines); `None`: the server keeps none.
+    pub history: Option<Arc<dyn HistorySource>>,
 }
 
 impl AppState {
@@ -159,7 +164,22 @@ impl AppState {
             auth: Auth::off(),
             ui: false,
             rules: astrolabe_rules::ActiveRules::empty(),
+            history: None,
         })
+    }
+
+    /// Reads history from `history` (`at=`, diff, timelines).
+    pub fn with_history(mut self, history: Arc<dyn HistorySource>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// The graph the request's `at=` names: the live one without it.
+    ///
+    /// # Errors
+    /// As [`crate::history::graph_at`].
+    pub async fn at(&self, p: &Params) -> Result<Snapshot, ApiError> {
+        crate::history::graph_at(&self.graph, self.history.as_ref(), p).await
     }
 
     /// Replaces the rendered-JSON cache (e.g. a smaller budget, or 0 to disable it).

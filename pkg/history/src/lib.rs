@@ -26,7 +26,7 @@ pub mod timeline;
 pub use cache::{CacheStats, GraphCache};
 pub use diff::{Diff, DiffFilter, EdgeDiff, ModifiedObject, ObjectDiff, diff_by_replay};
 pub use fields::{FieldChange, field_changes};
-pub use point::{Point, PointError, format_time};
+pub use point::{Point, PointError, format_time, parse_duration_ms, serialize_time};
 pub use timeline::{
     Bucket, TimelineError, TimelineFilter, Version, VersionOp, cluster_timeline, object_timeline,
 };

@@ -52,6 +52,15 @@ pub enum PointError {
     /// A relative time without its minus sign: relative points lie in the past.
     #[error("relative time {0:?} has no minus sign: a relative point lies in the past (-15m)")]
     RelativeFuture(String),
+    /// Not a duration (a flag or a `bucket=`).
+    #[error("invalid duration {text:?}: expected a duration such as 30s, 5m, 1h, 1d or 1h30m")]
+    Duration {
+        /// The text given.
+        text: String,
+        /// What the duration parser said.
+        #[source]
+        source: jiff::Error,
+    },
     /// A time outside the range of millisecond timestamps.
     #[error("time {0:?} is out of range")]
     OutOfRange(String),
@@ -105,6 +114,19 @@ impl Point {
         })?;
         Ok(Point::Time(ts.as_millisecond()))
     }
+}
+
+/// A duration such as `30s`, `5m`, `1h`, `1d` or `1h30m` (a day is 24 hours) in milliseconds:
+/// the form of the history flags and of `bucket=`.
+///
+/// # Errors
+/// [`PointError::Duration`] when `text` is not one.
+pub fn parse_duration_ms(text: &str) -> Result<i64, PointError> {
+    let text = text.trim();
+    relative_ms(text).map_err(|source| PointError::Duration {
+        text: text.to_owned(),
+        source,
+    })
 }
 
 /// A duration (without its sign) in milliseconds, days counted as 24 hours.

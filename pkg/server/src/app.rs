@@ -140,12 +140,13 @@ pub async fn serve(
             .map_err(ServerError::PersistenceStart)?;
         (Some(p), origin)
     } else {
-        (None, Origin::Fresh)
+        let memory = persistence::start_memory(&config.persist, &graph, grace);
+        (memory.map(|(p, _)| p), Origin::Fresh)
     };
     let readiness = Arc::new(AppReadiness::new(
         origin,
         sync.clone(),
-        persistence.as_ref().map(|p| p.status.clone()),
+        persistence.as_ref().and_then(|p| p.status.clone()),
     ));
     readiness.set_hydrated();
 
@@ -185,6 +186,10 @@ pub async fn serve(
         .with_ui(config.server.ui)
         .with_rules(rules.clone())
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
+    let state = match persistence.as_ref().and_then(|p| p.history.clone()) {
+        Some(history) => state.with_history(history),
+        None => state,
+    };
     let bind = |source| ServerError::Bind {
         addr: config.server.listen,
         source,

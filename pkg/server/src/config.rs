@@ -1,10 +1,12 @@
 //! The application's input: plain data, built by the binary from flags and environment (or by a
 //! test or bench directly), with the defaults `astrolabe serve` uses.
 
+use astrolabe_persist::HistoryRetention;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use astrolabe_history::parse_duration_ms;
 pub use astrolabe_informers::Discover;
 pub use astrolabe_informers::config::{
     DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES, DEFAULT_REDISCOVER_INTERVAL,
@@ -97,6 +99,57 @@ pub struct PersistConfig {
     pub batch_linger: Duration,
     /// Changes buffered while Redis is slow or down.
     pub writer_buffer: usize,
+    /// How much history the log keeps (in Redis, or in memory without persistence).
+    pub history: HistoryConfig,
+}
+
+/// How much history the server keeps: the log's checkpoints and the changes after the oldest,
+/// in Redis with persistence, in memory without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// How far back in time history reaches.
+    pub retention: Duration,
+    /// How many changes back history reaches; 0 keeps no history (no in-memory log, no `at=`).
+    pub max_changes: u64,
+    /// Memory for materialised past graphs, in MiB.
+    pub cache_mib: usize,
+}
+
+impl HistoryConfig {
+    /// Whether the server keeps history.
+    pub fn enabled(&self) -> bool {
+        self.max_changes > 0 && !self.retention.is_zero()
+    }
+
+    /// The log's retention; none (two snapshot generations, as recovery needs) when history is
+    /// off.
+    pub fn retention(&self) -> HistoryRetention {
+        if self.enabled() {
+            HistoryRetention {
+                max_age: self.retention,
+                max_changes: self.max_changes,
+            }
+        } else {
+            HistoryRetention::default()
+        }
+    }
+}
+
+/// Default of `--history-retention`.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(3_600);
+/// Default of `--history-max-changes`.
+pub const DEFAULT_HISTORY_MAX_CHANGES: u64 = 500_000;
+/// Default of `--history-cache-mib`.
+pub const DEFAULT_HISTORY_CACHE_MIB: usize = 256;
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention: DEFAULT_HISTORY_RETENTION,
+            max_changes: DEFAULT_HISTORY_MAX_CHANGES,
+            cache_mib: DEFAULT_HISTORY_CACHE_MIB,
+        }
+    }
 }
 
 impl Default for PersistConfig {
@@ -114,6 +167,7 @@ impl Default for PersistConfig {
             batch_size: 1024,
             batch_linger: Duration::from_millis(5),
             writer_buffer: 100_000,
+            history: HistoryConfig::default(),
         }
     }
 }

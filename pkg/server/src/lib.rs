@@ -40,6 +40,7 @@ pub mod config;
 pub mod decoder;
 pub mod emulator;
 pub mod health;
+pub mod history;
 pub mod ingest;
 pub mod persistence;
 pub mod readiness;
@@ -50,7 +51,8 @@ pub mod status;
 
 pub use app::{ServerError, run, serve};
 pub use config::{
-    AuthConfig, AuthMode, ClusterConfig, Config, DemoConfig, PersistConfig, ServerConfig, SimConfig,
+    AuthConfig, AuthMode, ClusterConfig, Config, DemoConfig, HistoryConfig, PersistConfig,
+    ServerConfig, SimConfig,
 };
 pub use emulator::{EmulatorError, demo, sim};
 pub use snapshot::SnapshotError;

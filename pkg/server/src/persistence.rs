@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use astrolabe_api::history::HistorySource;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, PersistError, PersistMetrics, RedisConfig, RedisLog, ShrinkGuard, SnapshotBlob,
-    SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig,
-    WriterHandle, copy_then_encode,
+    ChangeSender, EventLog, MemoryLog, PersistError, PersistMetrics, RedisConfig, RedisLog,
+    ShrinkGuard, SnapshotBlob, SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle,
+    Writer, WriterConfig, WriterHandle, copy_then_encode,
 };
 use prometheus::Registry;
 use tokio::task::JoinHandle;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PersistConfig;
 use crate::health::{LastPingFailure, health_loop};
+use crate::history::LogHistory;
 use crate::recovery::{RECOVERY_DEADLINE, hydrate};
 use crate::status::{Origin, PersistStatus};
 
@@ -38,15 +40,18 @@ pub enum PersistenceError {
     FinalSnapshot(#[source] PersistError),
 }
 
-/// Running persistence tasks.
+/// Running persistence tasks: the writer and the snapshotter over the event log (Redis, or the
+/// in-memory log that keeps history when persistence is off), and the history read from it.
 pub struct Persistence {
     /// Where the apply loop sends changes.
     pub sender: ChangeSender<Change>,
-    /// Readiness detail.
-    pub status: PersistStatus,
+    /// Readiness detail of Redis; `None` for the in-memory log.
+    pub status: Option<PersistStatus>,
+    /// The log read as history; `None` when the server keeps none.
+    pub history: Option<Arc<dyn HistorySource>>,
     writer: WriterHandle,
     snapshotter: SnapshotterHandle,
-    health: JoinHandle<()>,
+    health: Option<JoinHandle<()>>,
     cancel: CancellationToken,
 }
 
@@ -59,7 +64,9 @@ impl Persistence {
     pub async fn shutdown(self) -> Result<(), PersistenceError> {
         drop(self.sender);
         self.cancel.cancel();
-        self.health.abort();
+        if let Some(health) = &self.health {
+            health.abort();
+        }
         let writer = self.writer.join().await;
         let snapshot = self.snapshotter.join().await;
         writer.map_err(PersistenceError::Flush)?;
@@ -77,8 +84,8 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
         .redis
         .connection_info()
         .map_err(PersistenceError::Configure)?;
-    RedisLog::new(&RedisConfig::new(connection, config.cluster_name.clone()))
-        .map_err(PersistenceError::Configure)
+    let redis = RedisConfig::new(connection, config.cluster_name.clone());
+    RedisLog::new(&redis).map_err(PersistenceError::Configure)
 }
 
 /// Recovers the graph from Redis into `graph` and starts the writer and snapshotter.
@@ -113,56 +120,31 @@ pub async fn start(
         (seq, g.node_count() as u64)
     };
 
-    let source_graph = graph.clone();
-    // Keeps each part's compressed frame while its resources do not change (snapshots do not
-    // overlap, so the lock is never contended).
-    let encoder = std::sync::Mutex::new(SnapshotEncoder::default());
-    let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
-        // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
-        // encode after, at background priority. After a panic the encoder is still sound: it
-        // reuses a kept part only when its members are the very same resources.
-        let mut encoder = encoder
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
-    });
-    let cancel = CancellationToken::new();
     let shrink_guard = ShrinkGuard::new(complete, recovered_resources);
-    let (sender, writer) = Writer::spawn(
+    let pipeline = Pipeline::spawn(
         log.clone(),
-        source.clone(),
-        WriterConfig {
-            channel_capacity: config.writer_buffer.max(1),
-            max_batch: config.batch_size.max(1),
-            linger: config.batch_linger,
-            shutdown_grace,
-            start_seq,
-            shrink_guard: Some(shrink_guard.clone()),
-            ..WriterConfig::default()
-        },
-        metrics.clone(),
-        cancel.clone(),
-    );
-    let snapshotter = Snapshotter::spawn(
-        log.clone(),
-        source,
-        SnapshotterConfig {
-            interval: config.snapshot_interval.max(Duration::from_secs(1)),
-            every_changes: config.snapshot_every_changes.max(1),
-            retain_changes: config.stream_retention,
-            snapshot_on_shutdown: true,
-            shutdown_grace,
-            start_seq: hydrated.snapshot_seq,
+        config,
+        graph,
+        &metrics,
+        Start {
+            seq: start_seq,
+            snapshot_seq: hydrated.snapshot_seq,
             shrink_guard: Some(shrink_guard),
+            snapshot_on_shutdown: true,
         },
-        writer.acked_seq(),
-        metrics.clone(),
-        cancel.clone(),
+        shutdown_grace,
     );
+    let Pipeline {
+        sender,
+        writer,
+        snapshotter,
+        cancel,
+    } = pipeline;
     if hydrated.problems {
         // The log had holes or corrupt parts: write down a clean state at once.
         snapshotter.request_snapshot();
     }
+    let log_for_history = log.clone();
     let connected = Arc::new(AtomicBool::new(origin != Origin::Unreachable));
     let ping_failure = Arc::new(LastPingFailure::default());
     let keys = log.keys().clone();
@@ -184,17 +166,158 @@ pub async fn start(
         keys,
         fallback: hydrated.fallback,
     };
+    let history = config.history.enabled().then(|| -> Arc<dyn HistorySource> {
+        Arc::new(LogHistory::new(
+            log_for_history,
+            graph.clone(),
+            config.history.cache_mib,
+        ))
+    });
     Ok((
         Persistence {
             sender,
-            status,
+            status: Some(status),
+            history,
             writer,
             snapshotter,
-            health,
+            health: Some(health),
             cancel,
         },
         origin,
     ))
+}
+
+/// The in-memory log that keeps history when persistence is off: the same writer and
+/// snapshotter as Redis (snapshots are its checkpoints), no recovery, no final snapshot.
+/// `None` when history is off too.
+pub fn start_memory(
+    config: &PersistConfig,
+    graph: &SharedGraph,
+    shutdown_grace: Duration,
+) -> Option<(Persistence, MemoryLog)> {
+    let history = &config.history;
+    if !history.enabled() {
+        return None;
+    }
+    let log = MemoryLog::new(history.retention());
+    // The Redis metrics say nothing of a log in memory: not registered.
+    let metrics = PersistMetrics::unregistered().ok()?;
+    let Pipeline {
+        sender,
+        writer,
+        snapshotter,
+        cancel,
+    } = Pipeline::spawn(
+        log.clone(),
+        config,
+        graph,
+        &metrics,
+        Start {
+            seq: graph.read().seq(),
+            snapshot_seq: 0,
+            shrink_guard: None,
+            snapshot_on_shutdown: false,
+        },
+        shutdown_grace,
+    );
+    let history: Arc<dyn HistorySource> = Arc::new(LogHistory::new(
+        log.clone(),
+        graph.clone(),
+        history.cache_mib,
+    ));
+    Some((
+        Persistence {
+            sender,
+            status: None,
+            history: Some(history),
+            writer,
+            snapshotter,
+            health: None,
+            cancel,
+        },
+        log,
+    ))
+}
+
+/// Where the writer and the snapshotter start.
+struct Start {
+    /// The sequence the log holds up to.
+    seq: u64,
+    /// The sequence the committed snapshot covers.
+    snapshot_seq: u64,
+    shrink_guard: Option<ShrinkGuard>,
+    snapshot_on_shutdown: bool,
+}
+
+/// The writer and the snapshotter over one log.
+struct Pipeline {
+    sender: ChangeSender<Change>,
+    writer: WriterHandle,
+    snapshotter: SnapshotterHandle,
+    cancel: CancellationToken,
+}
+
+impl Pipeline {
+    fn spawn<L: EventLog + Clone>(
+        log: L,
+        config: &PersistConfig,
+        graph: &SharedGraph,
+        metrics: &PersistMetrics,
+        start: Start,
+        shutdown_grace: Duration,
+    ) -> Pipeline {
+        let source_graph = graph.clone();
+        // Keeps each part's compressed frame while its resources do not change (snapshots do not
+        // overlap, so the lock is never contended).
+        let encoder = std::sync::Mutex::new(SnapshotEncoder::default());
+        let source = Arc::new(move || -> astrolabe_persist::Result<SnapshotBlob> {
+            // Copy the Arcs a slice at a time, each under a short read lock, at normal priority;
+            // encode after, at background priority. After a panic the encoder is still sound: it
+            // reuses a kept part only when its members are the very same resources.
+            let mut encoder = encoder
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
+        });
+        let cancel = CancellationToken::new();
+        let (sender, writer) = Writer::spawn(
+            log.clone(),
+            source.clone(),
+            WriterConfig {
+                channel_capacity: config.writer_buffer.max(1),
+                max_batch: config.batch_size.max(1),
+                linger: config.batch_linger,
+                shutdown_grace,
+                start_seq: start.seq,
+                shrink_guard: start.shrink_guard.clone(),
+                ..WriterConfig::default()
+            },
+            metrics.clone(),
+            cancel.clone(),
+        );
+        let snapshotter = Snapshotter::spawn(
+            log,
+            source,
+            SnapshotterConfig {
+                interval: config.snapshot_interval.max(Duration::from_secs(1)),
+                every_changes: config.snapshot_every_changes.max(1),
+                retain_changes: config.stream_retention,
+                snapshot_on_shutdown: start.snapshot_on_shutdown,
+                shutdown_grace,
+                start_seq: start.snapshot_seq,
+                shrink_guard: start.shrink_guard,
+            },
+            writer.acked_seq(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        Pipeline {
+            sender,
+            writer,
+            snapshotter,
+            cancel,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,7 +352,8 @@ mod tests {
         .await
         .unwrap();
         astrolabe_testkit::eventually("the damage is named", Duration::from_secs(10), || {
-            let detail = persistence.status.report().detail.unwrap_or_default();
+            let status = persistence.status.as_ref().expect("redis has a status");
+            let detail = status.report().detail.unwrap_or_default();
             let named = named.iter().all(|n| detail.contains(n));
             async move { if named { Ok(()) } else { Err(detail) } }
         })

@@ -1,0 +1,338 @@
+//! [`LogHistory`]: the event log read as history. The graph at a past point is the newest
+//! checkpoint (a retained snapshot) at or before it, decoded, plus the changes after it up to the
+//! point, replayed; materialised graphs are kept in a bounded cache. Works over any
+//! [`EventLog`]: the in-memory log when persistence is off, Redis when it is on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use astrolabe_api::history::{AsOf, HistoryError, HistorySource, Located, PastGraph};
+use astrolabe_graph::{Graph, SharedGraph};
+use astrolabe_history::{GraphCache, Point};
+use astrolabe_model::Change;
+use astrolabe_persist::{Decoder as _, ErrorChain, EventLog, SnapshotMeta};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+
+use crate::decoder::DECODER;
+
+/// Stream entries read per round trip while replaying.
+const PAGE: usize = 64;
+
+/// How far in the future (by the server's clock) a time may lie and still mean "now": clients'
+/// clocks are not exactly the server's.
+const CLOCK_SLACK_MS: i64 = 2_000;
+
+/// Most exact times remembered with the sequence they resolved to.
+const TIMES_REMEMBERED: usize = 256;
+
+/// Bytes a resource takes in a materialised graph, for the cache's accounting (the graph
+/// memory benchmark's figure, rounded up).
+const BYTES_PER_RESOURCE: usize = 1_024;
+
+/// The log read as history; see the module documentation.
+pub struct LogHistory<L> {
+    log: L,
+    live: SharedGraph,
+    cache: GraphCache,
+    /// Absolute times asked for, with the sequence they resolved to: the same RFC 3339 time
+    /// asked again is a cache lookup.
+    times: Mutex<HashMap<i64, u64>>,
+    /// The time of the last change of each cached graph, by its sequence.
+    stamps: Mutex<HashMap<u64, i64>>,
+    /// One materialisation at a time: each decodes a checkpoint, and an incident's clients ask
+    /// for the same points.
+    building: tokio::sync::Mutex<()>,
+}
+
+/// Where a materialisation must stop.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// After this sequence.
+    Seq(u64),
+    /// After the last change at or before this time.
+    Time(i64),
+}
+
+impl<L: EventLog + Clone> LogHistory<L> {
+    /// History over `log`, next to the live graph `live`, caching up to `cache_mib` MiB of
+    /// materialised graphs.
+    pub fn new(log: L, live: SharedGraph, cache_mib: usize) -> Self {
+        LogHistory {
+            log,
+            live,
+            cache: GraphCache::new(cache_mib),
+            times: Mutex::new(HashMap::new()),
+            stamps: Mutex::new(HashMap::new()),
+            building: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The cache's counters (for metrics and tests).
+    pub fn cache_stats(&self) -> astrolabe_history::CacheStats {
+        self.cache.stats()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SnapshotMeta>, HistoryError> {
+        self.log.checkpoints().await.map_err(unavailable)
+    }
+
+    /// The oldest point: the oldest checkpoint, or the start of the log when it still begins at
+    /// sequence 1.
+    async fn oldest_point(&self) -> Result<AsOf, HistoryError> {
+        let checkpoints = self.checkpoints().await?;
+        if self
+            .log
+            .first_seq()
+            .await
+            .map_err(unavailable)?
+            .unwrap_or(1)
+            <= 1
+        {
+            return Ok(AsOf::new(
+                0,
+                checkpoints.first().map_or(0, |c| c.created_at_ms.min(0)),
+            ));
+        }
+        match checkpoints.first() {
+            Some(c) => Ok(AsOf::new(c.covered_seq, c.created_at_ms)),
+            None => Ok(AsOf::new(self.live.read().seq(), astrolabe_model::now_ms())),
+        }
+    }
+
+    /// The base a materialisation at `target` starts from: the newest checkpoint at or before
+    /// it, or the empty graph when the log still begins at sequence 1 and no checkpoint fits.
+    /// A checkpoint's time is when it was committed (at or after its last change), so a time
+    /// between its last change and its commit is answered from the one before.
+    async fn base(&self, target: Target, text: &str) -> Result<Option<SnapshotMeta>, HistoryError> {
+        let checkpoints = self.checkpoints().await?;
+        let fits = |c: &&SnapshotMeta| match target {
+            Target::Seq(n) => c.covered_seq <= n,
+            Target::Time(t) => c.created_at_ms <= t,
+        };
+        if let Some(c) = checkpoints.iter().rev().find(fits) {
+            return Ok(Some(c.clone()));
+        }
+        if self
+            .log
+            .first_seq()
+            .await
+            .map_err(unavailable)?
+            .unwrap_or(1)
+            <= 1
+        {
+            return Ok(None);
+        }
+        Err(HistoryError::Gone {
+            point: text.to_owned(),
+            oldest: self.oldest_point().await?,
+        })
+    }
+
+    /// The graph at `target`, from the cache or materialised; `None` when it is the live graph.
+    async fn materialise(&self, target: Target, text: &str) -> Result<Located, HistoryError> {
+        let cached = match target {
+            Target::Seq(n) => Some(n),
+            Target::Time(t) => self.times.lock().get(&t).copied(),
+        };
+        if let Some(n) = cached
+            && let Some(graph) = self.cache.get(n)
+        {
+            return Ok(self.past(graph));
+        }
+        let _one = self.building.lock().await;
+        let base = self.base(target, text).await?;
+        let mut graph = match &base {
+            Some(meta) => self.decode(meta).await?,
+            None => Graph::new(),
+        };
+        let mut after = graph.seq();
+        let mut last_ts = base.as_ref().map_or(0, |m| m.created_at_ms);
+        'read: loop {
+            let entries = self
+                .log
+                .read_after(after, PAGE)
+                .await
+                .map_err(unavailable)?;
+            if entries.is_empty() {
+                break;
+            }
+            for entry in entries {
+                after = after.max(entry.seq);
+                if entry.defect.is_some() {
+                    continue;
+                }
+                let change = match DECODER.decode_change(entry.seq, &entry.payload) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(seq = entry.seq, error = %ErrorChain(&e), "history: a change of the log does not decode; skipped");
+                        continue;
+                    }
+                };
+                let stop = match target {
+                    Target::Seq(n) => change.seq > n,
+                    Target::Time(t) => change.ts_ms > t,
+                };
+                if stop {
+                    break 'read;
+                }
+                last_ts = change.ts_ms;
+                graph.replay(&change);
+            }
+        }
+        let seq = graph.seq();
+        if let Target::Seq(n) = target
+            && seq < n
+        {
+            // Between the log's top and the live graph: the writer has not appended it yet.
+            if n >= self.live.read().seq() {
+                return Ok(Located::Live);
+            }
+            return Err(HistoryError::Unavailable(format!(
+                "seq {n} is not in the log yet (it holds up to {seq}); retry"
+            )));
+        }
+        if seq >= self.live.read().seq() {
+            return Ok(Located::Live);
+        }
+        if let Target::Time(t) = target {
+            let mut times = self.times.lock();
+            if times.len() >= TIMES_REMEMBERED {
+                times.clear();
+            }
+            times.insert(t, seq);
+        }
+        let bytes = graph.node_count().max(1) * BYTES_PER_RESOURCE;
+        let graph = Arc::new(graph);
+        {
+            let mut stamps = self.stamps.lock();
+            if stamps.len() >= TIMES_REMEMBERED {
+                stamps.clear();
+            }
+            stamps.insert(seq, last_ts);
+        }
+        self.cache.insert(seq, graph.clone(), bytes);
+        Ok(Located::Past(PastGraph {
+            graph,
+            as_of: AsOf::new(seq, last_ts),
+        }))
+    }
+
+    /// A cached graph as an answer.
+    fn past(&self, graph: Arc<Graph>) -> Located {
+        let seq = graph.seq();
+        let time = self.stamps.lock().get(&seq).copied().unwrap_or(0);
+        Located::Past(PastGraph {
+            graph,
+            as_of: AsOf::new(seq, time),
+        })
+    }
+
+    /// Loads and decodes checkpoint `meta` into a graph, off the async threads.
+    async fn decode(&self, meta: &SnapshotMeta) -> Result<Graph, HistoryError> {
+        let loaded = self
+            .log
+            .load_checkpoint(meta.generation)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                HistoryError::Unavailable(format!(
+                    "checkpoint {} was dropped meanwhile; retry",
+                    meta.generation
+                ))
+            })?;
+        tokio::task::spawn_blocking(move || -> astrolabe_persist::Result<Graph> {
+            let mut stream = loaded.stream()?;
+            let graph = DECODER.decode_snapshot_from(&mut stream, loaded.meta.raw_bytes)?;
+            stream.finish()?;
+            Ok(graph)
+        })
+        .await
+        .map_err(|e| HistoryError::Unavailable(format!("decoding a checkpoint failed: {e}")))?
+        .map_err(unavailable)
+    }
+}
+
+fn unavailable(e: astrolabe_persist::PersistError) -> HistoryError {
+    HistoryError::Unavailable(ErrorChain(&e).to_string())
+}
+
+impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
+    fn locate<'a>(
+        &'a self,
+        point: Point,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Located, HistoryError>> {
+        Box::pin(async move {
+            let live_seq = self.live.read().seq();
+            match point {
+                Point::Now => Ok(Located::Live),
+                Point::Seq(n) if n > live_seq => Err(HistoryError::Future {
+                    point: text.to_owned(),
+                    newest: AsOf::new(live_seq, astrolabe_model::now_ms()),
+                }),
+                Point::Seq(n) if n == live_seq => Ok(Located::Live),
+                Point::Seq(n) => self.materialise(Target::Seq(n), text).await,
+                Point::Time(t) if t > astrolabe_model::now_ms() + CLOCK_SLACK_MS => {
+                    Err(HistoryError::Future {
+                        point: text.to_owned(),
+                        newest: AsOf::new(live_seq, astrolabe_model::now_ms()),
+                    })
+                }
+                Point::Time(t) => self.materialise(Target::Time(t), text).await,
+            }
+        })
+    }
+
+    fn changes<'a>(
+        &'a self,
+        from: Point,
+        to: Point,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>> {
+        Box::pin(async move {
+            let after = |c: &Change, p: Point| match p {
+                Point::Seq(n) => c.seq > n,
+                Point::Time(t) => c.ts_ms > t,
+                Point::Now => false,
+            };
+            let mut cursor = match from {
+                Point::Now => return Ok(Vec::new()),
+                Point::Seq(n) => self.base(Target::Seq(n), text).await?,
+                Point::Time(t) => self.base(Target::Time(t), text).await?,
+            }
+            .map_or(0, |m| m.covered_seq);
+            let mut out = Vec::new();
+            'read: loop {
+                let entries = self
+                    .log
+                    .read_after(cursor, PAGE)
+                    .await
+                    .map_err(unavailable)?;
+                if entries.is_empty() {
+                    break;
+                }
+                for entry in entries {
+                    cursor = cursor.max(entry.seq);
+                    if entry.defect.is_some() {
+                        continue;
+                    }
+                    let Ok(change) = DECODER.decode_change(entry.seq, &entry.payload) else {
+                        continue;
+                    };
+                    if !to.eq(&Point::Now) && after(&change, to) {
+                        break 'read;
+                    }
+                    if after(&change, from) {
+                        out.push(change);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {
+        Box::pin(self.oldest_point())
+    }
+}
