@@ -41,13 +41,13 @@ pub struct DiffFilter {
     pub root_and_depth: Option<(Uid, u32)>,
 }
 
-/// An object added or removed between the two points.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Which object an entry of a diff is about, and the last change of the window that touched it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectDiff {
+pub struct Touched {
     /// The object's UID.
     pub uid: Uid,
-    /// Its kind, namespace and name.
+    /// Its kind, namespace and name (at the end, for an object present there).
     #[serde(flatten)]
     pub key: ObjectKey,
     /// The sequence number of the last change that touched it in the window.
@@ -55,6 +55,21 @@ pub struct ObjectDiff {
     /// When that change was applied (RFC 3339 in the answer).
     #[serde(rename = "time", serialize_with = "serialize_time")]
     pub ts_ms: i64,
+}
+
+impl Touched {
+    /// The order of a diff's objects: by kind, namespace, name, then UID.
+    fn order(&self) -> (&ObjectKey, &Uid) {
+        (&self.key, &self.uid)
+    }
+}
+
+/// An object added or removed between the two points.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObjectDiff {
+    /// The object and its last change.
+    #[serde(flatten)]
+    pub object: Touched,
     /// The object as it is at the end where it exists (the end for an added one, the start for
     /// a removed one).
     pub resource: Arc<Resource>,
@@ -62,18 +77,10 @@ pub struct ObjectDiff {
 
 /// An object present at both points, with different contents.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ModifiedObject {
-    /// The object's UID.
-    pub uid: Uid,
-    /// Its kind, namespace and name at the end.
+    /// The object and its last change.
     #[serde(flatten)]
-    pub key: ObjectKey,
-    /// The sequence number of the last change that touched it in the window.
-    pub seq: u64,
-    /// When that change was applied (RFC 3339 in the answer).
-    #[serde(rename = "time", serialize_with = "serialize_time")]
-    pub ts_ms: i64,
+    pub object: Touched,
     /// What differs between the two versions.
     pub changes: Vec<FieldChange>,
     /// The version at the start.
@@ -189,11 +196,14 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
         ..Diff::default()
     };
     for (uid, &(seq, ts_ms)) in &last_change {
-        let entry = |resource: &Arc<Resource>| ObjectDiff {
+        let touched = |resource: &Resource| Touched {
             uid: uid.clone(),
             key: resource.key(),
             seq,
             ts_ms,
+        };
+        let entry = |resource: &Arc<Resource>| ObjectDiff {
+            object: touched(resource),
             resource: resource.clone(),
         };
         match (before.get(uid), graph.get(uid)) {
@@ -201,10 +211,7 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
             (Some(old), None) if object_kept(old) => diff.removed.push(entry(old)),
             (Some(old), Some(new)) if old != new && (object_kept(old) || object_kept(new)) => {
                 diff.modified.push(ModifiedObject {
-                    uid: uid.clone(),
-                    key: new.key(),
-                    seq,
-                    ts_ms,
+                    object: touched(new),
                     changes: field_changes(old, new),
                     old: old.clone(),
                     new: new.clone(),
@@ -214,11 +221,11 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
         }
     }
     diff.added
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
     diff.removed
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
     diff.modified
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
 
     let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
     let by_attributes = filter.namespace.is_some() || filter.kind.is_some();
@@ -353,11 +360,11 @@ mod tests {
     }
 
     fn uids(objects: &[ObjectDiff]) -> Vec<&str> {
-        objects.iter().map(|o| o.uid.as_str()).collect()
+        objects.iter().map(|o| o.object.uid.as_str()).collect()
     }
 
     fn modified(d: &Diff) -> Vec<&str> {
-        d.modified.iter().map(|o| o.uid.as_str()).collect()
+        d.modified.iter().map(|o| o.object.uid.as_str()).collect()
     }
 
     fn edges(edges: &[EdgeDiff]) -> Vec<String> {
@@ -372,12 +379,18 @@ mod tests {
         let d = diff(DiffFilter::default());
         assert_eq!((d.from_seq, d.to_seq), (4, 11));
         assert_eq!(uids(&d.added), ["n2"]);
-        assert_eq!((d.added[0].seq, d.added[0].ts_ms), (10, 6000));
+        assert_eq!((d.added[0].object.seq, d.added[0].object.ts_ms), (10, 6000));
         assert!(d.removed.is_empty(), "p3 came and went");
         // Sorted by kind: Pod, then Service.
         assert_eq!(modified(&d), ["p2", "svc"]);
-        assert_eq!((d.modified[0].seq, d.modified[0].ts_ms), (11, 7000));
-        assert_eq!((d.modified[1].seq, d.modified[1].ts_ms), (9, 5000));
+        assert_eq!(
+            (d.modified[0].object.seq, d.modified[0].object.ts_ms),
+            (11, 7000)
+        );
+        assert_eq!(
+            (d.modified[1].object.seq, d.modified[1].object.ts_ms),
+            (9, 5000)
+        );
         assert_eq!(d.modified[1].changes.len(), 1);
         assert_eq!(d.modified[1].changes[0].field, "references");
         assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
