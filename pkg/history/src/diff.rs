@@ -133,69 +133,28 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
     let from_seq = graph.seq();
     let changes: Vec<&Change> = changes.iter().filter(|c| c.seq > from_seq).collect();
     let hood_before = neighbourhood(graph, filter);
-
-    // The objects whose edges can change, and their versions and edges at the start.
-    let mut around: HashSet<Uid> = HashSet::new();
-    for change in &changes {
-        let uid = change.op.uid();
-        around.insert(uid.clone());
-        let keys = [
-            match &change.op {
-                ChangeOp::Upsert(r) => Some(r.key()),
-                ChangeOp::Delete { key, .. } => Some(key.clone()),
-            },
-            graph.get(uid).map(|r| r.key()),
-        ];
-        for key in keys.into_iter().flatten() {
-            if let Some(holder) = graph.get_by_key(&key) {
-                around.insert(holder.uid.clone());
-            }
-        }
-    }
+    let around = edge_ends_that_can_change(graph, &changes);
     let before: HashMap<Uid, Arc<Resource>> = around
         .iter()
         .filter_map(|uid| Some((uid.clone(), graph.get(uid)?.clone())))
         .collect();
     let edges_before = edges_around(graph, &around);
-
-    // Replay, remembering the last change of each object and edge.
-    let mut last_change: HashMap<Uid, (u64, i64)> = HashMap::new();
-    let mut last_edge: HashMap<EdgeView, (u64, i64)> = HashMap::new();
-    let mut events: Vec<GraphEvent> = Vec::new();
-    for change in &changes {
-        events.clear();
-        graph.apply(change.op.clone(), change.ts_ms, &mut events);
-        graph.advance_seq(change.seq);
-        let stamp = (change.seq, change.ts_ms);
-        last_change.insert(change.op.uid().clone(), stamp);
-        for event in events.drain(..) {
-            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
-                last_edge.insert(edge, stamp);
-            }
-        }
-    }
-    let hood_after = neighbourhood(graph, filter);
+    let stamps = replay(graph, &changes);
     let edges_after = edges_around(graph, &around);
-
-    let in_hood = |uid: &Uid| match (&hood_before, &hood_after) {
-        (Some(a), Some(b)) => a.contains(uid) || b.contains(uid),
-        _ => true,
+    let keep = Keep {
+        filter,
+        hood: hood_before.map(|mut hood| {
+            hood.extend(neighbourhood(graph, filter).unwrap_or_default());
+            hood
+        }),
     };
-    let matches = |r: &Resource| {
-        filter
-            .namespace
-            .as_ref()
-            .is_none_or(|ns| r.namespace == *ns)
-            && filter.kind.as_ref().is_none_or(|k| r.kind == *k)
-    };
-    let object_kept = |r: &Resource| matches(r) && in_hood(&r.uid);
 
     let mut diff = Diff {
         from_seq,
         to_seq: graph.seq(),
         ..Diff::default()
     };
-    for (uid, &(seq, ts_ms)) in &last_change {
+    for (uid, &(seq, ts_ms)) in &stamps.objects {
         let touched = |resource: &Resource| Touched {
             uid: uid.clone(),
             key: resource.key(),
@@ -207,9 +166,9 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
             resource: resource.clone(),
         };
         match (before.get(uid), graph.get(uid)) {
-            (None, Some(new)) if object_kept(new) => diff.added.push(entry(new)),
-            (Some(old), None) if object_kept(old) => diff.removed.push(entry(old)),
-            (Some(old), Some(new)) if old != new && (object_kept(old) || object_kept(new)) => {
+            (None, Some(new)) if keep.object(new) => diff.added.push(entry(new)),
+            (Some(old), None) if keep.object(old) => diff.removed.push(entry(old)),
+            (Some(old), Some(new)) if old != new && (keep.object(old) || keep.object(new)) => {
                 diff.modified.push(ModifiedObject {
                     object: touched(new),
                     changes: field_changes(old, new),
@@ -228,15 +187,12 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
         .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
 
     let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
-    let by_attributes = filter.namespace.is_some() || filter.kind.is_some();
-    let edge_kept = |e: &EdgeView| {
-        let ends = [end(&e.from), end(&e.to)];
-        (!by_attributes || ends.iter().flatten().any(|r| matches(r)))
-            && (hood_before.is_none() || (in_hood(&e.from) && in_hood(&e.to)))
-    };
-    let last_window_change = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
+    let kept = |e: &&EdgeView| keep.edge(e, [end(&e.from), end(&e.to)]);
+    // Every edge that differs changed in some change of the window; the fallback is never
+    // taken, it only keeps the answer whole.
+    let last = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
     let stamped = |edge: &EdgeView| {
-        let (seq, ts_ms) = last_edge.get(edge).copied().unwrap_or(last_window_change);
+        let (seq, ts_ms) = stamps.edges.get(edge).copied().unwrap_or(last);
         EdgeDiff {
             edge: edge.clone(),
             seq,
@@ -245,15 +201,95 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
     };
     diff.edges_added = edges_after
         .difference(&edges_before)
-        .filter(|e| edge_kept(e))
+        .filter(kept)
         .map(stamped)
         .collect();
     diff.edges_removed = edges_before
         .difference(&edges_after)
-        .filter(|e| edge_kept(e))
+        .filter(kept)
         .map(stamped)
         .collect();
     diff
+}
+
+/// The last change of the window that touched each object and each edge.
+struct Stamps {
+    objects: HashMap<Uid, (u64, i64)>,
+    edges: HashMap<EdgeView, (u64, i64)>,
+}
+
+/// Applies the changes to the graph, noting which change last touched each object and edge.
+fn replay(graph: &mut Graph, changes: &[&Change]) -> Stamps {
+    let mut stamps = Stamps {
+        objects: HashMap::new(),
+        edges: HashMap::new(),
+    };
+    let mut events: Vec<GraphEvent> = Vec::new();
+    for change in changes {
+        graph.apply(change.op.clone(), change.ts_ms, &mut events);
+        graph.advance_seq(change.seq);
+        let stamp = (change.seq, change.ts_ms);
+        stamps.objects.insert(change.op.uid().clone(), stamp);
+        for event in events.drain(..) {
+            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
+                stamps.edges.insert(edge, stamp);
+            }
+        }
+    }
+    stamps
+}
+
+/// The objects at whose ends edges can appear or disappear during the changes: the changed
+/// objects, and the objects that hold (in the graph at the start) a name one of them has or
+/// had.
+fn edge_ends_that_can_change(graph: &Graph, changes: &[&Change]) -> HashSet<Uid> {
+    let mut around: HashSet<Uid> = HashSet::new();
+    for change in changes {
+        let uid = change.op.uid();
+        around.insert(uid.clone());
+        let keys = [
+            match &change.op {
+                ChangeOp::Upsert(r) => Some(r.key()),
+                ChangeOp::Delete { key, .. } => Some(key.clone()),
+            },
+            graph.get(uid).map(|r| r.key()),
+        ];
+        for key in keys.into_iter().flatten() {
+            if let Some(holder) = graph.get_by_key(&key) {
+                around.insert(holder.uid.clone());
+            }
+        }
+    }
+    around
+}
+
+/// What a [`DiffFilter`] keeps, with its neighbourhood (at either end) resolved.
+struct Keep<'a> {
+    filter: &'a DiffFilter,
+    hood: Option<HashSet<Uid>>,
+}
+
+impl Keep<'_> {
+    fn matches(&self, r: &Resource) -> bool {
+        let f = self.filter;
+        f.namespace.as_ref().is_none_or(|ns| r.namespace == *ns)
+            && f.kind.as_ref().is_none_or(|k| r.kind == *k)
+    }
+
+    fn in_hood(&self, uid: &Uid) -> bool {
+        self.hood.as_ref().is_none_or(|hood| hood.contains(uid))
+    }
+
+    fn object(&self, r: &Resource) -> bool {
+        self.matches(r) && self.in_hood(&r.uid)
+    }
+
+    fn edge(&self, e: &EdgeView, ends: [Option<&Arc<Resource>>; 2]) -> bool {
+        let by_attributes = self.filter.namespace.is_some() || self.filter.kind.is_some();
+        (!by_attributes || ends.iter().flatten().any(|r| self.matches(r)))
+            && self.in_hood(&e.from)
+            && self.in_hood(&e.to)
+    }
 }
 
 /// The UIDs within the filter's depth of its root, when it has one (empty when the root is not
@@ -462,6 +498,15 @@ mod tests {
         });
         assert_eq!(modified(&d), ["p2", "svc"]);
         assert_eq!(d.edges_removed.len(), 3);
+        // n2 exists at the end only, with p2 beside it.
+        let d = diff(DiffFilter {
+            root_and_depth: Some((Uid::from("n2"), 1)),
+            ..DiffFilter::default()
+        });
+        assert_eq!(uids(&d.added), ["n2"]);
+        assert_eq!(modified(&d), ["p2"]);
+        assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
+        assert!(d.edges_removed.is_empty(), "n1 is outside");
         let unknown = diff(DiffFilter {
             root_and_depth: Some((Uid::from("nope"), 3)),
             ..DiffFilter::default()
