@@ -41,13 +41,13 @@ pub struct DiffFilter {
     pub root_and_depth: Option<(Uid, u32)>,
 }
 
-/// An object added or removed between the two points.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Which object an entry of a diff is about, and the last change of the window that touched it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectDiff {
+pub struct Touched {
     /// The object's UID.
     pub uid: Uid,
-    /// Its kind, namespace and name.
+    /// Its kind, namespace and name (at the end, for an object present there).
     #[serde(flatten)]
     pub key: ObjectKey,
     /// The sequence number of the last change that touched it in the window.
@@ -55,6 +55,21 @@ pub struct ObjectDiff {
     /// When that change was applied (RFC 3339 in the answer).
     #[serde(rename = "time", serialize_with = "serialize_time")]
     pub ts_ms: i64,
+}
+
+impl Touched {
+    /// The order of a diff's objects: by kind, namespace, name, then UID.
+    fn order(&self) -> (&ObjectKey, &Uid) {
+        (&self.key, &self.uid)
+    }
+}
+
+/// An object added or removed between the two points.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObjectDiff {
+    /// The object and its last change.
+    #[serde(flatten)]
+    pub object: Touched,
     /// The object as it is at the end where it exists (the end for an added one, the start for
     /// a removed one).
     pub resource: Arc<Resource>,
@@ -62,18 +77,10 @@ pub struct ObjectDiff {
 
 /// An object present at both points, with different contents.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ModifiedObject {
-    /// The object's UID.
-    pub uid: Uid,
-    /// Its kind, namespace and name at the end.
+    /// The object and its last change.
     #[serde(flatten)]
-    pub key: ObjectKey,
-    /// The sequence number of the last change that touched it in the window.
-    pub seq: u64,
-    /// When that change was applied (RFC 3339 in the answer).
-    #[serde(rename = "time", serialize_with = "serialize_time")]
-    pub ts_ms: i64,
+    pub object: Touched,
     /// What differs between the two versions.
     pub changes: Vec<FieldChange>,
     /// The version at the start.
@@ -126,10 +133,118 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
     let from_seq = graph.seq();
     let changes: Vec<&Change> = changes.iter().filter(|c| c.seq > from_seq).collect();
     let hood_before = neighbourhood(graph, filter);
+    let around = edge_ends_that_can_change(graph, &changes);
+    let before: HashMap<Uid, Arc<Resource>> = around
+        .iter()
+        .filter_map(|uid| Some((uid.clone(), graph.get(uid)?.clone())))
+        .collect();
+    let edges_before = edges_around(graph, &around);
+    let stamps = replay(graph, &changes);
+    let edges_after = edges_around(graph, &around);
+    let keep = Keep {
+        filter,
+        hood: hood_before.map(|mut hood| {
+            hood.extend(neighbourhood(graph, filter).unwrap_or_default());
+            hood
+        }),
+    };
 
-    // The objects whose edges can change, and their versions and edges at the start.
+    let mut diff = Diff {
+        from_seq,
+        to_seq: graph.seq(),
+        ..Diff::default()
+    };
+    for (uid, &(seq, ts_ms)) in &stamps.objects {
+        let touched = |resource: &Resource| Touched {
+            uid: uid.clone(),
+            key: resource.key(),
+            seq,
+            ts_ms,
+        };
+        let entry = |resource: &Arc<Resource>| ObjectDiff {
+            object: touched(resource),
+            resource: resource.clone(),
+        };
+        match (before.get(uid), graph.get(uid)) {
+            (None, Some(new)) if keep.object(new) => diff.added.push(entry(new)),
+            (Some(old), None) if keep.object(old) => diff.removed.push(entry(old)),
+            (Some(old), Some(new)) if old != new && (keep.object(old) || keep.object(new)) => {
+                diff.modified.push(ModifiedObject {
+                    object: touched(new),
+                    changes: field_changes(old, new),
+                    old: old.clone(),
+                    new: new.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    diff.added
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
+    diff.removed
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
+    diff.modified
+        .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
+
+    let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
+    let kept = |e: &&EdgeView| keep.edge(e, [end(&e.from), end(&e.to)]);
+    // Every edge that differs changed in some change of the window; the fallback is never
+    // taken, it only keeps the answer whole.
+    let last = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
+    let stamped = |edge: &EdgeView| {
+        let (seq, ts_ms) = stamps.edges.get(edge).copied().unwrap_or(last);
+        EdgeDiff {
+            edge: edge.clone(),
+            seq,
+            ts_ms,
+        }
+    };
+    diff.edges_added = edges_after
+        .difference(&edges_before)
+        .filter(kept)
+        .map(stamped)
+        .collect();
+    diff.edges_removed = edges_before
+        .difference(&edges_after)
+        .filter(kept)
+        .map(stamped)
+        .collect();
+    diff
+}
+
+/// The last change of the window that touched each object and each edge.
+struct Stamps {
+    objects: HashMap<Uid, (u64, i64)>,
+    edges: HashMap<EdgeView, (u64, i64)>,
+}
+
+/// Applies the changes to the graph, noting which change last touched each object and edge.
+fn replay(graph: &mut Graph, changes: &[&Change]) -> Stamps {
+    let mut stamps = Stamps {
+        objects: HashMap::new(),
+        edges: HashMap::new(),
+    };
+    let mut events: Vec<GraphEvent> = Vec::new();
+    for change in changes {
+        graph.apply(change.op.clone(), change.ts_ms, &mut events);
+        graph.advance_seq(change.seq);
+        let stamp = (change.seq, change.ts_ms);
+        stamps.objects.insert(change.op.uid().clone(), stamp);
+        for event in events.drain(..) {
+            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
+                stamps.edges.insert(edge, stamp);
+            }
+        }
+    }
+    stamps
+}
+
+/// The objects at whose ends edges can appear or disappear during the changes: the changed
+/// objects, and the objects that hold (in the graph at the start) a name one of them has or
+/// had.
+fn edge_ends_that_can_change(graph: &Graph, changes: &[&Change]) -> HashSet<Uid> {
     let mut around: HashSet<Uid> = HashSet::new();
-    for change in &changes {
+    for change in changes {
         let uid = change.op.uid();
         around.insert(uid.clone());
         let keys = [
@@ -145,108 +260,36 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
             }
         }
     }
-    let before: HashMap<Uid, Arc<Resource>> = around
-        .iter()
-        .filter_map(|uid| Some((uid.clone(), graph.get(uid)?.clone())))
-        .collect();
-    let edges_before = edges_around(graph, &around);
+    around
+}
 
-    // Replay, remembering the last change of each object and edge.
-    let mut last_change: HashMap<Uid, (u64, i64)> = HashMap::new();
-    let mut last_edge: HashMap<EdgeView, (u64, i64)> = HashMap::new();
-    let mut events: Vec<GraphEvent> = Vec::new();
-    for change in &changes {
-        events.clear();
-        graph.apply(change.op.clone(), change.ts_ms, &mut events);
-        graph.advance_seq(change.seq);
-        let stamp = (change.seq, change.ts_ms);
-        last_change.insert(change.op.uid().clone(), stamp);
-        for event in events.drain(..) {
-            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
-                last_edge.insert(edge, stamp);
-            }
-        }
+/// What a [`DiffFilter`] keeps, with its neighbourhood (at either end) resolved.
+struct Keep<'a> {
+    filter: &'a DiffFilter,
+    hood: Option<HashSet<Uid>>,
+}
+
+impl Keep<'_> {
+    fn matches(&self, r: &Resource) -> bool {
+        let f = self.filter;
+        f.namespace.as_ref().is_none_or(|ns| r.namespace == *ns)
+            && f.kind.as_ref().is_none_or(|k| r.kind == *k)
     }
-    let hood_after = neighbourhood(graph, filter);
-    let edges_after = edges_around(graph, &around);
 
-    let in_hood = |uid: &Uid| match (&hood_before, &hood_after) {
-        (Some(a), Some(b)) => a.contains(uid) || b.contains(uid),
-        _ => true,
-    };
-    let matches = |r: &Resource| {
-        filter
-            .namespace
-            .as_ref()
-            .is_none_or(|ns| r.namespace == *ns)
-            && filter.kind.as_ref().is_none_or(|k| r.kind == *k)
-    };
-    let object_kept = |r: &Resource| matches(r) && in_hood(&r.uid);
-
-    let mut diff = Diff {
-        from_seq,
-        to_seq: graph.seq(),
-        ..Diff::default()
-    };
-    for (uid, &(seq, ts_ms)) in &last_change {
-        let entry = |resource: &Arc<Resource>| ObjectDiff {
-            uid: uid.clone(),
-            key: resource.key(),
-            seq,
-            ts_ms,
-            resource: resource.clone(),
-        };
-        match (before.get(uid), graph.get(uid)) {
-            (None, Some(new)) if object_kept(new) => diff.added.push(entry(new)),
-            (Some(old), None) if object_kept(old) => diff.removed.push(entry(old)),
-            (Some(old), Some(new)) if old != new && (object_kept(old) || object_kept(new)) => {
-                diff.modified.push(ModifiedObject {
-                    uid: uid.clone(),
-                    key: new.key(),
-                    seq,
-                    ts_ms,
-                    changes: field_changes(old, new),
-                    old: old.clone(),
-                    new: new.clone(),
-                });
-            }
-            _ => {}
-        }
+    fn in_hood(&self, uid: &Uid) -> bool {
+        self.hood.as_ref().is_none_or(|hood| hood.contains(uid))
     }
-    diff.added
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
-    diff.removed
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
-    diff.modified
-        .sort_by(|a, b| (&a.key, &a.uid).cmp(&(&b.key, &b.uid)));
 
-    let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
-    let by_attributes = filter.namespace.is_some() || filter.kind.is_some();
-    let edge_kept = |e: &EdgeView| {
-        let ends = [end(&e.from), end(&e.to)];
-        (!by_attributes || ends.iter().flatten().any(|r| matches(r)))
-            && (hood_before.is_none() || (in_hood(&e.from) && in_hood(&e.to)))
-    };
-    let last_window_change = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
-    let stamped = |edge: &EdgeView| {
-        let (seq, ts_ms) = last_edge.get(edge).copied().unwrap_or(last_window_change);
-        EdgeDiff {
-            edge: edge.clone(),
-            seq,
-            ts_ms,
-        }
-    };
-    diff.edges_added = edges_after
-        .difference(&edges_before)
-        .filter(|e| edge_kept(e))
-        .map(stamped)
-        .collect();
-    diff.edges_removed = edges_before
-        .difference(&edges_after)
-        .filter(|e| edge_kept(e))
-        .map(stamped)
-        .collect();
-    diff
+    fn object(&self, r: &Resource) -> bool {
+        self.matches(r) && self.in_hood(&r.uid)
+    }
+
+    fn edge(&self, e: &EdgeView, ends: [Option<&Arc<Resource>>; 2]) -> bool {
+        let by_attributes = self.filter.namespace.is_some() || self.filter.kind.is_some();
+        (!by_attributes || ends.iter().flatten().any(|r| self.matches(r)))
+            && self.in_hood(&e.from)
+            && self.in_hood(&e.to)
+    }
 }
 
 /// The UIDs within the filter's depth of its root, when it has one (empty when the root is not
@@ -353,11 +396,11 @@ mod tests {
     }
 
     fn uids(objects: &[ObjectDiff]) -> Vec<&str> {
-        objects.iter().map(|o| o.uid.as_str()).collect()
+        objects.iter().map(|o| o.object.uid.as_str()).collect()
     }
 
     fn modified(d: &Diff) -> Vec<&str> {
-        d.modified.iter().map(|o| o.uid.as_str()).collect()
+        d.modified.iter().map(|o| o.object.uid.as_str()).collect()
     }
 
     fn edges(edges: &[EdgeDiff]) -> Vec<String> {
@@ -372,12 +415,18 @@ mod tests {
         let d = diff(DiffFilter::default());
         assert_eq!((d.from_seq, d.to_seq), (4, 11));
         assert_eq!(uids(&d.added), ["n2"]);
-        assert_eq!((d.added[0].seq, d.added[0].ts_ms), (10, 6000));
+        assert_eq!((d.added[0].object.seq, d.added[0].object.ts_ms), (10, 6000));
         assert!(d.removed.is_empty(), "p3 came and went");
         // Sorted by kind: Pod, then Service.
         assert_eq!(modified(&d), ["p2", "svc"]);
-        assert_eq!((d.modified[0].seq, d.modified[0].ts_ms), (11, 7000));
-        assert_eq!((d.modified[1].seq, d.modified[1].ts_ms), (9, 5000));
+        assert_eq!(
+            (d.modified[0].object.seq, d.modified[0].object.ts_ms),
+            (11, 7000)
+        );
+        assert_eq!(
+            (d.modified[1].object.seq, d.modified[1].object.ts_ms),
+            (9, 5000)
+        );
         assert_eq!(d.modified[1].changes.len(), 1);
         assert_eq!(d.modified[1].changes[0].field, "references");
         assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
@@ -449,6 +498,15 @@ mod tests {
         });
         assert_eq!(modified(&d), ["p2", "svc"]);
         assert_eq!(d.edges_removed.len(), 3);
+        // n2 exists at the end only, with p2 beside it.
+        let d = diff(DiffFilter {
+            root_and_depth: Some((Uid::from("n2"), 1)),
+            ..DiffFilter::default()
+        });
+        assert_eq!(uids(&d.added), ["n2"]);
+        assert_eq!(modified(&d), ["p2"]);
+        assert_eq!(edges(&d.edges_added), ["p2-runs-on->n2"]);
+        assert!(d.edges_removed.is_empty(), "n1 is outside");
         let unknown = diff(DiffFilter {
             root_and_depth: Some((Uid::from("nope"), 3)),
             ..DiffFilter::default()

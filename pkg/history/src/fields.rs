@@ -97,16 +97,28 @@ fn compare_maps(
 ) {
     let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for key in keys {
-        let len = path.len();
-        push_key(path, key);
-        compare(
-            path,
-            old.get(key).unwrap_or(&Value::Null),
-            new.get(key).unwrap_or(&Value::Null),
-            out,
-        );
-        path.truncate(len);
+        compare_child(path, |p| push_key(p, key), old.get(key), new.get(key), out);
     }
+}
+
+/// Compares one child (a key's or an element's value, `None` when absent) of the values at
+/// `path`, the child's name appended by `name`.
+fn compare_child(
+    path: &mut String,
+    name: impl FnOnce(&mut String),
+    old: Option<&Value>,
+    new: Option<&Value>,
+    out: &mut Vec<FieldChange>,
+) {
+    let len = path.len();
+    name(path);
+    compare(
+        path,
+        old.unwrap_or(&Value::Null),
+        new.unwrap_or(&Value::Null),
+        out,
+    );
+    path.truncate(len);
 }
 
 fn compare(path: &mut String, old: &Value, new: &Value, out: &mut Vec<FieldChange>) {
@@ -120,15 +132,10 @@ fn compare(path: &mut String, old: &Value, new: &Value, out: &mut Vec<FieldChang
         (a, b) if scalars(a) && scalars(b) => {
             let (a, b) = (elements(a), elements(b));
             for i in 0..a.len().max(b.len()) {
-                let len = path.len();
-                let _ = write!(path, "[{i}]");
-                compare(
-                    path,
-                    a.get(i).unwrap_or(&Value::Null),
-                    b.get(i).unwrap_or(&Value::Null),
-                    out,
-                );
-                path.truncate(len);
+                let index = |p: &mut String| {
+                    let _ = write!(p, "[{i}]");
+                };
+                compare_child(path, index, a.get(i), b.get(i), out);
             }
         }
         _ => out.push(FieldChange {

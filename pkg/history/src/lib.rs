@@ -24,7 +24,7 @@ pub mod point;
 pub mod timeline;
 
 pub use cache::{CacheStats, GraphCache};
-pub use diff::{Diff, DiffFilter, EdgeDiff, ModifiedObject, ObjectDiff, diff_by_replay};
+pub use diff::{Diff, DiffFilter, EdgeDiff, ModifiedObject, ObjectDiff, Touched, diff_by_replay};
 pub use fields::{FieldChange, field_changes};
 pub use point::{Point, PointError, format_time, parse_duration_ms, serialize_time};
 pub use timeline::{

@@ -102,9 +102,9 @@ fn summary(d: &Diff) -> Summary {
     let edge =
         |e: &astrolabe_history::EdgeDiff| (e.edge.from.clone(), e.edge.to.clone(), e.edge.kind);
     Summary {
-        added: d.added.iter().map(|o| o.uid.clone()).collect(),
-        removed: d.removed.iter().map(|o| o.uid.clone()).collect(),
-        modified: d.modified.iter().map(|o| o.uid.clone()).collect(),
+        added: d.added.iter().map(|o| o.object.uid.clone()).collect(),
+        removed: d.removed.iter().map(|o| o.object.uid.clone()).collect(),
+        modified: d.modified.iter().map(|o| o.object.uid.clone()).collect(),
         edges_added: d.edges_added.iter().map(edge).collect(),
         edges_removed: d.edges_removed.iter().map(edge).collect(),
     }
@@ -195,13 +195,11 @@ proptest! {
         prop_assert_eq!(summary(&diff), reference(&start, &live, None));
 
         let last = last_changes(&changes);
-        for o in diff.added.iter().chain(&diff.removed) {
+        let touched = diff.added.iter().chain(&diff.removed).map(|o| &o.object);
+        for o in touched.chain(diff.modified.iter().map(|o| &o.object)) {
             prop_assert_eq!(last[&o.uid], (o.seq, o.ts_ms));
         }
-        for o in &diff.modified {
-            prop_assert_eq!(last[&o.uid], (o.seq, o.ts_ms));
-            prop_assert!(!o.changes.is_empty());
-        }
+        prop_assert!(diff.modified.iter().all(|o| !o.changes.is_empty()));
         let stamps: BTreeMap<u64, i64> = changes.iter().map(|c| (c.seq, c.ts_ms)).collect();
         for e in diff.edges_added.iter().chain(&diff.edges_removed) {
             prop_assert_eq!(stamps.get(&e.seq), Some(&e.ts_ms));
