@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_history::{
-    Bucket, Diff, DiffFilter, EdgeDiff, FieldChange, ObjectDiff, Point, TimelineFilter, Version,
-    VersionOp, cluster_timeline, diff_by_replay, format_time, object_timeline,
+    Bucket, Diff, DiffFilter, EdgeDiff, FieldChange, ObjectDiff, Point, TimelineFilter, Touched,
+    Version, VersionOp, cluster_timeline, diff_by_replay, format_time, object_timeline,
 };
 use astrolabe_model::{Change, ChangeOp, ObjectKey, Str, Uid};
 use axum::extract::rejection::PathRejection;
@@ -296,15 +296,10 @@ fn past_or_live(state: &AppState, located: Located) -> PastGraph {
 
 /// An object added or removed, in the answer of `/api/v1/diff`.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ObjectJson<'a> {
-    uid: &'a str,
-    kind: &'a str,
-    namespace: &'a str,
-    name: &'a str,
-    seq: u64,
-    #[serde(serialize_with = "astrolabe_history::serialize_time")]
-    time: i64,
+    /// The object and the last change that touched it.
+    #[serde(flatten)]
+    object: &'a Touched,
     /// The object at the end where it exists.
     resource: ResourceJson<'a>,
 }
@@ -312,12 +307,7 @@ struct ObjectJson<'a> {
 impl<'a> From<&'a ObjectDiff> for ObjectJson<'a> {
     fn from(o: &'a ObjectDiff) -> Self {
         ObjectJson {
-            uid: o.uid.as_str(),
-            kind: o.key.kind.as_str(),
-            namespace: &o.key.namespace,
-            name: &o.key.name,
-            seq: o.seq,
-            time: o.ts_ms,
+            object: &o.object,
             resource: ResourceJson::from(&*o.resource),
         }
     }
@@ -325,15 +315,10 @@ impl<'a> From<&'a ObjectDiff> for ObjectJson<'a> {
 
 /// An object modified, in the answer of `/api/v1/diff`.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ModifiedJson<'a> {
-    uid: &'a str,
-    kind: &'a str,
-    namespace: &'a str,
-    name: &'a str,
-    seq: u64,
-    #[serde(serialize_with = "astrolabe_history::serialize_time")]
-    time: i64,
+    /// The object and the last change that touched it.
+    #[serde(flatten)]
+    object: &'a Touched,
     /// Field by field, from the version at `from` to the one at `to`.
     changes: &'a [FieldChange],
 }
@@ -362,12 +347,7 @@ impl<'a> DiffJson<'a> {
                 .modified
                 .iter()
                 .map(|m| ModifiedJson {
-                    uid: m.uid.as_str(),
-                    kind: m.key.kind.as_str(),
-                    namespace: &m.key.namespace,
-                    name: &m.key.name,
-                    seq: m.seq,
-                    time: m.ts_ms,
+                    object: &m.object,
                     changes: &m.changes,
                 })
                 .collect(),
