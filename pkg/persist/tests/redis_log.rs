@@ -3,7 +3,9 @@
 
 mod common;
 
-use astrolabe_persist::{EventLog, PersistError};
+use std::time::Duration;
+
+use astrolabe_persist::{EventLog, HistoryRetention, PersistError};
 use astrolabe_testkit::RedisServer;
 use common::{all_seqs, append_in, batch, behaviour, blob, log, log_with, raw};
 use rand::RngCore;
@@ -408,4 +410,102 @@ async fn a_payload_of_another_length_than_its_metadata_is_refused() {
         stream.read_exact(&mut first).unwrap();
         assert!(stream.finish().is_err(), "claimed {claimed}");
     }
+}
+
+/// Keeps every checkpoint of the last hour.
+const KEEP_ALL: HistoryRetention = HistoryRetention {
+    max_age: Duration::from_secs(3600),
+    max_changes: u64::MAX,
+};
+
+/// Three commits with a retention that keeps them all: three checkpoints, each loads and
+/// verifies, the stream is trimmed behind the oldest only; older checkpoints have a record of
+/// their own in the checkpoint set.
+#[tokio::test]
+async fn every_retained_checkpoint_loads() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 256;
+        c.retention = KEEP_ALL;
+    });
+    let listed = behaviour::every_retained_checkpoint_loads(&log).await;
+    let mut conn = raw(&server).await;
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![listed[0].generation.to_string()]);
+}
+
+/// A retention that drops the oldest checkpoint: its chunks and record are gone, the
+/// checkpoints it keeps load, and the stream is never trimmed past the oldest kept one.
+#[tokio::test]
+async fn retention_drops_what_no_point_inside_it_needs() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 16;
+        c.retention = HistoryRetention {
+            max_changes: 1500,
+            ..KEEP_ALL
+        };
+    });
+    let dropped = behaviour::retention_drops_what_no_point_inside_it_needs(&log).await;
+    let mut conn = raw(&server).await;
+    for i in 0..dropped.chunks {
+        let gone: Option<Vec<u8>> = conn
+            .get(log.keys().chunk(dropped.generation, i))
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "chunk {i} of the dropped checkpoint");
+    }
+    let record: bool = conn
+        .exists(log.keys().checkpoint_meta(dropped.generation))
+        .await
+        .unwrap();
+    assert!(!record, "the dropped checkpoint's record");
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![(dropped.generation + 1).to_string()]);
+    assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
+}
+
+/// A crash between upload and commit while older checkpoints are retained: the sweep removes
+/// the uncommitted chunks only, and every retained checkpoint still loads.
+#[tokio::test]
+async fn the_sweep_leaves_retained_checkpoints() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 16;
+        c.retention = KEEP_ALL;
+    });
+    let mut commits = Vec::new();
+    for seq in [10u64, 20, 30, 40] {
+        commits.push(
+            log.write_snapshot(&blob(seq, vec![1u8; 100]))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut conn = raw(&server).await;
+    let orphan_gen = commits[3].generation + 1;
+    let _: u64 = conn
+        .hincr(log.keys().snapshot_meta(), "next_gen", 1)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let _: () = conn
+            .set(log.keys().chunk(orphan_gen, i), vec![9u8; 16])
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.sweep_orphans().await.unwrap(), 3);
+    assert_eq!(log.checkpoints().await.unwrap(), commits);
+    for meta in &commits {
+        let loaded = log.load_checkpoint(meta.generation).await.unwrap().unwrap();
+        assert!(loaded.decompress().unwrap() == vec![1u8; 100]);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_generation_goes_and_older_checkpoints_stay() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.retention = KEEP_ALL);
+    behaviour::a_refused_generation_goes_and_older_checkpoints_stay(&log).await;
+    assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
 }
