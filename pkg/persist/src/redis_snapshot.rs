@@ -319,15 +319,29 @@ impl RedisLog {
         let Some(committed) = self.snapshot_meta_impl().await? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for generation in self.older_generations().await? {
-            let key = self.inner.keys.checkpoint_meta(generation);
-            match self.read_meta(&key).await {
+        let older = self.older_generations().await?;
+        let mut pipe = redis::pipe();
+        for generation in &older {
+            pipe.cmd("HGETALL")
+                .arg(self.inner.keys.checkpoint_meta(*generation));
+        }
+        let records: Vec<HashMap<String, String>> = if older.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.inner.snap_conn.clone())
+                .await
+                .map_err(PersistError::SnapshotRead)?
+        };
+        let mut out = Vec::with_capacity(older.len() + 2);
+        for (generation, record) in older.into_iter().zip(records) {
+            match parse_meta(&record) {
                 Ok(Some(meta)) if meta.generation == generation => out.push(meta),
-                Ok(_) => tracing::warn!(key, "a retained checkpoint has no usable record"),
-                Err(e) => {
-                    tracing::warn!(key, error = %ErrorChain(&e), "a retained checkpoint's record is unreadable")
-                }
+                Ok(_) => tracing::warn!(generation, "a retained checkpoint has no usable record"),
+                Err(e) => tracing::warn!(
+                    generation,
+                    error = %ErrorChain(&e),
+                    "a retained checkpoint's record is unreadable"
+                ),
             }
         }
         out.sort_by_key(|m| (m.covered_seq, m.generation));

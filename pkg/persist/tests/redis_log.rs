@@ -509,3 +509,62 @@ async fn a_refused_generation_goes_and_older_checkpoints_stay() {
     behaviour::a_refused_generation_goes_and_older_checkpoints_stay(&log).await;
     assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
 }
+
+/// An older checkpoint whose record is gone is left out of the list (it cannot be loaded),
+/// the next commit drops it from the set, and the sweep then removes its chunks.
+#[tokio::test]
+async fn a_checkpoint_without_its_record_is_left_out_then_swept() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 16;
+        c.retention = KEEP_ALL;
+    });
+    let mut commits = Vec::new();
+    for seq in [10u64, 20, 30] {
+        commits.push(log.write_snapshot(&blob(seq, vec![1u8; 40])).await.unwrap());
+    }
+    let lost = commits[0].clone();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .del(log.keys().checkpoint_meta(lost.generation))
+        .await
+        .unwrap();
+    assert_eq!(log.checkpoints().await.unwrap(), commits[1..].to_vec());
+    assert!(
+        log.load_checkpoint(lost.generation)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let next = log.write_snapshot(&blob(40, vec![1u8; 40])).await.unwrap();
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![commits[1].generation.to_string()]);
+    assert_eq!(log.sweep_orphans().await.unwrap(), lost.chunks);
+    let listed = log.checkpoints().await.unwrap();
+    assert_eq!(listed, vec![commits[1].clone(), commits[2].clone(), next]);
+}
+
+/// A checkpoint set holding another Redis type never stops a commit: the generations it would
+/// keep are unlinked as with two generations, and the key is left as it is.
+#[tokio::test]
+async fn a_checkpoint_set_of_another_type_does_not_stop_commits() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| c.retention = KEEP_ALL);
+    let mut conn = raw(&server).await;
+    let _: () = conn.set(log.keys().checkpoints(), "garbage").await.unwrap();
+    let mut commits = Vec::new();
+    for seq in [10u64, 20, 30] {
+        commits.push(log.write_snapshot(&blob(seq, vec![1u8; 40])).await.unwrap());
+    }
+    assert_eq!(
+        log.load_previous_snapshot().await.unwrap().unwrap().meta,
+        commits[1]
+    );
+    let gone: Option<Vec<u8>> = conn
+        .get(log.keys().chunk(commits[0].generation, 0))
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    let kept: String = conn.get(log.keys().checkpoints()).await.unwrap();
+    assert_eq!(kept, "garbage");
+}
