@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use astrolabe_persist::{EventLog, HistoryRetention, PersistError};
 use astrolabe_testkit::RedisServer;
-use common::{all_seqs, append_in, batch, behaviour, blob, log, log_with, raw};
+use common::{all_seqs, append_in, batch, behaviour, blob, commit_each, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
 
@@ -418,6 +418,14 @@ const KEEP_ALL: HistoryRetention = HistoryRetention {
     max_changes: u64::MAX,
 };
 
+/// A log with small chunks that keeps every checkpoint of the last hour.
+fn keep_all(server: &RedisServer) -> astrolabe_persist::RedisLog {
+    log_with(server, |c| {
+        c.chunk_size = 16;
+        c.retention = KEEP_ALL;
+    })
+}
+
 /// Three commits with a retention that keeps them all: three checkpoints, each loads and
 /// verifies, the stream is trimmed behind the oldest only; older checkpoints have a record of
 /// their own in the checkpoint set.
@@ -470,18 +478,8 @@ async fn retention_drops_what_no_point_inside_it_needs() {
 #[tokio::test]
 async fn the_sweep_leaves_retained_checkpoints() {
     let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| {
-        c.chunk_size = 16;
-        c.retention = KEEP_ALL;
-    });
-    let mut commits = Vec::new();
-    for seq in [10u64, 20, 30, 40] {
-        commits.push(
-            log.write_snapshot(&blob(seq, vec![1u8; 100]))
-                .await
-                .unwrap(),
-        );
-    }
+    let log = keep_all(&server);
+    let commits = commit_each(&log, &[10, 20, 30, 40], 1, 100).await;
     let mut conn = raw(&server).await;
     let orphan_gen = commits[3].generation + 1;
     let _: u64 = conn
@@ -505,7 +503,7 @@ async fn the_sweep_leaves_retained_checkpoints() {
 #[tokio::test]
 async fn a_refused_generation_goes_and_older_checkpoints_stay() {
     let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| c.retention = KEEP_ALL);
+    let log = keep_all(&server);
     behaviour::a_refused_generation_goes_and_older_checkpoints_stay(&log).await;
     assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
 }
@@ -515,14 +513,8 @@ async fn a_refused_generation_goes_and_older_checkpoints_stay() {
 #[tokio::test]
 async fn a_checkpoint_without_its_record_is_left_out_then_swept() {
     let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| {
-        c.chunk_size = 16;
-        c.retention = KEEP_ALL;
-    });
-    let mut commits = Vec::new();
-    for seq in [10u64, 20, 30] {
-        commits.push(log.write_snapshot(&blob(seq, vec![1u8; 40])).await.unwrap());
-    }
+    let log = keep_all(&server);
+    let commits = commit_each(&log, &[10, 20, 30], 1, 40).await;
     let lost = commits[0].clone();
     let mut conn = raw(&server).await;
     let _: () = conn
@@ -549,13 +541,10 @@ async fn a_checkpoint_without_its_record_is_left_out_then_swept() {
 #[tokio::test]
 async fn a_checkpoint_set_of_another_type_does_not_stop_commits() {
     let server = RedisServer::start().unwrap();
-    let log = log_with(&server, |c| c.retention = KEEP_ALL);
+    let log = keep_all(&server);
     let mut conn = raw(&server).await;
     let _: () = conn.set(log.keys().checkpoints(), "garbage").await.unwrap();
-    let mut commits = Vec::new();
-    for seq in [10u64, 20, 30] {
-        commits.push(log.write_snapshot(&blob(seq, vec![1u8; 40])).await.unwrap());
-    }
+    let commits = commit_each(&log, &[10, 20, 30], 1, 40).await;
     assert_eq!(
         log.load_previous_snapshot().await.unwrap().unwrap().meta,
         commits[1]

@@ -4,7 +4,7 @@
 use astrolabe_persist::{EventLog, PersistError, SnapshotBlob, SnapshotMeta};
 use bytes::Bytes;
 
-use super::{all_seqs, append_in, batch, blob, payload};
+use super::{all_seqs, append_in, batch, blob, commit_each, payload};
 
 /// Appends are idempotent, reads return each sequence once, a malformed batch is refused.
 pub async fn appends_are_idempotent<L: EventLog>(log: &L) {
@@ -264,10 +264,7 @@ pub async fn every_retained_checkpoint_loads<L: EventLog>(log: &L) -> Vec<Snapsh
 /// Returns the dropped checkpoint.
 pub async fn retention_drops_what_no_point_inside_it_needs<L: EventLog>(log: &L) -> SnapshotMeta {
     append_in(log, 1..=4000, 100).await;
-    let mut commits = Vec::new();
-    for seq in [1000u64, 2000, 3000, 4000] {
-        commits.push(log.write_snapshot(&blob(seq, vec![1u8; 64])).await.unwrap());
-    }
+    let commits = commit_each(log, &[1000, 2000, 3000, 4000], 1, 64).await;
     assert_eq!(log.checkpoints().await.unwrap(), commits[1..].to_vec());
     assert!(
         log.load_checkpoint(commits[0].generation)
