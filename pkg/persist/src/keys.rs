@@ -11,18 +11,24 @@ use crate::error::{PersistError, Result};
 /// astrolabe:{<cluster>}:snapshot:previous   hash, the generation the last commit replaced
 ///                                           (same fields): recovery's fallback
 /// astrolabe:{<cluster>}:snapshot:<gen>:<i>  string, chunk i of snapshot generation gen
+/// astrolabe:{<cluster>}:snapshot:checkpoints sorted set, the generations retained for
+///                                           history besides those two (score: covered seq)
+/// astrolabe:{<cluster>}:snapshot:checkpoint:<gen>  hash, such a generation's record
 /// astrolabe:{<cluster>}:events:damaged:<ms> stream, a damaged event stream set aside at <ms>
 ///                                           (see `EventLog::set_aside_beyond`), never read
 /// ```
 ///
-/// Two generations are kept, the committed one and the previous one; the stream is trimmed
-/// only behind the previous one, so the previous generation and the stream after it are a
-/// complete history when the committed snapshot is damaged.
+/// At least two generations are kept, the committed one and the previous one, and the older
+/// ones the history retention needs; the stream is trimmed only behind the oldest kept one, so
+/// the previous generation and the stream after it are a complete history when the committed
+/// snapshot is damaged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     events: String,
     meta: String,
     previous: String,
+    checkpoints: String,
+    checkpoint_prefix: String,
     chunk_prefix: String,
 }
 
@@ -41,6 +47,8 @@ impl Keys {
             events: format!("{base}:events"),
             meta: format!("{base}:snapshot:meta"),
             previous: format!("{base}:snapshot:previous"),
+            checkpoints: format!("{base}:snapshot:checkpoints"),
+            checkpoint_prefix: format!("{base}:snapshot:checkpoint:"),
             chunk_prefix: format!("{base}:snapshot:"),
         })
     }
@@ -68,6 +76,27 @@ impl Keys {
     #[must_use]
     pub fn previous_meta(&self) -> &str {
         &self.previous
+    }
+
+    /// The sorted set of the older generations retained as checkpoints (member: generation,
+    /// score: covered sequence).
+    #[must_use]
+    pub fn checkpoints(&self) -> &str {
+        &self.checkpoints
+    }
+
+    /// The record of `generation` when it is an older retained checkpoint (same fields as
+    /// [`Keys::snapshot_meta`]).
+    #[must_use]
+    pub fn checkpoint_meta(&self, generation: u64) -> String {
+        format!("{}{generation}", self.checkpoint_prefix)
+    }
+
+    /// The prefix of every older checkpoint's record: `checkpoint_meta(g)` is this followed
+    /// by `g`.
+    #[must_use]
+    pub(crate) fn checkpoint_prefix(&self) -> &str {
+        &self.checkpoint_prefix
     }
 
     /// Chunk `index` of snapshot generation `generation`.
@@ -136,6 +165,12 @@ mod tests {
         assert_eq!(k.parse_chunk(k.snapshot_meta()), None);
         assert_eq!(k.previous_meta(), "astrolabe:{prod-a}:snapshot:previous");
         assert_eq!(k.parse_chunk(k.previous_meta()), None);
+        assert_eq!(k.checkpoints(), "astrolabe:{prod-a}:snapshot:checkpoints");
+        assert_eq!(
+            k.checkpoint_meta(3),
+            "astrolabe:{prod-a}:snapshot:checkpoint:3"
+        );
+        assert_eq!(k.parse_chunk(&k.checkpoint_meta(3)), None);
         assert!(Keys::new("a{b").is_err());
         assert!(Keys::new("").is_err());
     }

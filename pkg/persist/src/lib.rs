@@ -26,7 +26,8 @@
 //! - [`compress`]: snapshot compression in parallel parts ([`compress_parts`]).
 //! - [`encoder`]: [`SnapshotEncoder`], snapshots that re-encode only the parts that changed.
 //! - [`entry`]: the stream entry layout (several changes per entry, format version).
-//! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation.
+//! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation (its
+//!   checkpoints: the committed and the previous record plus a sorted set of older ones).
 //! - [`connection`]: [`RedisTarget`], the Redis connection from a URL or its parts, with its
 //!   TLS settings ([`RedisTls`]).
 //! - [`retry`]: the retry delays (exponential with jitter) of every retry loop.
@@ -47,7 +48,8 @@
 //! Appends are idempotent (stream ID `<last seq of the entry>-1`, a batch always packed the same
 //! way; an ID not above the top is "already there").
 //! Snapshots are atomic (new generation uploaded, then one Lua script checks and switches the
-//! metadata, keeps the generation it replaced as the previous one and unlinks the one before).
+//! metadata, keeps the generation it replaced as the previous one, keeps the one before as an
+//! older checkpoint or unlinks it, and unlinks the checkpoints retention drops).
 //! Snapshots are also checkpoints: a log keeps, besides the committed and the previous
 //! generation, the older ones its [`HistoryRetention`] needs so that every point inside
 //! retention is a checkpoint plus the changes after it ([`EventLog::checkpoints`]). The stream

@@ -16,7 +16,7 @@ use crate::log::{
     AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
     TrimOutcome,
 };
-use crate::retention::trim_limit;
+use crate::retention::{HistoryRetention, trim_limit};
 
 /// Default response timeout for appends and reads (never the crate's 500 ms default).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +68,9 @@ pub struct RedisConfig {
     pub chunk_size: usize,
     /// zstd compression level for snapshots handed over uncompressed.
     pub zstd_level: i32,
+    /// Which snapshot generations stay as checkpoints for history (default: the committed and
+    /// the previous one only).
+    pub retention: HistoryRetention,
 }
 
 impl RedisConfig {
@@ -82,6 +85,7 @@ impl RedisConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             chunk_size: DEFAULT_CHUNK_SIZE,
             zstd_level: DEFAULT_ZSTD_LEVEL,
+            retention: HistoryRetention::default(),
         }
     }
 
@@ -111,6 +115,7 @@ pub(crate) struct Inner {
     pub(crate) snap_conn: ConnectionManager,
     pub(crate) chunk_size: usize,
     pub(crate) zstd_level: i32,
+    pub(crate) retention: HistoryRetention,
     /// Serialises snapshot writes (and sweeps) within this process.
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
     /// The committed generation recovery refused (0: none; generations start at 1).
@@ -153,6 +158,7 @@ impl RedisLog {
                 snap_conn: manager(config.snapshot_timeout)?,
                 chunk_size: config.chunk_size.max(1),
                 zstd_level: config.zstd_level,
+                retention: config.retention,
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 refused: std::sync::atomic::AtomicU64::new(0),
             }),

@@ -1,7 +1,8 @@
 //! Snapshots on Redis: zstd-compressed, uploaded in chunks as a new generation outside any
 //! transaction, then committed by one script that checks the committed record, rewrites it,
-//! keeps the record it replaced as the previous generation and unlinks the one before,
-//! atomically. A crash at any point leaves the old or the new snapshot committed.
+//! keeps the record it replaced as the previous generation, keeps the one before as an older
+//! checkpoint or unlinks it, and unlinks the checkpoints retention drops, atomically. A crash
+//! at any point leaves the old or the new snapshot committed.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -10,7 +11,9 @@ use bytes::{Bytes, BytesMut};
 use redis::Value;
 
 use crate::compress::compress_blob;
-use crate::error::{PersistError, Result};
+use astrolabe_model::now_ms;
+
+use crate::error::{ErrorChain, PersistError, Result};
 use crate::log::{LoadedSnapshot, SNAPSHOT_FORMAT, SnapshotBlob, SnapshotMeta};
 use crate::redis_log::RedisLog;
 
@@ -20,23 +23,28 @@ const COMMITTED: i64 = 1;
 /// Commits a snapshot in one atomic step and one round trip: refuses it if the committed
 /// snapshot (of this format) covers a later sequence, else replaces the metadata record (keeping
 /// the generation counter monotonic), demotes the record it replaced to the previous
-/// generation's record and unlinks the chunks of the generation before that one. Two
-/// generations stay: the committed one and the one before it (recovery's fallback). A record
-/// this build cannot parse (another format, or damaged) is replaced, not obeyed and not
-/// demoted: its chunks are left for `sweep_orphans`, the previous record stays as it was, and a
-/// damaged record can no longer stop every later snapshot. A record of the generation recovery
-/// refused ([`crate::EventLog::refuse_generation`]) is not demoted either: its chunks are
-/// unlinked and the previous record, the one recovery fell back to, stays.
+/// generation's record, and either keeps the generation before that as an older checkpoint or
+/// unlinks its chunks, as the retention decided. At least two generations stay: the committed
+/// one and the one before it (recovery's fallback). Older checkpoints that retention no longer
+/// keeps are unlinked (chunks and record) in the same step. A record this build cannot parse
+/// (another format, or damaged) is replaced, not obeyed and not demoted: its chunks are left
+/// for `sweep_orphans`, the previous record stays as it was, and a damaged record can no longer
+/// stop every later snapshot. A record of the generation recovery refused
+/// ([`crate::EventLog::refuse_generation`]) is not demoted either: its chunks are unlinked and
+/// the previous record, the one recovery fell back to, stays. A checkpoint set of another Redis
+/// type is left alone (no generation is kept in it or removed from it).
 ///
-/// KEYS[1] the metadata hash; KEYS[2] the previous generation's metadata hash; ARGV[1] the
-/// snapshot format; ARGV[2] the new covered sequence; ARGV[3] the new generation; ARGV[4] the
-/// chunk key prefix; ARGV[5] the refused generation (`0`: none); ARGV[6..] the record's fields
-/// and values. Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`:
-/// `none`, `replaced` (a record of this format, now the previous one), `refused` (the refused
+/// KEYS[1] the metadata hash; KEYS[2] the previous generation's metadata hash; KEYS[3] the
+/// sorted set of older checkpoints; ARGV[1] the snapshot format; ARGV[2] the new covered
+/// sequence; ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5] the refused
+/// generation (`0`: none); ARGV[6] the older checkpoints' record key prefix; ARGV[7] the
+/// generations retention keeps, comma-separated; ARGV[8..] the record's fields and values.
+/// Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`: `none`,
+/// `replaced` (a record of this format, now the previous one), `refused` (the refused
 /// generation, unlinked), `previous damaged` (KEYS[2] holds another Redis type: left as it is,
-/// the replaced generation is not kept), `format <f>` or `damaged`. Sequences are compared as decimal
-/// strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation counter's
-/// field is [`NEXT_GEN`].
+/// the replaced generation is not kept), `format <f>` or `damaged`. Sequences are compared as
+/// decimal strings: Lua's numbers are doubles and sequences may exceed 2^53. The generation
+/// counter's field is [`NEXT_GEN`].
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -55,8 +63,40 @@ local function record(key)
   for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
   return r, #flat
 end
+local function fields(r)
+  local flat = {}
+  for field, value in pairs(r) do
+    if field ~= 'next_gen' then
+      flat[#flat + 1] = field
+      flat[#flat + 1] = value
+    end
+  end
+  return flat
+end
 local function sound(r)
   return decimal(r['generation']) and decimal(r['chunks']) and #r['chunks'] <= 4
+end
+local function unlink_chunks(g, chunks)
+  for i = 0, tonumber(chunks) - 1 do
+    redis.call('UNLINK', ARGV[4] .. g .. ':' .. i)
+  end
+end
+local keep = {}
+for g in string.gmatch(ARGV[7], '%d+') do keep[g] = true end
+local function checkpoints_usable()
+  local kind = redis.call('TYPE', KEYS[3])['ok']
+  return kind == 'zset' or kind == 'none'
+end
+local function prune(protected)
+  if not checkpoints_usable() then return end
+  for _, g in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    if not keep[g] and g ~= protected and g ~= ARGV[3] then
+      local r = record(ARGV[6] .. g)
+      if sound(r) and r['generation'] == g then unlink_chunks(g, r['chunks']) end
+      redis.call('UNLINK', ARGV[6] .. g)
+      redis.call('ZREM', KEYS[3], g)
+    end
+  end
 end
 local prev, n = record(KEYS[1])
 local ours = prev['format'] == ARGV[1]
@@ -68,7 +108,7 @@ if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
   next_gen = prev['next_gen']
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 8))
 local gen = prev['generation']
 if n == 0 or (prev['format'] == nil and gen == nil) then
   return {1, 'none'}
@@ -83,9 +123,8 @@ if gen == ARGV[3] then
   return {1, 'replaced'}
 end
 if gen == ARGV[5] then
-  for i = 0, tonumber(prev['chunks']) - 1 do
-    redis.call('UNLINK', ARGV[4] .. gen .. ':' .. i)
-  end
+  unlink_chunks(gen, prev['chunks'])
+  prune(nil)
   return {1, 'refused'}
 end
 local kind = redis.call('TYPE', KEYS[2])['ok']
@@ -95,19 +134,17 @@ end
 local older = record(KEYS[2])
 local old_gen = older['generation']
 if sound(older) and old_gen ~= gen and old_gen ~= ARGV[3] then
-  for i = 0, tonumber(older['chunks']) - 1 do
-    redis.call('UNLINK', ARGV[4] .. old_gen .. ':' .. i)
+  if keep[old_gen] and decimal(older['covered_seq']) and checkpoints_usable() then
+    redis.call('DEL', ARGV[6] .. old_gen)
+    redis.call('HSET', ARGV[6] .. old_gen, unpack(fields(older)))
+    redis.call('ZADD', KEYS[3], older['covered_seq'], old_gen)
+  else
+    unlink_chunks(old_gen, older['chunks'])
   end
 end
 redis.call('DEL', KEYS[2])
-local demoted = {}
-for field, value in pairs(prev) do
-  if field ~= 'next_gen' then
-    demoted[#demoted + 1] = field
-    demoted[#demoted + 1] = value
-  end
-end
-redis.call('HSET', KEYS[2], unpack(demoted))
+redis.call('HSET', KEYS[2], unpack(fields(prev)))
+prune(gen)
 return {1, 'replaced'}
 "#,
     )
@@ -166,15 +203,20 @@ impl RedisLog {
         }
 
         let meta = SnapshotMeta::committed_now(blob, generation, count, &compressed, raw_bytes);
+        let refused = self.inner.refused.load(Ordering::Acquire);
+        let keep = self.generations_to_keep(&meta).await;
         let mut commit = COMMIT.prepare_invoke();
         commit
             .key(keys.snapshot_meta())
             .key(keys.previous_meta())
+            .key(keys.checkpoints())
             .arg(SNAPSHOT_FORMAT)
             .arg(blob.seq)
             .arg(generation)
             .arg(keys.chunk_prefix())
-            .arg(self.inner.refused.load(Ordering::Acquire));
+            .arg(refused)
+            .arg(keys.checkpoint_prefix())
+            .arg(keep);
         for (field, value) in meta_fields(&meta) {
             commit.arg(field).arg(value);
         }
@@ -235,12 +277,74 @@ impl RedisLog {
         parse_meta(&map)
     }
 
-    /// The retained checkpoints, oldest first: the previous generation and the committed one.
+    /// The generations retention keeps once `new` is committed, comma-separated, for
+    /// [`COMMIT`] (which never unlinks the previous record, nor keeps a refused generation).
+    /// When the retained checkpoints cannot be read (a damaged record the commit replaces),
+    /// none: the commit keeps the committed and the previous generation only.
+    async fn generations_to_keep(&self, new: &SnapshotMeta) -> String {
+        let mut all = match self.checkpoints_impl().await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(
+                    error = %ErrorChain(&e),
+                    "the retained checkpoints cannot be read: only the committed and the previous generation stay"
+                );
+                return String::new();
+            }
+        };
+        all.push(new.clone());
+        let (keep, _) = self.inner.retention.select(all, now_ms());
+        keep.iter()
+            .map(|m| m.generation.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The generations of the older checkpoints (neither the committed nor the previous one).
+    async fn older_generations(&self) -> Result<Vec<u64>> {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.inner.keys.checkpoints())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.inner.snap_conn.clone())
+            .await
+            .map_err(PersistError::SnapshotRead)?;
+        Ok(members.iter().filter_map(|g| g.parse().ok()).collect())
+    }
+
+    /// The retained checkpoints, oldest first: the older ones, the previous generation and the
+    /// committed one. An older checkpoint whose record is missing or unreadable is left out
+    /// (it cannot be loaded).
     pub(crate) async fn checkpoints_impl(&self) -> Result<Vec<SnapshotMeta>> {
         let Some(committed) = self.snapshot_meta_impl().await? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::with_capacity(2);
+        let older = self.older_generations().await?;
+        let mut pipe = redis::pipe();
+        for generation in &older {
+            pipe.cmd("HGETALL")
+                .arg(self.inner.keys.checkpoint_meta(*generation));
+        }
+        let records: Vec<HashMap<String, String>> = if older.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.inner.snap_conn.clone())
+                .await
+                .map_err(PersistError::SnapshotRead)?
+        };
+        let mut out = Vec::with_capacity(older.len() + 2);
+        for (generation, record) in older.into_iter().zip(records) {
+            match parse_meta(&record) {
+                Ok(Some(meta)) if meta.generation == generation => out.push(meta),
+                Ok(_) => tracing::warn!(generation, "a retained checkpoint has no usable record"),
+                Err(e) => tracing::warn!(
+                    generation,
+                    error = %ErrorChain(&e),
+                    "a retained checkpoint's record is unreadable"
+                ),
+            }
+        }
+        out.sort_by_key(|m| (m.covered_seq, m.generation));
         if let Some(previous) = self.previous_meta_impl().await?
             && previous.covered_seq <= committed.covered_seq
         {
@@ -335,6 +439,7 @@ impl RedisLog {
         let _guard = self.inner.snapshot_lock.lock().await;
         let committed = self.snapshot_meta_impl().await?.map(|m| m.generation);
         let previous = self.previous_meta_impl().await?.map(|m| m.generation);
+        let older = self.older_generations().await?;
         let keys = &self.inner.keys;
         let pattern = keys.chunk_pattern();
         let mut conn = self.inner.snap_conn.clone();
@@ -352,7 +457,9 @@ impl RedisLog {
                 .map_err(PersistError::SweepFailed)?;
             orphans.extend(found.into_iter().filter(|k| {
                 keys.parse_chunk(k).is_some_and(|(generation, _)| {
-                    Some(generation) != committed && Some(generation) != previous
+                    Some(generation) != committed
+                        && Some(generation) != previous
+                        && !older.contains(&generation)
                 })
             }));
             cursor = next;

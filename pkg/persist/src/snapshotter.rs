@@ -1,7 +1,8 @@
 //! The [`Snapshotter`] task: periodically, after enough changes, on demand and at shutdown it
 //! takes the encoded state from the [`SnapshotSource`], waits until the writer has acknowledged
-//! every change the snapshot covers, commits it, then trims the stream behind the previous
-//! generation. A [`ShrinkGuard`] keeps it from shrinking the persisted state before the graph
+//! every change the snapshot covers, commits it, then trims the stream behind the oldest
+//! retained checkpoint (the previous generation unless history keeps older ones). A
+//! [`ShrinkGuard`] keeps it from shrinking the persisted state before the graph
 //! is complete.
 
 use crate::error::ErrorChain;

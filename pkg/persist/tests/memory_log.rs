@@ -51,6 +51,12 @@ async fn a_refused_generation_is_not_kept() {
 }
 
 #[tokio::test]
+async fn a_refused_generation_goes_and_older_checkpoints_stay() {
+    behaviour::a_refused_generation_goes_and_older_checkpoints_stay(&MemoryLog::new(KEEP_ALL))
+        .await;
+}
+
+#[tokio::test]
 async fn changes_beyond_a_ceiling_are_set_aside() {
     behaviour::changes_beyond_a_ceiling_are_set_aside(&MemoryLog::default()).await;
 }

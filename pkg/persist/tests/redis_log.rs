@@ -3,9 +3,11 @@
 
 mod common;
 
-use astrolabe_persist::{EventLog, PersistError};
+use std::time::Duration;
+
+use astrolabe_persist::{EventLog, HistoryRetention, PersistError};
 use astrolabe_testkit::RedisServer;
-use common::{all_seqs, append_in, batch, behaviour, blob, log, log_with, raw};
+use common::{all_seqs, append_in, batch, behaviour, blob, commit_each, log, log_with, raw};
 use rand::RngCore;
 use redis::AsyncCommands;
 
@@ -408,4 +410,150 @@ async fn a_payload_of_another_length_than_its_metadata_is_refused() {
         stream.read_exact(&mut first).unwrap();
         assert!(stream.finish().is_err(), "claimed {claimed}");
     }
+}
+
+/// Keeps every checkpoint of the last hour.
+const KEEP_ALL: HistoryRetention = HistoryRetention {
+    max_age: Duration::from_secs(3600),
+    max_changes: u64::MAX,
+};
+
+/// A log with small chunks that keeps every checkpoint of the last hour.
+fn keep_all(server: &RedisServer) -> astrolabe_persist::RedisLog {
+    log_with(server, |c| {
+        c.chunk_size = 16;
+        c.retention = KEEP_ALL;
+    })
+}
+
+/// Three commits with a retention that keeps them all: three checkpoints, each loads and
+/// verifies, the stream is trimmed behind the oldest only; older checkpoints have a record of
+/// their own in the checkpoint set.
+#[tokio::test]
+async fn every_retained_checkpoint_loads() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 256;
+        c.retention = KEEP_ALL;
+    });
+    let listed = behaviour::every_retained_checkpoint_loads(&log).await;
+    let mut conn = raw(&server).await;
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![listed[0].generation.to_string()]);
+}
+
+/// A retention that drops the oldest checkpoint: its chunks and record are gone, the
+/// checkpoints it keeps load, and the stream is never trimmed past the oldest kept one.
+#[tokio::test]
+async fn retention_drops_what_no_point_inside_it_needs() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.chunk_size = 16;
+        c.retention = HistoryRetention {
+            max_changes: 1500,
+            ..KEEP_ALL
+        };
+    });
+    let dropped = behaviour::retention_drops_what_no_point_inside_it_needs(&log).await;
+    let mut conn = raw(&server).await;
+    for i in 0..dropped.chunks {
+        let gone: Option<Vec<u8>> = conn
+            .get(log.keys().chunk(dropped.generation, i))
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "chunk {i} of the dropped checkpoint");
+    }
+    let record: bool = conn
+        .exists(log.keys().checkpoint_meta(dropped.generation))
+        .await
+        .unwrap();
+    assert!(!record, "the dropped checkpoint's record");
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![(dropped.generation + 1).to_string()]);
+    assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
+}
+
+/// A crash between upload and commit while older checkpoints are retained: the sweep removes
+/// the uncommitted chunks only, and every retained checkpoint still loads.
+#[tokio::test]
+async fn the_sweep_leaves_retained_checkpoints() {
+    let server = RedisServer::start().unwrap();
+    let log = keep_all(&server);
+    let commits = commit_each(&log, &[10, 20, 30, 40], 1, 100).await;
+    let mut conn = raw(&server).await;
+    let orphan_gen = commits[3].generation + 1;
+    let _: u64 = conn
+        .hincr(log.keys().snapshot_meta(), "next_gen", 1)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let _: () = conn
+            .set(log.keys().chunk(orphan_gen, i), vec![9u8; 16])
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.sweep_orphans().await.unwrap(), 3);
+    assert_eq!(log.checkpoints().await.unwrap(), commits);
+    for meta in &commits {
+        let loaded = log.load_checkpoint(meta.generation).await.unwrap().unwrap();
+        assert!(loaded.decompress().unwrap() == vec![1u8; 100]);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_generation_goes_and_older_checkpoints_stay() {
+    let server = RedisServer::start().unwrap();
+    let log = keep_all(&server);
+    behaviour::a_refused_generation_goes_and_older_checkpoints_stay(&log).await;
+    assert_eq!(log.sweep_orphans().await.unwrap(), 0, "nothing left over");
+}
+
+/// An older checkpoint whose record is gone is left out of the list (it cannot be loaded),
+/// the next commit drops it from the set, and the sweep then removes its chunks.
+#[tokio::test]
+async fn a_checkpoint_without_its_record_is_left_out_then_swept() {
+    let server = RedisServer::start().unwrap();
+    let log = keep_all(&server);
+    let commits = commit_each(&log, &[10, 20, 30], 1, 40).await;
+    let lost = commits[0].clone();
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .del(log.keys().checkpoint_meta(lost.generation))
+        .await
+        .unwrap();
+    assert_eq!(log.checkpoints().await.unwrap(), commits[1..].to_vec());
+    assert!(
+        log.load_checkpoint(lost.generation)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let next = log.write_snapshot(&blob(40, vec![1u8; 40])).await.unwrap();
+    let older: Vec<String> = conn.zrange(log.keys().checkpoints(), 0, -1).await.unwrap();
+    assert_eq!(older, vec![commits[1].generation.to_string()]);
+    assert_eq!(log.sweep_orphans().await.unwrap(), lost.chunks);
+    let listed = log.checkpoints().await.unwrap();
+    assert_eq!(listed, vec![commits[1].clone(), commits[2].clone(), next]);
+}
+
+/// A checkpoint set holding another Redis type never stops a commit: the generations it would
+/// keep are unlinked as with two generations, and the key is left as it is.
+#[tokio::test]
+async fn a_checkpoint_set_of_another_type_does_not_stop_commits() {
+    let server = RedisServer::start().unwrap();
+    let log = keep_all(&server);
+    let mut conn = raw(&server).await;
+    let _: () = conn.set(log.keys().checkpoints(), "garbage").await.unwrap();
+    let commits = commit_each(&log, &[10, 20, 30], 1, 40).await;
+    assert_eq!(
+        log.load_previous_snapshot().await.unwrap().unwrap().meta,
+        commits[1]
+    );
+    let gone: Option<Vec<u8>> = conn
+        .get(log.keys().chunk(commits[0].generation, 0))
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    let kept: String = conn.get(log.keys().checkpoints()).await.unwrap();
+    assert_eq!(kept, "garbage");
 }

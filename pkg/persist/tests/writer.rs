@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The writer and snapshotter against a real redis-server: crash and restart, overflow and
-//! divergence, graceful flush.
+//! divergence, graceful flush; the flush and the snapshot cycle on the in-memory log too.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use astrolabe_persist::{
-    ChangeSender, EventLog, PersistMetrics, RedisLog, Result, SendOutcome, ShrinkGuard,
+    ChangeSender, EventLog, MemoryLog, PersistMetrics, RedisLog, Result, SendOutcome, ShrinkGuard,
     SnapshotBlob, Snapshotter, SnapshotterConfig, Writer, WriterConfig, WriterHandle, wait_acked,
 };
 use astrolabe_testkit::RedisServer;
@@ -75,8 +75,8 @@ fn fixture() -> (
 }
 
 /// A writer with [`fast_retry`] on `log`, snapshotting `applied`.
-fn writer_on(
-    log: &RedisLog,
+fn writer_on<L: EventLog + Clone>(
+    log: &L,
     applied: &Arc<Applied>,
     metrics: &PersistMetrics,
     cancel: &CancellationToken,
@@ -224,7 +224,15 @@ async fn overflow_diverges_then_a_snapshot_supersedes_the_log() {
 #[tokio::test]
 async fn cancel_flushes_everything_queued() {
     let server = RedisServer::start().unwrap();
-    let log = log(&server);
+    cancel_flushes_everything_queued_on(log(&server)).await;
+}
+
+#[tokio::test]
+async fn cancel_flushes_everything_queued_in_memory() {
+    cancel_flushes_everything_queued_on(MemoryLog::default()).await;
+}
+
+async fn cancel_flushes_everything_queued_on<L: EventLog + Clone>(log: L) {
     let applied = Arc::new(Applied::default());
     let cancel = CancellationToken::new();
     // A long linger: only the shutdown flush can write the tail in time.
@@ -251,6 +259,26 @@ async fn cancel_flushes_everything_queued() {
 #[tokio::test]
 async fn snapshotter_commits_after_writer_ack_and_trims() {
     let (_server, log, applied, metrics, cancel) = fixture();
+    snapshotter_commits_after_writer_ack_and_trims_on(log, applied, metrics, cancel).await;
+}
+
+#[tokio::test]
+async fn snapshotter_commits_after_writer_ack_and_trims_in_memory() {
+    snapshotter_commits_after_writer_ack_and_trims_on(
+        MemoryLog::default(),
+        Arc::new(Applied::default()),
+        PersistMetrics::unregistered().unwrap(),
+        CancellationToken::new(),
+    )
+    .await;
+}
+
+async fn snapshotter_commits_after_writer_ack_and_trims_on<L: EventLog + Clone>(
+    log: L,
+    applied: Arc<Applied>,
+    metrics: PersistMetrics,
+    cancel: CancellationToken,
+) {
     let (tx, writer) = writer_on(&log, &applied, &metrics, &cancel);
     let config = SnapshotterConfig {
         every_changes: 1000,

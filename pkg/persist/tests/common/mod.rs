@@ -55,6 +55,24 @@ pub async fn append_in<L: EventLog>(log: &L, range: std::ops::RangeInclusive<u64
     }
 }
 
+/// Commits one snapshot at each of `seqs`, each holding `len` copies of `byte`, in order.
+pub async fn commit_each<L: EventLog>(
+    log: &L,
+    seqs: &[u64],
+    byte: u8,
+    len: usize,
+) -> Vec<astrolabe_persist::SnapshotMeta> {
+    let mut commits = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        commits.push(
+            log.write_snapshot(&blob(*seq, vec![byte; len]))
+                .await
+                .unwrap(),
+        );
+    }
+    commits
+}
+
 /// A snapshot of one resource at `seq` whose payload is `bytes`.
 pub fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
     SnapshotBlob {
