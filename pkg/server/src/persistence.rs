@@ -84,7 +84,8 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
         .redis
         .connection_info()
         .map_err(PersistenceError::Configure)?;
-    let redis = RedisConfig::new(connection, config.cluster_name.clone());
+    let mut redis = RedisConfig::new(connection, config.cluster_name.clone());
+    redis.retention = config.history.retention();
     RedisLog::new(&redis).map_err(PersistenceError::Configure)
 }
 

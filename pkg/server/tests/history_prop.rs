@@ -177,7 +177,8 @@ async fn run_case(
     let cluster = format!("hist-{}", CASE.fetch_add(1, Ordering::SeqCst));
     let redis = |cluster: &str| {
         let server = server.expect("a redis-server for the Redis log");
-        let cfg = RedisConfig::from_url(&server.url(), cluster.to_owned()).unwrap();
+        let mut cfg = RedisConfig::from_url(&server.url(), cluster.to_owned()).unwrap();
+        cfg.retention = retention;
         RedisLog::new(&cfg).unwrap()
     };
 
