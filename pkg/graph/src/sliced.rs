@@ -49,11 +49,15 @@ impl Graph {
 pub fn snapshot_sliced(shared: &SharedGraph) -> SlicedSnapshot {
     let mut resources = Vec::new();
     let mut slices = Vec::new();
-    let (seq, mut next) = {
+    let (seq, taken_at_ms, mut next) = {
         let g = shared.read();
+        // Read after the sequence, under the lock: every change up to it was applied (and
+        // stamped) before this time, which history relies on.
+        let taken_at_ms = now_ms();
         resources.reserve(g.node_count() + g.node_count() / 16);
         slices.reserve(g.g.node_bound() / SNAPSHOT_SLICE + 2);
-        (g.seq(), g.snapshot_slice(0, SNAPSHOT_SLICE, &mut resources))
+        let first = g.snapshot_slice(0, SNAPSHOT_SLICE, &mut resources);
+        (g.seq(), taken_at_ms, first)
     };
     slices.push(0..resources.len());
     let mut end = seq;
@@ -67,7 +71,7 @@ pub fn snapshot_sliced(shared: &SharedGraph) -> SlicedSnapshot {
     SlicedSnapshot {
         snapshot: Snapshot {
             seq,
-            taken_at_ms: now_ms(),
+            taken_at_ms,
             resources,
         },
         copied_until: end,

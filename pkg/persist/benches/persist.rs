@@ -892,6 +892,7 @@ async fn dictionary_upload(
     let (mut writes, mut sets, mut stream_sets) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..SNAPSHOT_ROUNDS {
         let blob = SnapshotBlob {
+            taken_at_ms: 0,
             seq: round as u64 + 1,
             resource_count: 0,
             bytes: assembled.clone(),

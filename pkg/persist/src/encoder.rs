@@ -183,6 +183,7 @@ impl SnapshotEncoder {
             bytes: Bytes::from(bytes),
             zstd_raw_len: Some(raw_len),
             copied_until,
+            taken_at_ms: snapshot.taken_at_ms,
         })
     }
 

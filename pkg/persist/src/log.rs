@@ -75,6 +75,9 @@ pub struct SnapshotBlob {
     /// copied in slices while changes were applied (replay still starts after `seq`). The
     /// snapshotter commits only once the writer acknowledged it.
     pub copied_until: u64,
+    /// When the copy started, Unix milliseconds: every change the state covers was applied
+    /// at or before it (the checkpoint's time for history); 0 when unknown.
+    pub taken_at_ms: i64,
 }
 
 /// Metadata of a committed snapshot (the fields of the `snapshot:meta` hash).
@@ -92,6 +95,9 @@ pub struct SnapshotMeta {
     pub stream_id: String,
     /// Commit time, Unix milliseconds.
     pub created_at_ms: i64,
+    /// When the snapshot's copy started, Unix milliseconds (see [`SnapshotBlob::taken_at_ms`]);
+    /// 0 when unknown (metadata written without it).
+    pub taken_at_ms: i64,
     /// Number of resources.
     pub resource_count: u64,
     /// Compressed size (sum of chunk sizes).
@@ -103,6 +109,17 @@ pub struct SnapshotMeta {
 }
 
 impl SnapshotMeta {
+    /// The time of the state: every change it covers was applied at or before it. The time its
+    /// copy started, else (unknown) its commit time, which is later still.
+    #[must_use]
+    pub fn time_ms(&self) -> i64 {
+        if self.taken_at_ms > 0 {
+            self.taken_at_ms.min(self.created_at_ms)
+        } else {
+            self.created_at_ms
+        }
+    }
+
     /// The metadata of `blob` committed now as `generation`, stored as `compressed` (in
     /// `chunks` chunks) that decompresses to `raw_bytes`.
     #[must_use]
@@ -120,6 +137,7 @@ impl SnapshotMeta {
             covered_seq: blob.seq,
             stream_id: entry_id(blob.seq),
             created_at_ms: now_ms(),
+            taken_at_ms: blob.taken_at_ms,
             resource_count: blob.resource_count,
             bytes: compressed.len() as u64,
             raw_bytes,

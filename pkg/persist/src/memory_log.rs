@@ -289,6 +289,7 @@ mod tests {
 
     fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
         SnapshotBlob {
+            taken_at_ms: 0,
             seq,
             resource_count: 1,
             bytes: Bytes::from(bytes),

@@ -519,6 +519,7 @@ fn meta_fields(m: &SnapshotMeta) -> Vec<(&'static str, String)> {
         ("covered_seq", m.covered_seq.to_string()),
         ("stream_id", m.stream_id.clone()),
         ("created_at_ms", m.created_at_ms.to_string()),
+        ("taken_at_ms", m.taken_at_ms.to_string()),
         ("resource_count", m.resource_count.to_string()),
         ("bytes", m.bytes.to_string()),
         ("raw_bytes", m.raw_bytes.to_string()),
@@ -561,6 +562,13 @@ pub(crate) fn parse_meta(map: &HashMap<String, String>) -> Result<Option<Snapsho
         created_at_ms: get("created_at_ms")?
             .parse()
             .map_err(|e| PersistError::SnapshotMeta(format!("field created_at_ms: {e}")))?,
+        // Absent from metadata written before it was kept: unknown.
+        taken_at_ms: match map.get("taken_at_ms") {
+            Some(v) => v
+                .parse()
+                .map_err(|e| PersistError::SnapshotMeta(format!("field taken_at_ms: {e}")))?,
+            None => 0,
+        },
         resource_count: num("resource_count")?,
         bytes: num("bytes")?,
         raw_bytes: num("raw_bytes")?,
@@ -590,6 +598,7 @@ mod tests {
             covered_seq: 99,
             stream_id: crate::keys::entry_id(99),
             created_at_ms: 1,
+            taken_at_ms: 1,
             resource_count: 5,
             bytes: 10,
             raw_bytes: 20,
@@ -599,7 +608,11 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        assert_eq!(parse_meta(&map).ok().flatten(), Some(meta));
+        assert_eq!(parse_meta(&map).ok().flatten(), Some(meta.clone()));
+        // Metadata written without the copy's time: unknown, and the commit time stands in.
+        map.remove("taken_at_ms");
+        let old = parse_meta(&map).ok().flatten().unwrap();
+        assert_eq!((old.taken_at_ms, old.time_ms()), (0, meta.created_at_ms));
         map.insert("format".into(), "9".into());
         assert!(matches!(
             parse_meta(&map),

@@ -79,6 +79,7 @@ mod tests {
 
     fn meta(generation: u64, covered_seq: u64, created_at_ms: i64) -> SnapshotMeta {
         SnapshotMeta {
+            taken_at_ms: 0,
             format: SNAPSHOT_FORMAT,
             generation,
             chunks: 1,

@@ -13,6 +13,7 @@ use redis::AsyncCommands;
 
 fn toy_snapshot(seq: u64, version: u8) -> SnapshotBlob {
     SnapshotBlob {
+        taken_at_ms: 0,
         zstd_raw_len: None,
         seq,
         copied_until: seq,

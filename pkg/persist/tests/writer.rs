@@ -37,6 +37,7 @@ fn source(
     Arc::new(move || {
         let seq = applied.0.load(Ordering::SeqCst);
         Ok(SnapshotBlob {
+            taken_at_ms: 0,
             zstd_raw_len: None,
             seq,
             copied_until: seq,
@@ -377,6 +378,7 @@ async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
             during.0.send(during.1.apply(seq));
         }
         Ok(SnapshotBlob {
+            taken_at_ms: 0,
             seq: 100,
             resource_count: 0,
             bytes: Bytes::from_static(b"x"),
@@ -426,12 +428,14 @@ async fn a_sliced_snapshot_commits_only_once_its_copy_is_durable() {
 async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
     let (_server, log, _applied, metrics, _cancel) = fixture();
     let persisted = SnapshotBlob {
+        taken_at_ms: 0,
         resource_count: 500,
         ..blob(500, b"everything".to_vec())
     };
     log.write_snapshot(&persisted).await.unwrap();
     let smaller = Arc::new(|| -> Result<SnapshotBlob> {
         Ok(SnapshotBlob {
+            taken_at_ms: 0,
             resource_count: 3,
             ..blob(600, b"little".to_vec())
         })
@@ -498,6 +502,7 @@ async fn a_shrinking_snapshot_waits_for_the_complete_graph() {
 async fn a_divergence_snapshot_never_shrinks_the_persisted_state_before_the_graph_is_complete() {
     let (server, log, applied, metrics, cancel) = fixture();
     let persisted = SnapshotBlob {
+        taken_at_ms: 0,
         resource_count: 500,
         ..blob(500, b"everything".to_vec())
     };
@@ -509,6 +514,7 @@ async fn a_divergence_snapshot_never_shrinks_the_persisted_state_before_the_grap
         Arc::new(move || -> Result<SnapshotBlob> {
             let seq = applied.0.load(Ordering::SeqCst);
             Ok(SnapshotBlob {
+                taken_at_ms: 0,
                 resource_count: 3,
                 ..blob(seq, b"little".to_vec())
             })

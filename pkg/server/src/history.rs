@@ -89,26 +89,22 @@ impl<L: EventLog + Clone> LogHistory<L> {
             .unwrap_or(1)
             <= 1
         {
-            return Ok(AsOf::new(
-                0,
-                checkpoints.first().map_or(0, |c| c.created_at_ms.min(0)),
-            ));
+            return Ok(AsOf::new(0, 0));
         }
         match checkpoints.first() {
-            Some(c) => Ok(AsOf::new(c.covered_seq, c.created_at_ms)),
+            Some(c) => Ok(AsOf::new(c.covered_seq, c.time_ms())),
             None => Ok(AsOf::new(self.live.read().seq(), astrolabe_model::now_ms())),
         }
     }
 
     /// The base a materialisation at `target` starts from: the newest checkpoint at or before
     /// it, or the empty graph when the log still begins at sequence 1 and no checkpoint fits.
-    /// A checkpoint's time is when it was committed (at or after its last change), so a time
-    /// between its last change and its commit is answered from the one before.
+    /// A checkpoint's time ([`SnapshotMeta::time_ms`]) is at or after every change it covers.
     async fn base(&self, target: Target, text: &str) -> Result<Option<SnapshotMeta>, HistoryError> {
         let checkpoints = self.checkpoints().await?;
         let fits = |c: &&SnapshotMeta| match target {
             Target::Seq(n) => c.covered_seq <= n,
-            Target::Time(t) => c.created_at_ms <= t,
+            Target::Time(t) => c.time_ms() <= t,
         };
         if let Some(c) = checkpoints.iter().rev().find(fits) {
             return Ok(Some(c.clone()));
@@ -147,7 +143,11 @@ impl<L: EventLog + Clone> LogHistory<L> {
             None => Graph::new(),
         };
         let mut after = graph.seq();
-        let mut last_ts = base.as_ref().map_or(0, |m| m.created_at_ms);
+        let mut last_ts = match (&base, target) {
+            (Some(m), _) => m.time_ms(),
+            (None, Target::Time(t)) => t,
+            (None, Target::Seq(_)) => 0,
+        };
         'read: loop {
             let entries = self
                 .log

@@ -230,7 +230,10 @@ async fn run_case(
         };
         log_append.await.unwrap();
         if checkpoint_at.contains(&i) {
-            let blob = snapshot_blob(&step.after.snapshot()).unwrap();
+            // Taken at the time of its last change, as the snapshotter stamps it.
+            let mut snapshot = step.after.snapshot();
+            snapshot.taken_at_ms = step.ts;
+            let blob = snapshot_blob(&snapshot).unwrap();
             let written = match backend {
                 Backend::Memory => memory.write_snapshot(&blob).await,
                 Backend::Redis => redis(&cluster).write_snapshot(&blob).await,

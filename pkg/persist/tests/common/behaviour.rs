@@ -101,6 +101,7 @@ pub async fn a_compressed_snapshot_is_stored_as_it_is<L: EventLog>(log: &L) {
     let data = vec![5u8; 10_000];
     let frames = zstd::bulk::compress(&data, 1).unwrap();
     let blob = SnapshotBlob {
+        taken_at_ms: 0,
         seq: 7,
         resource_count: 1,
         bytes: Bytes::from(frames.clone()),

@@ -76,6 +76,7 @@ pub async fn commit_each<L: EventLog>(
 /// A snapshot of one resource at `seq` whose payload is `bytes`.
 pub fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
     SnapshotBlob {
+        taken_at_ms: 0,
         zstd_raw_len: None,
         seq,
         copied_until: seq,
@@ -87,6 +88,7 @@ pub fn blob(seq: u64, bytes: Vec<u8>) -> SnapshotBlob {
 /// A snapshot in the toy format at `seq`, holding the byte `0xaa`.
 pub fn toy_snapshot(seq: u64) -> SnapshotBlob {
     SnapshotBlob {
+        taken_at_ms: 0,
         zstd_raw_len: None,
         seq,
         copied_until: seq,
