@@ -103,7 +103,7 @@ impl ApiError {
 
     fn body(self) -> ErrorBody {
         let oldest = match &self {
-            ApiError::Gone { oldest, .. } => Some(*oldest),
+            ApiError::Gone { oldest, .. } => Some(oldest.clone()),
             _ => None,
         };
         let (error, detail) = match self {

@@ -27,8 +27,8 @@ use crate::params::{Params, resolve_kind};
 use crate::state::AppState;
 use crate::view::ResourceJson;
 
-/// A point of the log: its sequence and the time of its change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+/// A point of the log: its sequence and the time of its change, with the watch gaps around it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AsOf {
     /// The last change the answer reflects.
     pub seq: u64,
@@ -36,13 +36,41 @@ pub struct AsOf {
     #[serde(rename = "time", serialize_with = "astrolabe_history::serialize_time")]
     #[schema(value_type = String)]
     pub time_ms: i64,
+    /// Gaps that overlap the point: for those kinds (and namespaces) the answer is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapInfo>,
 }
 
 impl AsOf {
     /// The point after change `seq`, applied at `time_ms` (Unix milliseconds).
     pub fn new(seq: u64, time_ms: i64) -> Self {
-        AsOf { seq, time_ms }
+        AsOf {
+            seq,
+            time_ms,
+            gaps: Vec::new(),
+        }
     }
+}
+
+/// An interval in which the server did not watch some kinds (it was down, a watch failed, the
+/// API server refused a kind): what the graph says of them then is unknown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GapInfo {
+    /// The kind (`Kind.group`); `null` for every kind.
+    pub kind: Option<String>,
+    /// The namespace; `null` for every namespace.
+    pub namespace: Option<String>,
+    /// Its start (RFC 3339).
+    #[serde(serialize_with = "astrolabe_history::serialize_time")]
+    #[schema(value_type = String)]
+    pub from: i64,
+    /// Its end (RFC 3339).
+    #[serde(serialize_with = "astrolabe_history::serialize_time")]
+    #[schema(value_type = String)]
+    pub to: i64,
+    /// Why.
+    pub reason: String,
 }
 
 /// The graph at a past point, as the history source materialised it.
@@ -89,9 +117,9 @@ pub enum HistoryError {
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         match e {
-            HistoryError::Gone { oldest, .. } => ApiError::Gone {
+            HistoryError::Gone { ref oldest, .. } => ApiError::Gone {
                 detail: e.to_string(),
-                oldest,
+                oldest: oldest.clone(),
             },
             HistoryError::Future { .. } => {
                 ApiError::bad_request("invalid query parameter", e.to_string())
@@ -118,6 +146,9 @@ pub trait HistorySource: Send + Sync + 'static {
         to: Point,
         text: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>>;
+
+    /// The recorded gaps that overlap `[from_ms, to_ms]`.
+    fn gaps(&self, from_ms: i64, to_ms: i64) -> BoxFuture<'_, Result<Vec<GapInfo>, HistoryError>>;
 
     /// The oldest point the history can answer.
     fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>>;
@@ -162,10 +193,10 @@ impl Snapshot {
     }
 
     /// The point of a past graph, `None` for the live one.
-    pub fn as_of(&self) -> Option<AsOf> {
+    pub fn as_of(&self) -> Option<&AsOf> {
         match self {
             Snapshot::Live(_) => None,
-            Snapshot::Past(p) => Some(p.as_of),
+            Snapshot::Past(p) => Some(&p.as_of),
         }
     }
 }
@@ -227,7 +258,7 @@ pub async fn stamp(snapshot: &Snapshot, response: Response) -> Response {
     };
     let body = match bytes.first() {
         Some(b'{') if parts.status.is_success() => {
-            let member = serde_json::to_vec(&as_of).unwrap_or_default();
+            let member = serde_json::to_vec(as_of).unwrap_or_default();
             let rest = &bytes[1..];
             let mut out = Vec::with_capacity(bytes.len() + member.len() + 12);
             out.extend_from_slice(b"{\"asOf\":");
@@ -285,10 +316,9 @@ fn past_or_live(state: &AppState, located: Located) -> PastGraph {
         Located::Past(p) => p,
         Located::Live => {
             let g = state.graph.read();
-            let seq = g.seq();
             PastGraph {
                 graph: Arc::new(g.clone()),
-                as_of: AsOf::new(seq, astrolabe_model::now_ms()),
+                as_of: AsOf::new(g.seq(), astrolabe_model::now_ms()),
             }
         }
     }
@@ -329,6 +359,9 @@ struct ModifiedJson<'a> {
 struct DiffJson<'a> {
     from: AsOf,
     to: AsOf,
+    /// Gaps within the window: what they name may have changed unseen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gaps: Vec<GapInfo>,
     added: Vec<ObjectJson<'a>>,
     removed: Vec<ObjectJson<'a>>,
     modified: Vec<ModifiedJson<'a>>,
@@ -337,10 +370,11 @@ struct DiffJson<'a> {
 }
 
 impl<'a> DiffJson<'a> {
-    fn new(from: AsOf, to: AsOf, d: &'a Diff) -> Self {
+    fn new(from: AsOf, to: AsOf, gaps: Vec<GapInfo>, d: &'a Diff) -> Self {
         DiffJson {
             from,
             to,
+            gaps,
             added: d.added.iter().map(ObjectJson::from).collect(),
             removed: d.removed.iter().map(ObjectJson::from).collect(),
             modified: d
@@ -397,10 +431,15 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
     };
     let base = past_or_live(&state, history.locate(from, &from_text).await?);
     let changes = history.changes(from, to, &from_text).await?;
-    let from_as_of = base.as_of;
+    let from_as_of = AsOf::new(base.as_of.seq, base.as_of.time_ms);
     let to_as_of = changes
         .last()
-        .map_or(from_as_of, |c| AsOf::new(c.seq, c.ts_ms));
+        .map_or_else(|| from_as_of.clone(), |c| AsOf::new(c.seq, c.ts_ms));
+    let to_ms = match to {
+        Point::Time(t) => t,
+        _ => to_as_of.time_ms,
+    };
+    let gaps = history.gaps(from_as_of.time_ms, to_ms).await?;
     let diff = tokio::task::spawn_blocking(move || {
         let mut graph = Arc::unwrap_or_clone(base.graph);
         diff_by_replay(&mut graph, &changes, &filter)
@@ -409,7 +448,7 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
     .map_err(|e| ApiError::Internal(format!("diff failed: {e}")))?;
     Ok(with_seq(
         to_as_of.seq,
-        Json(DiffJson::new(from_as_of, to_as_of, &diff)),
+        Json(DiffJson::new(from_as_of, to_as_of, gaps, &diff)),
     ))
 }
 

@@ -33,6 +33,21 @@ pub enum IngestEvent {
         /// The UIDs the list returned.
         seen: HashSet<Uid>,
     },
+    /// A watcher of `kind` failed from `from_ms` until `to_ms` (its first error until it was
+    /// answered again, or, when it had to list again, until that list completed): the graph may
+    /// not have reflected the cluster for that kind meanwhile.
+    Gap {
+        /// The kind watched.
+        kind: Kind,
+        /// The namespace watched, or None for all namespaces / cluster-scoped kinds.
+        namespace: Option<Str>,
+        /// The first error, Unix milliseconds.
+        from_ms: i64,
+        /// The recovery, Unix milliseconds.
+        to_ms: i64,
+        /// The first error's reason and message.
+        reason: String,
+    },
 }
 
 impl IngestEvent {
@@ -41,7 +56,9 @@ impl IngestEvent {
         match self {
             IngestEvent::Upsert(r) => &r.kind,
             IngestEvent::Delete { key, .. } => &key.kind,
-            IngestEvent::ListStarted { kind, .. } | IngestEvent::ListCompleted { kind, .. } => kind,
+            IngestEvent::ListStarted { kind, .. }
+            | IngestEvent::ListCompleted { kind, .. }
+            | IngestEvent::Gap { kind, .. } => kind,
         }
     }
 }

@@ -327,6 +327,11 @@ pub(crate) async fn run<K, S>(
                 if state.failing && recovers_at.is_some() => {
                 recovers_at = None;
                 state.succeeded(&ctx);
+                if let Some(gap) = state.take_gap()
+                    && ctx.tx.send(gap).await.is_err()
+                {
+                    break;
+                }
                 continue;
             }
         };
@@ -381,6 +386,11 @@ struct Translator {
     failing: bool,
     /// Errors seen.
     errors: u64,
+    /// Since the first error of the current failure (Unix milliseconds) and why; closed into a
+    /// [`IngestEvent::Gap`] when the watcher recovers.
+    gap_since: Option<(i64, String)>,
+    /// A closed gap, sent with the next events.
+    gap: Option<IngestEvent>,
 }
 
 impl Translator {
@@ -394,7 +404,29 @@ impl Translator {
             forbidden: false,
             failing: false,
             errors: 0,
+            gap_since: None,
+            gap: None,
         }
+    }
+
+    /// Closes the open gap, if any, at now.
+    fn close_gap(&mut self) {
+        if let Some((from_ms, reason)) = self.gap_since.take() {
+            let to_ms = astrolabe_model::now_ms();
+            tracing::info!(kind = %self.kind.qualified(), scope = ?self.scope, seconds = (to_ms - from_ms) as f64 / 1000.0, "a gap in this kind's watch is closed and recorded");
+            self.gap = Some(IngestEvent::Gap {
+                kind: self.kind.clone(),
+                namespace: self.scope.clone(),
+                from_ms,
+                to_ms,
+                reason,
+            });
+        }
+    }
+
+    /// The gap closed since the last call.
+    fn take_gap(&mut self) -> Option<IngestEvent> {
+        self.gap.take()
     }
 
     /// Translates one item of the watcher stream into `out`, objects through `process`.
@@ -409,6 +441,7 @@ impl Translator {
             Ok(event) => out.extend(self.on_event(event, ctx, process)),
             Err(err) => self.on_error(&err, ctx),
         }
+        out.extend(self.take_gap());
     }
 
     fn on_event<K: kube::Resource>(
@@ -448,6 +481,8 @@ impl Translator {
             watcher::Event::InitDone => {
                 self.succeeded(ctx);
                 self.listing = false;
+                // Listed again after a failure: the state is known again.
+                self.close_gap();
                 let now = jiff::Timestamp::now().as_second();
                 ctx.status
                     .list_completed(&self.kind, !self.listed_once, now);
@@ -489,8 +524,12 @@ impl Translator {
         }
     }
 
-    /// Something came back from the server: a retry streak is over, access is granted again.
+    /// Something came back from the server: a retry streak is over, access is granted again;
+    /// outside a list, an open gap closes (inside one, it closes when the list completes).
     fn succeeded(&mut self, ctx: &Ctx) {
+        if !self.listing {
+            self.close_gap();
+        }
         if self.failing {
             self.failing = false;
             if let Some(errors) = ctx.status.retry_recovered(&self.kind) {
@@ -523,6 +562,9 @@ impl Translator {
         if code == Some(410) {
             tracing::info!(kind = %self.kind, scope = ?self.scope, "watch expired (410); relisting");
             return;
+        }
+        if self.gap_since.is_none() {
+            self.gap_since = Some((astrolabe_model::now_ms(), format!("{reason}: {err}")));
         }
         let entered = !self.failing;
         self.failing = true;

@@ -86,6 +86,9 @@ pub enum PersistError {
     /// Trimming the stream failed.
     #[error("trimming the event stream failed{}", auth_named(.0))]
     TrimFailed(#[source] redis::RedisError),
+    /// Recording a gap failed.
+    #[error("recording a gap failed{}", auth_named(.0))]
+    GapFailed(#[source] redis::RedisError),
     /// Uploading snapshot chunks or committing the snapshot metadata failed.
     #[error("writing snapshot generation {generation} failed{}", auth_named(.source))]
     SnapshotWrite {
@@ -322,6 +325,7 @@ impl PersistError {
             | Self::SnapshotRead(e)
             | Self::PreviousSnapshotRead(e)
             | Self::SweepFailed(e)
+            | Self::GapFailed(e)
             | Self::SetAsideFailed(e) => Some(e),
             _ => None,
         }
@@ -363,6 +367,7 @@ impl PersistError {
             Self::SnapshotCompress(_) | Self::SnapshotSource(_) => "snapshot_source",
             Self::SweepFailed(_) => "sweep",
             Self::SetAsideFailed(_) => "set_aside",
+            Self::GapFailed(_) => "gap",
             _ => "other",
         }
     }

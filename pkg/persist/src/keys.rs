@@ -28,6 +28,7 @@ pub struct Keys {
     meta: String,
     previous: String,
     checkpoints: String,
+    gaps: String,
     checkpoint_prefix: String,
     chunk_prefix: String,
 }
@@ -48,6 +49,7 @@ impl Keys {
             meta: format!("{base}:snapshot:meta"),
             previous: format!("{base}:snapshot:previous"),
             checkpoints: format!("{base}:snapshot:checkpoints"),
+            gaps: format!("{base}:gaps"),
             checkpoint_prefix: format!("{base}:snapshot:checkpoint:"),
             chunk_prefix: format!("{base}:snapshot:"),
         })
@@ -83,6 +85,12 @@ impl Keys {
     #[must_use]
     pub fn checkpoints(&self) -> &str {
         &self.checkpoints
+    }
+
+    /// The recorded gaps ([`crate::Gap`]): a sorted set scored by their end time.
+    #[must_use]
+    pub fn gaps(&self) -> &str {
+        &self.gaps
     }
 
     /// The record of `generation` when it is an older retained checkpoint (same fields as

@@ -88,8 +88,8 @@ pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{AuthFailure, ErrorChain, KeyRole, PersistError, Result};
 pub use keys::Keys;
 pub use log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SNAPSHOT_FORMAT, SetAside, SnapshotBlob,
-    SnapshotMeta, SnapshotStream, TrimOutcome,
+    AppendOutcome, EventLog, Gap, LoadedSnapshot, LogEntry, MAX_GAPS, SNAPSHOT_FORMAT, SetAside,
+    SnapshotBlob, SnapshotMeta, SnapshotStream, TrimOutcome,
 };
 pub use memory_log::MemoryLog;
 pub use metrics::PersistMetrics;

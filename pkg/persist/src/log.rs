@@ -27,6 +27,78 @@ pub struct LogEntry {
     pub defect: Option<String>,
 }
 
+/// An interval in which the graph may not reflect the cluster for some kinds: the server was
+/// down, a watch failed, or the API server refused a kind. Recorded with the log (not as a change:
+/// it changes no object) so that answers about the past can say where they cannot know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The kind, group-qualified as `Kind.group` (`Pod`, `Certificate.cert-manager.io`); `None`
+    /// for every kind.
+    pub kind: Option<String>,
+    /// The namespace of the watch that failed; `None` for every namespace.
+    pub namespace: Option<String>,
+    /// Its start, Unix milliseconds.
+    pub from_ms: i64,
+    /// Its end, Unix milliseconds.
+    pub to_ms: i64,
+    /// Why (`server down`, `watch failed: ...`, `forbidden: ...`).
+    pub reason: String,
+}
+
+/// Most gaps a log keeps (the oldest go first).
+pub const MAX_GAPS: usize = 10_000;
+
+impl Gap {
+    /// Whether it overlaps `[from_ms, to_ms]`.
+    #[must_use]
+    pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.from_ms <= to_ms && self.to_ms >= from_ms
+    }
+
+    /// One line: start, end, kind (`*`: all), namespace (`*`: all), reason, tab-separated
+    /// (tabs and line breaks in the reason become spaces).
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        let reason: String = self
+            .reason
+            .chars()
+            .map(|c| {
+                if c == '\t' || c == '\n' || c == '\r' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        format!(
+            "{}\t{}\t{}\t{}\t{reason}",
+            self.from_ms,
+            self.to_ms,
+            self.kind.as_deref().unwrap_or("*"),
+            self.namespace.as_deref().unwrap_or("*"),
+        )
+    }
+
+    /// Reads [`Gap::to_line`]'s form; `None` when malformed.
+    #[must_use]
+    pub fn from_line(line: &str) -> Option<Gap> {
+        let mut parts = line.splitn(5, '\t');
+        let from_ms = parts.next()?.parse().ok()?;
+        let to_ms = parts.next()?.parse().ok()?;
+        let all = |s: &str| (s != "*").then(|| s.to_owned());
+        let kind = all(parts.next()?);
+        let namespace = all(parts.next()?);
+        let reason = parts.next()?.to_owned();
+        Some(Gap {
+            kind,
+            namespace,
+            from_ms,
+            to_ms,
+            reason,
+        })
+    }
+}
+
 /// Result of one [`EventLog::append`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -395,6 +467,20 @@ pub trait EventLog: Send + Sync + 'static {
         &self,
         generation: u64,
     ) -> impl Future<Output = Result<Option<LoadedSnapshot>>> + Send;
+
+    /// Records `gap`, and forgets gaps that ended before retention's age (at most [`MAX_GAPS`]
+    /// are kept).
+    ///
+    /// # Errors
+    /// [`crate::PersistError::GapFailed`] when Redis cannot be written.
+    fn record_gap(&self, gap: &Gap) -> impl Future<Output = Result<()>> + Send;
+
+    /// The recorded gaps that overlap `[from_ms, to_ms]`, by end time. A record that does not
+    /// read is skipped (and logged).
+    ///
+    /// # Errors
+    /// [`crate::PersistError::ReadFailed`] when Redis cannot be read.
+    fn gaps(&self, from_ms: i64, to_ms: i64) -> impl Future<Output = Result<Vec<Gap>>> + Send;
 
     /// Delete chunks of every generation that is not a retained checkpoint (left by a crash
     /// between upload and commit). Returns the number of keys deleted.

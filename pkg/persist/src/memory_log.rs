@@ -12,8 +12,8 @@ use bytes::Bytes;
 use crate::compress::{SNAPSHOT_ZSTD_LEVEL, compress_blob};
 use crate::error::{PersistError, Result};
 use crate::log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
-    TrimOutcome,
+    AppendOutcome, EventLog, Gap, LoadedSnapshot, LogEntry, MAX_GAPS, SetAside, SnapshotBlob,
+    SnapshotMeta, TrimOutcome,
 };
 use crate::redis_log::check_order;
 use crate::retention::{HistoryRetention, trim_limit};
@@ -55,6 +55,8 @@ struct State {
     set_aside: Vec<(String, VecDeque<(u64, Bytes)>)>,
     /// Payload bytes of `set_aside`.
     set_aside_bytes: u64,
+    /// Recorded gaps, by end time.
+    gaps: Vec<Gap>,
 }
 
 impl std::fmt::Debug for MemoryLog {
@@ -136,6 +138,33 @@ impl MemoryLog {
 }
 
 impl EventLog for MemoryLog {
+    async fn record_gap(&self, gap: &Gap) -> Result<()> {
+        let max_age_ms =
+            i64::try_from(self.inner.retention.max_age.as_millis()).unwrap_or(i64::MAX);
+        // Kept as Redis keeps it: one line, so reasons read back alike.
+        let gap = Gap::from_line(&gap.to_line()).unwrap_or_else(|| gap.clone());
+        let mut state = self.state();
+        let at = state.gaps.partition_point(|g| g.to_ms <= gap.to_ms);
+        state.gaps.insert(at, gap);
+        if max_age_ms > 0 {
+            let horizon = now_ms().saturating_sub(max_age_ms);
+            state.gaps.retain(|g| g.to_ms >= horizon);
+        }
+        let excess = state.gaps.len().saturating_sub(MAX_GAPS);
+        state.gaps.drain(..excess);
+        Ok(())
+    }
+
+    async fn gaps(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Gap>> {
+        Ok(self
+            .state()
+            .gaps
+            .iter()
+            .filter(|g| g.overlaps(from_ms, to_ms))
+            .cloned()
+            .collect())
+    }
+
     async fn append(&self, batch: &[(u64, Bytes)]) -> Result<AppendOutcome> {
         check_order(batch)?;
         let mut state = self.state();

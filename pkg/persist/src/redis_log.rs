@@ -13,8 +13,8 @@ use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{KeyRole, PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
 use crate::log::{
-    AppendOutcome, EventLog, LoadedSnapshot, LogEntry, SetAside, SnapshotBlob, SnapshotMeta,
-    TrimOutcome,
+    AppendOutcome, EventLog, Gap, LoadedSnapshot, LogEntry, MAX_GAPS, SetAside, SnapshotBlob,
+    SnapshotMeta, TrimOutcome,
 };
 use crate::retention::{HistoryRetention, trim_limit};
 
@@ -362,6 +362,55 @@ impl EventLog for RedisLog {
 
     async fn checkpoints(&self) -> Result<Vec<SnapshotMeta>> {
         self.checkpoints_impl().await
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<()> {
+        let key = self.inner.keys.gaps();
+        let max_age_ms =
+            i64::try_from(self.inner.retention.max_age.as_millis()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(key)
+            .arg(gap.to_ms)
+            .arg(gap.to_line())
+            .ignore();
+        if max_age_ms > 0 {
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(key)
+                .arg("-inf")
+                .arg(format!("({}", now_ms().saturating_sub(max_age_ms)))
+                .ignore();
+        }
+        pipe.cmd("ZREMRANGEBYRANK")
+            .arg(key)
+            .arg(0)
+            .arg(-(MAX_GAPS as i64) - 1)
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(PersistError::GapFailed)
+    }
+
+    async fn gaps(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Gap>> {
+        let lines: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.inner.keys.gaps())
+            .arg(from_ms)
+            .arg("+inf")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(PersistError::ReadFailed)?;
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                let gap = Gap::from_line(line);
+                if gap.is_none() {
+                    tracing::warn!(record = %line, key = self.inner.keys.gaps(), "a recorded gap does not read; skipped");
+                }
+                gap
+            })
+            .filter(|g| g.overlaps(from_ms, to_ms))
+            .collect())
     }
 
     async fn load_checkpoint(&self, generation: u64) -> Result<Option<LoadedSnapshot>> {

@@ -99,3 +99,12 @@ async fn clones_share_one_log() {
     assert_eq!(recovered.tail, vec![4, 5]);
     assert_eq!(recovered.last_seq, 5);
 }
+
+#[tokio::test]
+async fn gaps_are_kept_and_read_by_overlap() {
+    let log = MemoryLog::new(HistoryRetention {
+        max_age: std::time::Duration::from_secs(3_600),
+        ..KEEP_ALL
+    });
+    behaviour::gaps_are_kept_and_read_by_overlap(&log).await;
+}

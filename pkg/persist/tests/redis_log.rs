@@ -557,3 +557,22 @@ async fn a_checkpoint_set_of_another_type_does_not_stop_commits() {
     let kept: String = conn.get(log.keys().checkpoints()).await.unwrap();
     assert_eq!(kept, "garbage");
 }
+
+#[tokio::test]
+async fn gaps_are_kept_and_read_by_overlap() {
+    let server = RedisServer::start().unwrap();
+    let log = log_with(&server, |c| {
+        c.retention = HistoryRetention {
+            max_age: std::time::Duration::from_secs(3_600),
+            ..KEEP_ALL
+        };
+    });
+    behaviour::gaps_are_kept_and_read_by_overlap(&log).await;
+    // A record that does not read is skipped, not an error.
+    let mut conn = raw(&server).await;
+    let _: () = conn
+        .zadd(log.keys().gaps(), "not a gap", astrolabe_model::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(log.gaps(i64::MIN, i64::MAX).await.unwrap().len(), 2);
+}

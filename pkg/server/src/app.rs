@@ -158,7 +158,7 @@ pub async fn serve(
         1024,
         config.server.watch_max_pending,
     );
-    let outputs = ApplyOutputs::new(
+    let mut outputs = ApplyOutputs::new(
         graph.clone(),
         feed.clone(),
         persistence.as_ref().map(|p| p.sender.clone()),
@@ -168,6 +168,7 @@ pub async fn serve(
         part: "apply",
         source,
     })?;
+    outputs.gaps = persistence.as_ref().and_then(|p| p.gaps.clone());
     let state = AppState::new(graph.clone(), readiness.clone(), registry.clone())
         .map_err(|source| ServerError::RegisterMetrics {
             part: "API",

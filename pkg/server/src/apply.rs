@@ -9,7 +9,7 @@ use astrolabe_api::{ChangeFeed, Heartbeat};
 use astrolabe_graph::{GraphEvent, SharedGraph, now_ms};
 use astrolabe_informers::IngestEvent;
 use astrolabe_model::{Change, ChangeOp};
-use astrolabe_persist::{ChangeSender, SendOutcome};
+use astrolabe_persist::{ChangeSender, Gap, SendOutcome};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 
@@ -92,6 +92,8 @@ pub struct ApplyOutputs {
     pub feed: ChangeFeed,
     /// Persistence, when enabled.
     pub persist: Option<ChangeSender<Change>>,
+    /// Where watch gaps go to be recorded with the log, when history is kept.
+    pub gaps: Option<mpsc::Sender<Gap>>,
     /// Touched after every batch and on idle ticks (liveness).
     pub heartbeat: Heartbeat,
     /// Metrics.
@@ -114,6 +116,7 @@ impl ApplyOutputs {
             graph,
             feed,
             persist,
+            gaps: None,
             heartbeat: Heartbeat::new(HEARTBEAT_MAX_AGE),
             metrics: ApplyMetrics::register(registry)?,
         })
@@ -159,6 +162,28 @@ pub fn apply_batch(events: &mut Vec<IngestEvent>, out: &ApplyOutputs) -> u64 {
                     changes.extend(g.apply(ChangeOp::Delete { uid, key }, ts, &mut graph_events));
                 }
                 IngestEvent::ListStarted { .. } => {}
+                IngestEvent::Gap {
+                    kind,
+                    namespace,
+                    from_ms,
+                    to_ms,
+                    reason,
+                } => {
+                    let gap = Gap {
+                        kind: Some(kind.qualified().into_owned()),
+                        namespace: namespace.map(|n| n.to_string()),
+                        from_ms,
+                        to_ms,
+                        reason,
+                    };
+                    // Never blocks the loop: a full queue (the log unreachable for long) loses
+                    // the gap, which is logged.
+                    if let Some(gaps) = &out.gaps
+                        && gaps.try_send(gap).is_err()
+                    {
+                        tracing::warn!(%kind, from_ms, to_ms, "a watch gap could not be queued for recording");
+                    }
+                }
                 IngestEvent::ListCompleted {
                     kind,
                     namespace,

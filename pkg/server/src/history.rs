@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use astrolabe_api::history::{AsOf, HistoryError, HistorySource, Located, PastGraph};
+use astrolabe_api::history::{AsOf, GapInfo, HistoryError, HistorySource, Located, PastGraph};
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_history::{GraphCache, Point};
 use astrolabe_model::Change;
@@ -218,6 +218,43 @@ impl<L: EventLog + Clone> LogHistory<L> {
         }))
     }
 
+    /// The recorded gaps that overlap `[from_ms, to_ms]`, as the API shows them.
+    async fn gaps_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<GapInfo>, HistoryError> {
+        Ok(self
+            .log
+            .gaps(from_ms, to_ms)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|g| GapInfo {
+                kind: g.kind,
+                namespace: g.namespace,
+                from: g.from_ms,
+                to: g.to_ms,
+                reason: g.reason,
+            })
+            .collect())
+    }
+
+    /// A past answer with the gaps that overlap it: from its last change to the time asked
+    /// (`until`), or at that change when a sequence was asked.
+    async fn with_gaps(
+        &self,
+        located: Located,
+        until: Option<i64>,
+    ) -> Result<Located, HistoryError> {
+        match located {
+            Located::Live => Ok(Located::Live),
+            Located::Past(mut past) => {
+                let from = past.as_of.time_ms;
+                past.as_of.gaps = self
+                    .gaps_between(from, until.unwrap_or(from).max(from))
+                    .await?;
+                Ok(Located::Past(past))
+            }
+        }
+    }
+
     /// A cached graph as an answer.
     fn past(&self, graph: Arc<Graph>) -> Located {
         let seq = graph.seq();
@@ -272,14 +309,20 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
                     newest: AsOf::new(live_seq, astrolabe_model::now_ms()),
                 }),
                 Point::Seq(n) if n == live_seq => Ok(Located::Live),
-                Point::Seq(n) => self.materialise(Target::Seq(n), text).await,
+                Point::Seq(n) => {
+                    let located = self.materialise(Target::Seq(n), text).await?;
+                    self.with_gaps(located, None).await
+                }
                 Point::Time(t) if t > astrolabe_model::now_ms() + CLOCK_SLACK_MS => {
                     Err(HistoryError::Future {
                         point: text.to_owned(),
                         newest: AsOf::new(live_seq, astrolabe_model::now_ms()),
                     })
                 }
-                Point::Time(t) => self.materialise(Target::Time(t), text).await,
+                Point::Time(t) => {
+                    let located = self.materialise(Target::Time(t), text).await?;
+                    self.with_gaps(located, Some(t)).await
+                }
             }
         })
     }
@@ -330,6 +373,10 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
             }
             Ok(out)
         })
+    }
+
+    fn gaps(&self, from_ms: i64, to_ms: i64) -> BoxFuture<'_, Result<Vec<GapInfo>, HistoryError>> {
+        Box::pin(self.gaps_between(from_ms, to_ms))
     }
 
     fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {

@@ -9,11 +9,12 @@ use astrolabe_api::history::HistorySource;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, EventLog, MemoryLog, PersistError, PersistMetrics, RedisConfig, RedisLog,
-    ShrinkGuard, SnapshotBlob, SnapshotEncoder, Snapshotter, SnapshotterConfig, SnapshotterHandle,
-    Writer, WriterConfig, WriterHandle, copy_then_encode,
+    ChangeSender, ErrorChain, EventLog, Gap, MemoryLog, PersistError, PersistMetrics, RedisConfig,
+    RedisLog, ShrinkGuard, SnapshotBlob, SnapshotEncoder, Snapshotter, SnapshotterConfig,
+    SnapshotterHandle, Writer, WriterConfig, WriterHandle, copy_then_encode,
 };
 use prometheus::Registry;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,8 @@ pub struct Persistence {
     pub status: Option<PersistStatus>,
     /// The log read as history; `None` when the server keeps none.
     pub history: Option<Arc<dyn HistorySource>>,
+    /// Where watch gaps go to be recorded with the log; `None` when no history is kept.
+    pub gaps: Option<mpsc::Sender<Gap>>,
     writer: WriterHandle,
     snapshotter: SnapshotterHandle,
     health: Option<JoinHandle<()>>,
@@ -121,7 +124,14 @@ pub async fn start(
         (seq, g.node_count() as u64)
     };
 
-    let shrink_guard = ShrinkGuard::new(complete, recovered_resources);
+    let complete: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(complete);
+    let shrink_guard = ShrinkGuard::new(
+        {
+            let complete = complete.clone();
+            move || complete()
+        },
+        recovered_resources,
+    );
     let pipeline = Pipeline::spawn(
         log.clone(),
         config,
@@ -167,18 +177,37 @@ pub async fn start(
         keys,
         fallback: hydrated.fallback,
     };
-    let history = config.history.enabled().then(|| -> Arc<dyn HistorySource> {
-        Arc::new(LogHistory::new(
+    let (history, gaps) = if config.history.enabled() {
+        let gaps = spawn_gap_recorder(log_for_history.clone(), cancel.clone());
+        let down_since = match hydrated.last_change_ms {
+            Some(t) => Some(t),
+            None => log_for_history
+                .snapshot_meta()
+                .await
+                .ok()
+                .flatten()
+                .map(|m| m.time_ms()),
+        };
+        if origin == Origin::Recovered
+            && let Some(since) = down_since
+        {
+            record_downtime(gaps.clone(), since, complete, cancel.clone());
+        }
+        let history: Arc<dyn HistorySource> = Arc::new(LogHistory::new(
             log_for_history,
             graph.clone(),
             config.history.cache_mib,
-        ))
-    });
+        ));
+        (Some(history), Some(gaps))
+    } else {
+        (None, None)
+    };
     Ok((
         Persistence {
             sender,
             status: Some(status),
             history,
+            gaps,
             writer,
             snapshotter,
             health: Some(health),
@@ -226,11 +255,13 @@ pub fn start_memory(
         graph.clone(),
         history.cache_mib,
     ));
+    let gaps = spawn_gap_recorder(log.clone(), cancel.clone());
     Some((
         Persistence {
             sender,
             status: None,
             history: Some(history),
+            gaps: Some(gaps),
             writer,
             snapshotter,
             health: None,
@@ -256,6 +287,68 @@ struct Pipeline {
     writer: WriterHandle,
     snapshotter: SnapshotterHandle,
     cancel: CancellationToken,
+}
+
+/// Gaps waiting to be recorded (the log unreachable for long loses the newest, logged).
+const GAP_QUEUE: usize = 1_024;
+
+/// Records the gaps the returned sender takes with `log`, retrying each (with backoff) until
+/// it is written or `cancel` fires.
+fn spawn_gap_recorder<L: EventLog + Clone>(log: L, cancel: CancellationToken) -> mpsc::Sender<Gap> {
+    let (tx, mut rx) = mpsc::channel::<Gap>(GAP_QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let gap = tokio::select! {
+                () = cancel.cancelled() => return,
+                gap = rx.recv() => match gap {
+                    Some(gap) => gap,
+                    None => return,
+                },
+            };
+            let mut delay = Duration::from_millis(200);
+            while let Err(e) = log.record_gap(&gap).await {
+                tracing::warn!(error = %ErrorChain(&e), "recording a gap failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            tracing::info!(kind = gap.kind.as_deref().unwrap_or("every kind"), from_ms = gap.from_ms, to_ms = gap.to_ms, reason = %gap.reason, "gap recorded");
+        }
+    });
+    tx
+}
+
+/// Records, once the graph is complete again after a restart, that the server watched nothing
+/// from `since` (its log's last change) until then.
+fn record_downtime(
+    gaps: mpsc::Sender<Gap>,
+    since: i64,
+    complete: Arc<dyn Fn() -> bool + Send + Sync>,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if complete() {
+                break;
+            }
+        }
+        let gap = Gap {
+            kind: None,
+            namespace: None,
+            from_ms: since,
+            to_ms: astrolabe_model::now_ms(),
+            reason: "server down: from its last durable change until its watches listed again"
+                .to_owned(),
+        };
+        let _ = gaps.send(gap).await;
+    });
 }
 
 impl Pipeline {

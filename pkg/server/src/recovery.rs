@@ -39,6 +39,9 @@ pub struct Hydrated {
     pub damage: Option<String>,
     /// What recovery fell back to when it refused the committed snapshot.
     pub fallback: Option<Fallback>,
+    /// When the last change of the recovered log was applied (Unix milliseconds), when the
+    /// log had changes after its snapshot.
+    pub last_change_ms: Option<i64>,
 }
 
 /// Recovers the graph from `log` into `graph`, trying for at most `deadline`; when Redis does
@@ -59,6 +62,7 @@ pub async fn hydrate(
             let damage = damage(&recovered);
             let snapshot_seq = recovered.snapshot_seq;
             let fallback = recovered.fallback;
+            let last_change_ms = recovered.tail.iter().map(|c| c.ts_ms).max();
             let origin = if recovered.last_seq == 0 {
                 Origin::Fresh
             } else {
@@ -77,6 +81,7 @@ pub async fn hydrate(
                 problems,
                 damage,
                 fallback,
+                last_change_ms,
             }
         }
         None => {
@@ -91,6 +96,7 @@ pub async fn hydrate(
                 problems: false,
                 damage: None,
                 fallback: None,
+                last_change_ms: None,
             }
         }
     }

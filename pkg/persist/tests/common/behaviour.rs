@@ -1,7 +1,7 @@
 //! What the `EventLog` trait documents, asserted on any implementation: the Redis and the
 //! in-memory log run these same checks (`tests/redis_log.rs`, `tests/memory_log.rs`).
 
-use astrolabe_persist::{EventLog, PersistError, SnapshotBlob, SnapshotMeta};
+use astrolabe_persist::{EventLog, Gap, PersistError, SnapshotBlob, SnapshotMeta};
 use bytes::Bytes;
 
 use super::{all_seqs, append_in, batch, blob, commit_each, payload};
@@ -280,4 +280,36 @@ pub async fn retention_drops_what_no_point_inside_it_needs<L: EventLog>(log: &L)
     let kept = log.load_checkpoint(commits[1].generation).await.unwrap();
     assert!(kept.is_some_and(|c| c.decompress().unwrap() == vec![1u8; 64]));
     commits[0].clone()
+}
+
+/// Gaps are recorded and read back by overlap; those older than retention's age are forgotten.
+/// `log` keeps one hour.
+pub async fn gaps_are_kept_and_read_by_overlap<L: EventLog>(log: &L) {
+    let now = astrolabe_model::now_ms();
+    let gap = |kind: Option<&str>, from: i64, to: i64| Gap {
+        kind: kind.map(str::to_owned),
+        namespace: None,
+        from_ms: now - from,
+        to_ms: now - to,
+        reason: "watch failed:\tconnection\nrefused".to_owned(),
+    };
+    let old = gap(Some("Pod"), 3 * 3_600_000, 2 * 3_600_000);
+    let down = gap(None, 600_000, 300_000);
+    let pods = gap(Some("Certificate.cert-manager.io"), 200_000, 100_000);
+    for g in [&old, &down, &pods] {
+        log.record_gap(g).await.unwrap();
+    }
+    let all = log.gaps(i64::MIN, i64::MAX).await.unwrap();
+    let reasons: Vec<&str> = all.iter().map(|g| g.reason.as_str()).collect();
+    assert_eq!(reasons, ["watch failed: connection refused"; 2], "{all:?}");
+    assert_eq!(all[0].kind, None, "by end time, the server's gap first");
+    assert_eq!(all[1].kind.as_deref(), Some("Certificate.cert-manager.io"));
+    // Overlap: a point inside the first gap, a span touching the second only at its start.
+    let at = log.gaps(now - 400_000, now - 400_000).await.unwrap();
+    assert_eq!(at.len(), 1);
+    assert_eq!(at[0].from_ms, down.from_ms);
+    let span = log.gaps(now - 100_000, now).await.unwrap();
+    assert_eq!(span.len(), 1);
+    assert_eq!(span[0].to_ms, pods.to_ms);
+    assert!(log.gaps(now - 50_000, now).await.unwrap().is_empty());
 }
