@@ -237,4 +237,48 @@ async fn with_redis_the_history_survives_a_restart() {
     )
     .await;
     assert!(!diff["added"].as_array().unwrap().is_empty(), "{diff}");
+
+    // The time the server was down is a gap of every kind, listed by answers that span it.
+    let gaps = |body: &Value| body["gaps"].as_array().cloned().unwrap_or_default();
+    eventually(
+        "the downtime is recorded as a gap",
+        || {
+            server
+                .log_text()
+                .lines()
+                .filter(|l| l.contains("gap") || l.contains("listed") || l.contains("ready"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        || async {
+            let diff = ok(&server, &format!("/api/v1/diff?from=seq:{after}")).await;
+            gaps(&diff).into_iter().find(|g| {
+                g["kind"].is_null() && g["reason"].as_str().unwrap().starts_with("server down")
+            })
+        },
+    )
+    .await;
+
+    // A watch that fails (the API server down) and recovers leaves a gap of its kinds.
+    let mut emu = emu;
+    let before_outage = server.seq().await;
+    emu.stop_server().await;
+    server
+        .wait_readyz("the watches fail", |_, b| {
+            b["kinds"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k["retrying"] == true))
+        })
+        .await;
+    emu.start_server().await;
+    let gap = eventually(
+        "the failed watches are recorded as gaps",
+        || server.log_tail(),
+        || async {
+            let diff = ok(&server, &format!("/api/v1/diff?from=seq:{before_outage}")).await;
+            gaps(&diff).into_iter().find(|g| g["kind"] == "Pod")
+        },
+    )
+    .await;
+    assert!(gap["reason"].as_str().unwrap().contains(':'), "{gap}");
 }

@@ -316,9 +316,14 @@ fn past_or_live(state: &AppState, located: Located) -> PastGraph {
         Located::Past(p) => p,
         Located::Live => {
             let g = state.graph.read();
+            // The time of the newest change; unknown (0) only before any change since start.
+            let time = match g.ts_ms() {
+                0 => astrolabe_model::now_ms(),
+                t => t,
+            };
             PastGraph {
                 graph: Arc::new(g.clone()),
-                as_of: AsOf::new(g.seq(), astrolabe_model::now_ms()),
+                as_of: AsOf::new(g.seq(), time),
             }
         }
     }
@@ -437,7 +442,8 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         .map_or_else(|| from_as_of.clone(), |c| AsOf::new(c.seq, c.ts_ms));
     let to_ms = match to {
         Point::Time(t) => t,
-        _ => to_as_of.time_ms,
+        Point::Now => astrolabe_model::now_ms(),
+        Point::Seq(_) => to_as_of.time_ms,
     };
     let gaps = history.gaps(from_as_of.time_ms, to_ms).await?;
     let diff = tokio::task::spawn_blocking(move || {

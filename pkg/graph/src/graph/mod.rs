@@ -87,6 +87,9 @@ pub struct Graph {
     edge_counts: BTreeMap<EdgeKind, usize>,
     pub(crate) ns_counts: BTreeMap<Str, usize>,
     seq: u64,
+    /// When the change `seq` was applied (Unix milliseconds); 0 when unknown (a graph built
+    /// from a snapshot, before any change).
+    ts_ms: i64,
     /// Edge additions (true) and removals (false) of the change being applied, when recording.
     edge_log: Option<Vec<(NodeIndex, NodeIndex, EdgeKind, bool)>>,
 }
@@ -100,6 +103,12 @@ impl Graph {
     /// The sequence number of the last applied change (0 for an empty history).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// When the last change was applied (Unix milliseconds); 0 when unknown (a graph built from
+    /// a snapshot, before any change).
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ms
     }
 
     /// Continues the sequence after `seq`: the next change gets at least `seq + 1`. Never moves
@@ -172,6 +181,7 @@ impl Graph {
         let edge_log = self.edge_log.take();
         let applied = applied?;
         self.seq = seq;
+        self.ts_ms = ts_ms;
         let op = match (op, &applied) {
             (ChangeOp::Delete { uid, .. }, Applied::Removed(key)) => ChangeOp::Delete {
                 uid,
@@ -205,7 +215,10 @@ impl Graph {
                 self.delete_inner(uid);
             }
         }
-        self.seq = self.seq.max(change.seq);
+        if change.seq > self.seq {
+            self.seq = change.seq;
+            self.ts_ms = change.ts_ms;
+        }
     }
 
     /// Builds a graph from a snapshot; its sequence number is the snapshot's. The node store and
