@@ -203,7 +203,7 @@ async fn the_incident_is_found_in_the_demos_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_the_history_survives_a_restart() {
     let redis = RedisServer::start().unwrap();
-    let mut emu = Emulator::start(31, 300).await;
+    let emu = Emulator::start(31, 300).await;
     let logs = tempfile::tempdir().unwrap();
     let mut server = start(&emu, logs.path(), &redis);
     server.wait_ready().await;

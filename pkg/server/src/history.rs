@@ -383,3 +383,68 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
         Box::pin(self.oldest_point())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use astrolabe_model::{ChangeOp, Kind, Resource};
+    use astrolabe_persist::{HistoryRetention, MemoryLog, Record, snapshot_blob};
+
+    use super::*;
+
+    /// A log whose retention keeps 10 changes, written with a checkpoint every 10: after
+    /// trimming, a point behind the oldest checkpoint is gone (410 with the oldest point), a
+    /// point at or after it still answers.
+    #[tokio::test]
+    async fn points_behind_retention_are_gone_with_the_oldest_point() {
+        let log = MemoryLog::new(HistoryRetention {
+            max_age: Duration::from_secs(3_600),
+            max_changes: 10,
+        });
+        let mut g = Graph::new();
+        let now = astrolabe_model::now_ms();
+        for i in 0..50u32 {
+            let r = Resource::new(
+                format!("uid-{}", i % 7).as_str(),
+                Kind::ConfigMap,
+                "ns",
+                format!("cm-{}", i % 7),
+            );
+            let mut r = r;
+            r.labels.insert("v", i.to_string());
+            let change = g
+                .apply(
+                    ChangeOp::Upsert(Arc::new(r)),
+                    now - 50_000 + i64::from(i),
+                    &mut (),
+                )
+                .unwrap();
+            log.append(&[(change.seq, change.encode().unwrap())])
+                .await
+                .unwrap();
+            if change.seq.is_multiple_of(10) {
+                let mut snapshot = g.snapshot();
+                snapshot.taken_at_ms = change.ts_ms;
+                log.write_snapshot(&snapshot_blob(&snapshot).unwrap())
+                    .await
+                    .unwrap();
+                log.trim_to(change.seq).await.unwrap();
+            }
+        }
+        let history = LogHistory::new(log.clone(), SharedGraph::from_graph(g), 16);
+        let oldest = log.checkpoints().await.unwrap()[0].covered_seq;
+        assert!(oldest > 1, "retention dropped the first checkpoints");
+        match history.locate(Point::Seq(1), "seq:1").await {
+            Err(HistoryError::Gone { oldest: o, .. }) => assert_eq!(o.seq, oldest),
+            other => panic!("expected Gone, got {:?}", other.map(|_| ())),
+        }
+        match history.locate(Point::Seq(oldest), "oldest").await.unwrap() {
+            Located::Past(p) => assert_eq!(p.as_of.seq, oldest),
+            Located::Live => panic!("the oldest point is a past one"),
+        }
+        assert_eq!(history.oldest().await.unwrap().seq, oldest);
+    }
+}
