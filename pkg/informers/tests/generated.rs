@@ -40,6 +40,7 @@ async fn generated_cluster_round_trips_through_the_emulator() {
             }
             IngestEvent::ListCompleted { seen, .. } => completed_seen += seen.len(),
             IngestEvent::Delete { key, .. } => panic!("unexpected delete of {key}"),
+            IngestEvent::Gap { kind, reason, .. } => panic!("unexpected gap of {kind}: {reason}"),
         }
     }
     assert_eq!(started.len(), Kind::WATCHED.len());
