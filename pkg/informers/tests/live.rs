@@ -157,6 +157,7 @@ async fn namespaces_scope_namespaced_kinds_only() {
             }
             IngestEvent::Upsert(r) => upserted.push(r.key().to_string()),
             IngestEvent::Delete { .. } => panic!("unexpected delete"),
+            IngestEvent::Gap { .. } => panic!("unexpected gap"),
         }
     }
     upserted.sort();
