@@ -660,6 +660,92 @@ mod tests {
         ))
     }
 
+    /// A failure is a gap from its first error until the watcher is answered again; one
+    /// during a list closes when the list completes, not at its first object.
+    #[tokio::test]
+    async fn a_failure_is_a_gap_until_the_watch_recovers() {
+        let (ctx, _rx) = ctx();
+        let mut process = processor();
+        let mut t = Translator::new(Kind::ConfigMap, None);
+        let mut out = Vec::new();
+        let gaps = |out: &mut Vec<IngestEvent>| {
+            let gaps: Vec<IngestEvent> = out
+                .drain(..)
+                .filter(|e| matches!(e, IngestEvent::Gap { .. }))
+                .collect();
+            gaps
+        };
+        // Watching: two errors, then an object: one gap, from the first error.
+        let before = astrolabe_model::now_ms();
+        for _ in 0..2 {
+            t.on_item(
+                Err(watcher::Error::WatchFailed(api_error(500))),
+                &ctx,
+                &mut process,
+                &mut out,
+            );
+        }
+        assert!(gaps(&mut out).is_empty(), "open while failing");
+        t.on_item(
+            Ok(watcher::Event::Apply(cm("a"))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
+        match &gaps(&mut out)[..] {
+            [
+                IngestEvent::Gap {
+                    kind,
+                    from_ms,
+                    to_ms,
+                    reason,
+                    ..
+                },
+            ] => {
+                assert_eq!(kind, &Kind::ConfigMap);
+                assert!(before <= *from_ms && from_ms <= to_ms);
+                assert!(reason.starts_with("server: "), "{reason}");
+            }
+            other => panic!("one gap expected, got {other:?}"),
+        }
+        // Refused while listing: the gap stays open through the list's objects and closes
+        // when it completes.
+        t.on_item(Ok(watcher::Event::Init), &ctx, &mut process, &mut out);
+        t.on_item(
+            Err(watcher::Error::InitialListFailed(api_error(403))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
+        t.on_item(
+            Ok(watcher::Event::InitApply(cm("b"))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
+        assert!(gaps(&mut out).is_empty(), "still listing");
+        t.on_item(Ok(watcher::Event::InitDone), &ctx, &mut process, &mut out);
+        assert!(
+            matches!(&gaps(&mut out)[..], [IngestEvent::Gap { reason, .. }] if reason.starts_with("forbidden")),
+        );
+        // A 410 is a relist, not a failure.
+        t.on_item(
+            Err(watcher::Error::WatchError(Box::new(
+                kube::core::Status::failure("expired", "Expired").with_code(410),
+            ))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
+        t.on_item(
+            Ok(watcher::Event::Apply(cm("c"))),
+            &ctx,
+            &mut process,
+            &mut out,
+        );
+        assert!(gaps(&mut out).is_empty());
+    }
+
     #[tokio::test]
     async fn list_cycle_and_forbidden() {
         let (ctx, _rx) = ctx();
