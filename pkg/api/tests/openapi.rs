@@ -86,6 +86,21 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("/api/v1/kinds", &["/api/v1/kinds"]),
     ("/api/v1/edge-kinds", &["/api/v1/edge-kinds"]),
     ("/api/v1/rules", &["/api/v1/rules"]),
+    // History: this app keeps none (503), and the parameters are checked first (400).
+    (
+        "/api/v1/diff",
+        &["/api/v1/diff?from=-15m", "/api/v1/diff?from=yesterday"],
+    ),
+    ("/api/v1/history/{uid}", &["/api/v1/history/pod-web"]),
+    (
+        "/api/v1/history/namespaces/{namespace}/{kind}/{name}",
+        &["/api/v1/history/namespaces/shop/deployment/web"],
+    ),
+    (
+        "/api/v1/history/cluster/{kind}/{name}",
+        &["/api/v1/history/cluster/PersistentVolume/pv-1"],
+    ),
+    ("/api/v1/timeline", &["/api/v1/timeline?bucket=5m"]),
     // POSTed: the body is `rules_test_body`.
     ("/api/v1/rules/test", &["/api/v1/rules/test"]),
     ("/api/v1/watch", &["/api/v1/watch?kind=Pod"]),
