@@ -276,7 +276,7 @@ async function loadScope(mode: "namespace" | "release", name: string): Promise<v
 
 async function loadDangling(ns?: string): Promise<void> {
   const list = await api.get<{ seq: number; asOf?: api.AsOf; items: api.Dangling[] }>("api/v1/dangling", { namespace: ns, at: view.at });
-  asOf = list.asOf ?? (view.at ? { seq: list.seq, time: timeOf(view.at) === null ? pointAt(Date.now()) : view.at } : null);
+  asOf = answeredAt(list, view.at);
   graph.draw([], []);
   drawn = null;
   const box = $("dangling-list");
@@ -340,12 +340,18 @@ function withRemoved(nodes: api.Resource[], edges: api.Edge[], d: api.Diff, inSc
   return { nodes: all, edges: [...edges, ...gone] };
 }
 
+/** The point an answer read `at` reflects; `null` for a live view. A point at or after the
+ * newest change is answered by the live graph, without `asOf`: its sequence is the answer's. */
+function answeredAt(answer: { seq: number; asOf?: api.AsOf }, at: string | undefined): api.AsOf | null {
+  if (answer.asOf) return answer.asOf;
+  return at ? { seq: answer.seq, time: timeOf(at) === null ? pointAt(Date.now()) : at } : null;
+}
+
 /** Records the point a drawing reflects and marks a diff on it. */
 function settlePoint(sub: api.Subgraph, d: api.Diff | null): void {
   diff = d;
   const at = drawAt();
-  // A point at or after the newest change is answered by the live graph, without `asOf`.
-  asOf = d ? d.to : sub.asOf ?? (at ? { seq: sub.seq, time: timeOf(at) === null ? pointAt(Date.now()) : at } : null);
+  asOf = d ? d.to : answeredAt(sub, at);
   if (!d) return;
   graph.markDiff({
     added: d.added.map((o) => o.uid),
