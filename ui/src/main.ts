@@ -28,6 +28,8 @@ let asOf: api.AsOf | null = null;
 let diff: api.Diff | null = null;
 /** Whether the server keeps history (its timeline answers). */
 let history = true;
+/** The stream's event count when the timeline was last read. */
+let timelineEvents = 0;
 
 // ---------------------------------------------------------------- theme
 
@@ -305,6 +307,7 @@ const slider = new TimeSlider(
 
 /** Re-reads the timeline behind the slider; a server without history hides the slider. */
 async function refreshTimeline(): Promise<void> {
+  timelineEvents = liveState.events;
   try {
     await slider.refresh(view);
     history = true;
@@ -712,7 +715,12 @@ async function pollReadiness(): Promise<void> {
   } catch {
     $("st-ready").textContent = "server unreachable";
   }
-  if (history && view.mode !== "home" && document.body.dataset.state !== "loading") await slider.refresh(view).catch(() => {});
+  // The counts behind the slider change only with changes: re-read when the stream brought some.
+  const changed = liveState.events !== timelineEvents;
+  if (history && changed && view.mode !== "home" && document.body.dataset.state !== "loading") {
+    timelineEvents = liveState.events;
+    await slider.refresh(view).catch(() => {});
+  }
   renderPoint();
 }
 

@@ -1147,6 +1147,36 @@ async fn the_slider_redraws_the_past_and_diff_mode_marks_changes() {
         .unwrap();
     b.shot("diff-configmap").await;
 
+    // Double-clicking the Deployment opens its neighbourhood at the same two points: it is
+    // modified, the ConfigMap it used removed, and the panel lists its changes.
+    b.js(&format!(
+        "window.astrolabe.cy.getElementById({deployment:?}).emit('dbltap')"
+    ))
+    .await;
+    b.shows(
+        "the Deployment's neighbourhood in diff mode",
+        &format!(
+            "window.astrolabe.view().uid === {deployment:?} && window.astrolabe.view().diff && window.astrolabe.diff()"
+        ),
+    )
+    .await;
+    assert!(classes(&b, &deployment).await.contains("diff-modified"));
+    assert!(
+        classes(&b, &cm_uid).await.contains("diff-removed"),
+        "the removed ConfigMap is in the neighbourhood as it was"
+    );
+    let fields = b
+        .js("[...document.querySelectorAll('#panel table.changes tr[data-field]')].map(r => r.dataset.field)")
+        .await;
+    assert!(
+        fields
+            .as_array()
+            .unwrap()
+            .contains(&json!("replicas.desired")),
+        "{fields}"
+    );
+    b.shot("diff-neighbourhood").await;
+
     // Live again: the deleted ConfigMap is gone from the drawing.
     click(&b, "live").await;
     b.shows(
