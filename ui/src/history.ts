@@ -159,6 +159,11 @@ export class TimeSlider {
     );
   }
 
+  /** Looks for the span again at the next refresh (the server has trimmed its history). */
+  forgetSpan(): void {
+    this.windowAt = 0;
+  }
+
   /** A point older than the span kept, found without asking the server for it. */
   gone(point: string | undefined): Gone | null {
     const t = timeOf(point);

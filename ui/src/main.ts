@@ -204,6 +204,7 @@ async function load(): Promise<void> {
       // The server names the oldest point it keeps; which of the view's points was too old is
       // the one before it.
       const older = diffPoints(view)?.older;
+      slider.forgetSpan();
       graph.draw([], []);
       showGone({ point: older && view.diff === older ? older : view.at ?? older ?? "", oldest: e.oldest });
       renderPoint();
