@@ -19,11 +19,19 @@ export function authHeaders(): Record<string, string> {
   return t ? { Authorization: `Bearer ${t}` } : {};
 }
 
-/** An API answer other than 2xx: its status and the server's `{error, detail}`. */
+/** A point of the server's log: a change's sequence and when it was applied (RFC 3339). */
+export interface AsOf {
+  seq: number;
+  time: string;
+}
+
+/** An API answer other than 2xx: its status, the server's `{error, detail}` and, for a point
+ * older than the history kept (410), the oldest point it can answer. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
+    readonly oldest?: AsOf,
   ) {
     super(`${status}: ${detail}`);
   }
@@ -46,14 +54,16 @@ export async function get<T>(path: string, params: Record<string, string | numbe
   if (seq > lastSeq) lastSeq = seq;
   if (!resp.ok) {
     let detail = resp.statusText;
+    let oldest: AsOf | undefined;
     try {
-      const body = (await resp.json()) as { error?: string; detail?: string };
+      const body = (await resp.json()) as { error?: string; detail?: string; oldest?: AsOf };
       detail = body.detail || body.error || detail;
+      oldest = body.oldest;
     } catch {
       /* a body that is not JSON: keep the status text */
     }
     if (resp.status === 401) onUnauthorized(detail);
-    throw new ApiError(resp.status, detail);
+    throw new ApiError(resp.status, detail, oldest);
   }
   return (await resp.json()) as T;
 }
@@ -86,8 +96,10 @@ export interface Edge {
   peer?: Peer;
 }
 
+/** Answers read `at=` a past point carry `asOf`; live answers do not. */
 export interface Subgraph {
   seq: number;
+  asOf?: AsOf;
   nodes: Resource[];
   edges: Edge[];
   truncated?: boolean;
@@ -96,6 +108,7 @@ export interface Subgraph {
 
 export interface Detail {
   seq: number;
+  asOf?: AsOf;
   resource: Resource;
   incoming: Edge[];
   outgoing: Edge[];
@@ -117,6 +130,45 @@ export interface Dangling {
   target: string;
   targetKind: string;
   optional: boolean;
+}
+
+/** An object in a diff: the last change that touched it between the two points. */
+export interface Touched extends Peer {
+  seq: number;
+  time: string;
+}
+
+export interface FieldChange {
+  field: string;
+  old: unknown;
+  new: unknown;
+}
+
+export interface EdgeChange {
+  kind: string;
+  from: string;
+  to: string;
+  seq: number;
+  time: string;
+}
+
+/** `/api/v1/diff`: added and removed objects carry the resource where it exists. */
+export interface Diff {
+  from: AsOf;
+  to: AsOf;
+  added: (Touched & { resource: Resource })[];
+  removed: (Touched & { resource: Resource })[];
+  modified: (Touched & { changes: FieldChange[] })[];
+  edgesAdded: EdgeChange[];
+  edgesRemoved: EdgeChange[];
+}
+
+/** `/api/v1/timeline`: change counts per time bucket and kind. */
+export interface Timeline {
+  from: string;
+  to: string;
+  bucketMs: number;
+  buckets: { start: string; end: string; counts: Record<string, number> }[];
 }
 
 export interface Readiness {

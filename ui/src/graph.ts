@@ -101,6 +101,17 @@ function style(): cytoscape.StylesheetJson {
     { selector: "node.impact", style: { "border-color": css("--impact"), "border-width": 4 } },
     { selector: "node.path", style: { "border-color": css("--path"), "border-width": 4 } },
     { selector: "edge.path", style: { width: 4, "line-color": css("--path"), "target-arrow-color": css("--path") } },
+    { selector: "node.diff-added", style: { "border-color": css("--added"), "border-width": 5 } },
+    { selector: "node.diff-modified", style: { "border-color": css("--modified"), "border-width": 5 } },
+    {
+      selector: "node.diff-removed",
+      style: { "border-color": css("--removed"), "border-width": 5, "border-style": "dashed", "background-opacity": 0.4 },
+    },
+    { selector: "edge.diff-added", style: { width: 3, "line-color": css("--added"), "target-arrow-color": css("--added") } },
+    {
+      selector: "edge.diff-removed",
+      style: { width: 3, "line-style": "dashed", "line-color": css("--removed"), "target-arrow-color": css("--removed") },
+    },
   ];
 }
 
@@ -138,6 +149,15 @@ function rowsByKind(nodes: Resource[]): Map<string, cytoscape.Position> {
     y += Math.ceil(members.length / cols) * 50 + 80;
   }
   return positions;
+}
+
+/** What a diff marks on the drawing: node UIDs and edges. */
+export interface DiffMarks {
+  added: string[];
+  removed: string[];
+  modified: string[];
+  edgesAdded: Edge[];
+  edgesRemoved: Edge[];
 }
 
 export interface Drawn {
@@ -256,6 +276,20 @@ export class GraphView {
       if (edgeKeep.has(e.id())) e.addClass(cls);
       else if (!(keep.has(e.source().id()) && keep.has(e.target().id()))) e.addClass("faded");
     });
+  }
+
+  /** Marks what a diff added, removed and modified (removed elements must be drawn already). */
+  markDiff(marks: DiffMarks): void {
+    const cy = this.cy;
+    cy.elements().removeClass("diff-added diff-removed diff-modified");
+    const mark = (ids: string[], cls: string) => {
+      for (const id of ids) cy.getElementById(id).addClass(cls);
+    };
+    mark(marks.added, "diff-added");
+    mark(marks.removed, "diff-removed");
+    mark(marks.modified, "diff-modified");
+    mark(marks.edgesAdded.map(edgeId), "diff-added");
+    mark(marks.edgesRemoved.map(edgeId), "diff-removed");
   }
 
   // Live changes, applied in place: no layout runs, new nodes are placed beside a neighbour.

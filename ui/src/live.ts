@@ -1,5 +1,5 @@
 // Live: the change stream (`/api/v1/watch`, Server-Sent Events) applied to the drawn view in
-// place. Read with fetch so the bearer token can be sent; resumed with Last-Event-ID.
+// place, unless the view is drawn at a past point. Read with fetch so the bearer token can be sent; resumed with Last-Event-ID.
 
 import { fetchEventSource } from "@microsoft/fetch-event-source";
 import { BASE, authHeaders, type Edge, type Resource } from "./api";
@@ -40,6 +40,7 @@ export function startLive(o: Options) {
   function apply(event: string, data: { seq?: number; resource?: Resource; removed?: Resource; edge?: Edge }): void {
     const g = o.graph;
     if (!g.cy.nodes(".group").empty()) return; // a grouped view counts kinds; it is re-read on demand
+    if (view?.at || view?.diff) return; // a view of the past (or a diff) stays as it was drawn
     const r = data.resource;
     const e = data.edge;
     if ((event === "node-added" || event === "node-updated") && r) {

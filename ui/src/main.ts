@@ -1,9 +1,11 @@
 // The explorer: Find (search), Look (a neighbourhood, namespace or release graph with a side
-// panel), Ask (impact, path, dangling), Live (the change stream). The URL's hash holds the view.
+// panel), Ask (impact, path, dangling), Live (the change stream), History (a view at a past
+// point, or a diff of two points). The URL's hash holds the view and its point.
 
 import "./app.css";
 import * as api from "./api";
 import { GraphView, GROUP_MIN, edgeColour, setEdgeKinds, statusName, type Drawn } from "./graph";
+import { TimeSlider, diffPoints, pointAt, readable, timeOf, type Gone } from "./history";
 import { DEFAULT_DEPTH, type View, format, parse, resourceView, scopeView } from "./view";
 import { startLive, type LiveState } from "./live";
 
@@ -20,6 +22,14 @@ let drawn: Drawn | null = null;
 let drawnMs = 0;
 let loads = 0;
 let liveState: LiveState = { connected: false, seq: 0, events: 0 };
+/** The point the drawing reflects; `null` while it follows the live graph. */
+let asOf: api.AsOf | null = null;
+/** The diff drawn, in diff mode. */
+let diff: api.Diff | null = null;
+/** Whether the server keeps history (its timeline answers). */
+let history = true;
+/** The stream's event count when the timeline was last read. */
+let timelineEvents = 0;
 
 // ---------------------------------------------------------------- theme
 
@@ -90,7 +100,7 @@ function choose(i: number): void {
   active = -1;
   renderResults();
   search.value = "";
-  navigate(resourceView(r.uid));
+  navigate(keep(resourceView(r.uid)));
   canvas.focus();
 }
 
@@ -128,6 +138,16 @@ search.addEventListener("blur", () => {
 
 // ---------------------------------------------------------------- navigation
 
+/** `v` at the current view's point (and diff), so moving around the past stays there. */
+function keep(v: View): View {
+  return { ...v, at: v.at ?? view.at, diff: v.diff ?? view.diff };
+}
+
+/** The point graph answers are read at: the newer end of a diff, or the view's point. */
+function drawAt(): string | undefined {
+  return diffPoints(view)?.newer ?? view.at;
+}
+
 function navigate(next: View): void {
   const hash = format(next);
   if (hash === location.hash) void load();
@@ -151,7 +171,20 @@ async function load(): Promise<void> {
   $("dangling-list").hidden = true;
   $("controls").hidden = view.mode !== "resource";
   syncControls();
+  asOf = null;
+  diff = null;
   try {
+    if (view.mode !== "home") await refreshTimeline();
+    const gone = history ? slider.gone(view.at) ?? slider.gone(view.diff) : null;
+    if (gone) {
+      if (mine !== loads) return;
+      graph.draw([], []);
+      drawn = null;
+      showGone(gone);
+      renderPoint();
+      setState("ready");
+      return;
+    }
     if (view.mode === "resource" && view.uid) await loadResource(view.uid);
     else if ((view.mode === "namespace" || view.mode === "release") && view.name) await loadScope(view.mode, view.name);
     else if (view.mode === "dangling") await loadDangling(view.name);
@@ -162,13 +195,39 @@ async function load(): Promise<void> {
     }
     if (mine !== loads) return;
     renderLegend();
+    renderPoint();
     live.follow(view);
     setState("ready");
   } catch (e) {
     if (mine !== loads) return;
+    if (e instanceof api.ApiError && e.status === 410 && e.oldest) {
+      // The server names the oldest point it keeps; which of the view's points was too old is
+      // the one before it.
+      const older = diffPoints(view)?.older;
+      slider.forgetSpan();
+      graph.draw([], []);
+      showGone({ point: older && view.diff === older ? older : view.at ?? older ?? "", oldest: e.oldest });
+      renderPoint();
+      setState("ready");
+      return;
+    }
     show(`Could not load the view: ${(e as Error).message}`);
     setState("error");
   }
+}
+
+/** A point older than the history kept: says which is the oldest, and offers to go there. */
+function showGone(g: Gone): void {
+  const oldest = g.oldest.seq !== undefined ? `seq ${g.oldest.seq} at ${readable(g.oldest.time)}` : readable(g.oldest.time);
+  const jump = document.createElement("button");
+  jump.id = "jump-oldest";
+  jump.type = "button";
+  jump.textContent = "Jump to the oldest point";
+  const to = g.oldest.seq !== undefined ? `seq:${g.oldest.seq}` : g.oldest.time;
+  jump.addEventListener("click", () => navigate(g.point === view.diff ? { ...view, diff: to } : { ...view, at: to }));
+  notice.replaceChildren(`${g.point} is older than the history this server keeps; the oldest point is ${oldest}.`, jump);
+  notice.hidden = false;
+  jump.focus();
 }
 
 function measureDraw(d: Drawn): void {
@@ -177,12 +236,16 @@ function measureDraw(d: Drawn): void {
 }
 
 async function loadResource(uid: string): Promise<void> {
-  const params = { depth: view.depth, direction: view.direction, edgeKinds: view.edges.join(",") || undefined };
-  const [sub, detail] = await Promise.all([
+  const at = drawAt();
+  const params = { depth: view.depth, direction: view.direction, edgeKinds: view.edges.join(",") || undefined, at };
+  const [sub, detail, d] = await Promise.all([
     api.get<api.Subgraph>(`api/v1/neighbors/${encodeURIComponent(uid)}`, params),
-    api.get<api.Detail>(`api/v1/resources/${encodeURIComponent(uid)}`),
+    api.get<api.Detail>(`api/v1/resources/${encodeURIComponent(uid)}`, { at }),
+    view.diff ? fetchDiff({ root: uid, depth: view.depth }) : null,
   ]);
-  measureDraw(graph.draw(sub.nodes, sub.edges, uid));
+  const { nodes, edges } = d ? withRemoved(sub.nodes, sub.edges, d, () => true) : sub;
+  measureDraw(graph.draw(nodes, edges, uid));
+  settlePoint(sub, d);
   if (sub.truncated) show("The neighbourhood was truncated at the server's limit: lower the depth or filter edge kinds.");
   renderPanel(detail);
   if (view.impact) await showImpact(uid);
@@ -190,25 +253,33 @@ async function loadResource(uid: string): Promise<void> {
 }
 
 async function loadScope(mode: "namespace" | "release", name: string): Promise<void> {
-  const sub = await api.get<api.Subgraph>("api/v1/graph", { [mode]: name });
+  const [sub, d] = await Promise.all([
+    api.get<api.Subgraph>("api/v1/graph", { [mode]: name, at: drawAt() }),
+    view.diff ? fetchDiff(mode === "namespace" ? { namespace: name, kind: view.kind } : { kind: view.kind }) : null,
+  ]);
   let nodes = sub.nodes;
   if (view.kind) nodes = nodes.filter((n) => n.kind === view.kind);
   if (view.edges.length) sub.edges = sub.edges.filter((e) => view.edges.includes(e.type));
-  measureDraw(graph.draw(nodes, sub.edges));
+  let edges = sub.edges;
+  if (d) ({ nodes, edges } = withRemoved(nodes, edges, d, (r) => mode === "namespace" || r.release === name));
+  measureDraw(graph.draw(nodes, edges));
+  settlePoint(sub, d);
   const what = `${mode} ${name}${view.kind ? `, kind ${view.kind}` : ""}`;
   if (nodes.length > GROUP_MIN) {
     show(`${nodes.length} resources in ${what}: grouped by kind. Double-click a kind, or search, to narrow.`);
   }
   panel.replaceChildren(
     heading(`${mode === "namespace" ? "Namespace" : "Helm release"} ${name}`),
-    para(`${nodes.length} resources, ${sub.edges.length} edges${view.kind ? ` (only ${view.kind})` : ""}.`),
+    para(`${nodes.length} resources, ${edges.length} edges${view.kind ? ` (only ${view.kind})` : ""}.`),
+    ...diffSummary(),
     ...(view.kind ? [link("Show every kind", scopeView(mode, name))] : []),
     ...(mode === "namespace" ? [document.createElement("br"), link("Dangling references of this namespace", scopeView("dangling", name))] : []),
   );
 }
 
 async function loadDangling(ns?: string): Promise<void> {
-  const list = await api.get<{ seq: number; items: api.Dangling[] }>("api/v1/dangling", { namespace: ns });
+  const list = await api.get<{ seq: number; asOf?: api.AsOf; items: api.Dangling[] }>("api/v1/dangling", { namespace: ns, at: view.at });
+  asOf = answeredAt(list, view.at);
   graph.draw([], []);
   drawn = null;
   const box = $("dangling-list");
@@ -218,7 +289,7 @@ async function loadDangling(ns?: string): Promise<void> {
   for (const d of list.items) {
     const tr = document.createElement("tr");
     const src = document.createElement("td");
-    src.append(link(label(d.source), resourceView(d.source.uid)));
+    src.append(link(label(d.source), keep(resourceView(d.source.uid))));
     tr.append(src, cell(d.edgeKind, "edge-type"), cell(d.target), cell(d.optional ? "yes" : "no"));
     body.append(tr);
   }
@@ -227,6 +298,144 @@ async function loadDangling(ns?: string): Promise<void> {
   box.hidden = false;
   panel.replaceChildren(para("References whose target does not exist, and Services that select nothing. Each source is a link."));
 }
+
+// ---------------------------------------------------------------- history
+
+const slider = new TimeSlider(
+  { slider: $<HTMLInputElement>("at"), bars: $("timeline-bars"), mark: $("diff-mark"), label: $("at-label") },
+  (at) => navigate({ ...view, at }),
+);
+
+/** Re-reads the timeline behind the slider; a server without history hides the slider. */
+async function refreshTimeline(): Promise<void> {
+  timelineEvents = liveState.events;
+  try {
+    await slider.refresh(view);
+    history = true;
+  } catch (e) {
+    if (!(e instanceof api.ApiError)) throw e;
+    history = false;
+  }
+  $("history").hidden = !history || view.mode === "home";
+}
+
+/** `/api/v1/diff` between the view's two points, narrowed by `filter`. */
+function fetchDiff(filter: Record<string, string | number | undefined>): Promise<api.Diff> {
+  const points = diffPoints(view);
+  return api.get<api.Diff>("api/v1/diff", { from: points?.older, to: points?.newer ?? "now", ...filter });
+}
+
+function edgeOf(e: api.EdgeChange): api.Edge {
+  return { type: e.kind, from: e.from, to: e.to };
+}
+
+/** The nodes and edges drawn in diff mode: those at the newer point, and the objects and
+ * edges removed since the older one (in scope, as they were there). */
+function withRemoved(nodes: api.Resource[], edges: api.Edge[], d: api.Diff, inScope: (r: api.Resource) => boolean) {
+  const have = new Set(nodes.map((n) => n.uid));
+  const removed = d.removed
+    .filter((o) => !have.has(o.uid) && inScope(o.resource) && (!view.kind || o.kind === view.kind))
+    .map((o) => o.resource);
+  const all = [...nodes, ...removed];
+  const ids = new Set(all.map((n) => n.uid));
+  const gone = d.edgesRemoved
+    .map(edgeOf)
+    .filter((e) => ids.has(e.from) && ids.has(e.to) && (!view.edges.length || view.edges.includes(e.type)));
+  return { nodes: all, edges: [...edges, ...gone] };
+}
+
+/** The point an answer read `at` reflects; `null` for a live view. A point at or after the
+ * newest change is answered by the live graph, without `asOf`: its sequence is the answer's. */
+function answeredAt(answer: { seq: number; asOf?: api.AsOf }, at: string | undefined): api.AsOf | null {
+  if (answer.asOf) return answer.asOf;
+  return at ? { seq: answer.seq, time: timeOf(at) === null ? pointAt(Date.now()) : at } : null;
+}
+
+/** Records the point a drawing reflects and marks a diff on it. */
+function settlePoint(sub: api.Subgraph, d: api.Diff | null): void {
+  diff = d;
+  const at = drawAt();
+  asOf = d ? d.to : answeredAt(sub, at);
+  if (!d) return;
+  graph.markDiff({
+    added: d.added.map((o) => o.uid),
+    removed: d.removed.map((o) => o.uid),
+    modified: d.modified.map((o) => o.uid),
+    edgesAdded: d.edgesAdded.map(edgeOf),
+    edgesRemoved: d.edgesRemoved.map(edgeOf),
+  });
+}
+
+/** The bar's account of the point drawn, the slider's thumb, and the history buttons. */
+function renderPoint(): void {
+  const live = `seq ${Math.max(liveState.seq, api.lastSeq)}`;
+  const text = diff
+    ? `diff: seq ${diff.from.seq} (${readable(diff.from.time)}) → seq ${diff.to.seq} (${readable(diff.to.time)})`
+    : asOf
+      ? `as of seq ${asOf.seq} · ${readable(asOf.time)}`
+      : `live · ${live}`;
+  $("at-label").textContent = text;
+  const following = view.at || view.diff ? "paused (past view)" : "following";
+  $("st-live").textContent = `live: ${liveState.connected ? following : liveState.events ? "reconnecting" : "connecting"}`;
+  $("st-seq").textContent = diff || asOf ? text : live;
+  $<HTMLButtonElement>("live").disabled = !view.at && !view.diff;
+  const diffButton = $<HTMLButtonElement>("diff");
+  diffButton.disabled = view.mode === "dangling" || (!view.at && !view.diff);
+  diffButton.setAttribute("aria-pressed", String(Boolean(view.diff)));
+  slider.show(view, asOf, diff ? diff.from : null);
+}
+
+function toggleDiff(): void {
+  if (view.diff) navigate({ ...view, diff: undefined });
+  else if (view.at && view.mode !== "dangling") navigate({ ...view, diff: view.at, at: undefined });
+}
+
+/** In diff mode, what happened to `uid` between the two points: a note and its field changes. */
+function diffSection(uid: string): HTMLElement[] {
+  if (!diff) return [];
+  const points = `between seq ${diff.from.seq} and seq ${diff.to.seq}`;
+  if (diff.added.some((o) => o.uid === uid)) return [noted(`Added ${points}.`, "diff-added")];
+  if (diff.removed.some((o) => o.uid === uid)) return [noted(`Removed ${points} (shown as it was at seq ${diff.from.seq}).`, "diff-removed")];
+  const modified = diff.modified.find((o) => o.uid === uid);
+  if (!modified) return [noted(`Unchanged ${points}.`)];
+  const table = document.createElement("table");
+  table.className = "changes";
+  table.innerHTML = "<thead><tr><th>Field</th><th>Was</th><th>Is</th></tr></thead>";
+  const body = document.createElement("tbody");
+  for (const c of modified.changes) {
+    const tr = document.createElement("tr");
+    tr.dataset.field = c.field;
+    tr.append(cell(c.field, "edge-type"), cell(shown(c.old)), cell(shown(c.new)));
+    body.append(tr);
+  }
+  table.append(body);
+  return [noted(`Modified ${points}:`, "diff-modified"), table];
+}
+
+/** The diff's counts, in a namespace or release view. */
+function diffSummary(): HTMLElement[] {
+  if (!diff) return [];
+  return [
+    heading("Diff", 3),
+    para(
+      `${diff.added.length} added, ${diff.removed.length} removed, ${diff.modified.length} modified; ` +
+        `${diff.edgesAdded.length} edges added, ${diff.edgesRemoved.length} removed. Select a node for its changes.`,
+    ),
+  ];
+}
+
+function noted(text: string, cls?: string): HTMLElement {
+  const p = para(text);
+  p.className = `diff-note${cls ? " " + cls : ""}`;
+  return p;
+}
+
+function shown(v: unknown): string {
+  return v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+$("live").addEventListener("click", () => navigate({ ...view, at: undefined, diff: undefined }));
+$("diff").addEventListener("click", toggleDiff);
 
 // ---------------------------------------------------------------- panel
 
@@ -251,7 +460,7 @@ function cell(text: string, cls?: string): HTMLTableCellElement {
 
 function link(text: string, to: View): HTMLAnchorElement {
   const a = document.createElement("a");
-  a.href = format(to);
+  a.href = format(keep(to));
   a.textContent = text;
   return a;
 }
@@ -297,6 +506,7 @@ function renderPanel(d: api.Detail): void {
   if (r.release) scope.push(document.createTextNode(" · ") as unknown as HTMLElement, link(`release ${r.release}`, scopeView("release", r.release)));
   panel.replaceChildren(
     heading(label(r)),
+    ...diffSection(r.uid),
     status,
     para(""),
     ...scope,
@@ -323,14 +533,14 @@ function renderPanel(d: api.Detail): void {
 // ---------------------------------------------------------------- ask
 
 async function showImpact(uid: string): Promise<void> {
-  const sub = await api.get<api.Subgraph>(`api/v1/impact/${encodeURIComponent(uid)}`);
+  const sub = await api.get<api.Subgraph>(`api/v1/impact/${encodeURIComponent(uid)}`, { at: drawAt() });
   graph.merge(sub.nodes, sub.edges);
   graph.highlight("impact", sub.nodes.map((n) => n.uid).filter((u) => u !== uid));
   show(`${sub.nodes.filter((n) => n.uid !== uid).length} resources depend on this${sub.truncated ? " (truncated)" : ""}.`);
 }
 
 async function showPath(from: string, to: string): Promise<void> {
-  const sub = await api.get<api.Subgraph>("api/v1/path", { from, to });
+  const sub = await api.get<api.Subgraph>("api/v1/path", { from, to, at: drawAt() });
   if (!sub.found) {
     show("No path between these resources within the server's maximum depth.");
     return;
@@ -354,8 +564,9 @@ function renderLegend(): void {
   const present = new Set(graph.cy.edges().map((e) => e.data("type") as string));
   const chosen = new Set(view.edges);
   const kinds = edgeKinds.filter((k) => present.has(k.name) || chosen.has(k.name));
-  legend.hidden = kinds.length === 0 || !$("dangling-list").hidden;
+  legend.hidden = (kinds.length === 0 && !diff) || !$("dangling-list").hidden;
   legend.replaceChildren(
+    ...diffLegend(),
     heading("Edges (filter)", 3),
     ...kinds.map((k) => {
       const l = document.createElement("label");
@@ -376,21 +587,42 @@ function renderLegend(): void {
   );
 }
 
+/** In diff mode, what the diff's colours mean. */
+function diffLegend(): HTMLElement[] {
+  if (!diff) return [];
+  const entry = (cls: string, colour: string, text: string, dashed = false) => {
+    const l = document.createElement("div");
+    l.className = `diff-legend ${cls}`;
+    const swatch = document.createElement("span");
+    swatch.className = "node-swatch";
+    swatch.style.borderColor = `var(${colour})`;
+    if (dashed) swatch.style.borderStyle = "dashed";
+    l.append(swatch, ` ${text}`);
+    return l;
+  };
+  return [
+    heading("Diff", 3),
+    entry("diff-added", "--added", "added (node or edge)"),
+    entry("diff-removed", "--removed", "removed (as it was)", true),
+    entry("diff-modified", "--modified", "modified"),
+  ];
+}
+
 $("depth").addEventListener("change", (ev) => navigate({ ...view, depth: Number((ev.target as HTMLInputElement).value) || DEFAULT_DEPTH }));
 $("direction").addEventListener("change", (ev) => navigate({ ...view, direction: (ev.target as HTMLSelectElement).value as View["direction"] }));
 $("impact").addEventListener("click", () => navigate({ ...view, impact: !view.impact, to: undefined }));
 $("path-clear").addEventListener("click", () => navigate({ ...view, to: undefined }));
 $("namespace").addEventListener("change", (ev) => {
   const ns = (ev.target as HTMLSelectElement).value;
-  if (ns) navigate(scopeView("namespace", ns));
+  if (ns) navigate(keep(scopeView("namespace", ns)));
 });
 $("release").addEventListener("change", (ev) => {
   const rel = (ev.target as HTMLSelectElement).value;
-  if (rel) navigate(scopeView("release", rel));
+  if (rel) navigate(keep(scopeView("release", rel)));
 });
 $("dangling").addEventListener("click", () => {
   const ns = $<HTMLSelectElement>("namespace").value || (view.mode === "dangling" ? view.name : undefined);
-  navigate(scopeView("dangling", ns ?? ""));
+  navigate(keep(scopeView("dangling", ns ?? "")));
 });
 $("theme").addEventListener("click", toggleTheme);
 
@@ -415,8 +647,10 @@ pathTo.addEventListener("input", async () => {
 
 graph.cy.on("tap", "node", (ev) => {
   const n = ev.target;
-  if (n.hasClass("group") || view.mode === "resource") return;
-  void api.get<api.Detail>(`api/v1/resources/${encodeURIComponent(n.id())}`).then(renderPanel, () => {});
+  if (n.hasClass("group") || (view.mode === "resource" && !diff)) return;
+  // A removed node is read where it still existed.
+  const at = n.hasClass("diff-removed") ? diffPoints(view)?.older : drawAt();
+  void api.get<api.Detail>(`api/v1/resources/${encodeURIComponent(n.id())}`, { at }).then(renderPanel, () => {});
 });
 graph.cy.on("dbltap", "node", (ev) => {
   const n = ev.target;
@@ -425,12 +659,13 @@ graph.cy.on("dbltap", "node", (ev) => {
     return;
   }
   if (view.mode === "resource") void expand(n.id());
-  else navigate(resourceView(n.id()));
+  else navigate(keep(resourceView(n.id())));
 });
 
 /** Double-click in a neighbourhood: adds the node's own neighbours, in place. */
 async function expand(uid: string): Promise<void> {
   const sub = await api.get<api.Subgraph>(`api/v1/neighbors/${encodeURIComponent(uid)}`, {
+    at: drawAt(),
     depth: 1,
     direction: view.direction,
     edgeKinds: view.edges.join(",") || undefined,
@@ -449,6 +684,7 @@ document.addEventListener("keydown", (ev) => {
     search.focus();
   } else if (ev.key === "t") toggleTheme();
   else if (ev.key === "i" && view.mode === "resource") navigate({ ...view, impact: !view.impact });
+  else if (ev.key === "d") toggleDiff();
   else if (ev.key === "f") cy.fit(undefined, 30);
   else if (ev.key === "+" || ev.key === "=") cy.zoom({ level: cy.zoom() * 1.25, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
   else if (ev.key === "-") cy.zoom({ level: cy.zoom() / 1.25, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
@@ -460,12 +696,11 @@ const live = startLive({
   graph,
   onChange: (state) => {
     liveState = state;
-    $("st-live").textContent = `live: ${state.connected ? "following" : "reconnecting"}`;
-    $("st-seq").textContent = `seq ${Math.max(state.seq, api.lastSeq)}`;
+    renderPoint();
   },
   onResync: () => void load(),
   onDetail: (uid) => {
-    if (view.mode === "resource" && view.uid === uid)
+    if (view.mode === "resource" && view.uid === uid && !view.at && !view.diff)
       void api.get<api.Detail>(`api/v1/resources/${encodeURIComponent(uid)}`).then(renderPanel, () => {});
   },
 });
@@ -481,7 +716,13 @@ async function pollReadiness(): Promise<void> {
   } catch {
     $("st-ready").textContent = "server unreachable";
   }
-  $("st-seq").textContent = `seq ${Math.max(liveState.seq, api.lastSeq)}`;
+  // The counts behind the slider change only with changes: re-read when the stream brought some.
+  const changed = liveState.events !== timelineEvents;
+  if (history && changed && view.mode !== "home" && document.body.dataset.state !== "loading") {
+    timelineEvents = liveState.events;
+    await slider.refresh(view).catch(() => {});
+  }
+  renderPoint();
 }
 
 // ---------------------------------------------------------------- authentication
@@ -537,6 +778,8 @@ window.astrolabe = {
   graph: () => graph.snapshot(),
   view: () => view,
   drawn: () => (drawn ? { ...drawn, ms: drawnMs } : null),
+  asOf: () => asOf,
+  diff: () => diff,
   live: () => liveState,
   cy: graph.cy,
 };

@@ -21,8 +21,10 @@ export interface View {
   impact: boolean;
   /** Highlight the shortest path from the resource to this UID. */
   to?: string;
-  // History: a point in time (`at`) and a diff mode belong here, with the controls marked in
-  // index.html, once the API serves past graphs. Not built yet.
+  /** The point the view is drawn at (`seq:N` or an RFC 3339 time, as the API's `at=`); none: live. */
+  at?: string;
+  /** Diff mode: the other point compared with `at` (or with now when `at` is absent). */
+  diff?: string;
 }
 
 export function parse(hash: string): View {
@@ -40,6 +42,8 @@ export function parse(hash: string): View {
     edges: (p.get("edges") || "").split(",").filter(Boolean),
     impact: p.get("impact") === "1",
     to: p.get("to") || undefined,
+    at: p.get("at") || undefined,
+    diff: p.get("diff") || undefined,
   };
 }
 
@@ -56,6 +60,8 @@ export function format(v: View): string {
     if (v.to) p.set("to", v.to);
   }
   if (v.edges.length) p.set("edges", v.edges.join(","));
+  if (v.at) p.set("at", v.at);
+  if (v.diff) p.set("diff", v.diff);
   return "#" + p.toString();
 }
 

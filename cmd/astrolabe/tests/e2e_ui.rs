@@ -1,7 +1,9 @@
 //! The explorer at `/ui/` in a real headless Chromium (Debian's `chromium` and `chromedriver`,
 //! driven over WebDriver by fantoccini), against the real `astrolabe demo` (changed through its
 //! emulator with the real kubectl), and against `astrolabe serve` watching an emulator the test
-//! fills directly where it needs thousands of objects at once. The page's graph is read back through its test hook `window.astrolabe` (the
+//! fills directly where it needs thousands of objects at once. The history tests move the time
+//! slider from the keyboard, compare views of the past and diffs with the API's answers, and
+//! follow deep links to past points. The page's graph is read back through its test hook `window.astrolabe` (the
 //! cytoscape model), and compared with what the API answers. Screenshots are saved under
 //! `target/tmp/ui-e2e/` for review.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -179,8 +181,17 @@ impl Browser {
 /// `astrolabe demo` (a generated cluster of about `size` objects, no churn), the URL of its
 /// emulator (for kubectl) and a browser on its explorer.
 async fn demo(test: &str, size: usize) -> (Server, Kubectl, tempfile::TempDir, Browser) {
+    demo_with(test, size, &[]).await
+}
+
+/// As [`demo`], with `extra` flags for `astrolabe demo`.
+async fn demo_with(
+    test: &str,
+    size: usize,
+    extra: &[&str],
+) -> (Server, Kubectl, tempfile::TempDir, Browser) {
     let logs = tempfile::tempdir().unwrap();
-    let (server, sim_url) = Server::demo(logs.path(), size, &[]);
+    let (server, sim_url) = Server::demo(logs.path(), size, extra);
     server.wait_ready().await;
     let browser = Browser::start(test).await;
     (server, Kubectl::new(&sim_url), logs, browser)
@@ -811,4 +822,519 @@ async fn with_authentication_the_page_asks_for_a_token() {
     assert_eq!(listed, namespaces);
     // The refused calls before the token was given are the only console errors.
     b.close_allowing(&["status of 401"]).await;
+}
+
+/// Presses `key` on the element `id`.
+async fn press(b: &Browser, id: &str, key: Key) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(&char::from(key).to_string())
+        .await
+        .unwrap();
+}
+
+/// Clicks the element `id`.
+async fn click(b: &Browser, id: &str) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The page's classes of node or edge `id` in its drawn graph.
+async fn classes(b: &Browser, id: &str) -> String {
+    let v = b
+        .js(&format!(
+            "window.astrolabe.cy.getElementById({id:?}).classes().join(' ')"
+        ))
+        .await;
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until the slider's point is the view's, drawn; returns the view's `asOf`.
+async fn drawn_at_slider(b: &Browser) -> Value {
+    b.until(
+        "the view is drawn at the slider's point",
+        "(() => { const a = window.astrolabe; const s = document.getElementById('at');
+                  const v = a.view(); return document.body.dataset.state === 'ready' && v.at
+                    && Date.parse(v.at) === Number(s.value) && a.asOf(); })()",
+    )
+    .await
+}
+
+/// The sequence and time of the versions of the object at `path` (a history endpoint), newest
+/// last.
+async fn versions(server: &Server, path: &str) -> Vec<(u64, String, String)> {
+    let h = api(server, path).await;
+    h["objects"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["time"].as_str().unwrap().to_owned(),
+                v["op"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slider_redraws_the_past_and_diff_mode_marks_changes() {
+    let (server, k, _logs, b) = demo("history", 200).await;
+    let (deployment, name, ns, _, _) = a_served_deployment(&server).await;
+    let configmaps = api(
+        &server,
+        &format!("/api/v1/objects?kind=ConfigMap&namespace={ns}&limit=500"),
+    )
+    .await;
+    // A ConfigMap something uses, so that its deletion removes edges too.
+    let mut used = None;
+    for c in configmaps["items"].as_array().unwrap() {
+        let uid = c["uid"].as_str().unwrap();
+        let detail = api(&server, &format!("/api/v1/resources/{uid}")).await;
+        if !detail["incoming"].as_array().unwrap().is_empty() {
+            used = Some((uid.to_owned(), c["name"].as_str().unwrap().to_owned()));
+            break;
+        }
+    }
+    let (cm_uid, cm_name) = used.expect("a used ConfigMap in the namespace");
+
+    b.open(&server, &format!("#view=namespace&name={ns}")).await;
+    b.settled().await;
+    b.until(
+        "the stream is followed",
+        "window.astrolabe.live().connected",
+    )
+    .await;
+    let label = b
+        .js("document.getElementById('at-label').textContent")
+        .await;
+    assert!(label.as_str().unwrap().starts_with("live"), "{label}");
+    assert_eq!(b.js("window.astrolabe.asOf()").await, Value::Null);
+
+    // Two changes through the emulator: a ConfigMap deleted, the Deployment scaled.
+    k.ok(&["delete", "configmap", &cm_name, "-n", &ns]).await;
+    k.ok(&["scale", "deployment", &name, "-n", &ns, "--replicas=17"])
+        .await;
+    b.until(
+        "the live view drops the deleted ConfigMap",
+        &format!("window.astrolabe.cy.getElementById({cm_uid:?}).empty()"),
+    )
+    .await;
+    let deleted = versions(
+        &server,
+        &format!("/api/v1/history/namespaces/{ns}/ConfigMap/{cm_name}"),
+    )
+    .await;
+    let (deleted_seq, _, op) = deleted.last().unwrap().clone();
+    assert_eq!(op, "deleted");
+    let scaled = eventually("the scale is served", String::new, || async {
+        let d = api(&server, &format!("/api/v1/resources/{deployment}")).await;
+        let message = d["resource"]["message"].as_str()?.to_owned();
+        message.ends_with("/17)").then_some(())?;
+        versions(&server, &format!("/api/v1/history/{deployment}"))
+            .await
+            .last()
+            .cloned()
+    })
+    .await;
+    // The slider reaches the scale once its timeline is read again (at every poll).
+    b.until(
+        "the slider's span includes the changes",
+        &format!(
+            "Number(document.getElementById('at').max) >= Date.parse({:?})",
+            scaled.1
+        ),
+    )
+    .await;
+
+    // Keyboard: one second back at a time, until the view is before the deletion.
+    let mut as_of = Value::Null;
+    for _ in 0..60 {
+        press(&b, "at", Key::Left).await;
+        as_of = drawn_at_slider(&b).await;
+        if as_of["seq"].as_u64().unwrap() < deleted_seq {
+            break;
+        }
+    }
+    let seq = as_of["seq"].as_u64().unwrap();
+    assert!(
+        seq < deleted_seq,
+        "the slider reaches before the deletion: {as_of}"
+    );
+    let at = b.js("window.astrolabe.view().at").await;
+    let at = at.as_str().unwrap().to_owned();
+    assert!(
+        b.js(&format!(
+            "window.astrolabe.cy.getElementById({cm_uid:?}).nonempty()"
+        ))
+        .await
+            == json!(true),
+        "the deleted ConfigMap is drawn again"
+    );
+    let past = api(&server, &format!("/api/v1/graph?namespace={ns}&at={at}")).await;
+    assert_eq!(past["asOf"], as_of, "the page shows the API's point");
+    assert_eq!(
+        b.drawn().await,
+        sets_of(&past),
+        "the past namespace is drawn"
+    );
+    let message = b
+        .js(&format!(
+            "window.astrolabe.cy.getElementById({deployment:?}).data('message')"
+        ))
+        .await;
+    assert!(
+        !message.as_str().unwrap().ends_with("/17)"),
+        "the Deployment as it was: {message}"
+    );
+    let label = b
+        .js("document.getElementById('at-label').textContent")
+        .await;
+    assert!(
+        label
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("as of seq {seq} ")),
+        "the bar shows the point: {label}"
+    );
+    let live_text = b.js("document.getElementById('st-live').textContent").await;
+    assert_eq!(live_text, json!("live: paused (past view)"));
+    // The past view stays as it was when a change arrives on the stream.
+    let events = b.js("window.astrolabe.live().events").await;
+    k.ok(&["create", "configmap", "while-past", "-n", &ns])
+        .await;
+    b.until(
+        "the page receives the change",
+        &format!("window.astrolabe.live().events > {events}"),
+    )
+    .await;
+    assert_eq!(
+        b.js("window.astrolabe.graph().nodes.some(n => n.name === 'while-past')")
+            .await,
+        json!(false),
+        "a view of the past does not follow the stream"
+    );
+    assert_eq!(b.drawn().await, sets_of(&past), "the past is still drawn");
+    b.shot("past").await;
+
+    // A deep link with the point opens the same past view.
+    let link = b.client.current_url().await.unwrap().to_string();
+    assert!(link.contains("at="), "{link}");
+    b.client.goto("about:blank").await.unwrap();
+    b.client.goto(&link).await.unwrap();
+    b.shows(
+        "the deep link's past view",
+        "window.astrolabe && window.astrolabe.asOf()",
+    )
+    .await;
+    let again = b.js("window.astrolabe.asOf()").await;
+    assert_eq!(again, as_of, "the deep link opens the same point");
+    assert_eq!(
+        b.drawn().await,
+        sets_of(&past),
+        "the deep link draws the past"
+    );
+
+    // Diff mode between that point and now: the ConfigMap removed (drawn as it was), the
+    // Deployment modified, the ConfigMap's edges removed; the panel lists the field changes.
+    click(&b, "diff").await;
+    b.shows(
+        "the diff is drawn",
+        "window.astrolabe.view().diff && window.astrolabe.diff()",
+    )
+    .await;
+    let diff = b.js("window.astrolabe.diff()").await;
+    assert_eq!(diff["from"], as_of, "the diff starts at the slider's point");
+    assert!(diff["to"]["seq"].as_u64().unwrap() >= scaled.0, "{diff}");
+    assert_eq!(b.js("window.astrolabe.view().at").await, Value::Null);
+    assert!(
+        classes(&b, &cm_uid).await.contains("diff-removed"),
+        "the ConfigMap is marked removed"
+    );
+    assert!(
+        classes(&b, &deployment).await.contains("diff-modified"),
+        "the Deployment is marked modified"
+    );
+    let created = b
+        .js("window.astrolabe.graph().nodes.find(n => n.name === 'while-past').classes")
+        .await;
+    assert!(
+        created.as_array().unwrap().contains(&json!("diff-added")),
+        "the ConfigMap created since is marked added: {created}"
+    );
+    let want = api(
+        &server,
+        &format!(
+            "/api/v1/diff?from=seq:{seq}&to=seq:{}&namespace={ns}",
+            diff["to"]["seq"]
+        ),
+    )
+    .await;
+    let removed_edges: BTreeSet<String> = want["edgesRemoved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}|{}|{}",
+                e["kind"].as_str().unwrap(),
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let (drawn_nodes, _) = b.drawn().await;
+    let removed_edges: BTreeSet<String> = removed_edges
+        .into_iter()
+        .filter(|e| {
+            let mut ends = e.split('|').skip(1);
+            ends.all(|end| drawn_nodes.contains(end))
+        })
+        .collect();
+    assert!(
+        removed_edges.iter().any(|e| e.ends_with(&cm_uid)),
+        "the ConfigMap's users lost their edges to it: {want}"
+    );
+    let marked: BTreeSet<String> = serde_json::from_value(
+        b.js("window.astrolabe.graph().edges.filter(e => e.classes.includes('diff-removed')).map(e => e.id)")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(marked, removed_edges, "removed edges are drawn and marked");
+    let legend = b
+        .js("[...document.querySelectorAll('#legend .diff-legend')].map(l => l.className)")
+        .await;
+    assert_eq!(
+        legend,
+        json!([
+            "diff-legend diff-added",
+            "diff-legend diff-removed",
+            "diff-legend diff-modified"
+        ])
+    );
+    b.js(&format!(
+        "window.astrolabe.cy.getElementById({deployment:?}).emit('tap')"
+    ))
+    .await;
+    let change = b
+        .until(
+            "the panel lists the Deployment's changes",
+            "(() => { const r = document.querySelector('#panel table.changes tr[data-field=\"replicas.desired\"]');
+                      return r && [...r.cells].map(c => c.textContent); })()",
+        )
+        .await;
+    assert_eq!(change[2], json!("17"), "{change}");
+    b.shot("diff").await;
+    // Close up on the removed ConfigMap, once the canvas has drawn two frames at that zoom.
+    b.client
+        .execute_async(
+            &format!(
+                "const done = arguments[0]; const cy = window.astrolabe.cy;
+                 cy.fit(cy.getElementById({cm_uid:?}).closedNeighborhood(), 60);
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.shot("diff-configmap").await;
+
+    // Double-clicking the Deployment opens its neighbourhood at the same two points: it is
+    // modified, the ConfigMap it used removed, and the panel lists its changes.
+    b.js(&format!(
+        "window.astrolabe.cy.getElementById({deployment:?}).emit('dbltap')"
+    ))
+    .await;
+    b.shows(
+        "the Deployment's neighbourhood in diff mode",
+        &format!(
+            "window.astrolabe.view().uid === {deployment:?} && window.astrolabe.view().diff && window.astrolabe.diff()"
+        ),
+    )
+    .await;
+    assert!(classes(&b, &deployment).await.contains("diff-modified"));
+    assert!(
+        classes(&b, &cm_uid).await.contains("diff-removed"),
+        "the removed ConfigMap is in the neighbourhood as it was"
+    );
+    let fields = b
+        .js("[...document.querySelectorAll('#panel table.changes tr[data-field]')].map(r => r.dataset.field)")
+        .await;
+    assert!(
+        fields
+            .as_array()
+            .unwrap()
+            .contains(&json!("replicas.desired")),
+        "{fields}"
+    );
+    b.shot("diff-neighbourhood").await;
+
+    // Live again: the deleted ConfigMap is gone from the drawing.
+    click(&b, "live").await;
+    b.shows(
+        "the live view",
+        "!window.astrolabe.view().at && !window.astrolabe.view().diff && !window.astrolabe.asOf()",
+    )
+    .await;
+    assert_eq!(
+        b.js(&format!(
+            "window.astrolabe.cy.getElementById({cm_uid:?}).empty()"
+        ))
+        .await,
+        json!(true)
+    );
+    b.close().await;
+}
+
+/// Clicks the notice's "Jump to the oldest point" until the page draws a point (the server may
+/// trim its history again between the notice and the click; the page then names the new oldest
+/// point); returns the view's point and its `asOf`.
+async fn jump_to_oldest(b: &Browser) -> (String, Value) {
+    for _ in 0..5 {
+        let before = b.js("window.astrolabe.view().at").await;
+        click(b, "jump-oldest").await;
+        b.shows(
+            "the jump is answered",
+            &format!(
+                "window.astrolabe.view().at !== {before} && (window.astrolabe.asOf() || document.getElementById('jump-oldest'))"
+            ),
+        )
+        .await;
+        let as_of = b.js("window.astrolabe.asOf()").await;
+        if !as_of.is_null() {
+            let at = b.js("window.astrolabe.view().at").await;
+            return (at.as_str().unwrap().to_owned(), as_of);
+        }
+    }
+    panic!("the page never drew the oldest point it offered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_older_than_the_history_kept_offers_the_oldest() {
+    // A short history: a checkpoint every 20 changes, 50 changes kept behind it.
+    let (server, k, _logs, b) = demo_with(
+        "history_gone",
+        200,
+        &[
+            "--history-max-changes",
+            "50",
+            "--snapshot-every-changes",
+            "20",
+            "--stream-retention",
+            "0",
+        ],
+    )
+    .await;
+    let ns = "team-000";
+    // Sixty changes after the initial sync: checkpoints follow, and the log is trimmed behind
+    // them (however the sync was batched).
+    let items: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("filler-{i:02}"), "namespace": ns}})
+        })
+        .collect();
+    let manifest = k.file(
+        "fillers.json",
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    );
+    k.ok(&["apply", "-f", &manifest]).await;
+    eventually("the last filler is served", String::new, || async {
+        let page = api(
+            &server,
+            &format!("/api/v1/objects?kind=ConfigMap&namespace={ns}&name=filler-59"),
+        )
+        .await;
+        (!page["items"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    let oldest = eventually("the history is trimmed", String::new, || async {
+        let (status, body) = server
+            .get(&format!("/api/v1/graph?namespace={ns}&at=seq:1"))
+            .await?;
+        (status == 410).then(|| body["oldest"].clone())
+    })
+    .await;
+    // A change after the oldest point, so that the oldest point is a past one.
+    let before = server.seq().await;
+    k.ok(&["create", "configmap", "after-oldest", "-n", ns])
+        .await;
+    eventually("the change is served", String::new, || async {
+        (server.seq().await > before).then_some(())
+    })
+    .await;
+
+    // A link to a time before the history kept: the page says so without asking the server
+    // for it (no refused request, so no console error), and offers the oldest point.
+    b.open(
+        &server,
+        &format!("#view=namespace&name={ns}&at=2020-01-01T00:00:00.000Z"),
+    )
+    .await;
+    b.shows(
+        "the notice offers the oldest point",
+        "document.getElementById('jump-oldest')",
+    )
+    .await;
+    let notice = b.js("document.getElementById('notice').textContent").await;
+    assert!(
+        notice
+            .as_str()
+            .unwrap()
+            .contains("is older than the history this server keeps"),
+        "{notice}"
+    );
+    assert_eq!(
+        b.console_errors().await,
+        Vec::<String>::new(),
+        "the notice needed no refused request"
+    );
+    b.shot("gone").await;
+    let (at, as_of) = jump_to_oldest(&b).await;
+    let want = api(&server, &format!("/api/v1/graph?namespace={ns}&at={at}")).await;
+    assert!(
+        as_of["seq"].as_u64().unwrap() < server.seq().await,
+        "{as_of}"
+    );
+    assert_eq!(want["asOf"], as_of);
+    assert_eq!(b.drawn().await, sets_of(&want));
+    assert!(
+        !b.drawn().await.0.is_empty(),
+        "the oldest point has the namespace"
+    );
+
+    // A sequence before the history kept: the server answers 410 with its oldest point, which
+    // the notice names and jumps to.
+    b.open(&server, &format!("#view=namespace&name={ns}&at=seq:1"))
+        .await;
+    b.shows(
+        "the 410 notice",
+        "document.getElementById('jump-oldest') && window.astrolabe.view().at === 'seq:1'",
+    )
+    .await;
+    let notice = b.js("document.getElementById('notice').textContent").await;
+    let named = notice
+        .as_str()
+        .unwrap()
+        .split_once("the oldest point is seq ")
+        .map(|(_, rest)| rest.split(' ').next().unwrap_or_default());
+    // The server may have trimmed further since `oldest` was read, never less.
+    let oldest_seq: u64 = named.and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(
+        oldest_seq >= oldest["seq"].as_u64().unwrap(),
+        "{notice} names the oldest point (at least {oldest})"
+    );
+    let (at, as_of) = jump_to_oldest(&b).await;
+    assert!(at.starts_with("seq:"), "{at}");
+    assert!(as_of["seq"].as_u64().unwrap() >= oldest_seq, "{as_of}");
+    // The refused request is the browser's network log line, not an error of the page.
+    b.close_allowing(&["status of 410"]).await;
 }
