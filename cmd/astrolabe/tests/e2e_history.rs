@@ -94,16 +94,25 @@ async fn incident(server: &Server, kubectl: &Kubectl, ns: &str) -> (u64, String)
             r#"{"spec":{"selector":{"app":"nothing-matches"}}}"#,
         ])
         .await;
-    eventually(
+    // Both changes applied: the Service updated after `before` (its history says so), and
+    // then its selects edges gone.
+    let after = eventually(
         "the broken selector reaches the graph",
         || server.log_tail(),
         || async {
+            let history = ok(server, &format!("/api/v1/history/{svc_uid}")).await;
+            let updated = history["objects"][0]["versions"]
+                .as_array()?
+                .iter()
+                .filter(|v| v["op"] == "updated")
+                .filter_map(|v| v["seq"].as_u64())
+                .find(|seq| *seq > before)?;
             let now = ok(server, &format!("/api/v1/neighbors/{svc_uid}?depth=1")).await;
-            selects_from(&now, &svc_uid).is_empty().then_some(())
+            let seq = now["seq"].as_u64()?;
+            (seq >= updated && selects_from(&now, &svc_uid).is_empty()).then_some(seq)
         },
     )
     .await;
-    let after = server.seq().await;
 
     // diff: the Deployment and the Service modified, the Service's edges removed.
     let diff = ok(

@@ -142,44 +142,24 @@ impl<L: EventLog + Clone> LogHistory<L> {
             Some(meta) => self.decode(meta).await?,
             None => Graph::new(),
         };
-        let mut after = graph.seq();
+        let after = graph.seq();
         let mut last_ts = match (&base, target) {
             (Some(m), _) => m.time_ms(),
             (None, Target::Time(t)) => t,
             (None, Target::Seq(_)) => 0,
         };
-        'read: loop {
-            let entries = self
-                .log
-                .read_after(after, PAGE)
-                .await
-                .map_err(unavailable)?;
-            if entries.is_empty() {
-                break;
-            }
-            for entry in entries {
-                after = after.max(entry.seq);
-                if entry.defect.is_some() {
-                    continue;
-                }
-                let change = match DECODER.decode_change(entry.seq, &entry.payload) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(seq = entry.seq, error = %ErrorChain(&e), "history: a change of the log does not decode; skipped");
-                        continue;
-                    }
-                };
-                let stop = match target {
-                    Target::Seq(n) => change.seq > n,
-                    Target::Time(t) => change.ts_ms > t,
-                };
-                if stop {
-                    break 'read;
-                }
+        self.each_change(after, |change| {
+            let stop = match target {
+                Target::Seq(n) => change.seq > n,
+                Target::Time(t) => change.ts_ms > t,
+            };
+            if !stop {
                 last_ts = change.ts_ms;
                 graph.replay(&change);
             }
-        }
+            !stop
+        })
+        .await?;
         let seq = graph.seq();
         if let Target::Seq(n) = target
             && seq < n
@@ -251,6 +231,42 @@ impl<L: EventLog + Clone> LogHistory<L> {
                     .gaps_between(from, until.unwrap_or(from).max(from))
                     .await?;
                 Ok(Located::Past(past))
+            }
+        }
+    }
+
+    /// Reads the log's changes after `after`, oldest first, handing each to `visit` until it
+    /// answers `false` or the log ends. Defective entries and changes that do not decode are
+    /// skipped (recovery counts them; here they are logged).
+    async fn each_change(
+        &self,
+        mut after: u64,
+        mut visit: impl FnMut(Change) -> bool + Send,
+    ) -> Result<(), HistoryError> {
+        loop {
+            let entries = self
+                .log
+                .read_after(after, PAGE)
+                .await
+                .map_err(unavailable)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for entry in entries {
+                after = after.max(entry.seq);
+                if entry.defect.is_some() {
+                    continue;
+                }
+                match DECODER.decode_change(entry.seq, &entry.payload) {
+                    Ok(change) => {
+                        if !visit(change) {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(seq = entry.seq, error = %ErrorChain(&e), "history: a change of the log does not decode; skipped");
+                    }
+                }
             }
         }
     }
@@ -339,38 +355,23 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
                 Point::Time(t) => c.ts_ms > t,
                 Point::Now => false,
             };
-            let mut cursor = match from {
+            let cursor = match from {
                 Point::Now => return Ok(Vec::new()),
                 Point::Seq(n) => self.base(Target::Seq(n), text).await?,
                 Point::Time(t) => self.base(Target::Time(t), text).await?,
             }
             .map_or(0, |m| m.covered_seq);
             let mut out = Vec::new();
-            'read: loop {
-                let entries = self
-                    .log
-                    .read_after(cursor, PAGE)
-                    .await
-                    .map_err(unavailable)?;
-                if entries.is_empty() {
-                    break;
+            self.each_change(cursor, |change| {
+                if to != Point::Now && after(&change, to) {
+                    return false;
                 }
-                for entry in entries {
-                    cursor = cursor.max(entry.seq);
-                    if entry.defect.is_some() {
-                        continue;
-                    }
-                    let Ok(change) = DECODER.decode_change(entry.seq, &entry.payload) else {
-                        continue;
-                    };
-                    if !to.eq(&Point::Now) && after(&change, to) {
-                        break 'read;
-                    }
-                    if after(&change, from) {
-                        out.push(change);
-                    }
+                if after(&change, from) {
+                    out.push(change);
                 }
-            }
+                true
+            })
+            .await?;
             Ok(out)
         })
     }

@@ -136,14 +136,41 @@ pub struct Server {
 impl Server {
     /// `astrolabe serve --kubeconfig <kubeconfig> --listen 127.0.0.1:<free port> <extra...>`.
     pub fn start(kubeconfig: &Path, log_dir: &Path, extra: &[&str]) -> Server {
+        let kubeconfig = kubeconfig.to_string_lossy();
+        let mut args = vec!["serve", "--kubeconfig", &kubeconfig];
+        args.extend(extra);
+        Server::spawn(log_dir, "astrolabe", &args)
+    }
+
+    /// `astrolabe demo --size <size> --churn-rate 0 --sim-listen 127.0.0.1:<free port>
+    /// --listen 127.0.0.1:<free port> <extra...>`: the demo, without churn so that what a test
+    /// sees changes only when it changes something. Returns the server and its emulator's URL
+    /// (for kubectl).
+    pub fn demo(log_dir: &Path, size: usize, extra: &[&str]) -> (Server, String) {
+        let sim_port = astrolabe_testkit::free_port().unwrap();
+        let (size, sim) = (size.to_string(), format!("127.0.0.1:{sim_port}"));
+        let mut args = vec![
+            "demo",
+            "--size",
+            &size,
+            "--churn-rate",
+            "0",
+            "--sim-listen",
+            &sim,
+        ];
+        args.extend(extra);
+        let server = Server::spawn(log_dir, "astrolabe-demo", &args);
+        (server, format!("http://{sim}"))
+    }
+
+    /// The binary with `args` and `--listen 127.0.0.1:<free port>`, its log (stderr) in
+    /// `log_dir/<name>-<port>.log`.
+    fn spawn(log_dir: &Path, name: &str, args: &[&str]) -> Server {
         let port = astrolabe_testkit::free_port().unwrap();
-        let log = log_dir.join(format!("astrolabe-{port}.log"));
+        let log = log_dir.join(format!("{name}-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
-            .arg("serve")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
+            .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
             // As deploy/ and docker-compose.yaml set it.
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
@@ -157,35 +184,6 @@ impl Server {
             log,
             http: reqwest::Client::new(),
         }
-    }
-
-    /// `astrolabe demo --size <size> --churn-rate 0 --sim-listen 127.0.0.1:<free port>
-    /// --listen 127.0.0.1:<free port> <extra...>`: the demo, without churn so that what a test
-    /// sees changes only when it changes something. Returns the server and its emulator's URL
-    /// (for kubectl).
-    pub fn demo(log_dir: &Path, size: usize, extra: &[&str]) -> (Server, String) {
-        let port = astrolabe_testkit::free_port().unwrap();
-        let sim_port = astrolabe_testkit::free_port().unwrap();
-        let log = log_dir.join(format!("astrolabe-demo-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
-            .arg("demo")
-            .args(["--size", &size.to_string(), "--churn-rate", "0"])
-            .args(["--sim-listen", &format!("127.0.0.1:{sim_port}")])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            port,
-            log,
-            http: reqwest::Client::new(),
-        };
-        (server, format!("http://127.0.0.1:{sim_port}"))
     }
 
     pub fn log_tail(&self) -> String {
