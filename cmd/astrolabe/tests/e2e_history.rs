@@ -291,3 +291,134 @@ async fn with_redis_the_history_survives_a_restart() {
     .await;
     assert!(gap["reason"].as_str().unwrap().contains(':'), "{gap}");
 }
+
+/// Reads the SSE stream at `path` until `until` holds for what was read (bounded); returns it.
+async fn sse_until(server: &Server, path: &str, until: impl Fn(&str) -> bool) -> String {
+    let url = format!("http://127.0.0.1:{}{path}", server.port);
+    let mut resp = reqwest::get(url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let read = async move {
+        let mut body = String::new();
+        while !until(&body) {
+            match resp.chunk().await.unwrap() {
+                Some(chunk) => body.push_str(&String::from_utf8_lossy(&chunk)),
+                None => panic!("SSE stream ended: {body}"),
+            }
+        }
+        body
+    };
+    astrolabe_testkit::within(
+        common::DEADLINE,
+        "the SSE stream shows what is awaited",
+        read,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `/api/v1/watch?since=`: the changes since the point first (no ids), `caught-up` with the
+/// feed's id, then live events; a point older than retention is a 410, a malformed one a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_stream_starts_from_a_past_point() {
+    let logs = tempfile::tempdir().unwrap();
+    let (server, sim) = Server::demo(logs.path(), 200, &[]);
+    server.wait_ready().await;
+    let kubectl = Kubectl::new(&sim);
+    let ns = "team-000";
+    let before = server.seq().await;
+    kubectl
+        .ok(&[
+            "create",
+            "configmap",
+            "past-cm",
+            "-n",
+            ns,
+            "--from-literal=a=b",
+        ])
+        .await;
+    eventually(
+        "the ConfigMap reaches the graph",
+        || server.log_tail(),
+        || async {
+            let (status, _) = server
+                .get(&format!("/api/v1/namespaces/{ns}/configmaps/past-cm"))
+                .await?;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
+
+    let path = format!("/api/v1/watch?since=seq:{before}&namespace={ns}");
+    let replayed = sse_until(&server, &path, |b| b.contains("event: caught-up")).await;
+    let (past, caught_up) = replayed.split_once("event: caught-up").unwrap();
+    assert!(
+        past.contains("event: node-added") && past.contains("\"name\":\"past-cm\""),
+        "the replay holds the ConfigMap's creation: {past}"
+    );
+    assert!(!past.contains("id:"), "replayed events carry no id: {past}");
+    assert!(caught_up.contains("\"lastEventId\""), "{caught_up}");
+
+    // Then live: a change made once a stream has caught up arrives with an id.
+    let (caught_tx, caught_rx) = tokio::sync::oneshot::channel();
+    let live = tokio::spawn({
+        let url = format!("http://127.0.0.1:{}{path}", server.port);
+        async move {
+            let mut resp = reqwest::get(url).await.unwrap();
+            let mut body = String::new();
+            let mut caught_tx = Some(caught_tx);
+            while !body.contains("live-cm") {
+                match resp.chunk().await.unwrap() {
+                    Some(chunk) => body.push_str(&String::from_utf8_lossy(&chunk)),
+                    None => break,
+                }
+                if body.contains("event: caught-up")
+                    && let Some(tx) = caught_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+            body
+        }
+    });
+    astrolabe_testkit::within(common::DEADLINE, "the second stream catches up", caught_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    kubectl
+        .ok(&[
+            "create",
+            "configmap",
+            "live-cm",
+            "-n",
+            ns,
+            "--from-literal=a=b",
+        ])
+        .await;
+    let body = astrolabe_testkit::within(common::DEADLINE, "the live change", live)
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, after_caught_up) = body.split_once("event: caught-up").unwrap();
+    let live_part = after_caught_up
+        .split("\n\n")
+        .find(|e| e.contains("live-cm"))
+        .unwrap();
+    assert!(
+        live_part.contains("id: "),
+        "live events carry ids: {live_part}"
+    );
+    assert_eq!(
+        body.matches("\"name\":\"past-cm\"").count(),
+        1,
+        "no change is sent twice: {body}"
+    );
+
+    // Bad points.
+    let (status, body) = server.get("/api/v1/watch?since=yesterday").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .get(&format!("/api/v1/watch?since=seq:{}", before + 1_000_000))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+}

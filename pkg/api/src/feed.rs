@@ -66,6 +66,8 @@ pub struct Subscription {
     pub backlog: Since,
     /// The id of the last event published when subscribing.
     pub last_id: u64,
+    /// The graph sequence of that event (0 before the first): later events are of later changes.
+    pub last_seq: u64,
     /// Events published after subscribing.
     pub live: broadcast::Receiver<Arc<FeedEvent>>,
     /// Where the subscriber is; the feed drops it when this falls too far behind.
@@ -94,6 +96,8 @@ impl Cursor {
 
 struct Ring {
     last_id: u64,
+    /// The graph sequence of the last event published.
+    last_seq: u64,
     events: VecDeque<Arc<FeedEvent>>,
 }
 
@@ -144,6 +148,7 @@ impl ChangeFeed {
             inner: Arc::new(Inner {
                 ring: Mutex::new(Ring {
                     last_id: 0,
+                    last_seq: 0,
                     events: VecDeque::with_capacity(capacity.clamp(1, 65_536)),
                 }),
                 capacity: capacity.max(1),
@@ -165,6 +170,7 @@ impl ChangeFeed {
         self.drop_stalled(ring.last_id);
         for event in events {
             ring.last_id += 1;
+            ring.last_seq = event.seq;
             let event = Arc::new(FeedEvent {
                 id: ring.last_id,
                 event,
@@ -236,6 +242,7 @@ impl ChangeFeed {
         Subscription {
             backlog,
             last_id: ring.last_id,
+            last_seq: ring.last_seq,
             live,
             cursor,
         }

@@ -284,6 +284,10 @@ pub struct WatchQuery {
     pub kind: Option<Kind>,
     /// Resume after this event id.
     pub last_event_id: Option<u64>,
+    /// Start from this past point (`seq:N`, an RFC 3339 or relative time): the changes since
+    /// then are sent first (without ids), then `caught-up`, then live events.
+    #[param(value_type = Option<String>)]
+    pub since: Option<String>,
 }
 
 impl WatchQuery {
@@ -296,6 +300,7 @@ impl WatchQuery {
             namespace: p.get("namespace").map(Str::from),
             kind: p.kind("kind")?,
             last_event_id: p.u64("lastEventId")?,
+            since: p.get("since").map(str::to_owned),
         })
     }
 }

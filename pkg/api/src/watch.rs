@@ -6,6 +6,10 @@
 //! newest event, it gets `event: resync` saying which: re-read the state, then keep applying the
 //! events that follow.
 //!
+//! With `since=` (a point of history) the stream first replays the changes since that point, as
+//! the graph made them then (events without ids), then sends `caught-up` with the feed id it
+//! reached, then live events; live events of changes the replay already sent are skipped.
+//!
 //! At most `limits.max_watchers` streams are open at once (more get a 503). A stream whose
 //! client stops reading falls behind the feed; past the feed's bound the feed drops it and its
 //! connection is closed ([`crate::feed`], [`crate::serve::ConnectionClose`]).
@@ -35,7 +39,7 @@ use crate::queries::WatchQuery;
 use crate::serve::ConnectionClose;
 use crate::state::AppState;
 use crate::view::ResourceJson;
-use astrolabe_graph::{GraphChange, SharedGraph};
+use astrolabe_graph::{Graph, GraphChange, GraphEvent, SharedGraph};
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -60,21 +64,20 @@ impl Filter {
     /// Node events match on the resource; edge events when either end (looked up in the graph
     /// now) matches.
     fn matches(&self, change: &GraphChange, graph: &SharedGraph) -> bool {
-        if self.is_empty() {
-            return true;
-        }
+        self.is_empty() || self.matches_in(change, &graph.read())
+    }
+
+    /// [`Filter::matches`], edge ends looked up in `g`.
+    fn matches_in(&self, change: &GraphChange, g: &Graph) -> bool {
         match change {
             GraphChange::NodeAdded(r) | GraphChange::NodeUpdated(r) => {
                 self.matches_object(&r.kind, &r.namespace)
             }
             GraphChange::NodeRemoved { key, .. } => self.matches_object(&key.kind, &key.namespace),
-            GraphChange::EdgeAdded(e) | GraphChange::EdgeRemoved(e) => {
-                let g = graph.read();
-                [&e.from, &e.to]
-                    .into_iter()
-                    .filter_map(|uid| g.get(uid))
-                    .any(|r| self.matches_object(&r.kind, &r.namespace))
-            }
+            GraphChange::EdgeAdded(e) | GraphChange::EdgeRemoved(e) => [&e.from, &e.to]
+                .into_iter()
+                .filter_map(|uid| g.get(uid))
+                .any(|r| self.matches_object(&r.kind, &r.namespace)),
         }
     }
 }
@@ -154,7 +157,11 @@ struct ResyncJson {
 }
 
 fn change_event(ev: &FeedEvent) -> Event {
-    let e = &ev.event;
+    graph_event(&ev.event).id(ev.id.to_string())
+}
+
+/// A graph event as an SSE event without an id (a past one, replayed for `since=`).
+fn graph_event(e: &GraphEvent) -> Event {
     let mut data = ChangeJson {
         seq: e.seq,
         ts: e.ts_ms,
@@ -189,7 +196,7 @@ fn change_event(ev: &FeedEvent) -> Event {
             "edge-removed"
         }
     };
-    sse_event(ev.id, name, &data)
+    named_event(name, &data)
 }
 
 fn resync_event(why: Resync, requested: Option<u64>, last_event_id: u64) -> Event {
@@ -205,11 +212,15 @@ fn resync_event(why: Resync, requested: Option<u64>, last_event_id: u64) -> Even
 }
 
 fn sse_event(id: u64, name: &str, data: &impl Serialize) -> Event {
+    named_event(name, data).id(id.to_string())
+}
+
+fn named_event(name: &str, data: &impl Serialize) -> Event {
     let data = serde_json::to_string(data).unwrap_or_else(|e| {
         tracing::error!(error = %e, "encoding a watch event");
         "{}".to_owned()
     });
-    Event::default().id(id.to_string()).event(name).data(data)
+    Event::default().event(name).data(data)
 }
 
 /// The id to resume after: the `Last-Event-ID` header, else `query` (the `lastEventId`
@@ -262,11 +273,114 @@ pub async fn watch(
             ))
         })?;
     let close = connection.map_or_else(CancellationToken::new, |c| c.0.0.clone());
+    // `since=` (unless resuming by id): the graph at the point, checked before the stream starts.
+    let from = match (q.since.as_deref(), after) {
+        (Some(text), None) => Some(past_point(&state, text).await?),
+        _ => None,
+    };
     let seq = state.graph.read().seq();
     let sub = state.feed.subscribe(after, close);
-    let stream = events(state, filter, after, sub, permit);
+    let replay = match from {
+        Some((base, point, text)) => {
+            // Every change up to the feed's position comes from the log; later ones live.
+            let upto = sub.last_seq.max(seq);
+            let changes = changes_upto(&state, point, &text, base.as_of.seq, upto).await?;
+            Some(Replay {
+                graph: base.graph,
+                changes,
+                upto,
+            })
+        }
+        None => None,
+    };
+    let stream = events(state, filter, after, sub, replay, permit);
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     Ok(with_seq(seq, sse.into_response()))
+}
+
+/// Most changes a `since=` stream replays; further back, read `/api/v1/diff` instead.
+pub const MAX_REPLAY: usize = 100_000;
+
+/// How long a `since=` stream waits for the log to hold the changes the graph already applied
+/// (the writer appends them a few milliseconds later).
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// The past a `since=` stream replays: the graph at the point, and the changes after it up to
+/// `upto` (the feed's position when subscribing).
+struct Replay {
+    graph: Arc<Graph>,
+    changes: Vec<astrolabe_model::Change>,
+    upto: u64,
+}
+
+/// The `data` of the `caught-up` event that ends a replay.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaughtUpJson {
+    seq: u64,
+    last_event_id: u64,
+}
+
+/// The graph at `since` (a copy of the live one when it names the newest point), the point and
+/// its text.
+async fn past_point(
+    state: &AppState,
+    text: &str,
+) -> ApiResult<(crate::history::PastGraph, astrolabe_history::Point, String)> {
+    let history = state.history.clone().ok_or_else(|| {
+        ApiError::Unavailable("this server keeps no history (--history-max-changes=0)".to_owned())
+    })?;
+    let point = astrolabe_history::Point::parse(text, astrolabe_model::now_ms())
+        .map_err(|e| ApiError::param("since", e))?;
+    let base = match history.locate(point, text).await? {
+        crate::history::Located::Past(p) => p,
+        crate::history::Located::Live => {
+            let g = state.graph.read();
+            crate::history::PastGraph {
+                graph: Arc::new(g.clone()),
+                as_of: crate::history::AsOf::new(g.seq(), g.ts_ms()),
+            }
+        }
+    };
+    Ok((base, point, text.to_owned()))
+}
+
+/// The changes after `point` (whose graph stands at `from`) up to `upto`, waiting up to
+/// [`LOG_WAIT`] for the log to hold the last of them.
+async fn changes_upto(
+    state: &AppState,
+    point: astrolabe_history::Point,
+    text: &str,
+    from: u64,
+    upto: u64,
+) -> ApiResult<Vec<astrolabe_model::Change>> {
+    let Some(history) = state.history.clone() else {
+        return Ok(Vec::new());
+    };
+    if upto.saturating_sub(from) > MAX_REPLAY as u64 {
+        return Err(ApiError::param(
+            "since",
+            format!(
+                "{text} is {} changes back, more than a stream replays ({MAX_REPLAY}); read /api/v1/diff from there instead",
+                upto - from
+            ),
+        ));
+    }
+    let started = tokio::time::Instant::now();
+    loop {
+        let changes = history
+            .changes(point, astrolabe_history::Point::Seq(upto), text)
+            .await?;
+        if changes.last().map_or(from, |c| c.seq) >= upto {
+            return Ok(changes);
+        }
+        if started.elapsed() > LOG_WAIT {
+            return Err(ApiError::Unavailable(format!(
+                "the log does not hold the changes up to seq {upto} yet; retry"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn events(
@@ -274,14 +388,18 @@ fn events(
     filter: Filter,
     after: Option<u64>,
     sub: Subscription,
+    replay: Option<Replay>,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let Subscription {
         backlog,
         last_id,
+        last_seq: _,
         mut live,
         cursor,
     } = sub;
+    // Live events of changes a replay already sent are skipped.
+    let replayed_upto = replay.as_ref().map_or(0, |r| r.upto);
     let feed = state.feed.clone();
     let closed = feed.closed();
     async_stream::stream! {
@@ -289,6 +407,22 @@ fn events(
         let _permit = permit;
         // The id of the last event delivered (or skipped by the filter): never go back.
         let mut last = last_id;
+        if let Some(Replay { graph, changes, upto }) = replay {
+            let mut graph = Arc::unwrap_or_clone(graph);
+            let mut events: Vec<GraphEvent> = Vec::new();
+            for change in changes {
+                if change.seq <= graph.seq() {
+                    continue;
+                }
+                graph.apply(change.op, change.ts_ms, &mut events);
+                for event in events.drain(..) {
+                    if filter.is_empty() || filter.matches_in(&event.change, &graph) {
+                        yield Ok(graph_event(&event));
+                    }
+                }
+            }
+            yield Ok(sse_event(last, "caught-up", &CaughtUpJson { seq: upto, last_event_id: last }));
+        }
         match backlog {
             Since::Events(evs) => {
                 for ev in evs {
@@ -324,6 +458,10 @@ fn events(
                     continue;
                 }
                 last = ev.id;
+                if ev.event.seq <= replayed_upto {
+                    cursor.advance(last);
+                    continue;
+                }
                 if filter.matches(&ev.event.change, &state.graph) {
                     yield Ok(change_event(&ev));
                 }
