@@ -75,10 +75,6 @@ const DIFF_TARGET_MS: f64 = 20.0;
 const BYTES_TARGET: f64 = 0.05;
 const CLUSTER: &str = "history";
 
-/// The binary's allocator, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     common::block_on(run())
 }
@@ -286,18 +282,7 @@ async fn measure<L: EventLog + Clone>(
     let restart = median(restarts);
 
     // 1. Uncached: a fresh history each round.
-    let mut uncached = Vec::new();
-    let mut kept = None;
-    for _ in 0..UNCACHED_ROUNDS {
-        let h = history()?;
-        let started = Instant::now();
-        let located = h.locate(Point::Seq(at), "-1h").await?;
-        uncached.push(ms(started));
-        past(located, at)?;
-        kept = Some(h);
-    }
-    let h = kept.context("no round ran")?;
-    let uncached = median(uncached);
+    let (uncached, h) = uncached_rounds(&history, at, "-1h").await?;
     breakdown(name, &open()?, at).await?;
 
     // The costliest point: the last change before a checkpoint, the most changes to replay.
@@ -306,14 +291,7 @@ async fn measure<L: EventLog + Clone>(
         .get(2)
         .map(|cp| cp - 1)
         .context("fewer than three checkpoints")?;
-    let mut worst_ms = Vec::new();
-    for _ in 0..UNCACHED_ROUNDS {
-        let fresh = history()?;
-        let started = Instant::now();
-        let located = fresh.locate(Point::Seq(worst), "worst").await?;
-        worst_ms.push(ms(started));
-        past(located, worst)?;
-    }
+    let (worst_ms, _) = uncached_rounds(&history, worst, "worst").await?;
     let replayed = worst - hour.checkpoints[1];
 
     // 2. Cached, with one namespace's graph read from it, against the same read on the live
@@ -389,9 +367,8 @@ async fn measure<L: EventLog + Clone>(
     println!(
         "  {name}: at= seq {at} (1 h back), uncached {uncached:.1} ms; cached {cached:.3} ms \
          (locate {locate_only:.3} ms, then namespace {} compat_graph), live {on_live:.3} ms; \
-         worst point (seq {worst}, {replayed} changes after its checkpoint) {:.1} ms",
+         worst point (seq {worst}, {replayed} changes after its checkpoint) {worst_ms:.1} ms",
         hour.namespace,
-        median(worst_ms.clone()),
     );
     println!(
         "  {name}: diff of namespace {} from seq {from} (10 min back; uncached locate \
@@ -416,7 +393,7 @@ async fn measure<L: EventLog + Clone>(
     );
     figure(
         &format!("history/{name}/at_worst_uncached_ms"),
-        median(worst_ms),
+        worst_ms,
         "ms",
         None,
     );
@@ -455,6 +432,26 @@ async fn measure<L: EventLog + Clone>(
         }),
     );
     Ok(())
+}
+
+/// The median time of [`UNCACHED_ROUNDS`] materialisations of `seq`, each by a fresh history
+/// from `history`; returns it with the last of those histories (`seq` in its cache).
+async fn uncached_rounds<L: EventLog + Clone>(
+    history: &impl Fn() -> Result<LogHistory<L>>,
+    seq: u64,
+    text: &str,
+) -> Result<(f64, LogHistory<L>)> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..UNCACHED_ROUNDS {
+        let h = history()?;
+        let started = Instant::now();
+        let located = h.locate(Point::Seq(seq), text).await?;
+        times.push(ms(started));
+        past(located, seq)?;
+        last = Some(h);
+    }
+    Ok((median(times), last.context("no round ran")?))
 }
 
 /// Where an uncached materialisation at `at` spends its time, each part on its own: the
