@@ -66,7 +66,7 @@ const AT_BACK_MS: i64 = HOUR_MS - 1_000;
 const DIFF_WINDOW_MS: i64 = 600_000;
 /// Stream entries read per round trip by the breakdown (as `LogHistory` reads them).
 const PAGE: usize = 64;
-const UNCACHED_ROUNDS: usize = 3;
+const UNCACHED_ROUNDS: usize = 5;
 const CACHED_ROUNDS: usize = 101;
 const DIFF_ROUNDS: usize = 5;
 const AT_TARGET_MS: f64 = 300.0;
@@ -232,9 +232,18 @@ async fn checkpoint(graph: &Graph, memory: &MemoryLog, redis: &RedisLog) -> Resu
     Ok(graph.seq())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Every round's time, in milliseconds, fastest first (the spread the median hides).
+fn spread(values: &[f64]) -> String {
+    let mut values = values.to_vec();
+    values.sort_by(f64::total_cmp);
+    let rounds: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+    format!("[{}]", rounds.join(", "))
 }
 
 fn ms(since: Instant) -> f64 {
@@ -279,10 +288,11 @@ async fn measure<L: EventLog + Clone>(
             bail!("{name}: restart reached seq {}", graph.seq());
         }
     }
-    let restart = median(restarts);
+    let restart = median(&restarts);
 
     // 1. Uncached: a fresh history each round.
-    let (uncached, h) = uncached_rounds(&history, at, "-1h").await?;
+    let (uncached_rounds_ms, h) = uncached_rounds(&history, at, "-1h").await?;
+    let uncached = median(&uncached_rounds_ms);
     breakdown(name, &open()?, at).await?;
 
     // The costliest point: the last change before a checkpoint, the most changes to replay.
@@ -291,7 +301,8 @@ async fn measure<L: EventLog + Clone>(
         .get(2)
         .map(|cp| cp - 1)
         .context("fewer than three checkpoints")?;
-    let (worst_ms, _) = uncached_rounds(&history, worst, "worst").await?;
+    let (worst_rounds_ms, _) = uncached_rounds(&history, worst, "worst").await?;
+    let worst_ms = median(&worst_rounds_ms);
     let replayed = worst - hour.checkpoints[1];
 
     // 2. Cached, with one namespace's graph read from it, against the same read on the live
@@ -308,7 +319,7 @@ async fn measure<L: EventLog + Clone>(
         std::hint::black_box(query::compat_graph(&live.read(), None, ns));
         on_live.push(ms(started));
     }
-    let (cached, locate_only, on_live) = (median(cached), median(locate_only), median(on_live));
+    let (cached, locate_only, on_live) = (median(&cached), median(&locate_only), median(&on_live));
 
     // 3. The diff of a namespace across ten minutes, as `GET /api/v1/diff` computes it.
     let from = hour.seq_at(hour.end_ms - DIFF_WINDOW_MS)?;
@@ -361,14 +372,18 @@ async fn measure<L: EventLog + Clone>(
         diff_clone,
         diff_replay,
         diff_drop,
-    ] = parts.map(median);
+    ] = parts.map(|part| median(&part));
     let (log_read, plain_replay) = diff_parts(&h, &open()?, from).await?;
 
     println!(
-        "  {name}: at= seq {at} (1 h back), uncached {uncached:.1} ms; cached {cached:.3} ms \
-         (locate {locate_only:.3} ms, then namespace {} compat_graph), live {on_live:.3} ms; \
-         worst point (seq {worst}, {replayed} changes after its checkpoint) {worst_ms:.1} ms",
+        "  {name}: at= seq {at} (1 h back), uncached {uncached:.1} ms (rounds {}; restart \
+         rounds {}); cached {cached:.3} ms (locate {locate_only:.3} ms, then namespace {} \
+         compat_graph), live {on_live:.3} ms; worst point (seq {worst}, {replayed} changes \
+         after its checkpoint) {worst_ms:.1} ms (rounds {})",
+        spread(&uncached_rounds_ms),
+        spread(&restarts),
         hour.namespace,
+        spread(&worst_rounds_ms),
     );
     println!(
         "  {name}: diff of namespace {} from seq {from} (10 min back; uncached locate \
@@ -434,13 +449,13 @@ async fn measure<L: EventLog + Clone>(
     Ok(())
 }
 
-/// The median time of [`UNCACHED_ROUNDS`] materialisations of `seq`, each by a fresh history
-/// from `history`; returns it with the last of those histories (`seq` in its cache).
+/// The times of [`UNCACHED_ROUNDS`] materialisations of `seq`, each by a fresh history from
+/// `history`, with the last of those histories (`seq` in its cache).
 async fn uncached_rounds<L: EventLog + Clone>(
     history: &impl Fn() -> Result<LogHistory<L>>,
     seq: u64,
     text: &str,
-) -> Result<(f64, LogHistory<L>)> {
+) -> Result<(Vec<f64>, LogHistory<L>)> {
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..UNCACHED_ROUNDS {
@@ -451,7 +466,7 @@ async fn uncached_rounds<L: EventLog + Clone>(
         past(located, seq)?;
         last = Some(h);
     }
-    Ok((median(times), last.context("no round ran")?))
+    Ok((times, last.context("no round ran")?))
 }
 
 /// Where an uncached materialisation at `at` spends its time, each part on its own: the
