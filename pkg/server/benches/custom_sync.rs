@@ -32,10 +32,6 @@ const DEFAULT_OBJECTS: usize = 10_000;
 const ROUNDS: usize = 3;
 const TARGET_RATIO: f64 = 0.8;
 
-/// The binary's allocator, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     common::block_on(run())
 }

@@ -43,10 +43,6 @@ const POD_TICK: Duration = Duration::from_millis(10);
 /// Target of (a) against (b).
 const TARGET_RATIO: f64 = 0.8;
 
-/// The binary's allocator, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     common::block_on(run())
 }

@@ -41,10 +41,6 @@ const TARGET_SECONDS: f64 = 1.0;
 const TARGET_RATIO: f64 = 0.2;
 const CLUSTER: &str = "bench";
 
-/// The binary's allocator, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     common::block_on(run())
 }

@@ -1,9 +1,14 @@
-//! A two-worker runtime, and the emulator, a bounded wait and figure lines from
-//! `astrolabe_testkit`, shared with the other crates' benches and tests.
+//! The binary's allocator, a two-worker runtime, and the emulator, a bounded wait and figure
+//! lines from `astrolabe_testkit`, shared with the other crates' benches and tests.
 
 use std::future::Future;
 
 use anyhow::Result;
+
+/// The binary's allocator (mimalloc), so that every bench that includes this module measures
+/// what the binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Runs `fut` to completion on a runtime with two workers (the machine the figures are
 /// taken on has two cores).
