@@ -174,8 +174,11 @@ async function load(): Promise<void> {
   asOf = null;
   diff = null;
   try {
-    if (view.mode !== "home") await refreshTimeline();
-    const gone = history ? slider.gone(view.at) ?? slider.gone(view.diff) : null;
+    // A live view is drawn while the timeline is read; a past point is checked against the
+    // retained history first.
+    const timeline = view.mode !== "home" ? refreshTimeline() : Promise.resolve();
+    if (view.at || view.diff) await timeline;
+    const gone = history && (view.at || view.diff) ? slider.gone(view.at) ?? slider.gone(view.diff) : null;
     if (gone) {
       if (mine !== loads) return;
       graph.draw([], []);
@@ -193,6 +196,7 @@ async function load(): Promise<void> {
       drawn = null;
       panel.innerHTML = '<p class="hint">Find a resource (press /), or pick a namespace or release.</p>';
     }
+    await timeline;
     if (mine !== loads) return;
     renderLegend();
     renderPoint();
