@@ -140,7 +140,7 @@ pub async fn serve(
             .map_err(ServerError::PersistenceStart)?;
         (Some(p), origin)
     } else {
-        let memory = persistence::start_memory(&config.persist, &graph, grace);
+        let memory = persistence::start_memory(&config.persist, &registry, &graph, grace);
         (memory.map(|(p, _)| p), Origin::Fresh)
     };
     let readiness = Arc::new(AppReadiness::new(

@@ -222,6 +222,7 @@ pub async fn start(
 /// `None` when history is off too.
 pub fn start_memory(
     config: &PersistConfig,
+    registry: &Registry,
     graph: &SharedGraph,
     shutdown_grace: Duration,
 ) -> Option<(Persistence, MemoryLog)> {
@@ -230,6 +231,7 @@ pub fn start_memory(
         return None;
     }
     let log = MemoryLog::new(history.retention());
+    export_log_bytes(&log, registry);
     // The Redis metrics say nothing of a log in memory: not registered.
     let metrics = PersistMetrics::unregistered().ok()?;
     let Pipeline {
@@ -269,6 +271,32 @@ pub fn start_memory(
         },
         log,
     ))
+}
+
+/// How often `astrolabe_history_log_bytes` is refreshed.
+const LOG_BYTES_EVERY: Duration = Duration::from_secs(5);
+
+/// Exports the in-memory log's size as `astrolabe_history_log_bytes`, refreshed every
+/// [`LOG_BYTES_EVERY`] (a gauge already registered, by a second server in one process, is not
+/// exported again).
+fn export_log_bytes(log: &MemoryLog, registry: &Registry) {
+    let Ok(gauge) = prometheus::IntGauge::new(
+        "astrolabe_history_log_bytes",
+        "Bytes the in-memory history log holds: changes and compressed checkpoints",
+    ) else {
+        return;
+    };
+    if registry.register(Box::new(gauge.clone())).is_err() {
+        return;
+    }
+    let log = log.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LOG_BYTES_EVERY);
+        loop {
+            tick.tick().await;
+            gauge.set(i64::try_from(log.bytes()).unwrap_or(i64::MAX));
+        }
+    });
 }
 
 /// Where the writer and the snapshotter start.
