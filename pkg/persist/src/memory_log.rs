@@ -176,7 +176,12 @@ impl EventLog for MemoryLog {
             }
             state.top = *seq;
             state.change_bytes += payload.len() as u64;
-            state.changes.push_back((*seq, payload.clone()));
+            // Its own allocation: a payload is a slice of the writer's batch buffer, sized for
+            // the largest batch seen, which a kept slice would keep whole for as long as the
+            // change is retained.
+            state
+                .changes
+                .push_back((*seq, Bytes::copy_from_slice(payload)));
             outcome.appended += 1;
         }
         Ok(outcome)

@@ -108,3 +108,23 @@ async fn gaps_are_kept_and_read_by_overlap() {
     });
     behaviour::gaps_are_kept_and_read_by_overlap(&log).await;
 }
+
+/// A change is kept in its own allocation, not as a slice of the batch buffer it came in
+/// (the writer's buffers are sized for the largest batch: kept slices would pin them whole).
+#[tokio::test]
+async fn changes_do_not_keep_the_batch_buffer() {
+    let log = MemoryLog::default();
+    let buffer = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    let range = buffer.as_ptr_range();
+    astrolabe_persist::EventLog::append(&log, &[(1, buffer.slice(0..10))])
+        .await
+        .unwrap();
+    let read = astrolabe_persist::EventLog::read_after(&log, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(read[0].payload.len(), 10);
+    assert!(
+        !range.contains(&read[0].payload.as_ptr()),
+        "the kept payload is a copy"
+    );
+}
