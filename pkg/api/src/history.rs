@@ -129,6 +129,9 @@ impl From<HistoryError> for ApiError {
     }
 }
 
+/// Which changes a reader of history keeps (the others are dropped as they are read).
+pub type Keep<'k> = dyn Fn(&Change) -> bool + Send + Sync + 'k;
+
 /// The server's log, read as history.
 pub trait HistorySource: Send + Sync + 'static {
     /// The graph at `point` (`text` is the point as the client gave it, for errors).
@@ -138,13 +141,14 @@ pub trait HistorySource: Send + Sync + 'static {
         text: &'a str,
     ) -> BoxFuture<'a, Result<Located, HistoryError>>;
 
-    /// The changes after `from` up to and including `to`, oldest first (`text` names `from`
-    /// as the client gave it, for errors).
+    /// The changes after `from` up to and including `to` for which `keep` holds (every change
+    /// without it), oldest first (`text` names `from` as the client gave it, for errors).
     fn changes<'a>(
         &'a self,
         from: Point,
         to: Point,
         text: &'a str,
+        keep: Option<&'a Keep<'a>>,
     ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>>;
 
     /// The recorded gaps that overlap `[from_ms, to_ms]`.
@@ -435,7 +439,7 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         root_and_depth,
     };
     let base = past_or_live(&state, history.locate(from, &from_text).await?);
-    let changes = history.changes(from, to, &from_text).await?;
+    let changes = history.changes(from, to, &from_text, None).await?;
     let from_as_of = AsOf::new(base.as_of.seq, base.as_of.time_ms);
     let to_as_of = changes
         .last()
@@ -533,7 +537,22 @@ async fn object_history(state: &AppState, which: Which) -> ApiResult<Response> {
     let start = Point::Seq(oldest.seq);
     let text = format!("seq:{}", oldest.seq);
     let base = past_or_live(state, history.locate(start, &text).await?);
-    let changes = history.changes(start, Point::Now, &text).await?;
+    // Only the object's changes are kept while the log is read (a UID keeps its key).
+    let initial = match &which {
+        Which::Uid(uid) => Some(uid.clone()),
+        Which::Key(key) => base.graph.get_by_key(key).map(|r| r.uid.clone()),
+    };
+    let keep = |c: &Change| {
+        initial.as_ref() == Some(c.op.uid())
+            || match (&which, &c.op) {
+                (Which::Uid(_), _) => false,
+                (Which::Key(key), ChangeOp::Upsert(r)) => r.key() == *key,
+                (Which::Key(key), ChangeOp::Delete { key: k, .. }) => k == key,
+            }
+    };
+    let changes = history
+        .changes(start, Point::Now, &text, Some(&keep))
+        .await?;
     let mut uids: Vec<Uid> = Vec::new();
     let mut note = |uid: &Uid| {
         if !uids.contains(uid) {
@@ -709,7 +728,17 @@ pub async fn timeline(State(state): State<AppState>, p: Params) -> ApiResult<Res
     } else {
         Point::Seq(oldest.seq)
     };
-    let changes = history.changes(start, Point::Time(to), "from").await?;
+    let keep = |c: &Change| {
+        let (kind, namespace) = match &c.op {
+            ChangeOp::Upsert(r) => (&r.kind, &r.namespace),
+            ChangeOp::Delete { key, .. } => (&key.kind, &key.namespace),
+        };
+        filter.kind.as_ref().is_none_or(|k| k == kind)
+            && filter.namespace.as_ref().is_none_or(|n| n == namespace)
+    };
+    let changes = history
+        .changes(start, Point::Time(to), "from", Some(&keep))
+        .await?;
     let buckets = cluster_timeline(&changes, from, to, bucket, &filter)
         .map_err(|e| ApiError::param("bucket", e))?;
     let seq = changes.last().map_or(oldest.seq, |c| c.seq);

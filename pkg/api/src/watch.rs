@@ -369,7 +369,7 @@ async fn changes_upto(
     let started = tokio::time::Instant::now();
     loop {
         let changes = history
-            .changes(point, astrolabe_history::Point::Seq(upto), text)
+            .changes(point, astrolabe_history::Point::Seq(upto), text, None)
             .await?;
         if changes.last().map_or(from, |c| c.seq) >= upto {
             return Ok(changes);

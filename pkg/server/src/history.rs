@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use astrolabe_api::history::{AsOf, GapInfo, HistoryError, HistorySource, Located, PastGraph};
+use astrolabe_api::history::{
+    AsOf, GapInfo, HistoryError, HistorySource, Keep, Located, PastGraph,
+};
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_history::{GraphCache, Point};
 use astrolabe_model::Change;
@@ -348,6 +350,7 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
         from: Point,
         to: Point,
         text: &'a str,
+        keep: Option<&'a Keep<'a>>,
     ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>> {
         Box::pin(async move {
             let after = |c: &Change, p: Point| match p {
@@ -366,7 +369,7 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
                 if to != Point::Now && after(&change, to) {
                     return false;
                 }
-                if after(&change, from) {
+                if after(&change, from) && keep.is_none_or(|keep| keep(&change)) {
                     out.push(change);
                 }
                 true

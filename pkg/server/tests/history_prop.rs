@@ -286,7 +286,7 @@ async fn run_case(
             }
         };
         let (_, mut base) = graph_at(history.as_ref(), &g, from).await;
-        let changes = history.changes(from, to, "test").await.unwrap();
+        let changes = history.changes(from, to, "test", None).await.unwrap();
         let diff = diff_by_replay(&mut base, &changes, &DiffFilter::default());
         let (before, after) = (
             state(expected(&empty, &steps, from)),
