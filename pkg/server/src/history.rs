@@ -79,18 +79,18 @@ impl<L: EventLog + Clone> LogHistory<L> {
         self.log.checkpoints().await.map_err(unavailable)
     }
 
+    /// Whether the log still holds every change from sequence 1 (or none yet): the empty graph
+    /// is then a base for any point.
+    async fn starts_at_one(&self) -> Result<bool, HistoryError> {
+        let first = self.log.first_seq().await.map_err(unavailable)?;
+        Ok(first.unwrap_or(1) <= 1)
+    }
+
     /// The oldest point: the oldest checkpoint, or the start of the log when it still begins at
     /// sequence 1.
     async fn oldest_point(&self) -> Result<AsOf, HistoryError> {
         let checkpoints = self.checkpoints().await?;
-        if self
-            .log
-            .first_seq()
-            .await
-            .map_err(unavailable)?
-            .unwrap_or(1)
-            <= 1
-        {
+        if self.starts_at_one().await? {
             return Ok(AsOf::new(0, 0));
         }
         match checkpoints.first() {
@@ -111,14 +111,7 @@ impl<L: EventLog + Clone> LogHistory<L> {
         if let Some(c) = checkpoints.iter().rev().find(fits) {
             return Ok(Some(c.clone()));
         }
-        if self
-            .log
-            .first_seq()
-            .await
-            .map_err(unavailable)?
-            .unwrap_or(1)
-            <= 1
-        {
+        if self.starts_at_one().await? {
             return Ok(None);
         }
         Err(HistoryError::Gone {
