@@ -337,7 +337,9 @@ async fn measure<L: EventLog + Clone>(
         let base = past(h.locate(Point::Seq(from), "-10m").await?, from)?;
         let located = ms(started);
         let t = Instant::now();
-        let changes = h.changes(Point::Seq(from), Point::Now, "-10m").await?;
+        let changes = h
+            .changes(Point::Seq(from), Point::Now, "-10m", None)
+            .await?;
         let read = ms(t);
         let t = Instant::now();
         let mut graph = Arc::unwrap_or_clone(base.graph);
@@ -536,7 +538,7 @@ async fn diff_parts<L: EventLog + Clone>(
     }
     let read = ms(t);
     let changes = history
-        .changes(Point::Seq(from), Point::Now, "-10m")
+        .changes(Point::Seq(from), Point::Now, "-10m", None)
         .await?;
     let base = past(history.locate(Point::Seq(from), "-10m").await?, from)?;
     let mut graph = Arc::unwrap_or_clone(base.graph);
