@@ -296,30 +296,6 @@ async fn with_redis_the_history_survives_a_restart() {
     assert!(gap["reason"].as_str().unwrap().contains(':'), "{gap}");
 }
 
-/// Reads the SSE stream at `path` until `until` holds for what was read (bounded); returns it.
-async fn sse_until(server: &Server, path: &str, until: impl Fn(&str) -> bool) -> String {
-    let url = format!("http://127.0.0.1:{}{path}", server.port);
-    let mut resp = reqwest::get(url).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let read = async move {
-        let mut body = String::new();
-        while !until(&body) {
-            match resp.chunk().await.unwrap() {
-                Some(chunk) => body.push_str(&String::from_utf8_lossy(&chunk)),
-                None => panic!("SSE stream ended: {body}"),
-            }
-        }
-        body
-    };
-    astrolabe_testkit::within(
-        common::DEADLINE,
-        "the SSE stream shows what is awaited",
-        read,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// `/api/v1/watch?since=`: the changes since the point first (no ids), `caught-up` with the
 /// feed's id, then live events; a point older than retention is a 410, a malformed one a 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +329,12 @@ async fn the_change_stream_starts_from_a_past_point() {
     .await;
 
     let path = format!("/api/v1/watch?since=seq:{before}&namespace={ns}");
-    let replayed = sse_until(&server, &path, |b| b.contains("event: caught-up")).await;
+    let replayed = server
+        .sse_until(&path, |b| {
+            String::from_utf8_lossy(b).contains("event: caught-up")
+        })
+        .await;
+    let replayed = String::from_utf8_lossy(&replayed).into_owned();
     let (past, caught_up) = replayed.split_once("event: caught-up").unwrap();
     assert!(
         past.contains("event: node-added") && past.contains("\"name\":\"past-cm\""),

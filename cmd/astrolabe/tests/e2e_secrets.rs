@@ -207,28 +207,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// The SSE stream from its first retained event, read until `until` shows (bounded).
-async fn sse_until(server: &Server, until: &str) -> Vec<u8> {
-    let url = format!(
-        "http://127.0.0.1:{}/api/v1/watch?lastEventId=0",
-        server.port
-    );
-    let mut resp = reqwest::get(url).await.unwrap();
-    let read = async move {
-        let mut body = Vec::new();
-        while !contains(&body, until) {
-            match resp.chunk().await.unwrap() {
-                Some(chunk) => body.extend_from_slice(&chunk),
-                None => panic!("SSE stream ended: {}", String::from_utf8_lossy(&body)),
-            }
-        }
-        body
-    };
-    astrolabe_testkit::within(DEADLINE, "the SSE stream shows the last change", read)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_annotation_values_never_leave_the_process() {
     let redis = RedisServer::start().unwrap();
@@ -356,7 +334,11 @@ async fn planted_annotation_values_never_leave_the_process() {
     assert!(contains(&api, KEPT) && contains(&api, "vault-release"));
 
     // The change stream, from the first retained event to the marker.
-    let sse = sse_until(&server, "last-marker").await;
+    let sse = server
+        .sse_until("/api/v1/watch?lastEventId=0", |b| {
+            contains(b, "last-marker")
+        })
+        .await;
     assert_clean("the SSE stream", &sse);
     assert!(contains(&sse, KEPT), "{}", String::from_utf8_lossy(&sse));
 

@@ -232,9 +232,7 @@ pub async fn graph_at(
         return Ok(Snapshot::Live(graph.clone()));
     };
     let Some(history) = history else {
-        return Err(ApiError::Unavailable(
-            "this server keeps no history (--history-max-changes=0)".to_owned(),
-        ));
+        return Err(no_history());
     };
     match history.locate(point, &text).await? {
         Located::Live => Ok(Snapshot::Live(graph.clone())),
@@ -279,7 +277,8 @@ pub async fn stamp(snapshot: &Snapshot, response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-fn no_history() -> ApiError {
+/// The 503 of a history request to a server that keeps none.
+pub(crate) fn no_history() -> ApiError {
     ApiError::Unavailable("this server keeps no history (--history-max-changes=0)".to_owned())
 }
 
@@ -315,11 +314,11 @@ fn ordered(from: Point, to: Point) -> Result<(), ApiError> {
 }
 
 /// The graph at `located` as a past graph: the live one is copied.
-fn past_or_live(state: &AppState, located: Located) -> PastGraph {
+pub(crate) fn past_or_live(graph: &SharedGraph, located: Located) -> PastGraph {
     match located {
         Located::Past(p) => p,
         Located::Live => {
-            let g = state.graph.read();
+            let g = graph.read();
             // The time of the newest change; unknown (0) only before any change since start.
             let time = match g.ts_ms() {
                 0 => astrolabe_model::now_ms(),
@@ -438,7 +437,7 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         kind: p.kind("kind")?,
         root_and_depth,
     };
-    let base = past_or_live(&state, history.locate(from, &from_text).await?);
+    let base = past_or_live(&state.graph, history.locate(from, &from_text).await?);
     let changes = history.changes(from, to, &from_text, None).await?;
     let from_as_of = AsOf::new(base.as_of.seq, base.as_of.time_ms);
     let to_as_of = changes
@@ -536,7 +535,7 @@ async fn object_history(state: &AppState, which: Which) -> ApiResult<Response> {
     let oldest = history.oldest().await?;
     let start = Point::Seq(oldest.seq);
     let text = format!("seq:{}", oldest.seq);
-    let base = past_or_live(state, history.locate(start, &text).await?);
+    let base = past_or_live(&state.graph, history.locate(start, &text).await?);
     // Only the object's changes are kept while the log is read (a UID keeps its key).
     let initial = match &which {
         Which::Uid(uid) => Some(uid.clone()),

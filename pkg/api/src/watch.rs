@@ -33,6 +33,7 @@ use astrolabe_model::{Kind, Str};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::feed::{FeedEvent, Since, Subscription};
+use crate::history::{no_history, past_or_live};
 use crate::json::{EdgeJson, with_seq};
 use crate::params::Params;
 use crate::queries::WatchQuery;
@@ -327,21 +328,10 @@ async fn past_point(
     state: &AppState,
     text: &str,
 ) -> ApiResult<(crate::history::PastGraph, astrolabe_history::Point, String)> {
-    let history = state.history.clone().ok_or_else(|| {
-        ApiError::Unavailable("this server keeps no history (--history-max-changes=0)".to_owned())
-    })?;
+    let history = state.history.clone().ok_or_else(no_history)?;
     let point = astrolabe_history::Point::parse(text, astrolabe_model::now_ms())
         .map_err(|e| ApiError::param("since", e))?;
-    let base = match history.locate(point, text).await? {
-        crate::history::Located::Past(p) => p,
-        crate::history::Located::Live => {
-            let g = state.graph.read();
-            crate::history::PastGraph {
-                graph: Arc::new(g.clone()),
-                as_of: crate::history::AsOf::new(g.seq(), g.ts_ms()),
-            }
-        }
-    };
+    let base = past_or_live(&state.graph, history.locate(point, text).await?);
     Ok((base, point, text.to_owned()))
 }
 

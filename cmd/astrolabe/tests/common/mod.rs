@@ -186,6 +186,27 @@ impl Server {
         }
     }
 
+    /// The SSE stream at `path` (a `/api/v1/watch` URL), read until `until` holds for what was
+    /// read (bounded by [`DEADLINE`]); what was read.
+    pub async fn sse_until(&self, path: &str, until: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut resp = self.http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let read = async move {
+            let mut body = Vec::new();
+            while !until(&body) {
+                match resp.chunk().await.unwrap() {
+                    Some(chunk) => body.extend_from_slice(&chunk),
+                    None => panic!("SSE stream ended: {}", String::from_utf8_lossy(&body)),
+                }
+            }
+            body
+        };
+        astrolabe_testkit::within(DEADLINE, "the SSE stream shows what is awaited", read)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
