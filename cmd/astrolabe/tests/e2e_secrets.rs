@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use astrolabe_testkit::RedisServer;
-use common::{DEADLINE, Emulator, Server, eventually};
+use common::{Emulator, Server, eventually};
 use serde_json::{Value, json};
 
 const CLUSTER: &str = "hygiene";
