@@ -656,6 +656,11 @@ fn is_version(s: &str) -> bool {
 /// Up to five known kinds whose names are close to `wanted` (within two edits, or sharing a
 /// prefix of four letters), group-qualified.
 fn close_names(wanted: &str, known: &[Kind]) -> Vec<String> {
+    // The first four letters (characters, not bytes: the name comes from a request).
+    let prefix = wanted.char_indices().nth(4).map_or(
+        (wanted.chars().count() >= 4).then_some(wanted),
+        |(end, _)| Some(&wanted[..end]),
+    );
     let mut scored: Vec<(usize, String)> = known
         .iter()
         .filter_map(|k| {
@@ -664,7 +669,7 @@ fn close_names(wanted: &str, known: &[Kind]) -> Vec<String> {
                 .iter()
                 .map(|n| {
                     let d = edit_distance(wanted, n);
-                    let shared = wanted.len() >= 4 && n.starts_with(&wanted[..4]);
+                    let shared = prefix.is_some_and(|p| n.starts_with(p));
                     if d <= 2 || shared { d } else { usize::MAX }
                 })
                 .min()
@@ -902,6 +907,17 @@ mod tests {
         assert_eq!(Kind::resolve("Service"), Ok(Kind::Service));
         assert!(is_version("v1") && is_version("v1beta1") && is_version("v2alpha3"));
         assert!(!is_version("v") && !is_version("vbeta1") && !is_version("v1beta"));
+    }
+
+    /// Close matches compare the first four characters, whatever their byte lengths (a name
+    /// from a request may be any text).
+    #[test]
+    fn close_matches_of_any_text_never_panic() {
+        for name in ["ּ�:", "Depl", "dëplöyments", "日本語のカインド", "ab"] {
+            assert!(Kind::resolve(name).is_err(), "{name}");
+        }
+        let err = Kind::resolve("deplo").unwrap_err().to_string();
+        assert!(err.contains("Deployment"), "{err}");
     }
 
     #[test]
