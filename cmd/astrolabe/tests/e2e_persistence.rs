@@ -1,7 +1,9 @@
 //! Persistence end to end: the real binary, the emulator and a real redis-server (AOF
 //! everysec, the root redis.conf). Restarts after SIGTERM and kill -9 serve the persisted graph
 //! before any relist; changes made while the server was down converge; Redis killed during churn
-//! converges; corrupt entries and snapshots are counted and survived; export/import round-trips.
+//! converges; the first update of a recovered object is logged as a patch, and patches rebuild
+//! the served graph; corrupt entries and snapshots are counted and survived; export/import
+//! round-trips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -98,6 +100,59 @@ async fn restarts_serve_the_persisted_graph_and_converge() {
         server.log_text().contains("deleted while unwatched"),
         "the deletion is logged"
     );
+
+    // The writer starts remembering the recovered state: the first update of a recovered
+    // object is logged as a patch.
+    let seq1 = server.seq().await;
+    let recovered = emu
+        .sim
+        .list_in("services", "team-000")
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let (name, uid) = (
+        recovered["metadata"]["name"].as_str().unwrap().to_owned(),
+        recovered["metadata"]["uid"].as_str().unwrap().to_owned(),
+    );
+    emu.sim
+        .update("services", "team-000", &name, |o| {
+            o["metadata"]["labels"]["edited"] = json!("after-recovery");
+        })
+        .unwrap();
+    let update = eventually(
+        "the update of a recovered object reaches the log",
+        || server.log_tail(),
+        || async {
+            let entries = log(&redis).read_after(seq1, 10_000).await.ok()?;
+            entries.into_iter().find(|e| {
+                astrolabe_model::codec::change_uid(&e.payload).is_some_and(|at| match at {
+                    astrolabe_model::patch::UidAt::Text(t) => t == uid,
+                    astrolabe_model::patch::UidAt::Range(r) => e.payload[r] == *uid.as_bytes(),
+                })
+            })
+        },
+    )
+    .await;
+    assert!(
+        astrolabe_model::codec::is_patch(&update.payload),
+        "the first update of a recovered object is a patch"
+    );
+
+    // Churn after the recovery: what Redis holds still rebuilds the served graph.
+    emu.start_churn(50.0, 4);
+    eventually(
+        "churn after the recovery reaches the graph",
+        || server.log_tail(),
+        || async { (server.seq().await > seq1 + 100).then_some(()) },
+    )
+    .await;
+    assert!(emu.stop_churn().await > 0);
+    server
+        .wait_graph("graph equals the emulator after more churn", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
     wait_durable(&server, &redis).await;
     server.sigterm();
     assert!(server.exit_status().await.success());

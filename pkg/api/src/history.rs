@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_history::{
-    Bucket, Diff, DiffFilter, EdgeDiff, FieldChange, ObjectDiff, Point, TimelineFilter, Touched,
-    Version, VersionOp, cluster_timeline, diff_by_replay, format_time, object_timeline,
+    Bucket, Diff, DiffFilter, EdgeDiff, FieldChange, ObjectDiff, Point, TimelineFilter, Touch,
+    Touched, Version, VersionOp, cluster_timeline, diff_between, format_time, object_timeline,
 };
 use astrolabe_model::{Change, ChangeOp, ObjectKey, Str, Uid};
 use axum::extract::rejection::PathRejection;
@@ -65,12 +65,15 @@ pub struct GapInfo {
     #[serde(serialize_with = "astrolabe_history::serialize_time")]
     #[schema(value_type = String)]
     pub from: i64,
-    /// Its end (RFC 3339).
+    /// Its end (RFC 3339); the time of the answer for a gap still open.
     #[serde(serialize_with = "astrolabe_history::serialize_time")]
     #[schema(value_type = String)]
     pub to: i64,
     /// Why.
     pub reason: String,
+    /// Still open: the watch is failing now (absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ongoing: bool,
 }
 
 /// The graph at a past point, as the history source materialised it.
@@ -150,6 +153,10 @@ pub trait HistorySource: Send + Sync + 'static {
         text: &'a str,
         keep: Option<&'a Keep<'a>>,
     ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>>;
+
+    /// Each object changed after sequence `after` up to and including `upto`, with its last
+    /// change there, waiting a bounded time for the log to hold `upto`.
+    fn touched(&self, after: u64, upto: u64) -> BoxFuture<'_, Result<Vec<Touch>, HistoryError>>;
 
     /// The recorded gaps that overlap `[from_ms, to_ms]`.
     fn gaps(&self, from_ms: i64, to_ms: i64) -> BoxFuture<'_, Result<Vec<GapInfo>, HistoryError>>;
@@ -421,7 +428,7 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
             "required: the earlier point (seq:N, an RFC 3339 time or -15m)",
         )
     })?;
-    let (to, _) = point_param(&p, "to")?.unwrap_or((Point::Now, "now".to_owned()));
+    let (to, to_text) = point_param(&p, "to")?.unwrap_or((Point::Now, "now".to_owned()));
     not_future(&state, "from", from)?;
     not_future(&state, "to", to)?;
     ordered(from, to)?;
@@ -437,12 +444,15 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         kind: p.kind("kind")?,
         root_and_depth,
     };
-    let base = past_or_live(&state.graph, history.locate(from, &from_text).await?);
-    let changes = history.changes(from, to, &from_text, None).await?;
+    let base = exactly(&state, &*history, from, &from_text).await?;
+    let target = exactly(&state, &*history, to, &to_text).await?;
     let from_as_of = AsOf::new(base.as_of.seq, base.as_of.time_ms);
-    let to_as_of = changes
-        .last()
-        .map_or_else(|| from_as_of.clone(), |c| AsOf::new(c.seq, c.ts_ms));
+    let to_as_of = AsOf::new(target.as_of.seq, target.as_of.time_ms);
+    let touched = if to_as_of.seq > from_as_of.seq {
+        history.touched(from_as_of.seq, to_as_of.seq).await?
+    } else {
+        Vec::new()
+    };
     let to_ms = match to {
         Point::Time(t) => t,
         Point::Now => astrolabe_model::now_ms(),
@@ -450,8 +460,7 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
     };
     let gaps = history.gaps(from_as_of.time_ms, to_ms).await?;
     let diff = tokio::task::spawn_blocking(move || {
-        let mut graph = Arc::unwrap_or_clone(base.graph);
-        diff_by_replay(&mut graph, &changes, &filter)
+        diff_between(&base.graph, &target.graph, &touched, &filter)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("diff failed: {e}")))?;
@@ -459,6 +468,29 @@ pub async fn diff(State(state): State<AppState>, p: Params) -> ApiResult<Respons
         to_as_of.seq,
         Json(DiffJson::new(from_as_of, to_as_of, gaps, &diff)),
     ))
+}
+
+/// The graph at `point`, past or a copy of the live one, standing exactly at it: a point that
+/// located the live graph is located again if the live graph moved past it meanwhile.
+async fn exactly(
+    state: &AppState,
+    history: &dyn HistorySource,
+    point: Point,
+    text: &str,
+) -> ApiResult<PastGraph> {
+    let graph = past_or_live(&state.graph, history.locate(point, text).await?);
+    let moved_past = match point {
+        Point::Now => false,
+        Point::Seq(n) => graph.as_of.seq > n,
+        Point::Time(t) => graph.as_of.time_ms > t,
+    };
+    if moved_past {
+        return Ok(past_or_live(
+            &state.graph,
+            history.locate(point, text).await?,
+        ));
+    }
+    Ok(graph)
 }
 
 /// What an object history names.

@@ -130,6 +130,25 @@ fn view(g: &Graph, e: EdgeReference<'_, EdgeData>) -> EdgeView {
     }
 }
 
+/// Every edge at the resource (leaving it, then pointing at it) that `keep` keeps given the
+/// resources at its two ends (source, target), unsorted; empty when unknown. The ends are read
+/// without building a view of edges `keep` refuses.
+pub fn edges_at_where(
+    g: &Graph,
+    uid: &Uid,
+    mut keep: impl FnMut(&Arc<Resource>, &Arc<Resource>) -> bool,
+) -> Vec<EdgeView> {
+    let Some(idx) = g.index_of(uid) else {
+        return Vec::new();
+    };
+    [Outgoing, Incoming]
+        .into_iter()
+        .flat_map(|dir| g.g.edges_directed(idx, dir))
+        .filter(|e| keep(&g.g[e.source()], &g.g[e.target()]))
+        .map(|e| view(g, e))
+        .collect()
+}
+
 /// Edges leaving the resource, sorted; empty when unknown.
 pub fn out_edges(g: &Graph, uid: &Uid) -> Vec<EdgeView> {
     edges_of(g, uid, Outgoing)

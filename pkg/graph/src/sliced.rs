@@ -40,7 +40,10 @@ impl Graph {
 /// **start** (`Snapshot::seq`): replaying every change after that sequence gives the live state,
 /// because every change is the full state of one resource (an upsert) or its removal, so the
 /// last change of each resource decides it and resources without a later change were copied as
-/// they were at the start. Commit it only once every change up to the end sequence
+/// they were at the start. The log keeps most updates as patches of the resource's previous
+/// version (`docs/adr/0020`); a patch whose result the copy already holds changes nothing, and
+/// one made against an earlier version than the copy's is followed by the change the copy
+/// holds, so the last change still decides. Commit it only once every change up to the end sequence
 /// (`copied_until`) is durable, so that the copy never holds a change the log may lose.
 /// Property-tested against Redis in `astrolabe-persist`'s `replay_prop`.
 ///

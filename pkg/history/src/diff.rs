@@ -1,23 +1,23 @@
-//! The net difference between two points of the log, found by replaying the changes between them
-//! on the graph at the first.
+//! The net difference between two points of the log.
 //!
-//! [`diff_by_replay`] applies each change through [`Graph::apply`] and keeps, per object and per
-//! edge, the last change that touched it. The net result compares the two ends only, so an
-//! object added then removed inside the window, or an edge removed then derived again, is not in
-//! the diff.
+//! [`diff_between`] compares the graphs at the two points over the objects the log changed
+//! between them (the server knows them from its index of the log, without decoding a change);
+//! [`diff_by_replay`] gets the second graph by replaying the changes on the first. The result
+//! compares the two ends only, so an object added then removed inside the window, or an edge
+//! removed then derived again, is not in the diff.
 //!
 //! Edges are compared around the objects the window touched, not over the whole graph: every
 //! edge the graph adds or removes for a change ends at the changed object, or (when an object
 //! is deleted while another holds its name) at the object holding that name. So the edges of the
-//! changed objects and of the holders of their names, read before and after the replay, are
-//! all the edges that can differ; the cost is their degree, not the graph's size.
+//! changed objects and of the holders of their names, at both points, are all the edges that can
+//! differ; the cost is their degree, not the graph's size.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, Direction, EdgeView, NeighborQuery};
-use astrolabe_graph::{Graph, GraphChange, GraphEvent};
-use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource, Str, Uid};
+use astrolabe_model::{Change, Kind, ObjectKey, Resource, Str, Uid};
 use serde::Serialize;
 
 use crate::fields::{FieldChange, field_changes};
@@ -128,44 +128,71 @@ pub struct Diff {
 
 /// Applies `changes` (those after the graph's point, oldest first; any at or below the graph's
 /// sequence number are skipped) to `graph`, which ends at the last of them, and returns what
-/// differs between the two points, restricted by `filter`.
+/// differs between the two points, restricted by `filter` ([`diff_between`] of the graph before
+/// and after).
 pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter) -> Diff {
+    let before = graph.clone();
     let from_seq = graph.seq();
-    let changes: Vec<&Change> = changes.iter().filter(|c| c.seq > from_seq).collect();
-    let hood_before = neighbourhood(graph, filter);
-    let around = edge_ends_that_can_change(graph, &changes);
-    let before: HashMap<Uid, Arc<Resource>> = around
-        .iter()
-        .filter_map(|uid| Some((uid.clone(), graph.get(uid)?.clone())))
+    let mut last: HashMap<Uid, (u64, i64)> = HashMap::new();
+    for change in changes.iter().filter(|c| c.seq > from_seq) {
+        graph.apply(change.op.clone(), change.ts_ms, &mut ());
+        graph.advance_seq(change.seq);
+        last.insert(change.op.uid().clone(), (change.seq, change.ts_ms));
+    }
+    let touched: Vec<Touch> = last
+        .into_iter()
+        .map(|(uid, (seq, ts_ms))| Touch { uid, seq, ts_ms })
         .collect();
-    let edges_before = edges_around(graph, &around);
-    let stamps = replay(graph, &changes);
-    let edges_after = edges_around(graph, &around);
+    diff_between(&before, graph, &touched, filter)
+}
+
+/// An object the log changed in a window, with its last change there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// The object.
+    pub uid: Uid,
+    /// Its last change in the window.
+    pub seq: u64,
+    /// When that change was applied.
+    pub ts_ms: i64,
+}
+
+/// What differs between `from` and `to`, the graphs at two points of the log, given `touched`:
+/// every object changed between them, with its last change (each once). Restricted by
+/// `filter`.
+///
+/// Only the touched objects are compared, and the edges around them and around the objects
+/// that hold their names; the cost is their number and degree, not the graphs' size. An edge's
+/// sequence and time are those of the last change of its source in the window, or of its target
+/// when the source did not change (edges derive from the source's references and selectors, and
+/// the target's identity and labels).
+pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFilter) -> Diff {
     let keep = Keep {
         filter,
-        hood: hood_before.map(|mut hood| {
-            hood.extend(neighbourhood(graph, filter).unwrap_or_default());
+        hood: neighbourhood(from, filter).map(|mut hood| {
+            hood.extend(neighbourhood(to, filter).unwrap_or_default());
             hood
         }),
     };
-
     let mut diff = Diff {
-        from_seq,
-        to_seq: graph.seq(),
+        from_seq: from.seq(),
+        to_seq: to.seq(),
         ..Diff::default()
     };
-    for (uid, &(seq, ts_ms)) in &stamps.objects {
+    let stamps: HashMap<&Uid, (u64, i64)> =
+        touched.iter().map(|t| (&t.uid, (t.seq, t.ts_ms))).collect();
+    for t in touched {
         let touched = |resource: &Resource| Touched {
-            uid: uid.clone(),
+            uid: t.uid.clone(),
             key: resource.key(),
-            seq,
-            ts_ms,
+            seq: t.seq,
+            ts_ms: t.ts_ms,
         };
         let entry = |resource: &Arc<Resource>| ObjectDiff {
             object: touched(resource),
             resource: resource.clone(),
         };
-        match (before.get(uid), graph.get(uid)) {
+        match (from.get(&t.uid), to.get(&t.uid)) {
             (None, Some(new)) if keep.object(new) => diff.added.push(entry(new)),
             (Some(old), None) if keep.object(old) => diff.removed.push(entry(old)),
             (Some(old), Some(new)) if old != new && (keep.object(old) || keep.object(new)) => {
@@ -186,81 +213,43 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
     diff.modified
         .sort_by(|a, b| a.object.order().cmp(&b.object.order()));
 
-    let end = |uid: &Uid| graph.get(uid).or_else(|| before.get(uid));
-    let kept = |e: &&EdgeView| keep.edge(e, [end(&e.from), end(&e.to)]);
-    // Every edge that differs changed in some change of the window; the fallback is never
-    // taken, it only keeps the answer whole.
-    let last = changes.last().map_or((from_seq, 0), |c| (c.seq, c.ts_ms));
+    // The ends at which edges can differ: the touched objects, and the objects that hold (at
+    // either point) the name one of them has (a UID's kind, namespace and name never change).
+    let mut around: HashSet<&Uid> = HashSet::with_capacity(touched.len());
+    let mut holders: Vec<&Uid> = Vec::new();
+    for t in touched {
+        around.insert(&t.uid);
+        if let Some(r) = to.get(&t.uid).or_else(|| from.get(&t.uid)) {
+            let key = r.key();
+            for graph in [from, to] {
+                if let Some(holder) = graph.get_by_key(&key)
+                    && holder.uid != t.uid
+                {
+                    holders.push(&holder.uid);
+                }
+            }
+        }
+    }
+    around.extend(holders);
+    let kept = |a: &Arc<Resource>, b: &Arc<Resource>| keep.edge(a, b);
+    let edges_before = edges_around(from, &around, &kept);
+    let edges_after = edges_around(to, &around, &kept);
+    let last = (diff.to_seq, to.ts_ms());
     let stamped = |edge: &EdgeView| {
-        let (seq, ts_ms) = stamps.edges.get(edge).copied().unwrap_or(last);
+        let (seq, ts_ms) = stamps
+            .get(&edge.from)
+            .or_else(|| stamps.get(&edge.to))
+            .copied()
+            .unwrap_or(last);
         EdgeDiff {
             edge: edge.clone(),
             seq,
             ts_ms,
         }
     };
-    diff.edges_added = edges_after
-        .difference(&edges_before)
-        .filter(kept)
-        .map(stamped)
-        .collect();
-    diff.edges_removed = edges_before
-        .difference(&edges_after)
-        .filter(kept)
-        .map(stamped)
-        .collect();
+    diff.edges_added = edges_after.difference(&edges_before).map(stamped).collect();
+    diff.edges_removed = edges_before.difference(&edges_after).map(stamped).collect();
     diff
-}
-
-/// The last change of the window that touched each object and each edge.
-struct Stamps {
-    objects: HashMap<Uid, (u64, i64)>,
-    edges: HashMap<EdgeView, (u64, i64)>,
-}
-
-/// Applies the changes to the graph, noting which change last touched each object and edge.
-fn replay(graph: &mut Graph, changes: &[&Change]) -> Stamps {
-    let mut stamps = Stamps {
-        objects: HashMap::new(),
-        edges: HashMap::new(),
-    };
-    let mut events: Vec<GraphEvent> = Vec::new();
-    for change in changes {
-        graph.apply(change.op.clone(), change.ts_ms, &mut events);
-        graph.advance_seq(change.seq);
-        let stamp = (change.seq, change.ts_ms);
-        stamps.objects.insert(change.op.uid().clone(), stamp);
-        for event in events.drain(..) {
-            if let GraphChange::EdgeAdded(edge) | GraphChange::EdgeRemoved(edge) = event.change {
-                stamps.edges.insert(edge, stamp);
-            }
-        }
-    }
-    stamps
-}
-
-/// The objects at whose ends edges can appear or disappear during the changes: the changed
-/// objects, and the objects that hold (in the graph at the start) a name one of them has or
-/// had.
-fn edge_ends_that_can_change(graph: &Graph, changes: &[&Change]) -> HashSet<Uid> {
-    let mut around: HashSet<Uid> = HashSet::new();
-    for change in changes {
-        let uid = change.op.uid();
-        around.insert(uid.clone());
-        let keys = [
-            match &change.op {
-                ChangeOp::Upsert(r) => Some(r.key()),
-                ChangeOp::Delete { key, .. } => Some(key.clone()),
-            },
-            graph.get(uid).map(|r| r.key()),
-        ];
-        for key in keys.into_iter().flatten() {
-            if let Some(holder) = graph.get_by_key(&key) {
-                around.insert(holder.uid.clone());
-            }
-        }
-    }
-    around
 }
 
 /// What a [`DiffFilter`] keeps, with its neighbourhood (at either end) resolved.
@@ -284,11 +273,12 @@ impl Keep<'_> {
         self.matches(r) && self.in_hood(&r.uid)
     }
 
-    fn edge(&self, e: &EdgeView, ends: [Option<&Arc<Resource>>; 2]) -> bool {
+    /// Whether the edge between these two resources (source, target) is kept.
+    fn edge(&self, from: &Resource, to: &Resource) -> bool {
         let by_attributes = self.filter.namespace.is_some() || self.filter.kind.is_some();
-        (!by_attributes || ends.iter().flatten().any(|r| self.matches(r)))
-            && self.in_hood(&e.from)
-            && self.in_hood(&e.to)
+        (!by_attributes || self.matches(from) || self.matches(to))
+            && self.in_hood(&from.uid)
+            && self.in_hood(&to.uid)
     }
 }
 
@@ -309,14 +299,15 @@ fn neighbourhood(graph: &Graph, filter: &DiffFilter) -> Option<HashSet<Uid>> {
     )
 }
 
-/// Every edge that ends at one of these objects.
-fn edges_around(graph: &Graph, uids: &HashSet<Uid>) -> BTreeSet<EdgeView> {
+/// Every edge that ends at one of these objects and that `keep` keeps (given the resources at
+/// its ends).
+fn edges_around(
+    graph: &Graph,
+    uids: &HashSet<&Uid>,
+    keep: &impl Fn(&Arc<Resource>, &Arc<Resource>) -> bool,
+) -> BTreeSet<EdgeView> {
     uids.iter()
-        .flat_map(|uid| {
-            let mut edges = query::in_edges(graph, uid);
-            edges.extend(query::out_edges(graph, uid));
-            edges
-        })
+        .flat_map(|uid| query::edges_at_where(graph, uid, keep))
         .collect()
 }
 
@@ -324,7 +315,7 @@ fn edges_around(graph: &Graph, uids: &HashSet<Uid>) -> BTreeSet<EdgeView> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use astrolabe_model::{EdgeKind, LabelSelector, Reference};
+    use astrolabe_model::{ChangeOp, EdgeKind, LabelSelector, Reference};
 
     use super::*;
 

@@ -68,7 +68,7 @@ pub use error::{Error, Result};
 pub use event::IngestEvent;
 pub use metrics::InformerMetrics;
 pub use select::{Access, Mode, Selection};
-pub use status::{KindReport, SyncStatus};
+pub use status::{KindReport, OpenGap, SyncStatus};
 pub use watch::spawn;
 
 /// Log directives (`tracing_subscriber::EnvFilter` syntax) for kube's own log targets, which the

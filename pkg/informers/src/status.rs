@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use astrolabe_model::Kind;
+use astrolabe_model::{Kind, Str};
 use dashmap::DashMap;
 use serde::Serialize;
 
@@ -102,14 +102,61 @@ pub struct KindReport {
 #[derive(Clone, Debug, Default)]
 pub struct SyncStatus {
     kinds: Arc<DashMap<Kind, KindState>>,
+    /// The watches failing now, by kind and scope: since when, and why.
+    open_gaps: Arc<DashMap<Scope, (i64, String)>>,
     /// The first discovery has not finished yet: more kinds may come.
     discovering: Arc<AtomicBool>,
+}
+
+/// A kind, and the namespace it is watched in (`None`: every namespace).
+type Scope = (Kind, Option<Str>);
+
+/// A watch failing now ([`SyncStatus::open_gaps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenGap {
+    /// The kind.
+    pub kind: Kind,
+    /// The namespace watched; `None` for every namespace.
+    pub namespace: Option<Str>,
+    /// Since when (Unix milliseconds).
+    pub from_ms: i64,
+    /// Why.
+    pub reason: String,
 }
 
 impl SyncStatus {
     /// An empty status; [`crate::spawn`] registers the configured kinds.
     pub fn new() -> Self {
         SyncStatus::default()
+    }
+
+    /// A watch of `kind` in `scope` (`None`: every namespace) started failing at `from_ms`:
+    /// what the graph says of it is unknown until it recovers ([`SyncStatus::open_gaps`]).
+    pub fn gap_opened(&self, kind: &Kind, scope: Option<&Str>, from_ms: i64, reason: &str) {
+        self.open_gaps
+            .insert((kind.clone(), scope.cloned()), (from_ms, reason.to_owned()));
+    }
+
+    /// The watch of `kind` in `scope` recovered (its gap goes to the log).
+    pub fn gap_closed(&self, kind: &Kind, scope: Option<&Str>) {
+        self.open_gaps.remove(&(kind.clone(), scope.cloned()));
+    }
+
+    /// The gaps still open: the watches failing now, each with since when and why, oldest
+    /// first.
+    pub fn open_gaps(&self) -> Vec<OpenGap> {
+        let mut gaps: Vec<OpenGap> = self
+            .open_gaps
+            .iter()
+            .map(|e| OpenGap {
+                kind: e.key().0.clone(),
+                namespace: e.key().1.clone(),
+                from_ms: e.value().0,
+                reason: e.value().1.clone(),
+            })
+            .collect();
+        gaps.sort_by_key(|g| g.from_ms);
+        gaps
     }
 
     /// Registers `kind`, watched in `scopes` scopes (adds to any already registered).

@@ -410,8 +410,9 @@ impl Translator {
     }
 
     /// Closes the open gap, if any, at now.
-    fn close_gap(&mut self) {
+    fn close_gap(&mut self, status: &SyncStatus) {
         if let Some((from_ms, reason)) = self.gap_since.take() {
+            status.gap_closed(&self.kind, self.scope.as_ref());
             let to_ms = astrolabe_model::now_ms();
             tracing::info!(kind = %self.kind.qualified(), scope = ?self.scope, seconds = (to_ms - from_ms) as f64 / 1000.0, "a gap in this kind's watch is closed and recorded");
             self.gap = Some(IngestEvent::Gap {
@@ -482,7 +483,7 @@ impl Translator {
                 self.succeeded(ctx);
                 self.listing = false;
                 // Listed again after a failure: the state is known again.
-                self.close_gap();
+                self.close_gap(&ctx.status);
                 let now = jiff::Timestamp::now().as_second();
                 ctx.status
                     .list_completed(&self.kind, !self.listed_once, now);
@@ -528,7 +529,7 @@ impl Translator {
     /// outside a list, an open gap closes (inside one, it closes when the list completes).
     fn succeeded(&mut self, ctx: &Ctx) {
         if !self.listing {
-            self.close_gap();
+            self.close_gap(&ctx.status);
         }
         if self.failing {
             self.failing = false;
@@ -564,7 +565,10 @@ impl Translator {
             return;
         }
         if self.gap_since.is_none() {
-            self.gap_since = Some((astrolabe_model::now_ms(), format!("{reason}: {err}")));
+            let (from_ms, reason) = (astrolabe_model::now_ms(), format!("{reason}: {err}"));
+            ctx.status
+                .gap_opened(&self.kind, self.scope.as_ref(), from_ms, &reason);
+            self.gap_since = Some((from_ms, reason));
         }
         let entered = !self.failing;
         self.failing = true;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::LegacyKinds;
-use crate::{Change, Resource};
+use crate::patch::{PatchError, ResourcePatch, UidAt};
+use crate::{Change, Resource, Uid};
 
 /// The format version written by this build. Version 2 writes a kind outside the table of kinds
 /// with its group, version, plural and scope; version 1 wrote every kind as its bare name.
@@ -45,6 +46,10 @@ pub enum CodecError {
         /// The version found.
         found: u8,
     },
+    /// The payload is a patch ([`PATCH_FORMAT`]): it is decoded with [`decode_logged`] and
+    /// needs the object's previous version.
+    #[error("a patch of an earlier change (decode it with the object's previous version)")]
+    Patch,
     /// The payload is not a valid encoding.
     #[error("malformed payload")]
     Malformed(#[source] postcard::Error),
@@ -103,6 +108,9 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version == PATCH_FORMAT {
+        return Err(CodecError::Patch);
+    }
     decode_body(version, || {
         postcard::from_bytes(body).map_err(CodecError::Malformed)
     })
@@ -157,6 +165,145 @@ pub fn change_uid_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
     let start = bytes.len() - rest.len();
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     (end <= bytes.len()).then_some(start..end)
+}
+
+/// The format byte of a change payload that holds a [`ResourcePatch`] (the fields of an
+/// object that changed since its previous change) instead of a whole record: see
+/// [`encode_patch_into`] and [`decode_logged`]. Its sequence is not in the payload; the log
+/// keeps it beside it.
+pub const PATCH_FORMAT: u8 = 3;
+
+/// A change as the log keeps it: whole, or as a patch of the object's previous version.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Logged {
+    /// A whole change.
+    Change(Change),
+    /// An update of an object the log already holds.
+    Patch {
+        /// The change's sequence.
+        seq: u64,
+        /// When it was applied (Unix milliseconds).
+        ts_ms: i64,
+        /// What changed.
+        patch: ResourcePatch,
+    },
+}
+
+impl Logged {
+    /// The change's sequence.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Logged::Change(c) => c.seq,
+            Logged::Patch { seq, .. } => *seq,
+        }
+    }
+
+    /// When it was applied.
+    pub fn ts_ms(&self) -> i64 {
+        match self {
+            Logged::Change(c) => c.ts_ms,
+            Logged::Patch { ts_ms, .. } => *ts_ms,
+        }
+    }
+
+    /// The object it is about.
+    pub fn uid(&self) -> &Uid {
+        match self {
+            Logged::Change(c) => c.op.uid(),
+            Logged::Patch { patch, .. } => &patch.uid,
+        }
+    }
+
+    /// The whole change, a patch applied to `base` (the object's version before it, looked up
+    /// by UID). A patch whose result `base` already holds (the same `resourceVersion`) gives
+    /// that version.
+    ///
+    /// # Errors
+    /// [`PatchError`] when `base` has no version of the object, or not the one the patch was
+    /// made against.
+    pub fn resolve<'a>(
+        self,
+        base: impl FnOnce(&Uid) -> Option<&'a Arc<Resource>>,
+    ) -> Result<Change, PatchError> {
+        match self {
+            Logged::Change(c) => Ok(c),
+            Logged::Patch { seq, ts_ms, patch } => {
+                let current = base(&patch.uid);
+                let new = match current {
+                    // Its result already: a snapshot copied while the change was applied.
+                    Some(c) if patch.resource_version.as_ref() == Some(&c.resource_version) => {
+                        c.clone()
+                    }
+                    _ => crate::patch::apply_arc(&patch, current)?,
+                };
+                Ok(Change {
+                    seq,
+                    ts_ms,
+                    op: crate::ChangeOp::Upsert(new),
+                })
+            }
+        }
+    }
+}
+
+/// Appends the payload of change `ts_ms` as a patch to `out` (its sequence is kept beside it).
+///
+/// # Errors
+/// [`CodecError::Encode`] if serialisation fails (it does not for well-formed values).
+pub fn encode_patch_into(
+    ts_ms: i64,
+    patch: &ResourcePatch,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    out.push(PATCH_FORMAT);
+    patch.encode_into(ts_ms, out).map_err(CodecError::Encode)
+}
+
+/// Decodes a change payload of sequence `seq`: whole ([`decode_change`]'s formats) or a patch.
+///
+/// # Errors
+/// [`CodecError`] for empty, unknown-version or malformed bytes.
+pub fn decode_logged(seq: u64, bytes: &[u8]) -> Result<Logged, CodecError> {
+    match bytes.split_first() {
+        Some((&PATCH_FORMAT, body)) => {
+            let (ts_ms, patch) = ResourcePatch::decode(body).map_err(CodecError::Malformed)?;
+            Ok(Logged::Patch { seq, ts_ms, patch })
+        }
+        _ => decode_change(bytes).map(Logged::Change),
+    }
+}
+
+/// Whether a change payload is a patch (it needs the object's previous version).
+pub fn is_patch(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&PATCH_FORMAT)
+}
+
+/// The UID of the object a change payload (whole or patch) is about, read without decoding the
+/// change: where its text is in `bytes`, or the text. `None` when the bytes are not a change
+/// of a known format, or are cut short.
+pub fn change_uid(bytes: &[u8]) -> Option<UidAt> {
+    match bytes.split_first()? {
+        (&PATCH_FORMAT, body) => match ResourcePatch::key(body)? {
+            UidAt::Range(r) => Some(UidAt::Range(r.start + 1..r.end + 1)),
+            text => Some(text),
+        },
+        _ => change_uid_range(bytes).map(UidAt::Range),
+    }
+}
+
+/// When a change payload (whole or patch) was applied, and its object's UID
+/// ([`change_uid`]), read without decoding the change: what an index of the log keeps.
+pub fn change_stamp(bytes: &[u8]) -> Option<(i64, UidAt)> {
+    let (&version, body) = bytes.split_first()?;
+    let ts_ms = if version == PATCH_FORMAT {
+        postcard::take_from_bytes::<i64>(body).ok()?.0
+    } else if (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        // `Change { seq, ts_ms, .. }`.
+        postcard::take_from_bytes::<(u64, i64)>(body).ok()?.0.1
+    } else {
+        return None;
+    };
+    Some((ts_ms, change_uid(bytes)?))
 }
 
 /// Encodes several changes as one payload (for stream entries that carry a batch).

@@ -9,6 +9,8 @@
 //! - [`resource`]: [`Resource`] and its identity types ([`Uid`], [`ObjectKey`]).
 //! - [`reference`](mod@reference): [`Reference`], what an object points at (by UID, by key, by selector).
 //! - [`change`]: [`Change`], one applied mutation.
+//! - [`patch`]: [`ResourcePatch`], an update as the fields that changed (how the log keeps
+//!   most updates).
 //! - [`codec`]: the versioned binary encoding of changes and snapshots.
 
 pub mod change;
@@ -16,6 +18,7 @@ pub mod codec;
 pub mod edge;
 pub mod kind;
 pub mod labels;
+pub mod patch;
 pub mod reference;
 pub mod resource;
 pub mod selector;
@@ -24,6 +27,7 @@ pub use change::{Change, ChangeOp};
 pub use edge::{Dependency, EdgeDeclError, EdgeKind, UnknownEdgeKind, valid_edge_name};
 pub use kind::{Kind, KindInfo, KindLookupError, OtherKind};
 pub use labels::Labels;
+pub use patch::{PatchError, ResourcePatch, version_check};
 pub use reference::{Namespaces, Reference, Target};
 pub use resource::{
     ClaimRef, Fact, FactSet, Facts, Health, Helm, ObjectKey, OwnerRef, Replicas, Resource, Scaling,

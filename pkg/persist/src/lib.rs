@@ -93,7 +93,9 @@ pub use log::{
 };
 pub use memory_log::MemoryLog;
 pub use metrics::PersistMetrics;
-pub use model_codec::{ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error};
+pub use model_codec::{
+    LastVersions, ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error,
+};
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Fallback, Recovered, read_state, recover};
 pub use redis_log::{RedisConfig, RedisLog};
 pub use retention::HistoryRetention;

@@ -1,9 +1,13 @@
 //! The typed layer: model [`Change`]s as writer [`Record`]s, model snapshots as
 //! [`SnapshotBlob`]s, and [`ModelDecoder`] for [`crate::recover`].
 
-use astrolabe_model::Change;
-use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, SlicedSnapshot, Snapshot};
+use std::sync::Arc;
+
+use astrolabe_model::codec::{self, CodecError, FORMAT_VERSION, Logged, SlicedSnapshot, Snapshot};
+use astrolabe_model::patch::UidAt;
+use astrolabe_model::{Change, ChangeOp, Resource, ResourcePatch, Uid};
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use crate::encoder::SnapshotEncoder;
 use crate::error::{PersistError, Result};
@@ -27,6 +31,56 @@ impl Record for Change {
             seq: self.seq,
             detail: format!("{e}"),
         })
+    }
+
+    type Memory = LastVersions;
+
+    /// An update of an object whose last version the writer remembers is written as a patch
+    /// (`docs/adr/0020`); anything else whole.
+    fn encode_remembering(&self, memory: &mut LastVersions, out: &mut Vec<u8>) -> Result<()> {
+        match &self.op {
+            ChangeOp::Upsert(new) => {
+                let patch = memory
+                    .0
+                    .get(&new.uid)
+                    .and_then(|old| ResourcePatch::between(old, new));
+                match patch {
+                    Some(patch) => {
+                        codec::encode_patch_into(self.ts_ms, &patch, out).map_err(|e| {
+                            PersistError::Encode {
+                                seq: self.seq,
+                                detail: format!("{e}"),
+                            }
+                        })?
+                    }
+                    None => self.encode_into(out)?,
+                }
+                memory.0.insert(new.uid.clone(), new.clone());
+            }
+            ChangeOp::Delete { uid, .. } => {
+                memory.0.remove(uid);
+                self.encode_into(out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The writer's memory for model changes: the last version of each object it wrote (the same
+/// `Arc`s the graph holds while they are current).
+#[derive(Debug, Default)]
+pub struct LastVersions(FxHashMap<Uid, Arc<Resource>>);
+
+impl LastVersions {
+    /// Remembering `resources`: the state the log describes up to where the writer starts
+    /// (recovered from it), whose next updates can then be patches.
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> Self {
+        LastVersions(
+            resources
+                .into_iter()
+                .map(|r| (r.uid.clone(), r.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -98,7 +152,7 @@ impl ModelDecoder {
 
 impl Decoder for ModelDecoder {
     type Snapshot = Snapshot;
-    type Change = Change;
+    type Change = Logged;
 
     fn decode_snapshot(&self, bytes: &[u8]) -> Result<Snapshot> {
         codec::decode_snapshot(bytes).map_err(snapshot_error)
@@ -112,25 +166,32 @@ impl Decoder for ModelDecoder {
         codec::collect_snapshot(self.read_snapshot(payload)?).map_err(snapshot_error)
     }
 
-    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Change> {
-        let change = codec::decode_change(bytes).map_err(|e| match e {
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Logged> {
+        let change = codec::decode_logged(seq, bytes).map_err(|e| match e {
             CodecError::UnknownVersion { found } => unknown("entry", found),
             other => PersistError::EntryDecode {
                 seq,
                 source: Box::new(other),
             },
         })?;
-        if change.seq != seq {
+        if change.seq() != seq {
             return Err(PersistError::EntryDecode {
                 seq,
-                source: format!("entry carries sequence {}", change.seq).into(),
+                source: format!("entry carries sequence {}", change.seq()).into(),
             });
         }
         Ok(change)
     }
 
-    /// The object's UID.
-    fn change_key(&self, payload: &[u8]) -> Option<std::ops::Range<usize>> {
-        codec::change_uid_range(payload)
+    /// The object's UID (its text).
+    fn change_key(&self, payload: &Bytes) -> Option<Bytes> {
+        match codec::change_uid(payload)? {
+            UidAt::Range(r) => Some(payload.slice(r)),
+            UidAt::Text(t) => Some(Bytes::from(t)),
+        }
+    }
+
+    fn needs_previous(&self, payload: &[u8]) -> bool {
+        codec::is_patch(payload)
     }
 }

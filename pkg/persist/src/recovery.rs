@@ -10,7 +10,6 @@
 
 use crate::error::ErrorChain;
 use std::io::Read;
-use std::ops::Range;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -60,14 +59,23 @@ pub trait Decoder: Clone + Send + Sync + 'static {
     /// Any error marks the entry corrupt (it is skipped and counted).
     fn decode_change(&self, seq: u64, bytes: &[u8]) -> Result<Self::Change>;
 
-    /// Where, in a change's payload, the key of the object it is about sits. Every change
-    /// carries the whole new state of its object, or its removal, so a later change with the
-    /// same key supersedes it: recovery decodes only the last readable change per key, in
+    /// The key of the object a change's payload is about (bytes of the payload, or derived
+    /// from them). A change that carries the whole new state of its object, or its removal,
+    /// supersedes every earlier change with the same key: recovery decodes only the last
+    /// readable change per key, with the changes it needs ([`Decoder::needs_previous`]), in
     /// order (a tail of many updates to few objects replays in the time of the few). `None`,
     /// the default, for a payload without a key: it is decoded and kept in its place.
-    fn change_key(&self, payload: &[u8]) -> Option<Range<usize>> {
+    fn change_key(&self, payload: &Bytes) -> Option<Bytes> {
         let _ = payload;
         None
+    }
+
+    /// Whether a change's payload is relative to the previous change with its key (a patch):
+    /// recovery then keeps that one too, and so on back to a whole one or to the snapshot.
+    /// The default: never.
+    fn needs_previous(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
     }
 }
 
@@ -472,7 +480,7 @@ async fn read_tail<L: EventLog, D: Decoder>(
             let at = reads.len();
             let prev = decoder
                 .change_key(&entry.payload)
-                .and_then(|key| last_of_key.insert(entry.payload.slice(key), at));
+                .and_then(|key| last_of_key.insert(key, at));
             if let Some(p) = prev {
                 reads[p].superseded = true;
             }
@@ -493,9 +501,11 @@ async fn read_tail<L: EventLog, D: Decoder>(
     Ok(tail)
 }
 
-/// Decode every change no later one supersedes, in order. One that does not decode is counted
-/// and skipped, and the previous change with its key stands in for it, as a replay of every
-/// change would have left that object.
+/// Decode every change no later one supersedes, in order, with the earlier changes it needs
+/// ([`Decoder::needs_previous`]: a patch, back to a whole change or the start of the tail). One
+/// that does not decode is counted and skipped: the changes before it that it would have
+/// superseded stand in, as a replay of every change would have left that object; the patches
+/// after it cannot be applied and are counted with it.
 fn decode_latest<D: Decoder>(decoder: &D, reads: &[ReadChange], tail: &mut Tail<D::Change>) {
     let mut decoded = 0u64;
     let mut kept: Vec<(u64, D::Change)> = Vec::new();
@@ -506,18 +516,49 @@ fn decode_latest<D: Decoder>(decoder: &D, reads: &[ReadChange], tail: &mut Tail<
         }
         let mut at = Some(i);
         while let Some(j) = at {
-            let read = &reads[j];
-            decoded += 1;
-            match decoder.decode_change(read.seq, &read.payload) {
-                Ok(change) => {
-                    out_of_order |= j != i;
-                    kept.push((read.seq, change));
-                    break;
+            // `j` and the changes it needs, oldest first.
+            let mut chain = vec![j];
+            let mut k = j;
+            while decoder.needs_previous(&reads[k].payload)
+                && let Some(p) = reads[k].prev
+            {
+                chain.push(p);
+                k = p;
+            }
+            chain.reverse();
+            let mut failed = None;
+            for (n, &c) in chain.iter().enumerate() {
+                let read = &reads[c];
+                decoded += 1;
+                match decoder.decode_change(read.seq, &read.payload) {
+                    Ok(change) => {
+                        out_of_order |= kept.last().is_some_and(|(s, _)| *s > read.seq);
+                        kept.push((read.seq, change));
+                    }
+                    Err(e) => {
+                        tail.corrupt += 1;
+                        tracing::error!(seq = read.seq, error = %ErrorChain(&e), "corrupt stream entry skipped");
+                        failed = Some(n);
+                        break;
+                    }
                 }
-                Err(e) => {
-                    tail.corrupt += 1;
-                    tracing::error!(seq = read.seq, error = %ErrorChain(&e), "corrupt stream entry skipped");
-                    at = read.prev;
+            }
+            match failed {
+                None => at = None,
+                // The oldest one: the change before it stands in.
+                Some(0) => at = reads[chain[0]].prev,
+                Some(n) => {
+                    let lost = (chain.len() - n - 1) as u64;
+                    if lost > 0 {
+                        decoded += lost;
+                        tail.corrupt += lost;
+                        tracing::error!(
+                            seq = reads[chain[n]].seq,
+                            lost,
+                            "patches after a corrupt stream entry cannot be applied"
+                        );
+                    }
+                    at = None;
                 }
             }
         }

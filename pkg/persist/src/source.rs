@@ -28,6 +28,21 @@ pub trait Record: Send + 'static {
         out.extend_from_slice(&self.encode()?);
         Ok(())
     }
+
+    /// What the writer remembers of the records it encoded, to encode the next ones smaller
+    /// (for model changes: each object's last version, so that an update is written as the
+    /// fields that changed). The writer starts it empty and empties it whenever the log may
+    /// have lost a record (see [`Record::encode_remembering`]).
+    type Memory: Default + Send + 'static;
+
+    /// Append the stream payload to `out`, given what the writer remembers of the records
+    /// before this one (all of them, in order, since `memory` was last emptied), and remember
+    /// this one. A payload may depend on earlier records only through what `memory` holds;
+    /// readers resolve it against the state those records left.
+    ///
+    /// # Errors
+    /// As [`Record::encode`]; the writer then empties `memory`.
+    fn encode_remembering(&self, memory: &mut Self::Memory, out: &mut Vec<u8>) -> Result<()>;
 }
 
 /// Pre-encoded records, for tests and for callers that encode themselves.
@@ -38,6 +53,12 @@ impl Record for (u64, Bytes) {
 
     fn encode(&self) -> Result<Bytes> {
         Ok(self.1.clone())
+    }
+
+    type Memory = ();
+
+    fn encode_remembering(&self, (): &mut (), out: &mut Vec<u8>) -> Result<()> {
+        self.encode_into(out)
     }
 }
 

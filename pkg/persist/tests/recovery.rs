@@ -289,15 +289,100 @@ async fn only_the_last_change_per_object_is_decoded() {
 
     let m = PersistMetrics::unregistered().unwrap();
     let r = recover(&log, &ModelDecoder, 2, &m).await.unwrap();
-    let seqs: Vec<u64> = r.tail.iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = r.tail.iter().map(codec::Logged::seq).collect();
     assert_eq!(
         seqs,
         vec![3, 4, 5],
         "a's previous change stands in for its corrupt last"
     );
-    assert_eq!(r.tail[0], changes[2]);
+    assert_eq!(r.tail[0], codec::Logged::Change(changes[2].clone()));
     assert_eq!((r.superseded, r.skipped_corrupt, r.last_seq), (2, 1, 6));
     assert_eq!(m.superseded_entries.get(), 2);
     assert_eq!(m.corrupt_entries.get(), 1);
     assert_eq!(m.replayed_entries.get(), 6, "every change read is counted");
+}
+
+/// Patches need the changes before them: recovery keeps an object's last change with every
+/// patch back to its last whole change (or the start of the tail, whose base is the snapshot).
+/// A corrupt patch in a chain ends what can be applied: the patches after it are lost with it.
+#[tokio::test]
+async fn a_patch_keeps_the_changes_it_needs() {
+    use astrolabe_model::{Change, ChangeOp, Kind, Resource, codec};
+    use astrolabe_persist::{LastVersions, ModelDecoder, Record};
+    use std::sync::Arc;
+
+    let version = |uid: &str, rv: &str| {
+        let mut r = Resource::new(uid, Kind::ConfigMap, "ns", uid);
+        r.resource_version = rv.into();
+        r.labels.insert("rv", rv);
+        Arc::new(r)
+    };
+    let change = |seq: u64, r: &Arc<Resource>| Change {
+        seq,
+        ts_ms: 0,
+        op: ChangeOp::Upsert(r.clone()),
+    };
+    // The writer's memory already holds b (the snapshot has it): b's changes are all patches.
+    let mut memory = LastVersions::default();
+    let mut encode = |c: &Change| {
+        let mut out = Vec::new();
+        c.encode_remembering(&mut memory, &mut out).unwrap();
+        Bytes::from(out)
+    };
+    encode(&change(0, &version("b", "1")));
+    let changes = [
+        change(1, &version("a", "1")),
+        change(2, &version("b", "2")),
+        change(3, &version("a", "2")),
+        change(4, &version("b", "3")),
+        change(5, &version("a", "3")),
+        change(6, &version("a", "4")),
+        change(7, &version("c", "1")),
+        change(8, &version("c", "2")),
+        change(9, &version("c", "3")),
+    ];
+    let mut entries: Vec<(u64, Bytes)> = changes.iter().map(|c| (c.seq, encode(c))).collect();
+    assert!(
+        entries
+            .iter()
+            .filter(|(s, _)| ![1, 7].contains(s))
+            .all(|(_, p)| codec::is_patch(p)),
+        "every update of an object written before is a patch"
+    );
+    // c's second change: its UID is readable, the rest is cut short.
+    let (_, cut) = &entries[7];
+    let end = match codec::change_uid(cut).unwrap() {
+        astrolabe_model::patch::UidAt::Text(_) => 4,
+        astrolabe_model::patch::UidAt::Range(r) => r.end,
+    };
+    entries[7].1 = cut.slice(..end + 1);
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(&entries).await.unwrap();
+
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &ModelDecoder, 2, &m).await.unwrap();
+    let seqs: Vec<u64> = r.tail.iter().map(codec::Logged::seq).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4, 5, 6, 7],
+        "a's chain back to its whole change, b's to the start, c's up to its corrupt patch"
+    );
+    assert_eq!(
+        (r.superseded, r.skipped_corrupt),
+        (0, 2),
+        "c's corrupt patch and the one after it"
+    );
+    // Resolved in order against the snapshot's b, the chains give each object's last version.
+    let mut state: std::collections::HashMap<String, Arc<Resource>> =
+        [("b".to_owned(), version("b", "1"))].into();
+    for logged in r.tail {
+        let c = logged.resolve(|uid| state.get(uid.as_str())).unwrap();
+        if let ChangeOp::Upsert(v) = c.op {
+            state.insert(v.uid.as_str().to_owned(), v);
+        }
+    }
+    assert_eq!(state["a"], version("a", "4"));
+    assert_eq!(state["b"], version("b", "3"));
+    assert_eq!(state["c"], version("c", "1"));
 }

@@ -19,11 +19,13 @@ use anyhow::{Context, Result, bail};
 use astrolabe_generator as generator;
 use astrolabe_graph::{Graph, SharedGraph};
 use astrolabe_kubesim::{Sim, SimConfig};
+use astrolabe_model::codec::Logged;
 use astrolabe_model::{Change, ChangeOp, Resource};
 use astrolabe_persist::{
-    DEFAULT_REPLAY_PAGE, EventLog, ModelDecoder, PersistMetrics, Record, RedisConfig, RedisLog,
-    snapshot_blob,
+    DEFAULT_REPLAY_PAGE, EventLog, LastVersions, ModelDecoder, PersistMetrics, Record, RedisConfig,
+    RedisLog, snapshot_blob,
 };
+use astrolabe_server::decoder::replay_logged;
 use astrolabe_server::recovery::{RECOVERY_DEADLINE, rebuild, recover_with_deadline};
 use astrolabe_testkit::RedisServer;
 use astrolabe_testkit::bench::{pod_update, pods};
@@ -135,12 +137,17 @@ async fn prepare(config: &RedisConfig, generated: &[Resource]) -> Result<Graph> 
         .await?;
     let pods = pods(graph.resources())?;
     let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(APPEND_BATCH);
+    // The writer remembers the state it starts from (recovered, or written by the initial list).
+    let mut last_versions = LastVersions::of(graph.resources());
     for i in 0..TAIL {
         let pod = pod_update(&pods, i);
         let change: Change = graph
             .apply(ChangeOp::Upsert(Arc::new(pod)), graph_ts(i), &mut ())
             .context("a Pod update changed nothing")?;
-        batch.push((change.seq, change.encode()?));
+        // As the writer encodes it: an update of a Pod it wrote before is a patch.
+        let mut payload = Vec::new();
+        change.encode_remembering(&mut last_versions, &mut payload)?;
+        batch.push((change.seq, Bytes::from(payload)));
         if batch.len() == APPEND_BATCH || i + 1 == TAIL {
             log.append(&batch).await?;
             batch.clear();
@@ -243,15 +250,16 @@ async fn breakdown(config: &RedisConfig) -> Result<()> {
     }
     let read = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let changes: Vec<Change> = entries
+    let changes: Vec<Logged> = entries
         .iter()
         .map(|e| astrolabe_persist::Decoder::decode_change(&ModelDecoder, e.seq, &e.payload))
         .collect::<astrolabe_persist::Result<_>>()?;
     let decode_tail = t.elapsed().as_secs_f64();
     let mut graph = graph;
+    let tail_len = changes.len();
     let t = Instant::now();
-    for c in &changes {
-        graph.replay(c);
+    for c in changes {
+        replay_logged(&mut graph, c)?;
     }
     let replay = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -268,7 +276,7 @@ async fn breakdown(config: &RedisConfig) -> Result<()> {
         decode,
         build,
         read,
-        changes.len(),
+        tail_len,
         decode_tail,
         replay,
         clone

@@ -188,7 +188,11 @@ pub async fn serve(
         .with_rules(rules.clone())
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let state = match persistence.as_ref().and_then(|p| p.history.clone()) {
-        Some(history) => state.with_history(history),
+        // The log records a failing watch's gap once it recovers; answers list it meanwhile.
+        Some(history) => state.with_history(Arc::new(crate::history::WithOpenGaps::new(
+            history,
+            sync.clone(),
+        ))),
         None => state,
     };
     let bind = |source| ServerError::Bind {

@@ -1,10 +1,12 @@
 //! [`GraphDecoder`]: recovery's decoder, which builds the graph from the snapshot while the
-//! snapshot is still being decoded.
+//! snapshot is still being decoded, and [`replay_logged`], which applies the log's changes
+//! (patches resolved against the graph) to it.
 
 use std::sync::Arc;
 
 use astrolabe_graph::Graph;
-use astrolabe_model::{Change, Resource};
+use astrolabe_model::codec::Logged;
+use astrolabe_model::{PatchError, Resource};
 use astrolabe_persist::{Decoder, ModelDecoder, PersistError, snapshot_error};
 
 /// The decoder recovery uses: [`GraphDecoder`].
@@ -22,7 +24,7 @@ pub struct GraphDecoder;
 
 impl Decoder for GraphDecoder {
     type Snapshot = Graph;
-    type Change = Change;
+    type Change = Logged;
 
     fn decode_snapshot(&self, bytes: &[u8]) -> astrolabe_persist::Result<Graph> {
         self.decode_snapshot_from(&mut &bytes[..], bytes.len() as u64)
@@ -72,12 +74,36 @@ impl Decoder for GraphDecoder {
         })
     }
 
-    fn decode_change(&self, seq: u64, bytes: &[u8]) -> astrolabe_persist::Result<Change> {
+    fn decode_change(&self, seq: u64, bytes: &[u8]) -> astrolabe_persist::Result<Logged> {
         ModelDecoder.decode_change(seq, bytes)
     }
 
-    fn change_key(&self, payload: &[u8]) -> Option<std::ops::Range<usize>> {
+    fn change_key(&self, payload: &bytes::Bytes) -> Option<bytes::Bytes> {
         ModelDecoder.change_key(payload)
+    }
+
+    fn needs_previous(&self, payload: &[u8]) -> bool {
+        ModelDecoder.needs_previous(payload)
+    }
+}
+
+/// Applies a change of the log to `graph`: a patch to the object's version in the graph
+/// ([`Logged::resolve`]). The graph's sequence advances to the change's either way.
+///
+/// # Errors
+/// [`PatchError`] when the graph has no version of the object, or not the one the patch was
+/// made against; the object is left as it was.
+pub fn replay_logged(graph: &mut Graph, change: Logged) -> Result<(), PatchError> {
+    let (seq, ts_ms) = (change.seq(), change.ts_ms());
+    match change.resolve(|uid| graph.get(uid)) {
+        Ok(change) => {
+            graph.replay(&change);
+            Ok(())
+        }
+        Err(e) => {
+            graph.advance_to(seq, ts_ms);
+            Err(e)
+        }
     }
 }
 

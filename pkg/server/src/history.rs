@@ -3,20 +3,24 @@
 //! point, replayed; materialised graphs are kept in a bounded cache. Works over any
 //! [`EventLog`]: the in-memory log when persistence is off, Redis when it is on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use astrolabe_api::history::{
     AsOf, GapInfo, HistoryError, HistorySource, Keep, Located, PastGraph,
 };
 use astrolabe_graph::{Graph, SharedGraph};
-use astrolabe_history::{GraphCache, Point};
-use astrolabe_model::Change;
+use astrolabe_history::{GraphCache, Point, Touch};
+use astrolabe_informers::SyncStatus;
+use astrolabe_model::codec::{self, Logged};
+use astrolabe_model::patch::UidAt;
+use astrolabe_model::{Change, ChangeOp, Resource, Uid};
 use astrolabe_persist::{Decoder as _, ErrorChain, EventLog, SnapshotMeta};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use crate::decoder::DECODER;
+use crate::decoder::{DECODER, replay_logged};
 
 /// Stream entries read per round trip while replaying.
 const PAGE: usize = 64;
@@ -32,9 +36,108 @@ const TIMES_REMEMBERED: usize = 256;
 /// memory benchmark's figure, rounded up).
 const BYTES_PER_RESOURCE: usize = 1_024;
 
+/// Stream entries read per round trip while indexing the log.
+const INDEX_PAGE: usize = 1_024;
+
+/// How long [`HistorySource::touched`] waits for the log to hold the last change it is asked
+/// for (the writer appends within milliseconds while Redis answers).
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// Which object each change of the log is about, and when: all a diff needs of the changes
+/// between two points (it compares the graphs at both over the objects they touched), read
+/// from the log without decoding a change. About 40 bytes per change kept.
+#[derive(Default)]
+struct ChangeIndex {
+    /// `(seq, ts_ms, uid)` of each change read, ascending.
+    entries: VecDeque<(u64, i64, Uid)>,
+    /// The last sequence read.
+    top: u64,
+    /// One `Uid` per object, shared by its entries.
+    interned: HashMap<Vec<u8>, Uid>,
+}
+
+impl ChangeIndex {
+    /// Reads the changes the log appended since the last call, and forgets those it trimmed.
+    async fn extend<L: EventLog>(&mut self, log: &L) -> Result<(), HistoryError> {
+        let log_top = log.last_seq().await.map_err(unavailable)?.unwrap_or(0);
+        if log_top < self.top {
+            // Not the log this index read (a new epoch, or the stream set aside): start over.
+            *self = ChangeIndex::default();
+        }
+        loop {
+            let page = log
+                .read_after(self.top, INDEX_PAGE)
+                .await
+                .map_err(unavailable)?;
+            let full = page.len() == INDEX_PAGE;
+            for entry in page {
+                self.top = self.top.max(entry.seq);
+                if entry.defect.is_some() {
+                    continue;
+                }
+                let Some((ts_ms, at)) = codec::change_stamp(&entry.payload) else {
+                    continue;
+                };
+                let text: &[u8] = match &at {
+                    UidAt::Range(r) => &entry.payload[r.clone()],
+                    UidAt::Text(t) => t.as_bytes(),
+                };
+                let uid = match self.interned.get(text) {
+                    Some(uid) => uid.clone(),
+                    None => {
+                        let uid = Uid::from(String::from_utf8_lossy(text).as_ref());
+                        self.interned.insert(text.to_vec(), uid.clone());
+                        uid
+                    }
+                };
+                self.entries.push_back((entry.seq, ts_ms, uid));
+            }
+            if !full {
+                break;
+            }
+        }
+        let first = log
+            .first_seq()
+            .await
+            .map_err(unavailable)?
+            .unwrap_or(self.top + 1);
+        while self.entries.front().is_some_and(|(seq, _, _)| *seq < first) {
+            self.entries.pop_front();
+        }
+        if self.interned.len() > 2 * self.entries.len() + 4_096 {
+            // Objects gone from the window: the entries keep their own `Uid`s.
+            self.interned.clear();
+        }
+        Ok(())
+    }
+
+    /// Each object changed after `after` up to `upto`, with its last change there, in sequence
+    /// order of those changes.
+    fn touched(&self, after: u64, upto: u64) -> Vec<Touch> {
+        let start = self.entries.partition_point(|(seq, _, _)| *seq <= after);
+        let end = self.entries.partition_point(|(seq, _, _)| *seq <= upto);
+        let mut last: HashMap<&Uid, (u64, i64)> = HashMap::new();
+        for (seq, ts_ms, uid) in self.entries.range(start..end) {
+            last.insert(uid, (*seq, *ts_ms));
+        }
+        let mut out: Vec<Touch> = last
+            .into_iter()
+            .map(|(uid, (seq, ts_ms))| Touch {
+                uid: uid.clone(),
+                seq,
+                ts_ms,
+            })
+            .collect();
+        out.sort_unstable_by_key(|t| t.seq);
+        out
+    }
+}
+
 /// The log read as history; see the module documentation.
 pub struct LogHistory<L> {
     log: L,
+    /// The log's index, read on demand (the first diff reads the whole retained log).
+    index: tokio::sync::Mutex<ChangeIndex>,
     live: SharedGraph,
     cache: GraphCache,
     /// Absolute times asked for, with the sequence they resolved to: the same RFC 3339 time
@@ -62,6 +165,7 @@ impl<L: EventLog + Clone> LogHistory<L> {
     pub fn new(log: L, live: SharedGraph, cache_mib: usize) -> Self {
         LogHistory {
             log,
+            index: tokio::sync::Mutex::new(ChangeIndex::default()),
             live,
             cache: GraphCache::new(cache_mib),
             times: Mutex::new(HashMap::new()),
@@ -145,12 +249,15 @@ impl<L: EventLog + Clone> LogHistory<L> {
         };
         self.each_change(after, |change| {
             let stop = match target {
-                Target::Seq(n) => change.seq > n,
-                Target::Time(t) => change.ts_ms > t,
+                Target::Seq(n) => change.seq() > n,
+                Target::Time(t) => change.ts_ms() > t,
             };
             if !stop {
-                last_ts = change.ts_ms;
-                graph.replay(&change);
+                last_ts = change.ts_ms();
+                let seq = change.seq();
+                if let Err(e) = replay_logged(&mut graph, change) {
+                    tracing::warn!(seq, error = %e, "history: a patch of the log does not apply; skipped");
+                }
             }
             !stop
         })
@@ -207,6 +314,7 @@ impl<L: EventLog + Clone> LogHistory<L> {
                 from: g.from_ms,
                 to: g.to_ms,
                 reason: g.reason,
+                ongoing: false,
             })
             .collect())
     }
@@ -236,7 +344,7 @@ impl<L: EventLog + Clone> LogHistory<L> {
     async fn each_change(
         &self,
         mut after: u64,
-        mut visit: impl FnMut(Change) -> bool + Send,
+        mut visit: impl FnMut(Logged) -> bool + Send,
     ) -> Result<(), HistoryError> {
         loop {
             let entries = self
@@ -274,6 +382,19 @@ impl<L: EventLog + Clone> LogHistory<L> {
             graph,
             as_of: AsOf::new(seq, time),
         })
+    }
+
+    /// The graph of checkpoint `meta`, from the cache or decoded (and then cached).
+    async fn checkpoint(&self, meta: &SnapshotMeta) -> Result<Arc<Graph>, HistoryError> {
+        if let Some(graph) = self.cache.get(meta.covered_seq) {
+            return Ok(graph);
+        }
+        let _one = self.building.lock().await;
+        let graph = Arc::new(self.decode(meta).await?);
+        let bytes = graph.node_count().max(1) * BYTES_PER_RESOURCE;
+        self.stamps.lock().insert(graph.seq(), meta.time_ms());
+        self.cache.insert(graph.seq(), graph.clone(), bytes);
+        Ok(graph)
     }
 
     /// Loads and decodes checkpoint `meta` into a graph, off the async threads.
@@ -351,24 +472,86 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
                 Point::Time(t) => c.ts_ms > t,
                 Point::Now => false,
             };
-            let cursor = match from {
+            let base = match from {
                 Point::Now => return Ok(Vec::new()),
                 Point::Seq(n) => self.base(Target::Seq(n), text).await?,
                 Point::Time(t) => self.base(Target::Time(t), text).await?,
-            }
-            .map_or(0, |m| m.covered_seq);
-            let mut out = Vec::new();
+            };
+            let cursor = base.as_ref().map_or(0, |m| m.covered_seq);
+            let past = |seq: u64, ts_ms: i64, p: Point| match p {
+                Point::Seq(n) => seq > n,
+                Point::Time(t) => ts_ms > t,
+                Point::Now => false,
+            };
+            let mut logged = Vec::new();
             self.each_change(cursor, |change| {
-                if to != Point::Now && after(&change, to) {
+                if to != Point::Now && past(change.seq(), change.ts_ms(), to) {
                     return false;
                 }
-                if after(&change, from) && keep.is_none_or(|keep| keep(&change)) {
-                    out.push(change);
-                }
+                logged.push(change);
                 true
             })
             .await?;
+            // A patch is resolved against its object's previous change; one whose previous
+            // change is not among these needs the checkpoint they start from.
+            let mut whole: HashSet<&Uid> = HashSet::new();
+            let needs_base = logged.iter().any(|c| match c {
+                Logged::Change(c) => {
+                    whole.insert(c.op.uid());
+                    false
+                }
+                Logged::Patch { patch, .. } => !whole.contains(&patch.uid),
+            });
+            drop(whole);
+            let base_graph = match (&base, needs_base) {
+                (Some(meta), true) => Some(self.checkpoint(meta).await?),
+                _ => None,
+            };
+            let mut latest: HashMap<Uid, Option<Arc<Resource>>> = HashMap::new();
+            let mut out = Vec::new();
+            for change in logged {
+                let seq = change.seq();
+                let resolved = change.resolve(|uid| match latest.get(uid) {
+                    Some(version) => version.as_ref(),
+                    None => base_graph.as_ref().and_then(|g| g.get(uid)),
+                });
+                let change = match resolved {
+                    Ok(change) => change,
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "history: a patch of the log does not apply; skipped");
+                        continue;
+                    }
+                };
+                let version = match &change.op {
+                    ChangeOp::Upsert(r) => Some(r.clone()),
+                    ChangeOp::Delete { .. } => None,
+                };
+                latest.insert(change.op.uid().clone(), version);
+                if after(&change, from) && keep.is_none_or(|keep| keep(&change)) {
+                    out.push(change);
+                }
+            }
             Ok(out)
+        })
+    }
+
+    fn touched(&self, after: u64, upto: u64) -> BoxFuture<'_, Result<Vec<Touch>, HistoryError>> {
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let mut index = self.index.lock().await;
+            loop {
+                index.extend(&self.log).await?;
+                if index.top >= upto {
+                    return Ok(index.touched(after, upto));
+                }
+                if started.elapsed() > LOG_WAIT {
+                    return Err(HistoryError::Unavailable(format!(
+                        "the log does not hold the changes up to seq {upto} yet (it holds up to {}); retry",
+                        index.top
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         })
     }
 
@@ -378,6 +561,87 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
 
     fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {
         Box::pin(self.oldest_point())
+    }
+}
+
+/// A history whose answers also list the gaps still open: the watches failing now, which the
+/// log records only once they recover. Wraps the history the persistence keeps.
+pub struct WithOpenGaps {
+    inner: Arc<dyn HistorySource>,
+    sync: SyncStatus,
+}
+
+impl WithOpenGaps {
+    /// `inner`, with the open gaps of `sync`.
+    pub fn new(inner: Arc<dyn HistorySource>, sync: SyncStatus) -> Self {
+        WithOpenGaps { inner, sync }
+    }
+
+    /// The open gaps that overlap `[from_ms, to_ms]` (each runs from its start to now).
+    fn open_between(&self, from_ms: i64, to_ms: i64) -> Vec<GapInfo> {
+        let now = astrolabe_model::now_ms();
+        self.sync
+            .open_gaps()
+            .into_iter()
+            .filter(|g| g.from_ms <= to_ms && now >= from_ms)
+            .map(|g| GapInfo {
+                kind: Some(g.kind.qualified().into_owned()),
+                namespace: g.namespace.map(|n| n.to_string()),
+                from: g.from_ms,
+                to: now,
+                reason: g.reason,
+                ongoing: true,
+            })
+            .collect()
+    }
+}
+
+impl HistorySource for WithOpenGaps {
+    fn locate<'a>(
+        &'a self,
+        point: Point,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Located, HistoryError>> {
+        Box::pin(async move {
+            match self.inner.locate(point, text).await? {
+                Located::Live => Ok(Located::Live),
+                Located::Past(mut past) => {
+                    let from = past.as_of.time_ms;
+                    let until = match point {
+                        Point::Time(t) => t.max(from),
+                        _ => from,
+                    };
+                    past.as_of.gaps.extend(self.open_between(from, until));
+                    Ok(Located::Past(past))
+                }
+            }
+        })
+    }
+
+    fn changes<'a>(
+        &'a self,
+        from: Point,
+        to: Point,
+        text: &'a str,
+        keep: Option<&'a Keep<'a>>,
+    ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>> {
+        self.inner.changes(from, to, text, keep)
+    }
+
+    fn touched(&self, after: u64, upto: u64) -> BoxFuture<'_, Result<Vec<Touch>, HistoryError>> {
+        self.inner.touched(after, upto)
+    }
+
+    fn gaps(&self, from_ms: i64, to_ms: i64) -> BoxFuture<'_, Result<Vec<GapInfo>, HistoryError>> {
+        Box::pin(async move {
+            let mut gaps = self.inner.gaps(from_ms, to_ms).await?;
+            gaps.extend(self.open_between(from_ms, to_ms));
+            Ok(gaps)
+        })
+    }
+
+    fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {
+        self.inner.oldest()
     }
 }
 

@@ -9,9 +9,9 @@ use astrolabe_api::history::HistorySource;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
 use astrolabe_model::Change;
 use astrolabe_persist::{
-    ChangeSender, ErrorChain, EventLog, Gap, MemoryLog, PersistError, PersistMetrics, RedisConfig,
-    RedisLog, ShrinkGuard, SnapshotBlob, SnapshotEncoder, Snapshotter, SnapshotterConfig,
-    SnapshotterHandle, Writer, WriterConfig, WriterHandle, copy_then_encode,
+    ChangeSender, ErrorChain, EventLog, Gap, LastVersions, MemoryLog, PersistError, PersistMetrics,
+    RedisConfig, RedisLog, ShrinkGuard, SnapshotBlob, SnapshotEncoder, Snapshotter,
+    SnapshotterConfig, SnapshotterHandle, Writer, WriterConfig, WriterHandle, copy_then_encode,
 };
 use prometheus::Registry;
 use tokio::sync::mpsc;
@@ -114,14 +114,21 @@ pub async fn start(
     // first is cloned from it off the start-up path (see `SharedGraph::replace`).
     let catch_up = graph.clone();
     tokio::task::spawn_blocking(move || catch_up.catch_up());
-    let (start_seq, recovered_resources) = {
+    let (start_seq, recovered_resources, remembered) = {
         let g = graph.read();
         let seq = if origin == Origin::Unreachable {
             0
         } else {
             g.seq()
         };
-        (seq, g.node_count() as u64)
+        // After a clean recovery the graph is the state the log describes, which readers of
+        // the log rebuild too: a patch of it resolves.
+        let remembered = if origin == Origin::Recovered && !hydrated.problems {
+            LastVersions::of(g.resources())
+        } else {
+            LastVersions::default()
+        };
+        (seq, g.node_count() as u64, remembered)
     };
 
     let complete: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(complete);
@@ -142,6 +149,7 @@ pub async fn start(
             snapshot_seq: hydrated.snapshot_seq,
             shrink_guard: Some(shrink_guard),
             snapshot_on_shutdown: true,
+            remembered,
         },
         shutdown_grace,
     );
@@ -249,6 +257,7 @@ pub fn start_memory(
             snapshot_seq: 0,
             shrink_guard: None,
             snapshot_on_shutdown: false,
+            remembered: LastVersions::default(),
         },
         shutdown_grace,
     );
@@ -307,6 +316,9 @@ struct Start {
     snapshot_seq: u64,
     shrink_guard: Option<ShrinkGuard>,
     snapshot_on_shutdown: bool,
+    /// What the writer starts remembering: the recovered state, when the log describes it
+    /// exactly (updates of it are then written as patches).
+    remembered: LastVersions,
 }
 
 /// The writer and the snapshotter over one log.
@@ -402,7 +414,7 @@ impl Pipeline {
             copy_then_encode(|| snapshot_sliced(&source_graph), &mut encoder)
         });
         let cancel = CancellationToken::new();
-        let (sender, writer) = Writer::spawn(
+        let (sender, writer) = Writer::spawn_remembering(
             log.clone(),
             source.clone(),
             WriterConfig {
@@ -416,6 +428,7 @@ impl Pipeline {
             },
             metrics.clone(),
             cancel.clone(),
+            start.remembered,
         );
         let snapshotter = Snapshotter::spawn(
             log,

@@ -2,10 +2,13 @@
 //! with backoff within a deadline; past it, an empty graph whose sequence starts above anything
 //! the old log may hold.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astrolabe_graph::{Graph, SharedGraph, now_ms};
-use astrolabe_model::Change;
+use astrolabe_model::codec::Logged;
+use astrolabe_model::{Change, ChangeOp, ObjectKey, PatchError, Resource, Uid};
 use astrolabe_persist::retry::backoff;
 use astrolabe_persist::{
     DEFAULT_REPLAY_PAGE, ErrorChain, Fallback, KeyRole, PersistMetrics, Recovered, RedisLog,
@@ -24,7 +27,7 @@ const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What recovery yields: the graph built from the snapshot and the changes after it.
-pub type RecoveredGraph = Recovered<Graph, Change>;
+pub type RecoveredGraph = Recovered<Graph, Logged>;
 
 /// What recovery put into the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +57,7 @@ pub async fn hydrate(
 ) -> Hydrated {
     match recover_with_deadline(log, metrics, deadline).await {
         Some(recovered) => {
-            let problems = recovered.skipped_corrupt > 0
+            let corrupt = recovered.skipped_corrupt > 0
                 || recovered.gaps > 0
                 || recovered.snapshot_refused.is_some()
                 || recovered.implausible_top.is_some()
@@ -62,7 +65,7 @@ pub async fn hydrate(
             let damage = damage(&recovered);
             let snapshot_seq = recovered.snapshot_seq;
             let fallback = recovered.fallback;
-            let last_change_ms = recovered.tail.iter().map(|c| c.ts_ms).max();
+            let last_change_ms = recovered.tail.iter().map(Logged::ts_ms).max();
             let origin = if recovered.last_seq == 0 {
                 Origin::Fresh
             } else {
@@ -70,7 +73,8 @@ pub async fn hydrate(
             };
             // The stream's contents are unknown: start a new epoch above anything it may hold.
             let new_epoch = recovered.wrong_type.contains(&KeyRole::Events);
-            let mut g = build(recovered);
+            let (mut g, unresolved) = build(recovered);
+            let problems = corrupt || unresolved > 0;
             if new_epoch {
                 g.advance_seq(epoch_seq());
             }
@@ -151,16 +155,119 @@ pub async fn recover_with_deadline(
 /// The graph recovery describes: the snapshot's, then the stream after it replayed; its
 /// sequence continues after everything Redis knows of.
 pub fn rebuild(recovered: RecoveredGraph) -> Graph {
+    rebuild_counting(recovered).0
+}
+
+/// [`rebuild`], and how many objects the tail leaves in a state it does not describe: their
+/// last change is a patch that could not be applied (their version is not the one it was made
+/// against). An earlier patch that does not apply is harmless when a later change of the
+/// object does (the snapshot, copied while changes were applied, can hold a later version).
+///
+/// The changes of one object are folded first (a chain of patches makes one version, changed
+/// in place), and only each object's last version is replayed: the graph built from a set of
+/// resources does not depend on their order (`docs/adr/0006`).
+pub fn rebuild_counting(recovered: RecoveredGraph) -> (Graph, u64) {
     let mut graph = recovered.snapshot.unwrap_or_default();
-    for change in &recovered.tail {
-        graph.replay(change);
+    let mut folded: HashMap<Uid, Folded> = HashMap::new();
+    for change in recovered.tail {
+        let (seq, ts_ms) = (change.seq(), change.ts_ms());
+        match change {
+            Logged::Change(Change { op, .. }) => {
+                folded.insert(
+                    op.uid().clone(),
+                    Folded {
+                        seq,
+                        ts_ms,
+                        state: match op {
+                            ChangeOp::Upsert(r) => State::Shared(r),
+                            ChangeOp::Delete { uid, key } => State::Deleted { uid, key },
+                        },
+                        failed: None,
+                    },
+                );
+            }
+            Logged::Patch { patch, .. } => {
+                let uid = patch.uid.clone();
+                let entry = folded.entry(uid.clone()).or_insert_with(|| Folded {
+                    seq,
+                    ts_ms,
+                    state: graph
+                        .get(&uid)
+                        .map_or(State::Missing, |r| State::Shared(r.clone())),
+                    failed: None,
+                });
+                (entry.seq, entry.ts_ms) = (seq, ts_ms);
+                let outcome = match &mut entry.state {
+                    State::Missing | State::Deleted { .. } => Err(PatchError::NoBase { uid }),
+                    State::Shared(r) => {
+                        let mut version = (**r).clone();
+                        let outcome = patch.apply_in_place(&mut version);
+                        if outcome.is_ok() {
+                            entry.state = State::Owned(version);
+                        }
+                        outcome
+                    }
+                    State::Owned(version) => patch.apply_in_place(version),
+                };
+                entry.failed = outcome.err().map(|e| (seq, e.to_string()));
+            }
+        }
+    }
+    let mut folded: Vec<Folded> = folded.into_values().collect();
+    folded.sort_unstable_by_key(|f| f.seq);
+    let mut unresolved = 0;
+    for f in folded {
+        if let Some((seq, error)) = &f.failed {
+            unresolved += 1;
+            tracing::error!(
+                seq,
+                error,
+                "the last change of an object in the event log cannot be applied; the object keeps its earlier version until the relist"
+            );
+        }
+        let op = match f.state {
+            State::Shared(r) => Some(ChangeOp::Upsert(r)),
+            State::Owned(r) => Some(ChangeOp::Upsert(Arc::new(r))),
+            State::Deleted { uid, key } => Some(ChangeOp::Delete { uid, key }),
+            State::Missing => None,
+        };
+        match op {
+            Some(op) => graph.replay(&Change {
+                seq: f.seq,
+                ts_ms: f.ts_ms,
+                op,
+            }),
+            None => graph.advance_to(f.seq, f.ts_ms),
+        }
     }
     graph.advance_seq(recovered.last_seq);
-    graph
+    (graph, unresolved)
+}
+
+/// An object's changes in the tail, folded.
+struct Folded {
+    /// Its last change.
+    seq: u64,
+    ts_ms: i64,
+    state: State,
+    /// The last change, when it could not be applied.
+    failed: Option<(u64, String)>,
+}
+
+/// An object's version after its changes so far.
+enum State {
+    /// A version as the snapshot or a whole change holds it.
+    Shared(Arc<Resource>),
+    /// A version patched here.
+    Owned(Resource),
+    /// Removed.
+    Deleted { uid: Uid, key: ObjectKey },
+    /// Not in the snapshot, and no whole change of it in the tail.
+    Missing,
 }
 
 /// [`rebuild`], logged.
-pub(crate) fn build(recovered: RecoveredGraph) -> Graph {
+pub(crate) fn build(recovered: RecoveredGraph) -> (Graph, u64) {
     let started = Instant::now();
     let (snapshot_seq, replayed, superseded) = (
         recovered.snapshot_seq,
@@ -168,8 +275,9 @@ pub(crate) fn build(recovered: RecoveredGraph) -> Graph {
         recovered.superseded,
     );
     let (skipped_corrupt, gaps) = (recovered.skipped_corrupt, recovered.gaps);
-    let graph = rebuild(recovered);
+    let (graph, unresolved) = rebuild_counting(recovered);
     tracing::info!(
+        unresolved,
         resources = graph.node_count(),
         edges = graph.edge_count(),
         snapshot_seq,
@@ -181,7 +289,7 @@ pub(crate) fn build(recovered: RecoveredGraph) -> Graph {
         replay_ms = started.elapsed().as_millis() as u64,
         "graph recovered from redis"
     );
-    graph
+    (graph, unresolved)
 }
 
 /// A sequence base derived from the clock: milliseconds since the epoch × 1000. Any log written

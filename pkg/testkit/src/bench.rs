@@ -1,10 +1,10 @@
 //! What the benches share: one figure line per measured value ([`figure`], parsed by scripts, so
-//! its format is fixed) and the churn of Pod updates ([`pods`], [`pod_update`]).
+//! its format is fixed) and the churn of Pod updates ([`pods`], [`pod_update`], [`pod_churn`]).
 
 use std::io;
 use std::sync::Arc;
 
-use astrolabe_model::{Kind, Resource};
+use astrolabe_model::{ChangeOp, Kind, Resource, Uid};
 
 pub use crate::wait::within;
 
@@ -66,7 +66,41 @@ pub fn pods<'a>(
 /// If `pods` is empty ([`pods`] never returns an empty list).
 pub fn pod_update(pods: &[Arc<Resource>], i: usize) -> Resource {
     let mut pod = (*pods[i % pods.len()]).clone();
-    pod.resource_version = format!("update-{i}").into();
+    // Numeric, as the API server's are.
+    pod.resource_version = format!("{}", 10_000_000 + i).into();
     pod.status.message = format!("restarted {i} times").into();
     pod
+}
+
+/// In [`pod_churn`], one Pod is created at this offset of every [`CHURN_EVERY`] changes, and
+/// deleted at the last.
+pub const CHURN_CREATE_AT: usize = 500;
+/// See [`CHURN_CREATE_AT`].
+pub const CHURN_EVERY: usize = 1_000;
+
+/// Change `i` of a churn of Pod status updates ([`pod_update`]) in which one Pod is created and
+/// deleted again every [`CHURN_EVERY`] changes; `tag` goes into the created Pods' UIDs and
+/// names, and `created` holds the one alive.
+pub fn pod_churn(
+    pods: &[Arc<Resource>],
+    i: usize,
+    tag: &str,
+    created: &mut Option<Resource>,
+) -> ChangeOp {
+    if i % CHURN_EVERY == CHURN_CREATE_AT {
+        let mut pod = pod_update(pods, i);
+        pod.uid = Uid::from(format!("{tag}-created-{i}"));
+        pod.name = format!("{}-{tag}{i}", pod.name).into();
+        *created = Some(pod.clone());
+        return ChangeOp::Upsert(Arc::new(pod));
+    }
+    if i % CHURN_EVERY == CHURN_EVERY - 1
+        && let Some(pod) = created.take()
+    {
+        return ChangeOp::Delete {
+            key: pod.key(),
+            uid: pod.uid,
+        };
+    }
+    ChangeOp::Upsert(Arc::new(pod_update(pods, i)))
 }

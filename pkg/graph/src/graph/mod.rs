@@ -118,6 +118,15 @@ impl Graph {
         self.seq = self.seq.max(seq);
     }
 
+    /// Moves the graph's point to change `seq` applied at `ts_ms`, as replaying a change that
+    /// alters nothing does (a later sequence only).
+    pub fn advance_to(&mut self, seq: u64, ts_ms: i64) {
+        if seq > self.seq {
+            self.seq = seq;
+            self.ts_ms = ts_ms;
+        }
+    }
+
     /// Number of resources.
     pub fn node_count(&self) -> usize {
         self.g.node_count()

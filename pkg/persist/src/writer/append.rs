@@ -213,12 +213,24 @@ where
         let mut buf = Vec::with_capacity(self.encode_hint);
         let mut spans = Vec::with_capacity(batch.len());
         for r in batch {
+            // A record the log may not hold (dropped, lost, covered by a divergence snapshot
+            // instead) may have changed what the memory remembers: start it afresh, so that
+            // the next records are whole.
+            let dropped = self
+                .shared
+                .dropped
+                .load(std::sync::atomic::Ordering::Acquire);
+            if dropped != self.memory_dropped {
+                self.memory = R::Memory::default();
+                self.memory_dropped = dropped;
+            }
             let seq = r.seq();
             if seq <= self.acked || spans.last().is_some_and(|(last, _)| seq <= *last) {
+                self.memory = R::Memory::default();
                 continue;
             }
             let start = buf.len();
-            match r.encode_into(&mut buf) {
+            match r.encode_remembering(&mut self.memory, &mut buf) {
                 Ok(()) => spans.push((seq, start..buf.len())),
                 Err(e) => {
                     buf.truncate(start);

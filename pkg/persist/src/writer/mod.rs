@@ -211,7 +211,7 @@ pub async fn wait_acked(acked: &mut watch::Receiver<u64>, seq: u64) -> Result<()
 }
 
 /// The writer task.
-pub struct Writer<L, S, R> {
+pub struct Writer<L, S, R: Record> {
     log: Arc<L>,
     source: Arc<S>,
     config: WriterConfig,
@@ -231,6 +231,11 @@ pub struct Writer<L, S, R> {
     unsent: VecDeque<Launched>,
     /// Largest encoded batch so far (the next batch's buffer capacity).
     encode_hint: usize,
+    /// What the records encoded so far left for the next ones ([`Record::encode_remembering`]).
+    memory: R::Memory,
+    /// `Shared::dropped` when `memory` was last emptied: a record dropped since may have
+    /// changed an object `memory` remembers.
+    memory_dropped: u64,
 }
 
 /// What woke the writer while it held no batch.
@@ -256,6 +261,20 @@ where
         metrics: PersistMetrics,
         cancel: CancellationToken,
     ) -> (ChangeSender<R>, WriterHandle) {
+        Self::spawn_remembering(log, source, config, metrics, cancel, R::Memory::default())
+    }
+
+    /// [`Writer::spawn`], remembering `memory` from the start ([`Record::encode_remembering`]):
+    /// what the records the log already holds, up to `config.start_seq`, left (for model changes,
+    /// the state recovered from the log: [`crate::LastVersions::of`]).
+    pub fn spawn_remembering(
+        log: L,
+        source: Arc<S>,
+        config: WriterConfig,
+        metrics: PersistMetrics,
+        cancel: CancellationToken,
+        memory: R::Memory,
+    ) -> (ChangeSender<R>, WriterHandle) {
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let shared = Arc::new(Shared {
             dropped: AtomicU64::new(0),
@@ -278,6 +297,8 @@ where
             in_flight: FuturesOrdered::new(),
             unsent: VecDeque::new(),
             encode_hint: 0,
+            memory,
+            memory_dropped: 0,
         };
         let join = tokio::spawn(writer.run(cancel));
         (
