@@ -286,7 +286,8 @@ mod tests {
 
     #[test]
     fn documents() {
-        assert_eq!(groups(&[])["groups"].as_array().map(Vec::len), Some(10));
+        // The named groups, coordination.k8s.io (Leases) included.
+        assert_eq!(groups(&[])["groups"].as_array().map(Vec::len), Some(11));
         let core = resources("", "v1", &[]).expect("core");
         assert!(
             core["resources"]
@@ -337,7 +338,7 @@ mod aggregated_tests {
         assert_eq!(pods["categories"], json!(["all"]));
         let apis = Aggregated::V2Beta1.document(false, &[]);
         assert_eq!(apis["apiVersion"], "apidiscovery.k8s.io/v2beta1");
-        assert_eq!(apis["items"].as_array().map(Vec::len), Some(10));
+        assert_eq!(apis["items"].as_array().map(Vec::len), Some(11));
         let names: Vec<&Value> = apis["items"]
             .as_array()
             .map(|i| i.iter().map(|g| &g["metadata"]["name"]).collect())

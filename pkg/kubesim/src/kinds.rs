@@ -97,7 +97,7 @@ macro_rules! served_kinds {
     )*) => {
         /// Every kind the emulator serves: the kinds Astrolabe watches, in its order, then the
         /// ones only the emulator serves ([`ENDPOINTS`], [`EVENTS`], [`EVENTS_V1`],
-        /// [`CUSTOM_RESOURCE_DEFINITIONS`]).
+        /// [`CUSTOM_RESOURCE_DEFINITIONS`], [`LEASES`]).
         pub static KINDS: &[KindInfo] = &[
             $(KindInfo {
                 kind: $name,
@@ -173,12 +173,28 @@ pub const CUSTOM_RESOURCE_DEFINITIONS: KindInfo = KindInfo {
     status_subresource: true,
 };
 
+/// `coordination.k8s.io/v1` `Lease`: what leader election updates (only if the
+/// `resourceVersion` it read is still current: 409 Conflict otherwise, as for every kind).
+pub const LEASES: KindInfo = KindInfo {
+    kind: "Lease",
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    singular: "lease",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    custom: false,
+    status_subresource: false,
+};
+
 astrolabe_model::for_each_kind!(
     served_kinds,
     ENDPOINTS,
     EVENTS,
     EVENTS_V1,
-    CUSTOM_RESOURCE_DEFINITIONS
+    CUSTOM_RESOURCE_DEFINITIONS,
+    LEASES
 );
 
 impl KindInfo {
@@ -356,7 +372,7 @@ mod tests {
             cr.namespaced_path("a"),
             "/apis/rbac.authorization.k8s.io/v1/clusterroles"
         );
-        assert_eq!(KINDS.len(), astrolabe_model::Kind::WATCHED.len() + 4);
+        assert_eq!(KINDS.len(), astrolabe_model::Kind::WATCHED.len() + 5);
         assert_eq!(
             lookup("crd").map(|k| k.plural),
             Some("customresourcedefinitions")

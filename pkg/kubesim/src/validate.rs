@@ -32,6 +32,9 @@ macro_rules! typed_round_trip {
                 ("", "Endpoints") => Some(round_trip::<k8s::core::v1::Endpoints>(obj)),
                 ("", "Event") => Some(round_trip::<k8s::core::v1::Event>(obj)),
                 ("events.k8s.io", "Event") => Some(round_trip::<k8s::events::v1::Event>(obj)),
+                ("coordination.k8s.io", "Lease") => {
+                    Some(round_trip::<k8s::coordination::v1::Lease>(obj))
+                }
                 ("apiextensions.k8s.io", "CustomResourceDefinition") => Some(round_trip::<
                     k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
                 >(obj)),
