@@ -215,6 +215,9 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
 
     // The ends at which edges can differ: the touched objects, and the objects that hold (at
     // either point) the name one of them has (a UID's kind, namespace and name never change).
+    // Every touched object counts, even one whose owners, references and labels did not change:
+    // re-applying it resolves its references by name again, which moves an edge when two objects
+    // hold one name (recreated under a new UID before the old one's deletion arrived).
     let mut around: HashSet<&Uid> = HashSet::with_capacity(touched.len());
     let mut holders: Vec<&Uid> = Vec::new();
     for t in touched {

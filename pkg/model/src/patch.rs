@@ -225,7 +225,8 @@ impl ResourcePatch {
                 .split_first_chunk::<16>()
                 .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
             rest = tail;
-            Uid::from(uuid_text(bytes))
+            let ascii = uuid_ascii(bytes);
+            Uid::from(std::str::from_utf8(&ascii).map_err(|_| postcard::Error::DeserializeBadUtf8)?)
         } else {
             Uid::from(take::<&str>(&mut rest)?)
         };
@@ -352,18 +353,25 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// The canonical text of a UUID's 16 bytes.
-fn uuid_text(bytes: &[u8; 16]) -> String {
+/// The canonical text of a UUID's 16 bytes (ASCII).
+fn uuid_ascii(bytes: &[u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 15)];
+        at += 2;
     }
-    s
+    out
+}
+
+/// The canonical text of a UUID's 16 bytes.
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    uuid_ascii(bytes).iter().map(|&b| char::from(b)).collect()
 }
 
 /// An `Arc` of the version `patch` makes of `base`.

@@ -2,7 +2,6 @@
 //! with backoff within a deadline; past it, an empty graph whose sequence starts above anything
 //! the old log may hold.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use astrolabe_persist::{
     recover,
 };
 use backon::Retryable as _;
+use rustc_hash::FxHashMap;
 
 use crate::decoder::DECODER;
 use crate::status::Origin;
@@ -168,7 +168,7 @@ pub fn rebuild(recovered: RecoveredGraph) -> Graph {
 /// resources does not depend on their order (`docs/adr/0006`).
 pub fn rebuild_counting(recovered: RecoveredGraph) -> (Graph, u64) {
     let mut graph = recovered.snapshot.unwrap_or_default();
-    let mut folded: HashMap<Uid, Folded> = HashMap::new();
+    let mut folded: FxHashMap<Uid, Folded> = FxHashMap::default();
     for change in recovered.tail {
         let (seq, ts_ms) = (change.seq(), change.ts_ms());
         match change {
