@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, Direction, EdgeView, NeighborQuery};
-use astrolabe_model::{Change, Kind, ObjectKey, Resource, Str, Uid};
+use astrolabe_model::{Change, Kind, ObjectKey, Reference, Resource, Str, Target, Uid};
 use serde::Serialize;
 
 use crate::fields::{FieldChange, field_changes};
@@ -181,7 +181,12 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
     };
     let stamps: HashMap<&Uid, (u64, i64)> =
         touched.iter().map(|t| (&t.uid, (t.seq, t.ts_ms))).collect();
-    for t in touched {
+    // Each touched object's versions at the two points, looked up once.
+    let versions: Vec<Versions<'_>> = touched
+        .iter()
+        .map(|t| (from.get(&t.uid), to.get(&t.uid)))
+        .collect();
+    for (t, &(old, new)) in touched.iter().zip(&versions) {
         let touched = |resource: &Resource| Touched {
             uid: t.uid.clone(),
             key: resource.key(),
@@ -192,10 +197,10 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
             object: touched(resource),
             resource: resource.clone(),
         };
-        match (from.get(&t.uid), to.get(&t.uid)) {
+        match (old, new) {
             (None, Some(new)) if keep.object(new) => diff.added.push(entry(new)),
             (Some(old), None) if keep.object(old) => diff.removed.push(entry(old)),
-            (Some(old), Some(new)) if old != new && (keep.object(old) || keep.object(new)) => {
+            (Some(old), Some(new)) if (keep.object(old) || keep.object(new)) && old != new => {
                 diff.modified.push(ModifiedObject {
                     object: touched(new),
                     changes: field_changes(old, new),
@@ -218,11 +223,24 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
     // Every touched object counts, even one whose owners, references and labels did not change:
     // re-applying it resolves its references by name again, which moves an edge when two objects
     // hold one name (recreated under a new UID before the old one's deletion arrived).
+    //
+    // With a namespace filter (and no neighbourhood), an object outside the namespace matters
+    // only through edges whose other end is inside ([`outside_and_unchanged`] says when none of
+    // those can differ at it).
+    let outside = filter
+        .namespace
+        .as_ref()
+        .filter(|_| filter.root_and_depth.is_none());
     let mut around: HashSet<&Uid> = HashSet::with_capacity(touched.len());
     let mut holders: Vec<&Uid> = Vec::new();
-    for t in touched {
+    for (t, &(old, new)) in touched.iter().zip(&versions) {
+        if let (Some(ns), Some(old), Some(new)) = (outside, old, new)
+            && outside_and_unchanged(from, to, old, new, ns)
+        {
+            continue;
+        }
         around.insert(&t.uid);
-        if let Some(r) = to.get(&t.uid).or_else(|| from.get(&t.uid)) {
+        if let Some(r) = new.or(old) {
             let key = r.key();
             for graph in [from, to] {
                 if let Some(holder) = graph.get_by_key(&key)
@@ -253,6 +271,50 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
     diff.edges_added = edges_after.difference(&edges_before).map(stamped).collect();
     diff.edges_removed = edges_before.difference(&edges_after).map(stamped).collect();
     diff
+}
+
+/// An object's versions at the start and at the end of a window (`None`: absent there).
+type Versions<'g> = (Option<&'g Arc<Resource>>, Option<&'g Arc<Resource>>);
+
+/// Whether an object, `old` and `new` at the two points and outside namespace `ns`, can have no
+/// edge with an end in `ns` that differs between them, without reading its edges. Edges derive from
+/// the source's owners and references and the target's identity and labels, so an edge at it
+/// with its other end in `ns` differs only if:
+/// - it points into `ns` (a reference to a key or a UID there, a selector over namespaces
+///   including `ns`, an owner there), and re-applying it re-resolved or changed that;
+/// - it is pointed at from `ns`: by a selector (its labels changed), by its name (another object
+///   took or gave back the name), or because the source changed (the source, inside `ns`, is
+///   touched and read in full).
+fn outside_and_unchanged(
+    from: &Graph,
+    to: &Graph,
+    old: &Arc<Resource>,
+    new: &Arc<Resource>,
+    ns: &Str,
+) -> bool {
+    if old.namespace == *ns || old.labels != new.labels {
+        return false;
+    }
+    // A UID's namespace never changes: whichever point holds it says where it is.
+    let inside = |uid: &Uid| {
+        to.get(uid)
+            .or_else(|| from.get(uid))
+            .is_some_and(|r| r.namespace == *ns)
+    };
+    let reaches = |r: &Reference| match &r.target {
+        Target::Key(k) => k.namespace == *ns,
+        Target::Uid { uid, .. } => inside(uid),
+        Target::Selector { .. } => false,
+        Target::SelectorIn { namespaces, .. } => namespaces.contains(ns),
+    };
+    let points_in =
+        |r: &Resource| r.references.iter().any(reaches) || r.owners.iter().any(|o| inside(&o.uid));
+    if points_in(old) || (!Arc::ptr_eq(old, new) && points_in(new)) {
+        return false;
+    }
+    let key = new.key();
+    let holds = |g: &Graph| g.get_by_key(&key).is_some_and(|h| h.uid == new.uid);
+    holds(from) && holds(to)
 }
 
 /// What a [`DiffFilter`] keeps, with its neighbourhood (at either end) resolved.
