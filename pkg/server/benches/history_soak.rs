@@ -29,8 +29,9 @@ use astrolabe_api::history::{HistoryError, HistorySource};
 use astrolabe_generator as generator;
 use astrolabe_graph::SharedGraph;
 use astrolabe_history::Point;
+use astrolabe_informers::SyncStatus;
 use astrolabe_model::{ChangeOp, Resource, now_ms};
-use astrolabe_persist::{ChangeSender, MemoryLog, RedisTarget};
+use astrolabe_persist::{ChangeSender, RedisTarget};
 use astrolabe_server::config::{HistoryConfig, PersistConfig};
 use astrolabe_server::persistence::{self, Persistence};
 use astrolabe_testkit::RedisServer;
@@ -89,13 +90,14 @@ async fn run() -> Result<()> {
 
     let registry = Registry::new();
     let graph = SharedGraph::new();
-    let (persistence, log) = persistence::start_memory(&config, &registry, &graph, grace)
-        .context("history is on: the in-memory log starts")?;
+    let (persistence, log) =
+        persistence::start_memory(&config, &registry, &graph, &SyncStatus::new(), grace)
+            .context("history is on: the in-memory log starts")?;
     let in_memory = Soaked {
         name: "memory",
         graph,
         persistence,
-        memory: Box::new(move || Ok(log_bytes(&log))),
+        memory: Box::new(move || Ok(log.bytes())),
         samples: Vec::new(),
     };
 
@@ -109,8 +111,15 @@ async fn run() -> Result<()> {
         ..config.clone()
     };
     let graph = SharedGraph::new();
-    let (persistence, _) =
-        persistence::start(&redis_config, &Registry::new(), &graph, grace, || true).await?;
+    let (persistence, _) = persistence::start(
+        &redis_config,
+        &Registry::new(),
+        &graph,
+        &SyncStatus::new(),
+        grace,
+        || true,
+    )
+    .await?;
     let used = redis.clone();
     let on_redis = Soaked {
         name: "redis",
@@ -203,10 +212,6 @@ fn apply(graph: &SharedGraph, sender: &ChangeSender<astrolabe_model::Change>, op
     if let Some(change) = change {
         let _ = sender.send(change);
     }
-}
-
-fn log_bytes(log: &MemoryLog) -> u64 {
-    log.bytes()
 }
 
 fn used_memory(redis: &RedisServer) -> Result<u64> {

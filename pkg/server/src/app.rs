@@ -135,12 +135,13 @@ pub async fn serve(
     let (persistence, origin) = if config.persist.enabled {
         let listed = sync.clone();
         let complete = move || graph_complete(&listed);
-        let (p, origin) = persistence::start(&config.persist, &registry, &graph, grace, complete)
-            .await
-            .map_err(ServerError::PersistenceStart)?;
+        let (p, origin) =
+            persistence::start(&config.persist, &registry, &graph, &sync, grace, complete)
+                .await
+                .map_err(ServerError::PersistenceStart)?;
         (Some(p), origin)
     } else {
-        let memory = persistence::start_memory(&config.persist, &registry, &graph, grace);
+        let memory = persistence::start_memory(&config.persist, &registry, &graph, &sync, grace);
         (memory.map(|(p, _)| p), Origin::Fresh)
     };
     let readiness = Arc::new(AppReadiness::new(
@@ -188,11 +189,7 @@ pub async fn serve(
         .with_rules(rules.clone())
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let state = match persistence.as_ref().and_then(|p| p.history.clone()) {
-        // The log records a failing watch's gap once it recovers; answers list it meanwhile.
-        Some(history) => state.with_history(Arc::new(crate::history::WithOpenGaps::new(
-            history,
-            sync.clone(),
-        ))),
+        Some(history) => state.with_history(history),
         None => state,
     };
     let bind = |source| ServerError::Bind {

@@ -148,6 +148,8 @@ pub struct LogHistory<L> {
     /// One materialisation at a time: each decodes a checkpoint, and an incident's clients ask
     /// for the same points.
     building: tokio::sync::Mutex<()>,
+    /// The watches failing now, whose gaps the log records only once they recover.
+    open_gaps: Option<SyncStatus>,
 }
 
 /// Where a materialisation must stop.
@@ -171,7 +173,16 @@ impl<L: EventLog + Clone> LogHistory<L> {
             times: Mutex::new(HashMap::new()),
             stamps: Mutex::new(HashMap::new()),
             building: tokio::sync::Mutex::new(()),
+            open_gaps: None,
         }
+    }
+
+    /// Answers also list the gaps still open in `sync`: the watches failing now (the log
+    /// records a gap once its watch recovers).
+    #[must_use]
+    pub fn with_open_gaps(mut self, sync: SyncStatus) -> Self {
+        self.open_gaps = Some(sync);
+        self
     }
 
     /// The cache's counters (for metrics and tests).
@@ -284,7 +295,15 @@ impl<L: EventLog + Clone> LogHistory<L> {
             }
             times.insert(t, seq);
         }
-        let bytes = graph.node_count().max(1) * BYTES_PER_RESOURCE;
+        Ok(Located::Past(PastGraph {
+            graph: self.remember(graph, last_ts),
+            as_of: AsOf::new(seq, last_ts),
+        }))
+    }
+
+    /// Caches `graph` (its last change applied at `last_ts`) under its sequence.
+    fn remember(&self, graph: Graph, last_ts: i64) -> Arc<Graph> {
+        let (seq, bytes) = (graph.seq(), graph.node_count().max(1) * BYTES_PER_RESOURCE);
         let graph = Arc::new(graph);
         {
             let mut stamps = self.stamps.lock();
@@ -294,14 +313,26 @@ impl<L: EventLog + Clone> LogHistory<L> {
             stamps.insert(seq, last_ts);
         }
         self.cache.insert(seq, graph.clone(), bytes);
-        Ok(Located::Past(PastGraph {
-            graph,
-            as_of: AsOf::new(seq, last_ts),
-        }))
+        graph
     }
 
-    /// The recorded gaps that overlap `[from_ms, to_ms]`, as the API shows them.
+    /// The gaps that overlap `[from_ms, to_ms]`, as the API shows them: those recorded, and
+    /// those still open (each from its start to now).
     async fn gaps_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<GapInfo>, HistoryError> {
+        let now = astrolabe_model::now_ms();
+        let open = self
+            .open_gaps
+            .iter()
+            .flat_map(SyncStatus::open_gaps)
+            .filter(|g| g.from_ms <= to_ms && now >= from_ms)
+            .map(|g| GapInfo {
+                kind: Some(g.kind.qualified().into_owned()),
+                namespace: g.namespace.map(|n| n.to_string()),
+                from: g.from_ms,
+                to: now,
+                reason: g.reason,
+                ongoing: true,
+            });
         Ok(self
             .log
             .gaps(from_ms, to_ms)
@@ -316,6 +347,7 @@ impl<L: EventLog + Clone> LogHistory<L> {
                 reason: g.reason,
                 ongoing: false,
             })
+            .chain(open)
             .collect())
     }
 
@@ -390,11 +422,8 @@ impl<L: EventLog + Clone> LogHistory<L> {
             return Ok(graph);
         }
         let _one = self.building.lock().await;
-        let graph = Arc::new(self.decode(meta).await?);
-        let bytes = graph.node_count().max(1) * BYTES_PER_RESOURCE;
-        self.stamps.lock().insert(graph.seq(), meta.time_ms());
-        self.cache.insert(graph.seq(), graph.clone(), bytes);
-        Ok(graph)
+        let graph = self.decode(meta).await?;
+        Ok(self.remember(graph, meta.time_ms()))
     }
 
     /// Loads and decodes checkpoint `meta` into a graph, off the async threads.
@@ -467,11 +496,6 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
         keep: Option<&'a Keep<'a>>,
     ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>> {
         Box::pin(async move {
-            let after = |c: &Change, p: Point| match p {
-                Point::Seq(n) => c.seq > n,
-                Point::Time(t) => c.ts_ms > t,
-                Point::Now => false,
-            };
             let base = match from {
                 Point::Now => return Ok(Vec::new()),
                 Point::Seq(n) => self.base(Target::Seq(n), text).await?,
@@ -527,7 +551,7 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
                     ChangeOp::Delete { .. } => None,
                 };
                 latest.insert(change.op.uid().clone(), version);
-                if after(&change, from) && keep.is_none_or(|keep| keep(&change)) {
+                if past(change.seq, change.ts_ms, from) && keep.is_none_or(|keep| keep(&change)) {
                     out.push(change);
                 }
             }
@@ -561,87 +585,6 @@ impl<L: EventLog + Clone> HistorySource for LogHistory<L> {
 
     fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {
         Box::pin(self.oldest_point())
-    }
-}
-
-/// A history whose answers also list the gaps still open: the watches failing now, which the
-/// log records only once they recover. Wraps the history the persistence keeps.
-pub struct WithOpenGaps {
-    inner: Arc<dyn HistorySource>,
-    sync: SyncStatus,
-}
-
-impl WithOpenGaps {
-    /// `inner`, with the open gaps of `sync`.
-    pub fn new(inner: Arc<dyn HistorySource>, sync: SyncStatus) -> Self {
-        WithOpenGaps { inner, sync }
-    }
-
-    /// The open gaps that overlap `[from_ms, to_ms]` (each runs from its start to now).
-    fn open_between(&self, from_ms: i64, to_ms: i64) -> Vec<GapInfo> {
-        let now = astrolabe_model::now_ms();
-        self.sync
-            .open_gaps()
-            .into_iter()
-            .filter(|g| g.from_ms <= to_ms && now >= from_ms)
-            .map(|g| GapInfo {
-                kind: Some(g.kind.qualified().into_owned()),
-                namespace: g.namespace.map(|n| n.to_string()),
-                from: g.from_ms,
-                to: now,
-                reason: g.reason,
-                ongoing: true,
-            })
-            .collect()
-    }
-}
-
-impl HistorySource for WithOpenGaps {
-    fn locate<'a>(
-        &'a self,
-        point: Point,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<Located, HistoryError>> {
-        Box::pin(async move {
-            match self.inner.locate(point, text).await? {
-                Located::Live => Ok(Located::Live),
-                Located::Past(mut past) => {
-                    let from = past.as_of.time_ms;
-                    let until = match point {
-                        Point::Time(t) => t.max(from),
-                        _ => from,
-                    };
-                    past.as_of.gaps.extend(self.open_between(from, until));
-                    Ok(Located::Past(past))
-                }
-            }
-        })
-    }
-
-    fn changes<'a>(
-        &'a self,
-        from: Point,
-        to: Point,
-        text: &'a str,
-        keep: Option<&'a Keep<'a>>,
-    ) -> BoxFuture<'a, Result<Vec<Change>, HistoryError>> {
-        self.inner.changes(from, to, text, keep)
-    }
-
-    fn touched(&self, after: u64, upto: u64) -> BoxFuture<'_, Result<Vec<Touch>, HistoryError>> {
-        self.inner.touched(after, upto)
-    }
-
-    fn gaps(&self, from_ms: i64, to_ms: i64) -> BoxFuture<'_, Result<Vec<GapInfo>, HistoryError>> {
-        Box::pin(async move {
-            let mut gaps = self.inner.gaps(from_ms, to_ms).await?;
-            gaps.extend(self.open_between(from_ms, to_ms));
-            Ok(gaps)
-        })
-    }
-
-    fn oldest(&self) -> BoxFuture<'_, Result<AsOf, HistoryError>> {
-        self.inner.oldest()
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use astrolabe_api::history::HistorySource;
 use astrolabe_graph::{SharedGraph, snapshot_sliced};
+use astrolabe_informers::SyncStatus;
 use astrolabe_model::Change;
 use astrolabe_persist::{
     ChangeSender, ErrorChain, EventLog, Gap, LastVersions, MemoryLog, PersistError, PersistMetrics,
@@ -103,6 +104,7 @@ pub async fn start(
     config: &PersistConfig,
     registry: &Registry,
     graph: &SharedGraph,
+    sync: &SyncStatus,
     shutdown_grace: Duration,
     complete: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Result<(Persistence, Origin), PersistenceError> {
@@ -201,11 +203,10 @@ pub async fn start(
         {
             record_downtime(gaps.clone(), since, complete, cancel.clone());
         }
-        let history: Arc<dyn HistorySource> = Arc::new(LogHistory::new(
-            log_for_history,
-            graph.clone(),
-            config.history.cache_mib,
-        ));
+        let history: Arc<dyn HistorySource> = Arc::new(
+            LogHistory::new(log_for_history, graph.clone(), config.history.cache_mib)
+                .with_open_gaps(sync.clone()),
+        );
         (Some(history), Some(gaps))
     } else {
         (None, None)
@@ -232,6 +233,7 @@ pub fn start_memory(
     config: &PersistConfig,
     registry: &Registry,
     graph: &SharedGraph,
+    sync: &SyncStatus,
     shutdown_grace: Duration,
 ) -> Option<(Persistence, MemoryLog)> {
     let history = &config.history;
@@ -261,11 +263,9 @@ pub fn start_memory(
         },
         shutdown_grace,
     );
-    let history: Arc<dyn HistorySource> = Arc::new(LogHistory::new(
-        log.clone(),
-        graph.clone(),
-        history.cache_mib,
-    ));
+    let history: Arc<dyn HistorySource> = Arc::new(
+        LogHistory::new(log.clone(), graph.clone(), history.cache_mib).with_open_gaps(sync.clone()),
+    );
     let gaps = spawn_gap_recorder(log.clone(), cancel.clone());
     Some((
         Persistence {
@@ -481,6 +481,7 @@ mod tests {
             &config,
             &Registry::new(),
             &graph,
+            &SyncStatus::new(),
             Duration::from_secs(1),
             || true,
         )
