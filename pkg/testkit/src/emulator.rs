@@ -108,11 +108,15 @@ impl Emulator {
         self.dir.path().join("kubeconfig")
     }
 
-    /// Stops answering, as an API server that went down.
+    /// Stops answering, as an API server that went down: the listener closes at once. A
+    /// graceful stop would wait for the watch streams its clients keep open (kube's watcher
+    /// asks for 290 s), so after [`STOP_GRACE`] the server task is dropped.
     pub async fn stop_server(&mut self) {
-        if let Some((stop, task)) = self.server.take() {
+        if let Some((stop, mut task)) = self.server.take() {
             stop.cancel();
-            let _ = task.await;
+            if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
 
@@ -159,6 +163,9 @@ impl Emulator {
         self.server = Some((stop, task));
     }
 }
+
+/// How long [`Emulator::stop_server`] lets open requests finish.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for Emulator {
     fn drop(&mut self) {
