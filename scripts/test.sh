@@ -30,6 +30,9 @@ if [[ $(cargo machete --version 2>/dev/null) != "$MACHETE_VERSION" ]]; then
     cargo install --locked --quiet cargo-machete --version "$MACHETE_VERSION"
 fi
 
+# A clean build gains nothing from incremental artefacts, which would only take disk.
+export CARGO_INCREMENTAL=0
+
 scripts/bench-table.py --check
 scripts/ui-build.sh --check
 cargo fmt --all --check
