@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use astrolabe_graph::Graph;
 use astrolabe_graph::query::{self, Direction, EdgeView, NeighborQuery};
-use astrolabe_model::{Change, Kind, ObjectKey, Reference, Resource, Str, Target, Uid};
+use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Reference, Resource, Str, Target, Uid};
 use serde::Serialize;
 
 use crate::fields::{FieldChange, field_changes};
@@ -133,15 +133,25 @@ pub struct Diff {
 pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter) -> Diff {
     let before = graph.clone();
     let from_seq = graph.seq();
-    let mut last: HashMap<Uid, (u64, i64)> = HashMap::new();
+    let mut last: HashMap<Uid, (u64, i64, bool)> = HashMap::new();
     for change in changes.iter().filter(|c| c.seq > from_seq) {
+        let keeps = match (&change.op, graph.get(change.op.uid())) {
+            (ChangeOp::Upsert(new), Some(old)) => keeps_edges(old, new),
+            _ => false,
+        };
         graph.apply(change.op.clone(), change.ts_ms, &mut ());
         graph.advance_seq(change.seq);
-        last.insert(change.op.uid().clone(), (change.seq, change.ts_ms));
+        let entry = last.entry(change.op.uid().clone()).or_insert((0, 0, true));
+        *entry = (change.seq, change.ts_ms, entry.2 && keeps);
     }
     let touched: Vec<Touch> = last
         .into_iter()
-        .map(|(uid, (seq, ts_ms))| Touch { uid, seq, ts_ms })
+        .map(|(uid, (seq, ts_ms, keeps_edges))| Touch {
+            uid,
+            seq,
+            ts_ms,
+            keeps_edges,
+        })
         .collect();
     diff_between(&before, graph, &touched, filter)
 }
@@ -155,6 +165,22 @@ pub struct Touch {
     pub seq: u64,
     /// When that change was applied.
     pub ts_ms: i64,
+    /// Whether every change of the window to it was an update that left its identity, labels,
+    /// owners and references as they were. Such changes move no edge (the graph swaps the
+    /// object's version and keeps its edges), so the diff compares the object and leaves its
+    /// edges to the changes of the objects at their other ends. `false` is always correct.
+    pub keeps_edges: bool,
+}
+
+/// Whether updating `old` to `new` leaves every edge where it is: the same identity, labels,
+/// owners and references.
+fn keeps_edges(old: &Resource, new: &Resource) -> bool {
+    old.kind == new.kind
+        && old.namespace == new.namespace
+        && old.name == new.name
+        && old.labels == new.labels
+        && old.owners == new.owners
+        && old.references == new.references
 }
 
 /// What differs between `from` and `to`, the graphs at two points of the log, given `touched`:
@@ -163,9 +189,9 @@ pub struct Touch {
 ///
 /// Only the touched objects are compared, and the edges around them and around the objects
 /// that hold their names; the cost is their number and degree, not the graphs' size. An edge's
-/// sequence and time are those of the last change of its source in the window, or of its target
-/// when the source did not change (edges derive from the source's references and selectors, and
-/// the target's identity and labels).
+/// sequence and time are those of the last change in the window of its source, or of its target
+/// when the source did not change or kept its edges (edges derive from the source's references
+/// and selectors, and the target's identity and labels).
 pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFilter) -> Diff {
     let keep = Keep {
         filter,
@@ -179,14 +205,21 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
         to_seq: to.seq(),
         ..Diff::default()
     };
-    let stamps: HashMap<&Uid, (u64, i64)> =
-        touched.iter().map(|t| (&t.uid, (t.seq, t.ts_ms))).collect();
-    // Each touched object's versions at the two points, looked up once.
-    let versions: Vec<Versions<'_>> = touched
-        .iter()
-        .map(|t| (from.get(&t.uid), to.get(&t.uid)))
-        .collect();
-    for (t, &(old, new)) in touched.iter().zip(&versions) {
+    // Each touched object's versions at the two points, looked up once. An object whose
+    // changes kept its edges matters only as an object: when the namespace and kind filters
+    // leave it out (and there is no neighbourhood to place it in), it is dropped after one
+    // lookup. Identity never changes under one UID, so its version at the end says.
+    let narrowed =
+        filter.root_and_depth.is_none() && (filter.namespace.is_some() || filter.kind.is_some());
+    let mut versions: Vec<(&Touch, Versions<'_>)> = Vec::with_capacity(touched.len());
+    for t in touched {
+        let new = to.get(&t.uid);
+        if narrowed && t.keeps_edges && new.is_some_and(|r| !keep.matches(r)) {
+            continue;
+        }
+        versions.push((t, (from.get(&t.uid), new)));
+    }
+    for &(t, (old, new)) in &versions {
         let touched = |resource: &Resource| Touched {
             uid: t.uid.clone(),
             key: resource.key(),
@@ -231,9 +264,12 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
         .namespace
         .as_ref()
         .filter(|_| filter.root_and_depth.is_none());
-    let mut around: HashSet<&Uid> = HashSet::with_capacity(touched.len());
+    //
+    // An object whose changes kept its edges is not an end of its own: an edge at it differs
+    // only through a change of the object at the other end, or of one holding its name.
+    let mut around: HashSet<&Uid> = HashSet::with_capacity(versions.len());
     let mut holders: Vec<&Uid> = Vec::new();
-    for (t, &(old, new)) in touched.iter().zip(&versions) {
+    for &(t, (old, new)) in versions.iter().filter(|(t, _)| !t.keeps_edges) {
         if let (Some(ns), Some(old), Some(new)) = (outside, old, new)
             && outside_and_unchanged(from, to, old, new, ns)
         {
@@ -255,6 +291,11 @@ pub fn diff_between(from: &Graph, to: &Graph, touched: &[Touch], filter: &DiffFi
     let kept = |a: &Arc<Resource>, b: &Arc<Resource>| keep.edge(a, b);
     let edges_before = edges_around(from, &around, &kept);
     let edges_after = edges_around(to, &around, &kept);
+    let stamps: HashMap<&Uid, (u64, i64)> = touched
+        .iter()
+        .filter(|t| !t.keeps_edges)
+        .map(|t| (&t.uid, (t.seq, t.ts_ms)))
+        .collect();
     let last = (diff.to_seq, to.ts_ms());
     let stamped = |edge: &EdgeView| {
         let (seq, ts_ms) = stamps

@@ -291,6 +291,16 @@ pub fn change_uid(bytes: &[u8]) -> Option<UidAt> {
     }
 }
 
+/// Whether a change payload is a patch that leaves its object's labels, owners and references
+/// as they were, read without decoding the change: such a change moves no edge (the graph swaps
+/// the object's version and keeps its edges). `false` for whole changes and unreadable bytes.
+pub fn keeps_edges(bytes: &[u8]) -> bool {
+    match bytes.split_first() {
+        Some((&PATCH_FORMAT, body)) => ResourcePatch::keeps_edges(body).unwrap_or(false),
+        _ => false,
+    }
+}
+
 /// When a change payload (whole or patch) was applied, and its object's UID
 /// ([`change_uid`]), read without decoding the change: what an index of the log keeps.
 pub fn change_stamp(bytes: &[u8]) -> Option<(i64, UidAt)> {

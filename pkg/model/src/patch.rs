@@ -264,6 +264,14 @@ impl ResourcePatch {
         Ok((ts_ms, patch))
     }
 
+    /// Whether the patch encoded in `body` leaves the fields edges derive from (labels, owners,
+    /// references) as they were, read from its mask alone. `None` when `body` is cut short.
+    pub(crate) fn keeps_edges(body: &[u8]) -> Option<bool> {
+        let ((_, mask), _) = postcard::take_from_bytes::<(i64, u16)>(body).ok()?;
+        // Bits 1 (labels), 5 (owners) and 8 (references); see the module documentation.
+        Some(mask & (1 << 1 | 1 << 5 | 1 << 8) == 0)
+    }
+
     /// The UID as the codec keys changes by (its text), read without decoding the rest.
     pub(crate) fn key(body: &[u8]) -> Option<UidAt> {
         let ((_, mask), rest) = postcard::take_from_bytes::<(i64, u16)>(body).ok()?;
@@ -473,6 +481,49 @@ mod tests {
             logged.resolve(|_| None),
             Err(PatchError::NoBase { .. })
         ));
+    }
+
+    #[test]
+    fn only_patches_that_leave_labels_owners_and_references_keep_edges() {
+        use crate::codec;
+        use crate::{Change, ChangeOp, EdgeKind, OwnerRef};
+        let old = pod("0b6f3f0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "1000");
+        let encoded = |new: &Resource| {
+            let mut out = Vec::new();
+            let patch = ResourcePatch::between(&old, new).unwrap();
+            codec::encode_patch_into(1, &patch, &mut out).unwrap();
+            out
+        };
+        let mut status = old.clone();
+        status.resource_version = "1001".into();
+        status.status.message = "Running".into();
+        status.annotations.insert("note", "x");
+        assert!(codec::keeps_edges(&encoded(&status)));
+        let mut labels = status.clone();
+        labels.labels.insert("tier", "front");
+        let mut owners = status.clone();
+        owners.owners.push(OwnerRef {
+            uid: "rs".into(),
+            kind: Kind::ReplicaSet,
+            name: "web".into(),
+            controller: true,
+        });
+        let mut references = status.clone();
+        references
+            .references
+            .push(Reference::to_key(EdgeKind::RunsOn, Kind::Node, "", "n1"));
+        for new in [&labels, &owners, &references] {
+            assert!(!codec::keeps_edges(&encoded(new)));
+        }
+        // A whole record, and bytes cut short, say nothing of what they leave.
+        let whole = codec::encode_change(&Change {
+            seq: 1,
+            ts_ms: 1,
+            op: ChangeOp::Upsert(Arc::new(status.clone())),
+        })
+        .unwrap();
+        assert!(!codec::keeps_edges(&whole));
+        assert!(!codec::keeps_edges(&encoded(&status)[..2]));
     }
 
     #[test]

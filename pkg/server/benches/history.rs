@@ -323,7 +323,7 @@ async fn measure<L: EventLog + Clone>(
     h.touched(from, hour.graph.seq()).await?;
     let index_first = ms(started);
     let mut parts: [Vec<f64>; 6] = Default::default();
-    let mut sizes = (0, 0, 0, 0);
+    let mut sizes = (0, 0, 0, 0, 0);
     for _ in 0..DIFF_ROUNDS {
         let started = Instant::now();
         let base = past(h.locate(Point::Seq(from), "-10m").await?, from)?;
@@ -349,6 +349,7 @@ async fn measure<L: EventLog + Clone>(
             diff.added.len() + diff.removed.len(),
             diff.modified.len(),
             diff.edges_added.len() + diff.edges_removed.len(),
+            touched.iter().filter(|t| t.keeps_edges).count(),
         );
         for (part, value) in parts
             .iter_mut()
@@ -365,6 +366,24 @@ async fn measure<L: EventLog + Clone>(
         diff_compare,
         diff_drop,
     ] = parts.map(|part| median(&part));
+    // The compare again, as if every change of the window could have moved edges (the index
+    // knows the status updates that cannot): what a window of creations, deletions and
+    // relabellings costs per object.
+    let mut moving = Vec::new();
+    {
+        let base = past(h.locate(Point::Seq(from), "-10m").await?, from)?;
+        let target = live.read().clone();
+        let mut touched = h.touched(from, target.seq()).await?;
+        for t in &mut touched {
+            t.keeps_edges = false;
+        }
+        for _ in 0..DIFF_ROUNDS {
+            let t = Instant::now();
+            std::hint::black_box(diff_between(&base.graph, &target, &touched, &filter));
+            moving.push(ms(t));
+        }
+    }
+    let compare_moving = median(&moving);
     // Baseline: the same diff by replaying the window's changes on a copy of the graph at
     // `from` (decoding every change).
     let mut replay_rounds = Vec::new();
@@ -400,10 +419,12 @@ async fn measure<L: EventLog + Clone>(
          to now: {} objects changed, {} added or removed, {} modified, {} edges; median \
          {diff_total:.1} ms = locate (cached) {diff_locate:.3} + copy of the live graph \
          {diff_clone:.1} + touched objects from the index {diff_touched:.1} + compare \
-         {diff_compare:.1} + drop {diff_drop:.1}; by replay instead (changes decoded and \
+         {diff_compare:.1} + drop {diff_drop:.1} ({} of the objects changed by status updates \
+         only, which move no edge; the compare had every change moved edges \
+         {compare_moving:.1}); by replay instead (changes decoded and \
          replayed on a copy) {diff_by_replay_ms:.1}, of it the log read alone {log_read:.1} \
          (pages of {PAGE}, not decoded) and a plain replay {plain_replay:.1}",
-        hour.namespace, sizes.0, sizes.1, sizes.2, sizes.3
+        hour.namespace, sizes.0, sizes.1, sizes.2, sizes.3, sizes.4
     );
     figure(&format!("history/{name}/restart_ms"), restart, "ms", None);
     figure(
@@ -443,6 +464,12 @@ async fn measure<L: EventLog + Clone>(
     figure(
         &format!("history/{name}/diff_by_replay_ms"),
         diff_by_replay_ms,
+        "ms",
+        None,
+    );
+    figure(
+        &format!("history/{name}/diff_compare_edges_moved_ms"),
+        compare_moving,
         "ms",
         None,
     );

@@ -19,6 +19,7 @@ use astrolabe_model::{Change, ChangeOp, Resource, Uid};
 use astrolabe_persist::{Decoder as _, ErrorChain, EventLog, SnapshotMeta};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use crate::decoder::{DECODER, replay_logged};
 
@@ -48,12 +49,21 @@ const LOG_WAIT: Duration = Duration::from_secs(5);
 /// from the log without decoding a change. About 40 bytes per change kept.
 #[derive(Default)]
 struct ChangeIndex {
-    /// `(seq, ts_ms, uid)` of each change read, ascending.
-    entries: VecDeque<(u64, i64, Uid)>,
+    /// Each change read, ascending.
+    entries: VecDeque<Indexed>,
     /// The last sequence read.
     top: u64,
     /// One `Uid` per object, shared by its entries.
     interned: HashMap<Vec<u8>, Uid>,
+}
+
+/// One change of the log, as [`ChangeIndex`] keeps it.
+struct Indexed {
+    seq: u64,
+    ts_ms: i64,
+    uid: Uid,
+    /// Whether it left its object's labels, owners and references ([`codec::keeps_edges`]).
+    keeps_edges: bool,
 }
 
 impl ChangeIndex {
@@ -90,7 +100,12 @@ impl ChangeIndex {
                         uid
                     }
                 };
-                self.entries.push_back((entry.seq, ts_ms, uid));
+                self.entries.push_back(Indexed {
+                    seq: entry.seq,
+                    ts_ms,
+                    uid,
+                    keeps_edges: codec::keeps_edges(&entry.payload),
+                });
             }
             if !full {
                 break;
@@ -101,7 +116,7 @@ impl ChangeIndex {
             .await
             .map_err(unavailable)?
             .unwrap_or(self.top + 1);
-        while self.entries.front().is_some_and(|(seq, _, _)| *seq < first) {
+        while self.entries.front().is_some_and(|e| e.seq < first) {
             self.entries.pop_front();
         }
         if self.interned.len() > 2 * self.entries.len() + 4_096 {
@@ -114,18 +129,20 @@ impl ChangeIndex {
     /// Each object changed after `after` up to `upto`, with its last change there, in sequence
     /// order of those changes.
     fn touched(&self, after: u64, upto: u64) -> Vec<Touch> {
-        let start = self.entries.partition_point(|(seq, _, _)| *seq <= after);
-        let end = self.entries.partition_point(|(seq, _, _)| *seq <= upto);
-        let mut last: HashMap<&Uid, (u64, i64)> = HashMap::new();
-        for (seq, ts_ms, uid) in self.entries.range(start..end) {
-            last.insert(uid, (*seq, *ts_ms));
+        let start = self.entries.partition_point(|e| e.seq <= after);
+        let end = self.entries.partition_point(|e| e.seq <= upto);
+        let mut last: FxHashMap<&Uid, (u64, i64, bool)> = FxHashMap::default();
+        for e in self.entries.range(start..end) {
+            let entry = last.entry(&e.uid).or_insert((0, 0, true));
+            *entry = (e.seq, e.ts_ms, entry.2 && e.keeps_edges);
         }
         let mut out: Vec<Touch> = last
             .into_iter()
-            .map(|(uid, (seq, ts_ms))| Touch {
+            .map(|(uid, (seq, ts_ms, keeps_edges))| Touch {
                 uid: uid.clone(),
                 seq,
                 ts_ms,
+                keeps_edges,
             })
             .collect();
         out.sort_unstable_by_key(|t| t.seq);

@@ -41,7 +41,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Twelve objects that make edges among themselves: Services selecting Pods by label, Pods
-/// using ConfigMaps by name (and so dangling while the ConfigMap is absent).
+/// using ConfigMaps by name (and so dangling while the ConfigMap is absent), three of the Pods
+/// from another namespace. Versions `2k` and `2k + 1` of a Pod differ in their status only, as
+/// versions 0, 2 and 4 of a Service differ in their resourceVersion only: updates that keep
+/// every edge.
 fn resource(id: u8, version: u8) -> Resource {
     let app = format!("a{}", version % 2);
     match id {
@@ -66,16 +69,17 @@ fn resource(id: u8, version: u8) -> Resource {
             let mut r = Resource::new(
                 format!("pod-{id}").as_str(),
                 Kind::Pod,
-                "ns",
+                if id < 6 { "ns" } else { "other" },
                 format!("pod-{id}"),
             );
-            r.labels.insert("app", app);
+            r.labels.insert("app", format!("a{}", version / 2 % 2));
             r.references.push(Reference::to_key(
                 EdgeKind::UsesConfigmap,
                 Kind::ConfigMap,
                 "ns",
-                format!("cm-{}", version % 3),
+                format!("cm-{}", version / 2 % 3),
             ));
+            r.status.message = format!("step {version}").into();
             r.resource_version = version.to_string().into();
             r
         }
@@ -301,81 +305,99 @@ async fn run_case(
         // As the API computes it: the two graphs compared over the objects the log's index
         // says changed between them; and by replaying the changes on the first.
         let touched = history.touched(from_seq, to_seq).await.unwrap();
-        let between = diff_between(&base, &target, &touched, &DiffFilter::default());
+        let mut diffs = Vec::new();
+        for namespace in [None, Some("ns"), Some("other")] {
+            let filter = DiffFilter {
+                namespace: namespace.map(Into::into),
+                ..DiffFilter::default()
+            };
+            diffs.push((
+                "between",
+                namespace,
+                diff_between(&base, &target, &touched, &filter),
+            ));
+        }
         let changes = history.changes(from, to, "test", None).await.unwrap();
         let replayed = diff_by_replay(&mut base, &changes, &DiffFilter::default());
+        diffs.push(("replayed", None, replayed));
         let (before, after) = (
             state(expected(&empty, &steps, from)),
             state(expected(&empty, &steps, to)),
         );
-        let uids = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
-        let added: BTreeSet<String> = after
-            .0
-            .keys()
-            .filter(|u| !before.0.contains_key(*u))
-            .cloned()
-            .collect();
-        let removed: BTreeSet<String> = before
-            .0
-            .keys()
-            .filter(|u| !after.0.contains_key(*u))
-            .cloned()
-            .collect();
-        let modified: BTreeSet<String> = before
-            .0
-            .iter()
-            .filter(|(u, r)| after.0.get(*u).is_some_and(|n| n != *r))
-            .map(|(u, _)| u.clone())
-            .collect();
-        let edge = |e: &astrolabe_history::EdgeDiff| {
-            (
-                e.edge.kind.as_str().to_owned(),
-                e.edge.from.as_str().to_owned(),
-                e.edge.to.as_str().to_owned(),
-            )
+        let namespace_of = |uid: &String| {
+            let r = after.0.get(uid).or_else(|| before.0.get(uid)).unwrap();
+            r.namespace.as_str().to_owned()
         };
-        let edges_added: BTreeSet<_> = after.1.difference(&before.1).cloned().collect();
-        let edges_removed: BTreeSet<_> = before.1.difference(&after.1).cloned().collect();
-        for (how, diff) in [("between", &between), ("replayed", &replayed)] {
+        for (how, namespace, diff) in &diffs {
+            let inside = |uid: &String| namespace.is_none_or(|ns| namespace_of(uid) == ns);
+            let uids = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<BTreeSet<_>>();
+            let added: BTreeSet<String> = after
+                .0
+                .keys()
+                .filter(|u| !before.0.contains_key(*u) && inside(u))
+                .cloned()
+                .collect();
+            let removed: BTreeSet<String> = before
+                .0
+                .keys()
+                .filter(|u| !after.0.contains_key(*u) && inside(u))
+                .cloned()
+                .collect();
+            let modified: BTreeSet<String> = before
+                .0
+                .iter()
+                .filter(|(u, r)| after.0.get(*u).is_some_and(|n| n != *r) && inside(u))
+                .map(|(u, _)| u.clone())
+                .collect();
+            let edge = |e: &astrolabe_history::EdgeDiff| {
+                (
+                    e.edge.kind.as_str().to_owned(),
+                    e.edge.from.as_str().to_owned(),
+                    e.edge.to.as_str().to_owned(),
+                )
+            };
+            // An edge is the namespace's when one of its ends is.
+            let kept = |e: &&(String, String, String)| inside(&e.1) || inside(&e.2);
+            let edges_added: BTreeSet<_> = after
+                .1
+                .difference(&before.1)
+                .filter(kept)
+                .cloned()
+                .collect();
+            let edges_removed: BTreeSet<_> = before
+                .1
+                .difference(&after.1)
+                .filter(kept)
+                .cloned()
+                .collect();
+            fn object(o: &astrolabe_history::Touched) -> &str {
+                o.uid.as_str()
+            }
+            let what = format!("{backend:?} {how} in {namespace:?}, {from:?}..{to:?}");
             assert_eq!(
-                uids(
-                    diff.added
-                        .iter()
-                        .map(|o| o.object.uid.as_str().to_owned())
-                        .collect()
-                ),
+                uids(diff.added.iter().map(|o| object(&o.object)).collect()),
                 added,
-                "{backend:?} {how}: added {from:?}..{to:?}"
+                "{what}: added"
             );
             assert_eq!(
-                uids(
-                    diff.removed
-                        .iter()
-                        .map(|o| o.object.uid.as_str().to_owned())
-                        .collect()
-                ),
+                uids(diff.removed.iter().map(|o| object(&o.object)).collect()),
                 removed,
-                "{backend:?} {how}: removed"
+                "{what}: removed"
             );
             assert_eq!(
-                uids(
-                    diff.modified
-                        .iter()
-                        .map(|o| o.object.uid.as_str().to_owned())
-                        .collect()
-                ),
+                uids(diff.modified.iter().map(|o| object(&o.object)).collect()),
                 modified,
-                "{backend:?} {how}: modified"
+                "{what}: modified"
             );
             assert_eq!(
                 diff.edges_added.iter().map(edge).collect::<BTreeSet<_>>(),
                 edges_added,
-                "{backend:?} {how}: edges added"
+                "{what}: edges added"
             );
             assert_eq!(
                 diff.edges_removed.iter().map(edge).collect::<BTreeSet<_>>(),
                 edges_removed,
-                "{backend:?} {how}: edges removed"
+                "{what}: edges removed"
             );
         }
     }
