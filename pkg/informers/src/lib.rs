@@ -45,6 +45,7 @@
 //! - [`config`]: [`InformerConfig`], which kinds, namespaces, selector, cap; [`Rules`], the
 //!   kinds with relationship rules and their hook.
 //! - [`status`]: [`SyncStatus`], per-kind sync state for readiness.
+//! - [`lease`]: leader election with a `coordination.k8s.io/v1` Lease ([`lease::Elector`]).
 //! - [`metrics`]: [`InformerMetrics`], the Prometheus series.
 //! - [`mod@client`]: building a `kube::Client` (kubeconfig, in-cluster, emulator URL).
 //! - [`error`]: the [`Error`] enum and [`Result`] alias.
@@ -56,6 +57,7 @@ pub mod discovery;
 pub mod dynamic;
 pub mod error;
 pub mod event;
+pub mod lease;
 pub mod metrics;
 pub mod processors;
 pub mod select;
