@@ -62,6 +62,20 @@ pub enum PersistError {
         /// The server's error message for it.
         message: String,
     },
+    /// The fence could not be claimed.
+    #[error("claiming the log's fence failed")]
+    Fence(#[source] redis::RedisError),
+    /// A write of a fenced log was refused: a writer with a newer epoch claimed the log (another
+    /// replica leads). Retrying cannot succeed.
+    #[error(
+        "write refused: this writer's epoch {ours} is fenced off by epoch {stored}, claimed by another writer"
+    )]
+    Fenced {
+        /// This writer's epoch.
+        ours: u64,
+        /// The epoch the log holds.
+        stored: u64,
+    },
     /// A batch was not in strictly increasing sequence order, or used sequence 0.
     #[error(
         "batch sequence numbers must be > 0 and strictly increasing (got {seq} after {previous})"
@@ -326,6 +340,7 @@ impl PersistError {
             | Self::PreviousSnapshotRead(e)
             | Self::SweepFailed(e)
             | Self::GapFailed(e)
+            | Self::Fence(e)
             | Self::SetAsideFailed(e) => Some(e),
             _ => None,
         }
@@ -353,6 +368,7 @@ impl PersistError {
             | Self::AppendRejected { .. }
             | Self::AppendGap { .. }
             | Self::BatchOrder { .. } => "append",
+            Self::Fenced { .. } | Self::Fence(_) => "fenced",
             Self::ReadFailed(_) | Self::UnexpectedReply { .. } => "read",
             Self::TrimFailed(_) => "trim",
             Self::SnapshotWrite { .. } | Self::SnapshotSuperseded { .. } => "snapshot_write",

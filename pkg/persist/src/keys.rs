@@ -16,6 +16,8 @@ use crate::error::{PersistError, Result};
 /// astrolabe:{<cluster>}:snapshot:checkpoint:<gen>  hash, such a generation's record
 /// astrolabe:{<cluster>}:events:damaged:<ms> stream, a damaged event stream set aside at <ms>
 ///                                           (see `EventLog::set_aside_beyond`), never read
+/// astrolabe:{<cluster>}:fence               string, the epoch of the newest writer that
+///                                           claimed the log (see `RedisLog::claim_epoch`)
 /// ```
 ///
 /// At least two generations are kept, the committed one and the previous one, and the older
@@ -29,6 +31,7 @@ pub struct Keys {
     previous: String,
     checkpoints: String,
     gaps: String,
+    fence: String,
     checkpoint_prefix: String,
     chunk_prefix: String,
 }
@@ -50,6 +53,7 @@ impl Keys {
             previous: format!("{base}:snapshot:previous"),
             checkpoints: format!("{base}:snapshot:checkpoints"),
             gaps: format!("{base}:gaps"),
+            fence: format!("{base}:fence"),
             checkpoint_prefix: format!("{base}:snapshot:checkpoint:"),
             chunk_prefix: format!("{base}:snapshot:"),
         })
@@ -91,6 +95,12 @@ impl Keys {
     #[must_use]
     pub fn gaps(&self) -> &str {
         &self.gaps
+    }
+
+    /// The fence: the newest claimed writer epoch.
+    #[must_use]
+    pub fn fence(&self) -> &str {
+        &self.fence
     }
 
     /// The record of `generation` when it is an older retained checkpoint (same fields as

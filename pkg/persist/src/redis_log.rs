@@ -51,6 +51,36 @@ end
 return {#beyond, #keep}
 ";
 
+/// A fenced append: refuses the whole batch with `FENCED <stored epoch>` when the fence
+/// (`KEYS[2]`) holds an epoch above this writer's (`ARGV[1]`), else raises the fence to it if
+/// it is lower (a fence lost with a Redis failover comes back) and adds each entry (`ARGV[2..]`:
+/// ID, payload pairs) to the stream (`KEYS[1]`) under `ARGV[2]`'s field. Returns, per entry, 1
+/// or the server's error message (as the unfenced pipeline's replies do). Epochs are compared
+/// as numbers: they count claims, far below 2^53.
+static FENCED_APPEND: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(FENCED_APPEND_SCRIPT));
+const FENCED_APPEND_SCRIPT: &str = r"
+local stored = redis.call('GET', KEYS[2])
+local ours = tonumber(ARGV[1])
+if stored and tonumber(stored) and tonumber(stored) > ours then
+  return redis.error_reply('FENCED ' .. stored)
+end
+if not stored or not tonumber(stored) or tonumber(stored) < ours then
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+local out = {}
+for i = 3, #ARGV, 2 do
+  local r = redis.pcall('XADD', KEYS[1], ARGV[i], ARGV[2], ARGV[i + 1])
+  if type(r) == 'table' and r.err then out[#out + 1] = r.err else out[#out + 1] = 1 end
+end
+return out
+";
+
+/// Claims the log for a new writer: increments the fence (`KEYS[1]`) and returns the epoch.
+const CLAIM_SCRIPT: &str = r"
+return redis.call('INCR', KEYS[1])
+";
+
 /// How to reach Redis and which cluster's keys to use.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -120,6 +150,8 @@ pub(crate) struct Inner {
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
     /// The committed generation recovery refused (0: none; generations start at 1).
     pub(crate) refused: std::sync::atomic::AtomicU64,
+    /// This writer's epoch when the log is fenced ([`RedisLog::claim_epoch`]); 0: unfenced.
+    pub(crate) epoch: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -161,6 +193,7 @@ impl RedisLog {
                 retention: config.retention,
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 refused: std::sync::atomic::AtomicU64::new(0),
+                epoch: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -212,6 +245,63 @@ impl RedisLog {
             .collect())
     }
 
+    /// Claims the log for this writer: a new epoch, above every epoch claimed before, which
+    /// the fence key keeps. From then on every append and snapshot commit of this log (and of
+    /// its clones) is refused with [`PersistError::Fenced`] once another writer has claimed a
+    /// newer epoch. A log never claimed is unfenced: it writes whatever the fence holds, as a
+    /// single replica does.
+    ///
+    /// # Errors
+    /// [`PersistError::Fence`] when Redis cannot be written.
+    pub async fn claim_epoch(&self) -> Result<u64> {
+        let epoch: u64 = redis::Script::new(CLAIM_SCRIPT)
+            .key(self.inner.keys.fence())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(PersistError::Fence)?;
+        self.inner
+            .epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
+        Ok(epoch)
+    }
+
+    /// This writer's epoch (0: the log is unfenced).
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The fenced form of an append: the whole batch in one script that checks the fence.
+    async fn append_fenced(&self, epoch: u64, entries: &[Packed]) -> Result<Vec<Option<String>>> {
+        let mut script = FENCED_APPEND.prepare_invoke();
+        script
+            .key(self.inner.keys.events())
+            .key(self.inner.keys.fence())
+            .arg(epoch)
+            .arg(PACKED_FIELD);
+        for entry in entries {
+            script.arg(entry_id(entry.last)).arg(entry.bytes.as_ref());
+        }
+        let count: usize = entries.iter().map(|e| e.count).sum();
+        let replies: Vec<Value> =
+            script
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(|source| {
+                    fenced(epoch, &source).unwrap_or(PersistError::AppendFailed { count, source })
+                })?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| match reply {
+                Value::Int(1) => None,
+                Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                Value::SimpleString(s) => Some(s),
+                Value::ServerError(e) => Some(e.to_string()),
+                other => Some(format!("unexpected reply {other:?}")),
+            })
+            .collect())
+    }
+
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.inner.conn.clone()
     }
@@ -239,6 +329,11 @@ impl EventLog for RedisLog {
         }
         let events = self.inner.keys.events();
         let entries = pack(batch);
+        let epoch = self.epoch();
+        if epoch != 0 {
+            let replies = self.append_fenced(epoch, &entries).await?;
+            return classify_append(&entries, replies);
+        }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for entry in &entries {
@@ -254,6 +349,13 @@ impl EventLog for RedisLog {
                 source,
             }
         })?;
+        let replies = replies
+            .into_iter()
+            .map(|reply| match reply {
+                Value::ServerError(e) => Some(e.to_string()),
+                _ => None,
+            })
+            .collect();
         classify_append(&entries, replies)
     }
 
@@ -428,6 +530,19 @@ impl EventLog for RedisLog {
     }
 }
 
+/// The [`PersistError::Fenced`] a script refused a write of epoch `ours` with, if that is why
+/// it failed (`FENCED <stored epoch>`).
+pub(crate) fn fenced(ours: u64, e: &redis::RedisError) -> Option<PersistError> {
+    if e.code() != Some("FENCED") {
+        return None;
+    }
+    let stored = e
+        .detail()
+        .and_then(|d| d.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    Some(PersistError::Fenced { ours, stored })
+}
+
 /// Refuses a batch whose sequences do not strictly increase from above 0.
 pub(crate) fn check_order(batch: &[(u64, Bytes)]) -> Result<()> {
     let mut previous = 0;
@@ -443,9 +558,10 @@ pub(crate) fn check_order(batch: &[(u64, Bytes)]) -> Result<()> {
     Ok(())
 }
 
-/// Per-entry replies of an append pipeline: "already present" counts as success; any other
-/// refusal followed by a success is a hole.
-fn classify_append(entries: &[Packed], replies: Vec<Value>) -> Result<AppendOutcome> {
+/// Per-entry replies of an append (`None` for an entry written, else the server's error
+/// message for it): "already present" counts as success; any other refusal followed by a
+/// success is a hole.
+fn classify_append(entries: &[Packed], replies: Vec<Option<String>>) -> Result<AppendOutcome> {
     if replies.len() != entries.len() {
         return Err(PersistError::UnexpectedReply {
             op: "XADD",
@@ -456,15 +572,14 @@ fn classify_append(entries: &[Packed], replies: Vec<Value>) -> Result<AppendOutc
     let mut first_failure: Option<(u64, String)> = None;
     for (entry, reply) in entries.iter().zip(replies) {
         match reply {
-            Value::ServerError(e) => {
-                let message = e.to_string();
+            Some(message) => {
                 if message.contains(ALREADY_PRESENT) {
                     outcome.already_present += entry.count;
                 } else if first_failure.is_none() {
                     first_failure = Some((entry.last, message));
                 }
             }
-            _ => {
+            None => {
                 if let Some((seq, message)) = first_failure {
                     return Err(PersistError::AppendGap { seq, message });
                 }

@@ -38,7 +38,9 @@ const COMMITTED: i64 = 1;
 /// sorted set of older checkpoints; ARGV[1] the snapshot format; ARGV[2] the new covered
 /// sequence; ARGV[3] the new generation; ARGV[4] the chunk key prefix; ARGV[5] the refused
 /// generation (`0`: none); ARGV[6] the older checkpoints' record key prefix; ARGV[7] the
-/// generations retention keeps, comma-separated; ARGV[8..] the record's fields and values.
+/// generations retention keeps, comma-separated; ARGV[8] the writer's epoch (`0`: unfenced);
+/// KEYS[4] the fence; ARGV[9..] the record's fields and values. A fenced writer's commit is
+/// refused with the error `FENCED <stored epoch>` when the fence holds a newer epoch.
 /// Returns `{0, committed sequence}` when refused, else `{1, what it replaced}`: `none`,
 /// `replaced` (a record of this format, now the previous one), `refused` (the refused
 /// generation, unlinked), `previous damaged` (KEYS[2] holds another Redis type: left as it is,
@@ -48,6 +50,12 @@ const COMMITTED: i64 = 1;
 static COMMIT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
+if ARGV[8] ~= '0' then
+  local stored = redis.call('GET', KEYS[4])
+  if stored and tonumber(stored) and tonumber(stored) > tonumber(ARGV[8]) then
+    return redis.error_reply('FENCED ' .. stored)
+  end
+end
 local function decimal(v)
   return v ~= nil and string.match(v, '^%d+$') ~= nil
 end
@@ -108,7 +116,7 @@ if decimal(prev['next_gen']) and above(prev['next_gen'], next_gen) then
   next_gen = prev['next_gen']
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], 'next_gen', next_gen, unpack(ARGV, 9))
 local gen = prev['generation']
 if n == 0 or (prev['format'] == nil and gen == nil) then
   return {1, 'none'}
@@ -204,26 +212,37 @@ impl RedisLog {
 
         let meta = SnapshotMeta::committed_now(blob, generation, count, &compressed, raw_bytes);
         let refused = self.inner.refused.load(Ordering::Acquire);
+        let epoch = self.epoch();
         let keep = self.generations_to_keep(&meta).await;
         let mut commit = COMMIT.prepare_invoke();
         commit
             .key(keys.snapshot_meta())
             .key(keys.previous_meta())
             .key(keys.checkpoints())
+            .key(keys.fence())
             .arg(SNAPSHOT_FORMAT)
             .arg(blob.seq)
             .arg(generation)
             .arg(keys.chunk_prefix())
             .arg(refused)
             .arg(keys.checkpoint_prefix())
-            .arg(keep);
+            .arg(keep)
+            .arg(epoch);
         for (field, value) in meta_fields(&meta) {
             commit.arg(field).arg(value);
         }
         // On an error the outcome is unknown: the chunks stay (sweep_orphans removes them if the
         // commit did not happen).
-        let (status, detail): (i64, String) =
-            commit.invoke_async(&mut conn).await.map_err(write_err)?;
+        let (status, detail): (i64, String) = match commit.invoke_async(&mut conn).await {
+            Ok(reply) => reply,
+            Err(source) => {
+                if let Some(refused) = crate::redis_log::fenced(epoch, &source) {
+                    self.unlink_generation(generation, count).await;
+                    return Err(refused);
+                }
+                return Err(write_err(source));
+            }
+        };
         if status != COMMITTED {
             self.unlink_generation(generation, count).await;
             return Err(PersistError::SnapshotSuperseded {

@@ -142,6 +142,9 @@ where
             }
             Err(e) => {
                 self.shared.metrics.redis_error(&e);
+                if self.shared.depose_if_fenced(&e) {
+                    return false;
+                }
                 tracing::warn!(error = %ErrorChain(&e), "redis append failed, retrying");
                 self.check_top = true;
                 self.unsent.push_back(launched);
@@ -190,6 +193,9 @@ where
                 Err(e) => {
                     failures += 1;
                     self.shared.metrics.redis_error(&e);
+                    if self.shared.depose_if_fenced(&e) {
+                        return false;
+                    }
                     if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(error = %ErrorChain(&e), failures, "redis append failed, retrying");
                     }

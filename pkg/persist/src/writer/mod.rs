@@ -101,6 +101,11 @@ struct Shared {
     /// Wakes the writer when the log diverges.
     wake: Notify,
     metrics: PersistMetrics,
+    /// Cancelled when the log refused a write because another writer claimed it
+    /// ([`PersistError::Fenced`]): this writer stops for good.
+    deposed: CancellationToken,
+    /// The refusal that deposed it: `(ours, stored)` epochs.
+    fenced: std::sync::OnceLock<(u64, u64)>,
 }
 
 impl Shared {
@@ -114,6 +119,23 @@ impl Shared {
 
     fn is_diverged(&self) -> bool {
         self.dropped.load(Ordering::Acquire) > self.resolved.load(Ordering::Acquire)
+    }
+
+    /// Stops the writer for good if `e` is a fenced write. Returns whether it was.
+    fn depose_if_fenced(&self, e: &PersistError) -> bool {
+        let PersistError::Fenced { ours, stored } = *e else {
+            return false;
+        };
+        if !self.deposed.is_cancelled() {
+            tracing::error!(
+                ours,
+                stored,
+                "the log refused a write: another writer claimed it with a newer epoch; this writer stops"
+            );
+            let _ = self.fenced.set((ours, stored));
+            self.deposed.cancel();
+        }
+        true
     }
 }
 
@@ -186,6 +208,20 @@ impl WriterHandle {
     #[must_use]
     pub fn is_diverged(&self) -> bool {
         self.shared.is_diverged()
+    }
+
+    /// Cancelled once the log refused a write of this writer's epoch
+    /// ([`PersistError::Fenced`]): the writer has stopped, and what it had not written is not
+    /// written.
+    #[must_use]
+    pub fn deposed(&self) -> CancellationToken {
+        self.shared.deposed.clone()
+    }
+
+    /// The `(ours, stored)` epochs of the refusal that deposed the writer, if one did.
+    #[must_use]
+    pub fn fenced(&self) -> Option<(u64, u64)> {
+        self.shared.fenced.get().copied()
     }
 
     /// Wait for the writer to finish (after cancellation or when every sender is dropped).
@@ -281,6 +317,8 @@ where
             resolved: AtomicU64::new(0),
             wake: Notify::new(),
             metrics,
+            deposed: CancellationToken::new(),
+            fenced: std::sync::OnceLock::new(),
         });
         shared.metrics.diverged.set(0);
         let (acked_tx, acked_rx) = watch::channel(config.start_seq);
@@ -350,6 +388,10 @@ where
             if !self.launch(&mut batch, &cancel).await {
                 break;
             }
+        }
+        if let Some(&(ours, stored)) = self.shared.fenced.get() {
+            // What this writer still holds belongs to a term the log no longer accepts.
+            return Err(PersistError::Fenced { ours, stored });
         }
         self.shutdown(batch).await
     }
@@ -427,6 +469,9 @@ where
                 }
                 Err(e) => {
                     self.shared.metrics.redis_error(&e);
+                    if self.shared.depose_if_fenced(&e) {
+                        return false;
+                    }
                     tracing::warn!(error = %ErrorChain(&e), "divergence snapshot failed, retrying");
                 }
             }
