@@ -97,7 +97,7 @@ pub use model_codec::{
     LastVersions, ModelDecoder, copy_then_encode, snapshot_blob, snapshot_error,
 };
 pub use recovery::{DEFAULT_REPLAY_PAGE, Decoder, Fallback, Recovered, read_state, recover};
-pub use redis_log::{RedisConfig, RedisLog};
+pub use redis_log::{RedisConfig, RedisLog, RedisTail};
 pub use retention::HistoryRetention;
 pub use snapshotter::{
     ShrinkGuard, SnapshotRequester, Snapshotter, SnapshotterConfig, SnapshotterHandle,

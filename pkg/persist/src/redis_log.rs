@@ -129,11 +129,78 @@ impl RedisConfig {
     }
 }
 
+/// A follower's reader of the event stream: blocking reads (`XREAD BLOCK`) on a connection of
+/// its own, so that waiting for the next entry never delays the log's other commands.
+pub struct RedisTail {
+    keys: Keys,
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTail")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a tail's blocking read waits at most; its connection's response timeout is this
+/// plus [`DEFAULT_RESPONSE_TIMEOUT`].
+pub const MAX_TAIL_BLOCK: Duration = Duration::from_secs(10);
+
+impl RedisTail {
+    /// The changes after sequence `after` (oldest first, at most about `count` entries' worth),
+    /// waiting up to `block` (at most [`MAX_TAIL_BLOCK`]) for one to arrive; empty when none
+    /// did. Entries that cannot be unpacked come back as defects, as [`EventLog::read_after`]
+    /// gives them.
+    ///
+    /// # Errors
+    /// [`PersistError::ReadFailed`] when Redis cannot be read.
+    pub async fn read_after(
+        &self,
+        after: u64,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<LogEntry>> {
+        let block_ms = block.min(MAX_TAIL_BLOCK).as_millis().max(1);
+        let start = if after == 0 {
+            "0-0".to_owned()
+        } else {
+            entry_id(after)
+        };
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(u64::try_from(block_ms).unwrap_or(u64::MAX))
+            .arg("STREAMS")
+            .arg(self.keys.events())
+            .arg(start)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(PersistError::ReadFailed)?;
+        // `[[key, [entry, ...]]]`, or nil when the block timed out.
+        let entries = match reply {
+            Value::Array(mut streams) if !streams.is_empty() => match streams.swap_remove(0) {
+                Value::Array(mut pair) if pair.len() == 2 => pair.swap_remove(1),
+                other => {
+                    return Err(PersistError::UnexpectedReply {
+                        op: "XREAD",
+                        detail: format!("expected [key, entries], got {other:?}"),
+                    });
+                }
+            },
+            _ => Value::Nil,
+        };
+        Ok(once_after(parse_entries(entries)?, after))
+    }
+}
+
 /// The Redis Streams event log. Cheap to clone (shared connections).
 ///
 /// Two multiplexed connections: one for appends and reads, one with a long timeout for snapshot
 /// transfers so a big chunk never delays an append. No command blocks (no `XREAD BLOCK`); a
-/// follower tailing the stream must use a connection of its own.
+/// follower tails the stream through [`RedisLog::tail`], on a connection of its own.
 #[derive(Clone)]
 pub struct RedisLog {
     pub(crate) inner: Arc<Inner>,
@@ -152,6 +219,9 @@ pub(crate) struct Inner {
     pub(crate) refused: std::sync::atomic::AtomicU64,
     /// This writer's epoch when the log is fenced ([`RedisLog::claim_epoch`]); 0: unfenced.
     pub(crate) epoch: std::sync::atomic::AtomicU64,
+    /// Where Redis is, for connections of their own ([`RedisLog::tail`]).
+    pub(crate) connection: ConnectionInfo,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -194,6 +264,8 @@ impl RedisLog {
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 refused: std::sync::atomic::AtomicU64::new(0),
                 epoch: std::sync::atomic::AtomicU64::new(0),
+                connection: config.connection.clone(),
+                connect_timeout: config.connect_timeout,
             }),
         })
     }
@@ -202,6 +274,26 @@ impl RedisLog {
     #[must_use]
     pub fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    /// A reader of the stream for a follower, with a connection of its own (established
+    /// lazily, re-established after failures).
+    ///
+    /// # Errors
+    /// [`PersistError::Connect`] when the client cannot be configured.
+    pub fn tail(&self) -> Result<RedisTail> {
+        let client =
+            redis::Client::open(self.inner.connection.clone()).map_err(PersistError::Connect)?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(MAX_TAIL_BLOCK + DEFAULT_RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(self.inner.connect_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        Ok(RedisTail {
+            keys: self.inner.keys.clone(),
+            conn: ConnectionManager::new_lazy_with_config(client, cfg)
+                .map_err(PersistError::Connect)?,
+        })
     }
 
     /// Round trip to Redis.
@@ -390,15 +482,7 @@ impl EventLog for RedisLog {
             .query_async(&mut self.conn())
             .await
             .map_err(PersistError::ReadFailed)?;
-        let mut entries = parse_entries(reply)?;
-        // Overlapping batches (re-packed differently) may repeat sequences: keep each once.
-        let mut last = after;
-        entries.retain(|e| {
-            let keep = e.seq > last;
-            last = last.max(e.seq);
-            keep
-        });
-        Ok(entries)
+        Ok(once_after(parse_entries(reply)?, after))
     }
 
     async fn set_aside_beyond(&self, ceiling: u64) -> Result<Option<SetAside>> {
@@ -528,6 +612,18 @@ impl EventLog for RedisLog {
     async fn sweep_orphans(&self) -> Result<u64> {
         self.sweep_orphans_impl().await
     }
+}
+
+/// The changes of `entries` after `after`, each sequence once: overlapping batches (re-packed
+/// differently by a retry) may repeat sequences.
+fn once_after(mut entries: Vec<LogEntry>, after: u64) -> Vec<LogEntry> {
+    let mut last = after;
+    entries.retain(|e| {
+        let keep = e.seq > last;
+        last = last.max(e.seq);
+        keep
+    });
+    entries
 }
 
 /// The [`PersistError::Fenced`] a script refused a write of epoch `ours` with, if that is why
