@@ -8,7 +8,7 @@ use astrolabe_server::config::{
     AuthConfig, AuthMode, ClusterConfig, Config, DEFAULT_HISTORY_CACHE_MIB,
     DEFAULT_HISTORY_MAX_CHANGES, DEFAULT_LIST_INTERVAL, DEFAULT_MAX_WATCHES,
     DEFAULT_REDISCOVER_INTERVAL, DEFAULT_SNAPSHOT_EVERY_CHANGES, DemoConfig, Discover,
-    HistoryConfig, PersistConfig, RedisTarget, RedisTls, ServerConfig, SimConfig,
+    HistoryConfig, PersistConfig, RedisTarget, RedisTls, ReplicaConfig, ServerConfig, SimConfig,
 };
 use astrolabe_server::rules::RulesConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -483,6 +483,9 @@ pub struct ServeArgs {
     /// HTTP and process.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Replicas.
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
 }
 
 impl From<ServeArgs> for Config {
@@ -491,6 +494,74 @@ impl From<ServeArgs> for Config {
             cluster: args.cluster.into(),
             persist: args.persist.into(),
             server: args.server.into(),
+            replicas: args.replicas.into(),
+        }
+    }
+}
+
+/// Replica flags: leader election with a Lease, followers tailing the log.
+#[derive(Args, Debug, Clone)]
+pub struct ReplicaArgs {
+    /// Run as one of several replicas over one Redis log: a leader elected with a
+    /// coordination.k8s.io/v1 Lease watches the cluster and writes the log, the others follow
+    /// it. Needs --enable-persistence.
+    #[arg(long, env = "LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease (in a pod: its own, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the Lease (default: astrolabe-<cluster name>).
+    #[arg(long, env = "LEASE_NAME", default_value = "")]
+    pub lease_name: String,
+    /// This replica's identity in the election (default: the host name and a random suffix).
+    #[arg(long, env = "LEASE_IDENTITY", default_value = "")]
+    pub lease_identity: String,
+    /// How long a leader's lease lasts after its last renewal (whole seconds).
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    pub lease_duration: Duration,
+    /// How long a leader keeps leading without renewing (below the lease duration).
+    #[arg(long, env = "LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = duration)]
+    pub lease_renew_deadline: Duration,
+    /// How often the election runs (below the renew deadline).
+    #[arg(long, env = "LEASE_RETRY_PERIOD", default_value = "2s", value_parser = duration)]
+    pub lease_retry_period: Duration,
+    /// A follower is ready while it is at most this far behind the log.
+    #[arg(long, env = "MAX_FOLLOWER_LAG", default_value = "5s", value_parser = duration)]
+    pub max_follower_lag: Duration,
+}
+
+impl Default for ReplicaArgs {
+    fn default() -> Self {
+        ReplicaConfig::default().into()
+    }
+}
+
+impl From<ReplicaConfig> for ReplicaArgs {
+    fn from(c: ReplicaConfig) -> Self {
+        ReplicaArgs {
+            leader_election: c.leader_election,
+            lease_namespace: c.lease_namespace,
+            lease_name: c.lease_name,
+            lease_identity: c.identity,
+            lease_duration: c.lease_duration,
+            lease_renew_deadline: c.renew_deadline,
+            lease_retry_period: c.retry_period,
+            max_follower_lag: c.max_follower_lag,
+        }
+    }
+}
+
+impl From<ReplicaArgs> for ReplicaConfig {
+    fn from(a: ReplicaArgs) -> Self {
+        ReplicaConfig {
+            leader_election: a.leader_election,
+            lease_namespace: a.lease_namespace,
+            lease_name: a.lease_name,
+            identity: a.lease_identity,
+            lease_duration: a.lease_duration,
+            renew_deadline: a.lease_renew_deadline,
+            retry_period: a.lease_retry_period,
+            max_follower_lag: a.max_follower_lag,
         }
     }
 }

@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::ApplyOutputs;
 use crate::config::Config;
 use crate::ingest::{Ingest, IngestError};
+use astrolabe_persist::EventLog as _;
+
 use crate::persistence::{self, PersistenceError};
-use crate::readiness::{AppReadiness, graph_complete};
+use crate::readiness::{AppReadiness, FollowerReadiness, ReadinessSwitch, graph_complete};
 use crate::status::Origin;
 
 /// What can stop the server with an error.
@@ -71,6 +73,14 @@ pub enum ServerError {
         /// How it ended.
         detail: String,
     },
+    /// The replica settings are invalid, or following could not start.
+    #[error("starting as a replica failed")]
+    Replica(#[source] crate::replica::ReplicaError),
+    /// This replica led and no longer does: it lost the Lease, or the log refused its write
+    /// because another replica claimed it. The process exits so that it restarts as a
+    /// follower.
+    #[error("no longer the leader: {0}")]
+    Deposed(&'static str),
     /// The graceful shutdown did not finish within the grace period.
     #[error("shutdown did not finish within {0:?}")]
     ShutdownTimeout(Duration),
@@ -131,8 +141,38 @@ pub async fn serve(
     })?;
     let graph = SharedGraph::new();
     let sync = SyncStatus::new();
+    let feed = ChangeFeed::with_max_pending(
+        config.server.watch_history.max(1),
+        1024,
+        config.server.watch_max_pending,
+    );
 
-    let (persistence, origin) = if config.persist.enabled {
+    // A replica follows the log until it leads; its persistence starts then.
+    let mut replica = None;
+    let (mut persistence, origin) = if config.replicas.leader_election {
+        if !config.persist.enabled {
+            return Err(ServerError::Replica(crate::replica::ReplicaError::Config(
+                "--leader-election needs --enable-persistence: replicas share the Redis log"
+                    .to_owned(),
+            )));
+        }
+        let metrics = astrolabe_persist::PersistMetrics::register(&registry)
+            .map_err(|e| ServerError::PersistenceStart(PersistenceError::RegisterMetrics(e)))?;
+        let log = persistence::connect(&config.persist).map_err(ServerError::PersistenceStart)?;
+        let r = crate::replica::Replica::start(
+            &config.replicas,
+            &config.persist.cluster_name,
+            log.clone(),
+            metrics.clone(),
+            &graph,
+            feed.clone(),
+            &registry,
+            client.clone(),
+        )
+        .map_err(ServerError::Replica)?;
+        replica = Some((r, log, metrics));
+        (None, Origin::Recovered)
+    } else if config.persist.enabled {
         let listed = sync.clone();
         let complete = move || graph_complete(&listed);
         let (p, origin) =
@@ -144,21 +184,26 @@ pub async fn serve(
         let memory = persistence::start_memory(&config.persist, &registry, &graph, &sync, grace);
         (memory.map(|(p, _)| p), Origin::Fresh)
     };
-    let readiness = Arc::new(AppReadiness::new(
-        origin,
-        sync.clone(),
-        persistence.as_ref().and_then(|p| p.status.clone()),
-    ));
-    readiness.set_hydrated();
+    let app_readiness = |origin: Origin, persistence: &Option<persistence::Persistence>| {
+        let readiness = Arc::new(AppReadiness::new(
+            origin,
+            sync.clone(),
+            persistence.as_ref().and_then(|p| p.status.clone()),
+        ));
+        readiness.set_hydrated();
+        readiness
+    };
+    let readiness = Arc::new(ReadinessSwitch::new(match &replica {
+        Some((r, _, _)) => Arc::new(FollowerReadiness {
+            state: r.state(),
+            max_lag: config.replicas.max_follower_lag,
+        }),
+        None => app_readiness(origin, &persistence),
+    }));
 
     let cors = Cors::from_origins(&config.server.cors_allow_origins).map_err(ServerError::Cors)?;
     let auth = crate::auth::api_auth(&config.server.auth, &client, &registry)
         .map_err(ServerError::Auth)?;
-    let feed = ChangeFeed::with_max_pending(
-        config.server.watch_history.max(1),
-        1024,
-        config.server.watch_max_pending,
-    );
     let mut outputs = ApplyOutputs::new(
         graph.clone(),
         feed.clone(),
@@ -188,7 +233,23 @@ pub async fn serve(
         .with_ui(config.server.ui)
         .with_rules(rules.clone())
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
-    let state = match persistence.as_ref().and_then(|p| p.history.clone()) {
+    let history = match &replica {
+        // The leader's history reads the same log: one for the replica's whole life.
+        Some((_, log, _)) if config.persist.history.enabled() => {
+            let history: Arc<dyn astrolabe_api::history::HistorySource> = Arc::new(
+                crate::history::LogHistory::new(
+                    log.clone(),
+                    graph.clone(),
+                    config.persist.history.cache_mib,
+                )
+                .with_open_gaps(sync.clone()),
+            );
+            Some(history)
+        }
+        Some(_) => None,
+        None => persistence.as_ref().and_then(|p| p.history.clone()),
+    };
+    let state = match history {
         Some(history) => state.with_history(history),
         None => state,
     };
@@ -214,6 +275,64 @@ pub async fn serve(
         },
         http_stop.clone(),
     )));
+    // A replica leads before it watches the cluster and writes the log.
+    let mut replica = match replica {
+        None => None,
+        Some((mut r, log, metrics)) => {
+            let Some(_epoch) = r.lead(&shutdown).await else {
+                tracing::info!("shutting down a follower");
+                r.stop().await;
+                feed.close();
+                http_stop.cancel();
+                if let Some(h) = http.take() {
+                    let _ = h.await;
+                }
+                return Ok(());
+            };
+            let snapshot_seq = log
+                .snapshot_meta()
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |m| m.covered_seq);
+            let (seq, ts_ms) = {
+                let g = graph.read();
+                (g.seq(), g.ts_ms())
+            };
+            let hydrated = crate::recovery::Hydrated {
+                origin: if seq == 0 {
+                    Origin::Fresh
+                } else {
+                    Origin::Recovered
+                },
+                snapshot_seq,
+                problems: false,
+                damage: None,
+                fallback: None,
+                // Nobody watched the cluster from the last change until this leader lists it.
+                last_change_ms: (seq > 0).then_some(ts_ms),
+            };
+            let listed = sync.clone();
+            let complete = move || graph_complete(&listed);
+            let (p, origin) = persistence::start_recovered(
+                &config.persist,
+                metrics,
+                log,
+                hydrated,
+                &graph,
+                &sync,
+                grace,
+                complete,
+            )
+            .await
+            .map_err(ServerError::PersistenceStart)?;
+            outputs.persist = Some(p.sender.clone());
+            outputs.gaps = p.gaps.clone();
+            persistence = Some(p);
+            readiness.set(app_readiness(origin, &persistence));
+            Some(r)
+        }
+    };
     let (rules_feed, _rules_feed_task) =
         crate::rules::spawn_informer_feed(&rules, shutdown.child_token());
     informer_config.rules = rules_feed;
@@ -230,9 +349,21 @@ pub async fn serve(
     let mut informers = Some(ingest.informers);
     let mut apply = Some(ingest.apply);
 
+    // A leader that is deposed stops (and restarts as a follower).
+    let writer_deposed = persistence.as_ref().map(persistence::Persistence::deposed);
+    let deposed = async {
+        match (&mut replica, writer_deposed) {
+            (Some(r), Some(fenced)) => tokio::select! {
+                () = r.deposed() => "the lease is lost",
+                () = fenced.cancelled() => "the log refused a write: another replica claimed it",
+            },
+            _ => std::future::pending().await,
+        }
+    };
     // Run until asked to stop, or until a task ends on its own.
     let failure = tokio::select! {
         () = shutdown.cancelled() => None,
+        why = deposed => Some(ServerError::Deposed(why)),
         r = informers.as_mut().expect("spawned above") => { informers = None; Some(stopped("the informers", r)) }
         r = apply.as_mut().expect("spawned above") => { apply = None; Some(stopped("the apply loop", r)) }
         r = http.as_mut().expect("spawned above") => { http = None; Some(stopped("the HTTP server", r)) }
@@ -264,6 +395,9 @@ pub async fn serve(
         http_stop.cancel();
         if let Some(h) = http.take() {
             let _ = h.await;
+        }
+        if let Some(r) = replica.take() {
+            r.stop().await;
         }
         persisted
     })

@@ -24,6 +24,45 @@ pub struct Config {
     pub persist: PersistConfig,
     /// HTTP and process.
     pub server: ServerConfig,
+    /// Several replicas over one Redis log.
+    pub replicas: ReplicaConfig,
+}
+
+/// Several replicas over one Redis log: a leader elected with a Lease writes it, followers
+/// tail it (see `crate::replica`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// Elect a leader with a Lease; without it the process leads alone.
+    pub leader_election: bool,
+    /// The Lease's namespace.
+    pub lease_namespace: String,
+    /// The Lease's name (empty: `astrolabe-<cluster name>`).
+    pub lease_name: String,
+    /// This replica's identity (empty: the host name and a random suffix).
+    pub identity: String,
+    /// How long a leader's lease lasts after its last renewal.
+    pub lease_duration: Duration,
+    /// How long a leader keeps leading without a successful renewal.
+    pub renew_deadline: Duration,
+    /// How often the election runs a round.
+    pub retry_period: Duration,
+    /// A follower is ready while it is at most this far behind the log.
+    pub max_follower_lag: Duration,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            leader_election: false,
+            lease_namespace: "default".to_owned(),
+            lease_name: String::new(),
+            identity: String::new(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            max_follower_lag: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Where and how to reach the cluster, and what to watch.

@@ -45,6 +45,7 @@ pub mod ingest;
 pub mod persistence;
 pub mod readiness;
 pub mod recovery;
+pub mod replica;
 pub mod rules;
 pub mod snapshot;
 pub mod status;

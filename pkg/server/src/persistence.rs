@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PersistConfig;
 use crate::health::{LastPingFailure, health_loop};
 use crate::history::LogHistory;
-use crate::recovery::{RECOVERY_DEADLINE, hydrate};
+use crate::recovery::{Hydrated, RECOVERY_DEADLINE, hydrate};
 use crate::status::{Origin, PersistStatus};
 
 /// What can go wrong while starting or stopping persistence.
@@ -60,6 +60,13 @@ pub struct Persistence {
 }
 
 impl Persistence {
+    /// Cancelled once the log refused a write because another writer claimed it: this process
+    /// no longer leads.
+    #[must_use]
+    pub fn deposed(&self) -> CancellationToken {
+        self.writer.deposed()
+    }
+
     /// Flushes the writer, takes the final snapshot and stops. Call after the apply loop has
     /// stopped, so every change has been sent.
     ///
@@ -111,6 +118,33 @@ pub async fn start(
     let metrics = PersistMetrics::register(registry).map_err(PersistenceError::RegisterMetrics)?;
     let log = connect(config)?;
     let hydrated = hydrate(&log, &metrics, graph, RECOVERY_DEADLINE).await;
+    start_recovered(
+        config,
+        metrics,
+        log,
+        hydrated,
+        graph,
+        sync,
+        shutdown_grace,
+        complete,
+    )
+    .await
+}
+
+/// The writer, the snapshotter, the health task and history over `log`, whose contents
+/// `graph` holds as `hydrated` describes ([`start`] after its recovery; a replica after it
+/// followed the log and claimed it).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_recovered(
+    config: &PersistConfig,
+    metrics: PersistMetrics,
+    log: RedisLog,
+    hydrated: Hydrated,
+    graph: &SharedGraph,
+    sync: &SyncStatus,
+    shutdown_grace: Duration,
+    complete: impl Fn() -> bool + Send + Sync + 'static,
+) -> Result<(Persistence, Origin), PersistenceError> {
     let origin = hydrated.origin;
     // Readers are served from the recovered graph already; the copy the apply loop writes
     // first is cloned from it off the start-up path (see `SharedGraph::replace`).

@@ -80,3 +80,53 @@ pub fn graph_complete(sync: &SyncStatus) -> bool {
     let kinds = sync.report();
     !sync.is_discovering() && !kinds.is_empty() && kinds.iter().all(|k| k.listed || k.forbidden)
 }
+
+/// Readiness that changes source: a replica's is the follower's until it leads, then the
+/// leader's ([`AppReadiness`]).
+pub struct ReadinessSwitch {
+    current: parking_lot::RwLock<std::sync::Arc<dyn ReadinessSource>>,
+}
+
+impl ReadinessSwitch {
+    /// Readiness from `first` until [`Self::set`].
+    pub fn new(first: std::sync::Arc<dyn ReadinessSource>) -> Self {
+        ReadinessSwitch {
+            current: parking_lot::RwLock::new(first),
+        }
+    }
+
+    /// Readiness from `next` from now on.
+    pub fn set(&self, next: std::sync::Arc<dyn ReadinessSource>) {
+        *self.current.write() = next;
+    }
+}
+
+impl ReadinessSource for ReadinessSwitch {
+    fn report(&self) -> ReadinessReport {
+        let current = self.current.read().clone();
+        current.report()
+    }
+}
+
+/// A follower's readiness: the log loaded, and at most `max_lag` behind it.
+pub struct FollowerReadiness {
+    /// How far the follower is.
+    pub state: std::sync::Arc<crate::replica::FollowerState>,
+    /// The most it may be behind and ready.
+    pub max_lag: std::time::Duration,
+}
+
+impl ReadinessSource for FollowerReadiness {
+    fn report(&self) -> ReadinessReport {
+        let ready = self.state.ready(self.max_lag);
+        ReadinessReport {
+            ready,
+            graph: GraphReadiness {
+                hydrated: self.state.loaded(),
+                source: self.state.describe(),
+            },
+            kinds: Vec::new(),
+            persistence: None,
+        }
+    }
+}

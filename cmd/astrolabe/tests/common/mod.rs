@@ -307,9 +307,22 @@ impl Server {
 
     /// A metric's value (sum over label sets) from `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        self.get_text("/metrics")
+        Self::metric_in(&self.get_text("/metrics").await, name)
+    }
+
+    /// [`Server::metric`], `None` while the server does not answer.
+    pub async fn try_metric(&self, name: &str) -> Option<f64> {
+        let resp = self
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .send()
             .await
-            .lines()
+            .ok()?;
+        Some(Self::metric_in(&resp.text().await.ok()?, name))
+    }
+
+    fn metric_in(text: &str, name: &str) -> f64 {
+        text.lines()
             .filter(|l| {
                 l.starts_with(name)
                     && (l.as_bytes().get(name.len()) == Some(&b' ')
@@ -317,6 +330,11 @@ impl Server {
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn sigterm(&self) {

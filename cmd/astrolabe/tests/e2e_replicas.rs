@@ -1,0 +1,224 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Replicas with the real binary, a real redis-server and the emulator's Leases: three
+//! `astrolabe serve --leader-election` over one log elect one leader; the followers serve the
+//! leader's graph; killed under churn (kill -9), the leader is replaced by a follower, which
+//! continues the log; once the churn stops every replica serves the emulator's graph at the
+//! same sequence, and the log holds every sequence once, in order. A leader paused past its
+//! lease (SIGSTOP) is deposed when it wakes (SIGCONT): the log refuses its writes, it exits.
+
+mod common;
+
+use std::process::Command;
+
+use astrolabe_persist::EventLog as _;
+use astrolabe_testkit::RedisServer;
+use common::persist::{log, persist_flags};
+use common::{Emulator, Server, Sets, eventually};
+use serde_json::json;
+
+const NAMESPACE: &str = "astrolabe";
+
+fn replica(emu: &Emulator, logs: &std::path::Path, redis: &RedisServer, id: &str) -> Server {
+    let mut flags = persist_flags(redis);
+    flags.extend(
+        [
+            "--leader-election",
+            "--lease-namespace",
+            NAMESPACE,
+            "--lease-identity",
+            id,
+            "--lease-duration",
+            "2s",
+            "--lease-renew-deadline",
+            "1s",
+            "--lease-retry-period",
+            "200ms",
+        ]
+        .map(str::to_owned),
+    );
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(&emu.kubeconfig(), logs, &args)
+}
+
+async fn emulator() -> Emulator {
+    let emu = Emulator::start(11, 300).await;
+    emu.sim
+        .create(
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+        )
+        .unwrap();
+    emu
+}
+
+/// Which of `servers` (the live ones) says it leads, once exactly one does.
+async fn the_leader(servers: &[(usize, &Server)]) -> usize {
+    eventually("exactly one leader", String::new, || async {
+        let mut leading = Vec::new();
+        for (i, s) in servers {
+            if s.try_metric("astrolabe_leader").await == Some(1.0) {
+                leading.push(*i);
+            }
+        }
+        (leading.len() == 1).then(|| leading[0])
+    })
+    .await
+}
+
+/// Every sequence the log holds, in stream order.
+async fn logged_seqs(redis: &RedisServer) -> Vec<u64> {
+    let log = log(redis);
+    let mut seqs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = log.read_after(after, 1_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        seqs.extend(page.iter().map(|e| e.seq));
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the_cluster() {
+    let logs = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let mut emu = emulator().await;
+    let mut servers: Vec<Option<Server>> = ["r0", "r1", "r2"]
+        .iter()
+        .map(|id| Some(replica(&emu, logs.path(), &redis, id)))
+        .collect();
+    let all: Vec<(usize, &Server)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, s.as_ref().unwrap()))
+        .collect();
+    let leader = the_leader(&all).await;
+    for (_, s) in &all {
+        s.wait_ready().await;
+    }
+    for (_, s) in &all {
+        s.wait_graph("a replica serves the cluster", || Sets::of(&emu.truth()))
+            .await;
+    }
+
+    // Churn, then kill the leader while it writes.
+    emu.start_churn(100.0, 5);
+    let seq0 = all[leader].1.seq().await;
+    eventually("the churn reaches the followers", String::new, || async {
+        let mut behind = false;
+        for (i, s) in &all {
+            if *i != leader && s.seq().await < seq0 + 100 {
+                behind = true;
+            }
+        }
+        (!behind).then_some(())
+    })
+    .await;
+    drop(all);
+    servers[leader].as_mut().unwrap().kill9();
+    servers[leader] = None;
+    let rest: Vec<(usize, &Server)> = servers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+        .collect();
+    let next = the_leader(&rest).await;
+    assert_ne!(next, leader);
+    let at_takeover = rest.iter().find(|(i, _)| *i == next).unwrap().1.seq().await;
+    eventually("the new leader continues the log", String::new, || async {
+        let s = rest.iter().find(|(i, _)| *i == next).unwrap().1;
+        (s.seq().await > at_takeover + 50).then_some(())
+    })
+    .await;
+    emu.stop_churn().await;
+
+    for (_, s) in &rest {
+        s.wait_graph("after the failover, a replica serves the cluster", || {
+            Sets::of(&emu.truth())
+        })
+        .await;
+    }
+    let seqs = eventually(
+        "the replicas agree on the sequence",
+        String::new,
+        || async {
+            let mut seqs = Vec::new();
+            for (_, s) in &rest {
+                seqs.push(s.seq().await);
+            }
+            seqs.windows(2).all(|w| w[0] == w[1]).then_some(seqs)
+        },
+    )
+    .await;
+    let logged = logged_seqs(&redis).await;
+    assert!(
+        logged.windows(2).all(|w| w[0] < w[1]),
+        "every sequence once, in order"
+    );
+    assert_eq!(
+        logged.last().copied(),
+        Some(seqs[0]),
+        "the log ends where the replicas are"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_is_fenced_off_and_exits() {
+    let logs = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let mut emu = emulator().await;
+    let mut a = replica(&emu, logs.path(), &redis, "a");
+    eventually(
+        "a leads",
+        || a.log_tail(),
+        || async { (a.try_metric("astrolabe_leader").await == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let b = replica(&emu, logs.path(), &redis, "b");
+    b.wait_ready().await;
+    assert_eq!(a.metric("astrolabe_leader").await, 1.0);
+
+    // Pause `a` past its lease; `b` takes over and writes.
+    emu.start_churn(50.0, 9);
+    signal(&a, "STOP");
+    eventually(
+        "b leads",
+        || b.log_tail(),
+        || async { (b.try_metric("astrolabe_leader").await == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let seq = b.seq().await;
+    eventually(
+        "b writes the log",
+        || b.log_tail(),
+        || async { (b.seq().await > seq + 20).then_some(()) },
+    )
+    .await;
+
+    // `a` wakes up with changes to write: refused, it stops.
+    signal(&a, "CONT");
+    let status = a.exit_status().await;
+    assert!(!status.success(), "a deposed leader exits with an error");
+    assert!(
+        a.log_text().contains("no longer the leader"),
+        "{}",
+        a.log_tail()
+    );
+    emu.stop_churn().await;
+    b.wait_graph("b serves the cluster", || Sets::of(&emu.truth()))
+        .await;
+    let logged = logged_seqs(&redis).await;
+    assert!(
+        logged.windows(2).all(|w| w[0] < w[1]),
+        "every sequence once, in order"
+    );
+}
+
+fn signal(server: &Server, sig: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,475 @@
+//! Replicas (`--leader-election`): several servers over one Redis log, one of them leading.
+//!
+//! Every replica starts as a follower: it loads the log (the last snapshot, then the stream)
+//! into its graph, serves reads from it, and tails the stream with blocking reads on a
+//! connection of its own, applying each change as the leader applied it (same sequence, same
+//! time). Its readiness holds while it is at most `--max-follower-lag` behind the log. A gap in
+//! the stream (trimmed past the follower's position, or changes the leader dropped and covered
+//! with a snapshot) makes it load the log again.
+//!
+//! The Lease election ([`astrolabe_informers::lease`]) picks the leader. The replica that wins
+//! stops following, claims the log ([`RedisLog::claim_epoch`], which fences off any older
+//! writer), applies what the stream holds after its graph, and only then starts the writer,
+//! the snapshotter and the informers, which relist and reconcile the graph against the
+//! cluster. A leader that loses the Lease, or whose write the log refuses, exits with an error:
+//! the process restarts as a follower (see
+//! `docs/adr/0023-replicas-follow-the-log-and-a-deposed-leader-restarts.md`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use astrolabe_api::ChangeFeed;
+use astrolabe_graph::{GraphEvent, SharedGraph, now_ms};
+use astrolabe_informers::lease::{ElectionConfig, Elector, Role};
+use astrolabe_model::codec;
+use astrolabe_persist::{ErrorChain, EventLog, LogEntry, PersistMetrics, RedisLog, RedisTail};
+use prometheus::{Gauge, IntCounter, IntGauge, Registry};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ReplicaConfig;
+use crate::recovery::{RECOVERY_DEADLINE, build, recover_with_deadline};
+
+/// Changes read per blocking read.
+const PAGE: usize = 1_024;
+/// How long one blocking read waits for the next change.
+const BLOCK: Duration = Duration::from_secs(1);
+/// Delay before a failed read or load is tried again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// A setting is wrong (the election's timings, persistence off).
+    #[error("invalid replica settings: {0}")]
+    Config(String),
+    /// Metrics could not be registered.
+    #[error("registering the follower metrics failed")]
+    Metrics(#[source] prometheus::Error),
+    /// The tail's connection could not be configured.
+    #[error("configuring the follower's redis connection failed")]
+    Tail(#[source] astrolabe_persist::PersistError),
+}
+
+/// The follower's Prometheus series.
+#[derive(Clone)]
+struct FollowerMetrics {
+    lag_seconds: Gauge,
+    lag_changes: IntGauge,
+    applied: IntCounter,
+    reloads: IntCounter,
+    leader: IntGauge,
+}
+
+impl FollowerMetrics {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let lag_seconds = Gauge::new(
+            "astrolabe_follower_lag_seconds",
+            "How long ago the newest change a follower has not applied yet was applied by the leader (0: caught up)",
+        )?;
+        let lag_changes = IntGauge::new(
+            "astrolabe_follower_lag_changes",
+            "Changes in the log a follower has not applied yet",
+        )?;
+        let applied = IntCounter::new(
+            "astrolabe_follower_applied_total",
+            "Changes a follower applied from the log",
+        )?;
+        let reloads = IntCounter::new(
+            "astrolabe_follower_reloads_total",
+            "Times a follower loaded the log again (a gap in the stream, a change it could not apply)",
+        )?;
+        let leader = IntGauge::new(
+            "astrolabe_leader",
+            "1 while this replica leads (watches the cluster and writes the log), else 0",
+        )?;
+        registry.register(Box::new(lag_seconds.clone()))?;
+        registry.register(Box::new(lag_changes.clone()))?;
+        registry.register(Box::new(applied.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        Ok(FollowerMetrics {
+            lag_seconds,
+            lag_changes,
+            applied,
+            reloads,
+            leader,
+        })
+    }
+}
+
+/// How far the follower is, for readiness.
+#[derive(Debug, Default)]
+pub struct FollowerState {
+    /// The graph holds the log (a load succeeded).
+    loaded: AtomicBool,
+    /// Lag in milliseconds (0: caught up).
+    lag_ms: AtomicI64,
+    /// Changes behind.
+    behind: AtomicU64,
+}
+
+impl FollowerState {
+    /// Whether the graph holds the log and is at most `max_lag` behind it.
+    #[must_use]
+    pub fn ready(&self, max_lag: Duration) -> bool {
+        self.loaded.load(Ordering::Acquire)
+            && u128::try_from(self.lag_ms.load(Ordering::Acquire)).unwrap_or(0)
+                <= max_lag.as_millis()
+    }
+
+    /// Whether the graph holds the log.
+    #[must_use]
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// A line for readiness.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if !self.loaded.load(Ordering::Acquire) {
+            return "follower, loading the log".to_owned();
+        }
+        format!(
+            "follower, {} changes ({:.1} s) behind the log",
+            self.behind.load(Ordering::Acquire),
+            self.lag_ms.load(Ordering::Acquire) as f64 / 1000.0
+        )
+    }
+}
+
+/// What following needs.
+struct Follow {
+    log: RedisLog,
+    tail: RedisTail,
+    graph: SharedGraph,
+    feed: ChangeFeed,
+    metrics: FollowerMetrics,
+    persist_metrics: PersistMetrics,
+    state: Arc<FollowerState>,
+}
+
+/// A replica: following, and waiting to lead.
+pub struct Replica {
+    follow: Arc<Follow>,
+    role: watch::Receiver<Role>,
+    elector: Option<JoinHandle<()>>,
+    elector_stop: CancellationToken,
+    follower: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Replica {
+    /// Starts following `log` into `graph` (publishing its changes to `feed`) and takes part in
+    /// the election through `client`.
+    ///
+    /// # Errors
+    /// Invalid settings, metrics that cannot be registered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        config: &ReplicaConfig,
+        cluster_name: &str,
+        log: RedisLog,
+        persist_metrics: PersistMetrics,
+        graph: &SharedGraph,
+        feed: ChangeFeed,
+        registry: &Registry,
+        client: kube::Client,
+    ) -> Result<Replica, ReplicaError> {
+        let election = election_config(config, cluster_name);
+        election.validate().map_err(ReplicaError::Config)?;
+        let metrics = FollowerMetrics::register(registry).map_err(ReplicaError::Metrics)?;
+        let tail = log.tail().map_err(ReplicaError::Tail)?;
+        let follow = Arc::new(Follow {
+            log,
+            tail,
+            graph: graph.clone(),
+            feed,
+            metrics,
+            persist_metrics,
+            state: Arc::new(FollowerState::default()),
+        });
+        let elector_stop = CancellationToken::new();
+        tracing::info!(identity = %election.identity, lease = %election.name, namespace = %election.namespace, "replica: following the log, taking part in the election");
+        let (role, elector) = Elector::new(client, election).run(elector_stop.clone());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow.clone().run(stop.clone(), false));
+        Ok(Replica {
+            follow,
+            role,
+            elector: Some(elector),
+            elector_stop,
+            follower: Some((stop, task)),
+        })
+    }
+
+    /// How far the follower is.
+    #[must_use]
+    pub fn state(&self) -> Arc<FollowerState> {
+        self.follow.state.clone()
+    }
+
+    /// Waits until this replica leads, then stops following, claims the log (fencing off any
+    /// older writer) and applies what the stream holds after the graph. Returns the epoch, or
+    /// `None` when `shutdown` came first.
+    pub async fn lead(&mut self, shutdown: &CancellationToken) -> Option<u64> {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                led = self.role.wait_for(Role::is_leader) => {
+                    if led.is_err() {
+                        // The election ended: only on shutdown.
+                        shutdown.cancelled().await;
+                        return None;
+                    }
+                }
+            }
+            if let Some((stop, task)) = self.follower.take() {
+                stop.cancel();
+                let _ = task.await;
+            }
+            let epoch = loop {
+                match self.follow.log.claim_epoch().await {
+                    Ok(epoch) => break Some(epoch),
+                    Err(e) => {
+                        tracing::warn!(error = %ErrorChain(&e), "claiming the log failed; retrying");
+                    }
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(RETRY) => {}
+                }
+                if !self.role.borrow().is_leader() {
+                    break None;
+                }
+            };
+            let Some(epoch) = epoch else {
+                // Lost the lease before claiming the log: follow again.
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(self.follow.clone().run(stop.clone(), false));
+                self.follower = Some((stop, task));
+                continue;
+            };
+            // Nobody else writes the log now: apply all of it.
+            self.follow.clone().run(shutdown.clone(), true).await;
+            self.follow.metrics.leader.set(1);
+            self.follow.metrics.lag_seconds.set(0.0);
+            self.follow.metrics.lag_changes.set(0);
+            tracing::info!(
+                epoch,
+                seq = self.follow.graph.read().seq(),
+                "replica: leading; the log is claimed and applied"
+            );
+            return Some(epoch);
+        }
+    }
+
+    /// Resolves when this replica, leading, no longer holds the Lease.
+    pub async fn deposed(&mut self) {
+        let _ = self.role.wait_for(|r| !r.is_leader()).await;
+    }
+
+    /// Stops the election (a leader releases the Lease) and the follower.
+    pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.follower.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        self.elector_stop.cancel();
+        if let Some(task) = self.elector.take() {
+            let _ = task.await;
+        }
+        self.follow.metrics.leader.set(0);
+    }
+}
+
+impl Follow {
+    /// Loads the log if the graph does not hold it yet, then applies the stream's changes as
+    /// they come, until `stop` (or, with `until_caught_up`, until the stream holds nothing
+    /// more).
+    async fn run(self: Arc<Self>, stop: CancellationToken, until_caught_up: bool) {
+        loop {
+            if !self.state.loaded.load(Ordering::Acquire) && !self.load(&stop).await {
+                return;
+            }
+            let after = self.graph.read().seq();
+            let block = if until_caught_up {
+                Duration::from_millis(1)
+            } else {
+                BLOCK
+            };
+            let read = tokio::select! {
+                () = stop.cancelled() => return,
+                read = self.tail.read_after(after, PAGE, block) => read,
+            };
+            match read {
+                Ok(entries) if entries.is_empty() => {
+                    self.set_lag(0, 0);
+                    if until_caught_up {
+                        return;
+                    }
+                }
+                Ok(entries) => {
+                    let full = entries.len() >= PAGE;
+                    match self.apply(entries) {
+                        Ok(last_ts) => {
+                            let behind = if full { self.behind().await } else { 0 };
+                            let lag = if behind > 0 { now_ms() - last_ts } else { 0 };
+                            self.set_lag(lag, behind);
+                        }
+                        Err(why) => {
+                            tracing::warn!(%why, "follower: loading the log again");
+                            self.metrics.reloads.inc();
+                            self.state.loaded.store(false, Ordering::Release);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "follower: reading the log failed; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads the log into the graph (the graph served until then stays), retrying until it
+    /// succeeds. Returns false when stopped first.
+    async fn load(&self, stop: &CancellationToken) -> bool {
+        loop {
+            let recovered = tokio::select! {
+                () = stop.cancelled() => return false,
+                r = recover_with_deadline(&self.log, &self.persist_metrics, RECOVERY_DEADLINE) => r,
+            };
+            if let Some(recovered) = recovered {
+                let (graph, unresolved) = build(recovered);
+                if unresolved > 0 {
+                    tracing::warn!(
+                        unresolved,
+                        "follower: the log holds changes that do not apply"
+                    );
+                }
+                tracing::info!(
+                    seq = graph.seq(),
+                    resources = graph.node_count(),
+                    "follower: loaded the log"
+                );
+                self.graph.replace(graph);
+                self.state.loaded.store(true, Ordering::Release);
+                return true;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep(RETRY) => {}
+            }
+        }
+    }
+
+    /// Applies `entries` (after the graph's sequence, oldest first) as the leader applied
+    /// them; returns the time of the last. An entry that does not continue the graph's
+    /// sequence, a defect or a change that does not apply is an error: the log must be loaded
+    /// again.
+    fn apply(&self, entries: Vec<LogEntry>) -> Result<i64, String> {
+        let mut events: Vec<GraphEvent> = Vec::new();
+        let mut last_ts = now_ms();
+        let mut applied = 0u64;
+        let outcome = {
+            let mut g = self.graph.write();
+            let mut outcome = Ok(());
+            for entry in entries {
+                let seq = entry.seq;
+                if seq <= g.seq() {
+                    continue;
+                }
+                if seq != g.seq() + 1 {
+                    outcome = Err(format!(
+                        "the stream continues at {seq}, the graph is at {}",
+                        g.seq()
+                    ));
+                    break;
+                }
+                if let Some(defect) = &entry.defect {
+                    outcome = Err(format!("change {seq} does not read: {defect}"));
+                    break;
+                }
+                let change = codec::decode_logged(seq, &entry.payload)
+                    .map_err(|e| format!("change {seq} does not decode: {e}"))
+                    .and_then(|logged| {
+                        logged
+                            .resolve(|uid| g.get(uid))
+                            .map_err(|e| format!("change {seq} does not apply: {e}"))
+                    });
+                let change = match change {
+                    Ok(change) => change,
+                    Err(why) => {
+                        outcome = Err(why);
+                        break;
+                    }
+                };
+                last_ts = change.ts_ms;
+                if g.apply(change.op, change.ts_ms, &mut events).is_none() {
+                    g.advance_seq(seq);
+                }
+                applied += 1;
+            }
+            outcome
+        };
+        self.metrics.applied.inc_by(applied);
+        if !events.is_empty() {
+            self.feed.publish(events);
+        }
+        outcome.map(|()| last_ts)
+    }
+
+    /// Changes the stream holds after the graph.
+    async fn behind(&self) -> u64 {
+        let top = self.log.last_seq().await.ok().flatten().unwrap_or(0);
+        top.saturating_sub(self.graph.read().seq())
+    }
+
+    fn set_lag(&self, lag_ms: i64, behind: u64) {
+        let lag_ms = lag_ms.max(0);
+        self.state.lag_ms.store(lag_ms, Ordering::Release);
+        self.state.behind.store(behind, Ordering::Release);
+        self.metrics.lag_seconds.set(lag_ms as f64 / 1000.0);
+        self.metrics
+            .lag_changes
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
+    }
+}
+
+/// The election's settings for `config` and the cluster name (the Lease is
+/// `astrolabe-<cluster name>` unless named).
+fn election_config(config: &ReplicaConfig, cluster_name: &str) -> ElectionConfig {
+    let name = if config.lease_name.is_empty() {
+        format!("astrolabe-{cluster_name}")
+    } else {
+        config.lease_name.clone()
+    };
+    let identity = if config.identity.is_empty() {
+        // In a pod the host name is the pod's name; the suffix tells a restarted process from
+        // the one before it, which may still hold the Lease.
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "astrolabe".to_owned());
+        let mut suffix = [0u8; 4];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix);
+        format!("{host}_{:08x}", u32::from_le_bytes(suffix))
+    } else {
+        config.identity.clone()
+    };
+    ElectionConfig {
+        namespace: config.lease_namespace.clone(),
+        name,
+        identity,
+        lease_duration: config.lease_duration,
+        renew_deadline: config.renew_deadline,
+        retry_period: config.retry_period,
+    }
+}
