@@ -224,6 +224,12 @@ impl ChangeFeed {
         since(&self.inner.ring.lock(), after)
     }
 
+    /// The live events from now on, without a backlog or a place among the subscribers a slow
+    /// reader is dropped from (for waiting on the next change).
+    pub fn subscribe_live(&self) -> broadcast::Receiver<Arc<FeedEvent>> {
+        self.inner.tx.subscribe()
+    }
+
     /// Subscribes to live events, with the backlog after `after` (none when `after` is `None`).
     /// Taken under one lock: the backlog and the live events neither overlap nor leave a gap.
     /// `close` is cancelled if the subscriber falls too far behind (see the module doc).

@@ -28,6 +28,7 @@
 //! - [`feed`]: [`ChangeFeed`], the ring + broadcast of graph events; [`watch`]: the SSE endpoint.
 //! - [`health`]: `/healthz`, `/readyz`, [`ReadinessSource`].
 //! - [`metrics`]: HTTP metrics middleware, graph gauges, `/metrics`.
+//! - [`min_seq`]: `?minSeq=N` on every route (read-your-writes across replicas).
 //! - [`ui`]: the explorer's embedded assets under `/ui/` (public; the API they call is not).
 //! - [`openapi`]: the OpenAPI document generated from the handlers and types, `/openapi.json`.
 
@@ -41,6 +42,7 @@ pub mod health;
 pub mod history;
 pub mod json;
 pub mod metrics;
+pub mod min_seq;
 pub mod native;
 pub mod openapi;
 pub mod params;

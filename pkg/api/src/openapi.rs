@@ -24,7 +24,9 @@ use crate::{auth, compat, health, history, metrics, native, rules, watch};
         title = "Astrolabe",
         description = "Kubernetes resource graph: Go-compatible endpoints, native queries, a \
             change stream, health and metrics. Every answer computed from the graph carries \
-            header `X-Astrolabe-Seq`, the graph sequence it reflects."
+            header `X-Astrolabe-Seq`, the graph sequence it reflects. Any request may add \
+            `minSeq=N`: it is answered once the graph has reached sequence N (waiting up to a \
+            bound), else with 503 and the replica's sequence in `X-Astrolabe-Seq`."
     ),
     paths(
         compat::health,

@@ -110,6 +110,12 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
             timeout,
         ))
         .layer(axum::middleware::map_response(json_timeout))
+        // Inside the timeout: a wait for `minSeq` is bounded by its own limit, and by the
+        // request's.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::min_seq::MinSeq::of(&state),
+            crate::min_seq::wait_for_min_seq,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

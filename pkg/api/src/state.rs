@@ -33,6 +33,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest number of open `/api/v1/watch` streams; more are answered with 503.
     pub max_watchers: usize,
+    /// How long a request with `?minSeq=` waits for the graph to reach that sequence.
+    pub min_seq_wait: Duration,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             max_limit: 5_000,
             request_timeout: Duration::from_secs(30),
             max_watchers: 256,
+            min_seq_wait: Duration::from_secs(5),
         }
     }
 }
