@@ -53,6 +53,8 @@ FIGURES = [
     ("history", "history/redis/at_1h_cached_ms", "… the same point cached, one namespace's graph read from it", "history/redis/live_query_ms", None),
     ("history", "history/redis/diff_10min_namespace_ms", "… `diff` of one namespace across the last 10 minutes", "history/redis/diff_clone_ms", None),
     ("history", "history/redis/bytes_per_change", "History: Redis bytes per retained Pod status change", "history/redis/pod_json_bytes", None),
+    ("replicas", "replicas/follower_lag_p99_1k_ms", "Replicas: follower lag p99 at 1,000 changes/s (100k cluster, leader to follower applied)", "replicas/leader_append_p99_1k_ms", None),
+    ("replicas", "replicas/follower_lag_p99_5k_ms", "… at 5,000 changes/s", "replicas/leader_append_p99_5k_ms", None),
     ("persist", "appends/writer_durable_per_s", "Durable appends to the Redis Stream (default writer)", "appends/redis_benchmark_xadd_per_s", None),
     ("persist", "snapshot/total_ms", "Snapshot, cold (everything encoded): copy, encode, zstd, upload, commit", "snapshot/raw_set_ms", None),
     ("persist", "snapshot/periodic/total_ms", "Snapshot, periodic (after 100k Pod updates; changed parts encoded)", "snapshot/periodic/raw_set_ms", None),

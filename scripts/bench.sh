@@ -53,6 +53,7 @@ run graph cargo bench -q -p astrolabe-graph --bench graph
 run initial_sync cargo bench -q -p astrolabe-server --bench initial_sync
 run restart cargo bench -q -p astrolabe-server --bench restart
 run history cargo bench -q -p astrolabe-server --bench history
+run replicas cargo bench -q -p astrolabe-server --bench replicas
 run custom_sync env CUSTOM_SYNC_OBJECTS=100000 cargo bench -q -p astrolabe-server --bench custom_sync
 run persist cargo bench -q -p astrolabe-persist --all-features --bench persist
 run rules_eval cargo bench -q -p astrolabe-rules --bench eval

@@ -60,6 +60,12 @@ pub struct Persistence {
 }
 
 impl Persistence {
+    /// The highest sequence up to which every change is durable in the log.
+    #[must_use]
+    pub fn acked_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.acked_seq()
+    }
+
     /// Cancelled once the log refused a write because another writer claimed it: this process
     /// no longer leads.
     #[must_use]

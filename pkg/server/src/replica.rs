@@ -179,22 +179,10 @@ impl Replica {
     ) -> Result<Replica, ReplicaError> {
         let election = election_config(config, cluster_name);
         election.validate().map_err(ReplicaError::Config)?;
-        let metrics = FollowerMetrics::register(registry).map_err(ReplicaError::Metrics)?;
-        let tail = log.tail().map_err(ReplicaError::Tail)?;
-        let follow = Arc::new(Follow {
-            log,
-            tail,
-            graph: graph.clone(),
-            feed,
-            metrics,
-            persist_metrics,
-            state: Arc::new(FollowerState::default()),
-        });
+        let Following { follow, stop, task } = follow(log, persist_metrics, graph, feed, registry)?;
         let elector_stop = CancellationToken::new();
         tracing::info!(identity = %election.identity, lease = %election.name, namespace = %election.namespace, "replica: following the log, taking part in the election");
         let (role, elector) = Elector::new(client, election).run(elector_stop.clone());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(follow.clone().run(stop.clone(), false));
         Ok(Replica {
             follow,
             role,
@@ -282,6 +270,52 @@ impl Replica {
         }
         self.follow.metrics.leader.set(0);
     }
+}
+
+/// A follower started by [`follow`].
+pub struct Following {
+    follow: Arc<Follow>,
+    /// Stops it.
+    pub stop: CancellationToken,
+    /// Its task.
+    pub task: JoinHandle<()>,
+}
+
+impl Following {
+    /// How far it is.
+    #[must_use]
+    pub fn state(&self) -> Arc<FollowerState> {
+        self.follow.state.clone()
+    }
+}
+
+/// Follows `log` into `graph` (loading it, then applying the stream's changes as they come),
+/// publishing the graph's events to `feed`, until [`Following::stop`]. The follower's metrics
+/// go to `registry`.
+///
+/// # Errors
+/// Metrics that cannot be registered, a connection that cannot be configured.
+pub fn follow(
+    log: RedisLog,
+    persist_metrics: PersistMetrics,
+    graph: &SharedGraph,
+    feed: ChangeFeed,
+    registry: &Registry,
+) -> Result<Following, ReplicaError> {
+    let metrics = FollowerMetrics::register(registry).map_err(ReplicaError::Metrics)?;
+    let tail = log.tail().map_err(ReplicaError::Tail)?;
+    let follow = Arc::new(Follow {
+        log,
+        tail,
+        graph: graph.clone(),
+        feed,
+        metrics,
+        persist_metrics,
+        state: Arc::new(FollowerState::default()),
+    });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(follow.clone().run(stop.clone(), false));
+    Ok(Following { follow, stop, task })
 }
 
 impl Follow {

@@ -1,0 +1,252 @@
+//! Follower lag: a leader's persistence as a replica runs it (the log claimed, so appends go
+//! through the fence's script) over the generated cluster, fed Pod status changes at 1,000 and
+//! then 5,000 changes a second for `REPLICA_SECONDS` (20) each; a follower
+//! (`replica::follow`) tails the same Redis into its own graph. For every change, the lag is the
+//! time from the leader applying it to the follower applying it (the follower's change events
+//! carry the leader's time). Baseline, same run and changes: the leader's own append, from
+//! applying a change to the writer acknowledging it durable, which the follower cannot beat.
+//!
+//! `cargo bench -q -p astrolabe-server --bench replicas` (`REPLICA_SECONDS` and
+//! `REPLICA_SIZE` override the defaults). Figures go to docs/benchmarks.md.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use astrolabe_api::ChangeFeed;
+use astrolabe_generator as generator;
+use astrolabe_graph::SharedGraph;
+use astrolabe_informers::SyncStatus;
+use astrolabe_model::{ChangeOp, Resource, now_ms};
+use astrolabe_persist::{ChangeSender, PersistMetrics, RedisTarget};
+use astrolabe_server::config::PersistConfig;
+use astrolabe_server::persistence;
+use astrolabe_server::recovery::{RECOVERY_DEADLINE, hydrate};
+use astrolabe_server::replica;
+use astrolabe_testkit::RedisServer;
+use astrolabe_testkit::bench::{pod_churn, pods};
+use common::{Versus, figure, within};
+use prometheus::Registry;
+
+const SEED: u64 = 7;
+const SIZE: u64 = 100_000;
+const SECONDS: u64 = 20;
+const RATES: [u64; 2] = [1_000, 5_000];
+const TICK: Duration = Duration::from_millis(10);
+const TARGET_P99_MS: f64 = 100.0;
+
+fn env(name: &str, default: u64) -> Result<u64> {
+    std::env::var(name).ok().map_or(Ok(default), |v| {
+        v.parse().with_context(|| format!("{name}={v}"))
+    })
+}
+
+fn main() -> Result<()> {
+    common::block_on(run())
+}
+
+async fn run() -> Result<()> {
+    let seconds = env("REPLICA_SECONDS", SECONDS)?;
+    let size = usize::try_from(env("REPLICA_SIZE", SIZE)?)?;
+    let redis = RedisServer::start().context("starting redis-server")?;
+    let config = PersistConfig {
+        enabled: true,
+        redis: RedisTarget {
+            url: Some(redis.url()),
+            ..RedisTarget::default()
+        },
+        cluster_name: "replicas".to_owned(),
+        ..PersistConfig::default()
+    };
+    let grace = Duration::from_secs(30);
+
+    // The leader, as `--leader-election` starts it once it leads.
+    let leader = SharedGraph::new();
+    let metrics = PersistMetrics::register(&Registry::new())?;
+    let log = persistence::connect(&config)?;
+    let epoch = log.claim_epoch().await?;
+    let hydrated = hydrate(&log, &metrics, &leader, RECOVERY_DEADLINE).await;
+    let (p, _) = persistence::start_recovered(
+        &config,
+        metrics,
+        log,
+        hydrated,
+        &leader,
+        &SyncStatus::new(),
+        grace,
+        || true,
+    )
+    .await?;
+    let generated = generator::generate(SEED, size);
+    for r in &generated {
+        apply(&leader, &p.sender, ChangeOp::Upsert(Arc::new(r.clone())));
+    }
+
+    // The follower.
+    let follower = SharedGraph::new();
+    let feed = ChangeFeed::new(1_024, 1 << 16);
+    let following = replica::follow(
+        persistence::connect(&config)?,
+        PersistMetrics::unregistered()?,
+        &follower,
+        feed.clone(),
+        &Registry::new(),
+    )?;
+    caught_up(&leader, &follower).await?;
+    println!(
+        "replicas: {} resources (epoch {epoch}), the follower caught up at seq {}; then each rate for {seconds} s",
+        leader.read().node_count(),
+        follower.read().seq()
+    );
+
+    let pods: Vec<Arc<Resource>> = pods(leader.read().resources())?;
+    let mut i: usize = 0;
+    let mut created = None;
+    for rate in RATES {
+        let start_seq = leader.read().seq();
+        let stop = tokio_util::sync::CancellationToken::new();
+        // Lags, from the follower's change events (several per change: its first counts).
+        let mut live = feed.subscribe_live();
+        let collector = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut lags = Vec::new();
+                let mut seen = HashSet::new();
+                let mut missed = 0u64;
+                loop {
+                    let event = tokio::select! {
+                        biased;
+                        e = live.recv() => e,
+                        () = stop.cancelled() => break,
+                    };
+                    match event {
+                        Ok(e) if e.event.seq > start_seq && seen.insert(e.event.seq) => {
+                            lags.push((now_ms() - e.event.ts_ms) as f64);
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => missed += n,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+                (lags, missed)
+            }
+        });
+        // The leader's acknowledgements of the same changes.
+        let applied_at: Arc<parking_lot::Mutex<Vec<(u64, i64)>>> = Arc::default();
+        let mut acked = p.acked_seq();
+        let acks = tokio::spawn({
+            let (applied_at, stop) = (applied_at.clone(), stop.clone());
+            async move {
+                let mut lags = Vec::new();
+                let mut next = 0usize;
+                loop {
+                    tokio::select! {
+                        changed = acked.changed() => if changed.is_err() { break },
+                        () = stop.cancelled() => break,
+                    }
+                    let upto = *acked.borrow_and_update();
+                    let now = now_ms();
+                    let applied = applied_at.lock();
+                    while next < applied.len() && applied[next].0 <= upto {
+                        lags.push((now - applied[next].1) as f64);
+                        next += 1;
+                    }
+                }
+                lags
+            }
+        });
+
+        let per_tick = usize::try_from((rate * TICK.as_millis() as u64 / 1_000).max(1))?;
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut n = 0usize;
+        while started.elapsed() < Duration::from_secs(seconds) {
+            tick.tick().await;
+            for _ in 0..per_tick {
+                let op = pod_churn(&pods, i, "replicas", &mut created);
+                let ts = now_ms();
+                if let Some(change) = leader.write().apply(op, ts, &mut ()) {
+                    applied_at.lock().push((change.seq, ts));
+                    let _ = p.sender.send(change);
+                }
+                i += 1;
+                n += 1;
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        caught_up(&leader, &follower).await?;
+        stop.cancel();
+        let (mut lags, missed) = collector.await?;
+        let mut ack_lags = acks.await?;
+        if lags.is_empty() || ack_lags.is_empty() {
+            bail!("{rate}/s: no lag measured");
+        }
+        let (p50, p99) = percentiles(&mut lags);
+        let (a50, a99) = percentiles(&mut ack_lags);
+        println!(
+            "  {rate}/s: {n} changes in {elapsed:.1} s ({:.0}/s); follower lag p50 {p50:.0} ms, \
+             p99 {p99:.0} ms over {} changes ({missed} events not seen); the leader's append \
+             p50 {a50:.0} ms, p99 {a99:.0} ms",
+            n as f64 / elapsed,
+            lags.len()
+        );
+        figure(
+            &format!("replicas/follower_lag_p99_{}k_ms", rate / 1_000),
+            p99,
+            "ms",
+            Some(Versus {
+                ratio: p99 / a99.max(1.0),
+                baseline: "the leader's append (applied to acknowledged)",
+                target: "<= 100 ms",
+                met: p99 <= TARGET_P99_MS,
+            }),
+        );
+        figure(
+            &format!("replicas/leader_append_p99_{}k_ms", rate / 1_000),
+            a99,
+            "ms",
+            None,
+        );
+        figure(
+            &format!("replicas/follower_lag_p50_{}k_ms", rate / 1_000),
+            p50,
+            "ms",
+            None,
+        );
+    }
+    following.stop.cancel();
+    let _ = following.task.await;
+    within(grace, "persistence shutdown", p.shutdown()).await??;
+    Ok(())
+}
+
+fn apply(graph: &SharedGraph, sender: &ChangeSender<astrolabe_model::Change>, op: ChangeOp) {
+    if let Some(change) = graph.write().apply(op, now_ms(), &mut ()) {
+        let _ = sender.send(change);
+    }
+}
+
+/// Waits (two minutes at most) until the follower's graph is at the leader's sequence.
+async fn caught_up(leader: &SharedGraph, follower: &SharedGraph) -> Result<()> {
+    let want = leader.read().seq();
+    within(Duration::from_secs(120), "the follower catches up", async {
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        while follower.read().seq() < want {
+            tick.tick().await;
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// The median and the 99th percentile of `values` (sorted in place).
+fn percentiles(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
