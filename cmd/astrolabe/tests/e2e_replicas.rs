@@ -12,57 +12,19 @@ use std::process::Command;
 
 use astrolabe_persist::EventLog as _;
 use astrolabe_testkit::RedisServer;
-use common::persist::{log, persist_flags};
+use common::persist::log;
+use common::replicas::the_leader;
 use common::{Emulator, Server, Sets, eventually};
-use serde_json::json;
 
-const NAMESPACE: &str = "astrolabe";
+/// A fast election: a 2 s lease.
+const LEASE: [&str; 3] = ["2s", "1s", "200ms"];
 
 fn replica(emu: &Emulator, logs: &std::path::Path, redis: &RedisServer, id: &str) -> Server {
-    let mut flags = persist_flags(redis);
-    flags.extend(
-        [
-            "--leader-election",
-            "--lease-namespace",
-            NAMESPACE,
-            "--lease-identity",
-            id,
-            "--lease-duration",
-            "2s",
-            "--lease-renew-deadline",
-            "1s",
-            "--lease-retry-period",
-            "200ms",
-        ]
-        .map(str::to_owned),
-    );
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(&emu.kubeconfig(), logs, &args)
+    common::replicas::replica(emu, logs, redis, id, LEASE)
 }
 
 async fn emulator() -> Emulator {
-    let emu = Emulator::start(11, 300).await;
-    emu.sim
-        .create(
-            "namespaces",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-        )
-        .unwrap();
-    emu
-}
-
-/// Which of `servers` (the live ones) says it leads, once exactly one does.
-async fn the_leader(servers: &[(usize, &Server)]) -> usize {
-    eventually("exactly one leader", String::new, || async {
-        let mut leading = Vec::new();
-        for (i, s) in servers {
-            if s.try_metric("astrolabe_leader").await == Some(1.0) {
-                leading.push(*i);
-            }
-        }
-        (leading.len() == 1).then(|| leading[0])
-    })
-    .await
+    common::replicas::emulator(11, 300).await
 }
 
 /// Every sequence the log holds, in stream order.

@@ -14,6 +14,7 @@ use astrolabe_model::Kind;
 use serde_json::Value;
 
 pub mod persist;
+pub mod replicas;
 
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
