@@ -584,6 +584,12 @@ pub struct DemoArgs {
     /// What the generated cluster holds besides built-in kinds.
     #[command(flatten)]
     pub generated: GeneratedArgs,
+    /// Run this many replicas of the server, electing a leader with a Lease in the emulator;
+    /// replica i listens on --listen's port + i. More than one needs --enable-persistence (the
+    /// replicas share the Redis log).
+    #[arg(long, env = "DEMO_REPLICAS", default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub replicas: u16,
     /// Server flags (persistence, HTTP); cluster flags other than scope are ignored.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -597,6 +603,7 @@ impl From<DemoArgs> for DemoConfig {
             churn_rate: args.churn_rate,
             sim_listen: args.sim_listen,
             custom_resources: args.generated.custom_resources,
+            replicas: usize::from(args.replicas),
             serve: args.serve.into(),
         }
     }

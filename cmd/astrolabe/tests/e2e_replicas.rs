@@ -184,3 +184,78 @@ fn signal(server: &Server, sig: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// `astrolabe_leader` of the server at `port`, `None` while it does not answer.
+async fn leader_metric(port: u16) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("astrolabe_leader "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_three_replicas_has_one_leader_and_two_followers() {
+    let logs = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let mut flags = common::persist::persist_flags(&redis);
+    flags.extend(
+        [
+            "--replicas",
+            "3",
+            "--lease-duration",
+            "2s",
+            "--lease-renew-deadline",
+            "1s",
+            "--lease-retry-period",
+            "200ms",
+        ]
+        .map(str::to_owned),
+    );
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (demo, _) = Server::demo(logs.path(), 300, &args);
+    let ports = [demo.port, demo.port + 1, demo.port + 2];
+    let roles = eventually(
+        "one leader and two followers",
+        || demo.log_tail(),
+        || async {
+            let mut roles = Vec::new();
+            for port in ports {
+                roles.push(leader_metric(port).await?);
+            }
+            let leaders = roles.iter().filter(|r| **r == 1.0).count();
+            (leaders == 1 && roles.iter().all(|r| *r == 0.0 || *r == 1.0)).then_some(roles)
+        },
+    )
+    .await;
+    assert_eq!(roles.iter().sum::<f64>(), 1.0, "{roles:?}");
+    // The followers serve the leader's graph.
+    let leader = ports[roles.iter().position(|r| *r == 1.0).unwrap()];
+    let seq = |port: u16| async move {
+        let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body["seq"].as_u64()
+    };
+    eventually(
+        "every replica at the leader's sequence",
+        || demo.log_tail(),
+        || async {
+            let want = seq(leader).await?;
+            for port in ports {
+                if seq(port).await? != want {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}

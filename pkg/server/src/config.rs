@@ -326,6 +326,9 @@ pub struct DemoConfig {
     pub sim_listen: SocketAddr,
     /// Add custom resources and their CRDs to the generated cluster.
     pub custom_resources: bool,
+    /// Servers run against the emulator: one, or this many replicas electing a leader (they
+    /// need persistence: the log they share is in Redis).
+    pub replicas: usize,
     /// The server's configuration (its cluster access is the emulator's).
     pub serve: Config,
 }

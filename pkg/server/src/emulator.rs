@@ -32,6 +32,9 @@ pub enum EmulatorError {
     /// The server running against the emulator failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The demo's settings do not go together.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The bearer token the emulator's TokenReview accepts, as user `demo`, whom its
@@ -194,6 +197,12 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         AuthMode::Kubernetes => format!("   (token: {DEMO_TOKEN})"),
         AuthMode::TokenFile => "   (token: one of the token file)".to_owned(),
     };
+    if args.replicas > 1 {
+        let result = replicas(&args, &emulator, client, shutdown, &curl).await;
+        sim_stop.cancel();
+        emulator.join().await;
+        return result;
+    }
     let result = crate::app::serve(args.serve, client, shutdown, |addr| {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
@@ -220,6 +229,67 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
     sim_stop.cancel();
     emulator.join().await;
     Ok(result?)
+}
+
+/// `demo --replicas N`: N servers against the emulator, electing a leader with a Lease in it;
+/// replica i listens on the configured port + i (or a port of its own when that is 0).
+async fn replicas(
+    args: &DemoConfig,
+    emulator: &Emulator,
+    client: kube::Client,
+    shutdown: CancellationToken,
+    curl: &str,
+) -> Result<(), EmulatorError> {
+    if !args.serve.persist.enabled {
+        return Err(EmulatorError::Config(format!(
+            "--replicas {} needs --enable-persistence and a Redis (--redis-url): the replicas share its log",
+            args.replicas
+        )));
+    }
+    let namespace = &args.serve.replicas.lease_namespace;
+    // The Lease's namespace, unless the generated cluster has it already.
+    let _ = emulator.sim.create(
+        "namespaces",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+    );
+    println!(
+        "Astrolabe demo: {} objects in the emulated cluster at {}; {} replicas, one leads (Lease {namespace}/{})",
+        emulator.sim.object_count(),
+        emulator.url(),
+        args.replicas,
+        if args.serve.replicas.lease_name.is_empty() {
+            format!("astrolabe-{}", args.serve.persist.cluster_name)
+        } else {
+            args.serve.replicas.lease_name.clone()
+        },
+    );
+    let runs = (0..args.replicas).map(|i| {
+        let mut config = args.serve.clone();
+        config.replicas.leader_election = true;
+        if config.replicas.identity.is_empty() {
+            config.replicas.identity = format!("demo-{i}");
+        } else {
+            config.replicas.identity = format!("{}-{i}", config.replicas.identity);
+        }
+        if config.server.listen.port() != 0 {
+            let port = config.server.listen.port().saturating_add(u16::try_from(i).unwrap_or(0));
+            config.server.listen.set_port(port);
+        }
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        async move {
+            crate::app::serve(config, client, shutdown, |addr| {
+                println!(
+                    "  replica {i}: API at http://127.0.0.1:{}   ({curl} http://127.0.0.1:{}/metrics | grep '^astrolabe_leader ')",
+                    addr.port(),
+                    addr.port()
+                );
+            })
+            .await
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
 }
 
 #[cfg(test)]
