@@ -218,7 +218,7 @@ for path in sys.argv[1:]:
     if reader != [{"apiGroups": ["astrolabe.io"], "resources": ["graph"], "verbs": ["get"]}]:
         err(overlay, f"ClusterRole astrolabe-reader must grant exactly get on graph.astrolabe.io: {reader}")
     persistence = env.get("ENABLE_PERSISTENCE", {}).get("value")
-    want = {"memory": "false", "redis": "true"}.get(overlay)
+    want = {"memory": "false", "redis": "true", "ha": "true"}.get(overlay)
     if want is not None and persistence != want:
         err(overlay, f"ENABLE_PERSISTENCE is {persistence!r}, want {want!r}")
 
@@ -235,11 +235,38 @@ for path in sys.argv[1:]:
             if "configMap" in v and v["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
                 err(overlay, f"{w['metadata']['name']}: volume {v['name']} -> missing ConfigMap")
 
-    if overlay == "redis":
+    if overlay == "ha":
+        if dep["spec"].get("replicas") != 3: err(overlay, "the Deployment does not run 3 replicas")
+        if env.get("LEADER_ELECTION", {}).get("value") != "true": err(overlay, "LEADER_ELECTION is not true")
+        for name, field in (("POD_NAMESPACE", "metadata.namespace"), ("LEASE_IDENTITY", "metadata.name")):
+            if env.get(name, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != field:
+                err(overlay, f"{name} is not the pod's {field}")
+        spread = pod.get("topologySpreadConstraints", [])
+        if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in spread):
+            err(overlay, "replicas are not spread across nodes")
+        pdb = by_kind.get("PodDisruptionBudget", {}).get("astrolabe")
+        if not pdb or pdb["spec"].get("minAvailable") != 2 or \
+                pdb["spec"]["selector"]["matchLabels"] != dep["spec"]["selector"]["matchLabels"]:
+            err(overlay, "no PodDisruptionBudget astrolabe keeping 2 of the server's pods")
+        lease = by_kind.get("Role", {}).get("astrolabe-leader-election", {}).get("rules")
+        want_lease = [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["astrolabe-default"], "verbs": ["get", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ]
+        if lease != want_lease:
+            err(overlay, f"Role astrolabe-leader-election must grant exactly the one Lease: {lease}")
+        binding = by_kind.get("RoleBinding", {}).get("astrolabe-leader-election")
+        if not binding or binding["roleRef"]["name"] != "astrolabe-leader-election" or \
+                binding["subjects"] != [{"kind": "ServiceAccount", "name": "astrolabe",
+                                         "namespace": "astrolabe-system"}]:
+            err(overlay, "RoleBinding astrolabe-leader-election must bind the Role to the ServiceAccount")
+
+    if overlay in ("redis", "ha"):
         sts = by_kind.get("StatefulSet", {}).get("astrolabe-redis")
         if not sts:
             err(overlay, "no StatefulSet astrolabe-redis"); continue
-        check_hardened("redis/StatefulSet", sts["spec"]["template"]["spec"], 999)
+        check_hardened(f"{overlay}/StatefulSet", sts["spec"]["template"]["spec"], 999)
         if env.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") is None:
             err(overlay, "REDIS_PASSWORD is not taken from a Secret")
         if "REDIS_URL" not in env: err(overlay, "REDIS_URL not set")
