@@ -23,14 +23,18 @@ use astrolabe_api::ChangeFeed;
 use astrolabe_graph::{GraphEvent, SharedGraph, now_ms};
 use astrolabe_informers::lease::{ElectionConfig, Elector, Role};
 use astrolabe_model::codec;
-use astrolabe_persist::{ErrorChain, EventLog, LogEntry, PersistMetrics, RedisLog, RedisTail};
+use astrolabe_persist::{
+    DEFAULT_REPLAY_PAGE, ErrorChain, EventLog, LogEntry, PersistMetrics, RedisLog, RedisTail,
+    read_state,
+};
 use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ReplicaConfig;
-use crate::recovery::{RECOVERY_DEADLINE, build, recover_with_deadline};
+use crate::decoder::DECODER;
+use crate::recovery::build;
 
 /// Changes read per blocking read.
 const PAGE: usize = 1_024;
@@ -239,7 +243,15 @@ impl Replica {
                 self.follower = Some((stop, task));
                 continue;
             };
-            // Nobody else writes the log now: apply all of it.
+            // The log is this replica's now: the owner's chores (chunks of snapshots nobody
+            // committed), then apply all of it.
+            match self.follow.log.sweep_orphans().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(chunks = n, "leader: swept orphan snapshot chunks"),
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "leader: sweeping orphan snapshot chunks failed")
+                }
+            }
             self.follow.clone().run(shutdown.clone(), true).await;
             self.follow.metrics.leader.set(1);
             self.follow.metrics.lag_seconds.set(0.0);
@@ -371,12 +383,21 @@ impl Follow {
     }
 
     /// Loads the log into the graph (the graph served until then stays), retrying until it
-    /// succeeds. Returns false when stopped first.
+    /// succeeds. Returns false when stopped first. Reads only: sweeping orphan chunks or
+    /// setting a damaged stream aside is the leader's (an orphan may be the snapshot it is
+    /// uploading).
     async fn load(&self, stop: &CancellationToken) -> bool {
         loop {
-            let recovered = tokio::select! {
+            let read = tokio::select! {
                 () = stop.cancelled() => return false,
-                r = recover_with_deadline(&self.log, &self.persist_metrics, RECOVERY_DEADLINE) => r,
+                r = read_state(&self.log, &DECODER, DEFAULT_REPLAY_PAGE, &self.persist_metrics) => r,
+            };
+            let recovered = match read {
+                Ok(recovered) => Some(recovered),
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "follower: loading the log failed; retrying");
+                    None
+                }
             };
             if let Some(recovered) = recovered {
                 let (graph, unresolved) = build(recovered);
