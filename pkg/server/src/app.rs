@@ -1,6 +1,10 @@
 //! `serve`: wires recovery, informers, the apply loop, persistence and the HTTP API, and runs
 //! them until shutdown. If any long-running task ends on its own, everything shuts down and
 //! [`run`] returns an error (so the process exits non-zero and Kubernetes restarts it).
+//!
+//! With `--leader-election` the process is a replica (`crate::replica`): it serves the API
+//! while it follows the log, and starts persistence and the informers only once it leads; a
+//! leader that is deposed stops with [`ServerError::Deposed`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use astrolabe_api::fragments::FragmentCache;
 use astrolabe_api::{AppState, ChangeFeed, Cors, Limits, ServeOptions};
 use astrolabe_graph::SharedGraph;
 use astrolabe_informers::{InformerConfig, SyncStatus};
+use astrolabe_persist::EventLog as _;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::ApplyOutputs;
 use crate::config::Config;
 use crate::ingest::{Ingest, IngestError};
-use astrolabe_persist::EventLog as _;
-
 use crate::persistence::{self, PersistenceError};
 use crate::readiness::{AppReadiness, FollowerReadiness, ReadinessSwitch, graph_complete};
 use crate::status::Origin;

@@ -424,9 +424,9 @@ impl Follow {
     }
 
     /// Applies `entries` (after the graph's sequence, oldest first) as the leader applied
-    /// them; returns the time of the last. An entry that does not continue the graph's
-    /// sequence, a defect or a change that does not apply is an error: the log must be loaded
-    /// again.
+    /// them; returns the time of the last. An entry that does not read is skipped and counted,
+    /// as recovery skips it. An entry that does not continue the graph's sequence, or a change
+    /// that does not decode or apply, is an error: the log must be loaded again.
     fn apply(&self, entries: Vec<LogEntry>) -> Result<i64, String> {
         let mut events: Vec<GraphEvent> = Vec::new();
         let mut last_ts = now_ms();
@@ -446,21 +446,25 @@ impl Follow {
                     ));
                     break;
                 }
-                if let Some(defect) = &entry.defect {
-                    outcome = Err(format!("change {seq} does not read: {defect}"));
-                    break;
-                }
-                let change = codec::decode_logged(seq, &entry.payload)
-                    .map_err(|e| format!("change {seq} does not decode: {e}"))
-                    .and_then(|logged| {
-                        logged
-                            .resolve(|uid| g.get(uid))
-                            .map_err(|e| format!("change {seq} does not apply: {e}"))
-                    });
-                let change = match change {
-                    Ok(change) => change,
+                let logged = match &entry.defect {
+                    None => codec::decode_logged(seq, &entry.payload).map_err(|e| e.to_string()),
+                    Some(defect) => Err(defect.to_string()),
+                };
+                let logged = match logged {
+                    Ok(logged) => logged,
                     Err(why) => {
-                        outcome = Err(why);
+                        // As recovery does: skipped and counted (loading the log again would
+                        // meet it again).
+                        tracing::warn!(seq, %why, "follower: a change of the log does not read; skipped");
+                        self.persist_metrics.corrupt_entries.inc();
+                        g.advance_seq(seq);
+                        continue;
+                    }
+                };
+                let change = match logged.resolve(|uid| g.get(uid)) {
+                    Ok(change) => change,
+                    Err(e) => {
+                        outcome = Err(format!("change {seq} does not apply: {e}"));
                         break;
                     }
                 };

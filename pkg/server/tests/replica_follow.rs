@@ -200,3 +200,82 @@ async fn a_follower_held_back_past_a_trim_loads_the_log_again_and_converges() {
     following.task.await.unwrap();
     p.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_change_in_the_stream_is_skipped_and_counted_and_what_follows_applies() {
+    use astrolabe_model::codec;
+    use astrolabe_model::{Change, Kind, Resource};
+
+    let redis = RedisServer::start().unwrap();
+    let config = PersistConfig {
+        redis: RedisTarget {
+            url: Some(redis.url()),
+            ..RedisTarget::default()
+        },
+        cluster_name: "malformed".to_owned(),
+        ..PersistConfig::default()
+    };
+    let log = persistence::connect(&config).unwrap();
+    let change = |seq: u64, name: &str| {
+        let op = ChangeOp::Upsert(Arc::new(Resource::new(name, Kind::ConfigMap, "ns", name)));
+        let bytes = codec::encode_change(&Change {
+            seq,
+            ts_ms: now_ms(),
+            op,
+        })
+        .unwrap();
+        (seq, bytes::Bytes::from(bytes))
+    };
+    log.append(&[change(1, "a")]).await.unwrap();
+
+    let follower = SharedGraph::new();
+    let metrics = PersistMetrics::unregistered().unwrap();
+    let registry = Registry::new();
+    let following = replica::follow(
+        log.clone(),
+        metrics.clone(),
+        &follower,
+        ChangeFeed::default(),
+        &registry,
+    )
+    .unwrap();
+    let at = |seq: u64| {
+        let follower = follower.clone();
+        async move {
+            astrolabe_testkit::eventually(
+                "the follower's sequence",
+                Duration::from_secs(30),
+                || {
+                    let now = follower.read().seq();
+                    async move {
+                        if now >= seq {
+                            Ok(())
+                        } else {
+                            Err(format!("at {now}"))
+                        }
+                    }
+                },
+            )
+            .await;
+        }
+    };
+    at(1).await;
+    // While it follows, the stream's newest change does not decode: skipped, counted, not a
+    // reason to load the log again (which would meet it again).
+    log.append(&[(2, bytes::Bytes::from_static(b"\xff not a change"))])
+        .await
+        .unwrap();
+    at(2).await;
+    assert_eq!(
+        metrics.corrupt_entries.get(),
+        1,
+        "the malformed change is counted"
+    );
+    assert_eq!(reloads(&registry), 0);
+    log.append(&[change(3, "c")]).await.unwrap();
+    at(3).await;
+    assert!(follower.read().get(&"a".into()).is_some());
+    assert!(follower.read().get(&"c".into()).is_some());
+    following.stop.cancel();
+    following.task.await.unwrap();
+}
