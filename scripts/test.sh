@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it. Installs what a fresh Debian machine lacks (redis-server for
-# the persistence tests, kubectl for the emulator's kubectl round trip, npm, chromium and
+# The whole test suite, as CI runs it. Installs what a fresh Debian machine lacks (redis-server,
+# redis-sentinel for the persistence tests, kubectl for the emulator's kubectl round trip, npm, chromium and
 # chromedriver for the explorer, cargo-machete), then: the explorer's bundle check, format check,
 # the layering check, unused dependencies, clippy with warnings as errors, every test of the
 # workspace, and the deployment checks.
@@ -10,6 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The explorer: npm to rebuild its bundle, Chromium and chromedriver for its browser tests.

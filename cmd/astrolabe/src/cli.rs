@@ -164,6 +164,17 @@ pub struct PersistArgs {
     /// logged as a warning.
     #[arg(long, env = "REDIS_TLS_INSECURE")]
     pub redis_tls_insecure: bool,
+    /// Redis Sentinel: the sentinels' host:port (repeat or comma-separate). The master is the
+    /// one they name --redis-sentinel-master, followed across failovers; --redis-url or
+    /// --redis-addr then only give the scheme, password, database and TLS.
+    #[arg(long, env = "REDIS_SENTINELS", value_delimiter = ',')]
+    pub redis_sentinels: Vec<String>,
+    /// The name the sentinels monitor the master under.
+    #[arg(long, env = "REDIS_SENTINEL_MASTER", default_value = "mymaster")]
+    pub redis_sentinel_master: String,
+    /// The sentinels' own password, when they ask for one.
+    #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub redis_sentinel_password: Option<String>,
     /// Name of this cluster: the Redis key prefix (several clusters can share one Redis).
     #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,
@@ -223,6 +234,9 @@ impl From<PersistArgs> for PersistConfig {
                     client_key: args.redis_client_key,
                     insecure: args.redis_tls_insecure,
                 },
+                sentinels: args.redis_sentinels,
+                sentinel_master: args.redis_sentinel_master,
+                sentinel_password: args.redis_sentinel_password,
             },
             cluster_name: args.cluster_name,
             snapshot_interval: Duration::from_secs(args.snapshot_interval),

@@ -25,6 +25,23 @@ pub struct RedisTarget {
     pub db: Option<u32>,
     /// TLS settings of a `rediss://` URL.
     pub tls: RedisTls,
+    /// Redis Sentinel: the sentinels' `host:port`s. When given, the master is the one they name
+    /// [`RedisTarget::sentinel_master`], looked up again after every failover; the URL or
+    /// address then only gives the scheme, password, database and TLS settings.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the master under.
+    pub sentinel_master: String,
+    /// The sentinels' own password (AUTH), when they ask for one.
+    pub sentinel_password: Option<String>,
+}
+
+/// Where the sentinels are and which master to ask them for ([`RedisTarget::sentinel`]).
+#[derive(Debug, Clone)]
+pub struct SentinelTarget {
+    /// One connection per sentinel.
+    pub sentinels: Vec<ConnectionInfo>,
+    /// The master's name.
+    pub master: String,
 }
 
 /// How a `rediss://` connection verifies the server and presents itself. Without any of these,
@@ -157,6 +174,48 @@ fn read_pem(path: &Path, what: &'static str, expected: Pem) -> Result<Vec<u8>> {
 }
 
 impl RedisTarget {
+    /// The sentinels to ask for the master, when [`RedisTarget::sentinels`] names any: over TLS
+    /// (with the same settings) when the URL is `rediss://`.
+    ///
+    /// # Errors
+    /// [`PersistError::SentinelSettings`] without a master name or for a malformed address; the
+    /// errors of [`RedisTls::apply`].
+    pub fn sentinel(&self) -> Result<Option<SentinelTarget>> {
+        if self.sentinels.is_empty() {
+            return Ok(None);
+        }
+        if self.sentinel_master.is_empty() {
+            return Err(PersistError::SentinelSettings(
+                "--redis-sentinels needs --redis-sentinel-master".to_owned(),
+            ));
+        }
+        let tls = self
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"));
+        let scheme = if tls { "rediss" } else { "redis" };
+        let mut sentinels = Vec::with_capacity(self.sentinels.len());
+        for addr in &self.sentinels {
+            let info = format!("{scheme}://{addr}")
+                .into_connection_info()
+                .map_err(|e| {
+                    PersistError::SentinelSettings(format!("sentinel address {addr:?}: {e}"))
+                })?;
+            let info = match self.sentinel_password.as_deref().filter(|p| !p.is_empty()) {
+                Some(password) => {
+                    let settings = info.redis_settings().clone().set_password(password);
+                    info.set_redis_settings(settings)
+                }
+                None => info,
+            };
+            sentinels.push(if tls { self.tls.apply(info)? } else { info });
+        }
+        Ok(Some(SentinelTarget {
+            sentinels,
+            master: self.sentinel_master.clone(),
+        }))
+    }
+
     /// The connection info: the URL's, else a plain connection to `addr`; the password and
     /// database fill in what the URL does not say (an empty password counts as none).
     ///
@@ -205,10 +264,43 @@ mod tests {
             addr: addr.to_owned(),
             password: pw.map(str::to_owned),
             db,
-            tls: RedisTls::default(),
+            ..RedisTarget::default()
         }
         .connection_info()
         .unwrap()
+    }
+
+    #[test]
+    fn sentinels_need_a_master_name_and_take_their_own_password() {
+        let none = RedisTarget::default();
+        assert!(none.sentinel().unwrap().is_none());
+        let nameless = RedisTarget {
+            sentinels: vec!["10.0.0.1:26379".into()],
+            ..RedisTarget::default()
+        };
+        assert!(matches!(
+            nameless.sentinel(),
+            Err(PersistError::SentinelSettings(_))
+        ));
+        let named = RedisTarget {
+            sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26379".into()],
+            sentinel_master: "mymaster".into(),
+            sentinel_password: Some("s3cret".into()),
+            password: Some("master-password".into()),
+            ..RedisTarget::default()
+        };
+        let sentinel = named.sentinel().unwrap().unwrap();
+        assert_eq!(sentinel.master, "mymaster");
+        let (addr, pw, _) = parts(&sentinel.sentinels[1]);
+        assert_eq!(
+            (addr.as_str(), pw),
+            ("redis://10.0.0.2:26379", Some("s3cret"))
+        );
+        let bad = RedisTarget {
+            sentinels: vec!["not an address:x".into()],
+            ..named
+        };
+        assert!(bad.sentinel().is_err());
     }
 
     fn parts(info: &ConnectionInfo) -> (String, Option<&str>, i64) {

@@ -33,6 +33,9 @@ pub enum PersistError {
         /// What the PEM parser said.
         detail: String,
     },
+    /// The Redis Sentinel settings are incomplete or malformed.
+    #[error("invalid redis sentinel settings: {0}")]
+    SentinelSettings(String),
     /// The Redis TLS settings do not fit together.
     #[error("invalid redis TLS settings: {0}")]
     TlsSettings(String),

@@ -83,7 +83,7 @@ pub mod writer;
 pub use compress::{
     CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_blob, compress_parts, concat_frames,
 };
-pub use connection::{RedisTarget, RedisTls};
+pub use connection::{RedisTarget, RedisTls, SentinelTarget};
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{AuthFailure, ErrorChain, KeyRole, PersistError, Result};
 pub use keys::Keys;

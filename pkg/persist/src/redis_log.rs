@@ -7,8 +7,11 @@ use std::time::Duration;
 use astrolabe_model::now_ms;
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::{ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig};
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig,
+};
 
+use crate::connection::SentinelTarget;
 use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{KeyRole, PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
@@ -101,6 +104,9 @@ pub struct RedisConfig {
     /// Which snapshot generations stay as checkpoints for history (default: the committed and
     /// the previous one only).
     pub retention: HistoryRetention,
+    /// Redis Sentinel: the master is the one the sentinels name, asked again every
+    /// [`SENTINEL_POLL`] so that the log follows a failover; `None`: `connection` is the master.
+    pub sentinel: Option<SentinelTarget>,
 }
 
 impl RedisConfig {
@@ -116,6 +122,7 @@ impl RedisConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             retention: HistoryRetention::default(),
+            sentinel: None,
         }
     }
 
@@ -132,16 +139,28 @@ impl RedisConfig {
 /// A follower's reader of the event stream: blocking reads (`XREAD BLOCK`) on a connection of
 /// its own, so that waiting for the next entry never delays the log's other commands.
 pub struct RedisTail {
-    keys: Keys,
-    conn: ConnectionManager,
+    inner: Arc<Inner>,
+    /// Its connection, and the generation of the master it goes to.
+    conn: std::sync::Mutex<(u64, ConnectionManager)>,
 }
 
 impl std::fmt::Debug for RedisTail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTail")
-            .field("keys", &self.keys)
+            .field("keys", &self.inner.keys)
             .finish_non_exhaustive()
     }
+}
+
+/// A connection of its own to the master `conns` names, for blocking reads.
+fn tail_connection(inner: &Inner, conns: &Conns) -> Result<ConnectionManager> {
+    let client = redis::Client::open(conns.info.clone()).map_err(PersistError::Connect)?;
+    let cfg = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(MAX_TAIL_BLOCK + DEFAULT_RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(inner.timeouts.connect))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, cfg).map_err(PersistError::Connect)
 }
 
 /// How long a tail's blocking read waits at most; its connection's response timeout is this
@@ -168,15 +187,27 @@ impl RedisTail {
         } else {
             entry_id(after)
         };
+        let mut conn = {
+            let conns = self.inner.conns.load();
+            let mut current = self
+                .conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.0 != conns.generation {
+                // The master moved (Sentinel): read from the new one.
+                *current = (conns.generation, tail_connection(&self.inner, &conns)?);
+            }
+            current.1.clone()
+        };
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(count.max(1))
             .arg("BLOCK")
             .arg(u64::try_from(block_ms).unwrap_or(u64::MAX))
             .arg("STREAMS")
-            .arg(self.keys.events())
+            .arg(self.inner.keys.events())
             .arg(start)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut conn)
             .await
             .map_err(PersistError::ReadFailed)?;
         // `[[key, [entry, ...]]]`, or nil when the block timed out.
@@ -206,10 +237,51 @@ pub struct RedisLog {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) keys: Keys,
+/// The connections to the master in use, and where it is.
+pub(crate) struct Conns {
     pub(crate) conn: ConnectionManager,
     pub(crate) snap_conn: ConnectionManager,
+    /// Where the master is, with the password, database and TLS settings.
+    pub(crate) info: ConnectionInfo,
+    /// Incremented each time the master moves (Sentinel).
+    pub(crate) generation: u64,
+}
+
+/// How long the log waits for Redis.
+#[derive(Clone, Copy)]
+pub(crate) struct Timeouts {
+    response: Duration,
+    snapshot: Duration,
+    connect: Duration,
+}
+
+impl Conns {
+    fn new(info: ConnectionInfo, timeouts: Timeouts, generation: u64) -> Result<Self> {
+        let client = redis::Client::open(info.clone()).map_err(PersistError::Connect)?;
+        let manager = |timeout: Duration| {
+            let cfg = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(timeout))
+                .set_connection_timeout(Some(timeouts.connect))
+                // The writer has its own backoff; keep the manager's own short.
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_lazy_with_config(client.clone(), cfg)
+                .map_err(PersistError::Connect)
+        };
+        Ok(Conns {
+            conn: manager(timeouts.response)?,
+            snap_conn: manager(timeouts.snapshot)?,
+            info,
+            generation,
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) keys: Keys,
+    /// Swapped when Sentinel names another master.
+    pub(crate) conns: arc_swap::ArcSwap<Conns>,
+    pub(crate) timeouts: Timeouts,
     pub(crate) chunk_size: usize,
     pub(crate) zstd_level: i32,
     pub(crate) retention: HistoryRetention,
@@ -219,9 +291,6 @@ pub(crate) struct Inner {
     pub(crate) refused: std::sync::atomic::AtomicU64,
     /// This writer's epoch when the log is fenced ([`RedisLog::claim_epoch`]); 0: unfenced.
     pub(crate) epoch: std::sync::atomic::AtomicU64,
-    /// Where Redis is, for connections of their own ([`RedisLog::tail`]).
-    pub(crate) connection: ConnectionInfo,
-    pub(crate) connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -241,33 +310,32 @@ impl RedisLog {
     /// [`PersistError::InvalidClusterName`].
     pub fn new(config: &RedisConfig) -> Result<Self> {
         let keys = Keys::new(&config.cluster)?;
-        let client =
-            redis::Client::open(config.connection.clone()).map_err(PersistError::Connect)?;
-        let manager = |timeout: Duration| {
-            let cfg = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(timeout))
-                .set_connection_timeout(Some(config.connect_timeout))
-                // The writer has its own backoff; keep the manager's own short.
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            ConnectionManager::new_lazy_with_config(client.clone(), cfg)
-                .map_err(PersistError::Connect)
+        let timeouts = Timeouts {
+            response: config.response_timeout,
+            snapshot: config.snapshot_timeout,
+            connect: config.connect_timeout,
         };
-        Ok(Self {
+        let conns = Conns::new(config.connection.clone(), timeouts, 0)?;
+        let log = Self {
             inner: Arc::new(Inner {
                 keys,
-                conn: manager(config.response_timeout)?,
-                snap_conn: manager(config.snapshot_timeout)?,
+                conns: arc_swap::ArcSwap::from_pointee(conns),
+                timeouts,
                 chunk_size: config.chunk_size.max(1),
                 zstd_level: config.zstd_level,
                 retention: config.retention,
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 refused: std::sync::atomic::AtomicU64::new(0),
                 epoch: std::sync::atomic::AtomicU64::new(0),
-                connection: config.connection.clone(),
-                connect_timeout: config.connect_timeout,
             }),
-        })
+        };
+        if let Some(sentinel) = &config.sentinel {
+            // Without a runtime (never in the server) the master stays the configured address.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(follow_master(Arc::downgrade(&log.inner), sentinel.clone()));
+            }
+        }
+        Ok(log)
     }
 
     /// The key layout in use.
@@ -282,17 +350,10 @@ impl RedisLog {
     /// # Errors
     /// [`PersistError::Connect`] when the client cannot be configured.
     pub fn tail(&self) -> Result<RedisTail> {
-        let client =
-            redis::Client::open(self.inner.connection.clone()).map_err(PersistError::Connect)?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(MAX_TAIL_BLOCK + DEFAULT_RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(self.inner.connect_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
+        let conns = self.inner.conns.load();
         Ok(RedisTail {
-            keys: self.inner.keys.clone(),
-            conn: ConnectionManager::new_lazy_with_config(client, cfg)
-                .map_err(PersistError::Connect)?,
+            conn: std::sync::Mutex::new((conns.generation, tail_connection(&self.inner, &conns)?)),
+            inner: self.inner.clone(),
         })
     }
 
@@ -301,7 +362,7 @@ impl RedisLog {
     /// # Errors
     /// [`PersistError::Connect`] when Redis does not answer.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
@@ -395,7 +456,12 @@ impl RedisLog {
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+        self.inner.conns.load().conn.clone()
+    }
+
+    /// The connection for snapshot transfers (a long response timeout).
+    pub(crate) fn snap_conn(&self) -> ConnectionManager {
+        self.inner.conns.load().snap_conn.clone()
     }
 
     /// The changes of the first entry of `XRANGE`/`XREVRANGE key start end COUNT 1`.
@@ -637,6 +703,89 @@ pub(crate) fn fenced(ours: u64, e: &redis::RedisError) -> Option<PersistError> {
         .and_then(|d| d.trim().parse().ok())
         .unwrap_or(u64::MAX);
     Some(PersistError::Fenced { ours, stored })
+}
+
+/// How often the sentinels are asked where the master is.
+pub const SENTINEL_POLL: Duration = Duration::from_millis(500);
+/// How long one sentinel may take to answer.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Asks the sentinels where the master is, every [`SENTINEL_POLL`], and moves the log's
+/// connections when it moved (the redis crate does not follow `+switch-master` by itself), until
+/// the log is dropped.
+async fn follow_master(inner: std::sync::Weak<Inner>, sentinel: SentinelTarget) {
+    let mut unanswered = false;
+    loop {
+        let Some(log) = inner.upgrade() else {
+            return;
+        };
+        match master_addr(&sentinel).await {
+            Some((host, port)) => {
+                unanswered = false;
+                let current = log.conns.load();
+                let moved = match current.info.addr() {
+                    ConnectionAddr::Tcp(h, p)
+                    | ConnectionAddr::TcpTls {
+                        host: h, port: p, ..
+                    } => *h != host || *p != port,
+                    _ => true,
+                };
+                if moved {
+                    let addr = match current.info.addr().clone() {
+                        ConnectionAddr::TcpTls {
+                            insecure,
+                            tls_params,
+                            ..
+                        } => ConnectionAddr::TcpTls {
+                            host: host.clone(),
+                            port,
+                            insecure,
+                            tls_params,
+                        },
+                        _ => ConnectionAddr::Tcp(host.clone(), port),
+                    };
+                    let info = current.info.clone().set_addr(addr);
+                    match Conns::new(info, log.timeouts, current.generation + 1) {
+                        Ok(conns) => {
+                            tracing::info!(master = %sentinel.master, %host, port, "redis sentinel: the master is at a new address");
+                            log.conns.store(Arc::new(conns));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %crate::error::ErrorChain(&e), "redis sentinel: cannot connect to the new master");
+                        }
+                    }
+                }
+            }
+            None if !unanswered => {
+                unanswered = true;
+                tracing::warn!(master = %sentinel.master, "redis sentinel: no sentinel names the master; asking again");
+            }
+            None => {}
+        }
+        drop(log);
+        tokio::time::sleep(SENTINEL_POLL).await;
+    }
+}
+
+/// The master's address as the first sentinel that answers names it.
+async fn master_addr(sentinel: &SentinelTarget) -> Option<(String, u16)> {
+    for info in &sentinel.sentinels {
+        let ask = async {
+            let client = redis::Client::open(info.clone()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&sentinel.master)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            reply
+        };
+        if let Ok(Some(addr)) = tokio::time::timeout(SENTINEL_TIMEOUT, ask).await {
+            return Some(addr);
+        }
+    }
+    None
 }
 
 /// Refuses a batch whose sequences do not strictly increase from above 0.

@@ -175,7 +175,7 @@ impl RedisLog {
         let keys = &self.inner.keys;
         let (compressed, raw_bytes) = compress_blob(blob, self.inner.zstd_level).await?;
 
-        let mut conn = self.inner.snap_conn.clone();
+        let mut conn = self.snap_conn();
         let generation: u64 = redis::cmd("HINCRBY")
             .arg(keys.snapshot_meta())
             .arg(NEXT_GEN)
@@ -290,7 +290,7 @@ impl RedisLog {
     async fn read_meta(&self, key: &str) -> Result<Option<SnapshotMeta>> {
         let map: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(key)
-            .query_async(&mut self.inner.snap_conn.clone())
+            .query_async(&mut self.snap_conn())
             .await
             .map_err(PersistError::SnapshotRead)?;
         parse_meta(&map)
@@ -325,7 +325,7 @@ impl RedisLog {
             .arg(self.inner.keys.checkpoints())
             .arg(0)
             .arg(-1)
-            .query_async(&mut self.inner.snap_conn.clone())
+            .query_async(&mut self.snap_conn())
             .await
             .map_err(PersistError::SnapshotRead)?;
         Ok(members.iter().filter_map(|g| g.parse().ok()).collect())
@@ -347,7 +347,7 @@ impl RedisLog {
         let records: Vec<HashMap<String, String>> = if older.is_empty() {
             Vec::new()
         } else {
-            pipe.query_async(&mut self.inner.snap_conn.clone())
+            pipe.query_async(&mut self.snap_conn())
                 .await
                 .map_err(PersistError::SnapshotRead)?
         };
@@ -418,7 +418,7 @@ impl RedisLog {
 
     async fn load_generation(&self, meta: SnapshotMeta) -> Result<LoadedSnapshot> {
         let keys = &self.inner.keys;
-        let mut conn = self.inner.snap_conn.clone();
+        let mut conn = self.snap_conn();
         let capacity = usize::try_from(meta.bytes).unwrap_or(0);
         let mut data = BytesMut::with_capacity(capacity);
         let indexes: Vec<u64> = (0..meta.chunks).collect();
@@ -461,7 +461,7 @@ impl RedisLog {
         let older = self.older_generations().await?;
         let keys = &self.inner.keys;
         let pattern = keys.chunk_pattern();
-        let mut conn = self.inner.snap_conn.clone();
+        let mut conn = self.snap_conn();
         let mut orphans = Vec::new();
         let mut cursor = 0u64;
         loop {
@@ -509,7 +509,7 @@ impl RedisLog {
         for batch in keys.chunks(UNLINK_BATCH) {
             let res = redis::cmd("UNLINK")
                 .arg(batch)
-                .query_async::<u64>(&mut self.inner.snap_conn.clone())
+                .query_async::<u64>(&mut self.snap_conn())
                 .await;
             if let Err(e) = res {
                 tracing::warn!(generation, error = %e, "unlinking snapshot chunks failed");

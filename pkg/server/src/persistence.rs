@@ -103,6 +103,10 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
         .map_err(PersistenceError::Configure)?;
     let mut redis = RedisConfig::new(connection, config.cluster_name.clone());
     redis.retention = config.history.retention();
+    redis.sentinel = config
+        .redis
+        .sentinel()
+        .map_err(PersistenceError::Configure)?;
     RedisLog::new(&redis).map_err(PersistenceError::Configure)
 }
 

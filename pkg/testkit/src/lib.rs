@@ -14,12 +14,14 @@ pub mod bench;
 pub mod emulator;
 pub mod kubectl;
 pub mod redis;
+pub mod sentinel;
 pub mod tls;
 pub mod wait;
 
 pub use emulator::Emulator;
 pub use kubectl::Kubectl;
 pub use redis::RedisServer;
+pub use sentinel::Sentinels;
 pub use tls::TestPki;
 pub use wait::{eventually, until, within};
 

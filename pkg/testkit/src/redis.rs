@@ -177,11 +177,42 @@ impl RedisServer {
         }
     }
 
+    /// Makes this server a replica of the one on 127.0.0.1:`master_port` and waits (20 s at
+    /// most) until its link to the master is up.
+    ///
+    /// # Errors
+    /// On I/O failure, or when the link does not come up in time.
+    pub fn replicate(&self, master_port: u16) -> io::Result<()> {
+        let reply = self.command_line(&format!("REPLICAOF 127.0.0.1 {master_port}"))?;
+        if !reply.starts_with("+OK") {
+            return Err(io::Error::other(format!("REPLICAOF: {reply}")));
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self
+                .command_line("INFO replication")
+                .is_ok_and(|r| r.contains("master_link_status:up"))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(PROBE_INTERVAL);
+        }
+        Err(io::Error::other(
+            "the replica's link to its master is not up",
+        ))
+    }
+
     fn spawn(&mut self) -> io::Result<()> {
         let dir: PathBuf = self.dir.path().to_path_buf();
+        // A copy in the server's directory: `CONFIG REWRITE` (which Sentinel sends on a
+        // failover) rewrites the file a server was started with.
+        let conf = dir.join("redis.conf");
+        if !conf.exists() {
+            std::fs::copy(REDIS_CONF, &conf)?;
+        }
         let mut command = Command::new("redis-server");
         command
-            .arg(REDIS_CONF)
+            .arg(&conf)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")

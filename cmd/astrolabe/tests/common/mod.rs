@@ -288,6 +288,16 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// Waits until the served graph's sequence is above `seq` (changes reached it).
+    pub async fn wait_seq_above(&self, what: &str, seq: u64) {
+        eventually(
+            what,
+            || self.log_tail(),
+            || async { (self.seq().await > seq).then_some(()) },
+        )
+        .await;
+    }
+
     /// Waits until the served graph equals `expected()` (re-evaluated on every poll).
     pub async fn wait_graph(&self, what: &str, expected: impl Fn() -> Sets) {
         let expected = &expected;

@@ -1,0 +1,124 @@
+//! Real `redis-sentinel` processes watching a [`crate::RedisServer`] master, for tests of
+//! failover: each on a free port with a configuration file of its own in a temporary directory
+//! (sentinels rewrite it), quick to judge a master down. Killed (SIGKILL) on drop.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::free_port;
+
+/// How long a sentinel waits before judging an unanswering master down.
+pub const DOWN_AFTER: Duration = Duration::from_millis(500);
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Sentinels monitoring one master.
+#[derive(Debug)]
+pub struct Sentinels {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    name: String,
+    /// Their configuration files and logs.
+    dir: tempfile::TempDir,
+}
+
+impl Sentinels {
+    /// Starts `count` sentinels monitoring the master on 127.0.0.1:`master_port` as `name`,
+    /// `quorum` of them needed to judge it down, and waits until each answers PING.
+    ///
+    /// # Errors
+    /// When `redis-sentinel` cannot be spawned or does not become ready.
+    pub fn start(master_port: u16, name: &str, quorum: u32, count: usize) -> io::Result<Self> {
+        let mut sentinels = Sentinels {
+            children: Vec::new(),
+            ports: Vec::new(),
+            name: name.to_owned(),
+            dir: tempfile::tempdir()?,
+        };
+        let dir = sentinels.dir.path().to_owned();
+        for i in 0..count {
+            let port = free_port()?;
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{i}.log\n\
+                     sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                     sentinel down-after-milliseconds {name} {down}\n\
+                     sentinel failover-timeout {name} 2000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    dir = dir.display(),
+                    down = DOWN_AFTER.as_millis(),
+                ),
+            )?;
+            let child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            sentinels.children.push(child);
+            sentinels.ports.push(port);
+            wait_ready(port)?;
+        }
+        Ok(sentinels)
+    }
+
+    /// `127.0.0.1:<port>` of each sentinel.
+    #[must_use]
+    pub fn addrs(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The master's port as the first sentinel names it.
+    ///
+    /// # Errors
+    /// On I/O failure, or a reply that names no master.
+    pub fn master_port(&self) -> io::Result<u16> {
+        let reply = command(
+            self.ports[0],
+            &format!("SENTINEL get-master-addr-by-name {}", self.name),
+        )?;
+        // `*2`, `$9`, `127.0.0.1`, `$<n>`, `<port>`.
+        reply
+            .lines()
+            .nth(4)
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no master in {reply:?}")))
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One inline command to the server on `port`; its raw reply.
+fn command(port: u16, line: &str) -> io::Result<String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(format!("{line}\r\n").as_bytes())?;
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn wait_ready(port: u16) -> io::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if command(port, "PING").is_ok_and(|r| r.starts_with("+PONG")) {
+            return Ok(());
+        }
+        std::thread::sleep(PROBE_INTERVAL);
+    }
+    Err(io::Error::other("redis-sentinel not ready in time"))
+}
