@@ -197,6 +197,8 @@ impl Default for PersistConfig {
             enabled: false,
             redis: RedisTarget {
                 addr: "127.0.0.1:6379".to_owned(),
+                // Sentinel's own default name (used only with sentinels).
+                sentinel_master: "mymaster".to_owned(),
                 ..RedisTarget::default()
             },
             cluster_name: "default".to_owned(),
