@@ -55,6 +55,7 @@ FIGURES = [
     ("history", "history/redis/bytes_per_change", "History: Redis bytes per retained Pod status change", "history/redis/pod_json_bytes", None),
     ("replicas", "replicas/follower_lag_p99_1k_ms", "Replicas: follower lag p99 at 1,000 changes/s (100k cluster, leader to follower applied)", "replicas/leader_append_p99_1k_ms", None),
     ("replicas", "replicas/follower_lag_p99_5k_ms", "… at 5,000 changes/s", "replicas/leader_append_p99_5k_ms", None),
+    ("replicas", "replicas/query_two_replicas_per_s", "Replicas: query throughput, neighbours depth 2, 16 clients sending to two replicas in turn (one machine, 2 cores)", "replicas/query_one_replica_per_s", None),
     ("failover", "replicas/failover_s", "Replicas: failover, leader killed to the new leader's first append (lease 5 s; median of 3)", None, None),
     ("persist", "appends/writer_durable_per_s", "Durable appends to the Redis Stream (default writer)", "appends/redis_benchmark_xadd_per_s", None),
     ("persist", "snapshot/total_ms", "Snapshot, cold (everything encoded): copy, encode, zstd, upload, commit", "snapshot/raw_set_ms", None),

@@ -219,6 +219,32 @@ async fn run() -> Result<()> {
             None,
         );
     }
+    // Query throughput: the leader's graph and the follower's, each behind the API, and the
+    // same clients sending all their requests to one, or to both in turn.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (a, b) = (
+        serve_api(&leader, &stop).await?,
+        serve_api(&follower, &stop).await?,
+    );
+    let paths: Vec<String> = pods
+        .iter()
+        .step_by(97)
+        .take(256)
+        .map(|p| format!("/api/v1/neighbors/{}?depth=2", p.uid))
+        .collect();
+    let one = throughput(&[a], &paths).await?;
+    let two = throughput(&[a, b], &paths).await?;
+    println!(
+        "  query throughput, neighbours depth 2 of a Pod, {CLIENTS} clients for {} s: one replica \
+         {one:.0} req/s, two in turn {two:.0} req/s (on this machine's {} cores, shared by both \
+         replicas and the clients)",
+        LOAD_FOR.as_secs(),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    figure("replicas/query_one_replica_per_s", one, "req/s", None);
+    figure("replicas/query_two_replicas_per_s", two, "req/s", None);
+    stop.cancel();
+
     following.stop.cancel();
     let _ = following.task.await;
     within(grace, "persistence shutdown", p.shutdown()).await??;
@@ -249,4 +275,68 @@ fn percentiles(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
     let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.99))
+}
+
+/// Concurrent clients of the throughput measurement.
+const CLIENTS: usize = 16;
+/// How long each throughput measurement runs.
+const LOAD_FOR: Duration = Duration::from_secs(10);
+
+/// The API over `graph` on a free local port, until `stop`.
+async fn serve_api(
+    graph: &SharedGraph,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<std::net::SocketAddr> {
+    let state = astrolabe_api::AppState::new(
+        graph.clone(),
+        Arc::new(astrolabe_api::StaticReadiness::ready()),
+        Registry::new(),
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(astrolabe_api::serve(
+        listener,
+        astrolabe_api::router(state),
+        astrolabe_api::ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1_024,
+        },
+        stop.clone(),
+    ));
+    Ok(addr)
+}
+
+/// Requests per second [`CLIENTS`] keep-alive clients complete in [`LOAD_FOR`], each sending
+/// its requests to `servers` in turn, over `paths` in turn.
+async fn throughput(servers: &[std::net::SocketAddr], paths: &[String]) -> Result<f64> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, servers, paths) = (client.clone(), servers.to_vec(), paths.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            let mut i = c;
+            while started.elapsed() < LOAD_FOR {
+                let server = servers[i % servers.len()];
+                let url = format!("http://{server}{}", paths[i % paths.len()]);
+                let resp = client.get(url).send().await?;
+                if !resp.status().is_success() {
+                    bail!("{} from {server}", resp.status());
+                }
+                resp.bytes().await?;
+                done += 1;
+                i += 1;
+            }
+            Ok::<u64, anyhow::Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
