@@ -183,14 +183,29 @@ impl RedisServer {
     /// # Errors
     /// On I/O failure, or when the link does not come up in time.
     pub fn replicate(&self, master_port: u16) -> io::Result<()> {
-        let reply = self.command_line(&format!("REPLICAOF 127.0.0.1 {master_port}"))?;
+        self.replicate_with_auth(master_port, None)
+    }
+
+    /// [`Self::replicate`] of a master that requires `password` (this server's own AUTH, if
+    /// any, is sent as the same password).
+    ///
+    /// # Errors
+    /// On I/O failure, or when the link does not come up in time.
+    pub fn replicate_with_auth(&self, master_port: u16, password: Option<&str>) -> io::Result<()> {
+        if let Some(pw) = password {
+            let reply = self.command_as(password, &format!("CONFIG SET masterauth {pw}"))?;
+            if !reply.starts_with("+OK") {
+                return Err(io::Error::other(format!("CONFIG SET masterauth: {reply}")));
+            }
+        }
+        let reply = self.command_as(password, &format!("REPLICAOF 127.0.0.1 {master_port}"))?;
         if !reply.starts_with("+OK") {
             return Err(io::Error::other(format!("REPLICAOF: {reply}")));
         }
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if self
-                .command_line("INFO replication")
+                .command_as(password, "INFO replication")
                 .is_ok_and(|r| r.contains("master_link_status:up"))
             {
                 return Ok(());
@@ -200,6 +215,27 @@ impl RedisServer {
         Err(io::Error::other(
             "the replica's link to its master is not up",
         ))
+    }
+
+    /// [`Self::command_line`], authenticated with `password` first when given.
+    ///
+    /// # Errors
+    /// On I/O failure, or when AUTH is refused.
+    pub fn command_as(&self, password: Option<&str>, line: &str) -> io::Result<String> {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut buf = [0u8; 4096];
+        if let Some(pw) = password {
+            s.write_all(format!("AUTH {pw}\r\n").as_bytes())?;
+            let n = s.read(&mut buf)?;
+            let reply = String::from_utf8_lossy(&buf[..n]);
+            if !reply.starts_with("+OK") {
+                return Err(io::Error::other(format!("AUTH: {reply}")));
+            }
+        }
+        s.write_all(format!("{line}\r\n").as_bytes())?;
+        let n = s.read(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
     fn spawn(&mut self) -> io::Result<()> {

@@ -31,6 +31,20 @@ impl Sentinels {
     /// # Errors
     /// When `redis-sentinel` cannot be spawned or does not become ready.
     pub fn start(master_port: u16, name: &str, quorum: u32, count: usize) -> io::Result<Self> {
+        Self::start_with_auth(master_port, name, quorum, count, None)
+    }
+
+    /// [`Self::start`] for a master (and replicas) that require `master_password`.
+    ///
+    /// # Errors
+    /// When `redis-sentinel` cannot be spawned or does not become ready.
+    pub fn start_with_auth(
+        master_port: u16,
+        name: &str,
+        quorum: u32,
+        count: usize,
+        master_password: Option<&str>,
+    ) -> io::Result<Self> {
         let mut sentinels = Sentinels {
             children: Vec::new(),
             ports: Vec::new(),
@@ -48,9 +62,12 @@ impl Sentinels {
                      sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
                      sentinel down-after-milliseconds {name} {down}\n\
                      sentinel failover-timeout {name} 2000\n\
-                     sentinel parallel-syncs {name} 1\n",
+                     sentinel parallel-syncs {name} 1\n{auth}",
                     dir = dir.display(),
                     down = DOWN_AFTER.as_millis(),
+                    auth = master_password
+                        .map(|pw| format!("sentinel auth-pass {name} {pw}\n"))
+                        .unwrap_or_default(),
                 ),
             )?;
             let child = Command::new("redis-sentinel")
