@@ -217,14 +217,23 @@ async fn the_demo_with_three_replicas_has_one_leader_and_two_followers() {
         .map(str::to_owned),
     );
     let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (demo, _) = Server::demo(logs.path(), 300, &args);
-    let ports = [demo.port, demo.port + 1, demo.port + 2];
+    // Every replica on a port of its own (port + i could be another test's).
+    let (demo, _) = Server::demo_on(logs.path(), 300, &args, 0);
+    let ports: Vec<u16> = eventually(
+        "three replicas listening",
+        || demo.log_tail(),
+        || async {
+            let ports = demo.announced_ports();
+            (ports.len() == 3).then_some(ports)
+        },
+    )
+    .await;
     let roles = eventually(
         "one leader and two followers",
         || demo.log_tail(),
         || async {
             let mut roles = Vec::new();
-            for port in ports {
+            for &port in &ports {
                 roles.push(leader_metric(port).await?);
             }
             let leaders = roles.iter().filter(|r| **r == 1.0).count();
@@ -249,7 +258,7 @@ async fn the_demo_with_three_replicas_has_one_leader_and_two_followers() {
         || demo.log_tail(),
         || async {
             let want = seq(leader).await?;
-            for port in ports {
+            for &port in &ports {
                 if seq(port).await? != want {
                     return None;
                 }

@@ -148,6 +148,17 @@ impl Server {
     /// sees changes only when it changes something. Returns the server and its emulator's URL
     /// (for kubectl).
     pub fn demo(log_dir: &Path, size: usize, extra: &[&str]) -> (Server, String) {
+        Self::demo_on(
+            log_dir,
+            size,
+            extra,
+            astrolabe_testkit::free_port().unwrap(),
+        )
+    }
+
+    /// [`Server::demo`] listening on `port` (0: every server of the demo on a port of its own,
+    /// named in the log; [`Server::port`] is then 0).
+    pub fn demo_on(log_dir: &Path, size: usize, extra: &[&str], port: u16) -> (Server, String) {
         let sim_port = astrolabe_testkit::free_port().unwrap();
         let (size, sim) = (size.to_string(), format!("127.0.0.1:{sim_port}"));
         let mut args = vec![
@@ -160,15 +171,39 @@ impl Server {
             &sim,
         ];
         args.extend(extra);
-        let server = Server::spawn(log_dir, "astrolabe-demo", &args);
+        let server = Server::spawn_on(log_dir, "astrolabe-demo", &args, port);
         (server, format!("http://{sim}"))
     }
 
+    /// The ports the process's servers announced in its log (`serving the API addr=…`).
+    pub fn announced_ports(&self) -> Vec<u16> {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("serving the API"))
+            .filter_map(|l| {
+                l.split("addr=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
     /// The binary with `args` and `--listen 127.0.0.1:<free port>`, its log (stderr) in
-    /// `log_dir/<name>-<port>.log`.
+    /// `log_dir/<name>-<port>-<n>.log` (n counts the servers this process started).
     fn spawn(log_dir: &Path, name: &str, args: &[&str]) -> Server {
-        let port = astrolabe_testkit::free_port().unwrap();
-        let log = log_dir.join(format!("{name}-{port}.log"));
+        Self::spawn_on(log_dir, name, args, astrolabe_testkit::free_port().unwrap())
+    }
+
+    /// [`Server::spawn`] with `--listen 127.0.0.1:<port>`.
+    fn spawn_on(log_dir: &Path, name: &str, args: &[&str], port: u16) -> Server {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = log_dir.join(format!("{name}-{port}-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_astrolabe"))
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
