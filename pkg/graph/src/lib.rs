@@ -36,6 +36,6 @@ pub mod sliced;
 
 pub use astrolabe_model::now_ms;
 pub use event::{EventSink, GraphChange, GraphEvent};
-pub use graph::{Graph, GraphStats};
+pub use graph::{Graph, GraphStats, update_keeps_edges};
 pub use shared::SharedGraph;
 pub use sliced::{SNAPSHOT_SLICE, snapshot_sliced};

@@ -136,7 +136,7 @@ pub fn diff_by_replay(graph: &mut Graph, changes: &[Change], filter: &DiffFilter
     let mut last: HashMap<Uid, (u64, i64, bool)> = HashMap::new();
     for change in changes.iter().filter(|c| c.seq > from_seq) {
         let keeps = match (&change.op, graph.get(change.op.uid())) {
-            (ChangeOp::Upsert(new), Some(old)) => keeps_edges(old, new),
+            (ChangeOp::Upsert(new), Some(old)) => astrolabe_graph::update_keeps_edges(old, new),
             _ => false,
         };
         graph.apply(change.op.clone(), change.ts_ms, &mut ());
@@ -170,17 +170,6 @@ pub struct Touch {
     /// object's version and keeps its edges), so the diff compares the object and leaves its
     /// edges to the changes of the objects at their other ends. `false` is always correct.
     pub keeps_edges: bool,
-}
-
-/// Whether updating `old` to `new` leaves every edge where it is: the same identity, labels,
-/// owners and references.
-fn keeps_edges(old: &Resource, new: &Resource) -> bool {
-    old.kind == new.kind
-        && old.namespace == new.namespace
-        && old.name == new.name
-        && old.labels == new.labels
-        && old.owners == new.owners
-        && old.references == new.references
 }
 
 /// What differs between `from` and `to`, the graphs at two points of the log, given `touched`:

@@ -249,7 +249,6 @@ async fn refused_snapshot_with_trimmed_stream_starts_empty_and_keeps_keys() {
 #[tokio::test]
 async fn only_the_last_change_per_object_is_decoded() {
     use astrolabe_model::{Change, ChangeOp, Kind, ObjectKey, Resource, codec};
-    use astrolabe_persist::ModelDecoder;
     use std::sync::Arc;
 
     let upsert = |seq: u64, uid: &str, version: &str| {
@@ -283,12 +282,7 @@ async fn only_the_last_change_per_object_is_decoded() {
     let cut = codec::encode_change(&upsert(6, "a", "3")).unwrap();
     let uid_end = codec::change_uid_range(&cut).unwrap().end;
     entries.push((6, Bytes::copy_from_slice(&cut[..uid_end + 2])));
-    let server = RedisServer::start().unwrap();
-    let log = log(&server);
-    log.append(&entries).await.unwrap();
-
-    let m = PersistMetrics::unregistered().unwrap();
-    let r = recover(&log, &ModelDecoder, 2, &m).await.unwrap();
+    let (_server, r, m) = recovered_from(&entries).await;
     let seqs: Vec<u64> = r.tail.iter().map(codec::Logged::seq).collect();
     assert_eq!(
         seqs,
@@ -308,7 +302,7 @@ async fn only_the_last_change_per_object_is_decoded() {
 #[tokio::test]
 async fn a_patch_keeps_the_changes_it_needs() {
     use astrolabe_model::{Change, ChangeOp, Kind, Resource, codec};
-    use astrolabe_persist::{LastVersions, ModelDecoder, Record};
+    use astrolabe_persist::{LastVersions, Record};
     use std::sync::Arc;
 
     let version = |uid: &str, rv: &str| {
@@ -356,12 +350,7 @@ async fn a_patch_keeps_the_changes_it_needs() {
         astrolabe_model::patch::UidAt::Range(r) => r.end,
     };
     entries[7].1 = cut.slice(..end + 1);
-    let server = RedisServer::start().unwrap();
-    let log = log(&server);
-    log.append(&entries).await.unwrap();
-
-    let m = PersistMetrics::unregistered().unwrap();
-    let r = recover(&log, &ModelDecoder, 2, &m).await.unwrap();
+    let (_server, r, _) = recovered_from(&entries).await;
     let seqs: Vec<u64> = r.tail.iter().map(codec::Logged::seq).collect();
     assert_eq!(
         seqs,
@@ -385,4 +374,23 @@ async fn a_patch_keeps_the_changes_it_needs() {
     assert_eq!(state["a"], version("a", "4"));
     assert_eq!(state["b"], version("b", "3"));
     assert_eq!(state["c"], version("c", "1"));
+}
+
+/// What recovery (2 changes a page, the model's decoder) makes of a log holding `entries`; the
+/// server it ran against, and the metrics it counted in.
+async fn recovered_from(
+    entries: &[(u64, Bytes)],
+) -> (
+    RedisServer,
+    astrolabe_persist::Recovered<astrolabe_model::codec::Snapshot, astrolabe_model::codec::Logged>,
+    PersistMetrics,
+) {
+    let server = RedisServer::start().unwrap();
+    let log = log(&server);
+    log.append(entries).await.unwrap();
+    let m = PersistMetrics::unregistered().unwrap();
+    let r = recover(&log, &astrolabe_persist::ModelDecoder, 2, &m)
+        .await
+        .unwrap();
+    (server, r, m)
 }

@@ -602,9 +602,19 @@ async fn a_tail_waits_for_the_next_entries_and_starts_inside_a_batch() {
         ),
         vec![3]
     );
-    // A read after the top waits for the next append.
+    // A read after the top waits for the next append: it is blocked in Redis before the
+    // append is made.
     let waiting =
         tokio::spawn(async move { tail.read_after(3, 16, Duration::from_secs(10)).await });
+    astrolabe_testkit::eventually("the tail's read blocks", Duration::from_secs(10), || {
+        let clients = server.command_line("CLIENT LIST").unwrap_or_default();
+        let blocked = clients
+            .lines()
+            .any(|c| c.contains("cmd=xread") && c.contains("flags=b"));
+        async move { if blocked { Ok(()) } else { Err(clients) } }
+    })
+    .await;
+    assert!(!waiting.is_finished());
     log.append(&batch(4..=5)).await.unwrap();
     assert_eq!(seqs(waiting.await.unwrap().unwrap()), vec![4, 5]);
 }

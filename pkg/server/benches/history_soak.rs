@@ -31,12 +31,12 @@ use astrolabe_graph::SharedGraph;
 use astrolabe_history::Point;
 use astrolabe_informers::SyncStatus;
 use astrolabe_model::{ChangeOp, Resource, now_ms};
-use astrolabe_persist::{ChangeSender, RedisTarget};
+use astrolabe_persist::RedisTarget;
 use astrolabe_server::config::{HistoryConfig, PersistConfig};
 use astrolabe_server::persistence::{self, Persistence};
 use astrolabe_testkit::RedisServer;
 use astrolabe_testkit::bench::{pod_churn, pods};
-use common::{Versus, figure, within};
+use common::{Versus, apply_and_send, env_u64, figure, within};
 use prometheus::Registry;
 
 const SEED: u64 = 7;
@@ -53,12 +53,6 @@ const TICK: Duration = Duration::from_millis(10);
 /// factor (checkpoints come and go in steps of one).
 const BOUND: f64 = 1.25;
 
-fn env(name: &str, default: u64) -> Result<u64> {
-    std::env::var(name).ok().map_or(Ok(default), |v| {
-        v.parse().with_context(|| format!("{name}={v}"))
-    })
-}
-
 fn main() -> Result<()> {
     common::block_on(run())
 }
@@ -73,9 +67,9 @@ struct Soaked {
 }
 
 async fn run() -> Result<()> {
-    let minutes = env("SOAK_MINUTES", MINUTES)?;
-    let rate = env("SOAK_RATE", RATE)?;
-    let size = usize::try_from(env("SOAK_SIZE", SIZE as u64)?)?;
+    let minutes = env_u64("SOAK_MINUTES", MINUTES)?;
+    let rate = env_u64("SOAK_RATE", RATE)?;
+    let size = usize::try_from(env_u64("SOAK_SIZE", SIZE as u64)?)?;
     let redis = Arc::new(RedisServer::start().context("starting redis-server")?);
     let history = HistoryConfig {
         retention: RETENTION,
@@ -155,7 +149,7 @@ async fn run() -> Result<()> {
         for _ in 0..per_tick {
             let op = pod_churn(&pods, usize::try_from(i)?, "soak", &mut created);
             for s in &soaked {
-                apply(&s.graph, &s.persistence.sender, op.clone());
+                apply_and_send(&s.graph, &s.persistence.sender, op.clone());
             }
             i += 1;
         }
@@ -185,7 +179,7 @@ async fn run() -> Result<()> {
 /// for until it is in the log.
 async fn initial_list(s: &Soaked, generated: &[Resource]) -> Result<()> {
     for r in generated {
-        apply(
+        apply_and_send(
             &s.graph,
             &s.persistence.sender,
             ChangeOp::Upsert(Arc::new(r.clone())),
@@ -204,14 +198,6 @@ async fn initial_list(s: &Soaked, generated: &[Resource]) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// Applies `op` to the graph and hands the change to the writer, as the apply loop does.
-fn apply(graph: &SharedGraph, sender: &ChangeSender<astrolabe_model::Change>, op: ChangeOp) {
-    let change = graph.write().apply(op, now_ms(), &mut ());
-    if let Some(change) = change {
-        let _ = sender.send(change);
-    }
 }
 
 fn used_memory(redis: &RedisServer) -> Result<u64> {

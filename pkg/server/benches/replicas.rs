@@ -22,14 +22,14 @@ use astrolabe_generator as generator;
 use astrolabe_graph::SharedGraph;
 use astrolabe_informers::SyncStatus;
 use astrolabe_model::{ChangeOp, Resource, now_ms};
-use astrolabe_persist::{ChangeSender, PersistMetrics, RedisTarget};
+use astrolabe_persist::{PersistMetrics, RedisTarget};
 use astrolabe_server::config::PersistConfig;
 use astrolabe_server::persistence;
 use astrolabe_server::recovery::{RECOVERY_DEADLINE, hydrate};
 use astrolabe_server::replica;
 use astrolabe_testkit::RedisServer;
 use astrolabe_testkit::bench::{pod_churn, pods};
-use common::{Versus, figure, within};
+use common::{Versus, apply_and_send, env_u64, figure, within};
 use prometheus::Registry;
 
 const SEED: u64 = 7;
@@ -39,19 +39,13 @@ const RATES: [u64; 2] = [1_000, 5_000];
 const TICK: Duration = Duration::from_millis(10);
 const TARGET_P99_MS: f64 = 100.0;
 
-fn env(name: &str, default: u64) -> Result<u64> {
-    std::env::var(name).ok().map_or(Ok(default), |v| {
-        v.parse().with_context(|| format!("{name}={v}"))
-    })
-}
-
 fn main() -> Result<()> {
     common::block_on(run())
 }
 
 async fn run() -> Result<()> {
-    let seconds = env("REPLICA_SECONDS", SECONDS)?;
-    let size = usize::try_from(env("REPLICA_SIZE", SIZE)?)?;
+    let seconds = env_u64("REPLICA_SECONDS", SECONDS)?;
+    let size = usize::try_from(env_u64("REPLICA_SIZE", SIZE)?)?;
     let redis = RedisServer::start().context("starting redis-server")?;
     let config = PersistConfig {
         enabled: true,
@@ -83,7 +77,7 @@ async fn run() -> Result<()> {
     .await?;
     let generated = generator::generate(SEED, size);
     for r in &generated {
-        apply(&leader, &p.sender, ChangeOp::Upsert(Arc::new(r.clone())));
+        apply_and_send(&leader, &p.sender, ChangeOp::Upsert(Arc::new(r.clone())));
     }
 
     // The follower.
@@ -249,12 +243,6 @@ async fn run() -> Result<()> {
     let _ = following.task.await;
     within(grace, "persistence shutdown", p.shutdown()).await??;
     Ok(())
-}
-
-fn apply(graph: &SharedGraph, sender: &ChangeSender<astrolabe_model::Change>, op: ChangeOp) {
-    if let Some(change) = graph.write().apply(op, now_ms(), &mut ()) {
-        let _ = sender.send(change);
-    }
 }
 
 /// Waits (two minutes at most) until the follower's graph is at the leader's sequence.

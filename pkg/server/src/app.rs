@@ -14,7 +14,6 @@ use astrolabe_api::fragments::FragmentCache;
 use astrolabe_api::{AppState, ChangeFeed, Cors, Limits, ServeOptions};
 use astrolabe_graph::SharedGraph;
 use astrolabe_informers::{InformerConfig, SyncStatus};
-use astrolabe_persist::EventLog as _;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -165,15 +164,15 @@ pub async fn serve(
         let r = crate::replica::Replica::start(
             &config.replicas,
             &config.persist.cluster_name,
-            log.clone(),
-            metrics.clone(),
+            log,
+            metrics,
             &graph,
             feed.clone(),
             &registry,
             client.clone(),
         )
         .map_err(ServerError::Replica)?;
-        replica = Some((r, log, metrics));
+        replica = Some(r);
         (None, Origin::Recovered)
     } else if config.persist.enabled {
         let listed = sync.clone();
@@ -197,7 +196,7 @@ pub async fn serve(
         readiness
     };
     let readiness = Arc::new(ReadinessSwitch::new(match &replica {
-        Some((r, _, _)) => Arc::new(FollowerReadiness {
+        Some(r) => Arc::new(FollowerReadiness {
             state: r.state(),
             max_lag: config.replicas.max_follower_lag,
         }),
@@ -238,10 +237,10 @@ pub async fn serve(
         .with_fragments(FragmentCache::new(config.server.response_cache_bytes));
     let history = match &replica {
         // The leader's history reads the same log: one for the replica's whole life.
-        Some((_, log, _)) if config.persist.history.enabled() => {
+        Some(r) if config.persist.history.enabled() => {
             let history: Arc<dyn astrolabe_api::history::HistorySource> = Arc::new(
                 crate::history::LogHistory::new(
-                    log.clone(),
+                    r.log().clone(),
                     graph.clone(),
                     config.persist.history.cache_mib,
                 )
@@ -281,47 +280,20 @@ pub async fn serve(
     // A replica leads before it watches the cluster and writes the log.
     let mut replica = match replica {
         None => None,
-        Some((mut r, log, metrics)) => {
-            let Some(_epoch) = r.lead(&shutdown).await else {
+        Some(mut r) => {
+            let Some(leading) = r.lead(&shutdown).await else {
                 tracing::info!("shutting down a follower");
                 r.stop().await;
-                feed.close();
-                http_stop.cancel();
-                if let Some(h) = http.take() {
-                    let _ = h.await;
-                }
+                stop_serving(&feed, &http_stop, http.take()).await;
                 return Ok(());
-            };
-            let snapshot_seq = log
-                .snapshot_meta()
-                .await
-                .ok()
-                .flatten()
-                .map_or(0, |m| m.covered_seq);
-            let (seq, ts_ms) = {
-                let g = graph.read();
-                (g.seq(), g.ts_ms())
-            };
-            let hydrated = crate::recovery::Hydrated {
-                origin: if seq == 0 {
-                    Origin::Fresh
-                } else {
-                    Origin::Recovered
-                },
-                snapshot_seq,
-                problems: false,
-                damage: None,
-                fallback: None,
-                // Nobody watched the cluster from the last change until this leader lists it.
-                last_change_ms: (seq > 0).then_some(ts_ms),
             };
             let listed = sync.clone();
             let complete = move || graph_complete(&listed);
             let (p, origin) = persistence::start_recovered(
                 &config.persist,
-                metrics,
-                log,
-                hydrated,
+                leading.metrics,
+                leading.log,
+                leading.hydrated,
                 &graph,
                 &sync,
                 grace,
@@ -394,11 +366,7 @@ pub async fn serve(
             Some(p) => p.shutdown().await,
             None => Ok(()),
         };
-        feed.close();
-        http_stop.cancel();
-        if let Some(h) = http.take() {
-            let _ = h.await;
-        }
+        stop_serving(&feed, &http_stop, http.take()).await;
         if let Some(r) = replica.take() {
             r.stop().await;
         }
@@ -413,6 +381,19 @@ pub async fn serve(
             tracing::info!("stopped cleanly");
             Ok(())
         }
+    }
+}
+
+/// Ends the change stream and the HTTP server, and waits for the server to stop.
+async fn stop_serving<T>(
+    feed: &ChangeFeed,
+    http_stop: &CancellationToken,
+    http: Option<tokio::task::JoinHandle<T>>,
+) {
+    feed.close();
+    http_stop.cancel();
+    if let Some(h) = http {
+        let _ = h.await;
     }
 }
 

@@ -34,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ReplicaConfig;
 use crate::decoder::DECODER;
-use crate::recovery::build;
+use crate::recovery::{Hydrated, build};
+use crate::status::Origin;
 
 /// Changes read per blocking read.
 const PAGE: usize = 1_024;
@@ -161,7 +162,21 @@ pub struct Replica {
     role: watch::Receiver<Role>,
     elector: Option<JoinHandle<()>>,
     elector_stop: CancellationToken,
-    follower: Option<(CancellationToken, JoinHandle<()>)>,
+    /// The follower's task while it follows.
+    follower: Option<Following>,
+}
+
+/// What a replica that now leads hands to persistence: the log it claimed, the metrics of it,
+/// and what its graph holds of it.
+pub struct Leading {
+    /// The epoch it claimed the log with.
+    pub epoch: u64,
+    /// The log, claimed.
+    pub log: RedisLog,
+    /// The log's metrics.
+    pub metrics: PersistMetrics,
+    /// What the graph holds of the log, as recovery would describe it.
+    pub hydrated: Hydrated,
 }
 
 impl Replica {
@@ -183,16 +198,16 @@ impl Replica {
     ) -> Result<Replica, ReplicaError> {
         let election = election_config(config, cluster_name);
         election.validate().map_err(ReplicaError::Config)?;
-        let Following { follow, stop, task } = follow(log, persist_metrics, graph, feed, registry)?;
+        let following = follow(log, persist_metrics, graph, feed, registry)?;
         let elector_stop = CancellationToken::new();
         tracing::info!(identity = %election.identity, lease = %election.name, namespace = %election.namespace, "replica: following the log, taking part in the election");
         let (role, elector) = Elector::new(client, election).run(elector_stop.clone());
         Ok(Replica {
-            follow,
+            follow: following.follow.clone(),
             role,
             elector: Some(elector),
             elector_stop,
-            follower: Some((stop, task)),
+            follower: Some(following),
         })
     }
 
@@ -202,10 +217,24 @@ impl Replica {
         self.follow.state.clone()
     }
 
+    /// The log it follows.
+    #[must_use]
+    pub fn log(&self) -> &RedisLog {
+        &self.follow.log
+    }
+
+    /// Stops the follower's task, if it runs.
+    async fn stop_following(&mut self) {
+        if let Some(following) = self.follower.take() {
+            following.stop.cancel();
+            let _ = following.task.await;
+        }
+    }
+
     /// Waits until this replica leads, then stops following, claims the log (fencing off any
-    /// older writer) and applies what the stream holds after the graph. Returns the epoch, or
-    /// `None` when `shutdown` came first.
-    pub async fn lead(&mut self, shutdown: &CancellationToken) -> Option<u64> {
+    /// older writer) and applies what the stream holds after the graph. `None` when `shutdown`
+    /// came first.
+    pub async fn lead(&mut self, shutdown: &CancellationToken) -> Option<Leading> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -217,10 +246,7 @@ impl Replica {
                     }
                 }
             }
-            if let Some((stop, task)) = self.follower.take() {
-                stop.cancel();
-                let _ = task.await;
-            }
+            self.stop_following().await;
             let epoch = loop {
                 match self.follow.log.claim_epoch().await {
                     Ok(epoch) => break Some(epoch),
@@ -238,9 +264,7 @@ impl Replica {
             };
             let Some(epoch) = epoch else {
                 // Lost the lease before claiming the log: follow again.
-                let stop = CancellationToken::new();
-                let task = tokio::spawn(self.follow.clone().run(stop.clone(), false));
-                self.follower = Some((stop, task));
+                self.follower = Some(Following::spawn(self.follow.clone()));
                 continue;
             };
             // The log is this replica's now: the owner's chores (chunks of snapshots nobody
@@ -256,12 +280,42 @@ impl Replica {
             self.follow.metrics.leader.set(1);
             self.follow.metrics.lag_seconds.set(0.0);
             self.follow.metrics.lag_changes.set(0);
+            let (seq, ts_ms) = {
+                let g = self.follow.graph.read();
+                (g.seq(), g.ts_ms())
+            };
             tracing::info!(
                 epoch,
-                seq = self.follow.graph.read().seq(),
+                seq,
                 "replica: leading; the log is claimed and applied"
             );
-            return Some(epoch);
+            let snapshot_seq = self
+                .follow
+                .log
+                .snapshot_meta()
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |m| m.covered_seq);
+            return Some(Leading {
+                epoch,
+                log: self.follow.log.clone(),
+                metrics: self.follow.persist_metrics.clone(),
+                hydrated: Hydrated {
+                    origin: if seq == 0 {
+                        Origin::Fresh
+                    } else {
+                        Origin::Recovered
+                    },
+                    snapshot_seq,
+                    // The graph applied every change of the log.
+                    problems: false,
+                    damage: None,
+                    fallback: None,
+                    // Nobody watched the cluster from the last change until this leader lists it.
+                    last_change_ms: (seq > 0).then_some(ts_ms),
+                },
+            });
         }
     }
 
@@ -272,10 +326,7 @@ impl Replica {
 
     /// Stops the election (a leader releases the Lease) and the follower.
     pub async fn stop(mut self) {
-        if let Some((stop, task)) = self.follower.take() {
-            stop.cancel();
-            let _ = task.await;
-        }
+        self.stop_following().await;
         self.elector_stop.cancel();
         if let Some(task) = self.elector.take() {
             let _ = task.await;
@@ -294,6 +345,13 @@ pub struct Following {
 }
 
 impl Following {
+    /// Runs `follow` until [`Following::stop`].
+    fn spawn(follow: Arc<Follow>) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow.clone().run(stop.clone(), false));
+        Following { follow, stop, task }
+    }
+
     /// How far it is.
     #[must_use]
     pub fn state(&self) -> Arc<FollowerState> {
@@ -325,9 +383,7 @@ pub fn follow(
         persist_metrics,
         state: Arc::new(FollowerState::default()),
     });
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(follow.clone().run(stop.clone(), false));
-    Ok(Following { follow, stop, task })
+    Ok(Following::spawn(follow))
 }
 
 impl Follow {

@@ -143,12 +143,7 @@ impl RedisServer {
     /// # Errors
     /// On I/O failure.
     pub fn command_line(&self, line: &str) -> io::Result<String> {
-        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(format!("{line}\r\n").as_bytes())?;
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        inline_command(self.port, None, line)
     }
 
     /// Require `password` (AUTH) from every client from now on (`CONFIG SET requirepass`,
@@ -222,20 +217,7 @@ impl RedisServer {
     /// # Errors
     /// On I/O failure, or when AUTH is refused.
     pub fn command_as(&self, password: Option<&str>, line: &str) -> io::Result<String> {
-        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut buf = [0u8; 4096];
-        if let Some(pw) = password {
-            s.write_all(format!("AUTH {pw}\r\n").as_bytes())?;
-            let n = s.read(&mut buf)?;
-            let reply = String::from_utf8_lossy(&buf[..n]);
-            if !reply.starts_with("+OK") {
-                return Err(io::Error::other(format!("AUTH: {reply}")));
-            }
-        }
-        s.write_all(format!("{line}\r\n").as_bytes())?;
-        let n = s.read(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        inline_command(self.port, password, line)
     }
 
     fn spawn(&mut self) -> io::Result<()> {
@@ -301,6 +283,29 @@ impl RedisServer {
             std::thread::sleep(PROBE_INTERVAL);
         }
     }
+}
+
+/// Sends one inline command to the server (or sentinel) on 127.0.0.1:`port`, after `AUTH` when
+/// `password` is given, and returns the raw reply (one read).
+///
+/// # Errors
+/// On I/O failure, or when AUTH is refused.
+pub(crate) fn inline_command(port: u16, password: Option<&str>, line: &str) -> io::Result<String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 4096];
+    let mut ask = |text: &str| -> io::Result<String> {
+        s.write_all(format!("{text}\r\n").as_bytes())?;
+        let n = s.read(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    if let Some(pw) = password {
+        let reply = ask(&format!("AUTH {pw}"))?;
+        if !reply.starts_with("+OK") {
+            return Err(io::Error::other(format!("AUTH: {reply}")));
+        }
+    }
+    ask(line)
 }
 
 impl Drop for RedisServer {

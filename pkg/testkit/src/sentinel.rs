@@ -2,12 +2,12 @@
 //! failover: each on a free port with a configuration file of its own in a temporary directory
 //! (sentinels rewrite it), quick to judge a master down. Killed (SIGKILL) on drop.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::io;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::free_port;
+use crate::redis::inline_command;
 
 /// How long a sentinel waits before judging an unanswering master down.
 pub const DOWN_AFTER: Duration = Duration::from_millis(500);
@@ -97,8 +97,9 @@ impl Sentinels {
     /// # Errors
     /// On I/O failure, or a reply that names no master.
     pub fn master_port(&self) -> io::Result<u16> {
-        let reply = command(
+        let reply = inline_command(
             self.ports[0],
+            None,
             &format!("SENTINEL get-master-addr-by-name {}", self.name),
         )?;
         // `*2`, `$9`, `127.0.0.1`, `$<n>`, `<port>`.
@@ -119,20 +120,10 @@ impl Drop for Sentinels {
     }
 }
 
-/// One inline command to the server on `port`; its raw reply.
-fn command(port: u16, line: &str) -> io::Result<String> {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(format!("{line}\r\n").as_bytes())?;
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
 fn wait_ready(port: u16) -> io::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline {
-        if command(port, "PING").is_ok_and(|r| r.starts_with("+PONG")) {
+        if inline_command(port, None, "PING").is_ok_and(|r| r.starts_with("+PONG")) {
             return Ok(());
         }
         std::thread::sleep(PROBE_INTERVAL);

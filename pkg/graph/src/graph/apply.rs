@@ -12,6 +12,30 @@ use super::stats::decrement;
 use super::{Applied, Graph, Via};
 use crate::keys::KeyView;
 
+/// Whether updating `old` to `new` (one object) leaves every edge where it is: the same
+/// identity, labels, owners and references. [`Graph::upsert`] then swaps the object's version
+/// and touches no edge, which history's diff relies on (the log's patches say the same from
+/// their field mask: `astrolabe_model::codec::keeps_edges`).
+#[must_use]
+pub fn update_keeps_edges(old: &Resource, new: &Resource) -> bool {
+    same_identity(old, new) && !references_changed(old, new) && !labels_changed(old, new)
+}
+
+/// A change of kind, namespace or name under one UID: a removal and a fresh insertion.
+fn same_identity(old: &Resource, new: &Resource) -> bool {
+    old.kind == new.kind && old.namespace == new.namespace && old.name == new.name
+}
+
+/// What the object's own edges derive from: its references and owners.
+fn references_changed(old: &Resource, new: &Resource) -> bool {
+    old.references != new.references || old.owners != new.owners
+}
+
+/// What selectors of other objects match.
+fn labels_changed(old: &Resource, new: &Resource) -> bool {
+    old.labels != new.labels
+}
+
 impl Graph {
     pub(super) fn upsert_inner(&mut self, r: &Arc<Resource>) -> Option<Applied> {
         let Some(idx) = self.index_of(&r.uid) else {
@@ -22,7 +46,7 @@ impl Graph {
         if *old == **r {
             return None;
         }
-        if old.kind != r.kind || old.namespace != r.namespace || old.name != r.name {
+        if !same_identity(&old, r) {
             // Identity changed under the same UID: treat as a removal and a fresh insertion.
             self.remove_node(idx);
             self.insert_new(r);
@@ -30,11 +54,11 @@ impl Graph {
         }
         // Most updates (status, resourceVersion) change no reference: then the node's own edges
         // and pending references stay as they are, and only the weight is swapped.
-        let references_changed = old.references != r.references || old.owners != r.owners;
+        let references_changed = references_changed(&old, r);
         if references_changed {
             self.undeclare(idx, &old);
         }
-        let labels_changed = old.labels != r.labels;
+        let labels_changed = labels_changed(&old, r);
         if labels_changed {
             let by_others: Vec<EdgeIndex> = self
                 .incident(idx)

@@ -23,6 +23,8 @@ mod index;
 mod pending;
 mod stats;
 
+pub use apply::update_keeps_edges;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 

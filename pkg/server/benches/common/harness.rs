@@ -27,3 +27,26 @@ pub fn block_on(fut: impl Future<Output = Result<()>>) -> Result<()> {
 pub use astrolabe_testkit::Emulator;
 /// Figure lines and the bounded wait, shared with the other crates' benches.
 pub use astrolabe_testkit::bench::{Versus, figure, within};
+
+/// The number in environment variable `name`, else `default`.
+///
+/// # Errors
+/// When the variable is set to something else than a number.
+pub fn env_u64(name: &str, default: u64) -> Result<u64> {
+    use anyhow::Context as _;
+    std::env::var(name).ok().map_or(Ok(default), |v| {
+        v.parse().with_context(|| format!("{name}={v}"))
+    })
+}
+
+/// Applies `op` to `graph` now and sends the change it made to the writer, as the apply loop
+/// does.
+pub fn apply_and_send(
+    graph: &astrolabe_graph::SharedGraph,
+    sender: &astrolabe_persist::ChangeSender<astrolabe_model::Change>,
+    op: astrolabe_model::ChangeOp,
+) {
+    if let Some(change) = graph.write().apply(op, astrolabe_model::now_ms(), &mut ()) {
+        let _ = sender.send(change);
+    }
+}

@@ -5,5 +5,5 @@
 pub mod harness;
 pub mod pipeline;
 
-pub use harness::{Emulator, Versus, block_on, figure, within};
+pub use harness::{Emulator, Versus, apply_and_send, block_on, env_u64, figure, within};
 pub use pipeline::Pipeline;
