@@ -5,10 +5,15 @@
 //! continues the log; once the churn stops every replica serves the emulator's graph at the
 //! same sequence, and the log holds every sequence once, in order. A leader paused past its
 //! lease (SIGSTOP) is deposed when it wakes (SIGCONT): the log refuses its writes, it exits.
+//! A change-stream client watching the leader resumes on a follower with its Last-Event-ID and
+//! ends with the emulator's graph: no change lost across the failover.
 
 mod common;
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
 
 use astrolabe_persist::EventLog as _;
 use astrolabe_testkit::RedisServer;
@@ -25,6 +30,79 @@ fn replica(emu: &Emulator, logs: &std::path::Path, redis: &RedisServer, id: &str
 
 async fn emulator() -> Emulator {
     common::replicas::emulator(11, 300).await
+}
+
+/// What a change-stream client knows: the graph it built from the events, and the id to
+/// resume after.
+#[derive(Default)]
+struct Watched {
+    sets: Sets,
+    last_id: u64,
+}
+
+impl Watched {
+    fn apply(&mut self, event: &str, data: &Value) {
+        let edge = || {
+            let e = &data["edge"];
+            let s = |f: &str| e[f].as_str().unwrap_or_default().to_owned();
+            (s("from"), s("to"), s("type"))
+        };
+        let uid = |r: &Value| r["uid"].as_str().unwrap_or_default().to_owned();
+        match event {
+            "node-added" | "node-updated" => {
+                self.sets.nodes.insert(uid(&data["resource"]));
+            }
+            "node-removed" => {
+                self.sets.nodes.remove(&uid(&data["removed"]));
+            }
+            "edge-added" => {
+                self.sets.edges.insert(edge());
+            }
+            "edge-removed" => {
+                self.sets.edges.remove(&edge());
+            }
+            other => panic!("unexpected event {other:?}: {data}"),
+        }
+    }
+}
+
+/// Watches `port`'s change stream after `watched.last_id`, applying every event, until the
+/// stream ends (its server is gone).
+async fn watch(port: u16, watched: Arc<Mutex<Watched>>) {
+    let last_id = watched.lock().unwrap().last_id;
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/watch"))
+        .header("last-event-id", last_id.to_string())
+        .send()
+        .await;
+    let Ok(mut resp) = resp else { return };
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.parse::<u64>().unwrap());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            let mut w = watched.lock().unwrap();
+            if !event.is_empty() {
+                assert_ne!(event, "resync", "the stream could not resume: {data}");
+                w.apply(&event, &serde_json::from_str(&data).unwrap());
+            }
+            if let Some(id) = id {
+                assert!(id >= w.last_id, "ids go forward: {id} after {}", w.last_id);
+                w.last_id = id;
+            }
+        }
+    }
 }
 
 /// Every sequence the log holds, in stream order.
@@ -63,6 +141,12 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
         s.wait_graph("a replica serves the cluster", || Sets::of(&emu.truth()))
             .await;
     }
+    // A change-stream client of the leader, from the graph as it is now.
+    let watched = Arc::new(Mutex::new(Watched {
+        sets: all[leader].1.sets().await,
+        last_id: all[leader].1.seq().await,
+    }));
+    let on_leader = tokio::spawn(watch(all[leader].1.port, Arc::clone(&watched)));
 
     // Churn, then kill the leader while it writes.
     emu.start_churn(100.0, 5);
@@ -80,11 +164,16 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
     drop(all);
     servers[leader].as_mut().unwrap().kill9();
     servers[leader] = None;
+    on_leader.await.unwrap();
+    let seen_on_leader = watched.lock().unwrap().last_id;
+    assert!(seen_on_leader > seq0, "the client saw changes of the churn");
     let rest: Vec<(usize, &Server)> = servers
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
         .collect();
+    // The client resumes on a replica (the first still running) with its Last-Event-ID.
+    let on_follower = tokio::spawn(watch(rest[0].1.port, Arc::clone(&watched)));
     let next = the_leader(&rest).await;
     assert_ne!(next, leader);
     let at_takeover = rest.iter().find(|(i, _)| *i == next).unwrap().1.seq().await;
@@ -118,6 +207,20 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
         logged.windows(2).all(|w| w[0] < w[1]),
         "every sequence once, in order"
     );
+    eventually(
+        "the watch client reaches the replicas' sequence",
+        String::new,
+        || async { (watched.lock().unwrap().last_id >= seqs[0]).then_some(()) },
+    )
+    .await;
+    let truth = Sets::of(&emu.truth());
+    let built = std::mem::take(&mut watched.lock().unwrap().sets);
+    assert!(
+        built == truth,
+        "the client's graph, from the leader's events then the follower's, is the cluster's: {}",
+        built.diff(&truth)
+    );
+    on_follower.abort();
     assert_eq!(
         logged.last().copied(),
         Some(seqs[0]),

@@ -53,20 +53,34 @@ pub async fn wait_for_min_seq(State(state): State<MinSeq>, req: Request, next: N
         Ok(Some(want)) => want,
         Err(e) => return e.into_response(),
     };
-    let deadline = Instant::now() + state.wait;
-    let mut live = state.feed.subscribe_live();
+    match reach(&state.graph, &state.feed, want, state.wait).await {
+        Ok(()) => next.run(req).await,
+        Err(seq) => with_seq(
+            seq,
+            ApiError::Unavailable(format!(
+                "this replica is at sequence {seq}, not yet at {want} (minSeq); retry, here or on another replica"
+            )),
+        ),
+    }
+}
+
+/// Waits up to `wait` until the graph has reached sequence `want`; the graph's sequence when
+/// it has not.
+pub(crate) async fn reach(
+    graph: &SharedGraph,
+    feed: &ChangeFeed,
+    want: u64,
+    wait: Duration,
+) -> Result<(), u64> {
+    let deadline = Instant::now() + wait;
+    let mut live = feed.subscribe_live();
     loop {
-        let seq = state.graph.read().seq();
+        let seq = graph.read().seq();
         if seq >= want {
-            return next.run(req).await;
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            return with_seq(
-                seq,
-                ApiError::Unavailable(format!(
-                    "this replica is at sequence {seq}, not yet at {want} (minSeq); retry, here or on another replica"
-                )),
-            );
+            return Err(seq);
         }
         let until = deadline.min(Instant::now() + RECHECK);
         // Woken by the next change event, or at the next recheck.

@@ -1,14 +1,20 @@
 //! `GET /api/v1/watch`: graph changes as Server-Sent Events, resumable with `Last-Event-ID`.
 //!
-//! Each event's `id` is its feed id. A client resuming after id N gets exactly the events after
-//! N that match its filter, from the feed's ring, then live ones. When those events are gone
-//! (too far behind, or a live subscriber lagged past the ring) or N is ahead of the server's
-//! newest event, it gets `event: resync` saying which: re-read the state, then keep applying the
+//! Event ids are change sequences, the same on every replica. The stream sends the id `S` once
+//! the client has every event of change `S` it asked for: on the change's last event when that
+//! one passes the filter, else in a message with only an id (no event is dispatched for it).
+//! The other events of a change carry no id, so a client cut off in the middle of a change
+//! resumes before it and gets the whole change again. A client resuming after sequence N gets
+//! the events of the later changes that match its filter, from the feed's ring, then live ones;
+//! a replica that has not reached N yet waits for it as `minSeq` does. When those events are
+//! gone (too far behind, or a live subscriber lagged past the ring) or N is ahead of the
+//! replica, it gets `event: resync` saying which: re-read the state, then keep applying the
 //! events that follow.
 //!
 //! With `since=` (a point of history) the stream first replays the changes since that point, as
-//! the graph made them then (events without ids), then sends `caught-up` with the feed id it
-//! reached, then live events; live events of changes the replay already sent are skipped.
+//! the graph made them then (events without ids), then sends `caught-up` with the sequence it
+//! reached as its id, then live events; live events of changes the replay already sent are
+//! skipped.
 //!
 //! At most `limits.max_watchers` streams are open at once (more get a 503). A stream whose
 //! client stops reading falls behind the feed; past the feed's bound the feed drops it and its
@@ -112,7 +118,7 @@ enum Resync {
     TooFarBehind,
     /// A live subscriber fell behind by more than the ring holds.
     Lagged,
-    /// Its id is past the newest event the server published.
+    /// Its id is past the sequence this replica reached within the wait.
     Ahead,
 }
 
@@ -126,7 +132,7 @@ impl Resync {
     }
 
     /// What happened and what the client should do, for a client resuming after `requested`
-    /// (when it gave an id) on a feed whose newest event is `last_event_id`.
+    /// (when it gave an id) on a replica whose newest change is `last_event_id`.
     fn detail(self, requested: Option<u64>, last_event_id: u64) -> String {
         let after = requested.map_or_else(String::new, |id| format!(" after id {id}"));
         match self {
@@ -139,10 +145,10 @@ impl Resync {
                  then apply the events after id {last_event_id}"
             ),
             Resync::Ahead => format!(
-                "Last-Event-ID{after} is ahead of the server's newest event ({last_event_id}): \
-                 the server restarted from an older state or the id belongs to another server; \
-                 re-read the state (relist), then apply the events after id {last_event_id} \
-                 (or reconnect without Last-Event-ID)"
+                "Last-Event-ID{after} is ahead of the server's newest change ({last_event_id}): \
+                 the server restarted from an older state or the id belongs to another cluster's \
+                 server; re-read the state (relist), then apply the events after id \
+                 {last_event_id} (or reconnect without Last-Event-ID)"
             ),
         }
     }
@@ -157,8 +163,9 @@ struct ResyncJson {
     last_event_id: u64,
 }
 
-fn change_event(ev: &FeedEvent) -> Event {
-    graph_event(&ev.event).id(ev.id.to_string())
+/// A message with only an id: the client has every event of change `seq` it asked for.
+fn id_only(seq: u64) -> Event {
+    Event::default().id(seq.to_string())
 }
 
 /// A graph event as an SSE event without an id (a past one, replayed for `since=`).
@@ -249,7 +256,8 @@ fn resume_after(headers: &HeaderMap, query: Option<u64>) -> ApiResult<Option<u64
     summary = "Graph changes as Server-Sent Events (node-added, node-updated, node-removed, \
         edge-added, edge-removed, resync). Resume with the Last-Event-ID header.",
     params(WatchQuery,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id.")),
+        ("Last-Event-ID" = Option<u64>, Header,
+            description = "Resume after this event id (a change sequence, the same on every replica).")),
     responses((status = 200, description = "An event stream.", body = String,
         content_type = "text/event-stream"),
         (status = 503, description = "Too many open watch streams.", body = ErrorBody)))]
@@ -279,8 +287,24 @@ pub async fn watch(
         (Some(text), None) => Some(past_point(&state, text).await?),
         _ => None,
     };
-    let seq = state.graph.read().seq();
-    let sub = state.feed.subscribe(after, close);
+    let mut seq = state.graph.read().seq();
+    if let Some(after) = after
+        && after > seq
+    {
+        // A client coming from a replica further on: wait for this one to get there.
+        seq = match crate::min_seq::reach(
+            &state.graph,
+            &state.feed,
+            after,
+            state.limits.min_seq_wait,
+        )
+        .await
+        {
+            Ok(()) => state.graph.read().seq(),
+            Err(seq) => seq,
+        };
+    }
+    let sub = state.feed.subscribe(after, seq, close);
     let replay = match from {
         Some((base, point, text)) => {
             // Every change up to the feed's position comes from the log; later ones live.
@@ -294,7 +318,7 @@ pub async fn watch(
         }
         None => None,
     };
-    let stream = events(state, filter, after, sub, replay, permit);
+    let stream = events(state, filter, (after, seq), sub, replay, permit);
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     Ok(with_seq(seq, sse.into_response()))
 }
@@ -373,30 +397,70 @@ async fn changes_upto(
     }
 }
 
+/// Where a stream stands in the changes of the feed: which change's events it is sending, and
+/// whether it sent one of them without its id.
+struct Progress {
+    /// The sequence of the last change whose id the client has.
+    last_seq: u64,
+    /// A change some of whose events were sent without an id.
+    open: Option<u64>,
+}
+
+impl Progress {
+    /// The SSE message for `ev` (if any): the event when it passes the filter, with the
+    /// change's id when it closes the change; an id alone when it closes a change some of whose
+    /// events were sent.
+    fn take(&mut self, ev: &FeedEvent, passes: bool) -> Option<Event> {
+        let seq = ev.seq();
+        if !ev.closes_change {
+            if passes {
+                self.open = Some(seq);
+                return Some(graph_event(&ev.event));
+            }
+            return None;
+        }
+        let sent_part = self.open.take() == Some(seq);
+        self.last_seq = self.last_seq.max(seq);
+        if passes {
+            Some(graph_event(&ev.event).id(seq.to_string()))
+        } else if sent_part {
+            Some(id_only(seq))
+        } else {
+            None
+        }
+    }
+}
+
 fn events(
     state: AppState,
     filter: Filter,
-    after: Option<u64>,
+    (after, graph_seq): (Option<u64>, u64),
     sub: Subscription,
     replay: Option<Replay>,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let Subscription {
         backlog,
-        last_id,
-        last_seq: _,
+        last_pos,
+        last_seq,
         mut live,
         cursor,
     } = sub;
-    // Live events of changes a replay already sent are skipped.
-    let replayed_upto = replay.as_ref().map_or(0, |r| r.upto);
+    let replayed = replay.as_ref().map_or(0, |r| r.upto);
     let feed = state.feed.clone();
     let closed = feed.closed();
     async_stream::stream! {
         // Held while the stream is open.
         let _permit = permit;
-        // The id of the last event delivered (or skipped by the filter): never go back.
-        let mut last = last_id;
+        // The position of the last event taken (delivered or filtered out): never go back.
+        let mut pos = last_pos;
+        // Changes at or below this the client has (resumed after it, or replayed): their live
+        // events are skipped.
+        let mut had = after.unwrap_or(0).max(replayed);
+        let mut progress = Progress {
+            last_seq: after.unwrap_or_else(|| last_seq.max(graph_seq)),
+            open: None,
+        };
         if let Some(Replay { graph, changes, upto }) = replay {
             let mut graph = Arc::unwrap_or_clone(graph);
             let mut events: Vec<GraphEvent> = Vec::new();
@@ -411,19 +475,26 @@ fn events(
                     }
                 }
             }
-            yield Ok(sse_event(last, "caught-up", &CaughtUpJson { seq: upto, last_event_id: last }));
+            progress.last_seq = upto;
+            yield Ok(sse_event(upto, "caught-up", &CaughtUpJson { seq: upto, last_event_id: upto }));
         }
         match backlog {
             Since::Events(evs) => {
                 for ev in evs {
-                    last = ev.id;
-                    if filter.matches(&ev.event.change, &state.graph) {
-                        yield Ok(change_event(&ev));
+                    if let Some(message) = progress.take(&ev, filter.matches(&ev.event.change, &state.graph)) {
+                        yield Ok(message);
                     }
                 }
             }
-            Since::TooFarBehind => yield Ok(resync_event(Resync::TooFarBehind, after, last)),
-            Since::Ahead => yield Ok(resync_event(Resync::Ahead, after, last)),
+            Since::TooFarBehind => {
+                yield Ok(resync_event(Resync::TooFarBehind, after, progress_point(last_seq, graph_seq)));
+            }
+            Since::Ahead => {
+                // The client re-reads: it has none of the later changes.
+                had = replayed;
+                progress.last_seq = progress_point(last_seq, graph_seq);
+                yield Ok(resync_event(Resync::Ahead, after, progress.last_seq));
+            }
         }
         loop {
             let received = tokio::select! {
@@ -434,30 +505,36 @@ fn events(
             let batch: Vec<Arc<FeedEvent>> = match received {
                 Ok(ev) => vec![ev],
                 Err(RecvError::Closed) => break,
-                Err(RecvError::Lagged(_)) => match feed.since(last) {
+                Err(RecvError::Lagged(_)) => match feed.since_pos(pos) {
                     Since::Events(evs) => evs,
                     Since::TooFarBehind | Since::Ahead => {
-                        last = feed.last_id();
-                        yield Ok(resync_event(Resync::Lagged, None, last));
+                        pos = feed.last_pos();
+                        progress = Progress { last_seq: feed.last_seq(), open: None };
+                        yield Ok(resync_event(Resync::Lagged, None, progress.last_seq));
                         Vec::new()
                     }
                 },
             };
             for ev in batch {
-                if ev.id <= last {
+                if ev.pos <= pos {
                     continue;
                 }
-                last = ev.id;
-                if ev.event.seq <= replayed_upto {
-                    cursor.advance(last);
+                pos = ev.pos;
+                if ev.seq() <= had {
+                    cursor.advance(pos);
                     continue;
                 }
-                if filter.matches(&ev.event.change, &state.graph) {
-                    yield Ok(change_event(&ev));
+                if let Some(message) = progress.take(&ev, filter.matches(&ev.event.change, &state.graph)) {
+                    yield Ok(message);
                 }
-                cursor.advance(last);
+                cursor.advance(pos);
             }
-            cursor.advance(last);
+            cursor.advance(pos);
         }
     }
+}
+
+/// The sequence a client that re-reads the state now continues after.
+fn progress_point(feed_seq: u64, graph_seq: u64) -> u64 {
+    feed_seq.max(graph_seq)
 }

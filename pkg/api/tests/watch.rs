@@ -6,9 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use astrolabe_api::{AppState, ChangeFeed, router};
+use astrolabe_api::{AppState, ChangeFeed, Limits, router};
 use astrolabe_graph::{GraphEvent, SharedGraph};
 use astrolabe_model::{ChangeOp, Resource};
+use astrolabe_testkit::until;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -16,22 +17,23 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// One parsed SSE event.
+/// One parsed SSE message.
 #[derive(Debug)]
 struct Sse {
-    id: u64,
+    id: Option<u64>,
     event: String,
     data: Value,
 }
 
-/// Reads events off a streaming body.
+/// Reads messages off a streaming body.
 struct Reader {
     body: Body,
     buf: String,
 }
 
 impl Reader {
-    async fn next(&mut self) -> Sse {
+    /// The next message with an event or an id (keep-alive comments are skipped).
+    async fn message(&mut self) -> Sse {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -45,14 +47,15 @@ impl Reader {
                         data.push_str(v);
                     }
                 }
-                if let Some(id) = id {
-                    return Sse {
-                        id,
-                        event,
-                        data: serde_json::from_str(&data).unwrap(),
-                    };
+                if id.is_none() && event.is_empty() {
+                    continue; // a keep-alive comment
                 }
-                continue; // a keep-alive comment
+                let data = if data.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&data).unwrap()
+                };
+                return Sse { id, event, data };
             }
             // A guard against a hung test, not a synchronisation point.
             let frame = tokio::time::timeout(Duration::from_secs(10), self.body.frame())
@@ -62,6 +65,32 @@ impl Reader {
                 .unwrap();
             if let Ok(data) = frame.into_data() {
                 self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// The next message that carries an id.
+    async fn next(&mut self) -> Sse {
+        loop {
+            let m = self.message().await;
+            if m.id.is_some() {
+                return m;
+            }
+        }
+    }
+
+    /// The events up to and including the one with id `seq`, as `(seq, id)` pairs.
+    async fn through(&mut self, seq: u64) -> Vec<(u64, Option<u64>)> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.message().await;
+            assert!(
+                !m.event.is_empty(),
+                "an id-only message on an unfiltered stream: {m:?}"
+            );
+            out.push((m.data["seq"].as_u64().unwrap(), m.id));
+            if m.id == Some(seq) {
+                return out;
             }
         }
     }
@@ -87,6 +116,7 @@ async fn connect(app: &Router, uri: &str, last_event_id: Option<u64>) -> Reader 
 
 struct Fixture {
     app: Router,
+    state: AppState,
     graph: SharedGraph,
     feed: ChangeFeed,
     next: usize,
@@ -95,10 +125,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(feed: ChangeFeed) -> Self {
+        Self::with_limits(feed, Limits::default())
+    }
+
+    fn with_limits(feed: ChangeFeed, limits: Limits) -> Self {
         let graph = SharedGraph::new();
-        let state: AppState = common::state(graph.clone()).with_feed(feed.clone());
+        let state: AppState = common::state(graph.clone())
+            .with_feed(feed.clone())
+            .with_limits(limits);
         Fixture {
-            app: router(state),
+            app: router(state.clone()),
+            state,
             graph,
             feed,
             next: 0,
@@ -106,9 +143,17 @@ impl Fixture {
         }
     }
 
-    /// Applies the next `n` generated resources and publishes their events; returns how many
-    /// events were published.
-    fn apply(&mut self, n: usize) -> usize {
+    /// Applies the next `n` generated resources (one change each) and publishes their events;
+    /// returns the sequence of each event published, in order.
+    fn apply(&mut self, n: usize) -> Vec<u64> {
+        let events = self.changes(n);
+        let seqs = events.iter().map(|e| e.seq).collect();
+        self.feed.publish(events);
+        seqs
+    }
+
+    /// Applies the next `n` generated resources without publishing: their events.
+    fn changes(&mut self, n: usize) -> Vec<GraphEvent> {
         let mut events: Vec<GraphEvent> = Vec::new();
         {
             let mut g = self.graph.write();
@@ -117,59 +162,135 @@ impl Fixture {
             }
         }
         self.next += n;
-        let count = events.len();
-        self.feed.publish(events);
-        count
+        events
     }
+}
+
+/// The `(seq, id)` a stream sends for events of sequences `seqs`: the id on each change's last
+/// event.
+fn expected(seqs: &[u64]) -> Vec<(u64, Option<u64>)> {
+    seqs.iter()
+        .enumerate()
+        .map(|(i, &seq)| {
+            let closes = seqs.get(i + 1).is_none_or(|next| *next != seq);
+            (seq, closes.then_some(seq))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ids_are_change_sequences_on_the_last_event_of_each_change() {
+    let mut f = Fixture::new(ChangeFeed::new(10_000, 1_024));
+    let mut reader = connect(&f.app, "/api/v1/watch", None).await;
+    let seqs = f.apply(20);
+    assert!(
+        seqs.windows(2).any(|w| w[0] == w[1]),
+        "some change makes several events: {seqs:?}"
+    );
+    let got = reader.through(*seqs.last().unwrap()).await;
+    assert_eq!(got, expected(&seqs));
 }
 
 #[tokio::test]
 async fn reconnect_with_last_event_id_has_no_gap_and_no_duplicate() {
     let mut f = Fixture::new(ChangeFeed::new(10_000, 1_024));
     let mut first = connect(&f.app, "/api/v1/watch", None).await;
-    let published = f.apply(3);
-    let mut seen = Vec::new();
-    for _ in 0..published {
-        let ev = first.next().await;
-        assert!(ev.event.starts_with("node-") || ev.event.starts_with("edge-"));
-        assert!(ev.data["seq"].is_u64());
-        seen.push(ev.id);
-    }
-    assert_eq!(seen, (1..=published as u64).collect::<Vec<_>>());
-    let last_seen = seen[published / 2];
+    let seqs = f.apply(6);
+    let seen = first.through(*seqs.last().unwrap()).await;
+    let last_seen = seqs[seqs.len() / 2];
     drop(first); // disconnect
     let more = f.apply(4);
     let mut second = connect(&f.app, "/api/v1/watch", Some(last_seen)).await;
-    let total = (published + more) as u64;
-    for expected in last_seen + 1..=total {
-        assert_eq!(second.next().await.id, expected);
-    }
-    let live = f.apply(1) as u64;
-    for expected in total + 1..=total + live {
-        assert_eq!(second.next().await.id, expected, "live after backlog");
-    }
+    let rest: Vec<u64> = seqs
+        .iter()
+        .chain(&more)
+        .copied()
+        .filter(|s| *s > last_seen)
+        .collect();
+    assert!(!seen.is_empty());
+    assert_eq!(second.through(*more.last().unwrap()).await, expected(&rest));
+    let live = f.apply(1);
+    assert_eq!(
+        second.through(*live.last().unwrap()).await,
+        expected(&live),
+        "live after backlog"
+    );
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_replica_from_the_same_id() {
+    // Two replicas apply the same changes; the second started later (its feed holds only the
+    // changes after its load).
+    let mut a = Fixture::new(ChangeFeed::new(10_000, 1_024));
+    let mut b = Fixture::new(ChangeFeed::new(10_000, 1_024));
+    let loaded = a.apply(5);
+    b.changes(5);
+    let mut on_a = connect(&a.app, "/api/v1/watch", None).await;
+    let seqs = a.apply(6);
+    let on_b = b.apply(6);
+    assert_eq!(seqs, on_b, "the same changes make the same sequences");
+    let got = on_a.through(*seqs.last().unwrap()).await;
+    let resume = got[got.len() / 2].0 - 1;
+    drop(on_a);
+    let mut reader = connect(&b.app, "/api/v1/watch", Some(resume)).await;
+    let rest: Vec<u64> = seqs.iter().copied().filter(|s| *s > resume).collect();
+    assert_eq!(reader.through(*seqs.last().unwrap()).await, expected(&rest));
+    // A sequence from before b's feed began is not in it: b says so.
+    let mut early = connect(&b.app, "/api/v1/watch", Some(loaded[0])).await;
+    let ev = early.next().await;
+    assert_eq!(ev.event, "resync");
+    assert_eq!(ev.data["reason"], "too far behind");
+}
+
+#[tokio::test]
+async fn a_replica_behind_the_id_waits_for_it() {
+    let mut f = Fixture::new(ChangeFeed::new(10_000, 1_024));
+    f.apply(3);
+    // An id from a replica further on (change 4): the stream waits for this replica to get
+    // there instead of answering "ahead".
+    let app = f.app.clone();
+    let reader = tokio::spawn(async move {
+        let mut r = connect(&app, "/api/v1/watch", Some(4)).await;
+        r.message().await
+    });
+    let limit = Limits::default().max_watchers;
+    until("the stream is waiting", Duration::from_secs(10), || {
+        f.state.watchers.available_permits() == limit - 1
+    })
+    .await;
+    let more = f.apply(3);
+    let first = reader.await.unwrap();
+    assert_ne!(first.event, "resync", "{first:?}");
+    assert_eq!(
+        first.data["seq"].as_u64(),
+        more.iter().find(|s| **s > 4).copied()
+    );
 }
 
 #[tokio::test]
 async fn too_far_behind_gets_resync() {
     let mut f = Fixture::new(ChangeFeed::new(5, 1_024));
-    let published = f.apply(10) as u64;
-    assert!(published > 6);
-    let mut reader = connect(&f.app, "/api/v1/watch", Some(1)).await;
+    let seqs = f.apply(10);
+    let newest = *seqs.last().unwrap();
+    let mut reader = connect(&f.app, "/api/v1/watch", Some(seqs[0])).await;
     let ev = reader.next().await;
     assert_eq!(ev.event, "resync");
-    assert_eq!(ev.id, published);
-    assert_eq!(ev.data["lastEventId"], published);
-    f.apply(1);
-    assert_eq!(reader.next().await.id, published + 1);
     assert_eq!(ev.data["reason"], "too far behind");
+    assert_eq!(ev.id, Some(newest));
+    assert_eq!(ev.data["lastEventId"], newest);
+    let live = f.apply(1);
+    assert_eq!(reader.through(*live.last().unwrap()).await, expected(&live));
 }
 
 #[tokio::test]
 async fn an_id_ahead_of_the_server_says_so() {
-    let mut f = Fixture::new(ChangeFeed::new(100, 1_024));
-    let published = f.apply(3) as u64;
-    let requested = published + 100;
+    let limits = Limits {
+        min_seq_wait: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(ChangeFeed::new(100, 1_024), limits);
+    let newest = *f.apply(3).last().unwrap();
+    let requested = newest + 100;
     let mut reader = connect(&f.app, "/api/v1/watch", Some(requested)).await;
     let ev = reader.next().await;
     assert_eq!(ev.event, "resync");
@@ -177,43 +298,79 @@ async fn an_id_ahead_of_the_server_says_so() {
     let detail = ev.data["detail"].as_str().unwrap();
     assert!(detail.contains(&requested.to_string()), "{detail}");
     assert!(
-        detail.contains("ahead of the server's newest event"),
+        detail.contains("ahead of the server's newest change"),
         "{detail}"
     );
     assert!(detail.contains("restarted"), "{detail}");
     // the event's id is the server's newest, so a client resumes from there
-    assert_eq!(ev.id, published);
-    assert_eq!(ev.data["lastEventId"], published);
-    f.apply(1);
-    assert_eq!(reader.next().await.id, published + 1);
+    assert_eq!(ev.id, Some(newest));
+    assert_eq!(ev.data["lastEventId"], newest);
+    let live = f.apply(1);
+    assert_eq!(reader.through(*live.last().unwrap()).await, expected(&live));
 }
 
 #[tokio::test]
 async fn lagging_subscriber_catches_up_from_the_ring() {
     let mut f = Fixture::new(ChangeFeed::new(10_000, 1));
     let mut reader = connect(&f.app, "/api/v1/watch", None).await;
-    let published = f.apply(20) as u64; // far more than the live buffer of 1
-    for expected in 1..=published {
-        assert_eq!(reader.next().await.id, expected);
-    }
+    let seqs = f.apply(20); // far more events than the live buffer of 1
+    assert_eq!(reader.through(*seqs.last().unwrap()).await, expected(&seqs));
 }
 
 #[tokio::test]
 async fn lagging_past_the_ring_gets_resync() {
     let mut f = Fixture::new(ChangeFeed::new(3, 1));
     let mut reader = connect(&f.app, "/api/v1/watch", None).await;
-    let published = f.apply(20) as u64;
+    let newest = *f.apply(20).last().unwrap();
     let ev = reader.next().await;
     assert_eq!(ev.event, "resync");
-    assert_eq!(ev.id, published);
+    assert_eq!(ev.id, Some(newest));
     // With a live buffer of 1 and a ring of 3, the next batch may lag again: whatever comes
     // next continues after the resync point.
-    let more = f.apply(1) as u64;
+    let more = f.apply(1);
     let next = reader.next().await;
-    assert!(
-        next.id > published && next.id <= published + more,
-        "{next:?}"
-    );
+    let id = next.id.unwrap();
+    assert!(id > newest && id <= *more.last().unwrap(), "{next:?}");
+}
+
+#[tokio::test]
+async fn a_filtered_stream_gets_the_id_of_each_change_it_saw_part_of() {
+    let mut f = Fixture::new(ChangeFeed::default());
+    let mut pods = connect(&f.app, "/api/v1/watch?kind=pod", None).await;
+    let seqs = f.apply(200);
+    let newest = *seqs.last().unwrap();
+    // Every change with an event sent is closed by an id, event or id-only, before the next.
+    let mut open: Option<u64> = None;
+    let mut closed = Vec::new();
+    loop {
+        let m = pods.message().await;
+        if m.event.is_empty() {
+            let id = m.id.unwrap();
+            assert_eq!(
+                open.take(),
+                Some(id),
+                "an id alone closes a change partly sent"
+            );
+            closed.push(id);
+        } else {
+            let seq = m.data["seq"].as_u64().unwrap();
+            if let Some(o) = open {
+                assert_eq!(o, seq, "the change before was left open: {m:?}");
+            }
+            match m.id {
+                Some(id) => {
+                    assert_eq!(id, seq);
+                    open = None;
+                    closed.push(id);
+                }
+                None => open = Some(seq),
+            }
+        }
+        if closed.last().is_some_and(|c| *c >= newest - 10) {
+            break;
+        }
+    }
+    assert!(closed.windows(2).all(|w| w[0] < w[1]), "{closed:?}");
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ async fn a_watch_stream_keeps_its_connection_past_the_idle_timeout() {
     let mut silent = send(server.addr, "").await;
     closed_within(&mut silent, PROMPTLY).await;
     feed.publish(updates(&big_resource(1), 1, 1));
-    events.until(&mut stream, feed.last_id()).await;
+    events.until(&mut stream, feed.last_seq()).await;
 }
 
 #[tokio::test]
@@ -113,14 +113,14 @@ async fn a_watcher_that_stops_reading_is_dropped_and_the_others_keep_receiving()
         }
         feed.publish(updates(&r, seq, 20));
         seq += 20;
-        events.until(&mut reader, feed.last_id()).await;
+        events.until(&mut reader, feed.last_seq()).await;
     }
     assert_eq!(feed.dropped(), 1, "only the stalled client is dropped");
 
     // Its connection is closed (after what the kernel buffered), the reader keeps receiving.
     closed_within(&mut stalled, PROMPTLY).await;
     feed.publish(updates(&r, seq, 20));
-    events.until(&mut reader, feed.last_id()).await;
+    events.until(&mut reader, feed.last_seq()).await;
     let metrics = common::get(&app, "/metrics").await.text;
     assert!(
         metrics.contains("astrolabe_watch_streams_dropped_total 1"),

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::ApplyOutputs;
 use crate::config::Config;
+use crate::durable_feed::Publisher;
 use crate::ingest::{Ingest, IngestError};
 use crate::persistence::{self, PersistenceError};
 use crate::readiness::{AppReadiness, FollowerReadiness, ReadinessSwitch, graph_complete};
@@ -217,6 +218,22 @@ pub async fn serve(
         source,
     })?;
     outputs.gaps = persistence.as_ref().and_then(|p| p.gaps.clone());
+    // The change stream of a server writing the log carries what the log holds (event ids are
+    // change sequences, see `durable_feed`).
+    let durable = |p: &persistence::Persistence| {
+        Publisher::durable(
+            feed.clone(),
+            p.acked_seq(),
+            config.server.watch_history.max(1),
+            shutdown.child_token(),
+        )
+    };
+    if let Some(p) = &persistence {
+        outputs.feed = durable(p);
+    }
+    if replica.is_none() {
+        feed.start_at(graph.read().seq());
+    }
     let state = AppState::new(graph.clone(), readiness.clone(), registry.clone())
         .map_err(|source| ServerError::RegisterMetrics {
             part: "API",
@@ -303,6 +320,7 @@ pub async fn serve(
             .map_err(ServerError::PersistenceStart)?;
             outputs.persist = Some(p.sender.clone());
             outputs.gaps = p.gaps.clone();
+            outputs.feed = durable(&p);
             persistence = Some(p);
             readiness.set(app_readiness(origin, &persistence));
             Some(r)

@@ -10,6 +10,8 @@ use astrolabe_graph::{GraphEvent, SharedGraph, now_ms};
 use astrolabe_informers::IngestEvent;
 use astrolabe_model::{Change, ChangeOp};
 use astrolabe_persist::{ChangeSender, Gap, SendOutcome};
+
+use crate::durable_feed::Publisher;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 
@@ -88,8 +90,8 @@ impl ApplyMetrics {
 pub struct ApplyOutputs {
     /// The graph.
     pub graph: SharedGraph,
-    /// Live graph events for SSE clients.
-    pub feed: ChangeFeed,
+    /// Live graph events for SSE clients (once durable, when the server writes a log).
+    pub feed: Publisher,
     /// Persistence, when enabled.
     pub persist: Option<ChangeSender<Change>>,
     /// Where watch gaps go to be recorded with the log, when history is kept.
@@ -114,7 +116,7 @@ impl ApplyOutputs {
     ) -> prometheus::Result<Self> {
         Ok(ApplyOutputs {
             graph,
-            feed,
+            feed: Publisher::Now(feed),
             persist,
             gaps: None,
             heartbeat: Heartbeat::new(HEARTBEAT_MAX_AGE),

@@ -38,6 +38,7 @@ pub mod apply;
 pub mod auth;
 pub mod config;
 pub mod decoder;
+pub mod durable_feed;
 pub mod emulator;
 pub mod health;
 pub mod history;

@@ -468,7 +468,11 @@ impl Follow {
                     resources = graph.node_count(),
                     "follower: loaded the log"
                 );
+                let seq = graph.seq();
                 self.graph.replace(graph);
+                // The changes the load skipped never reach the change stream: its clients
+                // resume from here or re-read.
+                self.feed.jump(seq);
                 self.state.loaded.store(true, Ordering::Release);
                 return true;
             }

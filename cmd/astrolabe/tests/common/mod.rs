@@ -71,7 +71,7 @@ impl DerefMut for Emulator {
 }
 
 /// Node and edge sets, comparable between the server's API and a [`Graph`].
-#[derive(Debug, PartialEq, Eq, Clone)]
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
 pub struct Sets {
     pub nodes: BTreeSet<String>,
     pub edges: BTreeSet<(String, String, String)>,
