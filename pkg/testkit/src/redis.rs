@@ -34,6 +34,9 @@ struct Tls {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// Presented as a client (a replica to its master).
+    client_cert: PathBuf,
+    client_key: PathBuf,
     auth_clients: bool,
 }
 
@@ -48,7 +51,8 @@ impl RedisServer {
 
     /// Start as [`Self::start`] does, and also serve TLS on a second port ([`Self::tls_url`])
     /// with `pki`'s server certificate, trusting `pki`'s CA for client certificates; with
-    /// `auth_clients` a client without a certificate signed by that CA is refused. The plain
+    /// `auth_clients` a client without a certificate signed by that CA is refused. As a replica
+    /// over TLS ([`Self::replicate_tls`]) it presents `pki`'s client certificate. The plain
     /// port stays open on 127.0.0.1 for the fixture's own commands ([`Self::command_line`],
     /// [`Self::require_password`]).
     ///
@@ -60,6 +64,8 @@ impl RedisServer {
             ca: pki.path(TestPki::CA),
             cert: pki.path(TestPki::SERVER_CERT),
             key: pki.path(TestPki::SERVER_KEY),
+            client_cert: pki.path(TestPki::CLIENT_CERT),
+            client_key: pki.path(TestPki::CLIENT_KEY),
             auth_clients,
         }))
     }
@@ -111,6 +117,12 @@ impl RedisServer {
         self.tls
             .as_ref()
             .map(|tls| format!("rediss://127.0.0.1:{}/", tls.port))
+    }
+
+    /// The TLS port of a server started by [`Self::start_tls`].
+    #[must_use]
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|tls| tls.port)
     }
 
     /// The data directory (AOF, RDB, log file `redis.log`).
@@ -193,6 +205,34 @@ impl RedisServer {
                 return Err(io::Error::other(format!("CONFIG SET masterauth: {reply}")));
             }
         }
+        self.replicaof(master_port, password)
+    }
+
+    /// Makes this server (started by [`Self::start_tls`]) a replica over TLS of the one whose
+    /// TLS port is 127.0.0.1:`master_tls_port` (`tls-replication yes`: it then also announces
+    /// its own TLS port to the master, which Sentinel learns replicas from), and waits (20 s at
+    /// most) until its link to the master is up.
+    ///
+    /// # Errors
+    /// When this server serves no TLS, on I/O failure, or when the link does not come up in
+    /// time.
+    pub fn replicate_tls(&self, master_tls_port: u16) -> io::Result<()> {
+        if self.tls.is_none() {
+            return Err(io::Error::other(
+                "replicating over TLS needs a server started by start_tls",
+            ));
+        }
+        let reply = self.command_line("CONFIG SET tls-replication yes")?;
+        if !reply.starts_with("+OK") {
+            return Err(io::Error::other(format!(
+                "CONFIG SET tls-replication: {reply}"
+            )));
+        }
+        self.replicaof(master_tls_port, None)
+    }
+
+    /// `REPLICAOF 127.0.0.1 <master_port>`, then waits until the link is up.
+    fn replicaof(&self, master_port: u16, password: Option<&str>) -> io::Result<()> {
         let reply = self.command_as(password, &format!("REPLICAOF 127.0.0.1 {master_port}"))?;
         if !reply.starts_with("+OK") {
             return Err(io::Error::other(format!("REPLICAOF: {reply}")));
@@ -246,6 +286,10 @@ impl RedisServer {
                 .arg(&tls.key)
                 .arg("--tls-ca-cert-file")
                 .arg(&tls.ca)
+                .arg("--tls-client-cert-file")
+                .arg(&tls.client_cert)
+                .arg("--tls-client-key-file")
+                .arg(&tls.client_key)
                 .args([
                     "--tls-auth-clients",
                     if tls.auth_clients { "yes" } else { "no" },
@@ -283,6 +327,13 @@ impl RedisServer {
             std::thread::sleep(PROBE_INTERVAL);
         }
     }
+}
+
+/// True when a plain (non-TLS) `PING` to 127.0.0.1:`port` is answered `PONG`: false for a port
+/// that speaks TLS only (or nothing).
+#[must_use]
+pub fn answers_plain_ping(port: u16) -> bool {
+    inline_command(port, None, "PING").is_ok_and(|r| r.contains("PONG"))
 }
 
 /// Sends one inline command to the server (or sentinel) on 127.0.0.1:`port`, after `AUTH` when
@@ -338,17 +389,10 @@ mod tests {
         let url = server.tls_url().unwrap();
         assert!(url.starts_with("rediss://127.0.0.1:"), "{url}");
         server.restart().unwrap();
+        let port = server.tls_port().unwrap();
+        assert!(url.ends_with(&format!(":{port}/")), "{url}");
         // The TLS port speaks TLS only: a plain PING gets no PONG.
-        let port: u16 = url
-            .trim_start_matches("rediss://127.0.0.1:")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
-        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"PING\r\n").unwrap();
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).unwrap_or(0);
-        assert!(!String::from_utf8_lossy(&buf[..n]).contains("PONG"));
+        assert!(!answers_plain_ping(port));
+        assert!(answers_plain_ping(server.port()));
     }
 }

@@ -1,6 +1,7 @@
 //! Real `redis-sentinel` processes watching a [`crate::RedisServer`] master, for tests of
 //! failover: each on a free port with a configuration file of its own in a temporary directory
-//! (sentinels rewrite it), quick to judge a master down. Killed (SIGKILL) on drop.
+//! (sentinels rewrite it), quick to judge a master down. With [`Sentinels::start_tls`] they
+//! serve TLS and speak TLS to the master, its replicas and each other. Killed (SIGKILL) on drop.
 
 use std::io;
 use std::process::{Child, Command, Stdio};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::free_port;
 use crate::redis::inline_command;
+use crate::tls::TestPki;
 
 /// How long a sentinel waits before judging an unanswering master down.
 pub const DOWN_AFTER: Duration = Duration::from_millis(500);
@@ -18,7 +20,10 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub struct Sentinels {
     children: Vec<Child>,
+    /// Plain ports (on 127.0.0.1), for the fixture's own commands.
     ports: Vec<u16>,
+    /// TLS ports, when started by [`Sentinels::start_tls`].
+    tls_ports: Vec<u16>,
     name: String,
     /// Their configuration files and logs.
     dir: tempfile::TempDir,
@@ -45,9 +50,40 @@ impl Sentinels {
         count: usize,
         master_password: Option<&str>,
     ) -> io::Result<Self> {
+        Self::start_with(master_port, name, quorum, count, master_password, None)
+    }
+
+    /// [`Self::start`] over TLS with `pki`'s certificates: each sentinel serves TLS on a port of
+    /// its own ([`Self::tls_addrs`]) and requires a client certificate signed by `pki`'s CA, and
+    /// it speaks TLS, presenting `pki`'s client certificate, to the master (whose TLS port is
+    /// `master_tls_port`), its replicas and the other sentinels (`tls-replication yes`), naming
+    /// the TLS ports. The plain port stays open on 127.0.0.1 for the fixture's own commands
+    /// (readiness, [`Self::master_port`]).
+    ///
+    /// # Errors
+    /// When `redis-sentinel` cannot be spawned or does not become ready.
+    pub fn start_tls(
+        master_tls_port: u16,
+        name: &str,
+        quorum: u32,
+        count: usize,
+        pki: &TestPki,
+    ) -> io::Result<Self> {
+        Self::start_with(master_tls_port, name, quorum, count, None, Some(pki))
+    }
+
+    fn start_with(
+        master_port: u16,
+        name: &str,
+        quorum: u32,
+        count: usize,
+        master_password: Option<&str>,
+        pki: Option<&TestPki>,
+    ) -> io::Result<Self> {
         let mut sentinels = Sentinels {
             children: Vec::new(),
             ports: Vec::new(),
+            tls_ports: Vec::new(),
             name: name.to_owned(),
             dir: tempfile::tempdir()?,
         };
@@ -55,6 +91,14 @@ impl Sentinels {
         for i in 0..count {
             let port = free_port()?;
             let conf = dir.join(format!("sentinel-{i}.conf"));
+            let tls = match pki {
+                Some(pki) => {
+                    let tls_port = free_port()?;
+                    sentinels.tls_ports.push(tls_port);
+                    tls_conf(tls_port, pki)
+                }
+                None => String::new(),
+            };
             std::fs::write(
                 &conf,
                 format!(
@@ -62,7 +106,7 @@ impl Sentinels {
                      sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
                      sentinel down-after-milliseconds {name} {down}\n\
                      sentinel failover-timeout {name} 2000\n\
-                     sentinel parallel-syncs {name} 1\n{auth}",
+                     sentinel parallel-syncs {name} 1\n{auth}{tls}",
                     dir = dir.display(),
                     down = DOWN_AFTER.as_millis(),
                     auth = master_password
@@ -86,10 +130,16 @@ impl Sentinels {
     /// `127.0.0.1:<port>` of each sentinel.
     #[must_use]
     pub fn addrs(&self) -> Vec<String> {
-        self.ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect()
+        local_addrs(&self.ports)
+    }
+
+    /// `127.0.0.1:<tls port>` of each sentinel, when started by [`Self::start_tls`].
+    #[must_use]
+    pub fn tls_addrs(&self) -> Option<Vec<String>> {
+        if self.tls_ports.is_empty() {
+            return None;
+        }
+        Some(local_addrs(&self.tls_ports))
     }
 
     /// The master's port as the first sentinel names it.
@@ -118,6 +168,28 @@ impl Drop for Sentinels {
             let _ = child.wait();
         }
     }
+}
+
+/// `127.0.0.1:<port>` of each of `ports`.
+fn local_addrs(ports: &[u16]) -> Vec<String> {
+    ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+}
+
+/// The TLS lines of a sentinel's configuration: serve TLS on `tls_port` with `pki`'s server
+/// certificate, require clients signed by its CA, and be such a client (with `pki`'s client
+/// certificate) towards masters, replicas and sentinels.
+fn tls_conf(tls_port: u16, pki: &TestPki) -> String {
+    let file = |f: &str| pki.path(f).display().to_string();
+    format!(
+        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-client-cert-file {}\ntls-client-key-file {}\n\
+         tls-auth-clients yes\ntls-replication yes\n",
+        file(TestPki::SERVER_CERT),
+        file(TestPki::SERVER_KEY),
+        file(TestPki::CA),
+        file(TestPki::CLIENT_CERT),
+        file(TestPki::CLIENT_KEY),
+    )
 }
 
 fn wait_ready(port: u16) -> io::Result<()> {
