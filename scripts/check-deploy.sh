@@ -2,8 +2,9 @@
 # Checks the deployment artefacts offline: renders every kustomization, validates each rendered object
 # against the Kubernetes OpenAPI schemas (kubernetes-validate, strict), checks the RBAC and hardening
 # policy of the manifests (API authentication on, with its review and reader RBAC), checks that the
-# Redis overlay's redis.conf copy matches the root redis.conf, checks deploy/prometheus/alerts.yaml
-# (promtool when installed) and parses docker-compose.yaml.
+# Redis overlay's redis.conf copy matches the root redis.conf, runs the ha overlay's Redis init script
+# (sh, stubbed redis-cli/getent, a temp dir) to check the Redis and Sentinel configs it writes,
+# checks deploy/prometheus/alerts.yaml (promtool when installed) and parses docker-compose.yaml.
 # Installs what it needs when missing; safe to run repeatedly.
 #
 #   scripts/check-deploy.sh                    run the checks
@@ -121,7 +122,7 @@ done
 
 # ---- policy checks on the rendered objects --------------------------------------------------------
 policy=$("$PY" - "${rendered[@]}" <<'EOF'
-import os, sys, yaml
+import os, re, subprocess, sys, tempfile, yaml
 
 EXPECTED_RBAC = {
     "": {"pods", "services", "configmaps", "secrets", "serviceaccounts", "persistentvolumeclaims",
@@ -149,17 +150,80 @@ def env_of(container):
 
 def check_hardened(where, pod, uid):
     psc = pod.get("securityContext", {})
-    for c in pod["containers"]:
+    for c in pod.get("initContainers", []) + pod["containers"]:
         sc = {**psc, **c.get("securityContext", {})}
         w = f"{where}/{c['name']}"
+        res = c.get("resources", {})
+        if not res.get("requests", {}).get("cpu") or not res.get("requests", {}).get("memory") \
+                or not res.get("limits", {}).get("memory"):
+            err(w, "needs cpu and memory requests and a memory limit")
         if sc.get("runAsNonRoot") is not True: err(w, "runAsNonRoot is not true")
         if sc.get("runAsUser") != uid: err(w, f"runAsUser is not {uid}")
         if sc.get("allowPrivilegeEscalation") is not False: err(w, "allowPrivilegeEscalation not false")
         if sc.get("readOnlyRootFilesystem") is not True: err(w, "readOnlyRootFilesystem not true")
         if sc.get("capabilities", {}).get("drop") != ["ALL"]: err(w, "capabilities.drop is not [ALL]")
         if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault": err(w, "seccomp not RuntimeDefault")
-        for p in ("livenessProbe", "readinessProbe"):
-            if p not in c: err(w, f"no {p}")
+        if c in pod["containers"]:
+            for p in ("livenessProbe", "readinessProbe"):
+                if p not in c: err(w, f"no {p}")
+
+def conf_value(text, key):
+    """The value of the last `key ...` line of a redis/sentinel config (the one in force)."""
+    found = None
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if words and words[0] == key:
+            found = words[1].strip() if len(words) > 1 else ""
+    return found
+
+def mounted_configmap(pod, container, path, configmaps):
+    """The ConfigMap data mounted in `container` at the directory holding `path`."""
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        if os.path.dirname(path) == m["mountPath"].rstrip("/"):
+            name = vols.get(m["name"], {}).get("configMap", {}).get("name")
+            return configmaps.get(name, {}).get("data", {}).get(os.path.basename(path))
+    return None
+
+def run_redis_init(init, pod, configmaps, ordinal, set_name):
+    """Runs the Redis init container's script with sh as the pod would (its env, the ConfigMaps it
+    mounts), in a temp dir: no sentinel answers (redis-cli stub fails) and every name resolves
+    (getent stub). Returns (redis.conf, sentinel.conf) or raises ValueError with the reason."""
+    cmd = init.get("command", []) + init.get("args", [])
+    if len(cmd) != 2 or cmd[0] != "sh":
+        raise ValueError(f"init command is {cmd}, want [sh, <script>]")
+    script = mounted_configmap(pod, init, cmd[1], configmaps)
+    if script is None:
+        raise ValueError(f"{cmd[1]} is not in a mounted ConfigMap")
+    env = {}
+    for e in init.get("env", []):
+        vf = e.get("valueFrom", {})
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif vf.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[e["name"]] = f"{set_name}-{ordinal}"
+        elif vf.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = "astrolabe-system"
+        elif "secretKeyRef" in vf:
+            env[e["name"]] = 'pass"word\\x'
+    src = mounted_configmap(pod, init, env.get("REDIS_CONF_SRC", ""), configmaps)
+    if src is None:
+        raise ValueError(f"REDIS_CONF_SRC {env.get('REDIS_CONF_SRC')!r} is not in a mounted ConfigMap")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.mkdir(f"{tmp}/bin")
+        for tool, rc in (("redis-cli", 1), ("getent", 0)):
+            with open(f"{tmp}/bin/{tool}", "w") as f:
+                f.write(f"#!/bin/sh\nexit {rc}\n")
+            os.chmod(f"{tmp}/bin/{tool}", 0o755)
+        for name, text in (("script.sh", script), ("redis.conf", src)):
+            with open(f"{tmp}/{name}", "w") as f:
+                f.write(text)
+        env.update(REDIS_CONF_SRC=f"{tmp}/redis.conf", RUN_DIR=f"{tmp}/run",
+                   PATH=f"{tmp}/bin:" + os.environ.get("PATH", "/usr/bin:/bin"))
+        r = subprocess.run(["sh", f"{tmp}/script.sh"], env=env, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise ValueError(f"init script failed ({r.returncode}): {r.stderr.strip()}")
+        return open(f"{tmp}/run/redis.conf").read(), open(f"{tmp}/run/sentinel.conf").read()
 
 for path in sys.argv[1:]:
     overlay = os.path.basename(path)[:-5]
@@ -269,11 +333,110 @@ for path in sys.argv[1:]:
         check_hardened(f"{overlay}/StatefulSet", sts["spec"]["template"]["spec"], 999)
         if env.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") is None:
             err(overlay, "REDIS_PASSWORD is not taken from a Secret")
-        if "REDIS_URL" not in env: err(overlay, "REDIS_URL not set")
+        if overlay == "redis" and "REDIS_URL" not in env: err(overlay, "REDIS_URL not set")
+        conf = by_kind.get("ConfigMap", {}).get(next(
+            (v["configMap"]["name"] for v in sts["spec"]["template"]["spec"].get("volumes", [])
+             if v["name"] == "config" and "configMap" in v), ""), {}).get("data", {}).get("redis.conf", "")
+        if conf_value(conf, "appendonly") != "yes": err(overlay, "redis.conf ConfigMap: appendonly is not yes")
         hs = by_kind.get("Service", {}).get("astrolabe-redis")
         if not hs or hs["spec"].get("clusterIP") != "None": err(overlay, "Service astrolabe-redis not headless")
         size = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
         if size != "10Gi": err(overlay, f"redis volume is {size}, want 10Gi")
+
+    if overlay == "ha":
+        # Redis with Sentinel: three pods (AOF on a PVC each), a sentinel in each, quorum 2, and the
+        # server asking those sentinels for the master by the name they monitor.
+        w = "ha/StatefulSet astrolabe-redis"
+        spec = sts["spec"]
+        pod = spec["template"]["spec"]
+        n = spec.get("replicas")
+        if n != 3: err(w, f"runs {n} pods, want 3")
+        if not spec.get("volumeClaimTemplates"): err(w, "no volumeClaimTemplates (a PVC per pod)")
+        claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+        ctrs = {c["name"]: c for c in pod["containers"]}
+        redis, sentinel = ctrs.get("redis"), ctrs.get("sentinel")
+        if not redis or not sentinel:
+            err(w, f"wants containers redis and sentinel, has {sorted(ctrs)}"); continue
+        if not any(m["name"] in claims and m["mountPath"] == "/data" for m in redis.get("volumeMounts", [])):
+            err(w, "redis does not keep /data on the claim template's PVC")
+        if "--dir" not in redis.get("args", []) or redis["args"][redis["args"].index("--dir") + 1] != "/data":
+            err(w, "redis is not started with --dir /data")
+        if "--appendonly" in redis.get("args", []): err(w, "redis args override appendonly")
+        if sentinel.get("command") != ["redis-sentinel"] or \
+                26379 not in [p["containerPort"] for p in sentinel.get("ports", [])]:
+            err(w, "the sentinel container does not run redis-sentinel on 26379")
+        if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in pod.get("topologySpreadConstraints", [])) \
+                and not pod.get("affinity", {}).get("podAntiAffinity"):
+            err(w, "Redis pods are not spread across nodes")
+        inits = pod.get("initContainers", [])
+        if len(inits) != 1:
+            err(w, "wants one init container writing the runtime configs"); continue
+        svc_name = spec["serviceName"]
+        if not hs or hs["metadata"]["name"] != svc_name or not hs["spec"].get("publishNotReadyAddresses") or \
+                26379 not in [p["port"] for p in hs["spec"]["ports"]]:
+            err(w, f"headless Service {svc_name} must publish not-ready pods and port 26379")
+        configmaps = by_kind.get("ConfigMap", {})
+        set_name = sts["metadata"]["name"]
+        hosts = [f"{set_name}-{i}.{svc_name}.astrolabe-system.svc" for i in range(3)]
+        # redis and sentinel start from what the init step writes, in a volume they may rewrite
+        run_dir = env_of(inits[0]).get("RUN_DIR", {}).get("value")
+        run_vol = next((m["name"] for m in inits[0].get("volumeMounts", []) if m["mountPath"] == run_dir), None)
+        for c, f in ((redis, "redis.conf"), (sentinel, "sentinel.conf")):
+            if (c.get("args") or [None])[0] != f"{run_dir}/{f}":
+                err(w, f"{c['name']} does not start from {run_dir}/{f} (the init step's output)")
+            if not run_vol or not any(m["name"] == run_vol and m["mountPath"] == run_dir and not m.get("readOnly")
+                                      for m in c.get("volumeMounts", [])):
+                err(w, f"{c['name']} does not mount the init step's {run_dir} writable")
+        # the configs the init step writes on a first start, for each pod
+        masters = set()
+        for i in range(3):
+            try:
+                rconf, sconf = run_redis_init(inits[0], pod, configmaps, i, set_name)
+            except (ValueError, OSError, subprocess.SubprocessError) as e:
+                err(w, f"pod {i}: {e}"); continue
+            if conf_value(rconf, "appendonly") != "yes": err(w, f"pod {i}: appendonly is not yes in redis.conf")
+            if conf_value(rconf, "replica-announce-ip") != hosts[i]:
+                err(w, f"pod {i}: replica-announce-ip is not {hosts[i]}")
+            want_of = None if i == 0 else f"{hosts[0]} 6379"
+            if conf_value(rconf, "replicaof") != want_of:
+                err(w, f"pod {i}: replicaof is {conf_value(rconf, 'replicaof')!r}, want {want_of!r} on a first start")
+            monitor = re.findall(r"^sentinel monitor (\S+) (\S+) 6379 (\d+)$", sconf, re.M)
+            if len(monitor) != 1 or monitor[0][1] != hosts[0] or monitor[0][2] != "2":
+                err(w, f"pod {i}: sentinel.conf must monitor {hosts[0]}:6379 with quorum 2: {monitor}")
+            else:
+                masters.add(monitor[0][0])
+            for line in ("sentinel resolve-hostnames yes", "sentinel announce-hostnames yes",
+                         f"sentinel announce-ip {hosts[i]}"):
+                if line not in sconf.splitlines(): err(w, f"pod {i}: sentinel.conf lacks {line!r}")
+            if not re.search(r"^sentinel auth-pass \S+ \S", sconf, re.M): err(w, f"pod {i}: no sentinel auth-pass")
+        # the server: the three sentinels, the name they monitor, the passwords from the Secret
+        sentinels = env.get("REDIS_SENTINELS", {}).get("value", "").split(",")
+        if sorted(sentinels) != sorted(f"{h}:26379" for h in hosts):
+            err(overlay, f"REDIS_SENTINELS is {sentinels}, want the three pods' sentinels")
+        master = env.get("REDIS_SENTINEL_MASTER", {}).get("value")
+        if masters and masters != {master}:
+            err(overlay, f"REDIS_SENTINEL_MASTER is {master!r}, the sentinels monitor {sorted(masters)}")
+        if env.get("REDIS_SENTINEL_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") is None:
+            err(overlay, "REDIS_SENTINEL_PASSWORD is not taken from a Secret")
+        for name in ("REDIS_URL", "REDIS_ADDR"):
+            if name in env: err(overlay, f"{name} names one Redis; with Sentinel the sentinels name the master")
+        rpdb = by_kind.get("PodDisruptionBudget", {}).get("astrolabe-redis")
+        if not rpdb or rpdb["spec"].get("maxUnavailable") != 1 or \
+                rpdb["spec"]["selector"]["matchLabels"] != spec["selector"]["matchLabels"]:
+            err(overlay, "no PodDisruptionBudget astrolabe-redis with maxUnavailable 1")
+        # NetworkPolicies add up: the server reaches 6379 and 26379, the Redis pods reach each other.
+        server_sel = dep["spec"]["selector"]["matchLabels"]
+        allowed = set()
+        for np in by_kind.get("NetworkPolicy", {}).values():
+            if np["spec"]["podSelector"].get("matchLabels") != spec["selector"]["matchLabels"]: continue
+            for rule in np["spec"].get("ingress", []):
+                for peer in rule.get("from", []):
+                    sel = peer.get("podSelector", {}).get("matchLabels")
+                    who = "server" if sel == server_sel else "redis" if sel == spec["selector"]["matchLabels"] else None
+                    for port in rule.get("ports", []):
+                        allowed.add((who, port["port"]))
+        missing = {("server", 6379), ("server", 26379), ("redis", 6379), ("redis", 26379)} - allowed
+        if missing: err(overlay, f"NetworkPolicy does not allow {sorted(missing)}")
 
 for e in errors:
     print("  " + e, file=sys.stderr)
