@@ -489,7 +489,7 @@ fn main() -> anyhow::Result<()> {
          feed events published: {}",
         mutations as f64 / elapsed,
         settings.rate,
-        feed.last_id(),
+        feed.last_pos(),
     );
     println!(
         "writer: {batches} write-lock batches, lock held {held_ms:.0} ms in all ({:.1}% of the \
