@@ -36,6 +36,9 @@ pub enum PersistError {
     /// The Redis Sentinel settings are incomplete or malformed.
     #[error("invalid redis sentinel settings: {0}")]
     SentinelSettings(String),
+    /// The Redis Cluster settings do not fit together or are malformed.
+    #[error("invalid redis cluster settings: {0}")]
+    ClusterSettings(String),
     /// The Redis TLS settings do not fit together.
     #[error("invalid redis TLS settings: {0}")]
     TlsSettings(String),
