@@ -77,12 +77,19 @@ impl RedisCluster {
                 "--cluster-port",
                 &bus,
             ];
-            let node = match pki {
-                Some(pki) => {
+            let client_cert = pki.map(|pki| pki.path(TestPki::CLIENT_CERT));
+            let client_key = pki.map(|pki| pki.path(TestPki::CLIENT_KEY));
+            let node = match (pki, &client_cert, &client_key) {
+                (Some(pki), Some(cert), Some(key)) => {
+                    // A node verifies the certificate of every node that connects to its bus
+                    // (whatever `tls-auth-clients` says), and the server certificate is not
+                    // one for clients: the nodes connect with the client certificate.
                     args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                    args.extend(["--tls-client-cert-file", path_str(cert)?]);
+                    args.extend(["--tls-client-key-file", path_str(key)?]);
                     RedisServer::start_tls_args(pki, false, &args)?
                 }
-                None => RedisServer::start_args(&args)?,
+                _ => RedisServer::start_args(&args)?,
             };
             nodes.push(node);
         }
@@ -260,6 +267,12 @@ fn bus_port(node: &RedisServer) -> io::Result<u16> {
         .nth(4)
         .and_then(|p| p.trim().parse().ok())
         .ok_or_else(|| io::Error::other(format!("CONFIG GET cluster-port: {reply:?}")))
+}
+
+/// `path` as UTF-8, for a command line.
+fn path_str(path: &std::path::Path) -> io::Result<&str> {
+    path.to_str()
+        .ok_or_else(|| io::Error::other(format!("{} is not UTF-8", path.display())))
 }
 
 /// `Ok` when `reply` is `+OK`.
