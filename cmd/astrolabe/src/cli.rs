@@ -774,6 +774,16 @@ mod tests {
     }
 
     #[test]
+    fn the_redis_cluster_nodes_reach_the_library() {
+        assert!(serve(&[]).persist.redis.cluster_nodes.is_empty());
+        let config = serve(&["--redis-cluster-nodes", "10.0.0.1:7000,10.0.0.2:7001"]);
+        assert_eq!(
+            config.persist.redis.cluster_nodes,
+            ["10.0.0.1:7000", "10.0.0.2:7001"]
+        );
+    }
+
+    #[test]
     fn the_flags_defaults_are_the_librarys() {
         assert_eq!(serve(&[]), Config::default());
     }
