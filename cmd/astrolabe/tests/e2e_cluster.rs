@@ -7,7 +7,7 @@ mod common;
 
 use astrolabe_persist::{RedisConfig, RedisLog, RedisTarget};
 use astrolabe_testkit::RedisCluster;
-use common::persist::{CLUSTER, wait_durable_in, wait_hydrated};
+use common::persist::{CLUSTER, persist_flags_to, wait_durable_in, wait_hydrated};
 use common::{Emulator, Server, Sets};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,20 +16,14 @@ async fn a_server_on_a_redis_cluster_restarts_from_the_cluster_alone() {
     let mut emu = Emulator::start(41, 500).await;
     let logs = tempfile::tempdir().unwrap();
     let nodes = cluster.nodes().join(",");
-    let flags = [
-        "--enable-persistence",
-        // Only the cluster's nodes say where the log's master is.
+    // Only the cluster's nodes say where the log's master is.
+    let flags = persist_flags_to(&[
         "--redis-addr",
         "127.0.0.1:1",
         "--redis-cluster-nodes",
         &nodes,
-        "--cluster-name",
-        CLUSTER,
-        "--snapshot-interval",
-        "2",
-        "--shutdown-grace",
-        "15",
-    ];
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut server = Server::start(&emu.kubeconfig(), logs.path(), &flags);
     server.wait_ready().await;
     emu.start_churn(50.0, 3);

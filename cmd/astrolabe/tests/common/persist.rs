@@ -13,17 +13,25 @@ pub const CLUSTER: &str = "e2e";
 
 /// Persistence on, against `redis`, with a 2 s snapshot interval.
 pub fn persist_flags(redis: &RedisServer) -> Vec<String> {
-    vec![
-        "--enable-persistence".into(),
-        "--redis-url".into(),
-        redis.url(),
-        "--cluster-name".into(),
-        CLUSTER.into(),
-        "--snapshot-interval".into(),
-        "2".into(),
-        "--shutdown-grace".into(),
-        "15".into(),
-    ]
+    persist_flags_to(&["--redis-url", &redis.url()])
+}
+
+/// Persistence on, to the Redis `redis_flags` name, with a 2 s snapshot interval.
+pub fn persist_flags_to(redis_flags: &[&str]) -> Vec<String> {
+    let mut flags: Vec<String> = vec!["--enable-persistence".into()];
+    flags.extend(redis_flags.iter().map(|f| (*f).to_owned()));
+    flags.extend(
+        [
+            "--cluster-name",
+            CLUSTER,
+            "--snapshot-interval",
+            "2",
+            "--shutdown-grace",
+            "15",
+        ]
+        .map(str::to_owned),
+    );
+    flags
 }
 
 /// `astrolabe serve` against the emulator with persistence to `redis`.
