@@ -293,11 +293,17 @@ async fn a_tls_cluster_serves_the_log_and_names_its_tls_ports() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let mut ports: Vec<String> = slots.iter().map(|range| master_addr(range)).collect();
+    let mut ports: Vec<String> = slots.iter().map(master_addr).collect();
     ports.sort();
     let mut nodes = cluster.nodes();
     nodes.sort();
     assert_eq!(ports, nodes);
+    // To a plain client (the fixture's own port) it names the plain ports instead.
+    let plain = cluster.node(0).command_line("CLUSTER SLOTS").unwrap();
+    for i in 0..MASTERS {
+        let port = format!(":{}\r\n", cluster.node(i).port());
+        assert!(plain.contains(&port), "{port:?} in {plain:?}");
+    }
 
     let log = log_on(&tls, "tls", |c| c.chunk_size = 16);
     log.append(&batch(1..=20)).await.unwrap();
