@@ -175,6 +175,12 @@ pub struct PersistArgs {
     /// The sentinels' own password, when they ask for one.
     #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
     pub redis_sentinel_password: Option<String>,
+    /// Redis Cluster: host:port of some of its nodes (repeat or comma-separate). Every key of
+    /// one --cluster-name is in one slot, on the master holding it; --redis-url or --redis-addr
+    /// then only give the scheme, password and TLS (database 0 only). Excludes
+    /// --redis-sentinels.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
     /// Name of this cluster: the Redis key prefix (several clusters can share one Redis).
     #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,
@@ -237,6 +243,7 @@ impl From<PersistArgs> for PersistConfig {
                 sentinels: args.redis_sentinels,
                 sentinel_master: args.redis_sentinel_master,
                 sentinel_password: args.redis_sentinel_password,
+                cluster_nodes: args.redis_cluster_nodes,
             },
             cluster_name: args.cluster_name,
             snapshot_interval: Duration::from_secs(args.snapshot_interval),
@@ -764,6 +771,16 @@ mod tests {
         assert_eq!(cluster.list_interval, Duration::from_secs(7));
         assert_eq!(cluster.rediscover_interval, Duration::from_secs(9));
         assert!(Cli::try_parse_from(["astrolabe", "serve", "--list-interval", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_redis_cluster_nodes_reach_the_library() {
+        assert!(serve(&[]).persist.redis.cluster_nodes.is_empty());
+        let config = serve(&["--redis-cluster-nodes", "10.0.0.1:7000,10.0.0.2:7001"]);
+        assert_eq!(
+            config.persist.redis.cluster_nodes,
+            ["10.0.0.1:7000", "10.0.0.2:7001"]
+        );
     }
 
     #[test]

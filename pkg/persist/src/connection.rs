@@ -33,6 +33,33 @@ pub struct RedisTarget {
     pub sentinel_master: String,
     /// The sentinels' own password (AUTH), when they ask for one.
     pub sentinel_password: Option<String>,
+    /// Redis Cluster: `host:port` of some of its nodes (the client learns the others). When
+    /// given, the URL or address only gives the scheme, password (and username) and TLS
+    /// settings; the database must be 0.
+    pub cluster_nodes: Vec<String>,
+}
+
+/// Where a Redis Cluster is ([`RedisTarget::cluster`]): the nodes to ask for the slot map first,
+/// with the password, and the TLS settings every node's connection uses.
+#[derive(Clone)]
+pub struct ClusterTarget {
+    /// The nodes given, with the password and username (all alike).
+    pub nodes: Vec<ConnectionInfo>,
+    /// The CA and client certificate of a TLS cluster, when given.
+    pub certs: Option<TlsCertificates>,
+    /// Accept any server certificate (`--redis-tls-insecure`).
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for ClusterTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The certificates' bytes say nothing useful (and a client key is a secret).
+        f.debug_struct("ClusterTarget")
+            .field("nodes", &self.nodes)
+            .field("certs", &self.certs.is_some())
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 /// Where the sentinels are and which master to ask them for ([`RedisTarget::sentinel`]).
@@ -89,6 +116,35 @@ impl RedisTls {
                     .to_owned(),
             ));
         };
+        let certificates = self.certificates()?;
+        let info = if self.insecure {
+            tracing::warn!(
+                %host,
+                port,
+                "redis TLS certificate verification is off (--redis-tls-insecure): for tests only"
+            );
+            info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params: None,
+            })
+        } else {
+            info
+        };
+        let Some(certificates) = certificates else {
+            return Ok(info);
+        };
+        let client =
+            redis::Client::build_with_tls(info, certificates).map_err(PersistError::Connect)?;
+        Ok(client.get_connection_info().clone())
+    }
+
+    /// The CA and client certificate files' bytes, read and checked (`None` without either).
+    ///
+    /// # Errors
+    /// As [`RedisTls::apply`]'s, for the files.
+    pub fn certificates(&self) -> Result<Option<TlsCertificates>> {
         let root_cert = match &self.ca_file {
             Some(path) => Some(read_pem(path, "CA", Pem::Certificates)?),
             None => None,
@@ -105,31 +161,13 @@ impl RedisTls {
                 ));
             }
         };
-        let info = if self.insecure {
-            tracing::warn!(
-                %host,
-                port,
-                "redis TLS certificate verification is off (--redis-tls-insecure): for tests only"
-            );
-            info.set_addr(ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure: true,
-                tls_params: None,
-            })
-        } else {
-            info
-        };
         if root_cert.is_none() && client_tls.is_none() {
-            return Ok(info);
+            return Ok(None);
         }
-        let certificates = TlsCertificates {
+        Ok(Some(TlsCertificates {
             client_tls,
             root_cert,
-        };
-        let client =
-            redis::Client::build_with_tls(info, certificates).map_err(PersistError::Connect)?;
-        Ok(client.get_connection_info().clone())
+        }))
     }
 }
 
@@ -193,14 +231,10 @@ impl RedisTarget {
             .url
             .as_deref()
             .is_some_and(|u| u.starts_with("rediss://"));
-        let scheme = if tls { "rediss" } else { "redis" };
-        let mut sentinels = Vec::with_capacity(self.sentinels.len());
-        for addr in &self.sentinels {
-            let info = format!("{scheme}://{addr}")
-                .into_connection_info()
-                .map_err(|e| {
-                    PersistError::SentinelSettings(format!("sentinel address {addr:?}: {e}"))
-                })?;
+        let infos = infos_of(&self.sentinels, tls)
+            .map_err(|e| PersistError::SentinelSettings(format!("sentinel address {e}")))?;
+        let mut sentinels = Vec::with_capacity(infos.len());
+        for info in infos {
             let info = match self.sentinel_password.as_deref().filter(|p| !p.is_empty()) {
                 Some(password) => {
                     let settings = info.redis_settings().clone().set_password(password);
@@ -213,6 +247,47 @@ impl RedisTarget {
         Ok(Some(SentinelTarget {
             sentinels,
             master: self.sentinel_master.clone(),
+        }))
+    }
+
+    /// The Redis Cluster to use, when [`RedisTarget::cluster_nodes`] names any: each node with
+    /// the password (and username) of [`RedisTarget::connection_info`], over TLS with the same
+    /// settings when the URL is `rediss://`.
+    ///
+    /// # Errors
+    /// [`PersistError::ClusterSettings`] together with sentinels, with a database other than 0,
+    /// or for a malformed node address; the errors of [`RedisTarget::connection_info`].
+    pub fn cluster(&self) -> Result<Option<ClusterTarget>> {
+        if self.cluster_nodes.is_empty() {
+            return Ok(None);
+        }
+        if !self.sentinels.is_empty() {
+            return Err(PersistError::ClusterSettings(
+                "--redis-cluster-nodes and --redis-sentinels exclude each other: \
+                 a Redis Cluster fails over by itself"
+                    .to_owned(),
+            ));
+        }
+        let base = self.connection_info()?;
+        let settings = base.redis_settings();
+        if settings.db() != 0 {
+            return Err(PersistError::ClusterSettings(format!(
+                "a Redis Cluster has database 0 only, not {} (--redis-db or the URL's path \
+                 with --redis-cluster-nodes)",
+                settings.db()
+            )));
+        }
+        let tls = matches!(base.addr(), ConnectionAddr::TcpTls { .. });
+        let nodes = infos_of(&self.cluster_nodes, tls).map_err(|e| {
+            PersistError::ClusterSettings(format!("--redis-cluster-nodes address {e}"))
+        })?;
+        Ok(Some(ClusterTarget {
+            nodes: nodes
+                .into_iter()
+                .map(|info| info.set_redis_settings(settings.clone()))
+                .collect(),
+            certs: if tls { self.tls.certificates()? } else { None },
+            insecure: tls && self.tls.insecure,
         }))
     }
 
@@ -250,6 +325,20 @@ impl RedisTarget {
         }
         self.tls.apply(info.set_redis_settings(settings))
     }
+}
+
+/// The `redis://` (with `tls`: `rediss://`) connection of each `host:port` in `addrs`; else the
+/// first malformed one and why.
+fn infos_of(addrs: &[String], tls: bool) -> std::result::Result<Vec<ConnectionInfo>, String> {
+    let scheme = if tls { "rediss" } else { "redis" };
+    addrs
+        .iter()
+        .map(|addr| {
+            format!("{scheme}://{addr}")
+                .into_connection_info()
+                .map_err(|e| format!("{addr:?}: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -414,6 +503,92 @@ mod tests {
         };
         let err = tls_target("rediss://h:1", half).unwrap_err();
         assert!(matches!(err, PersistError::TlsSettings(_)), "{err:?}");
+    }
+
+    #[test]
+    fn cluster_nodes_take_the_password_and_the_tls_settings() {
+        assert!(RedisTarget::default().cluster().unwrap().is_none());
+        let plain = RedisTarget {
+            addr: "ignored:1".into(),
+            password: Some("p@ss: x".into()),
+            cluster_nodes: vec!["10.0.0.1:7000".into(), "10.0.0.2:7001".into()],
+            ..RedisTarget::default()
+        };
+        let cluster = plain.cluster().unwrap().unwrap();
+        let nodes: Vec<_> = cluster.nodes.iter().map(parts).collect();
+        assert_eq!(
+            nodes,
+            [
+                ("redis://10.0.0.1:7000".into(), Some("p@ss: x"), 0),
+                ("redis://10.0.0.2:7001".into(), Some("p@ss: x"), 0),
+            ]
+        );
+        assert!(cluster.certs.is_none() && !cluster.insecure);
+
+        let pki = astrolabe_testkit::TestPki::generate().unwrap();
+        let tls = RedisTarget {
+            url: Some("rediss://:pw@ignored:1".into()),
+            tls: RedisTls {
+                ca_file: Some(pki.path("ca.pem")),
+                insecure: true,
+                ..RedisTls::default()
+            },
+            ..plain
+        };
+        let cluster = tls.cluster().unwrap().unwrap();
+        assert_eq!(
+            parts(&cluster.nodes[1]),
+            ("rediss://10.0.0.2:7001".into(), Some("pw"), 0)
+        );
+        assert!(cluster.certs.is_some() && cluster.insecure);
+    }
+
+    #[test]
+    fn cluster_settings_that_do_not_fit_are_refused_naming_the_flags() {
+        let cluster = RedisTarget {
+            addr: "127.0.0.1:6379".into(),
+            cluster_nodes: vec!["10.0.0.1:7000".into()],
+            ..RedisTarget::default()
+        };
+        let refused = |target: RedisTarget, flag: &str| {
+            let err = target.cluster().unwrap_err();
+            assert!(matches!(err, PersistError::ClusterSettings(_)), "{err:?}");
+            assert!(err.to_string().contains(flag), "{err}");
+        };
+        refused(
+            RedisTarget {
+                sentinels: vec!["10.0.0.9:26379".into()],
+                ..cluster.clone()
+            },
+            "--redis-sentinels",
+        );
+        refused(
+            RedisTarget {
+                db: Some(2),
+                ..cluster.clone()
+            },
+            "--redis-db",
+        );
+        refused(
+            RedisTarget {
+                url: Some("redis://h:1/3".into()),
+                ..cluster.clone()
+            },
+            "database 0 only",
+        );
+        refused(
+            RedisTarget {
+                cluster_nodes: vec!["not an address:x".into()],
+                ..cluster.clone()
+            },
+            "--redis-cluster-nodes",
+        );
+        // Database 0, said explicitly, is fine.
+        let zero = RedisTarget {
+            db: Some(0),
+            ..cluster
+        };
+        assert_eq!(zero.cluster().unwrap().unwrap().nodes.len(), 1);
     }
 
     #[test]

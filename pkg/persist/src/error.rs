@@ -36,6 +36,9 @@ pub enum PersistError {
     /// The Redis Sentinel settings are incomplete or malformed.
     #[error("invalid redis sentinel settings: {0}")]
     SentinelSettings(String),
+    /// The Redis Cluster settings do not fit together or are malformed.
+    #[error("invalid redis cluster settings: {0}")]
+    ClusterSettings(String),
     /// The Redis TLS settings do not fit together.
     #[error("invalid redis TLS settings: {0}")]
     TlsSettings(String),
@@ -294,12 +297,21 @@ impl AuthFailure {
     #[must_use]
     pub fn of(e: &redis::RedisError) -> Option<Self> {
         let detail = e.detail().unwrap_or_default();
+        // A cluster client reports a node's refusal while connecting as an I/O error whose
+        // detail is the node's error as text ("... - AuthenticationFailed", "NOAUTH: ...").
+        let wrapped = e.kind() == redis::ErrorKind::Io;
         if e.kind() == redis::ErrorKind::AuthenticationFailed
             || e.code() == Some("WRONGPASS")
             || detail.contains("without any password configured")
+            || (wrapped
+                && (detail.contains("AuthenticationFailed") || detail.contains("WRONGPASS")))
         {
             Some(Self::PasswordRefused)
-        } else if e.code() == Some("NOAUTH") || detail.starts_with("Authentication required") {
+        } else if e.code() == Some("NOAUTH")
+            || detail.starts_with("Authentication required")
+            || (wrapped
+                && (detail.contains("NOAUTH") || detail.contains("Authentication required")))
+        {
             // The second form is NOAUTH as the redis crate reports it for the SELECT it sends
             // while connecting.
             Some(Self::PasswordMissing)
@@ -479,5 +491,28 @@ mod tests {
         let error = PersistError::Connect(io);
         assert_eq!(error.auth_failure(), None);
         assert_eq!(error.to_string(), "cannot connect to redis");
+    }
+
+    #[test]
+    fn authentication_failures_a_cluster_client_wraps_are_named() {
+        // As the cluster client reports a node's refusal while connecting to the cluster.
+        let wrapped = |detail: &str| {
+            RedisError::from((
+                ErrorKind::Io,
+                "Failed to create initial connections",
+                detail.to_owned(),
+            ))
+        };
+        let refused = wrapped("Password authentication failed - AuthenticationFailed");
+        assert_eq!(
+            AuthFailure::of(&refused),
+            Some(AuthFailure::PasswordRefused)
+        );
+        let missing = wrapped("NOAUTH: Authentication required.");
+        assert_eq!(
+            AuthFailure::of(&missing),
+            Some(AuthFailure::PasswordMissing)
+        );
+        assert_eq!(AuthFailure::of(&wrapped("Connection refused")), None);
     }
 }

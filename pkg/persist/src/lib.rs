@@ -29,7 +29,9 @@
 //! - [`redis_log`] / `redis_snapshot`: [`RedisLog`], the Redis Streams implementation (its
 //!   checkpoints: the committed and the previous record plus a sorted set of older ones).
 //! - [`connection`]: [`RedisTarget`], the Redis connection from a URL or its parts, with its
-//!   TLS settings ([`RedisTls`]).
+//!   TLS settings ([`RedisTls`]), a Sentinel's or a Redis Cluster's nodes ([`ClusterTarget`]).
+//! - `conn`: the log's one connection type, to one Redis or to a Redis Cluster (every key of a
+//!   log in one slot; keyless commands routed to that slot's master).
 //! - [`retry`]: the retry delays (exponential with jitter) of every retry loop.
 //! - [`source`]: what the caller provides: [`Record`] (a change) and [`SnapshotSource`], and
 //!   [`take_snapshot`], which runs a source on a background-priority thread ([`priority`]).
@@ -60,6 +62,7 @@
 //! soon as Redis answers.
 
 pub mod compress;
+mod conn;
 pub mod connection;
 pub mod encoder;
 pub mod entry;
@@ -83,7 +86,7 @@ pub mod writer;
 pub use compress::{
     CompressError, Frame, SNAPSHOT_ZSTD_LEVEL, compress_blob, compress_parts, concat_frames,
 };
-pub use connection::{RedisTarget, RedisTls, SentinelTarget};
+pub use connection::{ClusterTarget, RedisTarget, RedisTls, SentinelTarget};
 pub use encoder::{EncodeStats, SnapshotEncoder};
 pub use error::{AuthFailure, ErrorChain, KeyRole, PersistError, Result};
 pub use keys::Keys;

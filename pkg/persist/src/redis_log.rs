@@ -11,7 +11,8 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value, aio::ConnectionManagerConfig,
 };
 
-use crate::connection::SentinelTarget;
+use crate::conn::{Conn, LazyCluster};
+use crate::connection::{ClusterTarget, SentinelTarget};
 use crate::entry::{LEGACY_FIELD, PACKED_FIELD, Packed, pack, unpack};
 use crate::error::{KeyRole, PersistError, Result};
 use crate::keys::{Keys, entry_id, seq_of_id};
@@ -107,6 +108,10 @@ pub struct RedisConfig {
     /// Redis Sentinel: the master is the one the sentinels name, asked again every
     /// [`SENTINEL_POLL`] so that the log follows a failover; `None`: `connection` is the master.
     pub sentinel: Option<SentinelTarget>,
+    /// Redis Cluster: the log's commands go to the master holding its slot (one hash tag per
+    /// cluster name); `connection` is then unused. Excludes `sentinel` (see
+    /// [`crate::RedisTarget::cluster`]).
+    pub redis_cluster: Option<ClusterTarget>,
 }
 
 impl RedisConfig {
@@ -123,6 +128,7 @@ impl RedisConfig {
             zstd_level: DEFAULT_ZSTD_LEVEL,
             retention: HistoryRetention::default(),
             sentinel: None,
+            redis_cluster: None,
         }
     }
 
@@ -141,7 +147,7 @@ impl RedisConfig {
 pub struct RedisTail {
     inner: Arc<Inner>,
     /// Its connection, and the generation of the master it goes to.
-    conn: std::sync::Mutex<(u64, ConnectionManager)>,
+    conn: std::sync::Mutex<(u64, Conn)>,
 }
 
 impl std::fmt::Debug for RedisTail {
@@ -152,15 +158,39 @@ impl std::fmt::Debug for RedisTail {
     }
 }
 
-/// A connection of its own to the master `conns` names, for blocking reads.
-fn tail_connection(inner: &Inner, conns: &Conns) -> Result<ConnectionManager> {
-    let client = redis::Client::open(conns.info.clone()).map_err(PersistError::Connect)?;
+/// A connection of its own to the master `conns` names (or to the cluster), for blocking reads.
+fn tail_connection(inner: &Inner, conns: &Conns) -> Result<Conn> {
+    connection(
+        &conns.info,
+        inner.cluster.as_ref(),
+        MAX_TAIL_BLOCK + DEFAULT_RESPONSE_TIMEOUT,
+        inner.timeouts.connect,
+    )
+}
+
+/// A lazy connection to the Redis at `info`, or to `cluster` when given, whose commands wait
+/// `response` at most.
+fn connection(
+    info: &ConnectionInfo,
+    cluster: Option<&ClusterTarget>,
+    response: Duration,
+    connect: Duration,
+) -> Result<Conn> {
+    if let Some(cluster) = cluster {
+        return LazyCluster::new(cluster, response, connect)
+            .map(Conn::Cluster)
+            .map_err(PersistError::Connect);
+    }
+    let client = redis::Client::open(info.clone()).map_err(PersistError::Connect)?;
     let cfg = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(MAX_TAIL_BLOCK + DEFAULT_RESPONSE_TIMEOUT))
-        .set_connection_timeout(Some(inner.timeouts.connect))
+        .set_response_timeout(Some(response))
+        .set_connection_timeout(Some(connect))
+        // The writer has its own backoff; keep the manager's own short.
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, cfg).map_err(PersistError::Connect)
+    ConnectionManager::new_lazy_with_config(client, cfg)
+        .map(Conn::Single)
+        .map_err(PersistError::Connect)
 }
 
 /// How long a tail's blocking read waits at most; its connection's response timeout is this
@@ -237,10 +267,10 @@ pub struct RedisLog {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The connections to the master in use, and where it is.
+/// The connections to the master (or the cluster) in use, and where the master is.
 pub(crate) struct Conns {
-    pub(crate) conn: ConnectionManager,
-    pub(crate) snap_conn: ConnectionManager,
+    pub(crate) conn: Conn,
+    pub(crate) snap_conn: Conn,
     /// Where the master is, with the password, database and TLS settings.
     pub(crate) info: ConnectionInfo,
     /// Incremented each time the master moves (Sentinel).
@@ -256,21 +286,15 @@ pub(crate) struct Timeouts {
 }
 
 impl Conns {
-    fn new(info: ConnectionInfo, timeouts: Timeouts, generation: u64) -> Result<Self> {
-        let client = redis::Client::open(info.clone()).map_err(PersistError::Connect)?;
-        let manager = |timeout: Duration| {
-            let cfg = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(timeout))
-                .set_connection_timeout(Some(timeouts.connect))
-                // The writer has its own backoff; keep the manager's own short.
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            ConnectionManager::new_lazy_with_config(client.clone(), cfg)
-                .map_err(PersistError::Connect)
-        };
+    fn new(
+        info: ConnectionInfo,
+        cluster: Option<&ClusterTarget>,
+        timeouts: Timeouts,
+        generation: u64,
+    ) -> Result<Self> {
         Ok(Conns {
-            conn: manager(timeouts.response)?,
-            snap_conn: manager(timeouts.snapshot)?,
+            conn: connection(&info, cluster, timeouts.response, timeouts.connect)?,
+            snap_conn: connection(&info, cluster, timeouts.snapshot, timeouts.connect)?,
             info,
             generation,
         })
@@ -282,6 +306,8 @@ pub(crate) struct Inner {
     /// Swapped when Sentinel names another master.
     pub(crate) conns: arc_swap::ArcSwap<Conns>,
     pub(crate) timeouts: Timeouts,
+    /// The Redis Cluster the log is on, if any.
+    pub(crate) cluster: Option<ClusterTarget>,
     pub(crate) chunk_size: usize,
     pub(crate) zstd_level: i32,
     pub(crate) retention: HistoryRetention,
@@ -315,12 +341,19 @@ impl RedisLog {
             snapshot: config.snapshot_timeout,
             connect: config.connect_timeout,
         };
-        let conns = Conns::new(config.connection.clone(), timeouts, 0)?;
+        if config.redis_cluster.is_some() && config.sentinel.is_some() {
+            return Err(PersistError::ClusterSettings(
+                "a Redis Cluster and Sentinel exclude each other".to_owned(),
+            ));
+        }
+        let cluster = config.redis_cluster.clone();
+        let conns = Conns::new(config.connection.clone(), cluster.as_ref(), timeouts, 0)?;
         let log = Self {
             inner: Arc::new(Inner {
                 keys,
                 conns: arc_swap::ArcSwap::from_pointee(conns),
                 timeouts,
+                cluster,
                 chunk_size: config.chunk_size.max(1),
                 zstd_level: config.zstd_level,
                 retention: config.retention,
@@ -357,14 +390,13 @@ impl RedisLog {
         })
     }
 
-    /// Round trip to Redis.
+    /// Round trip to Redis (on a cluster: to the master holding the log's slot).
     ///
     /// # Errors
     /// [`PersistError::Connect`] when Redis does not answer.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn();
-        redis::cmd("PING")
-            .query_async::<()>(&mut conn)
+        self.conn()
+            .query_on_node_of::<()>(self.inner.keys.events(), &redis::cmd("PING"))
             .await
             .map_err(PersistError::Connect)
     }
@@ -455,12 +487,12 @@ impl RedisLog {
             .collect())
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.inner.conns.load().conn.clone()
     }
 
     /// The connection for snapshot transfers (a long response timeout).
-    pub(crate) fn snap_conn(&self) -> ConnectionManager {
+    pub(crate) fn snap_conn(&self) -> Conn {
         self.inner.conns.load().snap_conn.clone()
     }
 
@@ -745,7 +777,7 @@ async fn follow_master(inner: std::sync::Weak<Inner>, sentinel: SentinelTarget) 
                         _ => ConnectionAddr::Tcp(host.clone(), port),
                     };
                     let info = current.info.clone().set_addr(addr);
-                    match Conns::new(info, log.timeouts, current.generation + 1) {
+                    match Conns::new(info, None, log.timeouts, current.generation + 1) {
                         Ok(conns) => {
                             tracing::info!(master = %sentinel.master, %host, port, "redis sentinel: the master is at a new address");
                             log.conns.store(Arc::new(conns));

@@ -465,13 +465,15 @@ impl RedisLog {
         let mut orphans = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+            // Keyless: on a cluster it must go to the master holding the log's slot.
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
+                .arg(SCAN_COUNT);
+            let (next, found): (u64, Vec<String>) = conn
+                .query_on_node_of(keys.events(), &scan)
                 .await
                 .map_err(PersistError::SweepFailed)?;
             orphans.extend(found.into_iter().filter(|k| {

@@ -15,49 +15,14 @@ use astrolabe_persist::{
 };
 use astrolabe_testkit::RedisServer;
 use bytes::Bytes;
-use common::{all_seqs, batch, behaviour, blob, log, raw};
+use common::{all_seqs, batch, behaviour, blob, fenced, log, raw};
 use tokio_util::sync::CancellationToken;
-
-fn fenced(result: Result<impl std::fmt::Debug, PersistError>) -> (u64, u64) {
-    match result {
-        Err(PersistError::Fenced { ours, stored }) => (ours, stored),
-        other => panic!("expected a fenced write, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn an_older_epoch_is_refused_whole_and_the_newer_writes() {
     let server = RedisServer::start().unwrap();
     let (old, new) = (log(&server), log(&server));
-    assert_eq!(old.claim_epoch().await.unwrap(), 1);
-    old.append(&batch(1..=3)).await.unwrap();
-    old.write_snapshot(&blob(3, b"three".to_vec()))
-        .await
-        .unwrap();
-
-    // Another replica takes over: its claim fences the old writer off.
-    assert_eq!(new.claim_epoch().await.unwrap(), 2);
-    assert_eq!(fenced(old.append(&batch(4..=6)).await), (1, 2));
-    assert_eq!(
-        fenced(old.write_snapshot(&blob(6, b"six".to_vec())).await),
-        (1, 2)
-    );
-    assert_eq!(
-        all_seqs(&new).await,
-        vec![1, 2, 3],
-        "nothing of the refused batch"
-    );
-    assert_eq!(new.snapshot_meta().await.unwrap().unwrap().covered_seq, 3);
-
-    // The new writer continues the sequence, and commits.
-    new.append(&batch(4..=5)).await.unwrap();
-    new.write_snapshot(&blob(5, b"five".to_vec()))
-        .await
-        .unwrap();
-    assert_eq!(all_seqs(&new).await, vec![1, 2, 3, 4, 5]);
-    assert_eq!(new.snapshot_meta().await.unwrap().unwrap().covered_seq, 5);
-    // No chunk of the refused generation is left behind.
-    assert_eq!(new.sweep_orphans().await.unwrap(), 0);
+    common::an_older_epoch_is_refused_whole_and_the_newer_writes(&old, &new).await;
 }
 
 #[tokio::test]

@@ -580,41 +580,8 @@ async fn gaps_are_kept_and_read_by_overlap() {
 #[tokio::test]
 async fn a_tail_waits_for_the_next_entries_and_starts_inside_a_batch() {
     let server = RedisServer::start().unwrap();
-    let log = log(&server);
-    let tail = log.tail().unwrap();
-    // Nothing yet: the block times out empty.
-    assert!(
-        tail.read_after(0, 16, Duration::from_millis(20))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    log.append(&batch(1..=3)).await.unwrap();
-    let seqs = |entries: Vec<astrolabe_persist::LogEntry>| {
-        entries.into_iter().map(|e| e.seq).collect::<Vec<u64>>()
-    };
-    // One entry holds 1..=3: a tail after 2 gets 3 only.
-    assert_eq!(
-        seqs(
-            tail.read_after(2, 16, Duration::from_millis(20))
-                .await
-                .unwrap()
-        ),
-        vec![3]
-    );
-    // A read after the top waits for the next append: it is blocked in Redis before the
-    // append is made.
-    let waiting =
-        tokio::spawn(async move { tail.read_after(3, 16, Duration::from_secs(10)).await });
-    astrolabe_testkit::eventually("the tail's read blocks", Duration::from_secs(10), || {
-        let clients = server.command_line("CLIENT LIST").unwrap_or_default();
-        let blocked = clients
-            .lines()
-            .any(|c| c.contains("cmd=xread") && c.contains("flags=b"));
-        async move { if blocked { Ok(()) } else { Err(clients) } }
+    common::a_tail_waits_for_the_next_entries_and_starts_inside_a_batch(&log(&server), || {
+        server.command_line("CLIENT LIST").unwrap_or_default()
     })
     .await;
-    assert!(!waiting.is_finished());
-    log.append(&batch(4..=5)).await.unwrap();
-    assert_eq!(seqs(waiting.await.unwrap().unwrap()), vec![4, 5]);
 }

@@ -95,7 +95,8 @@ impl Persistence {
 /// The Redis log `config` describes.
 ///
 /// # Errors
-/// [`PersistenceError::Configure`] for a malformed URL or an invalid cluster name.
+/// [`PersistenceError::Configure`] for a malformed URL, an invalid cluster name, or Sentinel,
+/// Redis Cluster or TLS settings that do not fit.
 pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
     let connection = config
         .redis
@@ -106,6 +107,10 @@ pub fn connect(config: &PersistConfig) -> Result<RedisLog, PersistenceError> {
     redis.sentinel = config
         .redis
         .sentinel()
+        .map_err(PersistenceError::Configure)?;
+    redis.redis_cluster = config
+        .redis
+        .cluster()
         .map_err(PersistenceError::Configure)?;
     RedisLog::new(&redis).map_err(PersistenceError::Configure)
 }

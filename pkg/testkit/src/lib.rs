@@ -4,6 +4,8 @@
 //!   never a fixed sleep; a timeout names what was awaited and the last state observed.
 //! - [`redis`]: a real `redis-server` on a free port with the repository's `redis.conf`, with
 //!   TLS when asked.
+//! - [`cluster`]: a real Redis Cluster of masters ([`RedisCluster`]), with a password or TLS
+//!   when asked.
 //! - [`tls`]: a private CA with server and client certificates made for one test.
 //! - [`emulator`]: the Kubernetes API emulator served on a free port, with a `kube::Client` and a
 //!   kubeconfig file for it.
@@ -11,6 +13,7 @@
 //! - [`bench`]: the figure lines the benches print (parsed by scripts) and their Pod churn.
 
 pub mod bench;
+pub mod cluster;
 pub mod emulator;
 pub mod kubectl;
 pub mod redis;
@@ -18,6 +21,7 @@ pub mod sentinel;
 pub mod tls;
 pub mod wait;
 
+pub use cluster::RedisCluster;
 pub use emulator::Emulator;
 pub use kubectl::Kubectl;
 pub use redis::RedisServer;

@@ -24,6 +24,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     tls: Option<Tls>,
+    /// Arguments given after the fixture's own ([`Self::start_args`]).
+    args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -46,7 +48,15 @@ impl RedisServer {
     /// # Errors
     /// When `redis-server` cannot be spawned or does not become ready.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(None)
+        Self::start_with(None, &[])
+    }
+
+    /// [`Self::start`] with `args` added to the command line (`--cluster-enabled yes`, ...).
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be spawned or does not become ready.
+    pub fn start_args(args: &[&str]) -> io::Result<Self> {
+        Self::start_with(None, args)
     }
 
     /// Start as [`Self::start`] does, and also serve TLS on a second port ([`Self::tls_url`])
@@ -59,18 +69,29 @@ impl RedisServer {
     /// # Errors
     /// When `redis-server` cannot be spawned or does not become ready.
     pub fn start_tls(pki: &TestPki, auth_clients: bool) -> io::Result<Self> {
-        Self::start_with(Some(Tls {
-            port: 0,
-            ca: pki.path(TestPki::CA),
-            cert: pki.path(TestPki::SERVER_CERT),
-            key: pki.path(TestPki::SERVER_KEY),
-            client_cert: pki.path(TestPki::CLIENT_CERT),
-            client_key: pki.path(TestPki::CLIENT_KEY),
-            auth_clients,
-        }))
+        Self::start_tls_args(pki, auth_clients, &[])
     }
 
-    fn start_with(tls: Option<Tls>) -> io::Result<Self> {
+    /// [`Self::start_tls`] with `args` added to the command line.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be spawned or does not become ready.
+    pub fn start_tls_args(pki: &TestPki, auth_clients: bool, args: &[&str]) -> io::Result<Self> {
+        Self::start_with(
+            Some(Tls {
+                port: 0,
+                ca: pki.path(TestPki::CA),
+                cert: pki.path(TestPki::SERVER_CERT),
+                key: pki.path(TestPki::SERVER_KEY),
+                client_cert: pki.path(TestPki::CLIENT_CERT),
+                client_key: pki.path(TestPki::CLIENT_KEY),
+                auth_clients,
+            }),
+            args,
+        )
+    }
+
+    fn start_with(tls: Option<Tls>, args: &[&str]) -> io::Result<Self> {
         let mut dir = tempfile::tempdir()?;
         let mut last_err = None;
         for _ in 0..5 {
@@ -86,6 +107,7 @@ impl RedisServer {
                 child: None,
                 port,
                 tls,
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
                 dir,
             };
             match server.spawn() {
@@ -111,18 +133,18 @@ impl RedisServer {
         self.port
     }
 
+    /// The TLS port of a server started by [`Self::start_tls`].
+    #[must_use]
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|tls| tls.port)
+    }
+
     /// `rediss://127.0.0.1:<tls port>/` for a server started by [`Self::start_tls`].
     #[must_use]
     pub fn tls_url(&self) -> Option<String> {
         self.tls
             .as_ref()
             .map(|tls| format!("rediss://127.0.0.1:{}/", tls.port))
-    }
-
-    /// The TLS port of a server started by [`Self::start_tls`].
-    #[must_use]
-    pub fn tls_port(&self) -> Option<u16> {
-        self.tls.as_ref().map(|tls| tls.port)
     }
 
     /// The data directory (AOF, RDB, log file `redis.log`).
@@ -295,6 +317,7 @@ impl RedisServer {
                     if tls.auth_clients { "yes" } else { "no" },
                 ]);
         }
+        command.args(&self.args);
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

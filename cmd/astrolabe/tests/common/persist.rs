@@ -13,17 +13,25 @@ pub const CLUSTER: &str = "e2e";
 
 /// Persistence on, against `redis`, with a 2 s snapshot interval.
 pub fn persist_flags(redis: &RedisServer) -> Vec<String> {
-    vec![
-        "--enable-persistence".into(),
-        "--redis-url".into(),
-        redis.url(),
-        "--cluster-name".into(),
-        CLUSTER.into(),
-        "--snapshot-interval".into(),
-        "2".into(),
-        "--shutdown-grace".into(),
-        "15".into(),
-    ]
+    persist_flags_to(&["--redis-url", &redis.url()])
+}
+
+/// Persistence on, to the Redis `redis_flags` name, with a 2 s snapshot interval.
+pub fn persist_flags_to(redis_flags: &[&str]) -> Vec<String> {
+    let mut flags: Vec<String> = vec!["--enable-persistence".into()];
+    flags.extend(redis_flags.iter().map(|f| (*f).to_owned()));
+    flags.extend(
+        [
+            "--cluster-name",
+            CLUSTER,
+            "--snapshot-interval",
+            "2",
+            "--shutdown-grace",
+            "15",
+        ]
+        .map(str::to_owned),
+    );
+    flags
 }
 
 /// `astrolabe serve` against the emulator with persistence to `redis`.
@@ -56,9 +64,14 @@ pub async fn top_seq(redis: &RedisServer) -> u64 {
 /// (`read_state`, not `recover`): the server may be uploading a snapshot generation right now,
 /// and sweeping its chunks as orphans would corrupt it.
 pub async fn persisted(redis: &RedisServer) -> Option<Sets> {
+    persisted_in(&log(redis)).await
+}
+
+/// [`persisted`] from the log `log` reads (on any Redis, a cluster's included).
+pub async fn persisted_in(log: &RedisLog) -> Option<Sets> {
     let metrics = PersistMetrics::unregistered().unwrap();
     let r = read_state(
-        &log(redis),
+        log,
         &astrolabe_server::decoder::DECODER,
         DEFAULT_REPLAY_PAGE,
         &metrics,
@@ -70,12 +83,17 @@ pub async fn persisted(redis: &RedisServer) -> Option<Sets> {
 
 /// Waits until Redis holds exactly what the server serves (the writer caught up).
 pub async fn wait_durable(server: &Server, redis: &RedisServer) -> Sets {
+    wait_durable_in(server, &log(redis)).await
+}
+
+/// [`wait_durable`] for the log `log` reads.
+pub async fn wait_durable_in(server: &Server, log: &RedisLog) -> Sets {
     eventually(
         "persisted state equals the served graph",
         || server.log_tail(),
         || async {
             let served = server.sets().await;
-            (persisted(redis).await? == served).then_some(served)
+            (persisted_in(log).await? == served).then_some(served)
         },
     )
     .await

@@ -151,3 +151,88 @@ pub async fn all_seqs<L: EventLog>(log: &L) -> Vec<u64> {
         out.extend(page.iter().map(|e| e.seq));
     }
 }
+
+/// The epochs of a write refused by the fence; panics on any other outcome.
+pub fn fenced(result: Result<impl std::fmt::Debug>) -> (u64, u64) {
+    match result {
+        Err(PersistError::Fenced { ours, stored }) => (ours, stored),
+        other => panic!("expected a fenced write, got {other:?}"),
+    }
+}
+
+/// Two writers of one log: once `new` claims it after `old`, `old`'s appends and snapshot
+/// commits are refused whole and nothing of them is left, while `new` continues.
+pub async fn an_older_epoch_is_refused_whole_and_the_newer_writes(old: &RedisLog, new: &RedisLog) {
+    assert_eq!(old.claim_epoch().await.unwrap(), 1);
+    old.append(&batch(1..=3)).await.unwrap();
+    old.write_snapshot(&blob(3, b"three".to_vec()))
+        .await
+        .unwrap();
+
+    // Another replica takes over: its claim fences the old writer off.
+    assert_eq!(new.claim_epoch().await.unwrap(), 2);
+    assert_eq!(fenced(old.append(&batch(4..=6)).await), (1, 2));
+    assert_eq!(
+        fenced(old.write_snapshot(&blob(6, b"six".to_vec())).await),
+        (1, 2)
+    );
+    assert_eq!(
+        all_seqs(new).await,
+        vec![1, 2, 3],
+        "nothing of the refused batch"
+    );
+    assert_eq!(new.snapshot_meta().await.unwrap().unwrap().covered_seq, 3);
+
+    // The new writer continues the sequence, and commits.
+    new.append(&batch(4..=5)).await.unwrap();
+    new.write_snapshot(&blob(5, b"five".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(all_seqs(new).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(new.snapshot_meta().await.unwrap().unwrap().covered_seq, 5);
+    // No chunk of the refused generation is left behind.
+    assert_eq!(new.sweep_orphans().await.unwrap(), 0);
+}
+
+/// A follower's tail of `log`: a read finds nothing yet, starts inside a batch, and a read after
+/// the top waits for the next append, blocked in Redis (`client_list`: the `CLIENT LIST` of the
+/// server holding the log) before that append is made.
+pub async fn a_tail_waits_for_the_next_entries_and_starts_inside_a_batch(
+    log: &RedisLog,
+    client_list: impl Fn() -> String,
+) {
+    let tail = log.tail().unwrap();
+    // Nothing yet: the block times out empty.
+    assert!(
+        tail.read_after(0, 16, Duration::from_millis(20))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    log.append(&batch(1..=3)).await.unwrap();
+    let seqs = |entries: Vec<astrolabe_persist::LogEntry>| {
+        entries.into_iter().map(|e| e.seq).collect::<Vec<u64>>()
+    };
+    // One entry holds 1..=3: a tail after 2 gets 3 only.
+    assert_eq!(
+        seqs(
+            tail.read_after(2, 16, Duration::from_millis(20))
+                .await
+                .unwrap()
+        ),
+        vec![3]
+    );
+    let waiting =
+        tokio::spawn(async move { tail.read_after(3, 16, Duration::from_secs(10)).await });
+    astrolabe_testkit::eventually("the tail's read blocks", Duration::from_secs(10), || {
+        let clients = client_list();
+        let blocked = clients
+            .lines()
+            .any(|c| c.contains("cmd=xread") && c.contains("flags=b"));
+        async move { if blocked { Ok(()) } else { Err(clients) } }
+    })
+    .await;
+    assert!(!waiting.is_finished());
+    log.append(&batch(4..=5)).await.unwrap();
+    assert_eq!(seqs(waiting.await.unwrap().unwrap()), vec![4, 5]);
+}
