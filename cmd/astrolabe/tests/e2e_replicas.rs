@@ -38,6 +38,8 @@ async fn emulator() -> Emulator {
 struct Watched {
     sets: Sets,
     last_id: u64,
+    /// Every id received: a change the serving replica had in the log.
+    ids: Vec<u64>,
 }
 
 impl Watched {
@@ -100,6 +102,7 @@ async fn watch(port: u16, watched: Arc<Mutex<Watched>>) {
             if let Some(id) = id {
                 assert!(id >= w.last_id, "ids go forward: {id} after {}", w.last_id);
                 w.last_id = id;
+                w.ids.push(id);
             }
         }
     }
@@ -145,6 +148,7 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
     let watched = Arc::new(Mutex::new(Watched {
         sets: all[leader].1.sets().await,
         last_id: all[leader].1.seq().await,
+        ids: Vec::new(),
     }));
     let on_leader = tokio::spawn(watch(all[leader].1.port, Arc::clone(&watched)));
 
@@ -165,7 +169,10 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
     servers[leader].as_mut().unwrap().kill9();
     servers[leader] = None;
     on_leader.await.unwrap();
-    let seen_on_leader = watched.lock().unwrap().last_id;
+    let (seen_on_leader, acknowledged) = {
+        let w = watched.lock().unwrap();
+        (w.last_id, w.ids.clone())
+    };
     assert!(seen_on_leader > seq0, "the client saw changes of the churn");
     let rest: Vec<(usize, &Server)> = servers
         .iter()
@@ -206,6 +213,17 @@ async fn a_follower_leads_when_the_leader_is_killed_and_every_replica_serves_the
     assert!(
         logged.windows(2).all(|w| w[0] < w[1]),
         "every sequence once, in order"
+    );
+    // The old leader streamed a change once the log acknowledged it: each is in the log.
+    let in_log: std::collections::BTreeSet<u64> = logged.iter().copied().collect();
+    let lost: Vec<u64> = acknowledged
+        .iter()
+        .copied()
+        .filter(|seq| *seq >= logged[0] && !in_log.contains(seq))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged changes missing from the log: {lost:?}"
     );
     eventually(
         "the watch client reaches the replicas' sequence",
