@@ -523,11 +523,24 @@ pub(crate) fn short_hash(input: &str, len: usize) -> String {
         .collect()
 }
 
-/// A canonical text of a JSON value (object keys sorted), for hashing.
+/// Whether a field holds nothing (null, an empty object or array): such fields are left out
+/// of [`canonical`], as Go's semantic equality treats them like absent ones.
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.values().all(is_blank),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// A canonical text of a JSON value (object keys sorted, blank fields left out), for hashing:
+/// the same template written by different clients (`kubectl rollout undo` sends
+/// `creationTimestamp: null` and `resources: {}`) hashes the same.
 pub(crate) fn canonical(v: &Value) -> String {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
+            let mut keys: Vec<&String> = m.keys().filter(|k| !is_blank(&m[*k])).collect();
             keys.sort();
             let fields: Vec<String> = keys
                 .into_iter()
@@ -584,8 +597,8 @@ mod tests {
     #[test]
     fn canonical_sorts_keys() {
         assert_eq!(
-            canonical(&json!({"b": 1, "a": [true, {"d": null, "c": "x"}]})),
-            r#"{"a":[true,{"c":"x","d":null}],"b":1}"#
+            canonical(&json!({"b": 1, "a": [true, {"d": null, "c": "x", "e": {"f": []}}]})),
+            r#"{"a":[true,{"c":"x"}],"b":1}"#
         );
     }
 
