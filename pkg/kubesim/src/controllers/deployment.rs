@@ -175,14 +175,14 @@ fn sync(cx: &mut Cx, d: &Value) {
                 desired
             };
             let rs = new_replicaset(d, &hash, start, max_revision + 1);
-            if let Some(created) = cx.create("ReplicaSet", rs) {
-                if start > 0 {
-                    let msg = format!(
-                        "Scaled up replica set {} from 0 to {start}",
-                        name_of(&created)
-                    );
-                    cx.event(d, COMPONENT, "ScalingReplicaSet", &msg);
-                }
+            if let Some(created) = cx.create("ReplicaSet", rs)
+                && start > 0
+            {
+                let msg = format!(
+                    "Scaled up replica set {} from 0 to {start}",
+                    name_of(&created)
+                );
+                cx.event(d, COMPONENT, "ScalingReplicaSet", &msg);
             }
         }
         Some(rs) if revision(rs) < max_revision => {
