@@ -43,6 +43,9 @@ pub enum SimError {
     /// field path)` per field.
     #[error("Apply failed with {} conflict{}: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, conflict_list(.0))]
     ApplyConflicts(Vec<(String, String)>),
+    /// [`crate::Sim::settle`] gave up: the controllers still had work (or were not running).
+    #[error("the controllers did not settle: {0}")]
+    Unsettled(String),
     /// A failure injected with [`crate::Sim::fail_kind`] (HTTP code, plural).
     #[error("injected failure {0} for {1}")]
     Injected(u16, String),
@@ -69,7 +72,7 @@ impl SimError {
             Self::Invalid(_) => 422,
             Self::BadRequest(_) => 400,
             Self::Expired(_) => 410,
-            Self::TooLargeResourceVersion(..) => 504,
+            Self::TooLargeResourceVersion(..) | Self::Unsettled(_) => 504,
             Self::MethodNotAllowed => 405,
             Self::UnsupportedMediaType(_) => 415,
             Self::Injected(code, _) => *code,
@@ -86,7 +89,7 @@ impl SimError {
             Self::Invalid(_) => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Expired(_) => "Expired",
-            Self::TooLargeResourceVersion(..) => "Timeout",
+            Self::TooLargeResourceVersion(..) | Self::Unsettled(_) => "Timeout",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Injected(code, _) => match code {

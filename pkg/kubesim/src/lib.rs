@@ -31,6 +31,10 @@
 //!   the controllers report it, custom resources with the generator's `spec`);
 //!   [`Sim::with_generated`], [`Sim::generated_with_options`].
 //! - [`churn`]: a seeded task making realistic changes (rolling updates, scaling, config edits).
+//! - [`controllers`]: the controllers that make it behave like a small cluster (Deployments to
+//!   ReplicaSets to Pods, scheduling and Pod phases, EndpointSlices, StatefulSets, Jobs, volume
+//!   binding, garbage collection, namespace lifecycle, Events); off unless
+//!   [`SimConfig::controllers`] is set or [`Sim::start_controllers`] is called.
 //! - [`sim`]: [`Sim`], the cheap-clone handle with the library CRUD API and fault knobs.
 //!
 //! Data flow: HTTP handlers and the library API both lock the one `State`, mutate it, append the
@@ -43,6 +47,7 @@
 //! generated clusters ([`render`]).
 
 pub mod churn;
+pub mod controllers;
 mod crd;
 pub mod crds;
 pub mod defaults;

@@ -62,6 +62,18 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
         "Namespace" => &["status.phase"],
         "ReplicaSet" => &["status.replicas"],
         "Job" => &["status.successful"],
+        "Event" => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "type",
+        ],
         _ => &[],
     }
 }

@@ -31,6 +31,15 @@ pub struct SimConfig {
     pub default_namespaces: bool,
     /// Tokens and permissions TokenReview and SubjectAccessReview answer from.
     pub auth: SimAuth,
+    /// Run the controllers ([`crate::controllers`]) while the emulator is served. Off by default:
+    /// library users and tests get the bare API, and a generated cluster (which holds what the
+    /// controllers would have made, and is changed by the churn task) must never run them.
+    pub controllers: bool,
+    /// How long a scheduled Pod stays `Pending` before it runs (and a Job's Pod runs before it
+    /// succeeds).
+    pub pod_start_delay: Duration,
+    /// Ready Nodes `node-1` … `node-N` created at start, for the scheduler to place Pods on.
+    pub nodes: usize,
 }
 
 impl Default for SimConfig {
@@ -44,6 +53,9 @@ impl Default for SimConfig {
             watch_buffer: 4096,
             default_namespaces: false,
             auth: SimAuth::default(),
+            controllers: false,
+            pod_start_delay: Duration::ZERO,
+            nodes: 0,
         }
     }
 }
@@ -53,6 +65,7 @@ pub(crate) struct Inner {
     pub(crate) config: SimConfig,
     pub(crate) state: Mutex<State>,
     pub(crate) faults: Faults,
+    pub(crate) controllers: crate::controllers::Status,
 }
 
 /// A cheap-to-clone handle on one emulated cluster.
@@ -93,6 +106,7 @@ impl Sim {
                 config,
                 state: Mutex::new(state),
                 faults: Faults::default(),
+                controllers: crate::controllers::Status::default(),
             }),
         };
         if default_namespaces {
@@ -103,6 +117,13 @@ impl Sim {
                     json!({"metadata": {"name": ns}, "status": {"phase": "Active"}}),
                 );
             }
+        }
+        for i in 1..=sim.inner.config.nodes {
+            // Cannot fail: distinct names in an empty kind.
+            let _ = sim.create(
+                "Node",
+                crate::controllers::node::ready_node(&format!("node-{i}")),
+            );
         }
         sim
     }
@@ -322,6 +343,35 @@ impl Sim {
     pub fn clear_faults(&self) {
         self.inner.faults.clear(None);
         self.inner.faults.set_delay(Duration::ZERO);
+    }
+
+    /// Starts the controllers ([`crate::controllers`]) until `shutdown` is cancelled; [`crate::serve`]
+    /// does it when [`SimConfig::controllers`] is set. Starting them while they run does nothing.
+    /// Must be called inside a Tokio runtime.
+    pub fn start_controllers(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::controllers::run(self.clone(), shutdown))
+    }
+
+    /// Whether the controllers run now.
+    #[must_use]
+    pub fn controllers_running(&self) -> bool {
+        self.inner.controllers.running()
+    }
+
+    /// Waits until the controllers have nothing left to do: their last pass wrote nothing, no
+    /// timer (a Pod's start delay) is pending, and the resourceVersion has not moved for
+    /// [`crate::controllers::SETTLE_IDLE`]. Polls their state; never sleeps blindly. A Pod that
+    /// cannot be scheduled or a claim that cannot be bound does not keep it busy: settled means
+    /// "nothing will change unless something else writes", not "everything is Ready".
+    ///
+    /// # Errors
+    /// [`SimError::Unsettled`] when the controllers are not running, or still busy after
+    /// `timeout`.
+    pub async fn settle(&self, timeout: Duration) -> Result<()> {
+        crate::controllers::settle(self, timeout).await
     }
 
     /// Delays every API response by `delay` (zero to disable).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::crd::{self, CrdSpec};
@@ -88,6 +88,9 @@ pub(crate) struct State {
     pub continues: ContinueStore,
     /// Cancelled (and replaced) to close every open watch.
     pub watch_cancel: CancellationToken,
+    /// The resourceVersion of the last stored change, for tasks that react to any change (the
+    /// controllers) without subscribing to every kind.
+    pub changes: watch::Sender<u64>,
     /// Cluster IPs handed to Services created without one.
     service_ips: u32,
     history_size: usize,
@@ -170,7 +173,7 @@ impl Part {
 }
 
 /// The Namespace kind (for existence checks).
-const NAMESPACE: KindInfo = KindInfo {
+pub(crate) const NAMESPACE: KindInfo = KindInfo {
     kind: "Namespace",
     group: "",
     version: "v1",
@@ -212,6 +215,15 @@ pub(crate) fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// The namespace part of a storage key (empty for cluster-scoped kinds).
+fn ns_key(info: &KindInfo, ns: &str) -> String {
+    if info.namespaced {
+        ns.to_owned()
+    } else {
+        String::new()
+    }
+}
+
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")
         .and_then(|m| m.get(field))
@@ -236,6 +248,7 @@ impl State {
             kinds,
             continues: ContinueStore::new(continue_capacity),
             watch_cancel: CancellationToken::new(),
+            changes: watch::channel(0).0,
             service_ips: 0,
             history_size: history_size.max(1),
             watch_buffer: watch_buffer.max(1),
@@ -333,8 +346,10 @@ impl State {
                 ks.compacted_rv = old.rv;
             }
         }
+        let rv = event.rv;
         // No receivers is fine: nobody is watching this kind.
         let _ = ks.tx.send(event);
+        self.changes.send_replace(rv);
     }
 
     /// Normalises an incoming object for `info`: type fields, namespace, name.
@@ -620,6 +635,27 @@ impl State {
         let mut new = (*old).clone();
         f(&mut new)?;
         self.store_update(info, key, &old, new, write)
+    }
+
+    /// Applies `f` to a copy of the current state of an object and stores it only when `f`
+    /// changed something; `None` when nothing was written (the controllers' writes, which must
+    /// not bump the resourceVersion when there is nothing to do).
+    pub(crate) fn update_changed(
+        &mut self,
+        info: &KindInfo,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Option<Arc<Value>>> {
+        let old = self.get(info, ns, name)?;
+        let mut new = (*old).clone();
+        f(&mut new);
+        if new == *old {
+            return Ok(None);
+        }
+        let key = (ns_key(info, ns), name.to_owned());
+        self.store_update(info, key, &old, new, Write::default())
+            .map(Some)
     }
 
     fn store_update(

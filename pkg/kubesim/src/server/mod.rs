@@ -21,6 +21,7 @@ use write::{
     handle_scale, object_body, parse_body, patch_object, server_side_apply, write_options,
 };
 
+use crate::controllers::gc::{self, Propagation};
 use crate::discovery::{self, Aggregated};
 use crate::error::SimError;
 use crate::kinds::{self, KindInfo};
@@ -95,6 +96,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let watches = sim.clone();
+    if sim.config().controllers {
+        sim.start_controllers(shutdown.clone());
+    }
     axum::serve(listener, router(sim))
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
@@ -449,9 +453,32 @@ async fn handle(
                         .is_some_and(|d| d.iter().any(|x| x == "All")),
                 ..write
             };
-            let obj = state
-                .lock()
-                .delete_with(info, ns.unwrap_or_default(), name, write)?;
+            let obj = if sim.controllers_running() {
+                let policy = q
+                    .get("propagationPolicy")
+                    .map(String::as_str)
+                    .or_else(|| options.get("propagationPolicy").and_then(Value::as_str))
+                    .and_then(Propagation::parse)
+                    .or_else(|| {
+                        // The older `orphanDependents` option.
+                        (options.get("orphanDependents") == Some(&Value::Bool(true))
+                            || q.get("orphanDependents").is_some_and(|o| o == "true"))
+                        .then_some(Propagation::Orphan)
+                    })
+                    .unwrap_or_default();
+                gc::delete(
+                    &mut state.lock(),
+                    info,
+                    ns.unwrap_or_default(),
+                    name,
+                    policy,
+                    write,
+                )?
+            } else {
+                state
+                    .lock()
+                    .delete_with(info, ns.unwrap_or_default(), name, write)?
+            };
             Ok(json_response(StatusCode::OK, &*info.as_served(&obj)))
         }
         _ => Err(SimError::MethodNotAllowed),
