@@ -229,13 +229,11 @@ impl Sim {
         Ok((*self.inner.state.lock().get(info, namespace, name)?).clone())
     }
 
-    /// All objects of a kind, sorted by (namespace, name).
-    ///
-    /// # Errors
-    /// Unknown kind.
-    pub fn list(&self, kind: &str) -> Result<Vec<Value>> {
+    /// [`Sim::list`] without copying: the stored objects, shared (for the controllers, which
+    /// read every object of a kind on each pass).
+    pub(crate) fn list_shared(&self, kind: &str) -> Result<Vec<Arc<Value>>> {
         let info = self.kind_info(kind)?;
-        let items: Vec<Arc<Value>> = self
+        Ok(self
             .inner
             .state
             .lock()
@@ -243,8 +241,32 @@ impl Sim {
             .objects
             .values()
             .cloned()
-            .collect();
-        Ok(items.iter().map(|o| (**o).clone()).collect())
+            .collect())
+    }
+
+    /// All objects of a kind, sorted by (namespace, name).
+    ///
+    /// # Errors
+    /// Unknown kind.
+    pub fn list(&self, kind: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .list_shared(kind)?
+            .iter()
+            .map(|o| (**o).clone())
+            .collect())
+    }
+
+    /// [`Sim::list_in`] without copying (for the controllers).
+    pub(crate) fn list_in_shared(&self, kind: &str, namespace: &str) -> Result<Vec<Arc<Value>>> {
+        let info = self.kind_info(kind)?;
+        let state = self.inner.state.lock();
+        Ok(state
+            .kind(info)?
+            .objects
+            .range((namespace.to_owned(), String::new())..)
+            .take_while(|((n, _), _)| n == namespace)
+            .map(|(_, v)| v.clone())
+            .collect())
     }
 
     /// The objects of a kind in one namespace, sorted by name.
@@ -252,18 +274,11 @@ impl Sim {
     /// # Errors
     /// Unknown kind.
     pub fn list_in(&self, kind: &str, namespace: &str) -> Result<Vec<Value>> {
-        let info = self.kind_info(kind)?;
-        let ns = namespace.to_owned();
-        let state = self.inner.state.lock();
-        let items: Vec<Arc<Value>> = state
-            .kind(info)?
-            .objects
-            .range((ns.clone(), String::new())..)
-            .take_while(|((n, _), _)| *n == ns)
-            .map(|(_, v)| v.clone())
-            .collect();
-        drop(state);
-        Ok(items.iter().map(|o| (**o).clone()).collect())
+        Ok(self
+            .list_in_shared(kind, namespace)?
+            .iter()
+            .map(|o| (**o).clone())
+            .collect())
     }
 
     /// The `(namespace, name)` keys of a kind's objects (namespace empty when cluster-scoped).
@@ -352,7 +367,13 @@ impl Sim {
         &self,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::controllers::run(self.clone(), shutdown))
+        let claimed = crate::controllers::claim(self);
+        let sim = self.clone();
+        tokio::spawn(async move {
+            if claimed {
+                crate::controllers::run_claimed(sim, shutdown).await;
+            }
+        })
     }
 
     /// Whether the controllers run now.

@@ -74,6 +74,28 @@ fn ready(pod: &Value) -> bool {
 }
 
 #[tokio::test]
+async fn settle_right_after_starting_the_controllers_waits_for_them() {
+    // A library user (`astrolabe check`) on a current-thread runtime: the controllers' task has
+    // not run yet when settle is called.
+    let sim = Sim::new(SimConfig {
+        controllers: true,
+        default_namespaces: true,
+        nodes: 1,
+        ..fast_config()
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _task = sim.start_controllers(stop.clone());
+    let mut web = deployment("web", 2, "nginx");
+    web["metadata"]["namespace"] = json!("default");
+    sim.create("Deployment.apps", web).unwrap();
+    sim.settle(SETTLE).await.unwrap();
+    let pods = sim.list_in("Pod", "default").unwrap();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(pods.iter().all(ready));
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn settle_fails_without_controllers_and_returns_once_quiescent() {
     let bare = Sim::new(SimConfig::default());
     assert!(bare.settle(Duration::from_millis(50)).await.is_err());

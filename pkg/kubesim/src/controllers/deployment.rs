@@ -93,6 +93,7 @@ fn owned(cx: &Cx, d: &Value) -> Vec<Value> {
         .list_in("ReplicaSet", ns_of(d))
         .into_iter()
         .filter(|rs| controlled_by(rs, uid))
+        .map(|rs| Value::clone(&rs))
         .collect();
     rss.sort_by_key(|rs| (revision(rs), name_of(rs).to_owned()));
     rss

@@ -71,6 +71,7 @@ pub(crate) fn reconcile(cx: &mut Cx) {
                     && !pod_finished(p)
                     && !is_deleting(p)
             })
+            .map(|p| &**p)
             .collect();
         let endpoints: Vec<Value> = selected
             .iter()

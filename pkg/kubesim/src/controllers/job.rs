@@ -42,6 +42,7 @@ fn sync(cx: &mut Cx, job: &Value) {
         .list_in("Pod", &ns)
         .into_iter()
         .filter(|p| controlled_by(p, &uid) && !is_deleting(p))
+        .map(|p| Value::clone(&p))
         .collect();
     let succeeded = finished
         .iter()

@@ -44,6 +44,7 @@ pub mod statefulset;
 pub mod volume;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -90,12 +91,26 @@ impl Drop for RunningGuard<'_> {
 
 /// Runs the controllers against `sim` until `shutdown` is cancelled.
 pub async fn run(sim: Sim, shutdown: CancellationToken) {
+    if claim(&sim) {
+        run_claimed(sim, shutdown).await;
+    }
+}
+
+/// Marks the controllers of `sim` as running; false (and a warning) when they already were.
+/// Done before their task is spawned, so that [`crate::Sim::settle`] right after
+/// [`crate::Sim::start_controllers`] waits for them instead of finding them not running.
+pub(crate) fn claim(sim: &Sim) -> bool {
+    if sim.inner.controllers.running.swap(true, Ordering::AcqRel) {
+        tracing::warn!("the emulator's controllers already run; not starting them twice");
+        return false;
+    }
+    true
+}
+
+/// [`run`], once [`claim`]ed.
+pub(crate) async fn run_claimed(sim: Sim, shutdown: CancellationToken) {
     let inner = sim.inner.clone();
     let status = &inner.controllers;
-    if status.running.swap(true, Ordering::AcqRel) {
-        tracing::warn!("the emulator's controllers already run; not starting them twice");
-        return;
-    }
     let _guard = RunningGuard(status);
     let mut changes = sim.inner.state.lock().changes.subscribe();
     let mut cx = Cx::new(sim);
@@ -217,13 +232,13 @@ impl Cx {
     }
 
     /// The objects of a kind (empty when the kind is unknown).
-    pub(crate) fn list(&self, kind: &str) -> Vec<Value> {
-        self.sim.list(kind).unwrap_or_default()
+    pub(crate) fn list(&self, kind: &str) -> Vec<Arc<Value>> {
+        self.sim.list_shared(kind).unwrap_or_default()
     }
 
     /// The objects of a kind in one namespace.
-    pub(crate) fn list_in(&self, kind: &str, ns: &str) -> Vec<Value> {
-        self.sim.list_in(kind, ns).unwrap_or_default()
+    pub(crate) fn list_in(&self, kind: &str, ns: &str) -> Vec<Arc<Value>> {
+        self.sim.list_in_shared(kind, ns).unwrap_or_default()
     }
 
     /// Reads one object.

@@ -32,6 +32,7 @@ pub(crate) fn live_pods(cx: &Cx, owner: &Value) -> (Vec<Value>, HashSet<String>)
     let pods = all
         .into_iter()
         .filter(|p| controlled_by(p, uid) && !is_deleting(p) && !pod_finished(p))
+        .map(|p| Value::clone(&p))
         .collect();
     (pods, taken)
 }

@@ -73,7 +73,7 @@ pub(crate) fn reconcile(cx: &mut Cx) {
         let choice = nodes
             .iter()
             .filter(|n| fits(pod, n))
-            .map(name_of)
+            .map(|n| name_of(n))
             .min_by_key(|n| (load.get(*n).copied().unwrap_or(0), (*n).to_owned()))
             .map(str::to_owned);
         match choice {

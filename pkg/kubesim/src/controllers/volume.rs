@@ -105,7 +105,7 @@ fn bind(cx: &mut Cx, pvc: &Value) {
     let class = class_of(cx, pvc);
     let want = quantity(str_at(pvc, "/spec/resources/requests/storage")).unwrap_or(0.0);
     let want_modes = modes(pvc, "/spec/accessModes");
-    let mut fits: Vec<(f64, Value)> = cx
+    let mut fits: Vec<(f64, std::sync::Arc<Value>)> = cx
         .list("PersistentVolume")
         .into_iter()
         .filter(|pv| pv.pointer("/spec/claimRef").is_none_or(Value::is_null))
@@ -125,7 +125,7 @@ fn bind(cx: &mut Cx, pvc: &Value) {
             .then_with(|| name_of(&a.1).cmp(name_of(&b.1)))
     });
     let pv = match fits.into_iter().next() {
-        Some((_, pv)) => pv,
+        Some((_, pv)) => Value::clone(&pv),
         None => {
             let Some(sc) = (!class.is_empty())
                 .then(|| cx.get("StorageClass", "", &class))
