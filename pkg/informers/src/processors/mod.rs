@@ -169,6 +169,36 @@ pub fn process_json(kind: &Kind, value: serde_json::Value) -> crate::Result<Reso
     }))
 }
 
+/// A Kubernetes object of any kind given as JSON, made a resource as the informers make it: a
+/// watched kind by its processor ([`process_json`]), another kind from its metadata as the
+/// dynamic watchers make it; then the edges `rules` declare for its kind. The entry point for
+/// tools that hold objects as JSON and rules (`astrolabe check`).
+///
+/// # Errors
+/// [`crate::Error::Decode`] when the JSON is not an object of that kind.
+pub fn process_json_with_rules(
+    kind: &Kind,
+    value: serde_json::Value,
+    rules: &crate::Rules,
+) -> crate::Result<Resource> {
+    let mut r = if kind.is_watched() {
+        process_json(kind, value.clone())?
+    } else {
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(value.get("metadata").cloned().unwrap_or_default()).map_err(
+                |source| crate::Error::Decode {
+                    kind: kind.to_string(),
+                    source,
+                },
+            )?;
+        let mut r = common::from_meta(kind.clone(), &meta);
+        r.status = common::exists(kind);
+        common::finish(r)
+    };
+    rules.apply(kind, &mut r, || Some(value));
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
