@@ -348,4 +348,6 @@ pub struct SimConfig {
     pub churn_rate: f64,
     /// Add custom resources and their CRDs to the generated cluster.
     pub custom_resources: bool,
+    /// Run the emulator's controllers (an empty cluster only).
+    pub controllers: bool,
 }

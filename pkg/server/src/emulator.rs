@@ -66,7 +66,9 @@ pub struct Emulator {
 impl Emulator {
     /// Starts an emulator on `listen` with a generated cluster of about `size` objects (none when
     /// 0), with custom resources and their CRDs when `custom_resources`, and churn at `rate`
-    /// changes per second (none when 0).
+    /// changes per second (none when 0); with its controllers and one Node when `controllers`
+    /// (only for an empty cluster: a generated one already holds what they would make, and its
+    /// churn would fight them).
     ///
     /// # Errors
     /// When the cluster cannot be generated or the address bound.
@@ -76,10 +78,14 @@ impl Emulator {
         seed: u64,
         custom_resources: bool,
         rate: f64,
+        controllers: bool,
         stop: &CancellationToken,
     ) -> Result<Emulator, EmulatorError> {
+        let controllers = controllers && size == 0;
         let config = astrolabe_kubesim::SimConfig {
             default_namespaces: size == 0,
+            controllers,
+            nodes: usize::from(controllers),
             auth: demo_auth(),
             ..astrolabe_kubesim::SimConfig::default()
         };
@@ -144,9 +150,13 @@ pub async fn sim(args: SimConfig, shutdown: CancellationToken) -> Result<(), Emu
         args.seed,
         args.custom_resources,
         args.churn_rate,
+        args.controllers,
         &shutdown,
     )
     .await?;
+    if args.controllers && args.generate > 0 {
+        tracing::warn!("--controllers runs only on an empty cluster: off for the generated one");
+    }
     println!(
         "Kubernetes API emulator at {url} ({n} objects)",
         url = emulator.url(),
@@ -177,6 +187,7 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         args.seed,
         args.custom_resources,
         args.churn_rate,
+        false,
         &sim_stop,
     )
     .await?;
@@ -311,6 +322,7 @@ mod tests {
             1,
             false,
             0.0,
+            false,
             &stop,
         )
         .await
@@ -338,7 +350,7 @@ mod tests {
         let stop = CancellationToken::new();
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
         for custom in [true, false] {
-            let emulator = Emulator::start(local, 300, 1, custom, 0.0, &stop)
+            let emulator = Emulator::start(local, 300, 1, custom, 0.0, false, &stop)
                 .await
                 .unwrap();
             let certificates = emulator
