@@ -57,6 +57,8 @@ FIGURES = [
     ("replicas", "replicas/follower_lag_p99_5k_ms", "… at 5,000 changes/s", "replicas/leader_append_p99_5k_ms", None),
     ("replicas", "replicas/query_two_replicas_per_s", "Replicas: query throughput, neighbours depth 2, 16 clients sending to two replicas in turn (one machine, 2 cores)", "replicas/query_one_replica_per_s", None),
     ("failover", "replicas/failover_s", "Replicas: failover, leader killed to the new leader's first append (lease 5 s; median of 3)", None, None),
+    ("controllers", "emulator/controllers_deployments_per_s", "Emulator with controllers: Deployments POSTed (8 clients) and settled into ReplicaSets and Ready Pods (300 × 3 replicas)", "emulator/bare_deployments_per_s", None),
+    ("check", "check/check_1000_objects_ms", "`astrolabe check` of 1,000 objects (50 applications): parse, apply, settle, graph, findings", "check/parse_1000_objects_ms", None),
     ("persist", "appends/writer_durable_per_s", "Durable appends to the Redis Stream (default writer)", "appends/redis_benchmark_xadd_per_s", None),
     ("persist", "snapshot/total_ms", "Snapshot, cold (everything encoded): copy, encode, zstd, upload, commit", "snapshot/raw_set_ms", None),
     ("persist", "snapshot/periodic/total_ms", "Snapshot, periodic (after 100k Pod updates; changed parts encoded)", "snapshot/periodic/raw_set_ms", None),
@@ -198,13 +200,17 @@ def render(figures, commands, date):
             continue
         shown.add((bench, name))
         baseline = "—"
+        base = figures.get((bench, baseline_name)) if baseline_name else None
         if fig.baseline:
             baseline = fig.baseline
-            base = figures.get((bench, baseline_name)) if baseline_name else None
             if base:
                 shown.add((bench, baseline_name))
                 baseline += f": {number(base.value)} {base.unit}"
             baseline += f" ({fig.ratio:.2f}×)"
+        elif base and base.value:
+            # A figure printed without its comparison: the ratio to the baseline figure.
+            shown.add((bench, baseline_name))
+            baseline = f"{number(base.value)} {base.unit} ({fig.value / base.value:.2f}×)"
         verdict, shown_target = fig.verdict or "—", fig.target or "—"
         if target and not fig.target:
             op, amount, unit = target.split(maxsplit=2)

@@ -55,6 +55,8 @@ run restart cargo bench -q -p astrolabe-server --bench restart
 run history cargo bench -q -p astrolabe-server --bench history
 run replicas cargo bench -q -p astrolabe-server --bench replicas
 run failover cargo bench -q -p astrolabe --bench failover
+run controllers cargo bench -q -p astrolabe-kubesim --bench controllers
+run check cargo bench -q -p astrolabe-server --bench check
 run custom_sync env CUSTOM_SYNC_OBJECTS=100000 cargo bench -q -p astrolabe-server --bench custom_sync
 run persist cargo bench -q -p astrolabe-persist --all-features --bench persist
 run rules_eval cargo bench -q -p astrolabe-rules --bench eval

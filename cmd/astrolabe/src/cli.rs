@@ -49,6 +49,41 @@ pub enum Command {
     Sim(SimArgs),
     /// Back up or restore a cluster's persisted state (Redis) without Redis tooling.
     Snapshot(SnapshotArgs),
+    /// Check manifests offline: apply them to an in-process emulator, let its controllers
+    /// settle, and report dangling references, selectors that select nothing, backends without
+    /// Pods and unused ConfigMaps and Secrets. Exit 0 clean, 1 findings at or above
+    /// --fail-on, 2 bad input.
+    Check(CheckArgs),
+}
+
+/// `astrolabe check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Manifests: files, directories (read recursively: *.yaml, *.yml, *.json) or `-` for
+    /// standard input (`helm template ... | astrolabe check -`).
+    #[arg(required = true, value_name = "FILE|DIR|-")]
+    pub inputs: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json", "sarif"])]
+    pub output: String,
+    /// Exit 1 when a finding is at least this severe.
+    #[arg(long, default_value = "warning", value_parser = ["error", "warning", "info"])]
+    pub fail_on: String,
+    /// What the cluster is assumed to have: `standard` (the default namespaces, the
+    /// cluster-admin, admin, edit and view ClusterRoles, a default StorageClass `standard`, one
+    /// Node) or `empty` (the namespace `default` only).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "empty"])]
+    pub profile: String,
+    /// Further objects assumed present: KIND/NAME or KIND/NAMESPACE/NAME (repeat or
+    /// comma-separate), e.g. `--assume secret/shop/registry,ingressclass/nginx`.
+    #[arg(long, value_delimiter = ',')]
+    pub assume: Vec<String>,
+    /// A relationship rule file, for the edges of custom resources (as `serve` reads it).
+    #[arg(long)]
+    pub relation_rules: Option<PathBuf>,
+    /// Keep the built-in rule pack in force; `--builtin-rules=false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub builtin_rules: bool,
 }
 
 /// Where and how to reach the cluster, what to watch.
@@ -665,6 +700,12 @@ pub struct SimArgs {
     /// What the generated cluster holds besides built-in kinds.
     #[command(flatten)]
     pub generated: GeneratedArgs,
+    /// Run the emulator's controllers (Deployments make ReplicaSets and Pods, a scheduler and
+    /// one Node, EndpointSlices, claims bound, garbage collection, namespace lifecycle);
+    /// `--controllers=false` for the bare API. An empty cluster only: a generated one
+    /// (`--generate`) already holds what they would make.
+    #[arg(long, env = "SIM_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub controllers: bool,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -675,6 +716,7 @@ impl From<SimArgs> for SimConfig {
             seed: args.seed,
             churn_rate: args.churn_rate,
             custom_resources: args.generated.custom_resources,
+            controllers: args.controllers,
         }
     }
 }

@@ -20,7 +20,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // `check` is a command-line tool: its report is the output, logs only say what went wrong.
+    let default_level = if matches!(cli.command, Some(Command::Check(_))) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_tracing(cli.log_format, default_level);
     let command =
         cli.command
             .unwrap_or_else(|| match Cli::parse_from(["astrolabe", "serve"]).command {
@@ -37,6 +43,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Check(args) = command {
+        return runtime.block_on(check(args));
+    }
     match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,6 +63,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => astrolabe_server::run(args.into(), shutdown).await?,
         Command::Demo(args) => astrolabe_server::demo(args.into(), shutdown).await?,
         Command::Sim(args) => astrolabe_server::sim(args.into(), shutdown).await?,
+        Command::Check(_) => anyhow::bail!("astrolabe check is run by main, with its exit codes"),
         Command::Snapshot(args) => {
             let said = match args.action {
                 SnapshotAction::Export(args) => {
@@ -73,6 +83,49 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `astrolabe check`: the report on stdout; exit 0 clean, 1 findings at or above
+/// `--fail-on`, 2 input that cannot be read (named with its file and line).
+async fn check(args: cli::CheckArgs) -> ExitCode {
+    use astrolabe_server::check::{self, CheckOptions, Format, Profile, Severity};
+    let bad = |what: String| {
+        eprintln!("astrolabe check: {what}");
+        ExitCode::from(2)
+    };
+    let parsed = (
+        args.output.parse::<Format>(),
+        args.fail_on.parse::<Severity>(),
+        args.profile.parse::<Profile>(),
+    );
+    let (Ok(format), Ok(fail_on), Ok(profile)) = parsed else {
+        return bad(format!("bad flags: {parsed:?}"));
+    };
+    let rules = match check::rules(&astrolabe_server::rules::RulesConfig {
+        file: args.relation_rules,
+        builtin: args.builtin_rules,
+    }) {
+        Ok(rules) => rules,
+        Err(e) => return bad(format!("{e}")),
+    };
+    let options = CheckOptions {
+        inputs: args.inputs,
+        profile,
+        assume: args.assume,
+    };
+    let checked = match check::check(&options, &rules).await {
+        Ok(checked) => checked,
+        Err(e) => return bad(e.to_string()),
+    };
+    print!(
+        "{}",
+        check::report::render(&checked.findings, checked.objects, format)
+    );
+    if checked.findings.iter().any(|f| f.severity >= fail_on) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.
@@ -104,19 +157,19 @@ async fn signals(shutdown: CancellationToken) {
 
 /// The log filter: `RUST_LOG` (default `info`) with kube's per-request and per-retry lines off
 /// ([`astrolabe_informers::KUBE_LOG_DIRECTIVES`]) unless it names a kube target itself.
-fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+fn log_filter(rust_log: Option<&str>, default_level: &str) -> tracing_subscriber::EnvFilter {
     let kube = astrolabe_informers::KUBE_LOG_DIRECTIVES;
     let directives = match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
         Some(set) if set.split(',').any(|d| d.trim_start().starts_with("kube")) => set.to_owned(),
         Some(set) => format!("{set},{kube}"),
-        None => format!("info,{kube}"),
+        None => format!("{default_level},{kube}"),
     };
     tracing_subscriber::EnvFilter::try_new(directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{kube}")))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},{kube}")))
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), default_level);
     // Colours only on a terminal: not in a file or a pod's log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -140,13 +193,13 @@ mod tests {
             Some("info"),
             Some("debug,astrolabe_kubesim=trace"),
         ] {
-            let filter = log_filter(set).to_string();
+            let filter = log_filter(set, "info").to_string();
             assert!(
                 filter.contains("kube_client::client::builder=off"),
                 "{set:?}: {filter}"
             );
         }
-        let filter = log_filter(Some("info,kube_client=debug")).to_string();
+        let filter = log_filter(Some("info,kube_client=debug"), "info").to_string();
         assert!(!filter.contains("builder=off"), "{filter}");
     }
 }

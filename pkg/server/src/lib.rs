@@ -36,6 +36,7 @@
 pub mod app;
 pub mod apply;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod decoder;
 pub mod durable_feed;
