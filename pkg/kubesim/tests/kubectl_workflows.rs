@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The kubectl workflows people use, with the real kubectl against the emulator over HTTP, each
 //! checked through the emulator's API: create generators, apply (twice, server-side, with client
-//! validation), patches, dry runs, a missing namespace, describe and events.
+//! validation), patches, dry runs, a missing namespace, describe (of every kind an applied app and
+//! the controllers make) and events.
 
 mod common;
 
@@ -640,4 +641,61 @@ async fn apply_with_client_validation() {
         "{out}"
     );
     assert!(served.sim.get("Deployment", "shop", "bad").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_every_kind_of_an_applied_app() {
+    // The multi-tier app of the binary's tests, on an emulator with its controllers: kubectl
+    // describes every object of every kind it and the controllers made.
+    let served = Served::start(astrolabe_kubesim::SimConfig {
+        controllers: true,
+        default_namespaces: true,
+        nodes: 1,
+        ..fast_config()
+    })
+    .await;
+    let k = Kubectl::new(&served.url());
+    let app = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../cmd/astrolabe/tests/fixtures/multi-tier.yaml"
+    ))
+    .unwrap();
+    let file = k.file("app.yaml", &app);
+    k.ok(&["apply", "-f", &file]).await;
+    astrolabe_testkit::until(
+        "the controllers run",
+        std::time::Duration::from_secs(20),
+        || served.sim.controllers_running(),
+    )
+    .await;
+    served
+        .sim
+        .settle(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let kinds = "deployments,replicasets,statefulsets,pods,services,endpointslices,configmaps,\
+                 secrets,serviceaccounts,persistentvolumeclaims,ingresses,\
+                 horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,events";
+    let names = k.ok(&["get", kinds, "-n", "shop", "-o", "name"]).await;
+    let cluster = k
+        .ok(&[
+            "get",
+            "nodes,persistentvolumes,storageclasses,namespaces",
+            "-o",
+            "name",
+        ])
+        .await;
+    let mut described = std::collections::BTreeSet::new();
+    for name in names.lines().filter(|l| !l.trim().is_empty()) {
+        let out = k.ok(&["describe", name, "-n", "shop"]).await;
+        assert!(out.contains("Name:"), "{name}: {out}");
+        described.insert(name.split('/').next().unwrap_or_default().to_owned());
+    }
+    for name in cluster.lines().filter(|l| !l.trim().is_empty()) {
+        let out = k.ok(&["describe", name]).await;
+        assert!(out.contains("Name:"), "{name}: {out}");
+        described.insert(name.split('/').next().unwrap_or_default().to_owned());
+    }
+    // Every kind had an object to describe (kubectl names them `kind.group/name`).
+    assert!(described.len() >= 18, "{described:?}");
 }

@@ -40,12 +40,13 @@ fn slice_port(port: &Value, pods: &[&Value]) -> Value {
             .unwrap_or(number),
         _ => number,
     };
-    let mut out =
-        json!({"port": target, "protocol": port.get("protocol").cloned().unwrap_or(json!("TCP"))});
-    if let Some(name) = port.get("name") {
-        out["name"] = name.clone();
-    }
-    out
+    // Always named, "" for an unnamed Service port, as the real controller writes it (kubectl's
+    // describe of a Service dereferences the name).
+    json!({
+        "name": port.get("name").cloned().unwrap_or(json!("")),
+        "port": target,
+        "protocol": port.get("protocol").cloned().unwrap_or(json!("TCP")),
+    })
 }
 
 /// Syncs the EndpointSlice of every Service with a selector.
