@@ -395,6 +395,24 @@ impl Sim {
         crate::controllers::settle(self, timeout).await
     }
 
+    /// Moves the controllers' wall clock forward by `by`, a test and demo aid: a CronJob's
+    /// schedule is due by this clock (real time plus every advance so far), so a test advances
+    /// past a run instead of waiting minutes for it. Only schedules and the times derived from
+    /// them (`lastScheduleTime`, the Job names) follow it; timestamps the store writes
+    /// (`creationTimestamp`, a Pod's start) and timers such as
+    /// [`SimConfig::pod_start_delay`] stay on the real clock. Wakes the controllers; a
+    /// [`Sim::settle`] after it waits for the pass that sees the new time.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.controllers.advance_clock(by);
+        self.inner.state.lock().changes.send_modify(|_| {});
+    }
+
+    /// How far [`Sim::advance_clock`] has moved the controllers' clock ahead of the real one.
+    #[must_use]
+    pub fn clock_offset(&self) -> Duration {
+        self.inner.controllers.clock_offset()
+    }
+
     /// Delays every API response by `delay` (zero to disable).
     pub fn set_response_delay(&self, delay: Duration) {
         self.inner.faults.set_delay(delay);

@@ -41,6 +41,24 @@ fn extra_columns(info: &KindInfo) -> &'static [(&'static str, &'static str)] {
         "Pod" => &[("Status", "/status/phase"), ("Node", "/spec/nodeName")],
         "Service" => &[("Type", "/spec/type"), ("Cluster-IP", "/spec/clusterIP")],
         "Deployment" | "ReplicaSet" | "StatefulSet" => &[("Replicas", "/spec/replicas")],
+        "DaemonSet" => &[
+            ("Desired", "/status/desiredNumberScheduled"),
+            ("Current", "/status/currentNumberScheduled"),
+            ("Ready", "/status/numberReady"),
+            ("Up-to-date", "/status/updatedNumberScheduled"),
+            ("Available", "/status/numberAvailable"),
+        ],
+        "CronJob" => &[
+            ("Schedule", "/spec/schedule"),
+            ("Suspend", "/spec/suspend"),
+            ("Last Schedule", "/status/lastScheduleTime"),
+        ],
+        "HorizontalPodAutoscaler" => &[
+            ("Reference", "/spec/scaleTargetRef/name"),
+            ("MinPods", "/spec/minReplicas"),
+            ("MaxPods", "/spec/maxReplicas"),
+            ("Replicas", "/status/currentReplicas"),
+        ],
         "Event" => &[
             ("Type", "/type"),
             ("Reason", "/reason"),

@@ -608,7 +608,412 @@ async fn pods_wait_for_the_start_delay() {
     );
 }
 
+fn node(name: &str, labels: Value, taints: Value) -> Value {
+    let mut n = astrolabe_kubesim::controllers::node::ready_node(name);
+    for (k, v) in labels.as_object().unwrap() {
+        n["metadata"]["labels"][k] = v.clone();
+    }
+    n["spec"]["taints"] = taints;
+    n
+}
+
+fn daemonset(name: &str, pod_spec: Value) -> Value {
+    let mut spec = pod_spec;
+    spec["containers"] = json!([{"name": "agent", "image": "agent:1"}]);
+    json!({"metadata": {"name": name, "namespace": "shop"},
+           "spec": {"selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}})
+}
+
+/// The Nodes of `app`'s Pods, sorted.
+fn nodes_of(sim: &Sim, app: &str) -> Vec<String> {
+    let mut nodes: Vec<String> = pods_of(sim, app)
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_owned())
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+#[tokio::test]
+async fn daemonset_runs_one_pod_per_admitting_node() {
+    let served = start().await;
+    let sim = &served.sim;
+    let taint = json!([{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]);
+    sim.create("Node", node("ssd-1", json!({"disk": "ssd"}), json!([])))
+        .unwrap();
+    sim.create("Node", node("ssd-2", json!({"disk": "ssd"}), taint))
+        .unwrap();
+    // Wants ssd Nodes, tolerates nothing: ssd-1 only.
+    let agent = sim
+        .create(
+            "DaemonSet",
+            daemonset("agent", json!({"nodeSelector": {"disk": "ssd"}})),
+        )
+        .unwrap();
+    // Tolerates the taint, selects nothing: every Node.
+    sim.create(
+        "DaemonSet",
+        daemonset(
+            "logs",
+            json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
+        ),
+    )
+    .unwrap();
+    settle(sim).await;
+    assert_eq!(nodes_of(sim, "agent"), ["ssd-1"]);
+    assert_eq!(nodes_of(sim, "logs"), ["node-1", "ssd-1", "ssd-2"]);
+    let pod = &pods_of(sim, "agent")[0];
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["uid"],
+        agent["metadata"]["uid"]
+    );
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(ready(pod));
+    assert!(
+        pod["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/unschedulable")
+    );
+    let logs = sim.get("DaemonSet", "shop", "logs").unwrap();
+    for field in [
+        "desiredNumberScheduled",
+        "currentNumberScheduled",
+        "numberReady",
+        "numberAvailable",
+        "updatedNumberScheduled",
+    ] {
+        assert_eq!(logs["status"][field], 3, "{field}: {logs}");
+    }
+    assert_eq!(
+        logs["status"]["observedGeneration"],
+        logs["metadata"]["generation"]
+    );
+    let created = sim
+        .list_in("Event", "shop")
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "SuccessfulCreate" && e["involvedObject"]["kind"] == "DaemonSet")
+        .count();
+    assert_eq!(created, 4);
+
+    // A new Node gets the daemons it admits; a Node that loses the label loses the agent; a
+    // deleted Node's Pods go; a cordoned Node keeps its daemons.
+    sim.create("Node", node("ssd-3", json!({"disk": "ssd"}), json!([])))
+        .unwrap();
+    settle(sim).await;
+    assert_eq!(nodes_of(sim, "agent"), ["ssd-1", "ssd-3"]);
+    assert_eq!(nodes_of(sim, "logs"), ["node-1", "ssd-1", "ssd-2", "ssd-3"]);
+    sim.update("Node", "", "ssd-1", |n| {
+        n["metadata"]["labels"]["disk"] = json!("hdd");
+    })
+    .unwrap();
+    sim.update("Node", "", "ssd-3", |n| {
+        n["spec"]["unschedulable"] = json!(true);
+    })
+    .unwrap();
+    sim.delete("Node", "", "ssd-2").unwrap();
+    settle(sim).await;
+    assert_eq!(nodes_of(sim, "agent"), ["ssd-3"]);
+    assert_eq!(nodes_of(sim, "logs"), ["node-1", "ssd-1", "ssd-3"]);
+    let agent = sim.get("DaemonSet", "shop", "agent").unwrap();
+    assert_eq!(agent["status"]["desiredNumberScheduled"], 1);
+    assert_eq!(agent["status"]["numberReady"], 1);
+}
+
+#[tokio::test]
+async fn daemonset_rolls_a_template_change_out() {
+    let served = start().await;
+    let sim = &served.sim;
+    sim.create("Node", node("node-2", json!({}), json!([])))
+        .unwrap();
+    sim.create("DaemonSet", daemonset("logs", json!({})))
+        .unwrap();
+    settle(sim).await;
+    let before: Vec<Value> = pods_of(sim, "logs");
+    assert_eq!(before.len(), 2);
+    sim.update("DaemonSet", "shop", "logs", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2");
+    })
+    .unwrap();
+    settle(sim).await;
+    let after = pods_of(sim, "logs");
+    assert_eq!(after.len(), 2);
+    assert!(
+        after
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "agent:2" && ready(p))
+    );
+    assert_eq!(nodes_of(sim, "logs"), ["node-1", "node-2"]);
+    let ds = sim.get("DaemonSet", "shop", "logs").unwrap();
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2);
+    assert_eq!(ds["status"]["numberAvailable"], 2);
+}
+
+fn cronjob(name: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["jobTemplate"] = json!({"metadata": {"labels": {"app": name}},
+        "spec": {"template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}});
+    json!({"metadata": {"name": name, "namespace": "shop"}, "spec": spec})
+}
+
+/// Yearly, so that real time does not reach a run while a test runs; the tests advance the
+/// controllers' clock by [`YEAR`] instead.
+const YEARLY: &str = "0 0 1 1 *";
+const YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
+
+fn jobs_of(sim: &Sim, cronjob: &str) -> Vec<Value> {
+    let mut jobs: Vec<Value> = sim
+        .list_in("Job", "shop")
+        .unwrap()
+        .into_iter()
+        .filter(|j| j["metadata"]["ownerReferences"][0]["name"] == cronjob)
+        .collect();
+    jobs.sort_by_key(|j| j["metadata"]["name"].as_str().unwrap().to_owned());
+    jobs
+}
+
+async fn advance(sim: &Sim, by: Duration) {
+    sim.advance_clock(by);
+    settle(sim).await;
+}
+
+#[tokio::test]
+async fn cronjob_starts_one_job_per_due_schedule() {
+    let served = start().await;
+    let sim = &served.sim;
+    let cj = sim
+        .create(
+            "CronJob",
+            cronjob(
+                "nightly",
+                json!({"schedule": YEARLY, "successfulJobsHistoryLimit": 2}),
+            ),
+        )
+        .unwrap();
+    settle(sim).await;
+    assert!(jobs_of(sim, "nightly").is_empty());
+
+    advance(sim, YEAR).await;
+    let jobs = jobs_of(sim, "nightly");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    let cj_now = sim.get("CronJob", "shop", "nightly").unwrap();
+    let scheduled: jiff::Timestamp = cj_now["status"]["lastScheduleTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        job["metadata"]["name"],
+        format!("nightly-{}", scheduled.as_second() / 60)
+    );
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["uid"],
+        cj["metadata"]["uid"]
+    );
+    assert_eq!(job["metadata"]["labels"]["app"], "nightly");
+    // The Job ran (the emulated kubelet completes its Pods).
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert!(
+        cj_now["status"]["lastSuccessfulTime"].is_string(),
+        "{cj_now}"
+    );
+    assert_eq!(cj_now["status"]["active"], json!([]));
+
+    // Three missed years start one Job, the latest.
+    advance(sim, 3 * YEAR).await;
+    let jobs = jobs_of(sim, "nightly");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let latest: jiff::Timestamp =
+        sim.get("CronJob", "shop", "nightly").unwrap()["status"]["lastScheduleTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    assert!(latest.as_second() - scheduled.as_second() > 2 * 365 * 24 * 3600);
+    assert_eq!(
+        jobs[1]["metadata"]["name"],
+        format!("nightly-{}", latest.as_second() / 60)
+    );
+
+    // The history limit (2) deletes the oldest finished Job.
+    advance(sim, YEAR).await;
+    let jobs = jobs_of(sim, "nightly");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|j| j["metadata"]["name"] != job["metadata"]["name"])
+    );
+    let events = sim.list_in("Event", "shop").unwrap();
+    let created = events
+        .iter()
+        .filter(|e| e["reason"] == "SuccessfulCreate" && e["involvedObject"]["kind"] == "CronJob")
+        .count();
+    assert_eq!(created, 3);
+}
+
+#[tokio::test]
+async fn cronjob_suspend_and_concurrency_policies() {
+    let served = start().await;
+    let sim = &served.sim;
+    sim.create(
+        "CronJob",
+        cronjob("paused", json!({"schedule": YEARLY, "suspend": true})),
+    )
+    .unwrap();
+    // Jobs that never finish: their Pods fit no Node.
+    for (name, policy) in [
+        ("allow", "Allow"),
+        ("forbid", "Forbid"),
+        ("replace", "Replace"),
+    ] {
+        let mut cj = cronjob(
+            name,
+            json!({"schedule": YEARLY, "concurrencyPolicy": policy}),
+        );
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["nodeSelector"] =
+            json!({"zone": "mars"});
+        sim.create("CronJob", cj).unwrap();
+    }
+    settle(sim).await;
+    advance(sim, YEAR).await;
+    let first = jobs_of(sim, "replace");
+    assert_eq!(first.len(), 1);
+    for name in ["allow", "forbid"] {
+        assert_eq!(jobs_of(sim, name).len(), 1, "{name}");
+        let cj = sim.get("CronJob", "shop", name).unwrap();
+        assert_eq!(cj["status"]["active"].as_array().unwrap().len(), 1, "{cj}");
+    }
+    advance(sim, YEAR).await;
+    assert!(jobs_of(sim, "paused").is_empty());
+    assert!(sim.get("CronJob", "shop", "paused").unwrap()["status"]["lastScheduleTime"].is_null());
+    assert_eq!(jobs_of(sim, "allow").len(), 2);
+    assert_eq!(jobs_of(sim, "forbid").len(), 1);
+    let replaced = jobs_of(sim, "replace");
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(
+        replaced[0]["metadata"]["name"],
+        first[0]["metadata"]["name"]
+    );
+    let cj = sim.get("CronJob", "shop", "replace").unwrap();
+    assert_eq!(
+        cj["status"]["active"][0]["name"],
+        replaced[0]["metadata"]["name"]
+    );
+}
+
+fn hpa(name: &str, target: &str, min: i64, max: i64) -> Value {
+    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                    "minReplicas": min, "maxReplicas": max}})
+}
+
+fn condition_of<'a>(obj: &'a Value, ty: &str) -> &'a Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == ty))
+        .unwrap_or_else(|| panic!("no {ty} condition in {obj}"))
+}
+
+#[tokio::test]
+async fn hpa_keeps_its_target_within_bounds_and_reports_it() {
+    let served = start().await;
+    let sim = &served.sim;
+    sim.create("Deployment", deployment("web", 1, "nginx:1"))
+        .unwrap();
+    sim.create("Deployment", deployment("api", 6, "nginx:1"))
+        .unwrap();
+    sim.create("HorizontalPodAutoscaler", hpa("web", "web", 2, 4))
+        .unwrap();
+    sim.create("HorizontalPodAutoscaler", hpa("api", "api", 1, 3))
+        .unwrap();
+    sim.create("HorizontalPodAutoscaler", hpa("ghost", "nothing", 1, 3))
+        .unwrap();
+    settle(sim).await;
+    assert_eq!(
+        sim.get("Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        2
+    );
+    assert_eq!(pods_of(sim, "web").len(), 2);
+    assert_eq!(
+        sim.get("Deployment", "shop", "api").unwrap()["spec"]["replicas"],
+        3
+    );
+    assert_eq!(pods_of(sim, "api").len(), 3);
+    let web = sim.get("HorizontalPodAutoscaler", "shop", "web").unwrap();
+    assert_eq!(web["status"]["currentReplicas"], 2);
+    assert_eq!(web["status"]["desiredReplicas"], 2);
+    assert!(web["status"]["lastScaleTime"].is_string());
+    assert_eq!(condition_of(&web, "AbleToScale")["status"], "True");
+    let active = condition_of(&web, "ScalingActive");
+    assert_eq!(
+        (&active["status"], &active["reason"]),
+        (&json!("False"), &json!("FailedGetResourceMetric"))
+    );
+    assert!(active["message"].as_str().unwrap().contains("no metrics"));
+    assert_eq!(
+        condition_of(&web, "ScalingLimited")["reason"],
+        "DesiredWithinRange"
+    );
+    let ghost = sim.get("HorizontalPodAutoscaler", "shop", "ghost").unwrap();
+    let able = condition_of(&ghost, "AbleToScale");
+    assert_eq!(
+        (&able["status"], &able["reason"]),
+        (&json!("False"), &json!("FailedGetScale"))
+    );
+    let rescales: Vec<String> = sim
+        .list_in("Event", "shop")
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "SuccessfulRescale")
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rescales.len(), 2, "{rescales:?}");
+    assert!(rescales.iter().any(|m| m.contains("New size: 2")));
+
+    // Scaled by hand within the bounds: left alone; beyond them: back to the bound.
+    sim.update("Deployment", "shop", "web", |d| {
+        d["spec"]["replicas"] = json!(3)
+    })
+    .unwrap();
+    settle(sim).await;
+    assert_eq!(
+        sim.get("Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        3
+    );
+    assert_eq!(
+        sim.get("HorizontalPodAutoscaler", "shop", "web").unwrap()["status"]["currentReplicas"],
+        3
+    );
+    sim.update("Deployment", "shop", "web", |d| {
+        d["spec"]["replicas"] = json!(9)
+    })
+    .unwrap();
+    settle(sim).await;
+    assert_eq!(
+        sim.get("Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        4
+    );
+}
+
 // ---- the real kubectl ----
+
+/// `kubectl -n shop <args>` (split at spaces), which must succeed.
+async fn shop(k: &Kubectl, args: &str) -> String {
+    let mut all = vec!["-n", "shop"];
+    all.extend(args.split_whitespace());
+    k.ok(&all).await
+}
+
+/// `kubectl -n shop rollout status <what>`, which must succeed within 30 s.
+async fn rollout_status(k: &Kubectl, what: &str) -> String {
+    shop(k, &format!("rollout status {what} --timeout=30s")).await
+}
 
 async fn kubectl() -> (Served, Kubectl) {
     let served = start().await;
@@ -620,88 +1025,33 @@ async fn kubectl() -> (Served, Kubectl) {
 async fn kubectl_deployment_rollout_scale_undo_and_delete() {
     let (served, k) = kubectl().await;
     let sim = &served.sim;
-    k.ok(&[
-        "-n",
-        "shop",
-        "create",
-        "deployment",
-        "web",
-        "--image=nginx:1",
-        "--replicas=3",
-    ])
-    .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=30s",
-    ])
-    .await;
-    let out = k
-        .ok(&["-n", "shop", "get", "pods", "-l", "app=web", "--no-headers"])
-        .await;
+    shop(&k, "create deployment web --image=nginx:1 --replicas=3").await;
+    rollout_status(&k, "deployment/web").await;
+    let out = shop(&k, "get pods -l app=web --no-headers").await;
     assert_eq!(
         out.lines().filter(|l| l.contains("Running")).count(),
         3,
         "{out}"
     );
 
-    k.ok(&["-n", "shop", "scale", "deployment/web", "--replicas=5"])
-        .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=30s",
-    ])
-    .await;
+    shop(&k, "scale deployment/web --replicas=5").await;
+    rollout_status(&k, "deployment/web").await;
     settle(sim).await;
     assert_eq!(pods_of(sim, "web").len(), 5);
 
-    k.ok(&[
-        "-n",
-        "shop",
-        "set",
-        "image",
-        "deployment/web",
-        "nginx=nginx:2",
-    ])
-    .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=30s",
-    ])
-    .await;
+    shop(&k, "set image deployment/web nginx=nginx:2").await;
+    rollout_status(&k, "deployment/web").await;
     settle(sim).await;
     assert!(
         pods_of(sim, "web")
             .iter()
             .all(|p| p["spec"]["containers"][0]["image"] == "nginx:2")
     );
-    let history = k
-        .ok(&["-n", "shop", "rollout", "history", "deployment/web"])
-        .await;
+    let history = shop(&k, "rollout history deployment/web").await;
     assert!(history.contains('1') && history.contains('2'), "{history}");
 
-    k.ok(&["-n", "shop", "rollout", "undo", "deployment/web"])
-        .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=30s",
-    ])
-    .await;
+    shop(&k, "rollout undo deployment/web").await;
+    rollout_status(&k, "deployment/web").await;
     settle(sim).await;
     let pods = pods_of(sim, "web");
     assert_eq!(pods.len(), 5);
@@ -710,17 +1060,17 @@ async fn kubectl_deployment_rollout_scale_undo_and_delete() {
             .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1")
     );
 
-    let described = k.ok(&["-n", "shop", "describe", "deployment", "web"]).await;
+    let described = shop(&k, "describe deployment web").await;
     assert!(
         described.contains("NewReplicaSet:") && described.contains("ScalingReplicaSet"),
         "{described}"
     );
-    let events = k.ok(&["-n", "shop", "get", "events"]).await;
+    let events = shop(&k, "get events").await;
     for reason in ["ScalingReplicaSet", "SuccessfulCreate", "Scheduled"] {
         assert!(events.contains(reason), "{reason} missing from:\n{events}");
     }
 
-    k.ok(&["-n", "shop", "delete", "deployment", "web"]).await;
+    shop(&k, "delete deployment web").await;
     settle(sim).await;
     assert!(sim.list_in("ReplicaSet", "shop").unwrap().is_empty());
     assert!(pods_of(sim, "web").is_empty());
@@ -730,34 +1080,9 @@ async fn kubectl_deployment_rollout_scale_undo_and_delete() {
 async fn kubectl_delete_with_cascade_orphan_leaves_the_pods() {
     let (served, k) = kubectl().await;
     let sim = &served.sim;
-    k.ok(&[
-        "-n",
-        "shop",
-        "create",
-        "deployment",
-        "api",
-        "--image=nginx",
-        "--replicas=2",
-    ])
-    .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "rollout",
-        "status",
-        "deployment/api",
-        "--timeout=30s",
-    ])
-    .await;
-    k.ok(&[
-        "-n",
-        "shop",
-        "delete",
-        "deployment",
-        "api",
-        "--cascade=orphan",
-    ])
-    .await;
+    shop(&k, "create deployment api --image=nginx --replicas=2").await;
+    rollout_status(&k, "deployment/api").await;
+    shop(&k, "delete deployment api --cascade=orphan").await;
     settle(sim).await;
     assert_eq!(sim.list_in("ReplicaSet", "shop").unwrap().len(), 1);
     assert_eq!(pods_of(sim, "api").len(), 2);
@@ -810,4 +1135,81 @@ async fn kubectl_delete_namespace_removes_its_objects() {
             "{kind} left in x"
         );
     }
+}
+
+#[tokio::test]
+async fn kubectl_daemonset_rollout_status_returns() {
+    let (served, k) = kubectl().await;
+    let sim = &served.sim;
+    sim.create("Node", node("node-2", json!({}), json!([])))
+        .unwrap();
+    let mut ds = daemonset("logs", json!({}));
+    ds["apiVersion"] = json!("apps/v1");
+    ds["kind"] = json!("DaemonSet");
+    let file = k.file("ds.json", &ds.to_string());
+    k.ok(&["create", "-f", &file]).await;
+    rollout_status(&k, "daemonset/logs").await;
+    assert_eq!(nodes_of(sim, "logs"), ["node-1", "node-2"]);
+    shop(&k, "set image daemonset/logs agent=agent:2").await;
+    let out = rollout_status(&k, "daemonset/logs").await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    settle(sim).await;
+    assert!(
+        pods_of(sim, "logs")
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "agent:2")
+    );
+    let got = shop(&k, "get daemonset logs --no-headers").await;
+    assert!(got.split_whitespace().nth(1) == Some("2"), "{got}");
+}
+
+#[tokio::test]
+async fn kubectl_create_cronjob_and_advancing_the_clock_shows_a_job() {
+    let (served, k) = kubectl().await;
+    let sim = &served.sim;
+    k.ok(&[
+        "-n",
+        "shop",
+        "create",
+        "cronjob",
+        "report",
+        "--image=busybox",
+        &format!("--schedule={YEARLY}"),
+        "--",
+        "date",
+    ])
+    .await;
+    settle(sim).await;
+    let none = k.run(&["-n", "shop", "get", "jobs", "--no-headers"]).await;
+    assert!(!none.1.contains("report-"), "{none:?}");
+    advance(sim, YEAR).await;
+    let out = shop(&k, "get jobs --no-headers").await;
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("report-")).collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let cj = shop(&k, "get cronjob report -o json").await;
+    let cj: Value = serde_json::from_str(&cj).unwrap();
+    assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
+}
+
+#[tokio::test]
+async fn kubectl_autoscale_scales_the_deployment_to_the_minimum() {
+    let (served, k) = kubectl().await;
+    let sim = &served.sim;
+    shop(&k, "create deployment web --image=nginx --replicas=1").await;
+    shop(&k, "autoscale deployment web --min=2 --max=4").await;
+    settle(sim).await;
+    rollout_status(&k, "deployment/web").await;
+    assert_eq!(
+        sim.get("Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        2
+    );
+    assert_eq!(pods_of(sim, "web").len(), 2);
+    let out = shop(&k, "get hpa web --no-headers").await;
+    let cols: Vec<&str> = out.split_whitespace().collect();
+    // NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE
+    assert_eq!(
+        cols.get(cols.len().saturating_sub(4)..cols.len() - 1),
+        Some(&["2", "4", "2"][..]),
+        "{out}"
+    );
 }

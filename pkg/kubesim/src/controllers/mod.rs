@@ -26,14 +26,24 @@
 //! Modules, one controller each: [`namespace`] (default ServiceAccount, `kube-root-ca.crt`,
 //! deletion of a Terminating namespace's objects), [`gc`] (ownerReferences: background,
 //! foreground and orphan deletion), [`deployment`] (ReplicaSets, rolling updates, revisions,
-//! status), [`replicaset`] (Pods), [`statefulset`], [`job`], [`scheduler`] (nodeSelector,
-//! taints), [`kubelet`] (Pod phases and conditions), [`endpointslice`], [`volume`] (PVC binding
-//! and provisioning), [`node`] (the Nodes created at start), [`events`] (core/v1 Events).
+//! status), [`replicaset`] (Pods), [`statefulset`], [`daemonset`] (a Pod per admitting Node),
+//! [`job`], [`cronjob`] (Jobs on a cron schedule), [`hpa`] (HorizontalPodAutoscaler bounds and
+//! status, without metrics), [`scheduler`] (nodeSelector, taints), [`kubelet`] (Pod phases and
+//! conditions), [`endpointslice`], [`volume`] (PVC binding and provisioning), [`node`] (the
+//! Nodes created at start), [`events`] (core/v1 Events).
+//!
+//! Time: timers ([`Cx::elapsed`]) run on the real clock; schedules (CronJobs) run on the
+//! controllers' wall clock, the real time plus the offset [`crate::Sim::advance_clock`] moves
+//! forward, so tests and demos reach a run without waiting for it. A schedule's next run wakes
+//! the task ([`Cx::wake_at`]) but is not pending work: it does not keep `settle` waiting.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod hpa;
 pub mod job;
 pub mod kubelet;
 pub mod namespace;
@@ -48,6 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -66,16 +77,40 @@ pub const SETTLE_IDLE: Duration = Duration::from_millis(50);
 const SETTLE_POLL: Duration = Duration::from_millis(5);
 
 /// What the controller task tells [`crate::Sim::settle`]: whether it runs, and the
-/// resourceVersion at which its last pass found nothing to do (0 while it has work).
+/// resourceVersion at which its last pass found nothing to do (0 while it has work); and the
+/// controllers' clock offset ([`crate::Sim::advance_clock`]).
 #[derive(Debug, Default)]
 pub(crate) struct Status {
     running: AtomicBool,
     idle_rv: AtomicU64,
+    /// How far the controllers' wall clock is ahead of the real one, in milliseconds.
+    clock_offset_ms: AtomicU64,
+    /// Bumped by every clock change; the epoch the last idle pass started in is `idle_epoch`,
+    /// so a pass that began before the clock moved does not count as settled after it.
+    epoch: AtomicU64,
+    idle_epoch: AtomicU64,
 }
 
 impl Status {
     pub(crate) fn running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// The controllers' clock offset.
+    pub(crate) fn clock_offset(&self) -> Duration {
+        Duration::from_millis(self.clock_offset_ms.load(Ordering::Acquire))
+    }
+
+    /// Moves the controllers' clock forward by `by`.
+    pub(crate) fn advance_clock(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        // The closure always returns Some, so this cannot fail.
+        let _ = self
+            .clock_offset_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_add(ms))
+            });
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -116,9 +151,11 @@ pub(crate) async fn run_claimed(sim: Sim, shutdown: CancellationToken) {
     let mut cx = Cx::new(sim);
     loop {
         changes.borrow_and_update();
+        let epoch = status.epoch.load(Ordering::Acquire);
         let before = cx.sim.current_rv();
         cx.pass();
         let idle = cx.writes == 0 && cx.due.is_none();
+        status.idle_epoch.store(epoch, Ordering::Release);
         status
             .idle_rv
             .store(if idle { before } else { 0 }, Ordering::Release);
@@ -129,7 +166,11 @@ pub(crate) async fn run_claimed(sim: Sim, shutdown: CancellationToken) {
             }
             continue;
         }
-        let wake = cx.due.unwrap_or_else(|| Instant::now() + RESYNC);
+        let resync = Instant::now() + RESYNC;
+        let wake = [cx.due, cx.wake]
+            .into_iter()
+            .flatten()
+            .fold(resync, Instant::min);
         tokio::select! {
             () = shutdown.cancelled() => break,
             changed = changes.changed() => if changed.is_err() { break },
@@ -151,7 +192,9 @@ pub(crate) async fn settle(sim: &Sim, timeout: Duration) -> Result<()> {
         }
         let rv = sim.current_rv();
         let now = Instant::now();
-        if status.idle_rv.load(Ordering::Acquire) == rv {
+        if status.idle_rv.load(Ordering::Acquire) == rv
+            && status.idle_epoch.load(Ordering::Acquire) == status.epoch.load(Ordering::Acquire)
+        {
             match idle_since {
                 Some((at, since)) if at == rv => {
                     if now.duration_since(since) >= SETTLE_IDLE {
@@ -179,10 +222,18 @@ pub(crate) struct Cx {
     pub(crate) writes: usize,
     /// The earliest timer still running after this pass.
     pub(crate) due: Option<Instant>,
+    /// The earliest scheduled wake-up (a CronJob's next run): unlike [`Cx::due`], it does not
+    /// keep [`crate::Sim::settle`] waiting, since a schedule is always pending.
+    pub(crate) wake: Option<Instant>,
     /// When each timer started (by key), kept while the key is asked for.
     timers: HashMap<String, Instant>,
+    /// The wall time each key was first asked for ([`Cx::first_seen`]), kept likewise.
+    seen: HashMap<String, Timestamp>,
     touched: HashSet<String>,
     now: Instant,
+    /// The controllers' wall clock at the start of this pass: the real time plus
+    /// [`crate::Sim::advance_clock`]'s offset.
+    wall: Timestamp,
 }
 
 impl Cx {
@@ -191,9 +242,12 @@ impl Cx {
             sim,
             writes: 0,
             due: None,
+            wake: None,
             timers: HashMap::new(),
+            seen: HashMap::new(),
             touched: HashSet::new(),
             now: Instant::now(),
+            wall: Timestamp::now(),
         }
     }
 
@@ -201,13 +255,24 @@ impl Cx {
     pub(crate) fn pass(&mut self) {
         self.writes = 0;
         self.due = None;
+        self.wake = None;
         self.now = Instant::now();
+        let offset = self.sim.inner.controllers.clock_offset();
+        let offset = jiff::SignedDuration::try_from(offset).unwrap_or(jiff::SignedDuration::ZERO);
+        self.wall = Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| Timestamp::now());
         self.touched.clear();
         namespace::reconcile(self);
         gc::reconcile(self);
+        // Before the workload controllers, so that a rescaled target rolls out in this pass.
+        hpa::reconcile(self);
         deployment::reconcile(self);
         replicaset::reconcile(self);
         statefulset::reconcile(self);
+        daemonset::reconcile(self);
+        // Before the Job controller, so that a Job it starts gets its Pods in this pass.
+        cronjob::reconcile(self);
         job::reconcile(self);
         volume::reconcile(self);
         scheduler::reconcile(self);
@@ -215,7 +280,29 @@ impl Cx {
         endpointslice::reconcile(self);
         let touched = std::mem::take(&mut self.touched);
         self.timers.retain(|k, _| touched.contains(k));
+        self.seen.retain(|k, _| touched.contains(k));
         self.touched = touched;
+    }
+
+    /// The controllers' wall clock at the start of this pass (real time plus
+    /// [`crate::Sim::advance_clock`]'s offset).
+    pub(crate) fn wall(&self) -> Timestamp {
+        self.wall
+    }
+
+    /// The wall time at which `key` was first asked for, while it is asked for in every pass.
+    pub(crate) fn first_seen(&mut self, key: &str) -> Timestamp {
+        self.touched.insert(key.to_owned());
+        *self.seen.entry(key.to_owned()).or_insert(self.wall)
+    }
+
+    /// Asks for a pass by the wall time `at` (not before the resync when it is further away);
+    /// it does not keep [`crate::Sim::settle`] waiting.
+    pub(crate) fn wake_at(&mut self, at: Timestamp) {
+        let wait = self.wall.duration_until(at);
+        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        let at = self.now.checked_add(wait).unwrap_or(self.now + RESYNC);
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
     }
 
     /// Whether `delay` has passed since the timer `key` was first asked for; while it runs, the

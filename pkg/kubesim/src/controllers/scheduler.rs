@@ -29,11 +29,16 @@ fn tolerates(toleration: &Value, taint: &Value) -> bool {
     }
 }
 
-/// Whether `pod` may run on `node`.
+/// Whether the scheduler may place `pod` on `node`: the Node is schedulable and
+/// [`admits`] the Pod.
 pub(crate) fn fits(pod: &Value, node: &Value) -> bool {
-    if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
+    node.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true) && admits(pod, node)
+}
+
+/// Whether `node`'s labels satisfy `pod`'s `nodeSelector` and `pod` tolerates the Node's
+/// `NoSchedule`/`NoExecute` taints: the part of [`fits`] the DaemonSet controller shares (its
+/// Pods tolerate `node.kubernetes.io/unschedulable`, so a cordoned Node keeps them).
+pub(crate) fn admits(pod: &Value, node: &Value) -> bool {
     let selector_ok = pod
         .pointer("/spec/nodeSelector")
         .and_then(Value::as_object)
