@@ -101,10 +101,7 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
         "the server's graph holds the app's Pods",
         Duration::from_secs(60),
         || async {
-            let (status, graph) = server
-                .get("/api/v1/graph")
-                .await
-                .ok_or("no answer")?;
+            let (status, graph) = server.get("/api/v1/graph").await.ok_or("no answer")?;
             let names: BTreeSet<String> = names(&graph).into_values().collect();
             if status == 200 && pods.iter().all(|p| names.contains(p)) {
                 Ok(graph)
