@@ -206,3 +206,30 @@ async fn the_empty_profile_has_no_cluster_roles_or_storage_class() {
         BTreeSet::from(["missing-role ClusterRoleBinding/reader-view".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn an_object_in_a_namespace_nobody_creates_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {name: tools}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ci, namespace: tools}\n",
+    )
+    .unwrap();
+    let checked = run(&[file]).await;
+    assert_eq!(
+        found(&checked),
+        BTreeSet::from(["refused ConfigMap/shop/settings".to_owned()]),
+        "{:?}",
+        checked.findings
+    );
+    let refused = &checked.findings[0];
+    assert!(
+        refused.message.contains("namespaces \"shop\" not found"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(refused.line, 1);
+}

@@ -138,6 +138,19 @@ fn qualified(api_version: &str, kind: &str) -> String {
 fn apply(sim: &Sim, object: &Value) -> Result<ObjectKey, String> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
+    let namespaced = sim
+        .kind_info(&qualified(api_version, kind))
+        .is_ok_and(|info| info.namespaced);
+    if namespaced {
+        // As the API server answers `kubectl apply` (Namespaces of the input are applied first).
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        if sim.get("Namespace", "", namespace).is_err() {
+            return Err(format!("namespaces \"{namespace}\" not found"));
+        }
+    }
     let stored = sim
         .upsert(&qualified(api_version, kind), object.clone())
         .map_err(|e| match e {

@@ -72,14 +72,14 @@ fn text(findings: &[Finding], objects: usize) -> String {
         ));
     }
     let c = counts(findings);
+    let n =
+        |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
     if findings.is_empty() {
-        out.push_str(&format!("{objects} objects checked: no findings\n"));
+        out.push_str(&format!("{} checked: no findings\n", n(objects, "object")));
     } else {
-        let n = |count: usize, what: &str| {
-            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
-        };
         out.push_str(&format!(
-            "{objects} objects checked: {}, {}, {}\n",
+            "{} checked: {}, {}, {}\n",
+            n(objects, "object"),
             n(c["error"], "error"),
             n(c["warning"], "warning"),
             n(c["info"], "info")
