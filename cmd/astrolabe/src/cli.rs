@@ -706,6 +706,10 @@ pub struct SimArgs {
     /// (`--generate`) already holds what they would make.
     #[arg(long, env = "SIM_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub controllers: bool,
+    /// How long a scheduled Pod stays Pending before it runs and becomes Ready, with the
+    /// controllers (`0s`, `500ms`, `2s`).
+    #[arg(long, env = "SIM_POD_START_DELAY", default_value = "0s", value_parser = duration)]
+    pub pod_start_delay: Duration,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -717,6 +721,7 @@ impl From<SimArgs> for SimConfig {
             churn_rate: args.churn_rate,
             custom_resources: args.generated.custom_resources,
             controllers: args.controllers,
+            pod_start_delay: args.pod_start_delay,
         }
     }
 }

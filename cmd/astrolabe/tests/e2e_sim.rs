@@ -54,24 +54,24 @@ async fn sim(extra: &[&str]) -> Sim {
     Sim { child, url }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_rolls_out_a_deployment_on_the_emulators_controllers() {
-    let sim = sim(&[]).await;
-    let kubectl = Kubectl::new(&sim.url);
+/// Creates the `web` Deployment, waits for `kubectl rollout status`, and returns `jsonpath` of
+/// its Pods.
+async fn rolled_out_web(kubectl: &Kubectl, jsonpath: &str) -> String {
     kubectl.ok(CREATE_WEB).await;
     kubectl
         .ok(&["rollout", "status", "deployment/web", "--timeout=30s"])
         .await;
-    let pods = kubectl
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].status.phase}",
-        ])
-        .await;
+    let output = format!("jsonpath={jsonpath}");
+    kubectl
+        .ok(&["get", "pods", "-l", "app=web", "-o", &output])
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rolls_out_a_deployment_on_the_emulators_controllers() {
+    let sim = sim(&[]).await;
+    let kubectl = Kubectl::new(&sim.url);
+    let pods = rolled_out_web(&kubectl, "{.items[*].status.phase}").await;
     assert_eq!(
         pods.split_whitespace().collect::<Vec<_>>(),
         ["Running", "Running"]
@@ -92,4 +92,24 @@ async fn without_controllers_the_api_is_bare() {
     assert!(rs.trim().is_empty() || rs.contains("No resources"), "{rs}");
     let (found, _) = kubectl.run(&["get", "serviceaccount", "default"]).await;
     assert!(!found, "no default ServiceAccount without the controllers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_start_after_the_configured_delay() {
+    let sim = sim(&["--pod-start-delay", "2s"]).await;
+    let kubectl = Kubectl::new(&sim.url);
+    let times = rolled_out_web(
+        &kubectl,
+        "{range .items[*]}{.metadata.creationTimestamp} {.status.startTime}{\"\\n\"}{end}",
+    )
+    .await;
+    for line in times.lines().filter(|l| !l.trim().is_empty()) {
+        let (created, started) = line.split_once(' ').unwrap();
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+        let waited = at(started).duration_since(at(created));
+        assert!(
+            waited >= jiff::SignedDuration::from_secs(1),
+            "started {waited} after creation: {line}"
+        );
+    }
 }

@@ -1069,6 +1069,17 @@ async fn kubectl_deployment_rollout_scale_undo_and_delete() {
     for reason in ["ScalingReplicaSet", "SuccessfulCreate", "Scheduled"] {
         assert!(events.contains(reason), "{reason} missing from:\n{events}");
     }
+    // The same events in events.k8s.io/v1, which `kubectl events` reads.
+    let newer = shop(&k, "events").await;
+    for reason in ["ScalingReplicaSet", "SuccessfulCreate", "Scheduled"] {
+        assert!(newer.contains(reason), "{reason} missing from:\n{newer}");
+    }
+    let v1 = sim.list_in("Event.events.k8s.io", "shop").unwrap();
+    assert!(
+        v1.iter()
+            .any(|e| e["regarding"]["kind"] == "Deployment" && e["reason"] == "ScalingReplicaSet"),
+        "{v1:?}"
+    );
 
     shop(&k, "delete deployment web").await;
     settle(sim).await;

@@ -350,4 +350,6 @@ pub struct SimConfig {
     pub custom_resources: bool,
     /// Run the emulator's controllers (an empty cluster only).
     pub controllers: bool,
+    /// How long a scheduled Pod stays Pending before it runs (with the controllers).
+    pub pod_start_delay: std::time::Duration,
 }

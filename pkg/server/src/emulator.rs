@@ -2,6 +2,7 @@
 //! alone (`sim`) or with the server running against it through the real kube-rs client (`demo`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use astrolabe_kubesim::{ChurnConfig, Sim, SimAuth};
 use tokio::net::TcpListener;
@@ -67,8 +68,8 @@ impl Emulator {
     /// Starts an emulator on `listen` with a generated cluster of about `size` objects (none when
     /// 0), with custom resources and their CRDs when `custom_resources`, and churn at `rate`
     /// changes per second (none when 0); with its controllers and one Node when `controllers`
-    /// (only for an empty cluster: a generated one already holds what they would make, and its
-    /// churn would fight them).
+    /// names their Pod start delay (only for an empty cluster: a generated one already holds
+    /// what they would make, and its churn would fight them).
     ///
     /// # Errors
     /// When the cluster cannot be generated or the address bound.
@@ -78,14 +79,15 @@ impl Emulator {
         seed: u64,
         custom_resources: bool,
         rate: f64,
-        controllers: bool,
+        controllers: Option<Duration>,
         stop: &CancellationToken,
     ) -> Result<Emulator, EmulatorError> {
-        let controllers = controllers && size == 0;
+        let controllers = controllers.filter(|_| size == 0);
         let config = astrolabe_kubesim::SimConfig {
             default_namespaces: size == 0,
-            controllers,
-            nodes: usize::from(controllers),
+            controllers: controllers.is_some(),
+            pod_start_delay: controllers.unwrap_or_default(),
+            nodes: usize::from(controllers.is_some()),
             auth: demo_auth(),
             ..astrolabe_kubesim::SimConfig::default()
         };
@@ -150,7 +152,7 @@ pub async fn sim(args: SimConfig, shutdown: CancellationToken) -> Result<(), Emu
         args.seed,
         args.custom_resources,
         args.churn_rate,
-        args.controllers,
+        args.controllers.then_some(args.pod_start_delay),
         &shutdown,
     )
     .await?;
@@ -187,7 +189,7 @@ pub async fn demo(args: DemoConfig, shutdown: CancellationToken) -> Result<(), E
         args.seed,
         args.custom_resources,
         args.churn_rate,
-        false,
+        None,
         &sim_stop,
     )
     .await?;
@@ -322,7 +324,7 @@ mod tests {
             1,
             false,
             0.0,
-            false,
+            None,
             &stop,
         )
         .await
@@ -350,7 +352,7 @@ mod tests {
         let stop = CancellationToken::new();
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
         for custom in [true, false] {
-            let emulator = Emulator::start(local, 300, 1, custom, 0.0, false, &stop)
+            let emulator = Emulator::start(local, 300, 1, custom, 0.0, None, &stop)
                 .await
                 .unwrap();
             let certificates = emulator

@@ -1,10 +1,12 @@
-//! core/v1 Events about the objects the controllers act on, as `kubectl get events` and
-//! `kubectl describe` show them (`involvedObject`, `reason`, `message`, `source`).
+//! Events about the objects the controllers act on: core/v1 Events as `kubectl get events` and
+//! `kubectl describe` show them (`involvedObject`, `reason`, `message`, `source`), and the same
+//! event in `events.k8s.io/v1` (`regarding`, `note`, `reportingController`, `action`), which
+//! `kubectl events` and newer clients read, as the API server keeps both views of one event.
 
 use serde_json::{Value, json};
 
 use super::{fnv64, name_of, ns_of, str_at, uid_of};
-use crate::kinds::EVENTS;
+use crate::kinds::{EVENTS, EVENTS_V1};
 use crate::sim::Sim;
 use crate::store::now_rfc3339;
 
@@ -46,5 +48,30 @@ pub(crate) fn record(
         "lastTimestamp": now,
         "count": 1,
     });
-    state.create(&EVENTS, event, None).is_ok()
+    let newer = json!({
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "regarding": event["involvedObject"].clone(),
+        "reason": reason,
+        "note": message,
+        "type": "Normal",
+        "action": reason,
+        "reportingController": component,
+        "reportingInstance": component,
+        "eventTime": now_micros(),
+    });
+    let stored = state.create(&EVENTS, event, None).is_ok();
+    stored && state.create(&EVENTS_V1, newer, None).is_ok()
+}
+
+/// Now as a `MicroTime` (`eventTime` of an `events.k8s.io/v1` Event): RFC 3339 in UTC with
+/// exactly six fractional digits, as clients parse it.
+fn now_micros() -> String {
+    let now = jiff::Timestamp::now();
+    let micros = now.subsec_nanosecond() / 1_000;
+    match jiff::Timestamp::from_second(now.as_second()) {
+        Ok(seconds) => format!("{}.{micros:06}Z", seconds.strftime("%Y-%m-%dT%H:%M:%S")),
+        Err(_) => now.to_string(),
+    }
 }
