@@ -4,6 +4,8 @@
 //! and volumes a real one would, and Astrolabe's graph of it has every `owns`, `selects`,
 //! `endpoints`, `targets`, `mounts`, `binds`, `claims-from-template`, `routes-to`, `scales`,
 //! `protects`, `applies-to`, `uses-*` and `runs-on` edge those objects make in a real cluster.
+//! Then kubectl workflows (scale, set image and rollout undo, deletes with orphan, foreground and
+//! background propagation, namespace deletion) show their effect in the graph.
 
 mod common;
 
@@ -205,4 +207,134 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
     assert!(got.iter().any(|(f, e, t)| f.starts_with("Pod/web-")
         && e == "runs-on"
         && t.starts_with("Node/node-")));
+
+    // kubectl workflows, their effect seen in the graph: a scale, a rollout and its undo, and a
+    // delete of each propagation policy.
+    kubectl
+        .ok(&["scale", "-n", "shop", "deployment/api", "--replicas=4"])
+        .await;
+    app_pods_in_graph(&server, "api", 4, "the api scaled to 4").await;
+    kubectl
+        .ok(&["set", "image", "-n", "shop", "deployment/web", "web=web:2"])
+        .await;
+    kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "-n",
+            "shop",
+            "deployment/web",
+            "--timeout=60s",
+        ])
+        .await;
+    // The Pods' ReplicaSet: a new one after the image change, the first one again after undo.
+    let owners = |pods: &[Value]| -> BTreeSet<String> {
+        pods.iter()
+            .map(|p| {
+                format!(
+                    "ReplicaSet/{}",
+                    p["ownerReferences"][0]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    let first = BTreeSet::from([rs_of("web")]);
+    let web = app_pods_in_graph(&server, "web", 2, "the web rolled to web:2").await;
+    assert!(
+        owners(&web).is_disjoint(&first),
+        "{:?} after the image change",
+        owners(&web)
+    );
+    kubectl
+        .ok(&["rollout", "undo", "-n", "shop", "deployment/web"])
+        .await;
+    kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "-n",
+            "shop",
+            "deployment/web",
+            "--timeout=60s",
+        ])
+        .await;
+    astrolabe_testkit::eventually(
+        "the web rolled back to its first ReplicaSet",
+        Duration::from_secs(60),
+        || async {
+            let web = app_pods_in_graph(&server, "web", 2, "web Pods").await;
+            if owners(&web) == first {
+                Ok(())
+            } else {
+                Err(format!("{:?}", owners(&web)))
+            }
+        },
+    )
+    .await;
+    kubectl
+        .ok(&["delete", "-n", "shop", "deployment/web", "--cascade=orphan"])
+        .await;
+    emu.sim.settle(Duration::from_secs(30)).await.unwrap();
+    let orphans = app_pods_in_graph(&server, "web", 2, "orphaned web Pods stay").await;
+    assert!(
+        orphans
+            .iter()
+            .all(|p| p["ownerReferences"][0]["kind"] == "ReplicaSet")
+    );
+    kubectl
+        .ok(&[
+            "delete",
+            "-n",
+            "shop",
+            "replicasets",
+            "-l",
+            "app=web",
+            "--cascade=foreground",
+        ])
+        .await;
+    app_pods_in_graph(&server, "web", 0, "a foreground delete takes the Pods").await;
+    kubectl
+        .ok(&["delete", "-n", "shop", "deployment/api"])
+        .await;
+    app_pods_in_graph(
+        &server,
+        "api",
+        0,
+        "a background delete takes the ReplicaSet's Pods",
+    )
+    .await;
+    kubectl
+        .ok(&["delete", "namespace", "shop", "--wait=false"])
+        .await;
+    astrolabe_testkit::eventually(
+        "the namespace's objects leave the graph",
+        Duration::from_secs(60),
+        || async {
+            let (status, body) = server
+                .get("/api/v1/objects?namespace=shop")
+                .await
+                .ok_or("no answer")?;
+            match body["items"].as_array().map(Vec::len) {
+                Some(0) if status == 200 => Ok(()),
+                n => Err(format!("{status}: {n:?} objects left in shop")),
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until the server's graph holds exactly `n` Pods labelled `app`; their objects, as the
+/// server serves them.
+async fn app_pods_in_graph(server: &Server, app: &str, n: usize, what: &str) -> Vec<Value> {
+    let path = format!("/api/v1/objects?kind=Pod&namespace=shop&labelSelector=app%3D{app}");
+    astrolabe_testkit::eventually(what, Duration::from_secs(60), || async {
+        let (status, body) = server.get(&path).await.ok_or("no answer")?;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if status == 200 && items.len() == n {
+            Ok(items)
+        } else {
+            Err(format!("{status}: {} Pods", items.len()))
+        }
+    })
+    .await
 }
