@@ -74,9 +74,7 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
     let file = kubectl.file("app.yaml", APP);
     kubectl.ok(&["apply", "-f", &file]).await;
     for workload in ["deployment/web", "deployment/api", "statefulset/db"] {
-        kubectl
-            .ok(&["rollout", "status", "-n", "shop", workload, "--timeout=60s"])
-            .await;
+        rollout(&kubectl, workload).await;
     }
     emu.sim.settle(Duration::from_secs(30)).await.unwrap();
 
@@ -217,16 +215,7 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
     kubectl
         .ok(&["set", "image", "-n", "shop", "deployment/web", "web=web:2"])
         .await;
-    kubectl
-        .ok(&[
-            "rollout",
-            "status",
-            "-n",
-            "shop",
-            "deployment/web",
-            "--timeout=60s",
-        ])
-        .await;
+    rollout(&kubectl, "deployment/web").await;
     // The Pods' ReplicaSet: a new one after the image change, the first one again after undo.
     let owners = |pods: &[Value]| -> BTreeSet<String> {
         pods.iter()
@@ -248,16 +237,7 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
     kubectl
         .ok(&["rollout", "undo", "-n", "shop", "deployment/web"])
         .await;
-    kubectl
-        .ok(&[
-            "rollout",
-            "status",
-            "-n",
-            "shop",
-            "deployment/web",
-            "--timeout=60s",
-        ])
-        .await;
+    rollout(&kubectl, "deployment/web").await;
     astrolabe_testkit::eventually(
         "the web rolled back to its first ReplicaSet",
         Duration::from_secs(60),
@@ -321,6 +301,13 @@ async fn an_applied_app_settles_into_the_objects_and_edges_of_a_real_cluster() {
         },
     )
     .await;
+}
+
+/// `kubectl rollout status` of `workload` in `shop`, which must finish within a minute.
+async fn rollout(kubectl: &Kubectl, workload: &str) {
+    kubectl
+        .ok(&["rollout", "status", "-n", "shop", workload, "--timeout=60s"])
+        .await;
 }
 
 /// Waits until the server's graph holds exactly `n` Pods labelled `app`; their objects, as the
