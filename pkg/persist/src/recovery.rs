@@ -95,6 +95,10 @@ pub struct Recovered<S, C> {
     /// The highest sequence known to Redis (snapshot, replayed entries, stream top): the next
     /// change must use a larger one.
     pub last_seq: u64,
+    /// The last sequence the snapshot and the replayed tail cover: what a graph built from
+    /// them holds. Below `last_seq` when a writer appended after the tail was read (a follower
+    /// reads the log while the leader writes it): such a reader continues after this one.
+    pub read_seq: u64,
     /// Corrupt stream entries skipped.
     pub skipped_corrupt: u64,
     /// Places where the replayed sequence jumped (a hole in the log).
@@ -191,8 +195,51 @@ pub async fn read_state<L: EventLog, D: Decoder>(
     read_state_below(log, decoder, page_size, metrics, seq_ceiling_now()).await
 }
 
+/// Reads of the state at most, when snapshots keep being committed while it is read.
+const READ_ATTEMPTS: usize = 3;
+
+/// The committed snapshot's generation (`None` without one, or when the metadata cannot be
+/// read: the read itself reports that).
+async fn committed_generation<L: EventLog>(log: &L) -> Option<u64> {
+    log.snapshot_meta()
+        .await
+        .ok()
+        .flatten()
+        .map(|m| m.generation)
+}
+
 /// [`read_state`], with stream entries above `ceiling` counted as corrupt.
+///
+/// A snapshot committed while the state is read may trim the stream the read is walking (the
+/// read took "no snapshot yet" and the stream from the start, then found it trimmed behind the
+/// new snapshot): when the committed generation changed during a read, the state is read again,
+/// up to [`READ_ATTEMPTS`] times.
 async fn read_state_below<L: EventLog, D: Decoder>(
+    log: &L,
+    decoder: &D,
+    page_size: usize,
+    metrics: &PersistMetrics,
+    ceiling: u64,
+) -> Result<Recovered<D::Snapshot, D::Change>> {
+    let mut attempt = 1;
+    loop {
+        let before = committed_generation(log).await;
+        let out = read_state_once(log, decoder, page_size, metrics, ceiling).await?;
+        let after = committed_generation(log).await;
+        if before == after || attempt >= READ_ATTEMPTS {
+            return Ok(out);
+        }
+        tracing::info!(
+            ?before,
+            ?after,
+            "a snapshot was committed while the log was read; reading it again"
+        );
+        attempt += 1;
+    }
+}
+
+/// One read of the state (see [`read_state_below`]).
+async fn read_state_once<L: EventLog, D: Decoder>(
     log: &L,
     decoder: &D,
     page_size: usize,
@@ -206,6 +253,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         tail: Vec::new(),
         superseded: 0,
         last_seq: 0,
+        read_seq: 0,
         skipped_corrupt: 0,
         gaps: 0,
         snapshot_refused: None,
@@ -268,6 +316,7 @@ async fn read_state_below<L: EventLog, D: Decoder>(
         out.skipped_corrupt = tail.corrupt;
         out.gaps = tail.gaps;
     }
+    out.read_seq = out.last_seq.max(out.snapshot_seq);
     // The top tells of entries a trimmed tail no longer shows, unless it is implausible.
     let top = unless_wrong_type(log.last_seq().await, metrics, &mut out.wrong_type)?.unwrap_or(0);
     if top > ceiling {

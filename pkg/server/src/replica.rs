@@ -455,7 +455,10 @@ impl Follow {
                     None
                 }
             };
-            if let Some(recovered) = recovered {
+            if let Some(mut recovered) = recovered {
+                // The leader appends while this reads: the graph holds what was read, and the
+                // tail continues after it (not after the stream's top when the read ended).
+                recovered.last_seq = recovered.read_seq;
                 let (graph, unresolved) = build(recovered);
                 if unresolved > 0 {
                     tracing::warn!(
