@@ -82,18 +82,8 @@ async fn watch(port: u16, watched: Arc<Mutex<Watched>>) {
     let mut buf = String::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
         buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.parse::<u64>().unwrap());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    event = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
+        while let Some(m) = astrolabe_testkit::sse::take(&mut buf) {
+            let (id, event, data) = (m.id.map(|id| id.parse::<u64>().unwrap()), m.event, m.data);
             let mut w = watched.lock().unwrap();
             if !event.is_empty() {
                 assert_ne!(event, "resync", "the stream could not resume: {data}");

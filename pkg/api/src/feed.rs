@@ -203,13 +203,14 @@ impl ChangeFeed {
             ring.floor = Some(first.seq.saturating_sub(1));
         }
         self.drop_stalled(ring.last_pos);
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-        for (i, event) in events.into_iter().enumerate() {
+        let mut events = events.into_iter().peekable();
+        while let Some(event) = events.next() {
             ring.last_pos += 1;
             ring.last_seq = event.seq;
+            let closes_change = events.peek().is_none_or(|next| next.seq != event.seq);
             let event = Arc::new(FeedEvent {
                 pos: ring.last_pos,
-                closes_change: seqs.get(i + 1).is_none_or(|next| *next != event.seq),
+                closes_change,
                 event,
             });
             if ring.events.len() == self.inner.capacity

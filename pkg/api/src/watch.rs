@@ -447,6 +447,8 @@ fn events(
         cursor,
     } = sub;
     let replayed = replay.as_ref().map_or(0, |r| r.upto);
+    // The newest change when subscribing: where a client that re-reads the state continues.
+    let newest = last_seq.max(graph_seq);
     let feed = state.feed.clone();
     let closed = feed.closed();
     async_stream::stream! {
@@ -458,7 +460,7 @@ fn events(
         // events are skipped.
         let mut had = after.unwrap_or(0).max(replayed);
         let mut progress = Progress {
-            last_seq: after.unwrap_or_else(|| last_seq.max(graph_seq)),
+            last_seq: after.unwrap_or(newest),
             open: None,
         };
         if let Some(Replay { graph, changes, upto }) = replay {
@@ -487,12 +489,12 @@ fn events(
                 }
             }
             Since::TooFarBehind => {
-                yield Ok(resync_event(Resync::TooFarBehind, after, progress_point(last_seq, graph_seq)));
+                yield Ok(resync_event(Resync::TooFarBehind, after, newest));
             }
             Since::Ahead => {
                 // The client re-reads: it has none of the later changes.
                 had = replayed;
-                progress.last_seq = progress_point(last_seq, graph_seq);
+                progress.last_seq = newest;
                 yield Ok(resync_event(Resync::Ahead, after, progress.last_seq));
             }
         }
@@ -532,9 +534,4 @@ fn events(
             cursor.advance(pos);
         }
     }
-}
-
-/// The sequence a client that re-reads the state now continues after.
-fn progress_point(feed_seq: u64, graph_seq: u64) -> u64 {
-    feed_seq.max(graph_seq)
 }

@@ -35,27 +35,20 @@ impl Reader {
     /// The next message with an event or an id (keep-alive comments are skipped).
     async fn message(&mut self) -> Sse {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = Some(v.parse().unwrap());
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        event = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if id.is_none() && event.is_empty() {
+            if let Some(m) = astrolabe_testkit::sse::take(&mut self.buf) {
+                if m.is_empty() {
                     continue; // a keep-alive comment
                 }
-                let data = if data.is_empty() {
+                let data = if m.data.is_empty() {
                     Value::Null
                 } else {
-                    serde_json::from_str(&data).unwrap()
+                    serde_json::from_str(&m.data).unwrap()
                 };
-                return Sse { id, event, data };
+                return Sse {
+                    id: m.id.map(|id| id.parse().unwrap()),
+                    event: m.event,
+                    data,
+                };
             }
             // A guard against a hung test, not a synchronisation point.
             let frame = tokio::time::timeout(Duration::from_secs(10), self.body.frame())

@@ -59,7 +59,8 @@ fn invalid(name: &str, why: &str) -> SimError {
     ))
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+/// The strings of a JSON array (empty when `v` is not one).
+pub(crate) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()

@@ -18,6 +18,7 @@ pub mod emulator;
 pub mod kubectl;
 pub mod redis;
 pub mod sentinel;
+pub mod sse;
 pub mod tls;
 pub mod wait;
 

@@ -34,15 +34,7 @@ pub(crate) fn quantity(text: &str) -> Option<f64> {
 }
 
 fn modes(v: &Value, pointer: &str) -> Vec<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::crd::strings(v.pointer(pointer))
 }
 
 /// The StorageClass a claim asks for: its own, else the default class ("" for none).

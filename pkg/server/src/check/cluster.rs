@@ -276,24 +276,10 @@ fn graph_of(sim: &Sim, rules: &Rules) -> Graph {
 impl Finding {
     /// The API refused `doc`'s object.
     fn refused(doc: &Document, reason: String) -> Finding {
-        let object = &doc.value;
-        let text = |p: &str| {
-            object
-                .pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
         Finding {
             check: "refused",
             severity: Severity::Error,
-            object: format!(
-                "{}/{}",
-                text("/kind"),
-                match text("/metadata/namespace") {
-                    "" => text("/metadata/name").to_owned(),
-                    ns => format!("{ns}/{}", text("/metadata/name")),
-                }
-            ),
+            object: super::findings::object_text(&key_of(&doc.value)),
             file: doc.file.clone(),
             line: doc.line,
             field: String::new(),

@@ -149,7 +149,7 @@ fn severity_of(check: &str) -> Severity {
 }
 
 /// `Kind/namespace/name`, or `Kind/name` for a cluster-scoped object.
-fn object_text(key: &ObjectKey) -> String {
+pub(super) fn object_text(key: &ObjectKey) -> String {
     if key.namespace.is_empty() {
         format!("{}/{}", key.kind, key.name)
     } else {
@@ -231,16 +231,11 @@ pub fn findings(cluster: &CheckCluster) -> Vec<Finding> {
         );
     }
     let edges = g.edge_set();
+    // Edges into each object, and the edge kinds each object is an end of.
     let mut incoming: HashMap<&Uid, usize> = HashMap::new();
-    let mut selects: HashMap<&Uid, usize> = HashMap::new();
-    for (from, to, kind) in &edges {
-        *incoming.entry(to).or_default() += 1;
-        if *kind == EdgeKind::Selects {
-            *selects.entry(from).or_default() += 1;
-        }
-    }
     let mut made: HashMap<(&Uid, EdgeKind), usize> = HashMap::new();
     for (from, to, kind) in &edges {
+        *incoming.entry(to).or_default() += 1;
         *made.entry((from, *kind)).or_default() += 1;
         *made.entry((to, *kind)).or_default() += 1;
     }
@@ -302,7 +297,7 @@ pub fn findings(cluster: &CheckCluster) -> Vec<Finding> {
                         .references
                         .iter()
                         .any(|x| x.edge == EdgeKind::Selects);
-                    if has_selector && !selects.contains_key(&service.uid) {
+                    if has_selector && !made.contains_key(&(&service.uid, EdgeKind::Selects)) {
                         let field = name_field(&doc.value, &service.name);
                         let message = format!(
                             "{} routes to Service {}/{}, which selects no Pod",
